@@ -1,0 +1,19 @@
+"""The one error hierarchy of the daemon side (`oculus_server`)."""
+
+from frankateach.errors import FrankaTeachError
+
+
+class OculusServerError(FrankaTeachError):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(OculusServerError):
+    """A configuration file or flag had an unexpected value."""
+
+
+class VRSourceError(OculusServerError):
+    """A VR source could not be opened or failed while running."""
+
+
+class RecordingError(OculusServerError):
+    """A recording could not be written, read or recovered."""
