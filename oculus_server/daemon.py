@@ -1,0 +1,227 @@
+"""The only place the daemon's threads are built, started, stopped and joined.
+
+Threads (each in its own module under `oculus_server/threads/`):
+
+=============  =========  ===============================================================
+thread         rate       owns
+=============  =========  ===============================================================
+vr             50 Hz      the VR source
+control        20/40 Hz   the policy; feeds the command queue (maxsize 2, freshest wins)
+robot          as robot   the robot client; feeds the response queue (maxsize 2)
+recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
+mcap-writer    queue      the EpisodeWriter (nothing else touches it)
+cameras        frames     camera SUB sockets (newest frame per camera)
+=============  =========  ===============================================================
+
+The main thread runs the dashboard (or a status line) and waits for the stop event, which
+signal handlers, `--duration`, or any thread's failure set. Shutdown order: stop event → join
+the loop threads → the recorder queues the episode's stop → the writer drains and finalizes →
+exit code 0, or 1 naming every thread that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import queue
+import shutil
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from frankateach.client import RobotClient
+from frankateach.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE, RESPONSE_QUEUE_SIZE
+from frankateach.messages import make_codec
+from oculus_server import __version__
+from oculus_server.config import DaemonConfig
+from oculus_server.policy import PolicyConfig, VRPolicy
+from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.state import SharedState
+from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.cameras import CameraThread
+from oculus_server.threads.control import ControlThread
+from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
+from oculus_server.threads.recorder import RecorderThread
+from oculus_server.threads.robot_comm import RobotCommThread
+from oculus_server.threads.vr import VRThread
+from oculus_server.vr.source import VRSource
+
+log = logging.getLogger(__name__)
+
+JOIN_BUDGET_S = 1.5  # all threads must be gone within this after the stop event
+
+
+def policy_config(cfg: DaemonConfig) -> PolicyConfig:
+    """The policy config implied by the daemon config (performance, side, rate, overrides)."""
+    base = PolicyConfig.performance() if cfg.performance else PolicyConfig()
+    changes = dict(cfg.policy)
+    changes.setdefault("control_hz", cfg.effective_control_hz)
+    if cfg.left_controller:
+        changes.setdefault("right_controller", False)
+    return base.replace(**changes) if changes else base
+
+
+def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, str]:
+    """The start-of-recording metadata: who, what, which robot, config, versions, rates."""
+    import mcap
+    import mujoco
+    import numpy
+
+    return {
+        "operator": cfg.operator,
+        "task": cfg.task,
+        "robot": "frankateach-sim (MuJoCo Panda)" if cfg.debug else f"franka@{cfg.robot_host}",
+        "robot_host": f"{cfg.robot_host}:{cfg.robot_port}",
+        "vr_source": f"{cfg.vr_source} ({source.name})",
+        "controller": "left" if cfg.left_controller else "right",
+        "mode": "performance" if cfg.performance else "default",
+        "rates_hz": f"vr={cfg.vr_hz} control={cfg.effective_control_hz} record={cfg.record_hz}",
+        "config": yaml.safe_dump(asdict(cfg), sort_keys=True),
+        "versions": (
+            f"oculus_server={__version__} python={platform.python_version()} "
+            f"mcap={getattr(mcap, '__version__', '?')} mujoco={mujoco.__version__} numpy={numpy.__version__}"
+        ),
+        "host": platform.node(),
+    }
+
+
+def robot_model_attachment() -> list[tuple[str, str, bytes]]:
+    """The simulated Panda's MJCF as an attachment (empty if the model cannot be built)."""
+    try:
+        from frankateach.sim.model import model_xml
+
+        return [("panda_scene.xml", "application/xml", model_xml().encode())]
+    except Exception as exc:  # noqa: BLE001 - an attachment is a nicety, never a failure
+        log.debug("no robot model attachment: %s", exc)
+        return []
+
+
+class Daemon:
+    """Builds the threads from a config and runs them until stopped.
+
+    Args:
+        cfg: the daemon config.
+        source: the VR source (built by the CLI from `cfg.vr_source`).
+        client_factory: builds the robot client (default: `RobotClient` to cfg's host/port).
+        writer_factory: builds an `EpisodeWriter` for a path and metadata.
+    """
+
+    def __init__(
+        self,
+        cfg: DaemonConfig,
+        source: VRSource,
+        client_factory: Callable[[], RobotClient] | None = None,
+        writer_factory: WriterFactory | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.state = SharedState()
+        self.supervisor = Supervisor()
+        self.stop_event = self.supervisor.stop
+        self.writer_stop = threading.Event()
+        self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
+        self.responses: queue.Queue = queue.Queue(maxsize=RESPONSE_QUEUE_SIZE)
+        self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
+        self.started_at = time.monotonic()
+        codec = make_codec(cfg.codec)
+        self.client_factory = client_factory or (
+            lambda: RobotClient(cfg.robot_host, cfg.robot_port, codec=codec, timeout_s=cfg.request_timeout_s)
+        )
+        metadata = recording_metadata(cfg, source)
+        attachments = robot_model_attachment() if cfg.record else []
+        self.writer_factory = writer_factory or (
+            lambda path, meta: EpisodeWriter(path, meta, attachments=attachments)
+        )
+        self.policy = VRPolicy(policy_config(cfg))
+        sv, st = self.supervisor, self.state
+        self.vr = VRThread(source, sv, st, hz=cfg.vr_hz)
+        self.control = ControlThread(
+            self.policy, self.commands, self.responses, sv, st,
+            hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s,
+        )
+        self.robot = RobotCommThread(
+            self.client_factory, self.commands, self.responses, sv, st,
+            idle_poll_s=1.0 / cfg.effective_control_hz,
+        )
+        self.recorder = RecorderThread(
+            self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
+            record_on_start=cfg.effective_record_on_start, task=cfg.task,
+        )
+        self.writer = McapWriterThread(
+            self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
+            base_metadata=metadata,
+        )
+        self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
+        self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st, port_offset=cfg.camera_port_offset)
+        self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
+        if cfg.cameras:
+            self.loop_threads.append(self.cameras)
+
+    @property
+    def threads(self) -> list[DaemonThread]:
+        return [*self.loop_threads, self.writer]
+
+    def start(self) -> None:
+        """Starts every thread."""
+        self.started_at = time.monotonic()
+        for t in self.threads:
+            t.start()
+        log.info(
+            "daemon running: vr %s Hz, control %s Hz, recording %s Hz, robot %s:%d, source %s",
+            self.cfg.vr_hz, self.cfg.effective_control_hz, self.cfg.record_hz,
+            self.cfg.robot_host, self.cfg.robot_port, self.source.name,
+        )
+
+    def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
+        """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""
+        end = None if self.cfg.duration is None else self.started_at + self.cfg.duration
+        while not self.stop_event.wait(period_s):
+            if tick is not None:
+                tick()
+            if end is not None and time.monotonic() >= end:
+                log.info("duration of %.1f s reached: stopping", self.cfg.duration)
+                self.stop_event.set()
+
+    def shutdown(self) -> int:
+        """Stops and joins everything, finalizes the recording; returns the exit code."""
+        self.stop_event.set()
+        deadline = time.monotonic() + JOIN_BUDGET_S
+        for t in self.loop_threads:
+            t.join(timeout=max(0.05, deadline - time.monotonic()))
+        if not self.recorder.is_alive():
+            self.recorder.finish()
+        self.writer_stop.set()
+        self.writer.join(timeout=max(0.5, deadline + 0.4 - time.monotonic()))
+        alive = [t.name for t in self.threads if t.is_alive()]
+        if alive:
+            log.error("threads still running after shutdown: %s", ", ".join(alive))
+        failures = self.supervisor.failures()
+        for f in failures:
+            log.error("thread '%s' failed: %s\n%s", f.thread, f.error, f.traceback)
+        return 1 if failures or alive else 0
+
+    def run(self, tick: Callable[[], None] | None = None) -> int:
+        """start + wait + shutdown."""
+        self.start()
+        try:
+            self.wait(tick)
+        finally:
+            code = self.shutdown()
+        return code
+
+
+def adb_headset_present(serial_or_ip: str | None = None) -> bool:
+    """True if the `adb` binary exists and lists at least one device in 'device' state."""
+    import subprocess
+
+    if shutil.which("adb") is None:
+        return False
+    try:
+        out = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.strip().endswith("\tdevice") for line in out.splitlines()[1:])

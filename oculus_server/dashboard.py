@@ -1,0 +1,151 @@
+"""Live dashboard (rich, main thread) and the compact status line for --no-dashboard / non-TTY.
+
+Both only read snapshots from `SharedState`; neither touches a thread-owned object.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from oculus_server.command import ControlMode
+from oculus_server.state import SharedState
+
+THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras")
+
+
+def _f(x: float, fmt: str = ".1f", none: str = "–") -> str:
+    return none if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def status_line(state: SharedState, uptime_s: float) -> str:
+    """One compact line: rates, mode, robot link, queues, recording."""
+    rates = state.rates()
+    c = state.counters()
+    link = state.link()
+    ep = state.episode()
+    vr = state.vr_status()
+    parts = [f"t={uptime_s:.0f}s", state.mode().value]
+    for name in THREAD_ORDER:
+        r = rates.get(name)
+        if r is not None and r.ticks:
+            parts.append(f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else ""))
+    parts.append(f"robot={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
+    parts.append(f"vr={vr.state.value}")
+    parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
+    if ep.active:
+        parts.append(f"REC {ep.messages} msgs {_size(ep.bytes_written)}")
+    if ep.error:
+        parts.append(f"rec-error: {ep.error}")
+    return " | ".join(parts)
+
+
+def render(state: SharedState, uptime_s: float, title: str = "oculus-server", help_text: str = "") -> Group:
+    """The full dashboard as a rich renderable."""
+    rates = state.rates()
+    c = state.counters()
+    link = state.link()
+    mode = state.mode()
+    cmd = state.command()
+    obs = state.robot()
+    vr = state.vr()
+    vrs = state.vr_status()
+    ep = state.episode()
+
+    head = Text()
+    head.append(f"{title}  ", style="bold")
+    head.append(f" {mode.value} ", style="black on green" if mode is ControlMode.REAL_TIME else "black on yellow")
+    engaged = cmd is not None and cmd.engaged
+    head.append("  ENGAGED " if engaged else "  holding ", style="bold green" if engaged else "dim")
+    head.append(f"  up {uptime_s:.0f} s")
+
+    threads = Table(title="threads", expand=True, box=None)
+    for col in ("thread", "target Hz", "achieved Hz", "jitter p50/p99/max ms", "missed", "late", "work p99 ms"):
+        threads.add_column(col, justify="right" if col != "thread" else "left")
+    for name in THREAD_ORDER:
+        r = rates.get(name)
+        if r is None:
+            continue
+        target = _f(r.target_hz, ".0f") if r.target_hz else "as fast"
+        threads.add_row(
+            name, target, _f(r.achieved_hz),
+            f"{_f(r.jitter_p50_ms, '.2f')} / {_f(r.jitter_p99_ms, '.2f')} / {_f(r.jitter_max_ms, '.2f')}" if r.target_hz else "–",
+            str(r.missed), str(r.late), _f(r.work_p99_ms, ".2f"),
+        )
+
+    robot = Table(title="robot", expand=True, box=None, show_header=False)
+    robot.add_column("k")
+    robot.add_column("v")
+    robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
+    robot.add_row("round trip mean / p95", f"{_f(link.rtt_mean_s * 1e3)} / {_f(link.rtt_p95_s * 1e3)} ms")
+    robot.add_row("timeouts / errors", f"{link.timeouts} / {link.errors}")
+    if obs is not None:
+        robot.add_row("measured pos (m)", " ".join(_f(x, "+.3f") for x in obs.state.pos) + f"  age {(time.monotonic() - obs.t_recv) * 1e3:.0f} ms")
+    if cmd is not None:
+        robot.add_row("target pos (m)", " ".join(_f(x, "+.3f") for x in cmd.target.pos) + f"  gripper {cmd.target.gripper:+.0f}")
+    lat = state.latency_figures()
+    robot.add_row("cmd age at send p50/p99", f"{_f(lat.get('cmd_age_p50_ms'))} / {_f(lat.get('cmd_age_p99_ms'))} ms")
+
+    queues = Table(title="queues", expand=True, box=None, show_header=False)
+    queues.add_column("k")
+    queues.add_column("v")
+    queues.add_row("command (2)", f"depth {c.get('queue_command', 0)}  dropped {c.get('commands_dropped', 0)}  sent {c.get('commands_sent', 0)}")
+    queues.add_row("response (2)", f"depth {c.get('queue_response', 0)}")
+    queues.add_row("mcap (1000)", f"depth {c.get('queue_mcap', 0)}  dropped {c.get('records_dropped', 0)}")
+    queues.add_row("camera frames", f"{c.get('camera_frames', 0)}  bad {c.get('camera_errors', 0)}")
+
+    vrt = Table(title="VR", expand=True, box=None, show_header=False)
+    vrt.add_column("k")
+    vrt.add_column("v")
+    style = {"connected": "green", "stale": "yellow", "disconnected": "bold red"}.get(vrs.state.value, "")
+    vrt.add_row("source", Text(f"{vrs.state.value}  {vrs.detail}", style=style))
+    vrt.add_row("samples / rejected", f"{vrs.samples} / {vrs.rejected}")
+    if vr is not None:
+        b = vr.buttons
+        pressed = [k for k, v in b.items() if v is True]
+        vrt.add_row("grip / trigger", f"{_f(b.get('rightGrip', b.get('leftGrip', float('nan'))), '.2f')} / {_f(b.get('rightTrig', b.get('leftTrig', float('nan'))), '.2f')}")
+        vrt.add_row("pressed", " ".join(pressed) or "–")
+
+    rec = Table(title="recording", expand=True, box=None, show_header=False)
+    rec.add_column("k")
+    rec.add_column("v")
+    if ep.active:
+        rec.add_row("file", ep.path)
+        rec.add_row("duration / size", f"{time.time() - ep.started_wall:.1f} s / {_size(ep.bytes_written)}")
+        rec.add_row("messages / dropped", f"{ep.messages} / {c.get('records_dropped', 0)}")
+        rec.add_row("success", "yes (B)" if ep.success else "no")
+    else:
+        rec.add_row("state", "idle (A starts an episode)")
+    if ep.last_saved:
+        rec.add_row("last saved", ep.last_saved)
+    if ep.error:
+        rec.add_row("error", Text(ep.error, style="bold red"))
+
+    grid = Table.grid(expand=True)
+    grid.add_column()
+    grid.add_column()
+    grid.add_row(robot, vrt)
+    grid.add_row(queues, rec)
+    parts: list = [head, threads, grid]
+    err = state.last_error()
+    if err:
+        parts.append(Text(f"last error: {err}", style="red"))
+    events = state.recent_events()[-4:]
+    if events:
+        parts.append(Text("events: " + " · ".join(f"{time.strftime('%H:%M:%S', time.localtime(e.t_wall))} {e.message}" for e in events), style="dim"))
+    if help_text:
+        parts.append(Panel(help_text, title="keys", expand=True))
+    return Group(*parts)

@@ -1,0 +1,103 @@
+"""Runs `frankateach-sim` as a child process for --debug, and stops it on exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from frankateach.constants import CAM_PORT_OFFSET, COMMANDED_STATE_PORT, CONTROL_PORT, STATE_PORT
+from oculus_server.errors import OculusServerError
+
+log = logging.getLogger(__name__)
+
+
+class SimProcess:
+    """A `frankateach-sim` child on loopback. Its log goes to `log_path`.
+
+    Args:
+        latency_ms: round-trip delay the simulator emulates (deoxys is ~150 ms).
+        cameras: render and publish the front and wrist cameras.
+        control_port: REP port; the state and commanded ports follow the Franka-Teach layout
+            relative to it (control − 1, control + 1) and cameras at `camera_port_offset` + id.
+    """
+
+    def __init__(
+        self,
+        latency_ms: float,
+        cameras: bool = True,
+        control_port: int = CONTROL_PORT,
+        camera_port_offset: int = CAM_PORT_OFFSET,
+        log_path: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.latency_ms = latency_ms
+        self.cameras = cameras
+        self.control_port = control_port
+        self.camera_port_offset = camera_port_offset
+        self.log_path = log_path or Path("logs") / "frankateach-sim.log"
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        delta = self.control_port - CONTROL_PORT
+        return [
+            sys.executable, "-m", "frankateach.sim.server",
+            "--host", "127.0.0.1",
+            "--latency-ms", str(self.latency_ms),
+            "--control-port", str(self.control_port),
+            "--state-port", str(STATE_PORT + delta),
+            "--commanded-port", str(COMMANDED_STATE_PORT + delta),
+            "--camera-port-offset", str(self.camera_port_offset),
+            "--cameras" if self.cameras else "--no-cameras",
+            *self.extra_args,
+        ]
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Starts the simulator and waits until it logs that it is ready."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log_path, "wb")
+        env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )
+        logf.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise OculusServerError(
+                    f"frankateach-sim exited with code {self.proc.returncode} during start-up; "
+                    f"see {self.log_path}:\n{self.tail()}"
+                )
+            if b"ready" in self.log_path.read_bytes():
+                log.info("frankateach-sim started (pid %d, latency %.0f ms, log %s)",
+                         self.proc.pid, self.latency_ms, self.log_path)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise OculusServerError(f"frankateach-sim not ready after {timeout_s:.0f} s; see {self.log_path}")
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within `timeout_s`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(2.0)

@@ -1,0 +1,309 @@
+"""Lock-guarded state shared by the daemon's threads.
+
+Every producer publishes immutable objects (frozen dataclasses whose arrays are marked read-only),
+so a reader gets a value that can never change under it: handing out the object is handing out a
+copy. Unrelated data sit behind separate locks so, say, a camera frame never waits on a VR sample.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from frankateach.messages import CameraFrame
+from frankateach.timing import RateSnapshot, RateStats
+from oculus_server.command import ControlMode, RobotCommand
+from oculus_server.recording.record import Event, RobotObservation
+from oculus_server.vr.source import SourceState, SourceStatus, VRSample
+
+
+def freeze(arrays: list[np.ndarray]) -> None:
+    """Marks arrays read-only, so sharing them is as safe as sharing a copy."""
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
+
+
+@dataclass(frozen=True)
+class RobotLink:
+    """Health of the robot connection.
+
+    Attributes:
+        up: the last request got a valid reply.
+        rtt_last_s, rtt_mean_s, rtt_p95_s: round-trip figures, seconds.
+        failures: consecutive failed requests.
+        timeouts, errors: totals since start.
+        last_error: text of the last failure.
+    """
+
+    up: bool = False
+    rtt_last_s: float = float("nan")
+    rtt_mean_s: float = float("nan")
+    rtt_p95_s: float = float("nan")
+    failures: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class EpisodeStatus:
+    """What the dashboard shows about recording.
+
+    Attributes:
+        active: an episode is open.
+        path: the file being written ('' when none).
+        started_wall: `time.time()` at episode start.
+        messages, bytes_written: written so far.
+        success: marked successful (B).
+        last_saved: path of the last finalized episode.
+        error: last recording error ('' when none).
+    """
+
+    active: bool = False
+    path: str = ""
+    started_wall: float = float("nan")
+    messages: int = 0
+    bytes_written: int = 0
+    success: bool = False
+    last_saved: str = ""
+    error: str = ""
+
+
+@dataclass
+class Counters:
+    """Drop and queue counters (mutated only under SharedState's counter lock)."""
+
+    commands_dropped: int = 0  # stale commands replaced by fresher ones before being sent
+    commands_sent: int = 0
+    records_dropped: int = 0  # ticks lost to a full MCAP queue
+    records_queued: int = 0
+    camera_frames: int = 0
+    camera_errors: int = 0
+    vr_samples: int = 0
+    nonfinite_held: int = 0  # control steps whose output was not finite (robot held)
+
+
+class SharedState:
+    """The daemon's shared state. All methods are thread-safe and return immutable values."""
+
+    def __init__(self) -> None:
+        self._vr_lock = threading.Lock()
+        self._vr: VRSample | None = None
+        self._vr_status = SourceStatus(SourceState.WAITING)
+
+        self._robot_lock = threading.Lock()
+        self._robot: RobotObservation | None = None
+        self._link = RobotLink()
+
+        self._cmd_lock = threading.Lock()
+        self._command: RobotCommand | None = None
+        self._sent: RobotCommand | None = None
+        self._mode = ControlMode.PREDICTIVE
+        self._cmd_age: deque[float] = deque(maxlen=2000)  # age of each command at send, s
+        self._vr_to_cmd: deque[float] = deque(maxlen=2000)  # VR receive -> command made, s
+
+        self._cam_lock = threading.Lock()
+        self._frames: dict[str, CameraFrame] = {}
+        self._new_frames: dict[str, list[CameraFrame]] = {}
+
+        self._event_lock = threading.Lock()
+        self._events: deque[Event] = deque(maxlen=1000)  # for the recorder (drained)
+        self._recent_events: deque[Event] = deque(maxlen=20)  # for the dashboard
+        self._last_error = ""
+
+        self._episode_lock = threading.Lock()
+        self._episode = EpisodeStatus()
+        self._episode_requests: deque[str] = deque(maxlen=16)
+
+        self._count_lock = threading.Lock()
+        self._counters = Counters()
+        self._queue_depths: dict[str, int] = {}
+
+        self._rates_lock = threading.Lock()
+        self._rates: dict[str, RateStats] = {}
+
+    # -- VR ------------------------------------------------------------------------------------
+    def set_vr(self, sample: VRSample) -> None:
+        freeze(list(sample.poses.values()))
+        with self._vr_lock:
+            self._vr = sample
+        self.count("vr_samples")
+
+    def vr(self) -> VRSample | None:
+        with self._vr_lock:
+            return self._vr
+
+    def set_vr_status(self, status: SourceStatus) -> None:
+        with self._vr_lock:
+            self._vr_status = status
+
+    def vr_status(self) -> SourceStatus:
+        with self._vr_lock:
+            return self._vr_status
+
+    # -- robot ---------------------------------------------------------------------------------
+    def set_robot(self, obs: RobotObservation, link: RobotLink) -> None:
+        freeze([obs.state.pos, obs.state.quat, obs.state.joint_positions])
+        with self._robot_lock:
+            self._robot = obs
+            self._link = link
+
+    def set_link(self, link: RobotLink) -> None:
+        with self._robot_lock:
+            self._link = link
+
+    def robot(self) -> RobotObservation | None:
+        with self._robot_lock:
+            return self._robot
+
+    def link(self) -> RobotLink:
+        with self._robot_lock:
+            return self._link
+
+    # -- commands ------------------------------------------------------------------------------
+    def set_command(self, cmd: RobotCommand) -> None:
+        freeze([cmd.action, cmd.target.pos, cmd.target.quat])
+        with self._cmd_lock:
+            self._command = cmd
+            self._mode = cmd.mode
+            if np.isfinite(cmd.vr_t_recv):
+                self._vr_to_cmd.append(cmd.created - cmd.vr_t_recv)
+
+    def set_mode(self, mode: ControlMode) -> None:
+        with self._cmd_lock:
+            self._mode = mode
+
+    def command(self) -> RobotCommand | None:
+        with self._cmd_lock:
+            return self._command
+
+    def mode(self) -> ControlMode:
+        with self._cmd_lock:
+            return self._mode
+
+    def mark_sent(self, cmd: RobotCommand, t_send: float) -> None:
+        """Records that `cmd` left for the robot at monotonic time `t_send`."""
+        with self._cmd_lock:
+            self._sent = cmd
+            self._cmd_age.append(t_send - cmd.created)
+        self.count("commands_sent")
+
+    def last_sent(self) -> RobotCommand | None:
+        with self._cmd_lock:
+            return self._sent
+
+    def latency_figures(self) -> dict[str, float]:
+        """Command age at send and VR-sample-to-command latency: p50/p99/max in ms."""
+        with self._cmd_lock:
+            age = np.fromiter(self._cmd_age, dtype=float)
+            v2c = np.fromiter(self._vr_to_cmd, dtype=float)
+        out: dict[str, float] = {}
+        for name, arr in (("cmd_age", age), ("vr_to_cmd", v2c)):
+            if arr.size:
+                out[f"{name}_p50_ms"] = float(np.percentile(arr, 50) * 1e3)
+                out[f"{name}_p99_ms"] = float(np.percentile(arr, 99) * 1e3)
+                out[f"{name}_max_ms"] = float(arr.max() * 1e3)
+        return out
+
+    # -- cameras -------------------------------------------------------------------------------
+    def add_frame(self, frame: CameraFrame) -> None:
+        with self._cam_lock:
+            self._frames[frame.name] = frame
+            pending = self._new_frames.setdefault(frame.name, [])
+            pending.append(frame)
+            del pending[:-8]  # the recorder drains every 25 ms; never let this grow
+        self.count("camera_frames")
+
+    def latest_frames(self) -> dict[str, CameraFrame]:
+        with self._cam_lock:
+            return dict(self._frames)
+
+    def take_new_frames(self) -> dict[str, tuple[CameraFrame, ...]]:
+        """Returns and forgets the frames that arrived since the previous call."""
+        with self._cam_lock:
+            out = {k: tuple(v) for k, v in self._new_frames.items() if v}
+            self._new_frames = {}
+        return out
+
+    # -- events --------------------------------------------------------------------------------
+    def add_event(self, kind: str, message: str, **data: object) -> Event:
+        ev = Event(kind=kind, message=message, t_wall=time.time(), data=dict(data))
+        with self._event_lock:
+            self._events.append(ev)
+            self._recent_events.append(ev)
+            if kind == "error":
+                self._last_error = message
+        return ev
+
+    def take_events(self) -> tuple[Event, ...]:
+        with self._event_lock:
+            out = tuple(self._events)
+            self._events.clear()
+        return out
+
+    def recent_events(self) -> tuple[Event, ...]:
+        with self._event_lock:
+            return tuple(self._recent_events)
+
+    def last_error(self) -> str:
+        with self._event_lock:
+            return self._last_error
+
+    # -- episodes ------------------------------------------------------------------------------
+    def request_episode(self, what: str) -> None:
+        """Queues an episode request: "toggle", "start", "stop" or "success"."""
+        with self._episode_lock:
+            self._episode_requests.append(what)
+
+    def take_episode_requests(self) -> list[str]:
+        with self._episode_lock:
+            out = list(self._episode_requests)
+            self._episode_requests.clear()
+        return out
+
+    def set_episode(self, **changes: object) -> None:
+        with self._episode_lock:
+            self._episode = replace(self._episode, **changes)
+
+    def episode(self) -> EpisodeStatus:
+        with self._episode_lock:
+            return self._episode
+
+    # -- counters and rates --------------------------------------------------------------------
+    def count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self._counters, name, getattr(self._counters, name) + n)
+
+    def set_queue_depth(self, name: str, depth: int) -> None:
+        with self._count_lock:
+            self._queue_depths[name] = depth
+
+    def counters(self) -> dict[str, float]:
+        """Counters and queue depths as one flat map (a copy)."""
+        with self._count_lock:
+            out: dict[str, float] = dict(vars(self._counters))
+            out.update({f"queue_{k}": v for k, v in self._queue_depths.items()})
+        return out
+
+    def register_rate(self, stats: RateStats) -> None:
+        with self._rates_lock:
+            self._rates[stats.name] = stats
+
+    def rates(self) -> dict[str, RateSnapshot]:
+        with self._rates_lock:
+            stats = list(self._rates.values())
+        return {s.name: s.snapshot() for s in stats}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A thread that died: its name and the exception text."""
+
+    thread: str
+    error: str
+    traceback: str = field(default="", repr=False)

@@ -1,0 +1,91 @@
+"""The base every daemon thread derives from: one stop event, failures reported to the main thread.
+
+A thread's body runs inside `run()`; any exception it raises is recorded as a `Failure` on the
+shared `Supervisor` and sets the stop event, so one thread's failure stops them all and the main
+thread can exit non-zero naming the thread and the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from abc import ABC, abstractmethod
+
+from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
+from oculus_server.state import Failure, SharedState
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    """Holds the shared stop event and the failures of the threads."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._failures: list[Failure] = []
+
+    def fail(self, thread: str, exc: BaseException) -> None:
+        """Records a thread's failure and stops everything."""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        with self._lock:
+            self._failures.append(Failure(thread, f"{exc.__class__.__name__}: {exc}", tb))
+        log.error("thread %s failed: %s: %s", thread, exc.__class__.__name__, exc)
+        self.stop.set()
+
+    def failures(self) -> list[Failure]:
+        with self._lock:
+            return list(self._failures)
+
+
+class DaemonThread(threading.Thread, ABC):
+    """A named thread whose exceptions stop the daemon instead of vanishing."""
+
+    def __init__(self, name: str, supervisor: Supervisor, state: SharedState) -> None:
+        super().__init__(name=name, daemon=True)
+        self.supervisor = supervisor
+        self.state = state
+        self.stop_event = supervisor.stop
+
+    def run(self) -> None:
+        try:
+            self.body()
+        except BaseException as exc:  # noqa: BLE001 - everything must reach the main thread
+            self.supervisor.fail(self.name, exc)
+        finally:
+            try:
+                self.cleanup()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("thread %s cleanup failed: %s", self.name, exc)
+
+    @abstractmethod
+    def body(self) -> None:
+        """The thread's work; returns when the stop event is set."""
+
+    def cleanup(self) -> None:
+        """Releases what the thread owns (runs in the thread, after `body`)."""
+
+
+class RateThread(DaemonThread):
+    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz`."""
+
+    def __init__(
+        self, name: str, hz: float, supervisor: Supervisor, state: SharedState, clock: Clock = MONOTONIC
+    ) -> None:
+        super().__init__(name, supervisor, state)
+        self.stats = RateStats(name, hz)
+        self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
+        state.register_rate(self.stats)
+
+    def body(self) -> None:
+        self.setup()
+        while self.ticker.wait(self.stop_event):
+            self.step()
+
+    def setup(self) -> None:
+        """Runs once in the thread before the first tick."""
+
+    @abstractmethod
+    def step(self) -> None:
+        """One tick of work; must not block longer than a period."""

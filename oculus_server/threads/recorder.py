@@ -1,0 +1,158 @@
+"""Recording thread (40 Hz): one `RecordTick` per tick, independent of the robot's speed.
+
+Each tick snapshots the newest VR sample, measured robot state, last command, camera frames that
+arrived since the previous tick, control mode, events and (about once a second) loop timing, and
+`put_nowait`s it on the MCAP queue. A full queue drops the tick and counts it; the tick's `seq`
+still advances, so the gap is visible in the file. Episode requests (A = start/stop, B = success)
+are turned here into `EpisodeStart`/`EpisodeStop` items on the same queue, which keep a reserved
+margin so they are never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+
+from frankateach.constants import RECORD_FREQ
+from oculus_server.recording.record import RecordTick
+from oculus_server.state import SharedState
+from oculus_server.threads.base import RateThread, Supervisor
+
+log = logging.getLogger(__name__)
+
+CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """Open a new episode file named `name` (no extension)."""
+
+    name: str
+    t_wall: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EpisodeStop:
+    """Close the open episode. `outcome`: "success", "failure" or "shutdown"."""
+
+    outcome: str
+    success: bool
+    reason: str = ""
+
+
+class RecorderThread(RateThread):
+    """Builds record ticks; never touches the MCAP writer itself."""
+
+    def __init__(
+        self,
+        mcap_queue: queue.Queue,
+        supervisor: Supervisor,
+        state: SharedState,
+        hz: float = RECORD_FREQ,
+        enabled: bool = True,
+        record_on_start: bool = False,
+        task: str = "",
+        timing_period_s: float = 1.0,
+    ) -> None:
+        super().__init__("recording", hz, supervisor, state)
+        self.queue = mcap_queue
+        self.enabled = enabled
+        self.task = task
+        self.timing_period_s = timing_period_s
+        self.seq = 0
+        self.open = False
+        self.success = False
+        self._next_timing = 0.0
+        if enabled and record_on_start:
+            state.request_episode("start")
+
+    # -- episodes -------------------------------------------------------------------------------
+    def _control(self, item: object) -> None:
+        self.queue.put_nowait(item)  # never full: ticks leave CONTROL_MARGIN free
+
+    def _start(self) -> None:
+        now = time.time()
+        name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+        if self.task:
+            name += "_" + "".join(c if c.isalnum() else "-" for c in self.task)[:40]
+        self.seq = 0
+        self.open = True
+        self.success = False
+        self._next_timing = 0.0
+        self._control(EpisodeStart(name=name, t_wall=now))
+        self.state.add_event("episode_start", f"episode {name} started", name=name)
+        log.info("episode %s started", name)
+
+    def _stop(self, outcome: str | None = None, reason: str = "") -> None:
+        outcome = outcome or ("success" if self.success else "failure")
+        self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
+        self._flush_tick()  # the stop event itself goes into the file
+        self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason))
+        self.open = False
+        log.info("episode stopped (%s)", outcome)
+
+    def _handle_requests(self) -> None:
+        for req in self.state.take_episode_requests():
+            if not self.enabled:
+                continue
+            if req == "success":
+                if self.open:
+                    self.success = True
+                    self.state.set_episode(success=True)
+                    self.state.add_event("success", "episode marked successful")
+            elif req == "start" or (req == "toggle" and not self.open):
+                if not self.open:
+                    self._start()
+            elif req in ("stop", "toggle") and self.open:
+                self._stop()
+
+    # -- ticks ----------------------------------------------------------------------------------
+    def _build(self) -> RecordTick:
+        now = time.monotonic()
+        rates, counters = {}, {}
+        if now >= self._next_timing:
+            self._next_timing = now + self.timing_period_s
+            rates = self.state.rates()
+            counters = self.state.counters()
+            counters.update(self.state.latency_figures())
+            link = self.state.link()
+            counters.update(rtt_mean_ms=link.rtt_mean_s * 1e3, rtt_p95_ms=link.rtt_p95_s * 1e3)
+        return RecordTick(
+            seq=self.seq,
+            t_mono=now,
+            t_wall=time.time(),
+            vr=self.state.vr(),
+            robot=self.state.robot(),
+            command=self.state.command(),
+            mode=self.state.mode(),
+            cameras=self.state.take_new_frames(),
+            events=self.state.take_events(),
+            rates=rates,
+            counters=counters,
+        )
+
+    def _flush_tick(self) -> None:
+        tick = self._build()
+        self.seq += 1
+        if self.queue.qsize() >= self.queue.maxsize - CONTROL_MARGIN:
+            self.state.count("records_dropped")
+            return
+        self.queue.put_nowait(tick)
+        self.state.count("records_queued")
+
+    def step(self) -> None:
+        self._handle_requests()
+        if self.open:
+            self._flush_tick()
+        else:
+            self.state.take_new_frames()  # nothing to record: don't let frames pile up
+            self.state.take_events()
+        self.state.set_queue_depth("mcap", self.queue.qsize())
+
+    def finish(self) -> None:
+        """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'."""
+        if self.open:
+            self._stop(outcome="shutdown", reason="daemon stopped")

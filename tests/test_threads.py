@@ -1,0 +1,170 @@
+"""Daemon threads on real sockets: failure propagation, freshest command, link loss, episodes."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from frankateach.client import RobotClient
+from frankateach.messages import FrankaAction
+from oculus_server.command import ControlMode, RobotCommand
+from oculus_server.recording.record import RecordTick
+from oculus_server.state import SharedState
+from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.threads.queues import put_freshest
+from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
+from oculus_server.threads.robot_comm import RobotCommThread
+from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
+
+
+class Exploding(RateThread):
+    def __init__(self, sv: Supervisor, st: SharedState) -> None:
+        super().__init__("exploding", 200.0, sv, st)
+        self.n = 0
+
+    def step(self) -> None:
+        self.n += 1
+        if self.n == 3:
+            raise ValueError("boom on tick 3")
+
+
+def test_a_failing_thread_stops_everyone_and_is_named():
+    sv, st = Supervisor(), SharedState()
+    t = Exploding(sv, st)
+    other_stopped = threading.Event()
+
+    def other() -> None:
+        sv.stop.wait(5.0)
+        other_stopped.set()
+
+    threading.Thread(target=other, daemon=True).start()
+    t.start()
+    t.join(5.0)
+    assert not t.is_alive()
+    assert sv.stop.is_set() and other_stopped.wait(1.0)
+    (failure,) = sv.failures()
+    assert failure.thread == "exploding" and "ValueError: boom on tick 3" in failure.error
+    assert "rate" not in failure.error and "Traceback" in failure.traceback
+
+
+def _cmd(seq: int) -> RobotCommand:
+    target = FrankaAction(np.array([0.4, 0.0, 0.3 + 0.0001 * seq]), np.array([1.0, 0, 0, 0]), -1.0, False, float(seq))
+    return RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)
+
+
+def test_robot_thread_always_sends_the_freshest_command():
+    port = free_port_block()
+    backend = KinematicBackend(delay_s=0.05)  # a slow robot: ~20 Hz
+    server = start_robot_server(backend, port)
+    sv, st = Supervisor(), SharedState()
+    commands: queue.Queue = queue.Queue(maxsize=2)
+    responses: queue.Queue = queue.Queue(maxsize=2)
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, responses, sv, st)
+    thread.start()
+    try:
+        produced = 0
+        for seq in range(100):  # 200 Hz producer for 0.5 s
+            st.count("commands_dropped", put_freshest(commands, _cmd(seq)))
+            produced += 1
+            time.sleep(0.005)
+        time.sleep(0.3)
+    finally:
+        sv.stop.set()
+        thread.join(3.0)
+        server.stop()
+    sent = [int(a.timestamp) for a in backend.actions]
+    assert len(sent) >= 3
+    assert sent == sorted(sent) and len(set(sent)) == len(sent)  # never an older one after a newer
+    assert sent[-1] == 99  # the last command produced is the last sent
+    dropped = st.counters()["commands_dropped"]
+    assert dropped > 0 and dropped + len(sent) == produced
+    assert st.link().up and np.isfinite(st.link().rtt_mean_s)
+    obs = st.robot()
+    assert obs is not None and obs.state.pos[2] == pytest.approx(0.3 + 0.0099)
+
+
+def test_robot_link_down_is_shown_and_recovers_when_the_server_returns():
+    port = free_port_block()
+    server = start_robot_server(KinematicBackend(), port)
+    sv, st = Supervisor(), SharedState()
+    thread = RobotCommThread(
+        lambda: RobotClient("127.0.0.1", port, timeout_s=0.2),
+        queue.Queue(maxsize=2), queue.Queue(maxsize=2), sv, st, idle_poll_s=0.02, retry_s=0.05,
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not st.link().up and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert st.link().up
+        server.stop()
+        deadline = time.monotonic() + 5
+        while st.link().up and time.monotonic() < deadline:
+            time.sleep(0.02)
+        link = st.link()
+        assert not link.up and link.failures >= 1 and "RobotTimeoutError" in link.last_error
+        server = start_robot_server(KinematicBackend(pos=(0.5, 0.1, 0.2)), port)
+        deadline = time.monotonic() + 10
+        while not st.link().up and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert st.link().up
+        assert st.robot().state.pos[1] == pytest.approx(0.1)
+        kinds = [e.message for e in st.recent_events() if e.kind == "robot_link"]
+        assert any("down" in k for k in kinds) and any("restored" in k for k in kinds)
+    finally:
+        sv.stop.set()
+        thread.join(3.0)
+        server.stop()
+    assert not sv.failures()
+
+
+def _drain(q: queue.Queue) -> list:
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def test_recorder_episode_toggle_success_and_ticks():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=1000)
+    rec = RecorderThread(q, sv, st, hz=100.0, task="pick cube")
+    st.request_episode("toggle")
+    rec.step()
+    rec.step()
+    st.request_episode("success")
+    rec.step()
+    st.request_episode("toggle")
+    rec.step()
+    rec.step()  # closed: nothing queued
+    items = _drain(q)
+    assert isinstance(items[0], EpisodeStart) and items[0].name.endswith("pick-cube")
+    ticks = [i for i in items if isinstance(i, RecordTick)]
+    assert [t.seq for t in ticks] == [0, 1, 2, 3]
+    assert isinstance(items[-1], EpisodeStop) and items[-1].success and items[-1].outcome == "success"
+    kinds = [e.kind for t in ticks for e in t.events]
+    assert kinds[:1] == ["episode_start"] and "success" in kinds and "episode_stop" in kinds
+
+
+def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=12)
+    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True)
+    for _ in range(10):
+        rec.step()
+    items = _drain(q)  # the writer catches up
+    for _ in range(2):
+        rec.step()
+    rec.finish()
+    items += _drain(q)
+    assert isinstance(items[0], EpisodeStart) and isinstance(items[-1], EpisodeStop)
+    assert items[-1].outcome == "shutdown"
+    seqs = [i.seq for i in items if isinstance(i, RecordTick)]
+    assert seqs == [0, 1, 2, 10, 11, 12]  # 12 slots - 8 reserved; the gap stays visible
+    assert st.counters()["records_dropped"] == 7
