@@ -32,8 +32,8 @@ class RobotClient:
         self._rtts: deque[float] = deque(maxlen=latency_window)
         self._lock = threading.Lock()
 
-    def _call(self, payload: bytes) -> FrankaState:
-        reply = self._req.request(payload)
+    def _call(self, payload: bytes, timeout_s: float | None = None) -> FrankaState:
+        reply = self._req.request(payload, timeout_s)
         with self._lock:
             self._rtts.append(self._req.last_rtt_s)
         return self.codec.decode_reply(reply)
@@ -42,9 +42,12 @@ class RobotClient:
         """Asks for the measured state."""
         return self._call(GET_STATE)
 
-    def send(self, action: FrankaAction) -> FrankaState:
-        """Sends a target and returns the state the server replied with."""
-        return self._call(self.codec.encode(action))
+    def send(self, action: FrankaAction, timeout_s: float | None = None) -> FrankaState:
+        """Sends a target and returns the state the server replied with.
+
+        `timeout_s` overrides the client's timeout for this call (a real reset takes seconds).
+        """
+        return self._call(self.codec.encode(action), timeout_s)
 
     def latency_stats(self) -> tuple[float, float, float]:
         """Returns (last, mean, p95) round trip over the recent window, seconds (NaN if none)."""

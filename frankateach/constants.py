@@ -71,3 +71,45 @@ QUEST_ADB_PORT = 5555
 RECORDINGS_DIR = "recordings"
 MCAP_FLUSH_PERIOD_S = 0.5  # flush + fsync at least this often (crash loses at most ~this)
 MCAP_CHUNK_SIZE = 1024 * 1024
+
+# --- VR input sources (oculus_server/vr) ------------------------------------------------------------
+VR_RIGID_TOL = 1e-2  # max |RᵀR − I| entry (and |det R − 1|) for an app pose to count as rigid
+VR_BOTTOM_ROW_TOL = 1e-6  # the pose's bottom row must be (0, 0, 0, 1) within this
+VR_MAX_HAND_DISTANCE_M = 3.0  # a head-relative controller farther than this is rejected
+VR_ANALOG_SLACK = 0.05  # analog values may leave their nominal range ([0, 1] / [-1, 1]) by this
+VR_BUTTON_PRESS_S = 0.2  # how long scripted/keyboard momentary presses (A, B, RJ) are held
+QUEST_RECONNECT_INITIAL_S = 0.5  # first reconnect delay; doubles per failed attempt ...
+QUEST_RECONNECT_MAX_S = 8.0  # ... up to this
+QUEST_SILENT_RESTART_S = 10.0  # logcat up but no app line for this long -> restart it
+QUEST_ADB_STEP_TIMEOUT_S = 10.0  # `adb connect` / `adb shell am start` give up after this
+QUEST_MAX_LINE_BYTES = 16384  # a logcat line longer than this is dropped (counted)
+QUEST_MAX_READ_BYTES = 1 << 20  # at most this much logcat output is read per poll
+KEYBOARD_STEP_M = 0.01  # keyboard source: translation per key press, metres
+KEYBOARD_STEP_RAD = 0.08726646259971647  # keyboard source: rotation per key press (5°), rad
+
+# --- Real arm through deoxys (frankateach.franka_server) ----------------------------------------
+DEOXYS_CONTROL_FREQ = 20.0  # Hz: FrankaInterface.control() paces its calls at this rate
+DEOXYS_STEPS_PER_COMMAND = 3  # control() calls per received action (3 × 50 ms ≈ DEOXYS_LATENCY_MS)
+DEOXYS_DEFAULT_CONFIG = "charmander.yml"  # interface yaml: a path, or a name in deoxys' config dir
+DEOXYS_STATE_TIMEOUT_S = 10.0  # start-up gives up if no robot state arrives within this
+DEOXYS_RESET_TIMEOUT_S = 7.0  # a joint reset gives up after this long
+DEOXYS_RESET_TOLERANCE_RAD = 1e-3  # reset is done when every joint is this close to HOME_JOINTS
+FRANKA_GRIPPER_MAX_WIDTH_M = 0.08  # Franka Hand finger opening when fully open
+
+# --- VR policy (oculus_server/policy.py) ------------------------------------------------------------
+# Per-control-step limits of the velocity → pose-target conversion (DROID's RobotIKSolver values).
+POLICY_MAX_LIN_DELTA_M = 0.075  # a full-scale (norm 1) linear action moves the target this far
+POLICY_MAX_ROT_DELTA_RAD = 0.15  # a full-scale (norm 1) rotation action turns the target this far
+# "performance" mode: stiffer gains, smaller steps at a faster rate (PERFORMANCE_CONTROL_FREQ).
+PERFORMANCE_POS_ACTION_GAIN = 10.0
+PERFORMANCE_ROT_ACTION_GAIN = 3.0
+PERFORMANCE_MAX_LIN_DELTA_M = 0.05
+PERFORMANCE_MAX_ROT_DELTA_RAD = 0.1
+VR_CALIBRATION_MIN_MOTION_M = 0.003  # joystick-forward calibration needs this much horizontal motion
+VR_UP_AXIS = (0.0, 1.0, 0.0)  # "up" in the headset frame (OpenXR-style, y-up)
+
+# --- Recording: MCAP writer and replay tools (oculus_server/recording, oculus_server/replay) -------
+MCAP_COMPRESSION = "zstd"  # chunk compression: "zstd", "lz4" or "none" (see benchmarks/bench_recording.py)
+MCAP_CALIBRATION_PERIOD_S = 2.0  # /camera/<name>/calibration is repeated this often
+MCAP_DEFAULT_CAMERA_FOVY_DEG = 45.0  # vertical field of view assumed for cameras not described (MuJoCo's default)
+REPLAY_GAP_FACTOR = 2.0  # `teleop-replay info`: an interval longer than this × the median period is a gap

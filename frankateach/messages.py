@@ -27,6 +27,8 @@ import numpy as np
 from frankateach.constants import GET_STATE, MAX_MESSAGE_BYTES
 from frankateach.errors import ProtocolError, RobotServerError
 
+# What a Franka-Teach server sends instead of a pickled state when it has none yet.
+FRANKA_TEACH_STATE_ERROR = b"state_error"
 QUAT_NORM_TOLERANCE = 1e-2  # |‖q‖ − 1| above this is rejected; within it q is renormalised
 
 
@@ -101,8 +103,14 @@ Request = Union[FrankaAction, bytes]  # bytes is always GET_STATE
 
 
 def _vector(name: str, value: Any, n: int) -> np.ndarray:
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
-        raise ProtocolError(f"field '{name}': expected {n} numbers, got {type(value).__name__}")
+    # Only real sequences: a 0-d array has __len__ but no length, a set has no order.
+    if not isinstance(value, (list, tuple, np.ndarray)) or (
+        isinstance(value, np.ndarray) and value.ndim != 1
+    ):
+        shape = f" of shape {value.shape}" if isinstance(value, np.ndarray) else ""
+        raise ProtocolError(
+            f"field '{name}': expected a list of {n} numbers, got {type(value).__name__}{shape}"
+        )
     if len(value) != n:
         raise ProtocolError(f"field '{name}': expected {n} numbers, got {len(value)}")
     out = np.empty(n, dtype=np.float64)
@@ -118,7 +126,12 @@ def _number(name: str, value: Any) -> float:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(f"field '{name}': expected a number, got {type(value).__name__}")
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:  # a Python int beyond float range (only a pickle can carry one)
+        raise ProtocolError(
+            f"field '{name}': expected a finite number, got an int too large for a float"
+        ) from None
     if not math.isfinite(f):
         raise ProtocolError(f"field '{name}': expected a finite number, got {f}")
     return f
@@ -208,6 +221,12 @@ def _fields(msg: FrankaAction | FrankaState) -> dict[str, Any]:
     }
 
 
+def _preview(data: bytes, limit: int = 24) -> str:
+    """A short, printable description of raw bytes for error messages."""
+    head = bytes(data[:limit])
+    return f"{len(data)} bytes {head!r}{'...' if len(data) > limit else ''}"
+
+
 def _check_size(data: bytes) -> None:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError(f"expected bytes, got {type(data).__name__}")
@@ -245,19 +264,22 @@ class MsgpackCodec:
     def encode_error(self, message: str) -> bytes:
         return msgpack.packb({"error": str(message)}, use_bin_type=True)
 
-    def _load(self, data: bytes) -> Any:
+    def _load(self, data: bytes, expected: str) -> Any:
         _check_size(data)
         try:
             return msgpack.unpackb(
                 bytes(data), raw=False, strict_map_key=True
             )
         except Exception as exc:  # msgpack raises several unrelated types on garbage
-            raise ProtocolError(f"not a msgpack message: {exc.__class__.__name__}: {exc}") from None
+            raise ProtocolError(
+                f"not a msgpack message: expected {expected}, got {_preview(data)} "
+                f"({exc.__class__.__name__}: {exc})"
+            ) from None
 
     def decode_request(self, data: bytes) -> Request:
         if bytes(data) == GET_STATE:
             return GET_STATE
-        obj = self._load(data)
+        obj = self._load(data, "a FrankaAction map or b'get_state'")
         if not isinstance(obj, dict):
             raise ProtocolError(
                 f"request: expected a FrankaAction map or b'get_state', got {type(obj).__name__}"
@@ -265,7 +287,7 @@ class MsgpackCodec:
         return validate_action(obj)
 
     def decode_reply(self, data: bytes) -> FrankaState:
-        obj = self._load(data)
+        obj = self._load(data, "a FrankaState map or an error map")
         if isinstance(obj, dict) and set(obj) == {"error"}:
             raise RobotServerError(f"robot server replied with an error: {obj['error']}")
         if not isinstance(obj, dict):
@@ -282,6 +304,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "scalar"),
         ("numpy.core.multiarray", "scalar"),
+        # Pickle protocol 5 (`protocol=-1`, what Franka-Teach uses) rebuilds arrays this way.
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
     }
@@ -291,7 +316,17 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self.MESSAGES[name]
         if (module, name) in self.NUMPY:
             return _numpy_attr(module, name)
+        if (module, name) == ("_codecs", "encode"):
+            # Protocols 0-2 store array bytes as latin-1 text re-encoded on load.
+            return _latin1_encode
         raise ProtocolError(f"pickle: refusing to load {module}.{name} (only protocol messages)")
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as old pickle protocols call it, limited to the latin-1 byte round trip."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise ProtocolError(f"pickle: refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1")
 
 
 def _numpy_attr(module: str, name: str) -> Any:
@@ -322,14 +357,17 @@ class PickleCodec:
     def encode_error(self, message: str) -> bytes:
         return pickle.dumps({"error": str(message)}, protocol=4)
 
-    def _load(self, data: bytes) -> Any:
+    def _load(self, data: bytes, expected: str) -> Any:
         _check_size(data)
         try:
             return RestrictedUnpickler(io.BytesIO(bytes(data))).load()
         except ProtocolError:
             raise
         except Exception as exc:
-            raise ProtocolError(f"not a valid pickle message: {exc.__class__.__name__}: {exc}") from None
+            raise ProtocolError(
+                f"not a valid pickle message: expected {expected}, got {_preview(data)} "
+                f"({exc.__class__.__name__}: {exc})"
+            ) from None
 
     @staticmethod
     def _as_fields(obj: Any, cls: type) -> dict:
@@ -340,10 +378,16 @@ class PickleCodec:
     def decode_request(self, data: bytes) -> Request:
         if bytes(data) == GET_STATE:
             return GET_STATE
-        return validate_action(self._as_fields(self._load(data), FrankaAction))
+        obj = self._load(data, "a pickled FrankaAction or b'get_state'")
+        return validate_action(self._as_fields(obj, FrankaAction))
 
     def decode_reply(self, data: bytes) -> FrankaState:
-        obj = self._load(data)
+        if bytes(data) == FRANKA_TEACH_STATE_ERROR:
+            raise RobotServerError(
+                "robot server replied b'state_error': it has no robot state yet "
+                "(is the arm connected?)"
+            )
+        obj = self._load(data, "a pickled FrankaState or an error map")
         if isinstance(obj, dict) and set(obj) == {"error"}:
             raise RobotServerError(f"robot server replied with an error: {obj['error']}")
         return validate_state(self._as_fields(obj, FrankaState))

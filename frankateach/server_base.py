@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 
 import numpy as np
+import zmq
 
 from frankateach.constants import (
     COMMANDED_STATE_PORT,
@@ -128,32 +129,57 @@ class RobotServer:
         return self.codec.encode_error(message)
 
     # -- threads --------------------------------------------------------------------------------
-    def _publish_state(self) -> None:
-        pub = Publisher(self.host, self.state_port)
+    def _publish_state(self, pub: Publisher) -> None:
         ticker = Ticker(self.state_hz, name="state-pub")
         try:
             while ticker.wait(self.stop_event):
-                pub.publish(self.codec.encode(self.backend.read_state()))
+                try:
+                    pub.publish(self.codec.encode(self.backend.read_state()))
+                except FrankaTeachError as exc:  # e.g. no state yet: skip this tick, keep going
+                    log.debug("state publisher skipped a tick: %s", exc)
         finally:
             pub.close()
 
     def start(self) -> None:
-        """Binds all sockets and starts serving in background threads."""
-        self._commanded_pub = Publisher(self.host, self.commanded_port)
+        """Binds all sockets and starts serving in background threads.
+
+        Raises:
+            zmq.ZMQError: a publisher port is already in use (raised here, not in a thread).
+            FrankaTeachError: the control port could not be bound.
+        """
+        # Bind the publishers here so a port clash fails loudly instead of killing a thread.
+        state_pub = Publisher(self.host, self.state_port)
+        try:
+            self._commanded_pub = Publisher(self.host, self.commanded_port)
+        except Exception:
+            state_pub.close()
+            raise
         ready = threading.Event()
-        rep = threading.Thread(
-            target=serve_rep,
-            args=(self.host, self.control_port, self.handle, self.stop_event),
-            kwargs={"ready": ready},
-            name="rep",
-            daemon=True,
+        bind_error: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                serve_rep(self.host, self.control_port, self.handle, self.stop_event, ready=ready)
+            except zmq.ZMQError as exc:  # bind failed (or the socket died): report it to start()
+                bind_error.append(exc)
+                if ready.is_set():
+                    log.error("control socket failed: %s", exc)
+
+        rep = threading.Thread(target=serve, name="rep", daemon=True)
+        pub = threading.Thread(
+            target=self._publish_state, args=(state_pub,), name="state-pub", daemon=True
         )
-        pub = threading.Thread(target=self._publish_state, name="state-pub", daemon=True)
         self._threads = [rep, pub]
         for t in self._threads:
             t.start()
-        if not ready.wait(5.0):
-            raise FrankaTeachError(f"could not bind control port {self.control_port} on {self.host}")
+        deadline = time.monotonic() + 5.0
+        while not ready.wait(0.05):
+            if not rep.is_alive() or time.monotonic() > deadline:  # the bind raised in the thread
+                self.stop()
+                cause = f": {bind_error[0]}" if bind_error else ""
+                raise FrankaTeachError(
+                    f"could not bind control port {self.control_port} on {self.host}{cause}"
+                )
         log.info(
             "%s serving on %s (control %d, state %d, commanded %d, codec %s, latency %.0f ms)",
             self.backend.name,

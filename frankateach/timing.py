@@ -139,12 +139,18 @@ class RateStats:
 class Ticker:
     """Absolute-deadline rate keeper.
 
+    Deadlines are computed as ``t0 + k·period`` from an integer grid index (never accumulated),
+    so the grid cannot drift and a tick that ends exactly on a grid point is not miscounted.
+
     Usage::
 
         ticker = Ticker(40.0)
         while ticker.wait(stop):
             do_work()
     """
+
+    # Fraction of a period under which "now" counts as exactly on a grid point (float rounding).
+    _GRID_TOLERANCE = 1e-9
 
     def __init__(
         self, hz: float, clock: Clock = MONOTONIC, name: str = "loop", stats: RateStats | None = None
@@ -154,32 +160,40 @@ class Ticker:
         self.period = 1.0 / float(hz)
         self.clock = clock
         self.stats = stats or RateStats(name, hz)
-        self._deadline: float | None = None
+        self._t0: float | None = None  # grid origin, clock seconds
+        self._k = 0  # grid index of the last tick
         self._work_start: float | None = None
 
     def wait(self, stop: threading.Event) -> bool:
         """Sleeps until the next deadline; returns False once `stop` is set.
 
-        The first call returns at once and anchors the grid.
+        The first call returns at once and anchors the grid. When the caller is late by more than
+        a period, the grid points already passed are skipped (counted in ``stats.missed``) and one
+        tick runs immediately; the one after it waits for the next grid point again.
         """
         now = self.clock.now()
         if self._work_start is not None:
             self.stats.work(now - self._work_start)
         if stop.is_set():
             return False
-        if self._deadline is None:
-            self._deadline = now
+        if self._t0 is None:
+            self._t0 = now
+            self._k = 0
         else:
-            self._deadline += self.period
-            if now >= self._deadline:
-                behind = int((now - self._deadline) / self.period)
-                if behind:
-                    self._deadline += behind * self.period
-                    self.stats.missed += behind
+            k = self._k + 1
+            position = (now - self._t0) / self.period  # in periods since t0
+            if position > k + self._GRID_TOLERANCE:  # late: the next deadline already passed
+                latest = max(k, math.floor(position + self._GRID_TOLERANCE))
+                self.stats.missed += latest - k
                 self.stats.late += 1
-            elif not self.clock.sleep_until(self._deadline, stop):
-                return False
-            now = self.clock.now()
+                self._k = latest
+            else:
+                self._k = k
+                if position < k - self._GRID_TOLERANCE and not self.clock.sleep_until(
+                    self._t0 + k * self.period, stop
+                ):
+                    return False
+                now = self.clock.now()
         self.stats.tick(now)
         self._work_start = now
         return True
