@@ -74,7 +74,7 @@ class SimProcess:
                     f"frankateach-sim exited with code {self.proc.returncode} during start-up; "
                     f"see {self.log_path}:\n{self.tail()}"
                 )
-            if b"ready" in self.log_path.read_bytes():
+            if b"frankateach-sim ready" in self.log_path.read_bytes():
                 log.info("frankateach-sim started (pid %d, latency %.0f ms, log %s)",
                          self.proc.pid, self.latency_ms, self.log_path)
                 return
