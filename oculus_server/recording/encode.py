@@ -1,0 +1,182 @@
+"""Small encoders: times, poses and the Foxglove protobuf / JSON message bodies.
+
+Units: times in integer nanoseconds since the Unix epoch, positions in metres, quaternions xyzw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
+from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
+from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
+from foxglove_schemas_protobuf.Log_pb2 import Log
+from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
+
+NS_PER_S = 1_000_000_000
+
+
+def to_ns(t_s: float) -> int:
+    """Returns `t_s` (seconds) as integer nanoseconds, clamped at 0 (MCAP times are unsigned)."""
+    if not math.isfinite(t_s) or t_s <= 0:
+        return 0
+    return int(round(t_s * NS_PER_S))
+
+
+def time_json(ns: int) -> dict[str, int]:
+    """Returns a Foxglove JSON time {"sec", "nsec"} for `ns`."""
+    return {"sec": ns // NS_PER_S, "nsec": ns % NS_PER_S}
+
+
+def jsonable(value: Any) -> Any:
+    """Returns `value` with numpy types made plain and NaN/inf made None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def dumps(obj: Mapping[str, Any]) -> bytes:
+    """Encodes a message body as strict compact JSON (NaN → null)."""
+    return json.dumps(jsonable(obj), separators=(",", ":"), allow_nan=False).encode()
+
+
+def quat_from_matrix(rot: np.ndarray) -> np.ndarray:
+    """Returns the unit quaternion (x, y, z, w) of a (3, 3) rotation matrix (w ≥ 0)."""
+    m = np.asarray(rot, dtype=float)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0.0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(max(1.0 + m[0, 0] - m[1, 1] - m[2, 2], 1e-12))
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(max(1.0 + m[1, 1] - m[0, 0] - m[2, 2], 1e-12))
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * math.sqrt(max(1.0 + m[2, 2] - m[0, 0] - m[1, 1], 1e-12))
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    out = np.array(q)
+    out /= np.linalg.norm(out)
+    return -out if out[3] < 0 else out
+
+
+def pose_from_matrix(transform: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Splits a (4, 4) homogeneous transform into (position (3,), quaternion xyzw (4,)).
+
+    Raises:
+        ValueError: not a finite (4, 4) array.
+    """
+    t = np.asarray(transform, dtype=float)
+    if t.shape != (4, 4):
+        raise ValueError(f"expected a (4, 4) pose matrix, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError("pose matrix has non-finite entries")
+    return t[:3, 3].copy(), quat_from_matrix(t[:3, :3])
+
+
+def checked_pose(pos: Any, quat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (pos (3,), unit quat xyzw (4,)) as float arrays.
+
+    Raises:
+        ValueError: wrong sizes, non-finite values or a zero quaternion.
+    """
+    p = np.asarray(pos, dtype=float).reshape(-1)
+    q = np.asarray(quat, dtype=float).reshape(-1)
+    if p.shape != (3,) or q.shape != (4,):
+        raise ValueError(f"expected a (3,) position and (4,) xyzw quaternion, got {p.shape} and {q.shape}")
+    norm = float(np.linalg.norm(q))
+    if not (np.all(np.isfinite(p)) and math.isfinite(norm) and norm > 1e-9):
+        raise ValueError(f"non-finite position or degenerate quaternion: {p}, {q}")
+    return p, q / norm
+
+
+def _set_time(field: Any, ns: int) -> None:
+    field.seconds = ns // NS_PER_S
+    field.nanos = ns % NS_PER_S
+
+
+def _set_pose(pose: Any, pos: Sequence[float], quat: Sequence[float]) -> None:
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in pos)
+    o = pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat)
+
+
+def pose_in_frame(ns: int, frame_id: str, pos: Sequence[float], quat: Sequence[float]) -> bytes:
+    """Encodes a foxglove.PoseInFrame."""
+    msg = PoseInFrame(frame_id=frame_id)
+    _set_time(msg.timestamp, ns)
+    _set_pose(msg.pose, pos, quat)
+    return msg.SerializeToString()
+
+
+def frame_transforms(ns: int, transforms: Iterable[tuple[str, str, Sequence[float], Sequence[float]]]) -> bytes:
+    """Encodes a foxglove.FrameTransforms from (parent, child, translation, rotation xyzw) tuples."""
+    msg = FrameTransforms()
+    for parent, child, pos, quat in transforms:
+        tf: FrameTransform = msg.transforms.add()
+        _set_time(tf.timestamp, ns)
+        tf.parent_frame_id = parent
+        tf.child_frame_id = child
+        tf.translation.x, tf.translation.y, tf.translation.z = (float(v) for v in pos)
+        tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w = (float(v) for v in quat)
+    return msg.SerializeToString()
+
+
+def compressed_image(ns: int, frame_id: str, jpeg: bytes) -> bytes:
+    """Encodes a foxglove.CompressedImage holding a JPEG."""
+    msg = CompressedImage(frame_id=frame_id, data=bytes(jpeg), format="jpeg")
+    _set_time(msg.timestamp, ns)
+    return msg.SerializeToString()
+
+
+def pinhole(width: int, height: int, fovy_deg: float) -> tuple[float, float, float, float]:
+    """Returns (fx, fy, cx, cy), pixels, of an ideal pinhole camera with square pixels.
+
+    Args:
+        width, height: image size, pixels.
+        fovy_deg: vertical field of view, degrees (MuJoCo's `fovy`).
+    """
+    if not (width > 0 and height > 0 and 0.0 < fovy_deg < 180.0):
+        raise ValueError(f"expected a positive image size and 0 < fovy < 180°, got {width}×{height}, {fovy_deg}°")
+    f = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
+    return f, f, width / 2.0, height / 2.0
+
+
+def camera_calibration(ns: int, frame_id: str, width: int, height: int, fovy_deg: float) -> bytes:
+    """Encodes a distortion-free foxglove.CameraCalibration from the vertical field of view."""
+    fx, fy, cx, cy = pinhole(width, height, fovy_deg)
+    msg = CameraCalibration(
+        frame_id=frame_id,
+        width=int(width),
+        height=int(height),
+        distortion_model="plumb_bob",
+        D=[0.0] * 5,
+        K=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+        R=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        P=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+    )
+    _set_time(msg.timestamp, ns)
+    return msg.SerializeToString()
+
+
+def log_message(ns: int, kind: str, text: str) -> bytes:
+    """Encodes a foxglove.Log; kinds containing "error" are ERROR, "warn" WARNING, else INFO."""
+    level = Log.ERROR if "error" in kind else Log.WARNING if "warn" in kind else Log.INFO
+    msg = Log(level=level, message=text, name=kind)
+    _set_time(msg.timestamp, ns)
+    return msg.SerializeToString()

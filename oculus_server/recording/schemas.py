@@ -1,0 +1,321 @@
+"""Topics and schemas of an episode recording (MCAP, Foxglove-native).
+
+Every recording is one MCAP file. Data with a Foxglove well-known schema is written as protobuf
+(``foxglove.*``, decodable with ``mcap_protobuf.decoder.DecoderFactory``); everything else is JSON
+with a JSON Schema (schema encoding ``jsonschema``, message encoding ``json``), which Foxglove's
+Plot, Raw Messages and State Transitions panels read directly.
+
+Topics:
+
+==============================  ==========================  ======================================
+topic                           schema                      content (written when)
+==============================  ==========================  ======================================
+``/tf``                         foxglove.FrameTransforms    world→robot_base (static), robot_base→
+                                                            ee (measured), robot_base→ee_target
+                                                            (commanded), world→vr_head (display
+                                                            only), vr_head→vr_right / vr_left
+                                                            (every recording tick, 40 Hz)
+``/robot/ee_pose``              foxglove.PoseInFrame        measured hand TCP pose, frame
+                                                            robot_base (each new robot state)
+``/robot/ee_target``            foxglove.PoseInFrame        commanded hand TCP pose, frame
+                                                            robot_base (each new command)
+``/robot/joint_states``         teleop.JointStates          7 arm joints + 2 finger joints: rad /
+                                                            m, velocities by finite difference
+                                                            (each new robot state)
+``/robot/command``              teleop.RobotCommand         the full FrankaAction sent (pos, xyzw,
+                                                            gripper, reset), mode, engaged
+                                                            (each new command; used by replay)
+``/robot/latency``              teleop.RobotLatency         request round trip, state age at the
+                                                            tick, measurement→receive delay, ms
+                                                            (each new robot state)
+``/action``                     teleop.Action               7-D policy action in [-1, 1]: lin_x…
+                                                            rot_z, gripper (each new command)
+``/control/mode``               teleop.ControlMode          REAL-TIME / PREDICTIVE, engaged, policy
+                                                            gains, command/VR seqs (every tick)
+``/vr/right/pose``              foxglove.PoseInFrame        head_T_controller, frame vr_head, app
+``/vr/left/pose``                                           frame (OpenXR, y-up) (each new sample)
+``/vr/buttons``                 teleop.VRButtons            buttons, trigger, grip, joystick per
+                                                            side (each new VR sample)
+``/camera/<name>/image``        foxglove.CompressedImage    JPEG, format "jpeg" (every frame)
+``/camera/<name>/calibration``  foxglove.CameraCalibration  pinhole model from the vertical field
+                                                            of view (first frame, then every
+                                                            MCAP_CALIBRATION_PERIOD_S)
+``/events``                     teleop.Event                kind, message, data (episode start /
+                                                            stop / success, errors, link changes)
+``/log``                        foxglove.Log                the same events, for the Log panel
+``/timing``                     teleop.Timing               per-loop achieved Hz, jitter p50/p99/
+                                                            max, missed/late ticks, queue depths
+                                                            and drop counters (about 1 Hz)
+==============================  ==========================  ======================================
+
+Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
+time; VR samples: their receive time mapped to wall clock; tick-level data and camera frames: the
+recording tick's wall time), ``publish_time`` is when it was captured or made (robot measurement
+time, camera capture time, command creation time), and ``sequence`` is the source's own counter
+where it has one (recording tick seq, VR sample seq, command seq, camera frame seq), else a
+per-topic counter, so a gap always means something was not recorded.
+
+Metadata records: ``recording_start`` (caller's operator/task/robot/config/versions/rates, plus
+writer settings) and ``recording_end`` (outcome, duration, per-topic counts, achieved rates, drops,
+errors). Attachments: whatever the caller passes (e.g. the robot's MJCF model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
+from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
+from foxglove_schemas_protobuf.Log_pb2 import Log
+from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
+from mcap_protobuf.schema import build_file_descriptor_set
+
+from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS
+
+SCHEMA_VERSION = "1"  # bump when a topic's content changes incompatibly
+
+# --- Frame ids ------------------------------------------------------------------------------------
+FRAME_WORLD = "world"
+FRAME_BASE = "robot_base"
+FRAME_EE = "ee"
+FRAME_EE_TARGET = "ee_target"
+FRAME_VR_HEAD = "vr_head"
+FRAME_VR = {"r": "vr_right", "l": "vr_left"}
+
+# --- Topic names ----------------------------------------------------------------------------------
+TOPIC_TF = "/tf"
+TOPIC_EE_POSE = "/robot/ee_pose"
+TOPIC_EE_TARGET = "/robot/ee_target"
+TOPIC_JOINT_STATES = "/robot/joint_states"
+TOPIC_COMMAND = "/robot/command"
+TOPIC_LATENCY = "/robot/latency"
+TOPIC_ACTION = "/action"
+TOPIC_MODE = "/control/mode"
+TOPIC_VR_POSE = {"r": "/vr/right/pose", "l": "/vr/left/pose"}
+TOPIC_VR_BUTTONS = "/vr/buttons"
+TOPIC_EVENTS = "/events"
+TOPIC_LOG = "/log"
+TOPIC_TIMING = "/timing"
+
+
+def camera_image_topic(name: str) -> str:
+    """Returns the image topic of camera `name`."""
+    return f"/camera/{name}/image"
+
+
+def camera_calibration_topic(name: str) -> str:
+    """Returns the calibration topic of camera `name`."""
+    return f"/camera/{name}/calibration"
+
+
+def camera_name_from_topic(topic: str) -> str | None:
+    """Returns the camera name of an image topic, or None if `topic` is not one."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == "" and parts[1] == "camera" and parts[3] == "image":
+        return parts[2]
+    return None
+
+
+ARM_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
+FINGER_JOINT_NAMES = ("panda_finger_joint1", "panda_finger_joint2")
+JOINT_NAMES = ARM_JOINT_NAMES + FINGER_JOINT_NAMES
+FINGER_MAX_M = 0.04  # one Panda finger's travel, metres (gripper -1 = open = 0.04 m each)
+ACTION_FIELDS = ("lin_x", "lin_y", "lin_z", "rot_x", "rot_y", "rot_z", "gripper")
+
+# --- JSON schemas ---------------------------------------------------------------------------------
+# Written for Foxglove's JSON-schema reader: every object lists its "properties", every field has
+# one "type" (no type lists, no additionalProperties-only maps), so every field can be plotted.
+# Numbers may be null in the data when a value is not available (e.g. no round trip for PUB states).
+# Maps with run-time keys (loops, counters, gains) are arrays of {"name": …} objects; plot them in
+# Foxglove with a filter, e.g. ``/timing.loops[:]{name=="control"}.achieved_hz``.
+_TIME = {
+    "type": "object",
+    "title": "time",
+    "properties": {"sec": {"type": "integer", "minimum": 0}, "nsec": {"type": "integer", "minimum": 0}},
+}
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_STR = {"type": "string"}
+_NUMS = {"type": "array", "items": {"type": "number"}}
+_VEC3 = {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}
+_QUAT = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "description": "x, y, z, w"}
+_NAMED_VALUES = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"name": _STR, "value": _NUM}},
+}
+
+
+def _obj(description: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(required),
+    }
+
+
+def _side_buttons(booleans: tuple[str, ...]) -> dict[str, Any]:
+    props: dict[str, Any] = {name: _BOOL for name in booleans}
+    props.update(trigger=_NUM, grip=_NUM, joystick_x=_NUM, joystick_y=_NUM)
+    return {"type": "object", "description": "one controller (oculus_reader button names)", "properties": props}
+
+
+_LOOP = {
+    "type": "object",
+    "properties": {
+        "name": _STR,
+        "target_hz": _NUM,
+        "achieved_hz": _NUM,
+        "ticks": _INT,
+        "missed": _INT,
+        "late": _INT,
+        "jitter_p50_ms": _NUM,
+        "jitter_p99_ms": _NUM,
+        "jitter_max_ms": _NUM,
+        "work_p99_ms": _NUM,
+    },
+}
+
+JSON_SCHEMAS: dict[str, dict[str, Any]] = {
+    "teleop.JointStates": _obj(
+        "Measured Panda joints: 7 arm joints (rad) then 2 finger joints (m).",
+        {
+            "timestamp": _TIME,
+            "name": {"type": "array", "items": _STR},
+            "position": _NUMS,
+            "velocity": {**_NUMS, "description": "finite difference of consecutive states; empty at first"},
+            "gripper": {**_NUM, "description": "-1 open … +1 closed"},
+            "start_teleop": _BOOL,
+        },
+        ("timestamp", "name", "position"),
+    ),
+    "teleop.RobotCommand": _obj(
+        "The FrankaAction target sent to the robot (base frame, metres, xyzw).",
+        {
+            "timestamp": _TIME,
+            "seq": _INT,
+            "position": _VEC3,
+            "orientation": _QUAT,
+            "gripper": {**_NUM, "description": "-1 open … +1 closed"},
+            "reset": _BOOL,
+            "mode": _STR,
+            "engaged": _BOOL,
+            "vr_seq": _INT,
+        },
+        ("timestamp", "seq", "position", "orientation", "gripper", "reset"),
+    ),
+    "teleop.RobotLatency": _obj(
+        "Robot link timing, milliseconds.",
+        {
+            "timestamp": _TIME,
+            "rtt_ms": {**_NUM, "description": "round trip of the request that brought the state (null for PUB)"},
+            "state_age_ms": {**_NUM, "description": "tick time − receive time"},
+            "transport_ms": {**_NUM, "description": "receive wall time − measurement time (clock offset included)"},
+        },
+        ("timestamp",),
+    ),
+    "teleop.Action": _obj(
+        "Policy action, normalised to [-1, 1]: linear xyz, rotation xyz (Euler rates), gripper.",
+        {"timestamp": _TIME, "seq": _INT, **{name: _NUM for name in ACTION_FIELDS}},
+        ("timestamp", *ACTION_FIELDS),
+    ),
+    "teleop.ControlMode": _obj(
+        "Control state at one recording tick.",
+        {
+            "timestamp": _TIME,
+            "mode": {"type": "string", "enum": ["REAL-TIME", "PREDICTIVE"]},
+            "predictive": _BOOL,
+            "engaged": _BOOL,
+            "command_seq": _INT,
+            "vr_seq": _INT,
+            "vr_to_command_ms": _NUM,
+            "gains": _NAMED_VALUES,
+        },
+        ("timestamp", "mode", "predictive", "engaged"),
+    ),
+    "teleop.VRButtons": _obj(
+        "Controller buttons and analog inputs per side (a side is absent when not tracked).",
+        {"timestamp": _TIME, "seq": _INT, "right": _side_buttons(RIGHT_BOOLS), "left": _side_buttons(LEFT_BOOLS)},
+        ("timestamp",),
+    ),
+    "teleop.Event": _obj(
+        "Something that happened during the episode.",
+        {
+            "timestamp": _TIME,
+            "kind": _STR,
+            "message": _STR,
+            "data": {"type": "object", "description": "free-form fields of this kind of event", "properties": {}},
+        },
+        ("timestamp", "kind", "message"),
+    ),
+    "teleop.Timing": _obj(
+        "Per-loop timing and queue/drop counters, about once a second.",
+        {
+            "timestamp": _TIME,
+            "loops": {"type": "array", "items": _LOOP},
+            "counters": _NAMED_VALUES,
+        },
+        ("timestamp", "loops", "counters"),
+    ),
+}
+
+PROTO_CLASSES: dict[str, Any] = {
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (FrameTransforms, PoseInFrame, CompressedImage, CameraCalibration, Log)
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a topic is encoded: `schema` names a key of JSON_SCHEMAS or PROTO_CLASSES."""
+
+    topic: str
+    schema: str
+
+    @property
+    def encoding(self) -> str:
+        """The MCAP message encoding: "protobuf" or "json"."""
+        return "protobuf" if self.schema in PROTO_CLASSES else "json"
+
+
+FIXED_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(TOPIC_TF, "foxglove.FrameTransforms"),
+    TopicSpec(TOPIC_EE_POSE, "foxglove.PoseInFrame"),
+    TopicSpec(TOPIC_EE_TARGET, "foxglove.PoseInFrame"),
+    TopicSpec(TOPIC_JOINT_STATES, "teleop.JointStates"),
+    TopicSpec(TOPIC_COMMAND, "teleop.RobotCommand"),
+    TopicSpec(TOPIC_LATENCY, "teleop.RobotLatency"),
+    TopicSpec(TOPIC_ACTION, "teleop.Action"),
+    TopicSpec(TOPIC_MODE, "teleop.ControlMode"),
+    TopicSpec(TOPIC_VR_POSE["r"], "foxglove.PoseInFrame"),
+    TopicSpec(TOPIC_VR_POSE["l"], "foxglove.PoseInFrame"),
+    TopicSpec(TOPIC_VR_BUTTONS, "teleop.VRButtons"),
+    TopicSpec(TOPIC_EVENTS, "teleop.Event"),
+    TopicSpec(TOPIC_LOG, "foxglove.Log"),
+    TopicSpec(TOPIC_TIMING, "teleop.Timing"),
+)
+
+
+def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
+    """Returns the (image, calibration) topic specs of camera `name`."""
+    return (
+        TopicSpec(camera_image_topic(name), "foxglove.CompressedImage"),
+        TopicSpec(camera_calibration_topic(name), "foxglove.CameraCalibration"),
+    )
+
+
+def schema_record(schema: str) -> tuple[str, str, bytes]:
+    """Returns (name, schema encoding, schema data) of the MCAP Schema record for `schema`.
+
+    Raises:
+        KeyError: `schema` is neither a known JSON schema nor a Foxglove protobuf class.
+    """
+    if schema in PROTO_CLASSES:
+        fds = build_file_descriptor_set(PROTO_CLASSES[schema])
+        return schema, "protobuf", fds.SerializeToString()
+    return schema, "jsonschema", json.dumps(JSON_SCHEMAS[schema], separators=(",", ":")).encode()

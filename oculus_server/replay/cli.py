@@ -1,0 +1,249 @@
+"""`teleop-replay`: inspect, replay, export, plot and recover episode recordings.
+
+    teleop-replay info FILE [--json]
+    teleop-replay play FILE [--host H --port P | --start-sim] [--speed N] [--start S] [--end S]
+    teleop-replay export FILE|DIR --to hdf5|mp4|lerobot [-o OUT] [--images]
+    teleop-replay plot FILE -o OUT.png
+    teleop-replay recover FILE [-o OUT] [--json]
+
+Exit status: 0 success; 1 error; 2 bad arguments; `recover` also 3 (valid file written but data
+was lost) and 1 (nothing recoverable), as `mcap recover` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from frankateach.constants import CONTROL_PORT, HOST
+from frankateach.errors import FrankaTeachError
+
+log = logging.getLogger("teleop-replay")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal,
+    )
+
+
+@contextmanager
+def _bar(progress: Progress, description: str) -> Iterator:
+    task = progress.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=max(total, 1))
+
+    yield update
+
+
+def recordings_in(target: Path) -> list[Path]:
+    """`target` itself if it is a file, else its finished ``*.mcap`` recordings (recursively, sorted).
+
+    Raises:
+        FrankaTeachError: nothing found.
+    """
+    if target.is_file():
+        return [target]
+    if target.is_dir():
+        found = sorted(p for p in target.rglob("*.mcap") if p.is_file())
+        if found:
+            return found
+        raise FrankaTeachError(f"no .mcap recordings in {target}")
+    raise FrankaTeachError(f"{target} does not exist")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    from oculus_server.replay.info import format_info, recording_info
+
+    info = recording_info(args.file, sequences=not args.no_seq)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_info(info, verbose=args.verbose))
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace, console: Console) -> int:
+    from oculus_server.recording.recover import recover
+
+    report = recover(args.file, args.out)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.describe())
+    return report.exit_code
+
+
+def cmd_plot(args: argparse.Namespace, console: Console) -> int:
+    from oculus_server.replay.episode import load_episode
+    from oculus_server.replay.plot import plot_episode
+
+    with _progress(console) as progress, _bar(progress, "reading") as update:
+        ep = load_episode(args.file, images=False, progress=update)
+    out = plot_episode(ep, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from oculus_server.replay.episode import load_episode
+    from oculus_server.replay.export import export_hdf5, export_mp4
+    from oculus_server.replay.lerobot import export_lerobot
+
+    files = recordings_in(Path(args.target))
+    base = Path(args.target)
+    single = base.is_file()
+    images = args.to in ("mp4", "lerobot") or args.images
+    written: list[Path] = []
+    with _progress(console) as progress:
+        overall = progress.add_task("recordings", total=len(files))
+        if args.to == "lerobot":
+            episodes = []
+            for path in files:
+                with _bar(progress, f"reading {path.name}") as update:
+                    episodes.append(load_episode(path, images=True, progress=update))
+                progress.advance(overall)
+            out = Path(args.out) if args.out else base.with_name((base.name[:-5] if single else base.name) + "_lerobot")
+            with _bar(progress, "encoding dataset") as update:
+                written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
+        else:
+            out_dir = Path(args.out) if args.out and not (single and args.to == "hdf5") else (base.parent if single else base)
+            for path in files:
+                with _bar(progress, f"reading {path.name}") as update:
+                    ep = load_episode(path, images=images, progress=update)
+                if args.to == "hdf5":
+                    dest = Path(args.out) if (single and args.out) else out_dir / (path.name[:-5] + ".h5")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with _bar(progress, f"writing {dest.name}") as update:
+                        written.append(export_hdf5(ep, dest, images=args.images, progress=update))
+                else:
+                    with _bar(progress, f"encoding {path.name}") as update:
+                        written.extend(export_mp4(ep, out_dir, progress=update).values())
+                progress.advance(overall)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace, console: Console) -> int:
+    from frankateach.client import RobotClient
+    from oculus_server.replay.episode import load_episode
+    from oculus_server.replay.play import play
+
+    sim = None
+    host, port = args.host, args.port
+    if args.start_sim:
+        try:
+            from frankateach.sim.server import start_sim_server
+        except ImportError as exc:
+            raise FrankaTeachError(f"--start-sim needs the MuJoCo simulator (frankateach.sim): {exc}") from None
+        sim = start_sim_server(cameras=False)
+        host, port = "127.0.0.1", sim.ports.control
+        print(f"started the simulator on 127.0.0.1:{port}")
+    client = RobotClient(host, port)
+    try:
+        with _progress(console) as progress:
+            with _bar(progress, "reading") as update:
+                ep = load_episode(args.file, images=False, progress=update)
+            with _bar(progress, f"replaying at {args.speed:g}×") as update:
+                report = play(ep, client, speed=args.speed, start_s=args.start, end_s=args.end,
+                              approach_s=0.0 if args.no_approach else args.approach, on_step=update)
+    finally:
+        client.close()
+        if sim is not None:
+            sim.stop()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+    return 0 if report.commands_sent else 1
+
+
+# -- parser -------------------------------------------------------------------------------------------
+def _positive(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return v
+
+
+def _non_negative(text: str) -> float:
+    v = float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="teleop-replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--log-level", default="WARNING")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="duration, topics, rates, gaps, metadata")
+    s.add_argument("file", type=Path)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--no-seq", action="store_true", help="skip sequence numbers (index only, fastest)")
+    s.add_argument("-v", "--verbose", action="store_true", help="full metadata values and every gap")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("play", help="re-send the recorded commands to a robot server")
+    s.add_argument("file", type=Path)
+    s.add_argument("--host", default=HOST)
+    s.add_argument("--port", type=int, default=CONTROL_PORT, help="control (REP) port")
+    s.add_argument("--start-sim", action="store_true", help="start the MuJoCo simulator in-process and replay on it")
+    s.add_argument("--speed", type=_positive, default=1.0, help="time scale, e.g. 2 = twice as fast")
+    s.add_argument("--start", type=_non_negative, default=0.0, help="seconds from the recording start")
+    s.add_argument("--end", type=_non_negative, default=None, help="seconds from the recording start")
+    s.add_argument("--approach", type=_non_negative, default=3.0, help="seconds allowed to reach the first target")
+    s.add_argument("--no-approach", action="store_true", help="start replaying at once")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_play)
+
+    s = sub.add_parser("export", help="convert to HDF5 (DROID-like), MP4 or a LeRobot v3 dataset")
+    s.add_argument("target", type=Path, help="a recording or a folder of recordings")
+    s.add_argument("--to", required=True, choices=("hdf5", "mp4", "lerobot"))
+    s.add_argument("-o", "--out", type=Path, default=None, help="output file (hdf5, one input) or folder")
+    s.add_argument("--images", action="store_true", help="hdf5: embed decoded camera images")
+    s.add_argument("--fps", type=_positive, default=None, help="lerobot: frame rate (default: the recording rate)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("plot", help="overview PNG: rates, latency, pose vs target, gripper, VR inputs")
+    s.add_argument("file", type=Path)
+    s.add_argument("-o", "--out", type=Path, required=True)
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("recover", help="rebuild a valid file from an unfinished recording")
+    s.add_argument("file", type=Path)
+    s.add_argument("-o", "--out", type=Path, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_recover)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    console = Console(stderr=True)
+    try:
+        return int(args.func(args, console))
+    except FrankaTeachError as exc:  # RecordingError included
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
