@@ -4,5 +4,5 @@
 #   ./run_server.sh --performance           # real arm (robot server on --robot-host), Quest over adb
 set -euo pipefail
 cd "$(dirname "$0")"
-source tools/bootstrap.sh ""
+source tools/bootstrap.sh
 exec oculus-server "$@"

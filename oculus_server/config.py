@@ -60,6 +60,7 @@ class DaemonConfig:
     sim_cameras: bool = True
     start_sim: bool = True  # with debug: start frankateach-sim as a child process
     hold_after_s: float = VR_LINK_TIMEOUT_S
+    realtime_priority: int = 10  # SCHED_FIFO priority for the rate loops (0: off; needs CAP_SYS_NICE)
     operator: str = ""
     task: str = ""
     policy: Mapping[str, Any] = field(default_factory=dict)

@@ -59,12 +59,11 @@ SWITCH_INTERVAL_S = 0.0005  # all threads must be gone within this after the sto
 
 def policy_config(cfg: DaemonConfig) -> PolicyConfig:
     """The policy config implied by the daemon config (performance, side, rate, overrides)."""
-    base = PolicyConfig.performance() if cfg.performance else PolicyConfig()
     changes = dict(cfg.policy)
     changes.setdefault("control_hz", cfg.effective_control_hz)
     if cfg.left_controller:
         changes.setdefault("right_controller", False)
-    return base.replace(**changes) if changes else base
+    return PolicyConfig.from_dict(changes, performance=cfg.performance)
 
 
 def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, str]:
@@ -94,9 +93,11 @@ def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, str]:
 def robot_model_attachment() -> list[tuple[str, str, bytes]]:
     """The simulated Panda's MJCF as an attachment (empty if the model cannot be built)."""
     try:
-        from frankateach.sim.model import model_xml
+        from frankateach.sim.model import build_spec
 
-        return [("panda_scene.xml", "application/xml", model_xml().encode())]
+        spec = build_spec()
+        spec.compile()
+        return [("panda_scene.xml", "application/xml", spec.to_xml().encode())]
     except Exception as exc:  # noqa: BLE001 - an attachment is a nicety, never a failure
         log.debug("no robot model attachment: %s", exc)
         return []
@@ -140,10 +141,11 @@ class Daemon:
         )
         self.policy = VRPolicy(policy_config(cfg))
         sv, st = self.supervisor, self.state
-        self.vr = VRThread(source, sv, st, hz=cfg.vr_hz)
+        rt = cfg.realtime_priority
+        self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
             self.policy, self.commands, self.responses, sv, st,
-            hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s,
+            hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, realtime_priority=rt,
         )
         self.robot = RobotCommThread(
             self.client_factory, self.commands, self.responses, sv, st,
@@ -151,7 +153,7 @@ class Daemon:
         )
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
-            record_on_start=cfg.effective_record_on_start, task=cfg.task,
+            record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
         )
         self.writer = McapWriterThread(
             self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,

@@ -134,7 +134,7 @@ def _drain(q: queue.Queue) -> list:
 def test_recorder_episode_toggle_success_and_ticks():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=1000)
-    rec = RecorderThread(q, sv, st, hz=100.0, task="pick cube")
+    rec = RecorderThread(q, sv, st, hz=100.0, task="pick cube", debounce_s=0.0)
     st.request_episode("toggle")
     rec.step()
     rec.step()
@@ -168,3 +168,18 @@ def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
     seqs = [i.seq for i in items if isinstance(i, RecordTick)]
     assert seqs == [0, 1, 2, 10, 11, 12]  # 12 slots - 8 reserved; the gap stays visible
     assert st.counters()["records_dropped"] == 7
+
+
+def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True, debounce_s=0.5)
+    rec.step()
+    st.request_episode("toggle")  # e.g. the scripted demo's own A press
+    rec.step()
+    assert rec.open
+    time.sleep(0.55)
+    st.request_episode("toggle")
+    rec.step()
+    assert not rec.open
+    assert isinstance(_drain(q)[-1], EpisodeStop)

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import Failure, SharedState
+from oculus_server.threads.realtime import try_realtime
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,23 @@ class RateThread(DaemonThread):
     """A `DaemonThread` that calls `step()` on absolute deadlines at `hz`."""
 
     def __init__(
-        self, name: str, hz: float, supervisor: Supervisor, state: SharedState, clock: Clock = MONOTONIC
+        self,
+        name: str,
+        hz: float,
+        supervisor: Supervisor,
+        state: SharedState,
+        clock: Clock = MONOTONIC,
+        realtime_priority: int = 0,
     ) -> None:
         super().__init__(name, supervisor, state)
+        self.realtime_priority = realtime_priority
+        self.realtime = False
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
         state.register_rate(self.stats)
 
     def body(self) -> None:
+        self.realtime = try_realtime(self.realtime_priority)
         self.setup()
         while self.ticker.wait(self.stop_event):
             self.step()

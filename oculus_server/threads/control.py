@@ -39,15 +39,16 @@ class ControlThread(RateThread):
         state: SharedState,
         hz: float = CONTROL_FREQ,
         hold_after_s: float = 0.5,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("control", hz, supervisor, state)
+        super().__init__("control", hz, supervisor, state, realtime_priority=realtime_priority)
         self.policy = policy
         self.commands = commands
         self.responses = responses
         self.period = 1.0 / hz
         self.hold_after_s = hold_after_s
         self.seq = 0
-        self._target: FrankaAction | None = None  # last target handed to the robot thread
+        self._last_target: FrankaAction | None = None  # last target handed to the robot thread
         self._was_holding = True
 
     def step(self) -> None:
@@ -60,11 +61,11 @@ class ControlThread(RateThread):
             return  # nothing to anchor a target to yet
         age = now - obs.t_recv
         fresh = age <= PREDICTIVE_AFTER_PERIODS * self.period
-        mode = ControlMode.REAL_TIME if fresh or self._target is None else ControlMode.PREDICTIVE
+        mode = ControlMode.REAL_TIME if fresh or self._last_target is None else ControlMode.PREDICTIVE
         if mode is ControlMode.REAL_TIME:
             ref_pos, ref_quat = obs.state.pos, obs.state.quat
         else:
-            ref_pos, ref_quat = self._target.pos, self._target.quat
+            ref_pos, ref_quat = self._last_target.pos, self._last_target.quat
         link_ok = age <= self.hold_after_s
         if link_ok and self._was_holding:
             self.policy.reset_origin()
@@ -78,6 +79,7 @@ class ControlThread(RateThread):
             robot_gripper=obs.state.gripper,
             reference_pos=ref_pos,
             reference_quat=ref_quat,
+            mode=mode,
             now=now,
             timestamp=time.time(),
         )
@@ -91,7 +93,7 @@ class ControlThread(RateThread):
             engaged = False
         if not engaged:
             # Hold: keep the last target (or the measured pose); only the gripper may change.
-            hold = self._target or FrankaAction(
+            hold = self._last_target or FrankaAction(
                 obs.state.pos, obs.state.quat, float(obs.state.gripper), False, time.time()
             )
             gripper = float(target.gripper) if finite and link_ok else hold.gripper
@@ -108,12 +110,12 @@ class ControlThread(RateThread):
         )
         self.seq += 1
         self.state.set_command(cmd)
-        changed = self._target is None or target.gripper != self._target.gripper
+        changed = self._last_target is None or target.gripper != self._last_target.gripper
         if link_ok and (engaged or changed):
             dropped = put_freshest(self.commands, cmd)
             if dropped:
                 self.state.count("commands_dropped", dropped)
-            self._target = target
+            self._last_target = target
         self.state.set_queue_depth("command", self.commands.qsize())
 
     def _on_policy_event(self, event: str) -> None:
@@ -121,5 +123,5 @@ class ControlThread(RateThread):
             self.state.request_episode("toggle")
         elif event == "success":
             self.state.request_episode("success")
-        elif event in ("link_lost", "origin_reset", "calibrated", "pose_jump"):
+        elif event in ("link_lost", "link_restored", "calibrated", "pose_jump", "non_finite", "engaged", "disengaged"):
             self.state.add_event("control", event)

@@ -5,7 +5,9 @@ arrived since the previous tick, control mode, events and (about once a second) 
 `put_nowait`s it on the MCAP queue. A full queue drops the tick and counts it; the tick's `seq`
 still advances, so the gap is visible in the file. Episode requests (A = start/stop, B = success)
 are turned here into `EpisodeStart`/`EpisodeStop` items on the same queue, which keep a reserved
-margin so they are never dropped.
+margin so they are never dropped. A toggle within `debounce_s` of an episode's start is ignored,
+so a double press, or the A press of a scripted demo run with --record-on-start, cannot end an
+episode that has just begun.
 """
 
 from __future__ import annotations
@@ -56,12 +58,16 @@ class RecorderThread(RateThread):
         record_on_start: bool = False,
         task: str = "",
         timing_period_s: float = 1.0,
+        debounce_s: float = 1.0,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("recording", hz, supervisor, state)
+        super().__init__("recording", hz, supervisor, state, realtime_priority=realtime_priority)
         self.queue = mcap_queue
         self.enabled = enabled
         self.task = task
         self.timing_period_s = timing_period_s
+        self.debounce_s = debounce_s
+        self._opened_at = float("-inf")
         self.seq = 0
         self.open = False
         self.success = False
@@ -73,20 +79,21 @@ class RecorderThread(RateThread):
     def _control(self, item: object) -> None:
         self.queue.put_nowait(item)  # never full: ticks leave CONTROL_MARGIN free
 
-    def _start(self) -> None:
+    def _start_episode(self) -> None:
         now = time.time()
         name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
         if self.task:
             name += "_" + "".join(c if c.isalnum() else "-" for c in self.task)[:40]
         self.seq = 0
         self.open = True
+        self._opened_at = time.monotonic()
         self.success = False
         self._next_timing = 0.0
         self._control(EpisodeStart(name=name, t_wall=now))
         self.state.add_event("episode_start", f"episode {name} started", name=name)
         log.info("episode %s started", name)
 
-    def _stop(self, outcome: str | None = None, reason: str = "") -> None:
+    def _stop_episode(self, outcome: str | None = None, reason: str = "") -> None:
         outcome = outcome or ("success" if self.success else "failure")
         self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
         self._flush_tick()  # the stop event itself goes into the file
@@ -105,9 +112,14 @@ class RecorderThread(RateThread):
                     self.state.add_event("success", "episode marked successful")
             elif req == "start" or (req == "toggle" and not self.open):
                 if not self.open:
-                    self._start()
+                    self._start_episode()
             elif req in ("stop", "toggle") and self.open:
-                self._stop()
+                if req == "toggle" and time.monotonic() - self._opened_at < self.debounce_s:
+                    # A press right after an episode opened (e.g. by --record-on-start, or a
+                    # double press) would throw the episode away: ignore it.
+                    log.info("episode button ignored: episode opened %.2f s ago", time.monotonic() - self._opened_at)
+                    continue
+                self._stop_episode()
 
     # -- ticks ----------------------------------------------------------------------------------
     def _build(self) -> RecordTick:
@@ -155,4 +167,4 @@ class RecorderThread(RateThread):
     def finish(self) -> None:
         """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'."""
         if self.open:
-            self._stop(outcome="shutdown", reason="daemon stopped")
+            self._stop_episode(outcome="shutdown", reason="daemon stopped")

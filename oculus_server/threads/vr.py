@@ -12,9 +12,10 @@ class VRThread(RateThread):
     """Owns the VR source: only this thread calls `start`, `poll` and `close` on it."""
 
     def __init__(
-        self, source: VRSource, supervisor: Supervisor, state: SharedState, hz: float = VR_FREQ
+        self, source: VRSource, supervisor: Supervisor, state: SharedState, hz: float = VR_FREQ,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("vr", hz, supervisor, state)
+        super().__init__("vr", hz, supervisor, state, realtime_priority=realtime_priority)
         self.source = source
 
     def setup(self) -> None:
