@@ -109,7 +109,7 @@ VR_CALIBRATION_MIN_MOTION_M = 0.003  # joystick-forward calibration needs this m
 VR_UP_AXIS = (0.0, 1.0, 0.0)  # "up" in the headset frame (OpenXR-style, y-up)
 
 # --- Recording: MCAP writer and replay tools (oculus_server/recording, oculus_server/replay) -------
-MCAP_COMPRESSION = "zstd"  # chunk compression: "zstd", "lz4" or "none" (see benchmarks/bench_recording.py)
+MCAP_COMPRESSION = "lz4"  # chunk compression: "zstd", "lz4" or "none" (see benchmarks/bench_recording.py)
 MCAP_CALIBRATION_PERIOD_S = 2.0  # /camera/<name>/calibration is repeated this often
 MCAP_DEFAULT_CAMERA_FOVY_DEG = 45.0  # vertical field of view assumed for cameras not described (MuJoCo's default)
-REPLAY_GAP_FACTOR = 2.0  # `teleop-replay info`: an interval longer than this × the median period is a gap
+REPLAY_GAP_FACTOR = 2.5  # `teleop-replay info`: an interval longer than this × the median period is a gap

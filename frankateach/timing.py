@@ -163,6 +163,7 @@ class Ticker:
         self._t0: float | None = None  # grid origin, clock seconds
         self._k = 0  # grid index of the last tick
         self._work_start: float | None = None
+        self.last_tick = float("nan")  # clock time of the latest wake-up (what the tick measured)
 
     def wait(self, stop: threading.Event) -> bool:
         """Sleeps until the next deadline; returns False once `stop` is set.
@@ -196,4 +197,5 @@ class Ticker:
                 now = self.clock.now()
         self.stats.tick(now)
         self._work_start = now
+        self.last_tick = now
         return True

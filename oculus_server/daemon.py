@@ -46,6 +46,7 @@ from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
+from oculus_server.threads.realtime import reset_normal, try_realtime
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.threads.vr import VRThread
@@ -149,7 +150,7 @@ class Daemon:
         )
         self.robot = RobotCommThread(
             self.client_factory, self.commands, self.responses, sv, st,
-            idle_poll_s=1.0 / cfg.effective_control_hz,
+            idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
@@ -157,10 +158,11 @@ class Daemon:
         )
         self.writer = McapWriterThread(
             self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
-            base_metadata=metadata,
+            base_metadata=metadata, realtime_priority=max(0, rt - 2),
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
-        self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st, port_offset=cfg.camera_port_offset)
+        self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st, port_offset=cfg.camera_port_offset,
+                                    realtime_priority=max(0, rt - 2))
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
         if cfg.cameras:
             self.loop_threads.append(self.cameras)
@@ -174,6 +176,8 @@ class Daemon:
         # Python hands the GIL over every 5 ms by default: a loop thread waking on its deadline
         # could wait that long behind the writer. 0.5 ms keeps wake-up jitter well under 1 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
+        try_realtime(max(0, self.cfg.realtime_priority - 2))
         self.started_at = time.monotonic()
         for t in self.threads:
             t.start()
@@ -206,6 +210,7 @@ class Daemon:
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
+        reset_normal()  # the main thread goes back to normal scheduling
         failures = self.supervisor.failures()
         for f in failures:
             log.error("thread '%s' failed: %s\n%s", f.thread, f.error, f.traceback)

@@ -195,8 +195,17 @@ def test_start_raises_when_the_state_port_is_taken():
             server.start()
         # The ports it had bound were released: a new server can take them all.
         squatter.close()
-        again = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
-        again.start()
+        # ZMQ closes sockets asynchronously (in its I/O thread): allow the port a moment to free.
+        deadline = time.monotonic() + 5.0
+        while True:
+            again = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
+            try:
+                again.start()
+                break
+            except zmq.ZMQError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         again.stop()
     finally:
         squatter.close()

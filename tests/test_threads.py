@@ -146,16 +146,19 @@ def test_recorder_episode_toggle_success_and_ticks():
     items = _drain(q)
     assert isinstance(items[0], EpisodeStart) and items[0].name.endswith("pick-cube")
     ticks = [i for i in items if isinstance(i, RecordTick)]
-    assert [t.seq for t in ticks] == [0, 1, 2, 3]
-    assert isinstance(items[-1], EpisodeStop) and items[-1].success and items[-1].outcome == "success"
+    assert [t.seq for t in ticks] == [0, 1, 2]
+    stop = items[-1]
+    assert isinstance(stop, EpisodeStop) and stop.success and stop.outcome == "success"
     kinds = [e.kind for t in ticks for e in t.events]
-    assert kinds[:1] == ["episode_start"] and "success" in kinds and "episode_stop" in kinds
+    assert kinds[:1] == ["episode_start"] and "success" in kinds
+    assert [e.kind for e in stop.events] == ["episode_stop"]  # written before the file closes
 
 
 def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=12)
-    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True)
+    rec = RecorderThread(q, sv, st, hz=100.0)
+    st.request_episode("start")
     for _ in range(10):
         rec.step()
     items = _drain(q)  # the writer catches up
@@ -166,14 +169,15 @@ def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
     assert isinstance(items[0], EpisodeStart) and isinstance(items[-1], EpisodeStop)
     assert items[-1].outcome == "shutdown"
     seqs = [i.seq for i in items if isinstance(i, RecordTick)]
-    assert seqs == [0, 1, 2, 10, 11, 12]  # 12 slots - 8 reserved; the gap stays visible
+    assert seqs == [0, 1, 2, 10, 11]  # 12 slots - 8 reserved; the gap stays visible
     assert st.counters()["records_dropped"] == 7
 
 
 def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
-    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True, debounce_s=0.5)
+    rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.5)
+    st.request_episode("start")
     rec.step()
     st.request_episode("toggle")  # e.g. the scripted demo's own A press
     rec.step()
@@ -183,3 +187,19 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
     rec.step()
     assert not rec.open
     assert isinstance(_drain(q)[-1], EpisodeStop)
+
+
+def test_record_on_start_waits_for_the_robot_then_opens():
+    from frankateach.messages import FrankaState
+    from oculus_server.recording.record import RobotObservation
+    from oculus_server.state import RobotLink
+
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True)
+    rec.step()
+    assert not rec.open and q.empty()  # no robot state yet
+    state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    rec.step()
+    assert rec.open and isinstance(q.get_nowait(), EpisodeStart)

@@ -43,14 +43,19 @@ class Supervisor:
 class DaemonThread(threading.Thread, ABC):
     """A named thread whose exceptions stop the daemon instead of vanishing."""
 
-    def __init__(self, name: str, supervisor: Supervisor, state: SharedState) -> None:
+    def __init__(
+        self, name: str, supervisor: Supervisor, state: SharedState, realtime_priority: int = 0
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.supervisor = supervisor
         self.state = state
         self.stop_event = supervisor.stop
+        self.realtime_priority = realtime_priority
+        self.realtime = False
 
     def run(self) -> None:
         try:
+            self.realtime = try_realtime(self.realtime_priority)
             self.body()
         except BaseException as exc:  # noqa: BLE001 - everything must reach the main thread
             self.supervisor.fail(self.name, exc)
@@ -80,15 +85,12 @@ class RateThread(DaemonThread):
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__(name, supervisor, state)
-        self.realtime_priority = realtime_priority
-        self.realtime = False
+        super().__init__(name, supervisor, state, realtime_priority)
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
         state.register_rate(self.stats)
 
     def body(self) -> None:
-        self.realtime = try_realtime(self.realtime_priority)
         self.setup()
         while self.ticker.wait(self.stop_event):
             self.step()

@@ -33,8 +33,9 @@ class CameraThread(DaemonThread):
         state: SharedState,
         port_offset: int = CAM_PORT_OFFSET,
         poll_s: float = 0.1,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("cameras", supervisor, state)
+        super().__init__("cameras", supervisor, state, realtime_priority)
         self.host = host
         self.ids = ids
         self.port_offset = port_offset

@@ -40,8 +40,9 @@ class McapWriterThread(DaemonThread):
         writer_factory: WriterFactory,
         base_metadata: dict[str, str] | None = None,
         drain_s: float = 1.0,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("mcap-writer", supervisor, state)
+        super().__init__("mcap-writer", supervisor, state, realtime_priority)
         self.queue = mcap_queue
         self.dir = Path(recordings_dir)
         self.writer_factory = writer_factory
@@ -131,6 +132,12 @@ class McapWriterThread(DaemonThread):
         writer, self.writer = self.writer, None
         if writer is None:
             return
+        for event in stop.events:
+            try:
+                writer.write_event(event)
+            except (RecordingError, OSError) as exc:
+                log.warning("could not write the closing events: %s", exc)
+                break
         end = {"outcome": stop.outcome, "success": str(stop.success).lower(), "ended_by": stop.reason or stop.outcome}
         try:
             path = writer.close(stop.outcome, end)

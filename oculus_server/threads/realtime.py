@@ -25,7 +25,9 @@ def try_realtime(priority: int) -> bool:
     if priority <= 0 or not hasattr(os, "sched_setscheduler"):
         return False
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0 = this thread
+        # RESET_ON_FORK: child processes (adb, the simulator) never inherit the real-time policy.
+        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+        os.sched_setscheduler(0, policy, os.sched_param(priority))  # 0 = the calling thread
         return True
     except (PermissionError, OSError) as exc:
         if not _warned:
@@ -36,3 +38,12 @@ def try_realtime(priority: int) -> bool:
                 exc,
             )
         return False
+
+
+def reset_normal() -> None:
+    """Returns the calling thread to the normal time-sharing policy (no-op if not permitted)."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from frankateach.constants import RECORD_FREQ
-from oculus_server.recording.record import RecordTick
+from oculus_server.recording.record import Event, RecordTick
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 
@@ -38,11 +38,15 @@ class EpisodeStart:
 
 @dataclass(frozen=True)
 class EpisodeStop:
-    """Close the open episode. `outcome`: "success", "failure" or "shutdown"."""
+    """Close the open episode. `outcome`: "success", "failure" or "shutdown".
+
+    `events` (the stop itself among them) are written to the file before it is closed.
+    """
 
     outcome: str
     success: bool
     reason: str = ""
+    events: tuple[Event, ...] = ()
 
 
 class RecorderThread(RateThread):
@@ -72,8 +76,10 @@ class RecorderThread(RateThread):
         self.open = False
         self.success = False
         self._next_timing = 0.0
-        if enabled and record_on_start:
-            state.request_episode("start")
+        self._wall_at_tick = time.time()
+        # --record-on-start opens the episode once the robot has answered (at most 2 s after
+        # start), so a recording does not begin with ticks that have no robot state.
+        self._pending_start: float | None = (time.monotonic() + 2.0) if enabled and record_on_start else None
 
     # -- episodes -------------------------------------------------------------------------------
     def _control(self, item: object) -> None:
@@ -96,8 +102,8 @@ class RecorderThread(RateThread):
     def _stop_episode(self, outcome: str | None = None, reason: str = "") -> None:
         outcome = outcome or ("success" if self.success else "failure")
         self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
-        self._flush_tick()  # the stop event itself goes into the file
-        self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason))
+        events = self.state.take_events()  # the stop itself among them: written before closing
+        self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason, events=events))
         self.open = False
         log.info("episode stopped (%s)", outcome)
 
@@ -123,7 +129,8 @@ class RecorderThread(RateThread):
 
     # -- ticks ----------------------------------------------------------------------------------
     def _build(self) -> RecordTick:
-        now = time.monotonic()
+        now = self.ticker.last_tick  # the wake-up time: what this tick stands for
+        wall = self._wall_at_tick
         rates, counters = {}, {}
         if now >= self._next_timing:
             self._next_timing = now + self.timing_period_s
@@ -135,7 +142,7 @@ class RecorderThread(RateThread):
         return RecordTick(
             seq=self.seq,
             t_mono=now,
-            t_wall=time.time(),
+            t_wall=wall,
             vr=self.state.vr(),
             robot=self.state.robot(),
             command=self.state.command(),
@@ -156,6 +163,12 @@ class RecorderThread(RateThread):
         self.state.count("records_queued")
 
     def step(self) -> None:
+        self._wall_at_tick = time.time()
+        if self._pending_start is not None and (
+            self.state.robot() is not None or time.monotonic() >= self._pending_start
+        ):
+            self._pending_start = None  # --record-on-start: once the robot answers (or 2 s)
+            self.state.request_episode("start")
         self._handle_requests()
         if self.open:
             self._flush_tick()

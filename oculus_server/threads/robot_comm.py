@@ -38,8 +38,9 @@ class RobotCommThread(DaemonThread):
         state: SharedState,
         idle_poll_s: float = 0.05,
         retry_s: float = 0.2,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("robot", supervisor, state)
+        super().__init__("robot", supervisor, state, realtime_priority)
         self.client_factory = client_factory
         self.commands = commands
         self.responses = responses
