@@ -81,17 +81,33 @@ def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
     return "scripted:pick_place", "no Quest headset found and no terminal: using the scripted pick-and-place demo"
 
 
-def recover_leftovers(directory: Path) -> None:
-    """Recovers `*.mcap.partial` files a crashed run left behind."""
+def recover_leftovers(directory: Path) -> list[Path]:
+    """Recovers `*.mcap.partial` files a crashed run left behind into `directory/failure/`.
+
+    Returns the recovered files. A file that cannot be recovered is left where it is, with a
+    message saying how to retry by hand.
+    """
+    import os
+
     from oculus_server.recording.recover import find_partials, recover
 
+    out: list[Path] = []
     for partial in find_partials(directory):
         try:
             report = recover(partial)
         except Exception as exc:  # noqa: BLE001 - never block start-up on an old file
             log.warning("could not recover %s: %s (try: teleop-replay recover %s)", partial, exc, partial)
             continue
-        log.warning("recovered leftover recording %s: %s", partial, report.summary())
+        if report.output is None:
+            log.warning("leftover %s holds nothing recoverable: %s", partial, report.describe())
+            continue
+        dest_dir = directory / "failure"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / report.output.name
+        os.replace(report.output, dest)
+        out.append(dest)
+        log.warning("recovered a recording left by a crashed run -> %s: %s", dest, report.describe())
+    return out
 
 
 def setup_logging(level: str, rich_console: bool) -> None:

@@ -87,7 +87,7 @@ def test_replay_uses_the_loader() -> None:
         ("quest@start_app=maybe", "bad value 'maybe'"),
         ("keyboard:x", "takes no argument"),
         ("replay", "expected 'replay:FILE'"),
-        ("replay:x.mcap", "no recording reader connected"),
+        ("replay:does-not-exist.mcap", "is not a file"),
     ],
 )
 def test_bad_specs_are_config_errors(spec: str, message: str) -> None:

@@ -21,6 +21,7 @@ Keyword arguments of `make_source` go to the constructor and win over spec optio
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 import math
 import re
 import sys
@@ -204,7 +205,11 @@ def make_source(
     if not arg:
         raise ConfigError(f"expected 'replay:FILE'; got {spec!r}")
     if replay_loader is None:
-        raise ConfigError(f"{spec!r}: no recording reader connected (pass replay_loader=path -> frames)")
+        from oculus_server.recording.vr_frames import load_vr_frames
+
+        if not Path(arg).is_file():
+            raise ConfigError(f"{spec!r}: expected an MCAP recording, but {arg!r} is not a file")
+        replay_loader = load_vr_frames
     opts.setdefault("name", f"replay:{arg}")
     return _build(ReplaySource, spec, replay_loader(arg), **opts)
 
