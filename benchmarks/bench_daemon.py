@@ -1,0 +1,191 @@
+"""Benchmark of the whole daemon: runs `oculus-server --debug` and measures it from outside.
+
+Prints, for one run: per-thread achieved rate and period jitter (p50/p99/max), missing recording
+ticks, command age at send, VR-sample-to-command latency, robot round trip, dropped commands and
+records, and the CPU use of the daemon process (and of the simulator, for context). Recording and
+control figures come from the recording's own timestamps over the whole run; the other threads'
+figures from the daemon's last `/timing` snapshot (a rolling window).
+
+    python benchmarks/bench_daemon.py --duration 60                  # --debug --performance
+    python benchmarks/bench_daemon.py --duration 600                 # the 10-minute soak
+    python benchmarks/bench_daemon.py --duration 60 --config configs/fast100.yaml   # 100 Hz mode
+    python benchmarks/bench_daemon.py --duration 30 --kill           # SIGKILL, then recover
+
+Not a test: it prints figures and exits 0 unless the daemon itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from mcap.reader import make_reader
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from oculus_server.recording.recover import find_partials, recover  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def period_figures(t_s: np.ndarray, target_hz: float) -> dict[str, float]:
+    d = np.diff(t_s)
+    jitter = np.abs(d - 1.0 / target_hz) * 1e3
+    return {
+        "n": int(t_s.size),
+        "achieved_hz": (t_s.size - 1) / (t_s[-1] - t_s[0]),
+        "jitter_p50_ms": float(np.percentile(jitter, 50)),
+        "jitter_p99_ms": float(np.percentile(jitter, 99)),
+        "jitter_max_ms": float(jitter.max()),
+        "longest_period_ms": float(d.max() * 1e3),
+    }
+
+
+def analyse(path: Path, record_hz: float, control_hz: float) -> dict:
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        ticks_t, ticks_seq, cmd_t, timing, meta = [], [], [], None, {}
+        for m in reader.iter_metadata():
+            meta[m.name] = dict(m.metadata)
+        for _schema, channel, msg in reader.iter_messages(topics=["/control/mode", "/robot/command", "/timing"]):
+            if channel.topic == "/control/mode":
+                ticks_t.append(msg.log_time / 1e9)
+                ticks_seq.append(msg.sequence)
+            elif channel.topic == "/robot/command":
+                cmd_t.append(msg.publish_time / 1e9)
+            else:
+                timing = json.loads(msg.data)
+    seq = np.array(ticks_seq)
+    out = {
+        "recording": period_figures(np.array(ticks_t), record_hz),
+        "missing_ticks": int((np.diff(seq) - 1).sum()) if seq.size else -1,
+        "control_from_commands": period_figures(np.unique(np.array(cmd_t)), control_hz) if len(cmd_t) > 2 else {},
+        "timing": timing,
+        "end": meta.get("recording_end", {}),
+    }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--vr-source", default="scripted:circle@loop=1")
+    ap.add_argument("--config", type=Path, help="e.g. configs/fast100.yaml")
+    ap.add_argument("--no-performance", action="store_true")
+    ap.add_argument("--no-cameras", action="store_true")
+    ap.add_argument("--latency-ms", type=float, default=150.0)
+    ap.add_argument("--kill", action="store_true", help="SIGKILL the daemon near the end and recover")
+    args = ap.parse_args()
+
+    out_dir = Path(tempfile.mkdtemp(prefix="bench_daemon_"))
+    cmd = [sys.executable, "-m", "oculus_server.cli", "--debug", "--vr-source", args.vr_source,
+           "--no-dashboard", "--record-on-start", "--recordings-dir", str(out_dir),
+           "--sim-latency-ms", str(args.latency_ms)]
+    if not args.no_performance:
+        cmd.append("--performance")
+    if args.config:
+        cmd += ["--config", str(args.config)]
+    if args.no_cameras:
+        cmd.append("--no-sim-cameras")
+    if not args.kill:
+        cmd += ["--duration", str(args.duration)]
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    log_path = out_dir / "daemon.log"
+    print(f"$ {' '.join(cmd)}\n  (log: {log_path})", flush=True)
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    # Wait for the episode file, then measure CPU over the steady part of the run.
+    t_start = time.monotonic()
+    while not list(out_dir.glob("*.mcap.partial")) and proc.poll() is None and time.monotonic() - t_start < 90:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    sim_pids = [p for p in children(proc.pid)]
+    t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
+    s0 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids}
+    window = max(1.0, args.duration - 3.0)
+    killed_at = None
+    if args.kill:
+        time.sleep(window)
+        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        s1 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids}
+        killed_at = time.time()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for p in sim_pids:  # the simulator runs in its own session: stop it too
+            try:
+                os.killpg(p, signal.SIGTERM)
+            except OSError:
+                pass
+    else:
+        while proc.poll() is None and time.monotonic() - t0 < window:
+            time.sleep(0.2)
+        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        s1 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids if Path(f"/proc/{p}").exists()}
+        proc.wait(timeout=args.duration + 60)
+    daemon_cpu = (c1 - c0) / (t1 - t0) * 100
+    sim_cpu = sum(s1.get(p, s0[p]) - s0[p] for p in s0) / (t1 - t0) * 100
+    print(f"daemon exit code {proc.returncode}")
+
+    if args.kill:
+        partials = find_partials(out_dir)
+        report = recover(partials[0])
+        print(f"SIGKILL at wall {killed_at:.3f}; recover: {report.describe()}")
+        last = report.last_log_time_ns / 1e9
+        print(f"  data lost to SIGKILL: {killed_at - last:.3f} s (kill time − last recovered log time)")
+        files = [report.output]
+    else:
+        files = sorted(out_dir.glob("*/*.mcap"))
+    if not files:
+        print("no recording found")
+        return 1
+    path = max(files, key=lambda p: p.stat().st_size)
+    record_hz = 40.0
+    control_hz = 20.0 if args.no_performance else 40.0
+    if args.config and "100" in args.config.name:
+        record_hz = control_hz = 100.0
+    res = analyse(path, record_hz, control_hz)
+    r = res["recording"]
+    print(f"\nrecording {path.name}: {path.stat().st_size / 1e6:.1f} MB, {r['n']} ticks")
+    print(f"{'thread':<12}{'target':>8}{'achieved':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  source")
+    print(f"{'recording':<12}{record_hz:>8.1f}{r['achieved_hz']:>10.3f}{r['jitter_p50_ms']:>9.3f}{r['jitter_p99_ms']:>9.3f}{r['jitter_max_ms']:>9.3f}  file, whole run; missing ticks: {res['missing_ticks']}")
+    c = res["control_from_commands"]
+    if c:
+        print(f"{'control':<12}{control_hz:>8.1f}{c['achieved_hz']:>10.3f}{c['jitter_p50_ms']:>9.3f}{c['jitter_p99_ms']:>9.3f}{c['jitter_max_ms']:>9.3f}  file (/robot/command creation times), whole run")
+    timing = res["timing"] or {"loops": [], "counters": []}
+    for loop in timing["loops"]:
+        tgt = loop["target_hz"] or float("nan")
+        print(f"{loop['name']:<12}{tgt:>8.1f}{loop['achieved_hz']:>10.3f}{loop['jitter_p50_ms']:>9.3f}{loop['jitter_p99_ms']:>9.3f}{loop['jitter_max_ms']:>9.3f}  daemon window; missed {loop['missed']} late {loop['late']}")
+    counters = {c["name"]: c["value"] for c in timing["counters"]}
+    for key in ("cmd_age_p50_ms", "cmd_age_p99_ms", "cmd_age_max_ms", "vr_to_cmd_p50_ms", "vr_to_cmd_p99_ms",
+                "rtt_mean_ms", "rtt_p95_ms", "commands_sent", "commands_dropped", "records_dropped", "records_queued"):
+        if key in counters:
+            print(f"  {key:<20} {counters[key]:.3f}")
+    print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%  "
+          f"(over {t1 - t0:.1f} s)")
+    return 0 if proc.returncode == 0 or args.kill else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
