@@ -1,7 +1,9 @@
 """Robot-communication thread: sends the freshest command, as fast as the robot answers.
 
 It waits (with a timeout of one control period) for a command; stale commands queued behind a
-fresher one are dropped and counted. With no command to send it asks for the state instead, so
+fresher one are dropped and counted. A command that is already 90 % of a control period old is
+swapped for the next one (due within milliseconds), so what leaves for the robot is never older
+than one control period. With no command to send it asks for the state instead, so
 the measured pose stays fresh while the operator is not moving the arm. Failures (timeouts, error
 replies, garbage) mark the link down, are counted and shown, and the thread keeps retrying:
 the link comes back by itself when the robot server returns.
@@ -38,6 +40,7 @@ class RobotCommThread(DaemonThread):
         state: SharedState,
         idle_poll_s: float = 0.05,
         retry_s: float = 0.2,
+        max_age_s: float | None = None,
         realtime_priority: int = 0,
     ) -> None:
         super().__init__("robot", supervisor, state, realtime_priority)
@@ -46,6 +49,9 @@ class RobotCommThread(DaemonThread):
         self.responses = responses
         self.idle_poll_s = idle_poll_s
         self.retry_s = retry_s
+        # A command about to be one control period old is replaced by the next one, which the
+        # control thread is due to make within the next few milliseconds.
+        self.max_age_s = idle_poll_s if max_age_s is None else max_age_s
         self.stats = RateStats("robot", 0.0)
         state.register_rate(self.stats)
         self.client: RobotClient | None = None
@@ -56,6 +62,10 @@ class RobotCommThread(DaemonThread):
         self.client = self.client_factory()
         while not self.stop_event.is_set():
             cmd, skipped = take_newest(self.commands, self.idle_poll_s)
+            if cmd is not None and time.monotonic() - cmd.created > 0.9 * self.max_age_s:
+                fresher, more = take_newest(self.commands, 0.25 * self.max_age_s)
+                if fresher is not None:
+                    cmd, skipped = fresher, skipped + more + 1
             if skipped:
                 self.state.count("commands_dropped", skipped)
             self.state.set_queue_depth("command", self.commands.qsize())
