@@ -68,6 +68,9 @@ class RateSnapshot:
         late: ticks that started after their deadline.
         jitter_p50_ms, jitter_p99_ms, jitter_max_ms: |period − target| over the window, ms.
         work_p99_ms: time spent inside the tick body, p99 over the window, ms.
+        run_hz: ticks per second over the whole run.
+        run_jitter_p99_ms, run_jitter_max_ms: |period − target| over the whole run, ms
+            (p99 from a 10 µs-bin histogram; max exact).
     """
 
     name: str
@@ -80,6 +83,13 @@ class RateSnapshot:
     jitter_p99_ms: float
     jitter_max_ms: float
     work_p99_ms: float
+    run_hz: float = float("nan")
+    run_jitter_p99_ms: float = float("nan")
+    run_jitter_max_ms: float = float("nan")
+
+
+HIST_BIN_MS = 0.01  # whole-run jitter histogram resolution
+HIST_BINS = 10_000  # up to 100 ms; longer periods land in the last bin (max stays exact)
 
 
 class RateStats:
@@ -92,6 +102,9 @@ class RateStats:
         self._periods: deque[float] = deque(maxlen=window)
         self._work: deque[float] = deque(maxlen=window)
         self._last: float | None = None
+        self._first: float | None = None
+        self._hist = np.zeros(HIST_BINS, dtype=np.int64)
+        self._run_max = 0.0
         self._lock = threading.Lock()
         self.ticks = 0
         self.missed = 0
@@ -101,7 +114,14 @@ class RateStats:
         """Records that a tick started at time `t`."""
         with self._lock:
             if self._last is not None:
-                self._periods.append(t - self._last)
+                period = t - self._last
+                self._periods.append(period)
+                if math.isfinite(self._period):
+                    j = abs(period - self._period) * 1e3
+                    self._hist[min(int(j / HIST_BIN_MS), HIST_BINS - 1)] += 1
+                    self._run_max = max(self._run_max, j)
+            else:
+                self._first = t
             self._last = t
             self.ticks += 1
 
@@ -116,6 +136,9 @@ class RateStats:
             periods = np.fromiter(self._periods, dtype=float)
             work = np.fromiter(self._work, dtype=float)
             ticks, missed, late = self.ticks, self.missed, self.late
+            hist = self._hist.copy()
+            run_max = self._run_max
+            span = (self._last - self._first) if self._first is not None and self._last is not None else 0.0
         if periods.size:
             achieved = 1.0 / float(periods.mean())
             jitter = np.abs(periods - self._period) * 1e3 if math.isfinite(self._period) else periods * 0
@@ -133,7 +156,19 @@ class RateStats:
             jitter_p99_ms=p99,
             jitter_max_ms=pmax,
             work_p99_ms=float(np.percentile(work, 99) * 1e3) if work.size else float("nan"),
+            run_hz=(ticks - 1) / span if span > 0 else float("nan"),
+            run_jitter_p99_ms=_hist_percentile(hist, 99.0),
+            run_jitter_max_ms=run_max if hist.sum() else float("nan"),
         )
+
+
+def _hist_percentile(hist: np.ndarray, q: float) -> float:
+    """The q-th percentile (upper bin edge, ms) of a jitter histogram; NaN when empty."""
+    total = int(hist.sum())
+    if not total:
+        return float("nan")
+    idx = int(np.searchsorted(np.cumsum(hist), math.ceil(total * q / 100.0)))
+    return (idx + 1) * HIST_BIN_MS
 
 
 class Ticker:

@@ -186,3 +186,18 @@ def test_monotonic_clock_sleep_is_interrupted_by_stop():
     target = spin.now() + 0.01
     assert spin.sleep_until(target, threading.Event()) is True
     assert spin.now() >= target
+
+
+def test_whole_run_figures_outlive_the_window():
+    stats = RateStats("run", 40.0, window=10)
+    t = 0.0
+    periods = [0.025] * 500 + [0.032] + [0.025] * 500  # one 7 ms late period early on
+    stats.tick(t)
+    for p in periods:
+        t += p
+        stats.tick(t)
+    snap = stats.snapshot()
+    assert snap.jitter_max_ms < 0.5  # the window (last 10 periods) no longer sees it
+    assert snap.run_jitter_max_ms == pytest.approx(7.0, abs=1e-6)
+    assert snap.run_jitter_p99_ms <= 0.02  # 1 period in 1001: below the 99th percentile
+    assert snap.run_hz == pytest.approx(1001 / t)

@@ -178,6 +178,9 @@ _LOOP = {
         "jitter_p99_ms": _NUM,
         "jitter_max_ms": _NUM,
         "work_p99_ms": _NUM,
+        "run_hz": _NUM,
+        "run_jitter_p99_ms": _NUM,
+        "run_jitter_max_ms": _NUM,
     },
 }
 

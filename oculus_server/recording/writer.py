@@ -491,6 +491,9 @@ class EpisodeWriter:
                 "jitter_p99_ms": snap.jitter_p99_ms,
                 "jitter_max_ms": snap.jitter_max_ms,
                 "work_p99_ms": snap.work_p99_ms,
+                "run_hz": snap.run_hz,
+                "run_jitter_p99_ms": snap.run_jitter_p99_ms,
+                "run_jitter_max_ms": snap.run_jitter_max_ms,
             }
         if loops:
             self._last_rates = loops
