@@ -123,6 +123,10 @@ def setup_logging(level: str, rich_console: bool) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, handlers=handlers, force=True)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(cfg: DaemonConfig) -> int:
     """Runs one daemon (no hot reload); returns the exit code."""
     from oculus_server import dashboard
@@ -131,13 +135,15 @@ def run(cfg: DaemonConfig) -> int:
     from oculus_server.vr import make_source
 
     recover_leftovers(Path(cfg.recordings_dir))
+    # Until the daemon's own handler is installed, SIGTERM unwinds (exit 143) so the simulator is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     sim = None
-    if cfg.debug and cfg.start_sim:
-        sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
-        sim.start()
-        cfg = cfg.replace(robot_host="127.0.0.1")
     try:
+        if cfg.debug and cfg.start_sim:
+            sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
+                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+            sim.start()
+            cfg = cfg.replace(robot_host="127.0.0.1")
         spec, why = choose_source_spec(cfg)
         if why:
             log.warning(why)

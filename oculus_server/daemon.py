@@ -161,10 +161,12 @@ class Daemon:
             base_metadata=metadata, realtime_priority=max(0, rt - 2),
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
-        self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st, port_offset=cfg.camera_port_offset,
-                                    realtime_priority=max(0, rt - 2))
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
+        # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
+        self.cameras: CameraThread | None = None
         if cfg.cameras:
+            self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
+                                        port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2))
             self.loop_threads.append(self.cameras)
 
     @property
@@ -204,7 +206,12 @@ class Daemon:
         for t in self.loop_threads:
             t.join(timeout=max(0.05, deadline - time.monotonic()))
         if not self.recorder.is_alive():
-            self.recorder.finish()
+            # A thread's failure goes into the recording too (an error event, and `ended_by`).
+            failed = self.supervisor.failures()
+            for f in failed:
+                self.state.add_event("error", f"thread '{f.thread}' failed: {f.error}", thread=f.thread)
+            reason = "; ".join(f"thread '{f.thread}' failed: {f.error}" for f in failed)
+            self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
         self.writer.join(timeout=max(0.5, deadline + 0.4 - time.monotonic()))
         alive = [t.name for t in self.threads if t.is_alive()]

@@ -68,17 +68,21 @@ class SimProcess:
         )
         logf.close()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise OculusServerError(
-                    f"frankateach-sim exited with code {self.proc.returncode} during start-up; "
-                    f"see {self.log_path}:\n{self.tail()}"
-                )
-            if b"frankateach-sim ready" in self.log_path.read_bytes():
-                log.info("frankateach-sim started (pid %d, latency %.0f ms, log %s)",
-                         self.proc.pid, self.latency_ms, self.log_path)
-                return
-            time.sleep(0.1)
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise OculusServerError(
+                        f"frankateach-sim exited with code {self.proc.returncode} during start-up; "
+                        f"see {self.log_path}:\n{self.tail()}"
+                    )
+                if b"frankateach-sim ready" in self.log_path.read_bytes():
+                    log.info("frankateach-sim started (pid %d, latency %.0f ms, log %s)",
+                             self.proc.pid, self.latency_ms, self.log_path)
+                    return
+                time.sleep(0.1)
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C) while waiting: leave no simulator behind
+            self.stop()
+            raise
         self.stop()
         raise OculusServerError(f"frankateach-sim not ready after {timeout_s:.0f} s; see {self.log_path}")
 

@@ -177,7 +177,10 @@ class RecorderThread(RateThread):
             self.state.take_events()
         self.state.set_queue_depth("mcap", self.queue.qsize())
 
-    def finish(self) -> None:
-        """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'."""
+    def finish(self, reason: str = "daemon stopped") -> None:
+        """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'.
+
+        `reason` becomes the file's `ended_by` (e.g. which thread failed).
+        """
         if self.open:
-            self._stop_episode(outcome="shutdown", reason="daemon stopped")
+            self._stop_episode(outcome="shutdown", reason=reason)

@@ -1,0 +1,149 @@
+"""Helpers for the daemon's end-to-end tests: a state-logging robot, a failing VR source, file reading."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mcap.reader import make_reader
+from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
+
+from frankateach.messages import FrankaState
+from oculus_server.config import DaemonConfig
+from oculus_server.vr.source import SourceStatus, VRSample, VRSource
+from tests.robot_fakes import KinematicBackend
+
+
+class LoggingBackend(KinematicBackend):
+    """A `KinematicBackend` that remembers every state it reported (pos, timestamp)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reported: list[FrankaState] = []
+        self._log_lock = threading.Lock()
+
+    def read_state(self) -> FrankaState:
+        state = super().read_state()
+        with self._log_lock:
+            self.reported.append(state)
+        return state
+
+    def reported_states(self) -> list[FrankaState]:
+        with self._log_lock:
+            return list(self.reported)
+
+
+class FailingSource(VRSource):
+    """Wraps a source; `poll()` raises `RuntimeError(message)` once `fail_after_s` have passed."""
+
+    def __init__(self, inner: VRSource, fail_after_s: float, message: str = "headset exploded") -> None:
+        self.inner = inner
+        self.name = f"failing({inner.name})"
+        self.fail_after_s = fail_after_s
+        self.message = message
+        self.samples = 0
+        self.closed = False
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self.inner.start()
+
+    def poll(self) -> VRSample | None:
+        assert self._t0 is not None
+        if time.monotonic() - self._t0 >= self.fail_after_s:
+            raise RuntimeError(self.message)
+        sample = self.inner.poll()
+        if sample is not None:
+            self.samples += 1
+        return sample
+
+    def status(self) -> SourceStatus:
+        return self.inner.status()
+
+    def close(self) -> None:
+        self.closed = True
+        self.inner.close()
+
+
+def daemon_config(recordings_dir: Path, robot_port: int, **changes: Any) -> DaemonConfig:
+    """A test config: scripted circle, no cameras, no dashboard, no real-time scheduling."""
+    base: dict[str, Any] = dict(
+        record_on_start=True,
+        vr_source="scripted:circle",
+        cameras=(),
+        robot_host="127.0.0.1",
+        robot_port=robot_port,
+        recordings_dir=str(recordings_dir),
+        duration=None,
+        dashboard=False,
+        realtime_priority=0,
+        request_timeout_s=0.5,
+    )
+    base.update(changes)
+    return DaemonConfig(**base)
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float, period_s: float = 0.02) -> bool:
+    """Polls `pred` until it is true or `timeout_s` passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(period_s)
+    return bool(pred())
+
+
+@dataclass
+class Message:
+    """One decoded message of a recording."""
+
+    topic: str
+    log_ns: int
+    publish_ns: int
+    sequence: int
+    body: Any
+
+
+@dataclass
+class Episode:
+    """A finished recording read back with the official `mcap` reader."""
+
+    path: Path
+    has_summary: bool
+    metadata: dict[str, dict[str, str]]
+    messages: list[Message] = field(default_factory=list)
+
+    def topic(self, name: str) -> list[Message]:
+        return [m for m in self.messages if m.topic == name]
+
+
+def read_episode(path: Path) -> Episode:
+    """Reads every message (JSON as dicts, protobuf as Foxglove objects), the summary and metadata."""
+    proto = ProtobufDecoderFactory()
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        metadata = {m.name: dict(m.metadata) for m in reader.iter_metadata()}
+        out = Episode(Path(path), summary is not None and summary.statistics is not None, metadata)
+        decoders: dict[int, Callable[[bytes], Any] | None] = {}
+        for schema, channel, msg in reader.iter_messages(log_time_order=False):
+            if channel.id not in decoders:
+                if channel.message_encoding == "json":
+                    decoders[channel.id] = json.loads
+                else:
+                    decoders[channel.id] = proto.decoder_for(channel.message_encoding, schema)
+            dec = decoders[channel.id]
+            body = dec(msg.data) if dec is not None else msg.data
+            out.messages.append(Message(channel.topic, msg.log_time, msg.publish_time, msg.sequence, body))
+    return out
+
+
+def finished_files(recordings_dir: Path) -> list[Path]:
+    """Finalized episodes (success/ and failure/), sorted by name."""
+    d = Path(recordings_dir)
+    return sorted([*d.glob("success/*.mcap"), *d.glob("failure/*.mcap")])

@@ -1,0 +1,176 @@
+"""`python -m oculus_server.cli --debug` as a real process, with the MuJoCo simulator as its child.
+
+SIGTERM must give a clean exit with a finalized episode and no simulator left running; SIGKILL
+must leave a `.partial` that `recover` turns into a valid file losing at most about a flush period.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcap.reader import make_reader
+
+from oculus_server.recording.recover import recover
+from tests.daemon_fakes import finished_files, read_episode, wait_for
+from tests.robot_fakes import free_port_block
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT_S = 45.0  # the simulator builds its MuJoCo model first
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie, i.e. exited but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _sims_on(port: int) -> list[int]:
+    """Pids of simulator processes serving control port `port` (scoped: other tests use others)."""
+    out = subprocess.run(["pgrep", "-f", f"frankateach.sim.server .*--control-port {port} "],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class DaemonProcess:
+    """The daemon under --debug with a scripted source, in its own folder and port block."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.rec = tmp / "rec"
+        self.port = free_port_block(3) + 1  # sim: state P-1, control P, commanded P+1
+        cfg = tmp / "daemon.yaml"
+        cfg.write_text("cameras: []\nrealtime_priority: 0\n")
+        self.stderr_path = tmp / "daemon.log"
+        argv = [
+            sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug",
+            "--vr-source", "scripted:circle", "--no-dashboard", "--no-sim-cameras", "--sim-latency-ms", "0",
+            "--robot-port", str(self.port), "--recordings-dir", str(self.rec), "--record-on-start",
+        ]
+        env = dict(os.environ, MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
+        self.stderr = open(self.stderr_path, "wb")
+        # cwd=tmp: the simulator's log (logs/frankateach-sim.log) lands there, not in the checkout.
+        self.proc = subprocess.Popen(argv, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.sim_pid: int | None = None
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def partials(self) -> list[Path]:
+        return sorted(self.rec.glob("*.mcap.partial"))
+
+    def wait_recording(self, timeout_s: float = START_TIMEOUT_S) -> Path:
+        ok = wait_for(lambda: bool(self.partials()) or self.proc.poll() is not None, timeout_s, 0.05)
+        assert ok and self.proc.poll() is None, f"daemon did not start recording:\n{self.log()}"
+        m = re.search(r"frankateach-sim started \(pid (\d+)", self.log())
+        assert m, f"no simulator pid in the log:\n{self.log()}"
+        self.sim_pid = int(m.group(1))
+        assert _alive(self.sim_pid) and _sims_on(self.port) == [self.sim_pid]
+        return self.partials()[0]
+
+    def cleanup(self) -> None:
+        for pid in [self.proc.pid if self.proc.poll() is None else None, self.sim_pid, *_sims_on(self.port)]:
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.stderr.close()
+
+
+@pytest.fixture
+def daemon_process(tmp_path: Path):
+    procs: list[DaemonProcess] = []
+
+    def start() -> DaemonProcess:
+        procs.append(DaemonProcess(tmp_path))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        p.cleanup()
+
+
+def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process):
+    d = daemon_process()
+    partial = d.wait_recording()
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    try:
+        code = d.proc.wait(timeout=15.0)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"daemon still running 15 s after SIGTERM:\n{d.log()}")
+    took = time.monotonic() - t0
+    print(f"SIGTERM -> exit: {took:.3f} s")
+    assert code == 0, d.log()
+    assert took < 5.0, f"SIGTERM -> exit took {took:.2f} s"
+
+    assert not partial.exists()
+    (path,) = finished_files(d.rec)
+    assert path.name == partial.name.removesuffix(".partial") and path.parent.name == "failure"
+    with open(path, "rb") as f:
+        summary = make_reader(f).get_summary()
+    assert summary is not None and summary.statistics.message_count > 100
+    ep = read_episode(path)
+    end = ep.metadata["recording_end"]
+    assert end["outcome"] == "shutdown" and end["ended_by"] == "daemon stopped"
+    assert "frankateach-sim" in ep.metadata["recording_start"]["robot"]
+    assert ep.topic("/robot/ee_pose"), "no measured state from the simulator"
+
+    assert wait_for(lambda: not _alive(d.sim_pid), 2.0), "the simulator outlived the daemon"
+    assert _sims_on(d.port) == []
+
+
+def test_sigkill_leaves_a_partial_that_recovers_with_about_a_flush_period_lost(daemon_process):
+    d = daemon_process()
+    partial = d.wait_recording()
+    time.sleep(2.5)
+    t_kill = time.time()
+    d.proc.send_signal(signal.SIGKILL)
+    assert d.proc.wait(timeout=5.0) == -signal.SIGKILL
+    # The simulator runs in its own session, so it survives its parent's SIGKILL: stop it.
+    assert _alive(d.sim_pid)
+    os.kill(d.sim_pid, signal.SIGTERM)
+    assert wait_for(lambda: not _alive(d.sim_pid), 10.0)
+
+    assert partial.exists() and not finished_files(d.rec)
+    report = recover(partial)
+    assert report.status == "recovered" and report.output is not None
+    assert report.output == partial.with_name(partial.name.removesuffix(".partial"))
+    with open(report.output, "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        last_ns = max(m.log_time for _, _, m in reader.iter_messages(log_time_order=False))
+    assert summary is not None and summary.statistics.message_count == report.messages_recovered > 50
+    lost_s = t_kill - last_ns / 1e9
+    print(f"SIGKILL: last recovered message {lost_s:.3f} s before the kill "
+          f"(recover estimate {report.estimated_lost_s:.3f} s, {report.messages_recovered} messages kept)")
+    assert -0.1 <= lost_s <= 1.5
+    ep = read_episode(report.output)
+    assert ep.metadata["recording_end"]["outcome"] == "crashed"
+    seqs = [m.sequence for m in ep.topic("/control/mode")]
+    assert seqs == list(range(len(seqs))) and len(seqs) > 40
+
+
+def test_sigterm_during_simulator_start_up_leaves_no_simulator(daemon_process):
+    d = daemon_process()
+    assert wait_for(lambda: bool(_sims_on(d.port)) or d.proc.poll() is not None, START_TIMEOUT_S, 0.01)
+    (sim_pid,) = _sims_on(d.port)
+    d.sim_pid = sim_pid
+    started = "frankateach-sim started" in d.log()
+    d.proc.send_signal(signal.SIGTERM)  # before the daemon's own handler exists
+    code = d.proc.wait(timeout=15.0)
+    print(f"SIGTERM at start-up (simulator ready: {started}): exit code {code}")
+    assert code in (0, 128 + signal.SIGTERM), d.log()
+    assert wait_for(lambda: not _alive(sim_pid), 5.0), f"simulator {sim_pid} orphaned:\n{d.log()}"
+    assert not d.partials()

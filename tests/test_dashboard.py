@@ -1,0 +1,114 @@
+"""The live dashboard and the status line, rendered from a filled `SharedState`."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+from rich.console import Console
+
+from frankateach.messages import FrankaAction, FrankaState
+from frankateach.timing import RateStats
+from oculus_server import dashboard
+from oculus_server.command import ControlMode, RobotCommand
+from oculus_server.recording.record import RobotObservation
+from oculus_server.state import RobotLink, SharedState
+from oculus_server.vr.source import SourceState, SourceStatus, VRSample
+
+
+def _rate(name: str, hz: float, ticks: int, target: float | None = None) -> RateStats:
+    """Stats of a loop that ticked exactly every 1/hz seconds."""
+    stats = RateStats(name, hz if target is None else target)
+    for k in range(ticks):
+        stats.tick(100.0 + k / hz)
+        stats.work(0.001)
+    return stats
+
+
+def _filled_state(mode: ControlMode = ControlMode.PREDICTIVE) -> SharedState:
+    st = SharedState()
+    pose = np.eye(4)
+    pose[:3, 3] = [0.1, -0.3, -0.3]
+    st.set_vr(VRSample({"r": pose}, {"rightGrip": 1.0, "rightTrig": 0.25, "A": False, "RG": True}, time.monotonic(), 17))
+    st.set_vr_status(SourceStatus(SourceState.CONNECTED, samples=321, rejected=2, detail="scripted"))
+    state = FrankaState(np.array([0.45, -0.05, 0.31]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.set_robot(
+        RobotObservation(state, time.monotonic(), time.time(), 0.004),
+        RobotLink(up=True, rtt_last_s=0.004, rtt_mean_s=0.0042, rtt_p95_s=0.0071),
+    )
+    target = FrankaAction(np.array([0.46, -0.04, 0.32]), np.array([1.0, 0, 0, 0]), 1.0, False, time.time())
+    st.set_command(RobotCommand(41, time.monotonic(), np.zeros(7), target, mode, True, 17, time.monotonic()))
+    for name, hz in (("vr", 50.0), ("control", 40.0), ("recording", 40.0)):
+        st.register_rate(_rate(name, hz, 200))
+    st.register_rate(_rate("robot", 38.0, 150, target=0.0))
+    st.count("commands_dropped", 3)
+    st.count("records_dropped", 5)
+    st.set_episode(active=True, path="/data/rec/20250101-120000-000.mcap.partial", started_wall=time.time() - 12.0,
+                   messages=4321, bytes_written=3 * 1024 * 1024)
+    st.add_event("error", "recording stopped: [Errno 28] No space left on device")
+    return st
+
+
+def _text(renderable) -> str:
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_dashboard_shows_threads_mode_link_queues_recording_and_last_error():
+    st = _filled_state(ControlMode.PREDICTIVE)
+    text = _text(dashboard.render(st, 42.0))
+
+    lines = text.splitlines()
+    for name, hz in (("vr", "50.0"), ("control", "40.0"), ("recording", "40.0"), ("robot", "38.0")):
+        row = next((ln for ln in lines if ln.strip().startswith(name + " ")), None)
+        assert row is not None, f"no thread row for {name!r} in:\n{text}"
+        assert hz in row
+    assert "cameras" not in [ln.split()[0] for ln in lines if ln.strip()]  # not registered: no row
+    assert "PREDICTIVE" in text and "ENGAGED" in text and "up 42 s" in text
+    assert "link" in text and " up" in text and "4.2 / 7.1 ms" in text
+    assert "dropped 3" in text and "sent 0" in text  # command queue
+    assert "dropped 5" in text  # mcap queue
+    assert "/data/rec/20250101-120000-000.mcap.partial" in text
+    assert "4321 / 5" in text and "3.0 MB" in text
+    assert "last error: recording stopped: [Errno 28] No space left on device" in text
+    assert "connected" in text and "321 / 2" in text
+    assert "+0.450 -0.050 +0.310" in text  # measured position
+    assert "+0.460 -0.040 +0.320" in text  # target position
+
+
+def test_dashboard_shows_real_time_and_a_down_link():
+    st = _filled_state(ControlMode.REAL_TIME)
+    st.set_link(RobotLink(up=False, failures=4, last_error="RobotTimeoutError: no reply"))
+    text = _text(dashboard.render(st, 5.0, help_text="w/s: forward/back"))
+    assert "REAL-TIME" in text and "PREDICTIVE" not in text
+    assert "DOWN (4 failed)" in text
+    assert "w/s: forward/back" in text
+
+
+def test_dashboard_renders_an_empty_state():
+    text = _text(dashboard.render(SharedState(), 0.0))
+    assert "PREDICTIVE" in text and "holding" in text  # nothing anchored yet
+    assert "DOWN (0 failed)" in text and "idle (A starts an episode)" in text
+    assert "last error" not in text
+
+
+def test_status_line_has_rates_mode_link_and_drops():
+    st = _filled_state(ControlMode.PREDICTIVE)
+    line = dashboard.status_line(st, 42.4)
+    parts = line.split(" | ")
+    assert parts[0] == "t=42s" and parts[1] == "PREDICTIVE"
+    assert any(p.startswith("vr=50.0Hz") for p in parts)
+    assert any(p.startswith("control=40.0Hz") for p in parts)
+    assert any(p.startswith("recording=40.0Hz") for p in parts)
+    assert "robot=38.0Hz" in parts  # no target rate: no jitter figure
+    assert "robot=up rtt=4.2/7.1ms" in parts
+    assert "drops cmd=3 rec=5" in parts
+    assert "REC 4321 msgs 3.0 MB" in parts
+    assert "vr=connected" in parts
+
+    st.set_link(RobotLink(up=False))
+    st.set_episode(active=False, error="disk full")
+    line = dashboard.status_line(st, 1.0)
+    assert "robot=DOWN rtt=–/–ms" in line and "rec-error: disk full" in line and "REC " not in line
