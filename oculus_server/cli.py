@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from oculus_server.config import DaemonConfig, load_config
-from oculus_server.errors import OculusServerError
+from oculus_server.errors import ConfigError, OculusServerError
 
 log = logging.getLogger("oculus_server")
 
@@ -210,12 +210,6 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
     from oculus_server.sim_process import SimProcess
 
     child_args = [a for a in argv if a != "--hot-reload"]
-    sim = None
-    if cfg.debug and cfg.start_sim:
-        sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
-        sim.start()
-        child_args.append("--no-start-sim")
     stop = {"flag": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -223,6 +217,16 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    sim = None
+    if cfg.debug and cfg.start_sim:
+        sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
+                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+        try:
+            sim.start()
+        except BaseException:
+            sim.stop()
+            raise
+        child_args.append("--no-start-sim")
     try:
         while True:
             files = watched_files(cfg_path)
@@ -264,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.hot_reload:
             return run_hot_reload(argv, cfg, args.config)
         return run(cfg)
+    except ConfigError as exc:  # a bad flag or config value: same code as argparse / config errors
+        log.error("%s", exc)
+        return 2
     except OculusServerError as exc:
         log.error("%s", exc)
         return 1

@@ -177,6 +177,7 @@ class Daemon:
         """Starts every thread."""
         # Python hands the GIL over every 5 ms by default: a loop thread waking on its deadline
         # could wait that long behind the writer. 0.5 ms keeps wake-up jitter well under 1 ms.
+        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         try_realtime(max(0, self.cfg.realtime_priority - 2))
@@ -213,11 +214,12 @@ class Daemon:
             reason = "; ".join(f"thread '{f.thread}' failed: {f.error}" for f in failed)
             self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
-        self.writer.join(timeout=max(0.5, deadline + 0.4 - time.monotonic()))
+        self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
         reset_normal()  # the main thread goes back to normal scheduling
+        sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
         failures = self.supervisor.failures()
         for f in failures:
             log.error("thread '%s' failed: %s\n%s", f.thread, f.error, f.traceback)

@@ -43,7 +43,7 @@ def status_line(state: SharedState, uptime_s: float) -> str:
         r = rates.get(name)
         if r is not None and r.ticks:
             parts.append(f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else ""))
-    parts.append(f"robot={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
+    parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
     parts.append(f"vr={vr.state.value}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
     if ep.active:

@@ -134,5 +134,5 @@ def test_main_reports_a_bad_vr_source(tmp_path: Path, capsys, _process_globals):
     cfg.write_text("cameras: []\nrealtime_priority: 0\n")
     code = main(["--config", str(cfg), "--vr-source", "scripted:nope", "--recordings-dir", str(tmp_path / "r"),
                  "--robot-port", str(free_port_block()), "--no-dashboard"])
-    assert code == 1
+    assert code == 2
     assert "unknown VR trajectory 'nope'" in capsys.readouterr().err

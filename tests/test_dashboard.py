@@ -103,7 +103,7 @@ def test_status_line_has_rates_mode_link_and_drops():
     assert any(p.startswith("control=40.0Hz") for p in parts)
     assert any(p.startswith("recording=40.0Hz") for p in parts)
     assert "robot=38.0Hz" in parts  # no target rate: no jitter figure
-    assert "robot=up rtt=4.2/7.1ms" in parts
+    assert "link=up rtt=4.2/7.1ms" in parts
     assert "drops cmd=3 rec=5" in parts
     assert "REC 4321 msgs 3.0 MB" in parts
     assert "vr=connected" in parts
@@ -111,4 +111,4 @@ def test_status_line_has_rates_mode_link_and_drops():
     st.set_link(RobotLink(up=False))
     st.set_episode(active=False, error="disk full")
     line = dashboard.status_line(st, 1.0)
-    assert "robot=DOWN rtt=–/–ms" in line and "rec-error: disk full" in line and "REC " not in line
+    assert "link=DOWN rtt=–/–ms" in line and "rec-error: disk full" in line and "REC " not in line

@@ -39,7 +39,7 @@ class McapWriterThread(DaemonThread):
         recordings_dir: Path,
         writer_factory: WriterFactory,
         base_metadata: dict[str, str] | None = None,
-        drain_s: float = 1.0,
+        drain_s: float = 0.5,
         realtime_priority: int = 0,
     ) -> None:
         super().__init__("mcap-writer", supervisor, state, realtime_priority)
