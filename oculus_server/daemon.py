@@ -21,6 +21,7 @@ exit code 0, or 1 naming every thread that failed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import platform
 import queue
@@ -177,6 +178,12 @@ class Daemon:
         """Starts every thread."""
         # Python hands the GIL over every 5 ms by default: a loop thread waking on its deadline
         # could wait that long behind the writer. 0.5 ms keeps wake-up jitter well under 1 ms.
+        # A full garbage collection walks every tracked object (hundreds of thousands after
+        # importing mujoco, numpy, protobuf, rich) while holding the GIL: tens of ms in which no
+        # loop runs. Freezing what exists now keeps later collections down to the daemon's own
+        # young objects.
+        gc.collect()
+        gc.freeze()
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
