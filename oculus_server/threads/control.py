@@ -4,7 +4,9 @@ Reference pose: the measured hand pose while it is fresh (no older than
 `PREDICTIVE_AFTER_PERIODS` control periods: REAL-TIME), else the last commanded target
 (PREDICTIVE). If no measured state has arrived for `hold_after_s` (robot link down), the arm is
 held: no movement command is sent, and the policy origin is re-anchored when fresh state returns,
-so the arm never lunges to catch up with the operator's hand.
+so the arm never lunges to catch up with the operator's hand. While the link is up every tick
+queues a command — with the deadman released its target is the held pose — so the robot thread
+always has one that is at most a control period old.
 """
 
 from __future__ import annotations
@@ -110,8 +112,9 @@ class ControlThread(RateThread):
         )
         self.seq += 1
         self.state.set_command(cmd)
-        changed = self._last_target is None or target.gripper != self._last_target.gripper
-        if link_ok and (engaged or changed):
+        if link_ok:
+            # Every tick hands the robot thread a fresh command, holding ones included (their
+            # target is the held pose), so what it sends is never older than one control period.
             dropped = put_freshest(self.commands, cmd)
             if dropped:
                 self.state.count("commands_dropped", dropped)
