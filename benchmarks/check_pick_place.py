@@ -37,7 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", type=Path)
     ap.add_argument("--tol-mm", type=float, default=20.0, help="allowed position error per phase")
-    ap.add_argument("--settle-s", type=float, default=0.5, help="time after a phase end to measure at")
+    ap.add_argument("--settle-s", type=float, default=0.3, help="time after a phase end to measure at")
     args = ap.parse_args()
     with RecordingReader(args.file) as r:
         grip_t = None
