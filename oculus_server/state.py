@@ -102,13 +102,11 @@ class SharedState:
 
         self._cmd_lock = threading.Lock()
         self._command: RobotCommand | None = None
-        self._sent: RobotCommand | None = None
         self._mode = ControlMode.PREDICTIVE
         self._cmd_age: deque[float] = deque(maxlen=2000)  # age of each command at send, s
         self._vr_to_cmd: deque[float] = deque(maxlen=2000)  # VR receive -> command made, s
 
         self._cam_lock = threading.Lock()
-        self._frames: dict[str, CameraFrame] = {}
         self._new_frames: dict[str, list[CameraFrame]] = {}
 
         self._event_lock = threading.Lock()
@@ -189,13 +187,8 @@ class SharedState:
     def mark_sent(self, cmd: RobotCommand, t_send: float) -> None:
         """Records that `cmd` left for the robot at monotonic time `t_send`."""
         with self._cmd_lock:
-            self._sent = cmd
             self._cmd_age.append(t_send - cmd.created)
         self.count("commands_sent")
-
-    def last_sent(self) -> RobotCommand | None:
-        with self._cmd_lock:
-            return self._sent
 
     def latency_figures(self) -> dict[str, float]:
         """Command age at send and VR-sample-to-command latency: p50/p99/max in ms."""
@@ -213,15 +206,10 @@ class SharedState:
     # -- cameras -------------------------------------------------------------------------------
     def add_frame(self, frame: CameraFrame) -> None:
         with self._cam_lock:
-            self._frames[frame.name] = frame
             pending = self._new_frames.setdefault(frame.name, [])
             pending.append(frame)
             del pending[:-8]  # the recorder drains every 25 ms; never let this grow
         self.count("camera_frames")
-
-    def latest_frames(self) -> dict[str, CameraFrame]:
-        with self._cam_lock:
-            return dict(self._frames)
 
     def take_new_frames(self) -> dict[str, tuple[CameraFrame, ...]]:
         """Returns and forgets the frames that arrived since the previous call."""
