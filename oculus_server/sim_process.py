@@ -62,6 +62,9 @@ class SimProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "wb")
         env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), PYTHONUNBUFFERED="1")
+        # Mesa's software renderer (llvmpipe) otherwise renders each frame on every core at once,
+        # starving the daemon's loops for ~10-20 ms per frame on a 2-core laptop.
+        env.setdefault("LP_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
             self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
