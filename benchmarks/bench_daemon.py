@@ -130,11 +130,17 @@ def main() -> int:
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        for p in sim_pids:  # the simulator runs in its own session: stop it too
+        for p in sim_pids:  # the simulator runs in its own session: stop it (and its renderer) too
             try:
                 os.killpg(p, signal.SIGTERM)
             except OSError:
-                pass
+                continue
+            for _ in range(30):
+                if not Path(f"/proc/{p}").exists() or "Z" in Path(f"/proc/{p}/stat").read_text().split()[2]:
+                    break
+                time.sleep(0.1)
+            else:
+                os.killpg(p, signal.SIGKILL)
     else:
         while proc.poll() is None and time.monotonic() - t0 < window:
             time.sleep(0.2)

@@ -76,6 +76,7 @@ class CameraStreamer:
         self.nq = int(nq)
         self._ctx = mp.get_context("spawn")
         self._shared = self._ctx.Array("d", 2 + self.nq, lock=True)  # [seq, wall s, qpos...]
+        self.skipped_pushes = 0  # snapshots dropped because the renderer held the lock too long
         self._view = np.frombuffer(self._shared.get_obj(), dtype=np.float64)
         self._stats = self._ctx.Array("d", 2 * len(config.names), lock=False)
         self._stop = self._ctx.Event()
@@ -159,11 +160,22 @@ class CameraStreamer:
         return self._proc is not None and self._proc.is_alive()
 
     def push(self, wall_time: float, qpos: np.ndarray) -> None:
-        """Publishes the newest qpos snapshot to the renderer (cheap; latest wins)."""
-        with self._shared.get_lock():
+        """Publishes the newest qpos snapshot to the renderer (cheap; latest wins).
+
+        The lock is shared with the render process: if that process died holding it (killed
+        mid-copy), waiting for it would hang the physics thread forever, so the snapshot is
+        skipped instead (the next one follows within a physics batch).
+        """
+        lock = self._shared.get_lock()
+        if not lock.acquire(timeout=0.01):
+            self.skipped_pushes += 1
+            return
+        try:
             self._view[0] += 1.0
             self._view[1] = wall_time
             self._view[2:] = qpos
+        finally:
+            lock.release()
 
     def fps(self) -> dict[str, float]:
         """Achieved frames per second per camera (over the last ~2 s)."""
