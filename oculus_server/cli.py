@@ -87,8 +87,6 @@ def recover_leftovers(directory: Path) -> list[Path]:
     Returns the recovered files. A file that cannot be recovered is left where it is, with a
     message saying how to retry by hand.
     """
-    import os
-
     from oculus_server.recording.recover import find_partials, recover
 
     out: list[Path] = []

@@ -132,6 +132,7 @@ class Daemon:
         self.responses: queue.Queue = queue.Queue(maxsize=RESPONSE_QUEUE_SIZE)
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
         self.started_at = time.monotonic()
+        self._switch_interval = sys.getswitchinterval()  # restored by shutdown()
         codec = make_codec(cfg.codec)
         self.client_factory = client_factory or (
             lambda: RobotClient(cfg.robot_host, cfg.robot_port, codec=codec, timeout_s=cfg.request_timeout_s)
@@ -184,7 +185,6 @@ class Daemon:
         # young objects.
         gc.collect()
         gc.freeze()
-        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         try_realtime(max(0, self.cfg.realtime_priority - 2))
@@ -226,7 +226,7 @@ class Daemon:
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
         reset_normal()  # the main thread goes back to normal scheduling
-        sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
+        sys.setswitchinterval(self._switch_interval)
         failures = self.supervisor.failures()
         for f in failures:
             log.error("thread '%s' failed: %s\n%s", f.thread, f.error, f.traceback)

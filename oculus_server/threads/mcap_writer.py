@@ -67,10 +67,10 @@ class McapWriterThread(DaemonThread):
                 break
             self._handle(item)
 
-    def finish(self, stop: EpisodeStop | None = None) -> None:
-        """Finalizes an episode left open (called in this thread's cleanup or by the daemon)."""
+    def finish(self) -> None:
+        """Finalizes an episode left open (called in this thread's cleanup)."""
         if self.writer is not None:
-            self._close(stop or EpisodeStop("shutdown", False, "daemon stopped"))
+            self._close(EpisodeStop("shutdown", False, "daemon stopped"))
 
     def cleanup(self) -> None:
         # Past the drain budget only episode control items are still handled (the recorder's
