@@ -14,7 +14,7 @@ fi
 if [[ ! -f "$stamp" ]]; then
   echo "[bootstrap] installing the project and its dependencies into $VENV (first run: ~1 min)" >&2
   log="$VENV/bootstrap.log"
-  if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } >"$log" 2>&1; then
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[test,ray]"; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "[bootstrap] installation failed; full log: $log" >&2
     exit 1

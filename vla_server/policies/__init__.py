@@ -1,0 +1,1 @@
+"""Policy backends: the `Policy` interface (base) and the models that are real here."""
