@@ -67,9 +67,12 @@ CUBES: dict[str, tuple[tuple[float, float], tuple[float, float, float, float]]] 
     "green_cube": ((0.45, -0.15), (0.15, 0.70, 0.25, 1.0)),
     "blue_cube": ((0.45, 0.15), (0.15, 0.30, 0.85, 1.0)),
 }
-FRONT_CAMERA_EYE = np.array([1.45, 0.0, 0.85])  # front camera position, base frame
-FRONT_CAMERA_TARGET = np.array([0.35, 0.0, 0.12])  # point it looks at
-FRONT_CAMERA_FOVY = 50.0  # degrees
+# Front camera: in front of the table looking back at the robot, framed so the pick workspace
+# (x 0.3–0.7 m, y ±0.25 m on the table) fills most of a 320×240 image (the 4.5 cm cubes are ~20 px
+# across) and the arm at home stays above the frame's top edge. Image right = base +y.
+FRONT_CAMERA_EYE = np.array([1.0, 0.0, 0.7])  # front camera position, base frame, metres
+FRONT_CAMERA_TARGET = np.array([0.49, 0.0, 0.0])  # point on the table it looks at, base frame
+FRONT_CAMERA_FOVY = 34.0  # vertical field of view, degrees
 WRIST_CAMERA_EYE_HAND = np.array([0.07, 0.0, 0.03])  # wrist camera in the hand frame
 WRIST_CAMERA_TARGET_HAND = np.array([0.0, 0.0, 0.17])  # between the finger pads, hand frame
 WRIST_CAMERA_FOVY = 70.0
