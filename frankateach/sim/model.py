@@ -117,7 +117,7 @@ def franka_asset_dir() -> Path:
             "the MuJoCo simulator needs the 'gymnasium-robotics' package (its Franka assets); "
             "install it with: pip install gymnasium-robotics==1.4.2"
         )
-    folder = Path(list(spec.submodule_search_locations)[0]).joinpath(*ASSET_SUBDIR)
+    folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*ASSET_SUBDIR)
     missing = [f for f in ASSET_FILES if not (folder / f).is_file()]
     if missing or not (folder / "meshes").is_dir():
         raise SimModelError(f"Franka assets incomplete in {folder}: missing {missing or ['meshes/']}")
@@ -223,7 +223,7 @@ def _add_cameras(spec: mujoco.MjSpec, width: int, height: int) -> None:
     # Hand frame = link7 · T(0, 0, 0.107) · Rz(−π/4); express the wrist camera in link7's frame.
     c, s = np.cos(-np.pi / 4), np.sin(-np.pi / 4)
     rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    to_link7 = lambda p: rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])  # noqa: E731
+    to_link7 = lambda p: rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])
     eye, target = to_link7(WRIST_CAMERA_EYE_HAND), to_link7(WRIST_CAMERA_TARGET_HAND)
     spec.body(HAND_BODY).add_camera(
         name=SIM_CAMERAS[1], pos=eye, quat=_look_at_quat(eye, target, rot @ np.array([1.0, 0, 0])),
@@ -318,7 +318,7 @@ class SimIndex:
     home_key: int
 
     @classmethod
-    def from_model(cls, model: mujoco.MjModel) -> "SimIndex":
+    def from_model(cls, model: mujoco.MjModel) -> SimIndex:
         def jid(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
 
