@@ -1,8 +1,7 @@
 """Recordings API of the web UI: list, info, plot, MP4 made on demand, downloads, id checks, auth.
 
 Real synthetic MCAP recordings on disk, the real router in a FastAPI app, the real job thread and
-PyAV encoder. The key check is a small fake of the service's reader dependency (the router must
-apply it to every route).
+PyAV encoder, and the service's own key store and `require_reader` dependency.
 """
 
 from __future__ import annotations
@@ -14,23 +13,21 @@ from pathlib import Path
 
 import av
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from oculus_server.recording.synthetic import write_synthetic
+from vla_server.auth import KeyStore, require_reader
 from vla_server.web import mount_web
-from vla_server.web.recordings import BadRecordingId, RecordingLibrary, RecordingNotFound, check_id
-
-KEY = "reader-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def fake_reader(authorization: str = Header("")) -> None:
-    if authorization != f"Bearer {KEY}":
-        raise HTTPException(401, "missing or unknown API key")
+from vla_server.web.recordings import (
+    BadRecordingId,
+    RecordingLibrary,
+    RecordingNotFound,
+    check_id,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +45,24 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+AUTH: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def client(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     app = FastAPI()
-    mount_web(app, folder, tmp_path_factory.mktemp("cache"), reader=fake_reader)
+    app.state.keystore = store = KeyStore(tmp_path_factory.mktemp("keys") / "keys.sqlite3")
+    _, key = store.create("reader", "free")
+    AUTH["Authorization"] = f"Bearer {key}"
+    mount_web(app, folder, tmp_path_factory.mktemp("cache"), reader=require_reader)
     with TestClient(app) as c:
         yield c
+
+
+def test_whoami(client: TestClient) -> None:
+    me = client.get("/v1/auth/whoami", headers=AUTH).json()
+    assert me["name"] == "reader" and me["tier"] == "free" and me["admin"] is False and me["max_fps"] == 10.0
+    assert client.get("/v1/auth/whoami", headers={"Authorization": "Bearer vla_000000000000_nope"}).status_code == 401
 
 
 def test_every_route_needs_a_key(client: TestClient) -> None:

@@ -3,6 +3,7 @@
     /ui/                    the single-page app (index.html, style.css, js/…), no build step
     /                       redirects to /ui/ (when the service has no route of its own there)
     /v1/recordings…         the recordings folder API (`recordings_api`)
+    /v1/auth/whoami         the caller's key: name, tier, admin (`whoami_api`; unless the service has one)
 
 The static files are public (they hold no data); every API route they call checks the key.
 """
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from frankateach.constants import RECORDINGS_DIR
 from vla_server.web.recordings import RecordingLibrary
 from vla_server.web.recordings_api import recordings_router
+from vla_server.web.whoami_api import whoami_router
 
 log = logging.getLogger("vla_server.web")
 
@@ -51,7 +53,8 @@ def mount_web(
         recordings_dir: the teleop recordings folder (the daemon's ``recordings_dir``).
         cache_dir: where plots and MP4s made from recordings are kept (default: a folder in the
             system temp dir; give the service's data folder to keep them across restarts).
-        reader: FastAPI dependency that admits any valid key (default: `vla_server.auth.require_reader`).
+        reader: FastAPI dependency that admits any valid key and returns its `ApiKey`
+            (default: `vla_server.auth.require_reader`).
 
     The library's job thread stops when the app's lifespan ends.
     """
@@ -59,7 +62,10 @@ def mount_web(
         raise FileNotFoundError(f"the web UI's files are missing from {STATIC_DIR} (package data not installed?)")
     cache = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir()) / "vla_server_web_cache"
     library = RecordingLibrary(Path(recordings_dir), cache)
-    app.include_router(recordings_router(library, reader or _default_reader()))
+    reader = reader or _default_reader()
+    app.include_router(recordings_router(library, reader))
+    if not any(getattr(r, "path", None) == "/v1/auth/whoami" for r in app.router.routes):
+        app.include_router(whoami_router(reader))
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     if not any(getattr(r, "path", None) == "/" for r in app.router.routes):
         @app.get("/", include_in_schema=False)

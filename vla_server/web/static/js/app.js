@@ -54,7 +54,7 @@ async function route() {
   document.body.dataset.page = page;
   document.title = `${mod.title} · VLA server`;
   fill(main);
-  const ctx = { args, navigate, api, isAdmin: () => keyInfo.tier === "admin" || keyInfo.admin === true };
+  const ctx = { args, navigate, api, isAdmin: () => keyInfo.admin === true };
   try {
     const result = mod.mount(main, ctx) || {};
     const fn = typeof result === "function" ? result : result.cleanup || (() => {});
@@ -78,7 +78,7 @@ async function checkKey() {
   }
   try {
     keyInfo = await api.get("/v1/auth/whoami");
-    status.replaceWith(Object.assign(badge("ok", `${keyInfo.name || "key"} · ${keyInfo.tier || "?"}`), { id: "key-status" }));
+    status.replaceWith(Object.assign(badge("ok", `${keyInfo.name || "key"} · ${keyInfo.tier || "?"}${keyInfo.admin ? " · admin" : ""}`), { id: "key-status" }));
     return true;
   } catch (err) {
     keyInfo = {};
