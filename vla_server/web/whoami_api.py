@@ -3,8 +3,7 @@
 The UI enables write buttons from ``admin``; the service still checks every write itself.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see `Depends(reader)` of this closure.
 from collections.abc import Callable
 from typing import Annotated, Any
 
