@@ -31,6 +31,7 @@ from frankateach.constants import (
 from frankateach.errors import FrankaTeachError
 from frankateach.messages import Codec, FrankaAction, FrankaState, MsgpackCodec
 from frankateach.network import Publisher, serve_rep
+from frankateach.port_holder import PortInUseError
 from frankateach.timing import Ticker
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,13 @@ class RobotServer:
         """Binds all sockets and starts serving in background threads.
 
         Raises:
-            zmq.ZMQError: a publisher port is already in use (raised here, not in a thread).
+            PortInUseError: a port is taken (raised here, not in a thread; names the holder).
             FrankaTeachError: the control port could not be bound.
         """
         # Bind the publishers here so a port clash fails loudly instead of killing a thread.
-        state_pub = Publisher(self.host, self.state_port)
+        state_pub = Publisher(self.host, self.state_port, role="state")
         try:
-            self._commanded_pub = Publisher(self.host, self.commanded_port)
+            self._commanded_pub = Publisher(self.host, self.commanded_port, role="commanded state")
         except Exception:
             state_pub.close()
             raise
@@ -160,7 +161,7 @@ class RobotServer:
         def serve() -> None:
             try:
                 serve_rep(self.host, self.control_port, self.handle, self.stop_event, ready=ready)
-            except zmq.ZMQError as exc:  # bind failed (or the socket died): report it to start()
+            except (zmq.ZMQError, FrankaTeachError) as exc:  # bind failed (or the socket died)
                 bind_error.append(exc)
                 if ready.is_set():
                     log.error("control socket failed: %s", exc)
@@ -176,6 +177,8 @@ class RobotServer:
         while not ready.wait(0.05):
             if not rep.is_alive() or time.monotonic() > deadline:  # the bind raised in the thread
                 self.stop()
+                if bind_error and isinstance(bind_error[0], PortInUseError):
+                    raise bind_error[0]
                 cause = f": {bind_error[0]}" if bind_error else ""
                 raise FrankaTeachError(
                     f"could not bind control port {self.control_port} on {self.host}{cause}"

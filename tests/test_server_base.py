@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 
@@ -16,6 +17,7 @@ from frankateach.constants import MAX_MESSAGE_BYTES, ROBOT_WORKSPACE_MAX, ROBOT_
 from frankateach.errors import FrankaTeachError, RobotServerError
 from frankateach.messages import FrankaAction, MsgpackCodec, PickleCodec
 from frankateach.network import ReqClient, Subscriber, endpoint
+from frankateach.port_holder import PortInUseError
 from frankateach.server_base import RobotServer, clamp_to_workspace
 from tests.fakes import HOME_POS, TargetBackend, free_ports, served
 
@@ -174,9 +176,10 @@ def test_start_fails_fast_when_the_control_port_is_taken():
     server = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
     try:
         t0 = time.monotonic()
-        expected = f"could not bind control port {control}.*in use"
-        with pytest.raises(FrankaTeachError, match=expected):
+        expected = rf"port {control} \(control\) on {HOST} is already in use by pid {os.getpid()}"
+        with pytest.raises(PortInUseError, match=expected) as err:
             server.start()
+        assert isinstance(err.value, FrankaTeachError)
         assert time.monotonic() - t0 < 4.0  # noticed the dead thread, did not sit out 5 s
         assert all(not t.is_alive() for t in server._threads)  # nothing left running
     finally:
@@ -191,7 +194,7 @@ def test_start_raises_when_the_state_port_is_taken():
     squatter.bind(endpoint(HOST, state))
     server = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
     try:
-        with pytest.raises(zmq.ZMQError):
+        with pytest.raises(PortInUseError, match=rf"port {state} \(state\).*pid {os.getpid()}"):
             server.start()
         # The ports it had bound were released: a new server can take them all.
         squatter.close()

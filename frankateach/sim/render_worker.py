@@ -31,6 +31,7 @@ from frankateach.constants import (
 log = logging.getLogger(__name__)
 
 STATS_WINDOW_S = 2.0  # fps is measured over this many seconds
+RENDER_EXIT_GRACE_S = 0.3  # s after the parent's death before the renderer is forced out
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def render_main(
     stop: Any,
     status: Any,
     parent_pid: int,
+    death_signal: int = 0,
 ) -> None:
     """Entry point of the render process (see module doc).
 
@@ -85,9 +87,15 @@ def render_main(
         status: multiprocessing Queue; receives ("ok", gl_backend) once rendering works,
             ("gl-error", message) if OpenGL is unusable (the parent may try another backend)
             or ("error", message) for anything else (e.g. a camera port in use).
-        parent_pid: the loop also ends when this process is no longer our parent.
+        parent_pid: the process must not outlive this parent: the loop ends when it is no longer
+            our parent, and `ParentWatch` forces the exit shortly after (see `frankateach.lifeline`).
+        death_signal: signal the kernel sends when the parent's starting thread exits (0: none).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    from frankateach.lifeline import ParentWatch
+
+    watch = ParentWatch(parent_pid, lambda: None, death_signal=death_signal, grace_s=RENDER_EXIT_GRACE_S)
+    watch.start()
     gl = os.environ.get("MUJOCO_GL", "") or "default"
     pubs: list = []
     stage = "binding camera ports"
@@ -97,7 +105,7 @@ def render_main(
         from frankateach.timing import Ticker
 
         for i in range(len(config.names)):
-            pubs.append(Publisher(config.host, config.port(i)))
+            pubs.append(Publisher(config.host, config.port(i), role=f"camera {i} ({config.names[i]})"))
         stage = "GL"
         import mujoco  # picks the GL backend from MUJOCO_GL
 
@@ -171,3 +179,4 @@ def render_main(
         for pub in pubs:
             pub.close()
         renderer.close()
+        watch.close()

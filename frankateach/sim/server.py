@@ -37,6 +37,7 @@ from frankateach.constants import (
     STATUS_LOG_PERIOD_S,
 )
 from frankateach.errors import FrankaTeachError, HardwareUnavailableError
+from frankateach.lifeline import ParentWatch
 from frankateach.messages import make_codec
 from frankateach.network import Subscriber
 from frankateach.server_base import RobotServer
@@ -249,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-period", type=float, default=STATUS_LOG_PERIOD_S,
                    help="seconds between 'alive' status lines")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--parent-pid", type=int, default=0,
+                   help="exit (within 1 s) when this process, our parent, dies (0: never)")
+    p.add_argument("--parent-death-signal", type=int, default=int(signal.SIGTERM),
+                   help="signal the kernel sends us when the parent exits (0: rely on polling; "
+                   "for parents that start us from a short-lived thread)")
     return p
 
 
@@ -265,6 +271,10 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--{name.replace('_', '-')} must be a port number, got {v}")
     if a.duration < 0:
         p.error(f"--duration must be >= 0, got {a.duration}")
+    if a.parent_pid < 0:
+        p.error(f"--parent-pid must be a pid (or 0), got {a.parent_pid}")
+    if not 0 <= a.parent_death_signal < signal.NSIG:
+        p.error(f"--parent-death-signal must be a signal number (or 0), got {a.parent_death_signal}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+    watch = None
+    if args.parent_pid:
+        watch = ParentWatch(args.parent_pid, stop.set, death_signal=args.parent_death_signal)
+        watch.start()
     ports = SimPorts(args.control_port, args.state_port, args.commanded_port, args.camera_port_offset)
     try:
         sim = start_sim_server(
@@ -294,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     except FrankaTeachError as exc:
         log.error("frankateach-sim could not start: %s", exc)
         return 1
+    if stop.is_set():  # stopped (signal, parent gone) while starting
+        sim.stop()
+        return 0
     cams = (
         f"cameras {','.join(SIM_CAMERAS)} on {ports.camera_offset}+i "
         f"({args.camera_width}x{args.camera_height} @ {args.camera_fps:g} fps, "
@@ -321,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("frankateach-sim stopping (%s)", sim.status_line())
         sim.stop()
         log.info("frankateach-sim stopped")
+        if watch is not None:
+            watch.close()
     return 0
 
 
