@@ -1,0 +1,145 @@
+"""Browser-test harness: Debian's Chromium driven by Selenium, and an ASGI app served on 127.0.0.1.
+
+Selenium gets explicit paths (`/usr/bin/chromium`, `/usr/bin/chromedriver`) and ``SE_OFFLINE``,
+so Selenium Manager never looks for, or downloads, a browser or driver. Without them the browser
+tests skip with the command that installs them (`tools/install_browser.sh` does it when root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("VLA_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("VLA_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+INSTALL_HINT = "apt-get update && apt-get install -y chromium chromium-driver   (or: sudo tools/install_browser.sh)"
+WINDOW = (1440, 960)  # a laptop screen; screenshots are taken at this size
+SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return f"{path} not found; the browser tests need Debian's Chromium: {INSTALL_HINT}"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+def skip_without_browser() -> pytest.MarkDecorator:
+    reason = browser_missing()
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def make_driver(width: int = WINDOW[0], height: int = WINDOW[1]) -> Any:
+    """A headless Chromium WebDriver (caller quits it)."""
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never reach the network
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
+                f"--window-size={width},{height}", "--autoplay-policy=no-user-gesture-required",
+                "--disable-extensions", "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+def free_socket() -> socket.socket:
+    """A listening-ready TCP socket bound to a free port on 127.0.0.1."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+@contextmanager
+def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
+    """Serves the ASGI `app` with uvicorn in a thread on a free port; yields its base URL."""
+    import uvicorn
+
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto")
+    server = uvicorn.Server(config)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    t = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if errors or not t.is_alive():
+            raise RuntimeError(f"the test server did not start: {errors[:1]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the test server did not start within {timeout_s} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        t.join(timeout_s)
+        sock.close()
+        if t.is_alive():
+            raise RuntimeError("the test server did not stop")
+
+
+def wait_for(pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.05, what: str = "condition") -> Any:
+    """Polls `pred` until it returns a truthy value (returned); AssertionError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as exc:  # element not there yet, stale element, …
+            last_exc = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def set_key(driver: Any, base_url: str, key: str, page: str = "models") -> None:
+    """Opens the app with `key` in session storage (as the key dialog stores it) on `page`."""
+    driver.get(f"{base_url}/ui/style.css")  # same origin, no app running yet (no key dialog)
+    driver.execute_script("sessionStorage.setItem('vla.apiKey', arguments[0]);", key)
+    driver.get(f"{base_url}/ui/#/{page}")
+    wait_for(lambda: driver.execute_script("return document.body.dataset.page") == page, what=f"page {page}")
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    """Saves a PNG of the viewport as docs/images/ui_<name>.png (the README shows them)."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOT_DIR / f"ui_{name}.png"
+    tmp = out.with_suffix(".tmp.png")
+    driver.save_screenshot(str(tmp))
+    shutil.move(tmp, out)
+    return out
+
+
+def page_errors(driver: Any) -> list[str]:
+    """Severe browser console messages since the last call (uncaught errors, failed module loads)."""
+    try:
+        logs = driver.get_log("browser")
+    except Exception:
+        return []
+    return [e["message"] for e in logs if e.get("level") == "SEVERE"]
