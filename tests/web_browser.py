@@ -81,7 +81,7 @@ def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # surfaced to the test below
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
             errors.append(exc)
 
     t = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
@@ -112,7 +112,7 @@ def wait_for(pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float
             v = pred()
             if v:
                 return v
-        except Exception as exc:  # element not there yet, stale element, …
+        except Exception as exc:  # noqa: BLE001 - element not there yet, stale element, …
             last_exc = exc
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
@@ -140,6 +140,6 @@ def page_errors(driver: Any) -> list[str]:
     """Severe browser console messages since the last call (uncaught errors, failed module loads)."""
     try:
         logs = driver.get_log("browser")
-    except Exception:
+    except Exception:  # noqa: BLE001 - a driver without log support: nothing to report
         return []
     return [e["message"] for e in logs if e.get("level") == "SEVERE"]

@@ -50,7 +50,8 @@ export default {
       kv([
         ["backend", m.backend || "–"],
         ["device", m.device || "–"],
-        ["memory", isNum(m.memory_mb) ? mb(m.memory_mb) : "–"],
+        ["memory", isNum(m.memory_mb) ? mb(m.memory_mb) : isNum(m.last_memory_mb) ? `– (last ${mb(m.last_memory_mb)})` : "–"],
+        ["sessions", String(m.sessions ?? 0)],
         ["requests", `${s.requests ?? 0}` + (s.failures ? ` (${s.failures} failed)` : "")],
         ["latency p50 / p95", `${ms(s.latency_p50_ms)} / ${ms(s.latency_p95_ms)}`],
         ["model time p50", ms(s.model_p50_ms)],
@@ -60,6 +61,7 @@ export default {
         ["loads / evictions", `${s.loads ?? 0} / ${s.evictions ?? 0}`],
       ]),
       view.evictNext === m.id ? h("div.small", badge("loading", "evicted next"), " when memory or the model limit is needed") : null,
+      m.last_error ? h("div.small.error-text", { title: m.last_error }, `last error: ${String(m.last_error).slice(0, 160)}`) : null,
       h("div.row",
         btn("Load", "load", state === "cold" || state === "failed"),
         btn("Unload", "unload", state === "warm" || state === "failed" || state === "restarting", ".btn-danger"),
