@@ -13,10 +13,13 @@ topic                           schema                      content (written whe
 ``/tf``                         foxglove.FrameTransforms    world→robot_base (static), robot_base→
                                                             ee (measured), robot_base→ee_target
                                                             (commanded), world→vr_head (display
-                                                            only), vr_head→vr_right / vr_left
-                                                            (every recording tick, 40 Hz)
+                                                            only), vr_head→vr_right / vr_left,
+                                                            robot_base or ee→camera_<name> (each
+                                                            camera with a known mount; optical
+                                                            frame) (every recording tick, 40 Hz)
 ``/robot/ee_pose``              foxglove.PoseInFrame        measured hand TCP pose, frame
-                                                            robot_base (each new robot state)
+                                                            robot_base, stamped with the
+                                                            measurement time (each new state)
 ``/robot/ee_target``            foxglove.PoseInFrame        commanded hand TCP pose, frame
                                                             robot_base (each new command)
 ``/robot/joint_states``         teleop.JointStates          7 arm joints + 2 finger joints: rad /
@@ -55,9 +58,14 @@ time, camera capture time, command creation time), and ``sequence`` is the sourc
 where it has one (recording tick seq, VR sample seq, command seq, camera frame seq), else a
 per-topic counter, so a gap always means something was not recorded.
 
+JSON bodies never hold ``null``: a value that is not available (no round trip for a state from
+the PUB feed, jitter before a loop's second tick, ...) is left out, and every JSON schema below
+lists only optional fields for such values.
+
 Metadata records: ``recording_start`` (caller's operator/task/robot/config/versions/rates, plus
-writer settings) and ``recording_end`` (outcome, duration, per-topic counts, achieved rates, drops,
-errors). Attachments: whatever the caller passes (e.g. the robot's MJCF model).
+writer settings; structured values such as ``config`` and ``cameras`` are JSON) and
+``recording_end`` (outcome, duration, per-topic counts, achieved rates, drops, errors, reason).
+Attachments: whatever the caller passes (the simulator's MJCF for a simulated robot only).
 """
 
 from __future__ import annotations
@@ -128,7 +136,7 @@ ACTION_FIELDS = ("lin_x", "lin_y", "lin_z", "rot_x", "rot_y", "rot_z", "gripper"
 # --- JSON schemas ---------------------------------------------------------------------------------
 # Written for Foxglove's JSON-schema reader: every object lists its "properties", every field has
 # one "type" (no type lists, no additionalProperties-only maps), so every field can be plotted.
-# Numbers may be null in the data when a value is not available (e.g. no round trip for PUB states).
+# A number that is not available is left out of the message (never null); such fields are optional.
 # Maps with run-time keys (loops, counters, gains) are arrays of {"name": …} objects; plot them in
 # Foxglove with a filter, e.g. ``/timing.loops[:]{name=="control"}.achieved_hz``.
 _TIME = {
@@ -186,7 +194,8 @@ _LOOP = {
 
 JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "teleop.JointStates": _obj(
-        "Measured Panda joints: 7 arm joints (rad) then 2 finger joints (m).",
+        "Measured Panda joints: 7 arm joints (rad) then 2 finger joints (m). A robot server that "
+        "does not report arm joints gives only the finger joints (name and position stay aligned).",
         {
             "timestamp": _TIME,
             "name": {"type": "array", "items": _STR},
@@ -216,7 +225,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         "Robot link timing, milliseconds.",
         {
             "timestamp": _TIME,
-            "rtt_ms": {**_NUM, "description": "round trip of the request that brought the state (null for PUB)"},
+            "rtt_ms": {**_NUM, "description": "round trip of the request that brought the state (absent for PUB)"},
             "state_age_ms": {**_NUM, "description": "tick time − receive time"},
             "transport_ms": {**_NUM, "description": "receive wall time − measurement time (clock offset included)"},
         },
@@ -310,6 +319,18 @@ def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
         TopicSpec(camera_image_topic(name), "foxglove.CompressedImage"),
         TopicSpec(camera_calibration_topic(name), "foxglove.CameraCalibration"),
     )
+
+
+def topic_spec(topic: str) -> TopicSpec | None:
+    """Returns the spec of a fixed or camera topic, or None if `topic` is not a recording topic."""
+    for spec in FIXED_TOPICS:
+        if spec.topic == topic:
+            return spec
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == "" and parts[1] == "camera" and parts[2]:
+        image, calibration = camera_topics(parts[2])
+        return {"image": image, "calibration": calibration}.get(parts[3])
+    return None
 
 
 def schema_record(schema: str) -> tuple[str, str, bytes]:
