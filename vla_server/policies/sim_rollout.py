@@ -71,6 +71,7 @@ class RolloutResult:
         infer_ms: wall time of each `infer` call, ms.
         wall_s: wall time of the whole episode, s.
         cube_start: (3,) where the cube started, m.
+        others_moved_m: the other cubes' horizontal displacement, m, by name.
     """
 
     cube: str
@@ -80,6 +81,7 @@ class RolloutResult:
     infer_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cube_start: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    others_moved_m: dict[str, float] = field(default_factory=dict)
 
 
 def perturb_cubes(model: mujoco.MjModel, data: mujoco.MjData, seed: int, jitter_m: float) -> None:
@@ -146,6 +148,7 @@ class SimRollout:
             backend.step(1)
         cube = cube_name(cfg.instruction)
         start = backend.body_position(cube)
+        others = {n: backend.body_position(n) for n in backend.index.cube_bodies if n != cube}
         renderer = self._renderer(cfg.width, cfg.height)
         steps_per_call = max(1, round(1.0 / (cfg.control_hz * backend.dt)))
         infer_ms: list[float] = []
@@ -174,6 +177,7 @@ class SimRollout:
         return RolloutResult(
             cube=cube, lift_m=lift, success=lift >= LIFT_SUCCESS_M, steps=cfg.steps,
             infer_ms=infer_ms, wall_s=time.perf_counter() - t_start, cube_start=start,
+            others_moved_m={n: float(np.linalg.norm(backend.body_position(n)[:2] - p[:2])) for n, p in others.items()},
         )
 
 
