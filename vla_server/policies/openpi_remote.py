@@ -20,6 +20,7 @@ once per call. Every blocking step has a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import OrderedDict
@@ -103,6 +104,7 @@ class OpenPIRemotePolicy(Policy):
         self.params = params
         self.kin = kinematics
         self._ws: Any = None
+        self._stack: contextlib.ExitStack | None = None
         self.metadata: dict[str, Any] = {}
         self.last_server_timing: dict[str, Any] = {}
         self._horizon = params.action_horizon
@@ -132,11 +134,12 @@ class OpenPIRemotePolicy(Policy):
         key = self._api_key()
         headers = {"Authorization": f"Api-Key {key}"} if key else None
         url = self.params.url
+        stack = contextlib.ExitStack()  # a connection is a context manager (websockets >= 17)
         try:
-            ws = connect(
+            ws = stack.enter_context(connect(
                 url, open_timeout=self.params.connect_timeout_s, close_timeout=2.0, compression=None,
                 max_size=int(self.params.max_message_mb * 1024 * 1024), additional_headers=headers,
-            )
+            ))
         except InvalidStatus as exc:
             code = exc.response.status_code
             raise OpenPIRemoteError(
@@ -147,11 +150,15 @@ class OpenPIRemotePolicy(Policy):
             raise OpenPIRemoteError(f"cannot connect to the openpi server {url}: {type(exc).__name__}: {exc}") from exc
         try:
             meta = self._decode(ws.recv(timeout=self.params.connect_timeout_s), "metadata")
+        except TimeoutError as exc:
+            stack.close()
+            raise OpenPIRemoteError(f"openpi server {url} sent no metadata within "
+                                    f"{self.params.connect_timeout_s} s") from exc
         except BaseException:
-            ws.close()
+            stack.close()
             raise
         self.metadata = meta if isinstance(meta, dict) else {"metadata": meta}
-        self._ws = ws
+        self._ws, self._stack = ws, stack
         log.info("connected to openpi server %s (metadata keys %s)", url, sorted(self.metadata))
 
     def _decode(self, frame: object, what: str) -> Any:
@@ -180,7 +187,7 @@ class OpenPIRemotePolicy(Policy):
                 self._ws.send(data)
                 frame = self._ws.recv(timeout=self.params.infer_timeout_s)
             except ConnectionClosed as exc:
-                self._ws = None
+                self.close()
                 if attempt == 2:
                     raise OpenPIRemoteError(f"openpi server {self.params.url} closed the connection: {exc}") from exc
                 log.warning("openpi connection lost (%s); reconnecting once", exc)
