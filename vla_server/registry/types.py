@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+from vla_server.policies.base import Observation
 
 
 class ModelState(str, enum.Enum):
@@ -51,3 +54,18 @@ class ModelEvent:
     model_id: str
     kind: str
     message: str
+
+
+class InferenceService(Protocol):
+    """What stream sessions and the openpi bridge need from the registry (a fake implements it
+    in unit tests and benchmarks that measure the service without workers)."""
+
+    def has_model(self, model_id: str) -> bool: ...
+
+    def acquire_session(self, model_id: str) -> None: ...
+
+    def release_session(self, model_id: str) -> None: ...
+
+    async def infer(self, model_id: str, obs: Observation) -> InferResult: ...
+
+    async def end_session(self, model_id: str, session: str) -> None: ...
