@@ -104,6 +104,9 @@ def _parse(
         if not isinstance(enabled, bool):
             raise CatalogError(f"{where}: 'enabled' must be true or false, got {enabled!r}")
         where = f"{where} (id {d.get('id')!r})"
+        if not isinstance(d.get("id", ""), str):
+            raise CatalogError(f"{where}: 'id' must be a string, got {d['id']!r} (YAML reads unquoted "
+                               "yes/no/on/off/true/false and numbers as such: quote the id)")
         if isinstance(d.get("params"), Mapping):
             d["params"] = _resolve_paths(d, base_dir)
         try:
