@@ -64,8 +64,9 @@ def test_latest_scheme_uses_only_the_newest_observation() -> None:
     s = ChunkScheduler(DT, "latest")
     s.add(0, 0.0, 0.0, np.zeros((10, 7)))
     s.add(1, 0.2, 0.3, np.ones((10, 7)))
-    assert np.all(s.action_at(0.25).action == 0.0)  # type: ignore[union-attr]  chunk 1 not arrived yet
-    assert np.all(s.action_at(0.35).action == 1.0)  # type: ignore[union-attr]
+    early, late = s.action_at(0.25), s.action_at(0.35)
+    assert early is not None and np.all(early.action == 0.0)  # chunk 1 has not arrived yet
+    assert late is not None and np.all(late.action == 1.0)
 
 
 def test_max_chunks_bounds_the_blend() -> None:

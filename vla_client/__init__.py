@@ -1,6 +1,7 @@
 """Clients of VLA policy services: `/v1/stream` (`VLAStreamingClient`) and openpi servers
 (`OpenPIClient`), with one interface, typed errors and a thread-safe blocking wrapper
-(`SyncVLAStreamingClient`) for callers outside asyncio (the daemon's assist thread).
+(`SyncVLAStreamingClient`) for callers outside asyncio (the daemon's assist thread);
+`make_client(url)` picks the client from the URL (``ws://…/v1/stream`` or ``openpi://HOST:PORT``).
 
 Ten lines::
 
@@ -13,6 +14,7 @@ Ten lines::
 """
 
 from vla_client.backoff import Backoff
+from vla_client.chunks import ChunkScheduler
 from vla_client.errors import (
     AuthError,
     ConnectionLost,
@@ -26,6 +28,9 @@ from vla_client.errors import (
     UnsupportedRobot,
     VLAClientError,
 )
+from vla_client.factory import make_client
+from vla_client.openpi_adapters import DroidAdapter, NativeAdapter, OpenPIAdapter
+from vla_client.openpi_client import OpenPIClient
 from vla_client.stream_client import DEFAULT_URL, VLAStreamingClient
 from vla_client.sync_client import SyncVLAStreamingClient
 from vla_client.types import ClientState, ClientStats, ReceivedAction
@@ -34,11 +39,16 @@ __all__ = [
     "DEFAULT_URL",
     "AuthError",
     "Backoff",
+    "ChunkScheduler",
     "ClientState",
     "ClientStats",
     "ConnectionLost",
+    "DroidAdapter",
     "ModelNotFound",
+    "NativeAdapter",
     "NotConnected",
+    "OpenPIAdapter",
+    "OpenPIClient",
     "ProtocolViolation",
     "RateLimitError",
     "ReceivedAction",
@@ -49,4 +59,5 @@ __all__ = [
     "UnsupportedRobot",
     "VLAClientError",
     "VLAStreamingClient",
+    "make_client",
 ]

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import websockets
@@ -70,6 +70,26 @@ CLOSE_WAIT_S = 1.0  # after an `error` reply to auth, how long to wait for the c
 def percentile(samples: deque[float] | list[float], q: float) -> float | None:
     """The `q`-th percentile (0..100) of `samples`, None when there are none."""
     return float(np.percentile(np.fromiter(samples, float), q)) if samples else None
+
+
+def counts_to_stats(
+    counts: dict[str, int], state: ClientState, rtts: deque[float], last_error: str, extra: dict[str, Any] | None = None
+) -> ClientStats:
+    """A `ClientStats` from a client's counter dict and round-trip samples (ms)."""
+    return ClientStats(
+        state=state,
+        frames_sent=counts["frames_sent"],
+        frames_dropped=counts.get("frames_dropped", 0),
+        actions_received=counts["actions_received"],
+        actions_dropped=counts["actions_dropped"],
+        server_errors=counts["server_errors"],
+        protocol_violations=counts["protocol_violations"],
+        reconnects=counts["reconnects"],
+        rtt_ms_p50=percentile(rtts, 50),
+        rtt_ms_p95=percentile(rtts, 95),
+        last_error=last_error,
+        extra=extra or {},
+    )
 
 
 class VLAStreamingClient:
@@ -280,13 +300,7 @@ class VLAStreamingClient:
 
     def client_stats(self) -> ClientStats:
         """Client-side counters and round-trip percentiles."""
-        return ClientStats(
-            state=self._state,
-            rtt_ms_p50=percentile(self._rtts, 50),
-            rtt_ms_p95=percentile(self._rtts, 95),
-            last_error=self._last_error,
-            **self._counts,
-        )
+        return counts_to_stats(self._counts, self._state, self._rtts, self._last_error)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Sends ``close``, closes the socket (code 1000) and stops reconnecting. Idempotent."""

@@ -137,7 +137,7 @@ def _check_tree(value: Any, depth: int = 0) -> None:
         raise OpenPICodecError(f"unsupported value of type {type(value).__name__} in message")
 
 
-def unpackb(data: bytes | bytearray | memoryview) -> Any:
+def unpackb(data: bytes | bytearray | memoryview | str) -> Any:
     """Decodes one openpi message (a whole WebSocket binary frame).
 
     Raises:
