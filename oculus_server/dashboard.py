@@ -43,8 +43,11 @@ def status_line(state: SharedState, uptime_s: float) -> str:
         r = rates.get(name)
         if r is not None and r.ticks:
             parts.append(f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else ""))
-    parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
-    parts.append(f"vr={vr.state.value}")
+    if state.robot() is None and not link.up:
+        parts.append(f"robot: NEVER ANSWERED ({link.timeouts} timeouts)")
+    else:
+        parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
+    parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
     if ep.active:
         parts.append(f"REC {ep.messages} msgs {_size(ep.bytes_written)}")
@@ -89,7 +92,10 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     robot = Table(title="robot", expand=True, box=None, show_header=False)
     robot.add_column("k")
     robot.add_column("v")
-    robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
+    if obs is None and not link.up:
+        robot.add_row("link", Text(f"NEVER ANSWERED ({link.timeouts} timeouts)", style="bold red"))
+    else:
+        robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
     robot.add_row("round trip mean / p95", f"{_f(link.rtt_mean_s * 1e3)} / {_f(link.rtt_p95_s * 1e3)} ms")
     robot.add_row("timeouts / errors", f"{link.timeouts} / {link.errors}")
     if obs is not None:

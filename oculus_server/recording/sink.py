@@ -150,7 +150,7 @@ def move_into(src: Path, dest: Path, fallback: Path | None = None) -> tuple[Path
         fsync_dir(dest.parent)
         return dest, ""
     except OSError as exc:
-        problem = f"cannot move {src.name} into {dest.parent}: {describe_os_error(exc)}"
+        problem = f"cannot move {dest.name} into {dest.parent}: {describe_os_error(exc)}"
     if fallback is not None and fallback not in (src, dest):
         try:
             if fallback.exists():

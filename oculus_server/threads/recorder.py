@@ -16,6 +16,7 @@ which the robot never answered is never called a success.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
 from collections import deque
@@ -167,6 +168,8 @@ class RecorderThread(RateThread):
     # -- ticks ----------------------------------------------------------------------------------
     def _build(self) -> RecordTick:
         now = self.ticker.last_tick  # the wake-up time: what this tick stands for
+        if math.isnan(now):  # stepped outside the ticker (tests, a first call)
+            now = time.monotonic()
         wall = self._wall_at_tick
         rates, counters = {}, {}
         if now >= self._next_timing:
