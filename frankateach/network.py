@@ -175,20 +175,32 @@ class Publisher:
         self._sock.close(linger=0)
 
 
+def sub_socket(
+    host: str, port: int, conflate: bool = True, topic: bytes = b"", context: zmq.Context | None = None
+) -> zmq.Socket:
+    """A connected SUB socket: no linger, a 2-message buffer, newest-only when `conflate`.
+
+    Args:
+        topic: prefix filter (b"" for everything; e.g. Franka-Teach's b"robot_state").
+    """
+    sock = (context or zmq.Context.instance()).socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if conflate:
+        sock.setsockopt(zmq.CONFLATE, 1)
+    sock.setsockopt(zmq.RCVHWM, 2)
+    sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint(host, port))
+    return sock
+
+
 class Subscriber:
     """A SUB socket that keeps only the newest message; every receive has a timeout."""
 
     def __init__(
-        self, host: str, port: int, conflate: bool = True, context: zmq.Context | None = None
+        self, host: str, port: int, conflate: bool = True, context: zmq.Context | None = None,
+        topic: bytes = b"",
     ) -> None:
-        self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        if conflate:
-            self._sock.setsockopt(zmq.CONFLATE, 1)
-        self._sock.setsockopt(zmq.RCVHWM, 2)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.connect(endpoint(host, port))
+        self._sock = sub_socket(host, port, conflate, topic, context)
 
     def recv(self, timeout_s: float) -> bytes | None:
         """Returns the newest message, or None if none arrived within `timeout_s`."""

@@ -113,7 +113,7 @@ class RobotServer:
             if self._commanded_pub is not None:
                 commanded = self.backend.commanded_state()
                 if commanded is not None:
-                    self._commanded_pub.publish(self.codec.encode(commanded))
+                    self._commanded_pub.publish(self.codec.encode_commanded_feed(commanded))
             if self.latency_s > 0:
                 time.sleep(self.latency_s)
             return self.codec.encode(self.backend.read_state())
@@ -124,10 +124,16 @@ class RobotServer:
             return self._error(f"internal error: {exc.__class__.__name__}: {exc}")
 
     def _error(self, message: str) -> bytes:
+        """An error reply; it carries the current state when there is one, so that peers which
+        can only read a state (unmodified Franka-Teach clients, pickle codec) survive it."""
         self.errors += 1
         self.last_error = message
         log.warning("rejected request: %s", message)
-        return self.codec.encode_error(message)
+        try:
+            state: FrankaState | None = self.backend.read_state()
+        except Exception:  # noqa: BLE001 - no state to attach: the codec's bare error reply
+            state = None
+        return self.codec.encode_error(message, state)
 
     # -- threads --------------------------------------------------------------------------------
     def _publish_state(self, pub: Publisher) -> None:
@@ -135,7 +141,7 @@ class RobotServer:
         try:
             while ticker.wait(self.stop_event):
                 try:
-                    pub.publish(self.codec.encode(self.backend.read_state()))
+                    pub.publish(self.codec.encode_state_feed(self.backend.read_state()))
                 except FrankaTeachError as exc:  # e.g. no state yet: skip this tick, keep going
                     log.debug("state publisher skipped a tick: %s", exc)
         finally:

@@ -25,7 +25,6 @@ import gc
 import logging
 import platform
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -280,13 +279,7 @@ class Daemon:
 
 
 def adb_headset_present(serial_or_ip: str | None = None) -> bool:
-    """True if the `adb` binary exists and lists at least one device in 'device' state."""
-    import subprocess
+    """True if adb lists a ready headset (see `oculus_server.vr.quest.headset_present`)."""
+    from oculus_server.vr.quest import headset_present
 
-    if shutil.which("adb") is None:
-        return False
-    try:
-        out = subprocess.run(["adb", "devices"], check=False, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return any(line.strip().endswith("\tdevice") for line in out.splitlines()[1:])
+    return headset_present(serial_or_ip)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from frankateach.camera_format import CAMERA_FORMATS
 from frankateach.constants import (
     CAM_PORT_OFFSET,
     HOST,
@@ -45,6 +46,8 @@ class CameraConfig:
         width, height: image size, pixels.
         fps: frames per second per camera.
         jpeg_quality: Pillow JPEG quality (1–95).
+        wire_format: "msgpack" (this project's frames) or "franka_teach" (``b"rgb_image " +
+            pickle``, what Franka-Teach's camera server publishes; used in pickle mode).
     """
 
     host: str = HOST
@@ -54,6 +57,11 @@ class CameraConfig:
     height: int = SIM_CAMERA_HEIGHT
     fps: float = SIM_CAMERA_FPS
     jpeg_quality: int = SIM_JPEG_QUALITY
+    wire_format: str = "msgpack"
+
+    def __post_init__(self) -> None:
+        if self.wire_format not in CAMERA_FORMATS:
+            raise ValueError(f"camera wire format must be one of {CAMERA_FORMATS}, got {self.wire_format!r}")
 
     def port(self, camera_id: int) -> int:
         return self.port_offset + camera_id
@@ -100,7 +108,8 @@ def render_main(
     pubs: list = []
     stage = "binding camera ports"
     try:
-        from frankateach.messages import CameraFrame, encode_camera_frame
+        from frankateach.camera_format import encode_camera_frame, encode_franka_teach_frame
+        from frankateach.records import CameraFrame
         from frankateach.network import Publisher
         from frankateach.timing import Ticker
 
@@ -161,12 +170,15 @@ def render_main(
                 renderer.update_scene(data, camera=cid)
                 jpeg = encode_jpeg(renderer.render(), config.jpeg_quality)
                 render_s[i] += time.perf_counter() - t0
-                pubs[i].publish(
-                    encode_camera_frame(
-                        CameraFrame(i, config.names[i], seqs[i], float(stamp), config.width,
-                                    config.height, jpeg)
+                if config.wire_format == "franka_teach":
+                    pubs[i].publish(encode_franka_teach_frame(jpeg, float(stamp)))
+                else:
+                    pubs[i].publish(
+                        encode_camera_frame(
+                            CameraFrame(i, config.names[i], seqs[i], float(stamp), config.width,
+                                        config.height, jpeg)
+                        )
                     )
-                )
                 seqs[i] += 1
                 now = time.monotonic()
                 times[i].append(now)

@@ -161,7 +161,8 @@ def start_sim_server(
     Args:
         host: interface to bind.
         ports: ports to use; None picks free ones (retrying if one is taken meanwhile).
-        codec: "msgpack" or "pickle".
+        codec: "msgpack" or "pickle" (Franka-Teach's wire: pickled records, their topic
+            prefixes on the state feeds, ``rgb_image`` camera frames).
         latency_ms: extra delay before each action reply, ms.
         cameras: render and publish the front and wrist cameras.
         camera_fps, camera_width, camera_height: camera rate (Hz) and image size (pixels).
@@ -203,7 +204,8 @@ def _start(
         if cameras:
             streamer = CameraStreamer(
                 CameraConfig(host=host, port_offset=ports.camera_offset, width=width,
-                             height=height, fps=camera_fps),
+                             height=height, fps=camera_fps,
+                             wire_format="franka_teach" if codec == "pickle" else "msgpack"),
                 backend.model.nq,
                 gl_backends,
             )
@@ -234,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="extra delay before each action reply, ms (real deoxys: ~150)")
-    p.add_argument("--codec", choices=("msgpack", "pickle"), default="msgpack")
+    p.add_argument("--codec", choices=("msgpack", "pickle"), default="msgpack",
+                   help="wire format; pickle speaks NYU Franka-Teach's (state, feeds and cameras)")
     p.add_argument("--cameras", dest="cameras", action="store_true", default=True,
                    help="render and publish the front and wrist cameras (default)")
     p.add_argument("--no-cameras", dest="cameras", action="store_false")
