@@ -14,7 +14,9 @@ Actions: every reply is a chunk scheduled by a `ChunkScheduler` (see `vla_client
 already past on arrival skipped, overlapping chunks blended — ACT's temporal ensembling when
 ``enable_smoothing``, the newest chunk alone otherwise). `receive_action` emits the action
 scheduled for *now*, one per action period (``1/target_fps``, or the adapter's own, e.g. DROID's
-1/15 s); with ``latest=True`` it answers at once with the action for now. While the link is down,
+1/15 s); with ``latest=True`` it answers at once with the action for now. A server slower than a
+chunk's horizon (H rows x action period) has every chunk discarded: nothing is played (a warning
+is logged; `client_stats().extra["chunks_discarded"]` counts them). While the link is down,
 chunks already received keep being played until their horizon ends; after that
 `receive_action` raises `ConnectionLost`. openpi servers score no safety: ``safety_score`` is 1.0.
 """
@@ -508,7 +510,8 @@ class OpenPIClient:
                     got = sorted(reply) if isinstance(reply, dict) else type(reply).__name__
                     raise ValueError(f"expected a map with 'actions', got {got}")
                 rows = self.adapter.actions(reply["actions"], prepared.context)
-                self.scheduler.add(frame_id, prepared.t_obs, t_arr, rows)
+                if self.scheduler.add(frame_id, prepared.t_obs, t_arr, rows) == len(rows):
+                    self._warn_discarded(len(rows), t_arr - prepared.t_obs)
             except (OpenPICodecError, ValueError) as exc:
                 self._counts["protocol_violations"] += 1
                 self._report(ServerError(f"unusable openpi reply: {exc}"))
@@ -518,6 +521,16 @@ class OpenPIClient:
             self._trim_fps_window(t_arr)
             self._poke()
         return "closed"
+
+    def _warn_discarded(self, rows: int, age_s: float) -> None:
+        assert self.scheduler is not None
+        n = self.scheduler.chunks_discarded
+        if n == 1 or n % 50 == 0:
+            log.warning(
+                "openpi chunk arrived %.0f ms after its observation, past its %d rows x %.0f ms: discarded "
+                "(%d so far). The server's latency exceeds the chunk's horizon at this action period.",
+                age_s * 1000, rows, self.scheduler.dt * 1000, n,
+            )
 
     def _report(self, err: ServerError) -> None:
         self._counts["server_errors"] += 1
