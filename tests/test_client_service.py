@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from tests.openpi_service import RunningService, service_with_openpi
 from tests.vla_service import Service, running_service, scripted
 from vla_client import (
     AuthError,
@@ -27,9 +25,6 @@ from vla_client import (
     VLAStreamingClient,
 )
 from vla_server import constants as C
-from vla_server.auth.store import KeyStore
-from vla_server.config import ServiceConfig
-from vla_server.serve import run_service
 
 pytestmark = pytest.mark.slow
 
@@ -93,52 +88,24 @@ def test_free_tier_allows_one_session(service: Service) -> None:
 
 
 def test_openpi_client_against_the_services_openpi_port(tmp_path: Path) -> None:
-    catalog = tmp_path / "models.yaml"
-    catalog.write_text(yaml.safe_dump({"models": [
-        {"id": "scripted-chunk", "backend": "scripted", "params": {"action": REACH, "horizon": 5}},
-    ]}))
-    config = ServiceConfig()
-    config = replace(config, server=replace(config.server, port=0, openpi_port=0, data_dir=str(tmp_path / "data"),
-                                            catalog=str(catalog), web=False))
-    key = KeyStore(config.keys_db).create("lab", "pro")[1]
-    ports: dict[str, int] = {}
-    ready, stop = threading.Event(), None
-    loop = asyncio.new_event_loop()
+    models = [{"id": "scripted-chunk", "backend": "scripted", "params": {"action": REACH, "horizon": 5}}]
 
-    def on_ready(p: dict[str, int]) -> None:
-        ports.update(p)
-        ready.set()
+    async def main(svc: RunningService) -> None:
+        url = f"ws://127.0.0.1:{svc.openpi_port}"
+        async with OpenPIClient(url, svc.key) as c:
+            await c.connect("scripted-chunk", target_fps=10)
+            assert c.metadata["model"] == "scripted-chunk" and c.metadata["action_dim"] == 7
+            # the first chunk may arrive wholly stale (the worker's cold start): keep streaming
+            a = None
+            for _ in range(200):
+                await c.send_frame(IMG, "pick up the red cube", STATE)
+                with contextlib.suppress(Timeout):
+                    a = await c.receive_action(timeout=0.1, latest=True)
+                    break
+            assert a is not None, c.client_stats()
+            assert a.action.tolist() == pytest.approx(REACH) and a.latency_ms < 500
+        with pytest.raises(AuthError):
+            await OpenPIClient(url, "vla_wrong_key").connect("scripted-chunk")
 
-    async def serve() -> int:
-        nonlocal stop
-        stop = asyncio.Event()
-        return await run_service(config, ready=on_ready, stop=stop)
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(30), "service did not start"
-
-        async def main() -> None:
-            async with OpenPIClient(f"ws://127.0.0.1:{ports['openpi_port']}", key) as c:
-                await c.connect("scripted-chunk", target_fps=10)
-                assert c.metadata["model"] == "scripted-chunk" and c.metadata["action_dim"] == 7
-                # the first chunk may arrive wholly stale (the worker's cold start): keep streaming
-                a = None
-                for _ in range(200):
-                    await c.send_frame(IMG, "pick up the red cube", STATE)
-                    with contextlib.suppress(Timeout):
-                        a = await c.receive_action(timeout=0.1, latest=True)
-                        break
-                assert a is not None, c.client_stats()
-                assert a.action.tolist() == pytest.approx(REACH) and a.latency_ms < 500
-            with pytest.raises(AuthError):
-                await OpenPIClient(f"ws://127.0.0.1:{ports['openpi_port']}", "vla_wrong_key").connect("scripted-chunk")
-
-        asyncio.run(main())
-    finally:
-        if stop is not None:
-            loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        assert not thread.is_alive(), "service did not stop"
-        loop.close()
+    with service_with_openpi(tmp_path, models) as svc:
+        asyncio.run(main(svc))

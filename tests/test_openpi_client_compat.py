@@ -143,3 +143,45 @@ def test_unmodified_openpi_client_against_our_endpoint(openpi_python: Path, port
                   np.array(["ab", "c"]), np.array(3.0)]
     ]
     assert out["packed"] == ours
+
+
+SERVICE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    port, key = int(sys.argv[1]), sys.argv[2]
+    policy = WebsocketClientPolicy("127.0.0.1", port, api_key=key)
+    obs = {
+        "observation/exterior_image_1_left": np.full((224, 224, 3), 60, np.uint8),
+        "observation/wrist_image_left": np.zeros((224, 224, 3), np.uint8),
+        "observation/state": np.array([0.5, 0.0, 0.3, 3.14, 0.0, 0.0, -1.0]),
+        "prompt": "pick up the red cube",
+    }
+    replies = [policy.infer(obs) for _ in range(2)]
+    print(json.dumps({"metadata": policy.get_server_metadata(),
+                      "actions": [r["actions"].tolist() for r in replies],
+                      "timing": [sorted(r["server_timing"]) for r in replies]}))
+    """
+)
+
+
+def test_unmodified_openpi_client_against_the_service(openpi_python: Path, tmp_path: Path) -> None:
+    from tests.openpi_service import service_with_openpi
+
+    reach = [0.2, 0.0, -0.1, 0.0, 0.0, 0.0, 1.0]
+    models = [{"id": "scripted-chunk", "backend": "scripted", "params": {"action": reach, "horizon": 4}}]
+    script = tmp_path / "client.py"
+    script.write_text(SERVICE_SCRIPT)
+    with service_with_openpi(tmp_path, models) as svc:
+        proc = subprocess.run(
+            [str(openpi_python), str(script), str(svc.openpi_port), svc.key],
+            check=False, capture_output=True, text=True, timeout=90, cwd=tmp_path,
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["metadata"]["model"] == "scripted-chunk" and out["metadata"]["action_dim"] == 7
+    for actions in out["actions"]:
+        assert np.allclose(actions, [reach] * 4, atol=1e-6)
+    assert out["timing"] == [["infer_ms"], ["infer_ms", "prev_total_ms"]]
