@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,11 @@ def wait_for(pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float
 
 
 def set_key(driver: Any, base_url: str, key: str, page: str = "models") -> None:
-    """Opens the app with `key` in session storage (as the key dialog stores it) on `page`."""
+    """Opens the app with `key` in session storage (as the key dialog stores it) on `page`.
+
+    Browser console messages from before are dropped (`page_errors` then reports this page's only).
+    """
+    page_errors(driver)
     driver.get(f"{base_url}/ui/style.css")  # same origin, no app running yet (no key dialog)
     driver.execute_script("sessionStorage.setItem('vla.apiKey', arguments[0]);", key)
     driver.get(f"{base_url}/ui/#/{page}")
@@ -143,3 +148,47 @@ def page_errors(driver: Any) -> list[str]:
     except Exception:  # noqa: BLE001 - a driver without log support: nothing to report
         return []
     return [e["message"] for e in logs if e.get("level") == "SEVERE"]
+
+
+# -- the service under test -------------------------------------------------------------------------
+@dataclass
+class Service:
+    """A running service: its base URL, an admin and a read-only key, its app and folders."""
+
+    url: str
+    admin_key: str
+    reader_key: str
+    app: Any
+    data_dir: Path
+    recordings_dir: Path
+
+
+# A model that loads slowly (so "loading" is visible) and takes real memory, beside the built-in catalog.
+SLOW_MODEL = {"id": "scripted-slow", "backend": "scripted", "description": "test model: 1.5 s load, 40 MB",
+              "params": {"load_ms": 1500, "memory_mb": 40}}
+
+
+@contextmanager
+def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), **overrides: Any) -> Iterator[Service]:
+    """Starts `create_app` (built-in catalog + `extra_models`, web UI on) on a free port under `root`."""
+    from vla_server.app import create_app
+    from vla_server.auth import KeyStore
+    from vla_server.catalog import load_catalog
+    from vla_server.config import load_config
+    from vla_server.models import ModelSpec
+
+    data, rec = root / "data", root / "recordings"
+    rec.mkdir(parents=True, exist_ok=True)
+    config = load_config(None, overrides={
+        "server.data_dir": str(data), "server.recordings_dir": str(rec), "server.openpi_port": None,
+        "server.log_format": "text", "server.log_level": "warning", **overrides})
+    catalog = dict(load_catalog(None))
+    for m in extra_models:
+        spec = ModelSpec.from_dict(m)
+        catalog[spec.id] = spec
+    keys = KeyStore(config.keys_db)
+    _, admin = keys.create("ui-admin", "enterprise", admin=True)
+    _, reader = keys.create("ui-reader", "free")
+    app = create_app(config, catalog=catalog, keystore=keys, web=True)
+    with serve(app) as url:
+        yield Service(url, admin, reader, app, data, rec)

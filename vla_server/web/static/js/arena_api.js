@@ -24,7 +24,8 @@ export const arena = {
 };
 
 const first = (...xs) => xs.find((x) => x !== undefined && x !== null);
-const DONE = new Set(["done", "succeeded", "finished", "completed", "failed", "cancelled", "canceled", "error", "interrupted"]);
+const DONE = new Set(["done", "succeeded", "finished", "completed", "failed", "cancelled", "canceled", "error", "interrupted",
+  "awaiting_vote", "decided"]);
 const FAILED = new Set(["failed", "cancelled", "canceled", "error", "interrupted"]);
 
 /** An episode reply → {id, status, step, steps, fraction, done, failed, model, instruction, success, progressScore, metrics, createdAt, error}. */
@@ -33,7 +34,7 @@ export function episodeView(e) {
   const metrics = e.metrics || {};
   const prog = typeof e.progress === "object" && e.progress !== null ? e.progress : {};
   const status = String(first(e.status, e.state, "queued")).toLowerCase();
-  const steps = first(prog.total, prog.steps, e.total_steps, spec.steps, metrics.steps);
+  const steps = first(prog.total, prog.steps, e.total, e.total_steps, spec.steps, metrics.steps);
   const step = first(prog.done, prog.step, e.step, DONE.has(status) && !FAILED.has(status) ? steps : 0);
   return {
     id: String(first(e.id, e.episode_id)),
@@ -46,7 +47,7 @@ export function episodeView(e) {
     model: first(e.model, spec.model, ""),
     instruction: first(e.instruction, spec.instruction, ""),
     success: first(e.success, metrics.success, null),
-    progressScore: first(e.progress_score, metrics.progress, null),
+    progressScore: first(e.progress_score, typeof e.progress === "number" ? e.progress : undefined, metrics.progress, null),
     metrics,
     createdAt: first(e.created_at, e.created, e.queued_at),
     error: first(e.error, ""),
@@ -78,15 +79,17 @@ export function metricRows(m) {
   return rows;
 }
 
-/** A battle reply → {id, status, done, a: {model, episode}, b: {...}, instruction, outcome, winner, votes}. */
+/** A battle reply → {id, status, done, a: {model, episode, status, fraction, success, progress}, b, instruction, outcome, votes {a, b, tie}}. */
 export function battleView(b) {
   const side = (k) => {
-    const s = b[k] || b[`side_${k}`] || {};
+    const s = (b.episodes && b.episodes[k]) || {};
     return {
-      model: first(s.model, b[`model_${k}`], ""),
-      episode: first(s.episode_id, s.episode, b[`episode_${k}`], null),
-      success: first(s.success, s.metrics?.success, null),
-      progress: first(s.progress, s.metrics?.progress, null),
+      model: first(b[`model_${k}`], s.model, ""),
+      episode: first(b[`episode_${k}`], s.id, null),
+      status: first(s.status, null),
+      fraction: isNum(s.step) && isNum(s.total) && s.total > 0 ? s.step / s.total : 0,
+      success: first(s.success, null),
+      progress: typeof s.progress === "number" ? s.progress : null,
     };
   };
   const status = String(first(b.status, b.state, "queued")).toLowerCase();
@@ -101,7 +104,9 @@ export function battleView(b) {
     instruction: first(b.instruction, b.spec?.instruction, ""),
     outcome: outcome === null ? null : String(outcome).toLowerCase(),
     decidedBy: first(b.decided_by, b.outcome_source, null),
-    votes: first(b.votes, []),
+    metricOutcome: first(b.metric_outcome, null),
+    outcomeBy: first(b.outcome_by, null),
+    votes: b.votes && typeof b.votes === "object" && !Array.isArray(b.votes) ? b.votes : { a: 0, b: 0, tie: 0 },
     createdAt: first(b.created_at, b.created),
     raw: b,
   };
@@ -117,6 +122,7 @@ export function leaderboardView(data) {
       rating: first(r.rating, r.elo),
       lo: first(r.ci_low, r.rating_lo, r.lo, ci[0]),
       hi: first(r.ci_high, r.rating_hi, r.hi, ci[1]),
+      meanProgress: first(r.mean_progress, null),
       wins: first(r.wins, 0),
       losses: first(r.losses, 0),
       ties: first(r.ties, 0),

@@ -3,7 +3,7 @@
 // and a plot.
 
 import { blobUrl, get, post } from "../api.js";
-import { arena, battleView, episodeView, leaderboardView } from "../arena_api.js";
+import { arena, battleView, leaderboardView } from "../arena_api.js";
 import { ago, badge, banner, fill, h, isNum, markReady, num, pct, poller, progressBar, showError, toast } from "../ui.js";
 
 const LIST_MS = 3000;
@@ -94,6 +94,7 @@ export default {
     const steps = h("input#battle-steps", { type: "number", min: 1, max: 3000, value: 50 });
     const seed = h("input#battle-seed", { type: "number", min: 0, value: 0 });
     const scene = h("select#battle-scene", h("option", { value: "default" }, "default"), h("option", { value: "shuffled" }, "shuffled (seeded)"));
+    const outcomeBy = h("select#battle-outcome-by", h("option", { value: "vote" }, "people's votes"), h("option", { value: "metric" }, "the task metric"));
     const submit = h("button.btn.btn-primary#battle-run", { type: "submit" }, "Start battle");
     const form = h("form.panel#battle-form", {
       onsubmit: async (ev) => {
@@ -102,8 +103,8 @@ export default {
         submit.disabled = true;
         try {
           const b = battleView(await arena.createBattle({
-            model_a: modelA.value, model_b: modelB.value, instruction: instruction.value.trim(),
-            steps: Number(steps.value), seed: Number(seed.value || 0), scene: scene.value,
+            model: modelA.value, model_b: modelB.value, instruction: instruction.value.trim(),
+            steps: Number(steps.value), seed: Number(seed.value || 0), scene: scene.value, outcome_by: outcomeBy.value,
           }, abort.signal));
           toast(`battle ${b.id} started`, "ok");
           ctx.navigate("battles", b.id);
@@ -115,7 +116,7 @@ export default {
     },
     h("h2", "New battle"),
     h("div.form-grid", h("label", "model A", modelA), h("label", "model B", modelB), h("label.wide", "instruction", instruction),
-      h("label", "steps", steps), h("label", "seed", seed), h("label", "scene", scene)),
+      h("label", "steps", steps), h("label", "seed", seed), h("label", "scene", scene), h("label", "decided by", outcomeBy)),
     h("div.row.end", { style: { marginTop: "10px" } }, h("span.muted.small", ctx.isAdmin() ? "" : "starting battles needs an admin key"), submit));
     submit.disabled = !ctx.isAdmin();
 
@@ -182,8 +183,7 @@ export default {
         fill(metaB, meta(b.b));
         fill(status, badge(b.status));
         if (!b.done) {
-          const [ea, eb] = await Promise.all([b.a.episode, b.b.episode].map((eid) => eid ? get(arena.episode(eid), { signal: local.signal }).then(episodeView).catch(() => null) : null));
-          const frac = [ea, eb].filter(Boolean).reduce((acc, e) => acc + e.fraction / 2, 0);
+          const frac = (b.a.fraction + b.b.fraction) / 2;
           fill(outcome, h("p.muted", `running both episodes… ${Math.round(frac * 100)} %`), progressBar(frac));
           return;
         }
@@ -201,9 +201,10 @@ export default {
         const decided = b.outcome !== null;
         voteBtns.forEach((btn) => { btn.disabled = !ctx.isAdmin(); btn.title = ctx.isAdmin() ? "" : "voting needs an admin key"; });
         fill(outcome, h("p#battle-outcome-text", { style: { textAlign: "center" } },
-          decided ? [h("strong", b.outcome === "tie" ? "Tie" : `${b.outcome.toUpperCase()} wins`), b.decidedBy ? h("span.muted", ` (by ${b.decidedBy})`) : null,
-            ` · ${Array.isArray(b.votes) ? b.votes.length : b.votes ?? 0} vote(s)`]
-            : h("span.muted", "No outcome yet: watch both and vote.")));
+          decided ? [h("strong", b.outcome === "tie" ? "Tie" : `${b.outcome.toUpperCase()} wins`), b.decidedBy ? h("span.muted", ` (by ${b.decidedBy})`) : null]
+            : h("span.muted", "No outcome yet: watch both and vote."),
+          h("span.muted#battle-votes", ` · votes A ${b.votes.a ?? 0} · B ${b.votes.b ?? 0} · tie ${b.votes.tie ?? 0}`),
+          b.metricOutcome ? h("span.muted", ` · task metric says ${b.metricOutcome === "tie" ? "tie" : b.metricOutcome.toUpperCase()}`) : null));
         if (decided && finished) return;
         finished = decided;
       }, BATTLE_MS);

@@ -26,11 +26,11 @@ export default {
     fill(root,
       h("div.page-head", h("h1", "Recordings"), count, h("span.grow"),
         h("button.btn", { type: "button", onclick: () => load() }, "Refresh")),
-      h("div.split",
-        h("div.panel",
+      h("div.rec-layout",
+        h("div.panel.rec-list",
           h("div.row", { style: { marginBottom: "8px" } }, filterText, filterOutcome),
           h("table#recordings-table",
-            h("thead", h("tr", h("th", "recording"), h("th", "outcome"), h("th.num", "duration"), h("th", "task"), h("th.num", "size"))),
+            h("thead", h("tr", h("th", "recording · task"), h("th", "outcome"), h("th.num", "duration"))),
             listBody)),
         detail));
 
@@ -47,18 +47,18 @@ export default {
       const shown = items.filter(matches);
       fill(count, `${shown.length} of ${items.length}`);
       if (!items.length) {
-        fill(listBody, h("tr", h("td.empty", { colSpan: 5 }, "No recordings yet. The daemon writes them to its recordings folder.")));
+        fill(listBody, h("tr", h("td.empty", { colSpan: 3 }, "No recordings yet. The daemon writes them to its recordings folder.")));
         return;
       }
       fill(listBody, shown.map((r) => h("tr.clickable", {
         class: r.id === selected ? "selected" : undefined, dataset: { id: r.id },
         onclick: () => ctx.navigate("recordings", r.id),
       },
-      h("td", h("div", r.name), r.folder ? h("div.muted.small", r.folder) : null),
-      h("td", r.error ? badge("error", "unreadable") : badge(String(r.outcome).split(" ")[0], String(r.outcome).split(" (")[0])),
-      h("td.num", duration(r.duration_s)),
-      h("td", r.task || h("span.muted", "–")),
-      h("td.num", bytes(r.size_bytes)))));
+      h("td", h("div.rec-name", r.name), h("div.small", r.task || h("span.muted", "no task")),
+        h("div.muted.small", [r.folder, bytes(r.size_bytes), r.operator].filter(Boolean).join(" · "))),
+      h("td", r.error ? badge("error", "unreadable") : badge(String(r.outcome).split(" ")[0], String(r.outcome).split(" (")[0]),
+        r.gaps_found ? h("div", badge("loading", "gaps")) : null),
+      h("td.num", duration(r.duration_s)))));
     }
 
     async function load() {
@@ -91,8 +91,9 @@ export default {
             h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/file`, id.split("/").pop()).catch(showError) }, "⬇ MCAP"),
             h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/plot.png`, id.split("/").pop().replace(/\.mcap$/, ".png")).catch(showError) }, "⬇ plot PNG"),
             h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/info`, id.split("/").pop().replace(/\.mcap$/, ".info.json")).catch(showError) }, "⬇ info JSON"))),
-        h("div.panel", h("h3", "Video"), videoBox),
-        h("div.panel", h("h3", "Plot"), plotBox),
+        h("div.two",
+          h("div.panel", h("h3", "Video"), videoBox),
+          h("div.panel", h("h3", "Plot (teleop-replay plot)"), plotBox)),
         h("div.panel", h("h3", "teleop-replay info"), infoBox));
       get(`${base(id)}/info`, { signal: abort.signal })
         .then((info) => { if (selected === id) fill(infoBox, info.text); })
@@ -100,7 +101,11 @@ export default {
       blobUrl(`${base(id)}/plot.png`, { signal: abort.signal })
         .then((url) => {
           urls.push(url);
-          if (selected === id) fill(plotBox, h("img.plot#recording-plot-img", { src: url, alt: `plot of ${id}` }));
+          if (selected === id) {
+            fill(plotBox, h("img.plot#recording-plot-img", {
+              src: url, alt: `plot of ${id}`, title: "click to enlarge", onclick: (ev) => ev.currentTarget.classList.toggle("expanded"),
+            }));
+          }
         })
         .catch((err) => { if (err.name !== "AbortError") fill(plotBox, h("p.error-text", err.message)); });
       watchVideo(id, videoBox, false);

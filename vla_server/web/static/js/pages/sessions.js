@@ -9,7 +9,7 @@ const POLL_MS = 500;
 
 function fpsCell(target, actual) {
   const ok = !isNum(target) || !isNum(actual) || actual >= 0.9 * target;
-  return h("td.num", h(`span.badge.badge-${ok ? "ok" : "warn"}`, `${num(actual, 1)} / ${num(target, 0)}`));
+  return h("td.num.fps", h(`span.badge.badge-${ok ? "ok" : "warn"}`, `${num(actual, 1)} / ${num(target, 0)}`));
 }
 
 export default {
@@ -24,7 +24,7 @@ export default {
       error,
       h("div.panel", h("table#sessions-table",
         h("thead", h("tr", h("th", "session"), h("th", "model"), h("th", "key · tier"), h("th.num", "fps actual / target"),
-          h("th.num", "frames"), h("th.num", "dropped"), h("th.num", "latency"), h("th.num", "queue"), h("th.num", "running for"))),
+          h("th.num", "frames"), h("th.num", "dropped"), h("th.num", "latency p50 / p95"), h("th.num", "queue"), h("th.num", "running for"))),
         body)));
 
     const poll = poller(async () => {
@@ -47,7 +47,7 @@ export default {
           fpsCell(s.targetFps, s.actualFps),
           h("td.num.frames", String(s.frames ?? "–")),
           h("td.num", `${s.dropped ?? "–"}` + (isNum(s.dropRate) ? ` (${s.dropRate.toFixed(1)} %)` : "")),
-          h("td.num", ms(s.latencyMs)),
+          h("td.num", s.latencyP50Ms !== undefined ? `${ms(s.latencyP50Ms)} / ${ms(s.latencyP95Ms)}` : ms(s.latencyMs)),
           h("td.num", String(s.queue ?? "–")),
           h("td.num", duration(s.runtimeS)))));
       }
