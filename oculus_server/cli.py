@@ -96,7 +96,7 @@ def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
         return "quest", ""
     if sys.stdin.isatty():
         return "keyboard", "no Quest headset found over adb: using the keyboard (see the key help)"
-    return "scripted:pick_place", "no Quest headset found and no terminal: using the scripted pick-and-place demo"
+    return "scripted:pick_place@loop=1", "no Quest headset found and no terminal: looping the scripted pick-and-place demo until Ctrl-C"
 
 
 def setup_logging(level: str, rich_console: bool) -> None:

@@ -70,7 +70,7 @@ def test_debug_without_headset_or_terminal_picks_the_scripted_demo(tmp_path: Pat
     monkeypatch.setenv("PATH", str(tmp_path))  # no adb binary anywhere
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a TTY
     spec, why = choose_source_spec(DaemonConfig(debug=True))
-    assert spec == "scripted:pick_place" and "no Quest headset" in why
+    assert spec == "scripted:pick_place@loop=1" and "no Quest headset" in why  # repeats until Ctrl-C
 
     # An explicit source, or a run without --debug, is used as given.
     assert choose_source_spec(DaemonConfig(debug=True, vr_source="scripted:circle")) == ("scripted:circle", "")
