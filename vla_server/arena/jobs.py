@@ -158,17 +158,15 @@ class JobManager:
         except StoreError:
             log.exception("arena result for unknown episode %s", eid)
             return
-        with self._changed:
-            live = self._live.get(eid)
-            if live is not None:
-                live.status = result.status
-            self._changed.notify_all()
         for hook in self._hooks:
             try:
                 hook(eid)
-            except Exception:
+            except Exception:  # a hook's failure must not lose the result
                 log.exception("arena finished-hook failed for %s", eid)
-        with self._changed:
+        with self._changed:  # finished for waiters only once its hooks (battle decisions) ran
+            live = self._live.get(eid)
+            if live is not None:
+                live.status = result.status
             self._changed.notify_all()
 
     # -- reading --------------------------------------------------------------------------------
@@ -198,7 +196,10 @@ class JobManager:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             st = self.store.episode(episode_id)
-            if st["status"] in FINISHED:
+            with self._lock:
+                live = self._live.get(episode_id)
+                settled = live is None or live.status in FINISHED
+            if st["status"] in FINISHED and settled:
                 return st
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
