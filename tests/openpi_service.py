@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ class RunningService:
 
 
 @contextlib.contextmanager
-def service_with_openpi(tmp_path: Path, models: list[Mapping[str, Any]]) -> Iterator[RunningService]:
+def service_with_openpi(tmp_path: Path, models: Sequence[Mapping[str, Any]]) -> Iterator[RunningService]:
     """Runs `vla-server serve` in-process (ports 0 → free) until the block ends."""
     catalog = tmp_path / "models.yaml"
     catalog.write_text(yaml.safe_dump({"models": [dict(m) for m in models]}))
