@@ -62,6 +62,7 @@ PREFIX = "/v1/arena"
 SSE_POLL_S = 0.25
 SSE_HEARTBEAT_S = 10.0
 MAX_LIST = 500
+UNPROCESSABLE = 422  # the body is well-formed JSON but not a valid request
 
 _FILES = {
     "video": ("video.mp4", "video/mp4"),
@@ -112,9 +113,9 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
                 spec, _ = spec_with_start(spec, runtime.recording_path(rec), None if at is None else float(at))
             return spec
         except (SpecError, RecordingStartError, BlobError) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(UNPROCESSABLE, str(exc)) from None
         except TypeError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"episode spec: {exc}") from None
+            raise HTTPException(UNPROCESSABLE, f"episode spec: {exc}") from None
 
     @router.get("/status", dependencies=reader)
     def arena_status() -> dict[str, Any]:
@@ -131,7 +132,7 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
         try:
             eid = jobs.submit(spec)
         except ModelNotFound as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(UNPROCESSABLE, str(exc)) from None
         store.append_log(eid, f"requested by {_voter(key) or 'an admin key'}")
         return _with_urls(jobs.status(eid))
 
@@ -225,12 +226,12 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
         model_a, model_b = body.pop("model_a", None), body.pop("model_b", None)
         outcome_by = body.pop("outcome_by", "metric")
         if not isinstance(model_a, str) or not isinstance(model_b, str):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "battle: model_a and model_b are required")
+            raise HTTPException(UNPROCESSABLE, "battle: model_a and model_b are required")
         spec = parse_spec(body | {"model": model_a})
         try:
             bid = battles.create(spec, model_b, outcome_by)
         except (BattleError, ModelNotFound) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(UNPROCESSABLE, str(exc)) from None
         return _battle(bid)
 
     def _battle(bid: str) -> dict[str, Any]:
@@ -257,7 +258,7 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
         try:
             battles.vote(bid, str(winner), _voter(key))
         except BattleError as exc:
-            code = status.HTTP_422_UNPROCESSABLE_ENTITY if "expected winner" in str(exc) else status.HTTP_409_CONFLICT
+            code = UNPROCESSABLE if "expected winner" in str(exc) else status.HTTP_409_CONFLICT
             raise HTTPException(code, str(exc)) from None
         return _battle(bid)
 
