@@ -280,6 +280,7 @@ def _build(values: Mapping[str, Any], where: str, names: Mapping[str, str] | Non
         if names:
             for key, flag in names.items():
                 text = text.replace(f"config '{key}'", f"{flag} ('{key}')")
+        text = text.removeprefix("config ")  # `where` already says so
         raise ConfigError(f"{where}: {text}") from None
 
 
