@@ -134,7 +134,7 @@ def run(cfg: DaemonConfig) -> int:
     try:
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
             sim.start()
             cfg = cfg.replace(robot_host="127.0.0.1")
         spec, why = choose_source_spec(cfg)
@@ -215,7 +215,7 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
     sim = None
     if cfg.debug and cfg.start_sim:
         sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
         try:
             sim.start()
         except BaseException:

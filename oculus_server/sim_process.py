@@ -21,6 +21,7 @@ from frankateach.constants import (
     COMMANDED_STATE_PORT,
     CONTROL_PORT,
     SIM_CAMERAS,
+    SIM_STATE_PORT,
     STATE_PORT,
 )
 from frankateach.port_holder import PortInUseError, check_ports_free
@@ -32,6 +33,11 @@ SIM_HOST = "127.0.0.1"
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
+def sim_state_port_for(control_port: int) -> int:
+    """The simulator's state-blob PUB port for a control port (shifted with it, like the others)."""
+    return SIM_STATE_PORT + (control_port - CONTROL_PORT)
+
+
 class SimProcess:
     """A `frankateach-sim` child on loopback. Its log goes to `log_path`.
 
@@ -40,6 +46,8 @@ class SimProcess:
         cameras: render and publish the front and wrist cameras.
         control_port: REP port; the state and commanded ports follow the Franka-Teach layout
             relative to it (control − 1, control + 1) and cameras at `camera_port_offset` + id.
+        codec: the daemon's wire codec, so both ends speak it ("pickle": Franka-Teach's format,
+            cameras included).
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class SimProcess:
         camera_port_offset: int = CAM_PORT_OFFSET,
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
+        codec: str = "msgpack",
     ) -> None:
         self.latency_ms = latency_ms
         self.cameras = cameras
@@ -57,6 +66,7 @@ class SimProcess:
         self.camera_port_offset = camera_port_offset
         self.log_path = log_path or Path("logs") / "frankateach-sim.log"
         self.extra_args = extra_args or []
+        self.codec = codec
         self.proc: subprocess.Popen | None = None
 
     def ports(self) -> dict[str, int]:
@@ -66,6 +76,7 @@ class SimProcess:
             "robot control": self.control_port,
             "robot state": STATE_PORT + delta,
             "commanded state": COMMANDED_STATE_PORT + delta,
+            "sim state": sim_state_port_for(self.control_port),
         }
         if self.cameras:
             ports.update({f"camera {name}": self.camera_port_offset + i for i, name in enumerate(SIM_CAMERAS)})
@@ -82,8 +93,10 @@ class SimProcess:
             "--control-port", str(ports["robot control"]),
             "--state-port", str(ports["robot state"]),
             "--commanded-port", str(ports["commanded state"]),
+            "--sim-state-port", str(ports["sim state"]),
             "--camera-port-offset", str(self.camera_port_offset),
             "--cameras" if self.cameras else "--no-cameras",
+            "--codec", self.codec,
             "--parent-pid", str(os.getpid()),
             "--parent-death-signal", str(int(death_signal)),
             *self.extra_args,

@@ -251,3 +251,39 @@ def test_their_client_flow_against_the_simulator_with_cameras(peers: dict[str, P
     finally:
         sim.stop()
     _check_client_flow(out, peers["nyu"], [0.4577, 0.0320, 0.2656], (160, 120))
+
+
+@pytest.mark.slow
+def test_daemon_in_pickle_mode_drives_the_simulator_and_records_its_franka_teach_camera_frames(
+    tmp_path: Path,
+) -> None:
+    import sys
+    import time
+
+    from frankateach.sim.server import start_sim_server
+    from oculus_server.daemon import Daemon
+    from oculus_server.vr import make_source
+    from tests.daemon_fakes import daemon_config
+
+    switch = sys.getswitchinterval()
+    sim = start_sim_server(HOST, codec="pickle", cameras=True, camera_width=160, camera_height=120,
+                           camera_fps=10.0)
+    try:
+        if sim.cameras is None:
+            pytest.skip(f"no offscreen rendering: {sim.camera_error}")
+        cfg = daemon_config(tmp_path / "rec", sim.ports.control, codec="pickle", cameras=(0, 1),
+                            camera_port_offset=sim.ports.camera_offset, record=False)
+        daemon = Daemon(cfg, make_source(cfg.vr_source))
+        daemon.start()
+        time.sleep(3.0)
+        daemon.stop_event.set()
+        code = daemon.shutdown()
+    finally:
+        sim.stop()
+        sys.setswitchinterval(switch)
+    counters = daemon.state.counters()
+    print(f"pickle mode: {counters.get('camera_frames', 0)} camera frames, "
+          f"{counters.get('camera_errors', 0)} bad, robot link {daemon.state.link()}")
+    assert code == 0
+    assert counters.get("camera_frames", 0) >= 10 and counters.get("camera_errors", 0) == 0
+    assert daemon.state.link().up and sim.server.errors == 0

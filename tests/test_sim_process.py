@@ -127,6 +127,8 @@ def test_command_passes_our_pid_and_a_death_signal_only_from_the_main_thread() -
     sim = SimProcess(0.0, cameras=True, control_port=20001, camera_port_offset=20100)
     cmd = sim.command()
     assert cmd[cmd.index("--parent-pid") + 1] == str(os.getpid())
+    assert cmd[cmd.index("--codec") + 1] == "msgpack"
+    assert "pickle" in SimProcess(0.0, codec="pickle").command()
     assert cmd[cmd.index("--parent-death-signal") + 1] == str(int(signal.SIGTERM))
     assert sim.ports() == {"robot control": 20001, "robot state": 20000, "commanded state": 20002,
                            "camera front": 20100, "camera wrist": 20101}
