@@ -49,6 +49,8 @@ FRANKA_TEACH_STATE_ERROR = b"state_error"  # what a Franka-Teach server sends wh
 TOPIC_ROBOT_STATE = b"robot_state "  # Franka-Teach's topic prefix on the state PUB (8900)
 TOPIC_COMMANDED_STATE = b"commanded_robot_state "  # ... and on the commanded PUB (8902)
 ERROR_FIELD = "error"  # extra attribute of a state sent as an error reply
+# A reduction through this makes pickle write NEWOBJ (cls.__new__(cls), then the state dict).
+_NEWOBJ = copyreg.__newobj__  # type: ignore[attr-defined]  # (missing from typeshed)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -139,9 +141,9 @@ class _WirePickler(pickle.Pickler):
         if isinstance(obj, np.generic):
             raise pickle.PicklingError(f"numpy scalar {obj!r} in a wire message: convert it to a Python number")
         if isinstance(obj, FrankaState):
-            return (copyreg.__newobj__, (FrankaState,), wire_state(obj, vars(obj).get(ERROR_FIELD)))
+            return (_NEWOBJ, (FrankaState,), wire_state(obj, vars(obj).get(ERROR_FIELD)))
         if isinstance(obj, FrankaAction):
-            return (copyreg.__newobj__, (FrankaAction,), wire_action(obj))
+            return (_NEWOBJ, (FrankaAction,), wire_action(obj))
         return NotImplemented
 
 

@@ -28,7 +28,13 @@ from frankateach.codec_pickle import (
     PickleCodec,
     RestrictedUnpickler,
 )
-from frankateach.records import CameraFrame, FrankaAction, FrankaState, Request, missing_joints
+from frankateach.records import (
+    CameraFrame,
+    FrankaAction,
+    FrankaState,
+    Request,
+    missing_joints,
+)
 from frankateach.validation import QUAT_NORM_TOLERANCE, validate_action, validate_state
 
 __all__ = [

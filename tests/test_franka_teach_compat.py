@@ -27,7 +27,12 @@ from frankateach.errors import ProtocolError, RobotServerError
 from frankateach.messages import FrankaAction, FrankaState, PickleCodec
 from frankateach.validation import validate_action
 from tests.fakes import HOME_POS, TargetBackend, served
-from tests.franka_teach_peer import CLIENT_SCRIPT, FIXTURES_SCRIPT, install_peer, run_peer
+from tests.franka_teach_peer import (
+    CLIENT_SCRIPT,
+    FIXTURES_SCRIPT,
+    install_peer,
+    run_peer,
+)
 
 HOST = "127.0.0.1"
 OUR_GLOBALS = {"numpy.array", "frankateach.messages.FrankaState", "frankateach.messages.FrankaAction"}

@@ -131,7 +131,8 @@ def test_command_passes_our_pid_and_a_death_signal_only_from_the_main_thread() -
     assert "pickle" in SimProcess(0.0, codec="pickle").command()
     assert cmd[cmd.index("--parent-death-signal") + 1] == str(int(signal.SIGTERM))
     assert sim.ports() == {"robot control": 20001, "robot state": 20000, "commanded state": 20002,
-                           "camera front": 20100, "camera wrist": 20101}
+                           "sim state": 20003, "camera front": 20100, "camera wrist": 20101}
+    assert cmd[cmd.index("--sim-state-port") + 1] == "20003"
     out: list[list[str]] = []
     worker = threading.Thread(target=lambda: out.append(sim.command()))
     worker.start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import zmq
 
@@ -93,7 +93,7 @@ class CameraThread(DaemonThread):
         state.register_rate(self.stats)
         self.errors = CameraErrorReporter(state)
         self.decoders = {i: CameraDecoder(i, (names or {}).get(i)) for i in ids}
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context = zmq.Context.instance()
         self._socks: dict[zmq.Socket, int] = {}
 
     def body(self) -> None:
