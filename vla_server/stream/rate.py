@@ -17,7 +17,7 @@ class RateGate:
             raise ValueError(f"burst: expected >= 1 frame, got {burst}")
         self.rate_hz = float(rate_hz)
         self.burst = float(burst)
-        self._tokens = 1.0
+        self._tokens = self.burst  # full: a client on the rate's grid may send a little early
         self._last: float | None = None
 
     def admit(self, now_s: float) -> bool:
