@@ -9,7 +9,15 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from vla_server.auth import TIERS, ApiKey, KeyStore, KeyStoreError, get_tier, require_admin, require_reader
+from vla_server.auth import (
+    TIERS,
+    ApiKey,
+    KeyStore,
+    KeyStoreError,
+    get_tier,
+    require_admin,
+    require_reader,
+)
 from vla_server.auth.store import split_key
 
 
@@ -28,7 +36,7 @@ def test_create_verify_and_only_hashes_are_stored(tmp_path: Path) -> None:
 
 def test_wrong_malformed_and_revoked_keys_fail(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "k.db")
-    rec, key = store.create("lab-a", "free")
+    _, key = store.create("lab-a", "free")
     key_id, secret = split_key(key)  # type: ignore[misc]
     for bad in ("", "nope", key[:-1], key + "x", f"vla_{key_id}_{secret[::-1]}", f"vla_000000000000_{secret}",
                 "vla_" + "z" * 12 + "_abc", f"vla_{key_id}"):

@@ -18,7 +18,11 @@ import pytest
 from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, RobotStateIn
 from vla_server.workers import wire
-from vla_server.workers.errors import WorkerCrashed, WorkerRequestError, WorkerStartError
+from vla_server.workers.errors import (
+    WorkerCrashed,
+    WorkerRequestError,
+    WorkerStartError,
+)
 from vla_server.workers.memory import rss_mb
 from vla_server.workers.process import WorkerProcess, describe_returncode, device_env
 
