@@ -45,9 +45,11 @@ from oculus_server.config import DaemonConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
 from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
+from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.realtime import reset_normal, try_realtime
@@ -184,6 +186,11 @@ class Daemon:
             self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
                                         port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2))
             self.loop_threads.append(self.cameras)
+        # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
+        self.sim_state: SimStateThread | None = None
+        if cfg.debug:
+            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st)
+            self.loop_threads.append(self.sim_state)
 
     @property
     def threads(self) -> list[DaemonThread]:

@@ -33,6 +33,7 @@ from frankateach.constants import (
     SIM_CAMERA_HEIGHT,
     SIM_CAMERA_WIDTH,
     SIM_CAMERAS,
+    SIM_STATE_PERIOD_S,
     STATE_PORT,
     STATUS_LOG_PERIOD_S,
 )
@@ -45,6 +46,7 @@ from frankateach.sim.backend import SimBackend
 from frankateach.sim.cameras import CameraStreamer
 from frankateach.sim.model import build_model
 from frankateach.sim.render_worker import CameraConfig
+from frankateach.sim.state_publisher import SimStatePublisher
 
 log = logging.getLogger("frankateach.sim")
 
@@ -100,9 +102,13 @@ class SimServer:
     ports: SimPorts
     cameras: CameraStreamer | None = None
     camera_error: str = ""
+    state_publisher: SimStatePublisher | None = None  # --sim-state-port: the state blob, ~1 Hz
 
     def stop(self) -> None:
         """Stops serving, the cameras and the physics thread (idempotent)."""
+        if self.state_publisher is not None:
+            self.state_publisher.stop()
+            self.state_publisher = None
         self.server.stop()
         if self.cameras is not None:
             self.backend.remove_qpos_listener(self.cameras.push)
@@ -155,8 +161,13 @@ def start_sim_server(
     camera_height: int = SIM_CAMERA_HEIGHT,
     require_cameras: bool = False,
     gl_backends: Sequence[str] | None = None,
+    sim_state_port: int | None = None,
+    sim_state_period_s: float = SIM_STATE_PERIOD_S,
 ) -> SimServer:
     """Starts a simulator server in this process and returns once it serves.
+
+    With `sim_state_port`, the simulator's state blob (`frankateach.sim.state_blob`) is also
+    published there every `sim_state_period_s` (see `frankateach.sim.state_message`).
 
     Args:
         host: interface to bind.
@@ -180,8 +191,16 @@ def start_sim_server(
     for _ in range(attempts):
         chosen = ports or find_free_ports(host)
         try:
-            return _start(host, chosen, codec, latency_ms, cameras, camera_fps, camera_width,
-                          camera_height, require_cameras, gl_backends)
+            sim = _start(host, chosen, codec, latency_ms, cameras, camera_fps, camera_width,
+                         camera_height, require_cameras, gl_backends)
+            if sim_state_port:
+                try:
+                    sim.state_publisher = SimStatePublisher(sim.backend, host, sim_state_port, sim_state_period_s)
+                    sim.state_publisher.start()
+                except BaseException:
+                    sim.stop()
+                    raise
+            return sim
         except HardwareUnavailableError:
             raise
         except Exception as exc:  # e.g. a port taken between the check and the bind
@@ -249,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commanded-port", type=int, default=COMMANDED_STATE_PORT)
     p.add_argument("--camera-port-offset", type=int, default=CAM_PORT_OFFSET,
                    help="camera i publishes on this port + i")
+    p.add_argument("--sim-state-port", type=int, default=0,
+                   help="also publish the state blob (for the VLA arena) on this port; 0: off")
+    p.add_argument("--sim-state-period", type=float, default=SIM_STATE_PERIOD_S,
+                   help="seconds between state blobs on --sim-state-port")
     p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds (0: run)")
     p.add_argument("--status-period", type=float, default=STATUS_LOG_PERIOD_S,
                    help="seconds between 'alive' status lines")
@@ -266,6 +289,9 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--latency-ms must be >= 0, got {a.latency_ms}")
     if not a.camera_fps > 0:
         p.error(f"--camera-fps must be > 0, got {a.camera_fps}")
+    if not (0 <= a.sim_state_port <= 65535 and a.sim_state_period > 0):
+        p.error(f"--sim-state-port must be a port (0: off) and --sim-state-period > 0 s, got "
+                f"{a.sim_state_port}, {a.sim_state_period}")
     if not (16 <= a.camera_width <= 4096 and 16 <= a.camera_height <= 4096):
         p.error(f"camera size must be 16..4096 pixels, got {a.camera_width}x{a.camera_height}")
     for name in ("control_port", "state_port", "commanded_port", "camera_port_offset"):
@@ -306,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         sim = start_sim_server(
             host=args.host, ports=ports, codec=args.codec, latency_ms=args.latency_ms,
             cameras=args.cameras, camera_fps=args.camera_fps, camera_width=args.camera_width,
-            camera_height=args.camera_height,
+            camera_height=args.camera_height, sim_state_port=args.sim_state_port or None,
+            sim_state_period_s=args.sim_state_period,
         )
     except FrankaTeachError as exc:
         log.error("frankateach-sim could not start: %s", exc)

@@ -199,7 +199,17 @@ class TickMapper:
             out += self.event(event)
         if tick.rates or tick.counters:
             out.append(self._timing(tick, tick_ns))
+        if tick.sim_state is not None:
+            out.append(self._sim_state(tick, tick_ns))
         return out
+
+    def _sim_state(self, tick: RecordTick, tick_ns: int) -> Message:
+        """``/sim/state``: logged at the tick, published at the simulator's own capture time."""
+        st = tick.sim_state
+        assert st is not None
+        body = {"timestamp": E.time_json(tick_ns), "sim_time": st.sim_time, "physics_step": st.physics_step,
+                "scene_hash": st.scene_hash, "blob": st.blob}
+        return Message(S.TOPIC_SIM_STATE, E.dumps(body), tick_ns, E.to_ns(st.wall_time) or tick_ns, st.physics_step)
 
     def _robot(self, tick: RecordTick, wall: Callable[[float], float]) -> list[Message]:
         obs = tick.robot

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from frankateach.messages import CameraFrame, FrankaState
+from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot
 from oculus_server.command import ControlMode, RobotCommand
 from oculus_server.vr.source import VRSample
@@ -63,6 +64,8 @@ class RecordTick:
         events: events since the previous tick.
         rates: loop name -> timing figures; filled about once a second, else empty.
         counters: queue depths and drop counters (name -> value); filled with `rates`.
+        sim_state: the simulator's state blob received since the previous tick (``--debug``,
+            about once a second), else None.
     """
 
     seq: int
@@ -76,3 +79,4 @@ class RecordTick:
     events: tuple[Event, ...] = ()
     rates: Mapping[str, RateSnapshot] = field(default_factory=dict)
     counters: Mapping[str, float] = field(default_factory=dict)
+    sim_state: SimStateSample | None = None

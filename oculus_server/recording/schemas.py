@@ -49,6 +49,10 @@ topic                           schema                      content (written whe
 ``/timing``                     teleop.Timing               per-loop achieved Hz, jitter p50/p99/
                                                             max, missed/late ticks, queue depths
                                                             and drop counters (about 1 Hz)
+``/sim/state``                  teleop.SimState             the simulator's state blob, sim time,
+                                                            physics step, scene hash (``--debug``
+                                                            only, about 1 Hz; starts VLA arena
+                                                            episodes, registered on first use)
 ==============================  ==========================  ======================================
 
 Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
@@ -107,6 +111,7 @@ TOPIC_VR_BUTTONS = "/vr/buttons"
 TOPIC_EVENTS = "/events"
 TOPIC_LOG = "/log"
 TOPIC_TIMING = "/timing"
+TOPIC_SIM_STATE = "/sim/state"
 
 
 def camera_image_topic(name: str) -> str:
@@ -274,6 +279,17 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("timestamp", "loops", "counters"),
     ),
+    "teleop.SimState": _obj(
+        "The simulator's state blob (frankateach.sim.state_blob): an exact, restorable state.",
+        {
+            "timestamp": _TIME,
+            "sim_time": {**_NUM, "description": "sim time of the state, s"},
+            "physics_step": _INT,
+            "scene_hash": {**_STR, "description": "hex identity of the physics scene"},
+            "blob": {**_STR, "description": "base64 state blob; vla-arena run --from-recording FILE --at S"},
+        },
+        ("timestamp", "sim_time", "blob"),
+    ),
 }
 
 PROTO_CLASSES: dict[str, Any] = {
@@ -313,6 +329,11 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first message comes
+    TopicSpec(TOPIC_SIM_STATE, "teleop.SimState"),
+)
+
+
 def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
     """Returns the (image, calibration) topic specs of camera `name`."""
     return (
@@ -322,8 +343,8 @@ def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
 
 
 def topic_spec(topic: str) -> TopicSpec | None:
-    """Returns the spec of a fixed or camera topic, or None if `topic` is not a recording topic."""
-    for spec in FIXED_TOPICS:
+    """Returns the spec of a fixed, optional or camera topic, or None if `topic` is not a recording topic."""
+    for spec in (*FIXED_TOPICS, *OPTIONAL_TOPICS):
         if spec.topic == topic:
             return spec
     parts = topic.split("/")

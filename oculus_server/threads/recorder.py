@@ -201,6 +201,7 @@ class RecorderThread(RateThread):
             events=events,
             rates=rates,
             counters=counters,
+            sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
         )
 
     def _flush_tick(self) -> None:
