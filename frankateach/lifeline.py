@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_PARENT_GONE = 75  # exit status of a child that left because its parent died (EX_TEMPFAIL)
 PARENT_POLL_S = 0.1  # getppid() poll period, s
-PARENT_GRACE_S = 0.6  # after the parent's death: time for a clean shutdown before os._exit, s
+PARENT_GRACE_S = 0.4  # after the parent's death: time for a clean shutdown before os._exit, s
 
 
 def set_parent_death_signal(sig: int) -> bool:
