@@ -102,6 +102,11 @@ def test_serve_process_end_to_end_and_graceful_shutdown(tmp_path: Path) -> None:
             reply = unpackb(pi.recv(timeout=30))
             assert reply["actions"].shape == (4, 7) and reply["actions"][0, 0] == pytest.approx(0.2)
             assert "infer_ms" in reply["server_timing"]
+            droid = {"observation/exterior_image_1_left": np.zeros((224, 224, 3), np.uint8),
+                     "observation/joint_position": np.array([0, -0.785, 0, -2.356, 0, 1.571, 0.785]),
+                     "observation/gripper_position": np.array([0.0]), "prompt": "pick up the red cube"}
+            pi.send(packb(droid))  # DROID keys: joints through the Panda's forward kinematics
+            assert unpackb(pi.recv(timeout=30))["actions"].shape == (4, 7)
         bad = {"Authorization": "Api-Key nope"}
         with pytest.raises(InvalidStatus, match="401"), connect(f"ws://127.0.0.1:{openpi_port}", additional_headers=bad):
             pass

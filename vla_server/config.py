@@ -182,12 +182,12 @@ _NESTED = {StreamConfig, RegistryConfig, ServerConfig, SafetyLimits, DeviceSpec}
 def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
-            if len(args) < len(typing.get_args(hint)):
+            if len(members) < len(typing.get_args(hint)):
                 return None
             raise ConfigError(f"{source}: {key}: expected {_name(hint)}, got null")
-        return _convert(args[0], value, source, key)
+        return _convert(members[0], value, source, key)
     if hint in _NESTED:
         return _build(hint, value, source, key + ".")
     if origin is tuple:

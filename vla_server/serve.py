@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -67,7 +68,8 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
     socks = [main_sock]
     ws_max = config.transport_max_bytes
     main = _Server(uvicorn.Config(app, log_config=None, ws="websockets-sansio", ws_max_size=ws_max,
-                                  lifespan="on", timeout_graceful_shutdown=config.server.shutdown_timeout_s))
+                                  lifespan="on",
+                                  timeout_graceful_shutdown=math.ceil(config.server.shutdown_timeout_s)))
     servers: list[tuple[_Server, socket.socket]] = [(main, main_sock)]
     ports = {"port": main_sock.getsockname()[1], "openpi_port": None}
     if config.server.openpi_port is not None:
@@ -85,7 +87,7 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
         socks.append(openpi_sock)
         ports["openpi_port"] = openpi_sock.getsockname()[1]
         servers.append((_Server(uvicorn.Config(bridge, log_config=None, ws="websockets-sansio", ws_max_size=ws_max,
-                                               lifespan="off", timeout_graceful_shutdown=2.0)), openpi_sock))
+                                               lifespan="off", timeout_graceful_shutdown=2)), openpi_sock))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
