@@ -190,5 +190,24 @@ def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MOD
     _, admin = keys.create("ui-admin", "enterprise", admin=True)
     _, reader = keys.create("ui-reader", "free")
     app = create_app(config, catalog=catalog, keystore=keys, web=True)
-    with serve(app) as url:
-        yield Service(url, admin, reader, app, data, rec)
+    runtime = None
+    if not any(str(getattr(r, "path", "")).startswith("/v1/arena") for r in app.router.routes):
+        runtime = _mount_arena(app, data / "arena", rec)  # until the service mounts the arena itself
+    try:
+        with serve(app) as url:
+            yield Service(url, admin, reader, app, data, rec)
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def _mount_arena(app: Any, data_dir: Path, recordings_dir: Path) -> Any:
+    from vla_server.arena.api import create_arena_router
+    from vla_server.arena.runtime import ArenaConfig, ArenaRuntime
+    from vla_server.auth import require_admin, require_reader
+
+    os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering in the arena workers
+    runtime = ArenaRuntime(ArenaConfig(data_dir=str(data_dir), executor="local", workers=1, recordings_dir=str(recordings_dir)))
+    app.include_router(create_arena_router(runtime, require_reader, require_admin))
+    app.state.arena = runtime
+    return runtime

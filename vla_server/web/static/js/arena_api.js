@@ -10,7 +10,7 @@ const enc = encodeURIComponent;
 export const arena = {
   episodes: `${A}/episodes`,
   episode: (id) => `${A}/episodes/${enc(id)}`,
-  logStream: (id) => `${A}/episodes/${enc(id)}/log/stream`,
+  logStream: (id) => `${A}/episodes/${enc(id)}/events`,
   video: (id) => `${A}/episodes/${enc(id)}/video`,
   thumbnail: (id) => `${A}/episodes/${enc(id)}/thumbnail`,
   blob: (id) => `${A}/episodes/${enc(id)}/blob`,
@@ -19,6 +19,7 @@ export const arena = {
   battle: (id) => `${A}/battles/${enc(id)}`,
   vote: (id) => `${A}/battles/${enc(id)}/vote`,
   leaderboard: `${A}/leaderboard`,
+  models: `${A}/models`,
   createEpisode: (spec, signal) => post(`${A}/episodes`, spec, { signal }),
   createBattle: (spec, signal) => post(`${A}/battles`, spec, { signal }),
 };

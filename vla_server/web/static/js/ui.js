@@ -76,8 +76,8 @@ export function when(t) {
 export const pct = (x, digits = 0) => (isNum(x) ? `${(100 * x).toFixed(digits)} %` : "–");
 
 const TONES = {
-  ok: ["warm", "ready", "done", "succeeded", "success", "won", "active", "connected", "running-ok"],
-  warn: ["loading", "unloading", "queued", "running", "pending", "starting", "encoding", "tie"],
+  ok: ["warm", "ready", "done", "succeeded", "success", "won", "active", "connected", "decided"],
+  warn: ["loading", "unloading", "restarting", "queued", "running", "pending", "starting", "encoding", "tie", "awaiting_vote"],
   bad: ["failed", "failure", "error", "crashed", "cancelled", "canceled", "lost", "interrupted"],
   muted: ["cold", "unknown", "missing", "idle", "closed"],
 };

@@ -100,7 +100,7 @@ export default {
       const prog = h("div#arena-progress");
       const log = h("pre.log#arena-log");
       const result = h("div#arena-result");
-      fill(detail, h("div.panel", head, prog, h("h3", { style: { marginTop: "10px" } }, "Log"), log), result);
+      fill(detail, h("div.panel", head, prog), result, h("div.panel", h("h3", "Log"), log));
       const local = new AbortController();
       let logLines = 0;
       let streaming = false;
@@ -150,8 +150,8 @@ export default {
 
     async function showResult(e, box, signal) {
       const video = h("video#arena-video", { controls: true, muted: true, autoplay: true, playsInline: true, loop: true });
-      const metrics = h("table.small#arena-metrics", h("tbody", metricRows(e.metrics).map(([k, v]) => h("tr", h("th", k), h("td.num", v)))));
-      fill(box, h("div.panel", h("div.split",
+      const metrics = h("table.metrics#arena-metrics", h("tbody", metricRows(e.metrics).map(([k, v]) => h("tr", h("th", k), h("td.num", v)))));
+      fill(box, h("div.panel", h("div.result",
         h("div", video, h("div.row", { style: { marginTop: "8px" } },
           h("button.btn.btn-small", { type: "button", onclick: () => download(arena.video(e.id), `${e.id}.mp4`).catch(showError) }, "⬇ video"),
           h("button.btn.btn-small", { type: "button", onclick: () => download(arena.trajectory(e.id), `${e.id}.mcap`).catch(showError) }, "⬇ trajectory (MCAP)"),
@@ -234,16 +234,20 @@ export default {
     // -- page -----------------------------------------------------------------------------------------------
     fill(root,
       h("div.page-head", h("h1", "Arena"), h("span.muted", "policies in the loop of the MuJoCo Panda scene, latency counted in sim time")),
-      h("div.split", form, detail),
+      h("div.arena-layout", form, detail),
       h("div.panel", h("div.row", { style: { marginBottom: "10px" } }, h("h2.grow", "History"), fText, fModel, fStatus, fSuccess), tiles));
 
     (async () => {
       try {
-        const [models, recs] = await Promise.all([get("/v1/models", { signal: abort.signal }), get("/v1/recordings", { signal: abort.signal }).catch(() => ({ recordings: [] }))]);
+        const [models, recs] = await Promise.all([get(arena.models, { signal: abort.signal }), get("/v1/recordings", { signal: abort.signal }).catch(() => ({ recordings: [] }))]);
         const list = Array.isArray(models) ? models : models.models || [];
-        fill(model, list.map((m) => h("option", { value: m.id }, m.id)));
+        fill(model, list.map((m) => h("option", { value: m.id, dataset: { latency: m.latency_ms ?? 0 } },
+          m.latency_ms ? `${m.id} (${m.latency_ms} ms)` : m.id)));
+        const showDefault = () => { latency.placeholder = `model default: ${model.selectedOptions[0]?.dataset.latency ?? 0} ms`; };
+        model.addEventListener("change", showDefault);
         const cr = list.find((m) => m.id === "color-reach");
         if (cr) model.value = cr.id;
+        showDefault();
         fModel.append(...list.map((m) => h("option", { value: m.id }, m.id)));
         fill(recording, h("option", { value: "" }, recs.recordings.length ? "pick a recording" : "no recordings"),
           recs.recordings.filter((r) => !r.error).map((r) => h("option", { value: r.id }, `${r.id} (${num(r.duration_s, 1)} s)`)));

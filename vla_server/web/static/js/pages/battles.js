@@ -19,7 +19,8 @@ function svg(tag, attrs = {}, ...children) {
 
 /** Horizontal dot-and-whisker plot: rating with its confidence interval, one row per model. */
 export function ratingPlot(rows) {
-  const W = 560, rowH = 28, top = 10, left = 150, right = 20, bottom = 30;
+  const longest = Math.max(...rows.map((r) => String(r.model).length), 4);
+  const W = 760, rowH = 28, top = 10, left = Math.min(300, 16 + 7.5 * longest), right = 24, bottom = 36;
   const H = top + rows.length * rowH + bottom;
   const vals = rows.flatMap((r) => [r.lo, r.hi, r.rating]).filter(isNum);
   if (!vals.length) return h("p.muted", "no ratings yet");
@@ -103,7 +104,7 @@ export default {
         submit.disabled = true;
         try {
           const b = battleView(await arena.createBattle({
-            model: modelA.value, model_b: modelB.value, instruction: instruction.value.trim(),
+            model_a: modelA.value, model_b: modelB.value, instruction: instruction.value.trim(),
             steps: Number(steps.value), seed: Number(seed.value || 0), scene: scene.value, outcome_by: outcomeBy.value,
           }, abort.signal));
           toast(`battle ${b.id} started`, "ok");
@@ -173,8 +174,8 @@ export default {
           return;
         }
         const reveal = b.outcome !== null || voted;
-        fill(headA, "A", reveal ? h("span.muted", ` · ${b.a.model}`) : null, h("span.grow"), b.outcome === "a" ? badge("won", "winner") : null);
-        fill(headB, "B", reveal ? h("span.muted", ` · ${b.b.model}`) : null, h("span.grow"), b.outcome === "b" ? badge("won", "winner") : null);
+        fill(headA, h("span", "A", reveal ? h("span.muted", ` · ${b.a.model}`) : null), h("span.grow"), b.outcome === "a" ? badge("won", "winner") : null);
+        fill(headB, h("span", "B", reveal ? h("span.muted", ` · ${b.b.model}`) : null), h("span.grow"), b.outcome === "b" ? badge("won", "winner") : null);
         sideA.classList.toggle("winner", b.outcome === "a");
         sideB.classList.toggle("winner", b.outcome === "b");
         const meta = (s) => [s.success === true ? badge("success", "task success") : s.success === false ? badge("failure", "task failed") : null,
@@ -258,7 +259,7 @@ export default {
 
     (async () => {
       try {
-        const models = await get("/v1/models", { signal: abort.signal });
+        const models = await get(arena.models, { signal: abort.signal });
         const ids = (Array.isArray(models) ? models : models.models || []).map((m) => m.id);
         fill(modelA, ids.map((id) => h("option", { value: id }, id)));
         fill(modelB, ids.map((id) => h("option", { value: id }, id)));
