@@ -122,19 +122,18 @@ def test_debug_recording_starts_an_arena_episode(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug", "--vr-source",
             "scripted:circle", "--no-dashboard", "--no-sim-cameras", "--sim-latency-ms", "0", "--robot-port",
             str(port), "--recordings-dir", str(rec), "--record-on-start"]
-    log = open(tmp_path / "daemon.log", "wb")
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=dict(os.environ, MUJOCO_GL="egl"), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        assert wait_for(lambda: bool(list(rec.glob("*.mcap.partial"))) or proc.poll() is not None, 60, 0.1)
-        time.sleep(3.5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, (tmp_path / "daemon.log").read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with open(tmp_path / "daemon.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=dict(os.environ, MUJOCO_GL="egl"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            assert wait_for(lambda: bool(list(rec.glob("*.mcap.partial"))) or proc.poll() is not None, 60, 0.1)
+            time.sleep(3.5)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0, (tmp_path / "daemon.log").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
     (path,) = finished_files(rec)
     with RecordingReader(path) as r:
         n = r.topic_counts().get(S.TOPIC_SIM_STATE, 0)
