@@ -100,7 +100,7 @@ def running_service(
     keystore = KeyStore(config.keys_db)
     keys = {tier: keystore.create(f"k-{tier}", tier)[1] for tier in ("free", "pro", "enterprise")}
     keys["admin"] = keystore.create("k-admin", "enterprise", admin=True)[1]
-    app = create_app(config, catalog=catalog, keystore=keystore, web=False)
+    app = create_app(config, catalog=catalog, keystore=keystore, web=False, arena=False)
     sock = bind(HOST, 0)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, ws="websockets-sansio",
                                            ws_max_size=config.transport_max_bytes, lifespan="on"))

@@ -1,5 +1,5 @@
 """`create_app(config)`: the service's FastAPI app — ``/health``, ``/v1/models…``,
-``/v1/sessions``, the ``/v1/stream`` websocket, and (when present) the web UI.
+``/v1/sessions``, the ``/v1/stream`` websocket, the arena API (``/v1/arena``) and the web UI.
 
 Shared objects live in ``app.state`` for routes that others mount: ``keystore`` (`KeyStore`,
 used by `require_reader` / `require_admin`), ``registry`` (`ModelRegistry`), ``sessions``
@@ -38,6 +38,7 @@ def create_app(
     registry: ModelRegistry | None = None,
     keystore: KeyStore | None = None,
     web: bool | None = None,
+    arena: bool | None = None,
 ) -> FastAPI:
     """Builds the app.
 
@@ -47,6 +48,7 @@ def create_app(
         registry: a ready-made registry (tests); default: built from `catalog` and ``config.registry``.
         keystore: a ready-made key store; default ``<data_dir>/keys.sqlite3``.
         web: mount the web UI (default ``config.server.web``).
+        arena: mount the arena API (default ``config.server.arena``).
     """
     config = config or ServiceConfig()
     if catalog is None:
@@ -57,6 +59,7 @@ def create_app(
     registry = registry or ModelRegistry(catalog, config.registry, log_dir=config.data_path / "workers")
     sessions = SessionManager()
     registry.add_listener(sessions.on_model_event)
+    arena_runtime = _arena_runtime(config) if (config.server.arena if arena is None else arena) else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +72,8 @@ def create_app(
         finally:
             await sessions.close_all("server shutting down", timeout_s=config.server.shutdown_timeout_s)
             await registry.aclose()
+            if arena_runtime is not None:
+                arena_runtime.close()
             log.info("service stopped", extra={"event": "service_stopped"})
 
     app = FastAPI(title="vla_server", description="VLA policy inference service", lifespan=lifespan)
@@ -83,6 +88,12 @@ def create_app(
     app.include_router(models_router())
     app.include_router(sessions_router())
     app.include_router(stream_router())
+    if arena_runtime is not None:
+        from vla_server.arena.api import create_arena_router
+        from vla_server.auth.deps import require_admin, require_reader
+
+        app.state.arena = arena_runtime
+        app.include_router(create_arena_router(arena_runtime, require_reader, require_admin))
     if config.server.web if web is None else web:
         _mount_web(app, config)
     return app
@@ -91,6 +102,18 @@ def create_app(
 def registry_catalog(registry: ModelRegistry) -> dict[str, ModelSpec]:
     """The catalog a registry was built with."""
     return {mid: registry.spec(mid) for mid in registry.model_ids()}
+
+
+def _arena_runtime(config: ServiceConfig) -> Any:
+    """The arena's runtime on ``<data_dir>/arena``, running the service's catalog."""
+    from vla_server.arena.models import ProviderRef
+    from vla_server.arena.runtime import ArenaConfig, ArenaRuntime
+
+    provider = ProviderRef(kwargs={"catalog": config.server.catalog}) if config.server.catalog else ProviderRef()
+    return ArenaRuntime(ArenaConfig(
+        data_dir=str(config.data_path / "arena"), executor=config.server.arena_executor,
+        workers=config.server.arena_workers, provider=provider, recordings_dir=config.server.recordings_dir,
+    ))
 
 
 def _mount_web(app: FastAPI, config: ServiceConfig) -> Any:

@@ -36,6 +36,8 @@ _SERVE_OVERRIDES = {
     "log_level": "server.log_level",
     "log_format": "server.log_format",
     "recordings_dir": "server.recordings_dir",
+    "arena_executor": "server.arena_executor",
+    "arena_workers": "server.arena_workers",
     "eviction": "registry.eviction",
     "memory_budget_mb": "registry.memory_budget_mb",
     "max_models": "registry.max_models",
@@ -67,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-message-bytes", type=int)
     s.add_argument("--recordings-dir", help="teleop recordings shown by the web UI")
     s.add_argument("--no-web", action="store_true", help="do not mount the web UI")
+    s.add_argument("--no-arena", action="store_true", help="do not mount the arena API")
+    s.add_argument("--arena-executor", choices=("local", "inline", "ray"), help="how arena episodes run")
+    s.add_argument("--arena-workers", type=int, help="arena process pool size (default: cores - 1)")
     s.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     s.add_argument("--log-format", choices=("json", "text"))
 
@@ -102,6 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["server.openpi_port"] = None
     if args.no_web:
         overrides["server.web"] = False
+    if args.no_arena:
+        overrides["server.arena"] = False
     if args.pin:
         base = _config(args, {})
         overrides["registry.pinned"] = list(dict.fromkeys((*base.registry.pinned, *args.pin)))

@@ -56,7 +56,10 @@ class ServerConfig:
         log_level, log_format: structured logs (``json`` lines) or ``text``.
         shutdown_timeout_s: how long sessions get to close at shutdown.
         web: mount the web UI (``/ui``) when its package is present.
-        recordings_dir: teleop recordings the UI lists.
+        recordings_dir: teleop recordings the UI lists (and arena episodes may start from).
+        arena: mount the arena API (``/v1/arena``; data in ``<data_dir>/arena``).
+        arena_executor: ``local`` (process pool), ``inline`` (a thread) or ``ray``.
+        arena_workers: arena pool size (None: cores − 1).
     """
 
     host: str = DEFAULT_HOST
@@ -70,6 +73,9 @@ class ServerConfig:
     shutdown_timeout_s: float = 5.0
     web: bool = True
     recordings_dir: str = "recordings"
+    arena: bool = True
+    arena_executor: str = "local"
+    arena_workers: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("port", "openpi_port"):
@@ -82,6 +88,8 @@ class ServerConfig:
             raise ValueError(f"server.log_format: expected one of {LOG_FORMATS}, got {self.log_format!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"server.log_level: expected one of {LOG_LEVELS}, got {self.log_level!r}")
+        if self.arena_workers is not None and self.arena_workers < 1:
+            raise ValueError(f"server.arena_workers: expected >= 1 or null, got {self.arena_workers}")
         if not (math.isfinite(self.shutdown_timeout_s) and self.shutdown_timeout_s > 0):
             raise ValueError(f"server.shutdown_timeout_s: expected > 0, got {self.shutdown_timeout_s}")
 
