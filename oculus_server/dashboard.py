@@ -19,11 +19,16 @@ from oculus_server.state import SharedState
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras")
 
 
-def _f(x: float, fmt: str = ".1f", none: str = "–") -> str:
-    return none if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+def _f(x: object, fmt: str = ".1f", none: str = "–") -> str:
+    """`x` formatted, or `none` for None, NaN/inf and values that are not numbers (e.g. a tuple)."""
+    if isinstance(x, (tuple, list)) and x:
+        x = x[0]  # analog inputs may come as 1-tuples
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return none
+    return format(x, fmt)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
