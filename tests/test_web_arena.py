@@ -9,6 +9,7 @@ and see the leaderboard change. Screenshots go to docs/images/ui_arena*.png and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +29,36 @@ from tests.web_browser import (
 pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 CSS = "css selector"
+SIM_TIMES: list[float] = []  # sim times of the blobs in debug_demo.mcap
 VIDEO_PLAYING = "const v = document.querySelector(arguments[0]); return v !== null && v.readyState >= 2 && v.currentTime > arguments[1]"
+
+
+def write_debug_recording(path: Path, seconds: int = 4) -> list[float]:
+    """A recording with the simulator's real state blob on /sim/state once a second (as `--debug`
+    records it); returns the blobs' sim times."""
+    from frankateach.sim import state_blob as SB
+    from frankateach.sim.state_message import SimStateSample
+    from oculus_server.command import ControlMode
+    from oculus_server.recording.record import RecordTick
+    from oculus_server.recording.writer import EpisodeWriter
+    from vla_server.arena.scene import ArenaScene
+
+    scene = ArenaScene()
+    scene.reset("default", 0)
+    w = EpisodeWriter(path, {"task": "pick up the red cube", "operator": "carol"})
+    t0, hz, times = 1_760_000_000.0, 10, []
+    for i in range(seconds * hz + 1):
+        t = i / hz
+        st = None
+        if i % hz == 0:
+            st = SimStateSample(sim_time=scene.time, physics_step=scene.step_count, wall_time=t0 + t,
+                                scene_hash=scene.scene_hash.hex(), blob=SB.encode(scene.snapshot()))
+            times.append(scene.time)
+        w.write(RecordTick(seq=i, t_mono=t, t_wall=t0 + t, vr=None, robot=None, command=None,
+                           mode=ControlMode.REAL_TIME, sim_state=st))
+        scene.advance(500 // hz)
+    w.close("success")
+    return times
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +66,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("arena_web")
     (root / "recordings").mkdir()
     write_synthetic(root / "recordings" / "no_sim_state.mcap", seconds=1.0, cameras={})
+    SIM_TIMES.extend(write_debug_recording(root / "recordings" / "debug_demo.mcap"))
     with run_service(root) as svc:
         yield svc
 
@@ -165,3 +196,19 @@ def test_battle_vote_changes_the_leaderboard(service: Service, driver: Any) -> N
     driver.execute_script("document.querySelector('#leaderboard').scrollIntoView()")
     screenshot(driver, "leaderboard")
     assert not _errors(driver)
+
+
+def test_hand_a_teleop_recording_to_a_policy(service: Service, driver: Any) -> None:
+    set_key(driver, service.url, service.admin_key, "recordings")
+    wait_for(lambda: driver.find_element(CSS, '#recordings-table tr[data-id="debug_demo.mcap"]'), what="the debug recording").click()
+    wait_for(lambda: "simulator state recorded" in driver.find_element(CSS, "#recording-detail").text, what="the recording's details")
+    driver.find_element(CSS, "#hand-to-policy").click()
+    wait_for(lambda: driver.execute_script("return document.body.dataset.page") == "arena", what="the arena page")
+    wait_for(lambda: driver.find_element(CSS, "#arena-recording").get_property("value") == "debug_demo.mcap", what="the form preset")
+    assert driver.find_element(CSS, "input[name=start][value=recording]").is_selected()
+    _type(driver, "#arena-at", "2.5")  # the newest blob at or before 2.5 s: the one recorded at 2 s
+    _type(driver, "#arena-steps", "5")
+    driver.find_element(CSS, "#arena-run").click()
+    wait_for(lambda: f"from blob at sim t={SIM_TIMES[2]:.3f} s" in driver.find_element(CSS, "#arena-log").text, 60,
+             what="an episode started at the recording's state")
+    wait_for(lambda: driver.execute_script(VIDEO_PLAYING, "#arena-video", 0.1), 90, what="its video playing")

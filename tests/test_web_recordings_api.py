@@ -90,6 +90,7 @@ def test_list_newest_first_with_summaries(client: TestClient) -> None:
     cam = next(r for r in body["recordings"] if r["id"] == "success/ep_cam.mcap")
     assert cam["outcome"] == "success" and cam["folder"] == "success" and cam["cameras"] == ["front"]
     assert cam["task"] == "pick up the red cube" and cam["duration_s"] == pytest.approx(2.0, abs=0.1)
+    assert cam["sim_state"] is False  # no /sim/state: not a start for arena episodes
     broken = next(r for r in body["recordings"] if r["id"] == "success/broken.mcap")
     assert broken["error"] and broken["duration_s"] is None
 

@@ -31,6 +31,7 @@ from oculus_server.recording import schemas as S
 from vla_server.web.jobs import DONE, JobRunner, JobStatus, Progress
 
 MAX_LISTED = 2000  # recordings listed at most (newest first)
+SIM_STATE_TOPIC = getattr(S, "TOPIC_SIM_STATE", "/sim/state")
 
 
 class RecordingNotFound(LookupError):
@@ -58,6 +59,7 @@ class RecordingSummary:
     messages: int = 0
     gaps_found: bool = False
     recovered: bool = False
+    sim_state: bool = False  # carries the simulator's state blob (/sim/state): an arena episode can start in it
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +182,7 @@ class RecordingLibrary:
                 task=str(start.get("task") or start.get("instruction") or ""), operator=str(start.get("operator") or ""),
                 cameras=cams, messages=int(info["messages"]), gaps_found=bool(info["gaps_found"]),
                 recovered=bool(info["recovered"]),
+                sim_state=any(t["topic"] == SIM_STATE_TOPIC and t["count"] for t in info["topics"]),
             )
         with self._lock:
             self._summaries[ck] = summary

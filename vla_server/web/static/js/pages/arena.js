@@ -14,7 +14,9 @@ export default {
   mount(root, ctx) {
     const abort = new AbortController();
     const urls = new Set();
-    let current = ctx.args[0] || null;
+    // #/arena/ID shows an episode; #/arena/from/RECORDING/SECONDS fills the form with that start.
+    const preset = ctx.args[0] === "from" ? { recording: ctx.args[1], at: Number(ctx.args[2] || 0) } : null;
+    let current = preset ? null : ctx.args[0] || null;
     let watch = null; // {id, stop()} of the episode shown
     const thumbs = new Map(); // episode id -> object URL
 
@@ -86,6 +88,15 @@ export default {
       } finally {
         submit.disabled = !ctx.isAdmin();
       }
+    }
+
+    function applyPreset(p) {
+      radios[2].checked = true;
+      syncStart();
+      recording.value = p.recording;
+      at.value = String(p.at);
+      if (p.recording && recording.value !== p.recording) showError(new Error(`recording ${p.recording} is not in the list`));
+      instruction.focus();
     }
 
     // -- the episode shown ------------------------------------------------------------------------------
@@ -250,7 +261,9 @@ export default {
         showDefault();
         fModel.append(...list.map((m) => h("option", { value: m.id }, m.id)));
         fill(recording, h("option", { value: "" }, recs.recordings.length ? "pick a recording" : "no recordings"),
-          recs.recordings.filter((r) => !r.error).map((r) => h("option", { value: r.id }, `${r.id} (${num(r.duration_s, 1)} s)`)));
+          recs.recordings.filter((r) => !r.error).map((r) => h("option", { value: r.id },
+            `${r.id} (${num(r.duration_s, 1)} s${r.sim_state ? "" : ", no simulator state"})`)));
+        if (preset) applyPreset(preset);
       } catch (err) {
         if (err.name !== "AbortError") showError(err);
       }
@@ -262,7 +275,10 @@ export default {
 
     return {
       cleanup() { history.stop(); if (watch) watch.stop(); abort.abort(); urls.forEach((u) => URL.revokeObjectURL(u)); },
-      onArgs(args) { if ((args[0] || null) !== current) showEpisode(args[0] || null); },
+      onArgs(args) {
+        if (args[0] === "from") { applyPreset({ recording: args[1], at: Number(args[2] || 0) }); return; }
+        if ((args[0] || null) !== current) showEpisode(args[0] || null);
+      },
     };
   },
 };

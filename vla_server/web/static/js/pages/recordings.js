@@ -86,11 +86,19 @@ export default {
         h("div.panel",
           h("div.row", h("h2.grow", id), summary ? badge(String(summary.outcome).split(" ")[0], summary.outcome) : null),
           summary ? h("p.muted.small", `${when(summary.modified)} · ${bytes(summary.size_bytes)} · ${summary.messages} messages`
-            + (summary.cameras.length ? ` · cameras: ${summary.cameras.join(", ")}` : "")) : null,
+            + (summary.cameras.length ? ` · cameras: ${summary.cameras.join(", ")}` : "")
+            + (summary.sim_state ? " · simulator state recorded" : "")) : null,
           h("div.row#recording-downloads",
             h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/file`, id.split("/").pop()).catch(showError) }, "⬇ MCAP"),
             h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/plot.png`, id.split("/").pop().replace(/\.mcap$/, ".png")).catch(showError) }, "⬇ plot PNG"),
-            h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/info`, id.split("/").pop().replace(/\.mcap$/, ".info.json")).catch(showError) }, "⬇ info JSON"))),
+            h("button.btn.btn-small", { type: "button", onclick: () => download(`${base(id)}/info`, id.split("/").pop().replace(/\.mcap$/, ".info.json")).catch(showError) }, "⬇ info JSON"),
+            summary && summary.sim_state ? h("button.btn.btn-small.btn-primary#hand-to-policy", {
+              type: "button", title: "start an arena episode from the simulator state at the video's current time",
+              onclick: () => {
+                const v = videoBox.querySelector("video");
+                ctx.navigate("arena", "from", id, (v ? v.currentTime : 0).toFixed(1));
+              },
+            }, "Hand to a policy here →") : null)),
         h("div.two",
           h("div.panel", h("h3", "Video"), videoBox),
           h("div.panel", h("h3", "Plot (teleop-replay plot)"), plotBox)),
