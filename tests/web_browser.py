@@ -75,7 +75,7 @@ def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
 
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
 

@@ -4,6 +4,7 @@
     /                       redirects to /ui/ (when the service has no route of its own there)
     /v1/recordings…         the recordings folder API (`recordings_api`)
     /v1/auth/whoami         the caller's key: name, tier, admin (`whoami_api`; unless the service has one)
+    /v1/live/models|sessions  server-sent events of the registry and the stream sessions (`live_api`)
 
 The static files are public (they hold no data); every API route they call checks the key.
 """
@@ -22,6 +23,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from frankateach.constants import RECORDINGS_DIR
+from vla_server.web.live_api import live_router
 from vla_server.web.recordings import RecordingLibrary
 from vla_server.web.recordings_api import recordings_router
 from vla_server.web.whoami_api import whoami_router
@@ -66,6 +68,8 @@ def mount_web(
     app.include_router(recordings_router(library, reader))
     if not any(getattr(r, "path", None) == "/v1/auth/whoami" for r in app.router.routes):
         app.include_router(whoami_router(reader))
+    if hasattr(app.state, "registry") and hasattr(app.state, "sessions"):
+        app.include_router(live_router(reader))
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     if not any(getattr(r, "path", None) == "/" for r in app.router.routes):
         @app.get("/", include_in_schema=False)

@@ -138,3 +138,46 @@ export async function sse(path, onEvent, { signal } = {}) {
     }
   }
 }
+
+/**
+ * A live feed: follows the server-sent events at `path` (calling onData(event.data) per event named
+ * `name`) and reconnects when the stream ends; if the feed is not there or fails twice in a row,
+ * polls `pollPath` every `pollMs` instead. Returns {stop(), now()}; now() fetches `pollPath` at once.
+ */
+export function liveFeed(path, name, pollPath, pollMs, onData, onError) {
+  let stopped = false;
+  let timer = null;
+  let ctrl = null;
+  let failures = 0;
+  const pollOnce = async () => {
+    try {
+      onData(await get(pollPath));
+    } catch (err) {
+      if (err.name !== "AbortError") onError(err);
+    }
+  };
+  const poll = async () => {
+    if (stopped) return;
+    if (!document.hidden) await pollOnce();
+    if (!stopped) timer = setTimeout(poll, pollMs);
+  };
+  const follow = async () => {
+    while (!stopped) {
+      ctrl = new AbortController();
+      try {
+        await sse(path, (ev) => { if (ev.event === name) { failures = 0; onData(ev.data); } }, { signal: ctrl.signal });
+      } catch (err) {
+        if (stopped || err.name === "AbortError") return;
+        failures++;
+        if (err.status === 401 || err.status === 403) { onError(err); }
+        if (failures >= 2 || err.status === 404) { poll(); return; }
+      }
+      await new Promise((r) => { timer = setTimeout(r, 500); });
+    }
+  };
+  follow();
+  return {
+    now: pollOnce,
+    stop() { stopped = true; clearTimeout(timer); if (ctrl) ctrl.abort(); },
+  };
+}

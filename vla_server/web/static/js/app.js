@@ -42,6 +42,7 @@ async function route() {
   if (cleanup) { try { cleanup.fn(); } catch (err) { console.error(err); } cleanup = null; }
   window.__vla.navStart = performance.now();
   delete window.__vla.ready[page];
+  delete document.body.dataset.ready;
   let mod;
   try {
     mod = (await PAGES[page]()).default;

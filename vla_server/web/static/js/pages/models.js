@@ -1,11 +1,11 @@
 // Models: a card per catalog model (state, device, memory, requests, latency, last used, cold start),
 // load / unload / pin buttons for admin keys, the registry's memory budget and what it would evict next.
 
-import { get, post } from "../api.js";
-import { ago, badge, banner, fill, h, isNum, kv, markReady, mb, ms, poller, showError, toast } from "../ui.js";
+import { liveFeed, post } from "../api.js";
+import { ago, badge, banner, fill, h, isNum, kv, markReady, mb, ms, showError, toast } from "../ui.js";
 import { modelsView } from "../views.js";
 
-const POLL_MS = 1000;
+const POLL_MS = 1000; // only when the live feed (server-sent events) is not available
 
 export default {
   title: "Models",
@@ -86,17 +86,13 @@ export default {
       else fill(cards, view.models.map((m) => card(m, view)));
     }
 
-    const poll = poller(async () => {
-      try {
-        last = await get("/v1/models", { signal: abort.signal });
-        fill(error);
-        render(last);
-        markReady("models");
-        window.__vla.updates.push({ page: "models", t: performance.now() });
-      } catch (err) {
-        if (err.name !== "AbortError") fill(error, banner(err.message));
-      }
-    }, POLL_MS);
+    const poll = liveFeed("/v1/live/models", "models", "/v1/models", POLL_MS, (data) => {
+      last = data;
+      fill(error);
+      render(last);
+      markReady("models");
+      window.__vla.updates.push({ page: "models", t: performance.now() });
+    }, (err) => fill(error, banner(err.message)));
 
     return () => { poll.stop(); abort.abort(); };
   },

@@ -1,11 +1,11 @@
-// Live sessions: every /v1/stream session — model, tier, target vs actual fps, drops, latency — refreshed
-// every half second while the page is open.
+// Live sessions: every /v1/stream session — model, tier, target vs actual fps, drops, latency — pushed
+// by the server (/v1/live/sessions) as sessions open and close and every half second while any is open.
 
-import { get } from "../api.js";
-import { badge, banner, duration, fill, h, isNum, markReady, ms, num, poller } from "../ui.js";
+import { liveFeed } from "../api.js";
+import { badge, banner, duration, fill, h, isNum, markReady, ms, num } from "../ui.js";
 import { sessionsView } from "../views.js";
 
-const POLL_MS = 500;
+const POLL_MS = 500; // only when the live feed (server-sent events) is not available
 
 function fpsCell(target, actual) {
   const ok = !isNum(target) || !isNum(actual) || actual >= 0.9 * target;
@@ -20,21 +20,15 @@ export default {
     const summary = h("span.muted#sessions-count");
     const error = h("div");
     fill(root,
-      h("div.page-head", h("h1", "Live sessions"), summary, h("span.grow"), h("span.muted.small", "updated every 0.5 s")),
+      h("div.page-head", h("h1", "Live sessions"), summary, h("span.grow"), h("span.muted.small", "live")),
       error,
       h("div.panel", h("table#sessions-table",
         h("thead", h("tr", h("th", "session"), h("th", "model"), h("th", "key · tier"), h("th.num", "fps actual / target"),
           h("th.num", "frames"), h("th.num", "dropped"), h("th.num", "latency p50 / p95"), h("th.num", "queue"), h("th.num", "running for"))),
         body)));
 
-    const poll = poller(async () => {
-      let rows;
-      try {
-        rows = sessionsView(await get("/v1/sessions", { signal: abort.signal }));
-      } catch (err) {
-        if (err.name !== "AbortError") fill(error, banner(err.message));
-        return;
-      }
+    const poll = liveFeed("/v1/live/sessions", "sessions", "/v1/sessions", POLL_MS, (data) => {
+      const rows = sessionsView(data);
       fill(error);
       fill(summary, `${rows.length} open`);
       if (!rows.length) {
@@ -53,7 +47,7 @@ export default {
       }
       markReady("sessions");
       window.__vla.updates.push({ page: "sessions", t: performance.now() });
-    }, POLL_MS);
+    }, (err) => fill(error, banner(err.message)));
 
     return () => { poll.stop(); abort.abort(); };
   },
