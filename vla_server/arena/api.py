@@ -54,7 +54,7 @@ from vla_server.arena.blob import BlobError
 from vla_server.arena.config import EpisodeSpec, SpecError
 from vla_server.arena.models import ModelNotFound
 from vla_server.arena.recording_start import RecordingStartError
-from vla_server.arena.runtime import ArenaRuntime, spec_with_start
+from vla_server.arena.runtime import ArenaConfig, ArenaRuntime, spec_with_start
 from vla_server.arena.store import StoreError
 from vla_server.arena.work import FINISHED
 
@@ -273,3 +273,17 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
 
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def mount_arena(app: Any, config: ArenaConfig) -> ArenaRuntime:
+    """Creates the arena for a service app and mounts its routes (auth: the service's key store).
+
+    The app keeps it in ``app.state.arena``; call ``app.state.arena.close()`` at shutdown (it
+    stops the worker pool; unfinished episodes become "cancelled" and can be rerun).
+    """
+    from vla_server.auth.deps import require_admin, require_reader
+
+    runtime = ArenaRuntime(config)
+    app.state.arena = runtime
+    app.include_router(create_arena_router(runtime, require_reader, require_admin))
+    return runtime
