@@ -216,6 +216,12 @@ def test_load_failure_and_unknown_model() -> None:
             await reg.infer("broken", OBS)
         st = reg.status("broken")
         assert st["state"] == "failed" and "no weights" in st["last_error"] and st["stats"]["load_failures"] == 1
+        with pytest.raises(ModelLoadError, match=r"no weights \(next load attempt in"):
+            await reg.infer("broken", OBS)  # no respawn per request within load_retry_s
+        assert reg.stats("broken")["load_failures"] == 1
+        with pytest.raises(ModelLoadError, match="no weights"):
+            await reg.load("broken")  # an explicit load retries at once
+        assert reg.stats("broken")["load_failures"] == 2
         with pytest.raises(UnknownModel, match="unknown model 'nope'"):
             await reg.infer("nope", OBS)
 

@@ -40,6 +40,8 @@ class RegistryConfig:
             doubling per crash in a row up to the maximum.
         max_restarts: crashes in a row (each within a minute of the last) before giving up
             (state ``failed``; the next use tries again).
+        load_retry_s: after a failed load, requests fail at once with the load's error for this
+            long instead of spawning again (an explicit load retries at once).
         new_model_estimate_mb: memory assumed for a model never measured, to make room before
             loading it (replaced by its measured RSS afterwards).
         devices: the device inventory (``cpu`` plus configured GPUs).
@@ -59,6 +61,7 @@ class RegistryConfig:
     restart_backoff_s: float = DEFAULT_RESTART_BACKOFF_S
     restart_backoff_max_s: float = DEFAULT_RESTART_BACKOFF_MAX_S
     max_restarts: int = 5
+    load_retry_s: float = 5.0
     new_model_estimate_mb: float = DEFAULT_NEW_MODEL_ESTIMATE_MB
     devices: tuple[DeviceSpec, ...] = (DeviceSpec("cpu"),)
     assignment: str = "least_loaded"
@@ -78,6 +81,8 @@ class RegistryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"registry.{name}: expected a positive number, got {value!r}")
+        if not isinstance(self.load_retry_s, (int, float)) or not math.isfinite(self.load_retry_s) or self.load_retry_s < 0:
+            raise ValueError(f"registry.load_retry_s: expected >= 0, got {self.load_retry_s!r}")
         if not isinstance(self.idle_ttl_s, (int, float)) or not math.isfinite(self.idle_ttl_s) or self.idle_ttl_s < 0:
             raise ValueError(f"registry.idle_ttl_s: expected >= 0 (0 = never), got {self.idle_ttl_s!r}")
         if len(self.pinned) > self.max_models:

@@ -70,6 +70,7 @@ class _Entry:
     last_error: str | None = None
     crash_streak: int = 0
     last_crash: float = -1e18
+    failed_at: float = -1e18  # monotonic s of the last failed load
     transition: asyncio.Task[None] | None = None
     stats: ModelStats = field(default_factory=ModelStats)
 
@@ -277,8 +278,8 @@ class ModelRegistry:
     # ---- explicit control -----------------------------------------------------------------------
 
     async def load(self, model_id: str) -> dict[str, Any]:
-        """Loads the model (no-op when warm); returns its status."""
-        await self._ensure_warm(self._get(model_id))
+        """Loads the model (no-op when warm; retries a failed model at once); returns its status."""
+        await self._ensure_warm(self._get(model_id), explicit=True)
         return self.status(model_id)
 
     async def unload(self, model_id: str) -> dict[str, Any]:
@@ -337,7 +338,12 @@ class ModelRegistry:
 
         task.add_done_callback(done)
 
-    async def _ensure_warm(self, e: _Entry) -> WorkerProcess:
+    async def _ensure_warm(self, e: _Entry, explicit: bool = False) -> WorkerProcess:
+        """The model's live worker, loading it (or waiting for a load / restart) first.
+
+        After a failed load, requests fail at once with its error for `load_retry_s`
+        (`explicit` loads retry at once), so a broken model is not respawned for every frame.
+        """
         deadline = time.monotonic() + self.config.load_timeout_s + _UNLOAD_DRAIN_S + _STOP_TIMEOUT_S
         while True:
             if self._closed:
@@ -360,7 +366,12 @@ class ModelRegistry:
                         raise RegistryClosed("the service is shutting down") from None
                     raise
                 continue
+            if e.state is ModelState.FAILED and not explicit:
+                wait = e.failed_at + self.config.load_retry_s - self._clock()
+                if wait > 0:
+                    raise ModelLoadError(f"{e.last_error} (next load attempt in {wait:.1f} s)")
             if e.state in (ModelState.COLD, ModelState.FAILED):
+                explicit = False  # one explicit attempt; a waiter that loops sees the outcome
                 self._set_transition(e, asyncio.get_running_loop().create_task(self._load(e), name=f"load-{e.spec.id}"))
                 continue
             # WARM with a dead worker: the exit callback is about to run; let it.
@@ -372,12 +383,12 @@ class ModelRegistry:
             try:
                 self.devices.check_possible(spec)
             except NoDeviceError as exc:
-                e.state, e.last_error = ModelState.FAILED, str(exc)
+                e.state, e.last_error, e.failed_at = ModelState.FAILED, str(exc), self._clock()
                 raise CapacityError(str(exc)) from None
             budget = self.config.memory_budget_mb
             if e.last_measured_mb is not None and e.last_measured_mb > budget:
                 msg = f"model {spec.id!r} measured {e.last_measured_mb:.0f} MiB, above the memory budget {budget:.0f} MiB"
-                e.state, e.last_error = ModelState.FAILED, msg
+                e.state, e.last_error, e.failed_at = ModelState.FAILED, msg, self._clock()
                 raise CapacityError(msg)
             need = e.last_measured_mb if e.last_measured_mb is not None else min(self.config.new_model_estimate_mb, budget)
             await self._make_room(e, need)
@@ -390,6 +401,7 @@ class ModelRegistry:
         except WorkerStartError as exc:
             self.devices.release(spec.id)
             e.state, e.last_error, e.reserved_mb = ModelState.FAILED, str(exc), 0.0
+            e.failed_at = self._clock()
             e.stats.load_failures += 1
             log.error("model load failed", extra={"event": "model_load_failed", "model": spec.id, "error": str(exc)})
             raise ModelLoadError(str(exc)) from None
@@ -529,7 +541,7 @@ class ModelRegistry:
                 msg = (f"model {protect.spec.id!r} measured {self._memory_of(protect):.0f} MiB, above the memory "
                        f"budget {budget:.0f} MiB")
                 await self._unload(protect, reason="unloaded")
-                protect.state, protect.last_error = ModelState.FAILED, msg
+                protect.state, protect.last_error, protect.failed_at = ModelState.FAILED, msg, self._clock()
                 raise CapacityError(msg)
             log.warning("over the memory budget and nothing can be evicted",
                         extra={"event": "over_budget", "used_mb": round(self.used_mb(), 1), "budget_mb": budget})
@@ -547,7 +559,7 @@ class ModelRegistry:
         e.last_crash = now
         e.last_error = f"worker {exit_info.reason}"
         if e.crash_streak > self.config.max_restarts:
-            e.state = ModelState.FAILED
+            e.state, e.failed_at = ModelState.FAILED, now
             self.devices.release(e.spec.id)
             msg = f"model {e.spec.id!r} worker {exit_info.reason}; {e.crash_streak} crashes in a row, not restarting"
             log.error("worker crashed; giving up", extra={"event": "worker_failed", "model": e.spec.id})
@@ -568,7 +580,7 @@ class ModelRegistry:
             await self._start_worker(e)
         except WorkerStartError as exc:
             e.stats.load_failures += 1
-            e.state, e.last_error = ModelState.FAILED, str(exc)
+            e.state, e.last_error, e.failed_at = ModelState.FAILED, str(exc), self._clock()
             self.devices.release(e.spec.id)
             self._emit(ModelEvent(e.spec.id, "failed", f"model {e.spec.id!r} failed to restart: {exc}"))
             raise ModelLoadError(str(exc)) from None

@@ -169,7 +169,11 @@ class StreamSession:
                     continue
                 if raw is None:
                     break
-                await self.handle(raw, self._clock())
+                try:
+                    await self.handle(raw, self._clock())
+                except Exception as exc:  # a bug here must not end the session or reach others
+                    log.exception("message handling failed", extra={"event": "session_bug", "session": self.session_id})
+                    self.error(f"internal error while handling the message ({type(exc).__name__}); the session goes on")
         finally:
             await self._finish()
 
@@ -356,7 +360,12 @@ class StreamSession:
                 if item is None:
                     break
                 self.stats.dropped_stale += stale
-                await self._process(item)
+                try:
+                    await self._process(item)
+                except Exception as exc:  # a bug here must not stop the session's inference
+                    self.stats.failed += 1
+                    log.exception("frame processing failed", extra={"event": "session_bug", "session": self.session_id})
+                    self.error(f"frame {item.frame_id}: internal error ({type(exc).__name__})")
 
     async def _process(self, item: _Pending) -> None:
         assert self.auth is not None
