@@ -173,6 +173,7 @@ def test_battle_vote_changes_the_leaderboard(service: Service, driver: Any) -> N
     before = driver.find_element(CSS, "#leaderboard-table").text
     driver.find_element(CSS, "#battle-run").click()
     wait_for(lambda: "#/battles/" in driver.current_url, what="the battle's address")
+
     assert "color-reach@openvla-7b" not in driver.find_element(CSS, "#battle-side-b h3").text  # names hidden until the vote
     wait_for(lambda: driver.execute_script("return document.querySelector('#battle-video-b').readyState >= 2"), 180, what="both videos")
     driver.find_element(CSS, "#sync-play").click()

@@ -170,7 +170,8 @@ SLOW_MODEL = {"id": "scripted-slow", "backend": "scripted", "description": "test
 
 @contextmanager
 def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), **overrides: Any) -> Iterator[Service]:
-    """Starts `create_app` (built-in catalog + `extra_models`, web UI on) on a free port under `root`."""
+    """Starts `create_app` (built-in catalog + `extra_models`, arena on a 1-process pool, web UI) on a
+    free port, with its data and recordings folders under `root`."""
     from vla_server.app import create_app
     from vla_server.auth import KeyStore
     from vla_server.catalog import load_catalog
@@ -181,7 +182,8 @@ def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MOD
     rec.mkdir(parents=True, exist_ok=True)
     config = load_config(None, overrides={
         "server.data_dir": str(data), "server.recordings_dir": str(rec), "server.openpi_port": None,
-        "server.log_format": "text", "server.log_level": "warning", **overrides})
+        "server.log_format": "text", "server.log_level": "warning", "server.arena_workers": 1, **overrides})
+    os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering in the arena's workers
     catalog = dict(load_catalog(None))
     for m in extra_models:
         spec = ModelSpec.from_dict(m)
@@ -190,24 +192,5 @@ def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MOD
     _, admin = keys.create("ui-admin", "enterprise", admin=True)
     _, reader = keys.create("ui-reader", "free")
     app = create_app(config, catalog=catalog, keystore=keys, web=True)
-    runtime = None
-    if not any(str(getattr(r, "path", "")).startswith("/v1/arena") for r in app.router.routes):
-        runtime = _mount_arena(app, data / "arena", rec)  # until the service mounts the arena itself
-    try:
-        with serve(app) as url:
-            yield Service(url, admin, reader, app, data, rec)
-    finally:
-        if runtime is not None:
-            runtime.close()
-
-
-def _mount_arena(app: Any, data_dir: Path, recordings_dir: Path) -> Any:
-    from vla_server.arena.api import create_arena_router
-    from vla_server.arena.runtime import ArenaConfig, ArenaRuntime
-    from vla_server.auth import require_admin, require_reader
-
-    os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering in the arena workers
-    runtime = ArenaRuntime(ArenaConfig(data_dir=str(data_dir), executor="local", workers=1, recordings_dir=str(recordings_dir)))
-    app.include_router(create_arena_router(runtime, require_reader, require_admin))
-    app.state.arena = runtime
-    return runtime
+    with serve(app) as url:
+        yield Service(url, admin, reader, app, data, rec)

@@ -24,7 +24,8 @@ export const arena = {
   createBattle: (spec, signal) => post(`${A}/battles`, spec, { signal }),
 };
 
-const first = (...xs) => xs.find((x) => x !== undefined && x !== null);
+/** The first argument that is neither undefined nor null, else null. */
+const first = (...xs) => xs.find((x) => x !== undefined && x !== null) ?? null;
 const DONE = new Set(["done", "succeeded", "finished", "completed", "failed", "cancelled", "canceled", "error", "interrupted",
   "awaiting_vote", "decided"]);
 const FAILED = new Set(["failed", "cancelled", "canceled", "error", "interrupted"]);

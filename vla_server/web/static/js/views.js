@@ -1,7 +1,8 @@
 // What the pages show, derived from the service's replies in one place (so a changed field name is
 // fixed here, not in every page). Each function takes a reply body and returns plain values.
 
-const first = (...xs) => xs.find((x) => x !== undefined && x !== null);
+/** The first argument that is neither undefined nor null, else null. */
+const first = (...xs) => xs.find((x) => x !== undefined && x !== null) ?? null;
 
 /** GET /v1/models → {models: [...], usedMb, budgetMb, maxModels, policy, evictNext, warm}. */
 export function modelsView(data) {
