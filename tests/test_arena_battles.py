@@ -77,6 +77,8 @@ def test_failed_side_fails_the_battle_and_refuses_votes(arena: tuple[JobManager,
     ({"success": False, "progress": 40}, {"success": False, "progress": 60}, "b"),
     ({"success": False, "progress": 40}, {"success": False, "progress": 43}, "tie"),
     ({"success": True, "progress": 100}, {"success": True, "progress": 100}, "tie"),
+    ({"success": True, "success_step": 20}, {"success": True, "success_step": 24}, "a"),
+    ({"success": True, "success_step": 20}, {"success": True, "success_step": 21}, "tie"),
     ({"success": None, "progress": None}, {"success": None, "progress": None}, "tie"),
 ])
 def test_metric_outcome(a: dict, b: dict, want: str) -> None:

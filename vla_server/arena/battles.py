@@ -2,7 +2,8 @@
 
 Both episodes get the same spec but the model (same scene and seed, or the same start blob), so
 they start from bit-identical states. When both are done: ``outcome_by="metric"`` decides at once
-(`metrics.battle_outcome`: success beats failure, else progress by a margin, else a tie);
+(`metrics.battle_outcome`: success beats failure, the faster of two successes wins, else progress
+by a margin, else a tie);
 ``outcome_by="vote"`` waits for a person. A vote is accepted on any battle whose episodes are
 done and overrides the metric; with several votes the majority wins (equal a/b votes: tie).
 A battle whose episode failed or was cancelled is "failed" and does not count; rerunning the

@@ -46,6 +46,7 @@ GRASP_POINT_OFFSET_M = 0.025  # between the finger pads: TCP + this along the ap
 GRASP_RADIUS_M = 0.02  # cube centre within this of the grasp point (and fingers closed on it) = held
 PLACE_TOLERANCE_M = 0.015  # "placed on": xy within this (plus half a cube) and resting height ± this
 PROGRESS_MARGIN = 5.0  # battle by metric: progress must differ by this many points to decide
+SUCCESS_STEP_MARGIN = 2  # battle by metric: of two successes, one this many control steps sooner wins
 
 # --- jobs and storage --------------------------------------------------------------------------
 ARENA_SUBDIR = "arena"

@@ -27,6 +27,7 @@ from vla_server.arena.config import (
     LIFT_SUCCESS_M,
     PLACE_TOLERANCE_M,
     PROGRESS_MARGIN,
+    SUCCESS_STEP_MARGIN,
 )
 from vla_server.arena.scene import Kinematics
 
@@ -130,12 +131,16 @@ class TaskEvaluator:
 def battle_outcome(a: dict, b: dict, margin: float = PROGRESS_MARGIN) -> str:
     """Outcome of a battle by metric: "a", "b" or "tie".
 
-    A success beats a failure; between equals, progress decides if it differs by `margin`
-    points or more, else it is a tie.
+    A success beats a failure; between two successes the faster wins (first successful control
+    step earlier by `SUCCESS_STEP_MARGIN` or more); between two failures progress decides if it
+    differs by `margin` points or more; else it is a tie.
     """
     sa, sb = bool(a.get("success")), bool(b.get("success"))
     if sa != sb:
         return "a" if sa else "b"
+    ka, kb = a.get("success_step"), b.get("success_step")
+    if sa and sb and ka is not None and kb is not None and abs(int(ka) - int(kb)) >= SUCCESS_STEP_MARGIN:
+        return "a" if ka < kb else "b"
     pa, pb = float(a.get("progress") or 0.0), float(b.get("progress") or 0.0)
     if abs(pa - pb) >= margin and not (sa and sb):
         return "a" if pa > pb else "b"
