@@ -213,3 +213,16 @@ def test_hand_a_teleop_recording_to_a_policy(service: Service, driver: Any) -> N
     wait_for(lambda: f"from blob at sim t={SIM_TIMES[2]:.3f} s" in driver.find_element(CSS, "#arena-log").text, 60,
              what="an episode started at the recording's state")
     wait_for(lambda: driver.execute_script(VIDEO_PLAYING, "#arena-video", 0.1), 90, what="its video playing")
+
+
+def test_cancel_a_running_episode(service: Service, driver: Any) -> None:
+    set_key(driver, service.url, service.admin_key, "arena")
+    _select(driver, "#arena-model", "color-reach")
+    _type(driver, "#arena-steps", "3000")
+    driver.find_element(CSS, "#arena-run").click()
+    wait_for(lambda: driver.find_element(CSS, "#arena-step").text.startswith("step") and
+             int(driver.find_element(CSS, "#arena-step").text.split()[1]) > 0, 60, what="the episode running")
+    driver.find_element(CSS, "#episode-cancel").click()
+    wait_for(lambda: driver.find_element(CSS, "#arena-episode .badge[data-state='cancelled']"), 20, what="the episode cancelled")
+    assert driver.find_element(CSS, "#episode-rerun").is_enabled()
+    assert "cancel" in driver.find_element(CSS, "#arena-log").text.lower()

@@ -166,3 +166,25 @@ export function markReady(page) {
   }
   document.body.dataset.ready = page;
 }
+
+/**
+ * Fills `container` with one element per item, reusing the element already there for an item whose
+ * key and signature are unchanged (so a live refresh never replaces a button under the pointer).
+ * render(item) builds a new element; signature(item) is a string of everything it shows.
+ */
+export function keyedFill(container, items, key, signature, render) {
+  const old = new Map();
+  for (const el of container.children) if (el.dataset.key !== undefined) old.set(el.dataset.key, el);
+  const next = items.map((item) => {
+    const k = String(key(item));
+    const sig = signature(item);
+    const prev = old.get(k);
+    if (prev && prev.dataset.sig === sig) return prev;
+    const el = render(item);
+    el.dataset.key = k;
+    el.dataset.sig = sig;
+    return el;
+  });
+  next.forEach((el, i) => { if (container.children[i] !== el) container.insertBefore(el, container.children[i] || null); });
+  while (container.children.length > next.length) container.lastElementChild.remove();
+}

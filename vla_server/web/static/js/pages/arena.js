@@ -4,7 +4,7 @@
 
 import { blobUrl, download, get, post, sse } from "../api.js";
 import { arena, episodeView, metricRows } from "../arena_api.js";
-import { ago, badge, banner, fill, h, markReady, num, poller, progressBar, showError, toast } from "../ui.js";
+import { ago, badge, banner, fill, h, keyedFill, markReady, num, poller, progressBar, showError, toast } from "../ui.js";
 
 const HISTORY_MS = 3000;
 const STATUS_MS = 400;
@@ -113,20 +113,18 @@ export default {
       const result = h("div#arena-result");
       fill(detail, h("div.panel", head, prog), result, h("div.panel", h("h3", "Log"), log));
       const local = new AbortController();
-      let logLines = 0;
       let streaming = false;
       let finished = false;
       const addLog = (line) => {
         const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
         log.append(`${line}\n`);
-        logLines++;
         if (atEnd) log.scrollTop = log.scrollHeight;
       };
       const startLog = () => {
         streaming = true;
         sse(arena.logStream(id), (ev) => {
           if (ev.event === "log" || ev.event === "message") addLog(typeof ev.data === "string" ? ev.data : ev.data.line ?? JSON.stringify(ev.data));
-          else if (ev.event === "progress" || ev.event === "status") status.now();
+          else if (ev.event === "progress" || ev.event === "end") status.now();
         }, { signal: local.signal }).catch((err) => {
           if (err.name !== "AbortError") addLog(`[log stream: ${err.message}]`);
         });
@@ -140,7 +138,23 @@ export default {
           if (err.name !== "AbortError") fill(prog, banner(err.message));
           return;
         }
-        fill(head, h("h2.grow", `Episode ${e.id}`), badge(e.status), e.success === true ? badge("success", "task success") : e.success === false ? badge("failure", "task failed") : null);
+        const control = (label, action) => h("button.btn.btn-small", {
+          type: "button", id: `episode-${action}`, disabled: !ctx.isAdmin(), title: ctx.isAdmin() ? "" : "needs an admin key",
+          onclick: async () => {
+            try {
+              await post(`${arena.episode(id)}/${action}`, {}, { signal: local.signal });
+              toast(`episode ${id}: ${action} requested`, "ok");
+              if (action === "rerun") showEpisode(id);
+            } catch (err) { if (err.name !== "AbortError") showError(err); }
+          },
+        }, label);
+        const headSig = JSON.stringify([e.status, e.success, ctx.isAdmin()]);
+        if (head.dataset.sig !== headSig) { // rebuilt only on change: a button is never replaced under the pointer
+          head.dataset.sig = headSig;
+          fill(head, h("h2.grow", `Episode ${e.id}`), badge(e.status),
+            e.success === true ? badge("success", "task success") : e.success === false ? badge("failure", "task failed") : null,
+            !e.done ? control("Cancel", "cancel") : e.failed ? control("Run again", "rerun") : null);
+        }
         fill(prog,
           h("div.row.small.muted", h("span", `${e.model} · “${e.instruction}”`), h("span.grow"),
             h("span#arena-step", e.steps ? `step ${e.step ?? 0} of ${e.steps}` : "")),
@@ -156,7 +170,6 @@ export default {
         }
       }, STATUS_MS);
       watch = { id, stop() { status.stop(); local.abort(); } };
-      void logLines;
     }
 
     async function showResult(e, box, signal) {
@@ -203,7 +216,9 @@ export default {
       const q = fText.value.trim().toLowerCase();
       const shown = episodes.filter((e) => !q || e.instruction.toLowerCase().includes(q));
       if (!shown.length) { fill(tiles, h("div.empty", episodes.length ? "No episode matches." : "No episodes yet.")); return; }
-      fill(tiles, shown.map((e) => {
+      if (!tiles.querySelector(".tile")) fill(tiles);
+      keyedFill(tiles, shown, (e) => e.id,
+        (e) => JSON.stringify([e.status, e.step, e.success, e.progressScore, e.id === current, thumbs.has(e.id), Math.floor(Date.now() / 30000)]), (e) => {
         const thumb = h("div.thumb", e.done && !e.failed ? "…" : e.status);
         const url = thumbs.get(e.id);
         if (url) fill(thumb, h("img", { src: url, alt: "" }));
@@ -216,7 +231,7 @@ export default {
             h("span.row", badge(e.status), e.success === true ? badge("success", "success") : e.success === false ? badge("failure", "failed") : null,
               h("span.grow"), h("span.muted", num(e.progressScore, 0))),
             h("span.muted", ago(e.createdAt))));
-      }));
+      });
     }
 
     async function loadThumb(id, el) {

@@ -4,7 +4,7 @@
 
 import { blobUrl, get, post } from "../api.js";
 import { arena, battleView, leaderboardView } from "../arena_api.js";
-import { ago, badge, banner, fill, h, isNum, markReady, num, pct, poller, progressBar, showError, toast } from "../ui.js";
+import { ago, badge, banner, fill, h, isNum, keyedFill, markReady, num, pct, poller, progressBar, showError, toast } from "../ui.js";
 
 const LIST_MS = 3000;
 const BATTLE_MS = 500;
@@ -219,10 +219,14 @@ export default {
         const data = await get(arena.battles, { signal: abort.signal, query: { limit: 30 } });
         const rows = (Array.isArray(data) ? data : data.battles || []).map(battleView);
         if (!rows.length) fill(listBody, h("tr", h("td.empty", { colSpan: 4 }, "No battles yet.")));
-        else fill(listBody, rows.map((b) => h("tr.clickable", { dataset: { battle: b.id }, class: b.id === current ? "selected" : undefined, onclick: () => ctx.navigate("battles", b.id) },
+        else {
+          if (!listBody.querySelector("tr.clickable")) fill(listBody);
+          keyedFill(listBody, rows, (b) => b.id, (b) => JSON.stringify([b.status, b.outcome, b.id === current, Math.floor(Date.now() / 30000)]),
+            (b) => h("tr.clickable", { dataset: { battle: b.id }, class: b.id === current ? "selected" : undefined, onclick: () => ctx.navigate("battles", b.id) },
           h("td", `${b.a.model} vs ${b.b.model}`), h("td", b.instruction),
           h("td", badge(b.outcome ? (b.outcome === "tie" ? "tie" : "won") : b.status, b.outcome ? (b.outcome === "tie" ? "tie" : `${b.outcome.toUpperCase()} won`) : b.status)),
-          h("td.muted", ago(b.createdAt)))));
+          h("td.muted", ago(b.createdAt))));
+        }
       } catch (err) {
         if (err.name !== "AbortError") fill(listBody, h("tr", h("td", { colSpan: 4 }, banner(err.message))));
       }

@@ -2,7 +2,7 @@
 // load / unload / pin buttons for admin keys, the registry's memory budget and what it would evict next.
 
 import { liveFeed, post } from "../api.js";
-import { ago, badge, banner, fill, h, isNum, kv, markReady, mb, ms, showError, toast } from "../ui.js";
+import { ago, badge, banner, fill, h, isNum, keyedFill, kv, markReady, mb, ms, showError, toast } from "../ui.js";
 import { modelsView } from "../views.js";
 
 const POLL_MS = 1000; // only when the live feed (server-sent events) is not available
@@ -82,8 +82,13 @@ export default {
         h("span.muted", `· ${view.warm} warm of at most ${view.maxModels ?? "–"} · eviction: ${view.policy || "–"}`),
         h("span.grow"),
         h("span#evict-next", view.evictNext ? ["next to evict: ", h("strong", view.evictNext)] : h("span.muted", "nothing to evict"))));
-      if (!view.models.length) fill(cards, h("div.panel.empty", "The catalog has no models."));
-      else fill(cards, view.models.map((m) => card(m, view)));
+      if (!view.models.length) fill(cards, h("div.panel.empty", { dataset: { key: "" } }, "The catalog has no models."));
+      else {
+        const admin = ctx.isAdmin();
+        keyedFill(cards, view.models, (m) => m.id,
+          (m) => JSON.stringify([m, view.evictNext === m.id, busy.get(m.id) || "", admin, Math.floor(Date.now() / 10000)]),
+          (m) => card(m, view));
+      }
     }
 
     const poll = liveFeed("/v1/live/models", "models", "/v1/models", POLL_MS, (data) => {
