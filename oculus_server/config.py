@@ -23,6 +23,7 @@ from frankateach.constants import (
     VR_LINK_TIMEOUT_S,
 )
 from oculus_server.errors import ConfigError
+from oculus_server.safety.config import SafetyConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -33,7 +34,8 @@ class DaemonConfig:
 
     `control_hz` None means 20 Hz, or 40 Hz with `performance`. `record_on_start` None means
     on for scripted and replay sources, off otherwise. `policy` holds overrides of the
-    policy's own config (see `oculus_server.policy.PolicyConfig`).
+    policy's own config (see `oculus_server.policy.PolicyConfig`), `safety` those of the command
+    gate's limits (`oculus_server.safety.SafetyConfig`, validated at load).
     """
 
     robot_host: str = HOST
@@ -64,6 +66,7 @@ class DaemonConfig:
     operator: str = ""
     task: str = ""
     policy: Mapping[str, Any] = field(default_factory=dict)
+    safety: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def effective_control_hz(self) -> float:
@@ -97,6 +100,10 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config 'policy': expected a mapping, got {type(value).__name__}")
             value = dict(value)
+        if key == "safety":
+            value = {} if value is None else value
+            SafetyConfig.from_dict(value)  # validated here: a bad limit fails at load, naming the key
+            value = dict(value)
         out[key] = value
     return out
 
@@ -122,5 +129,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         merged = {k: v for k, v in overrides.items() if v is not None}
         if "policy" in merged:
             merged["policy"] = {**cfg.policy, **merged["policy"]}
+        if "safety" in merged:
+            merged["safety"] = {**cfg.safety, **merged["safety"]}
         cfg = cfg.replace(**merged)
     return cfg

@@ -27,9 +27,8 @@ from frankateach.messages import CameraFrame
 from oculus_server.errors import RecordingError
 from oculus_server.recording import encode as E
 from oculus_server.recording import schemas as S
-from oculus_server.recording.record import Event, RecordTick
 from oculus_server.recording.sink import DurableFile, Opener, fsync_dir, open_exclusive
-from oculus_server.vr.source import LEFT_ANALOG, LEFT_BOOLS, RIGHT_ANALOG, RIGHT_BOOLS, VRSample
+from oculus_server.types import LEFT_ANALOG, LEFT_BOOLS, RIGHT_ANALOG, RIGHT_BOOLS, Event, RecordTick, VRSample
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +300,11 @@ class EpisodeWriter:
                 self._write_frame(str(name), frame, tick_ns)
         for event in tick.events:
             self.write_event(event)
+        for record in tick.safety:
+            ns = E.to_ns(record.t_wall) or tick_ns
+            body = E.safety_body(ns, record.kind, record.message, record.command_seq, record.source,
+                                 record.requested, record.sent, record.amount)
+            self._add(S.TOPIC_SAFETY, E.dumps(body), ns, ns)
         if tick.rates or tick.counters:
             self._write_timing(tick, tick_ns)
         if time.monotonic() - self._last_flush >= self.flush_period_s:

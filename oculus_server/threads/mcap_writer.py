@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 from oculus_server.errors import RecordingError
-from oculus_server.recording.record import RecordTick
 from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.threads.recorder import EpisodeStart, EpisodeStop
+from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
 
 log = logging.getLogger(__name__)
 
