@@ -261,6 +261,7 @@ class CommandGate:
         if not _inside(out_pos, self._lo, self._hi):
             # Only possible with no earlier target: the arm stands outside the box by more than
             # one step, and moving it in would take a bigger step than allowed: send nothing.
+            records[:] = [r for r in records if r.kind not in (kinds.BOX, kinds.STEP_POS, kinds.STEP_ROT)]
             if not self._outside:
                 out = distance(m_pos, clamp_box(m_pos, self._lo, self._hi))
                 note(kinds.OUTSIDE_BOX, f"the arm is at {_fmt(m_pos)}, {out:.3f} m outside the workspace box "

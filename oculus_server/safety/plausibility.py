@@ -134,7 +134,7 @@ class StateCheck:
         if not math.isfinite(g):
             return f"non-finite gripper {s.gripper!r}", None
         lo, hi = self._env_lo, self._env_hi
-        out = math.sqrt(sum(max(lo[i] - pos[i], 0.0, pos[i] - hi[i]) ** 2 for i in range(3)))
+        out = math.hypot(*(max(lo[i] - pos[i], 0.0, pos[i] - hi[i]) for i in range(3)))
         if out > 0.0:
             return (
                 f"position ({pos[0]:.3f}, {pos[1]:.3f}, {pos[2]:.3f}) m is {out + self.config.envelope_margin_m:.3f} m "

@@ -38,8 +38,8 @@ def clamp_box(pos: Sequence[float], lo: Sequence[float], hi: Sequence[float]) ->
 
 
 def distance(a: Sequence[float], b: Sequence[float]) -> float:
-    """Euclidean distance of two (3,) points, metres."""
-    return math.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2)
+    """Euclidean distance of two (3,) points, metres (no overflow for huge coordinates)."""
+    return math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2])
 
 
 def step_toward(start: Sequence[float], goal: Sequence[float], max_step: float) -> tuple[Vec3, bool]:

@@ -189,7 +189,7 @@ class ControlThread(RateThread):
         for r in records:
             if r.kind in (kinds.OUTSIDE_BOX, kinds.REFUSED_NONFINITE, kinds.REFUSED_QUAT):
                 log.warning("safety: %s", r.message)
-                self.state.add_event("safety_warning", r.message, kind=r.kind)
+                self.state.add_event("safety_warning", r.message, intervention=r.kind)
 
     def _publish_status(self, held: str, sending: bool) -> None:
         status = SafetyStatus(held=held, fault=self.check.fault_reason, sending=sending)
