@@ -1,11 +1,10 @@
-"""Helpers for the command-path tests: states, views, gated commands, a hostile robot backend."""
+"""Helpers for the command-path tests: states, views, proposals, real gated commands."""
 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -13,7 +12,6 @@ from frankateach.messages import FrankaState
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import CommandGate, GatedCommand, Proposal, RobotView
 from oculus_server.types import ControlMode, RobotObservation
-from tests.robot_fakes import KinematicBackend
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # hand pointing down (180° about x), xyzw
 HOME = np.array([0.45, 0.0, 0.3])
@@ -62,36 +60,3 @@ class CommandFactory:
         result = self.gate.admit(move(pos), view(obs), now)
         assert result.command is not None, result
         return result.command
-
-
-class HostileBackend(KinematicBackend):
-    """A kinematic robot that *reports* whatever `script(k, true_pos)` returns for its k-th state.
-
-    `script` returns (pos, quat) to report, or None to report the truth. The arm itself still
-    teleports to each target it receives (`actions` lists them, `true_positions` where it went).
-    """
-
-    name = "hostile-test-robot"
-
-    def __init__(self, script: Callable[[int, np.ndarray], tuple[Sequence[float], Sequence[float]] | None],
-                 pos: Sequence[float] = HOME, quat: Sequence[float] = DOWN) -> None:
-        super().__init__(pos=tuple(pos), quat=tuple(quat))
-        self.script = script
-        self.reads = 0
-        self.reported: list[np.ndarray] = []
-        self._script_lock = threading.Lock()
-
-    def read_state(self) -> FrankaState:
-        truth = super().read_state()
-        with self._script_lock:
-            k = self.reads
-            self.reads += 1
-        lie = self.script(k, truth.pos.copy())
-        if lie is None:
-            state = truth
-        else:
-            state = FrankaState(np.array(lie[0], dtype=float), np.array(lie[1], dtype=float), truth.gripper,
-                                truth.timestamp, True, truth.joint_positions)
-        with self._script_lock:
-            self.reported.append(np.array(state.pos))
-        return state
