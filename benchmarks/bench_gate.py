@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from frankateach.messages import FrankaState  # noqa: E402
-from oculus_server.safety.config import SafetyConfig  # noqa: E402
-from oculus_server.safety.gate import CommandGate, Proposal, RobotView  # noqa: E402
-from oculus_server.safety.plausibility import StateCheck  # noqa: E402
-from oculus_server.types import ControlMode, RobotObservation  # noqa: E402
+from frankateach.messages import FrankaState
+from oculus_server.safety.config import SafetyConfig
+from oculus_server.safety.gate import CommandGate, Proposal, RobotView
+from oculus_server.safety.plausibility import StateCheck
+from oculus_server.types import ControlMode, RobotObservation
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 

@@ -28,17 +28,20 @@ times `time.monotonic()` seconds unless the name says wall (`time.time()`).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any
 
 import numpy as np
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.timing import RateSnapshot
 
+Vector = Sequence[float] | np.ndarray  # a (n,) vector given as a sequence of floats or an array
+
 # --- VR -----------------------------------------------------------------------------------------
 
-ButtonValue = Union[bool, float, tuple[float, float]]
+ButtonValue = bool | float | tuple[float, float]
 
 # Button names, as oculus_reader exposes them. Booleans: A B RTr RG RThU RJ (right),
 # X Y LTr LG LThU LJ (left). Analog: rightTrig rightGrip leftTrig leftGrip (plain floats here,

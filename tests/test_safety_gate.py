@@ -11,7 +11,13 @@ from scipy.spatial.transform import Rotation as R
 from oculus_server.errors import SafetyError
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
-from oculus_server.safety.gate import CommandGate, GatedCommand, Proposal, RobotView, check_gated
+from oculus_server.safety.gate import (
+    CommandGate,
+    GatedCommand,
+    Proposal,
+    RobotView,
+    check_gated,
+)
 from oculus_server.types import ControlMode, RobotCommand
 from tests.control_fakes import DOWN, HOME, move, observation, rest, view
 

@@ -16,6 +16,7 @@ official MCAP reader.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,19 @@ from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
 from oculus_server.daemon import Daemon
 from oculus_server.recording.schemas import TOPIC_COMMAND, TOPIC_EVENTS, TOPIC_SAFETY
 from oculus_server.vr import make_source
-from tests.daemon_fakes import ManualSource, daemon_config, finished_files, read_episode, wait_for
-from tests.robot_fakes import HostileBackend, KinematicBackend, free_port_block, start_wire_log_server
+from tests.daemon_fakes import (
+    ManualSource,
+    daemon_config,
+    finished_files,
+    read_episode,
+    wait_for,
+)
+from tests.robot_fakes import (
+    HostileBackend,
+    KinematicBackend,
+    free_port_block,
+    start_wire_log_server,
+)
 
 DOWN = (1.0, 0.0, 0.0, 0.0)
 HZ = 40.0
@@ -60,7 +72,7 @@ def _run(daemon: Daemon, seconds: float) -> int:
 def _wire_steps_within_limits(wire) -> float:
     """Largest step between consecutive wire targets, per control period between their making."""
     worst = 0.0
-    for (_, a), (_, b) in zip(wire, wire[1:]):
+    for (_, a), (_, b) in itertools.pairwise(wire):
         periods = max(1, round((b.timestamp - a.timestamp) * HZ))  # the robot thread may skip some
         worst = max(worst, float(np.linalg.norm(np.asarray(b.pos) - np.asarray(a.pos))) / periods)
     return worst

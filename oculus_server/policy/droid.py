@@ -25,7 +25,7 @@ robot base frame; metres, radians, xyzw.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

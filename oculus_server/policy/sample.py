@@ -13,7 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frankateach.constants import VR_BOTTOM_ROW_TOL, VR_MAX_HAND_DISTANCE_M, VR_RIGID_TOL
+from frankateach.constants import (
+    VR_BOTTOM_ROW_TOL,
+    VR_MAX_HAND_DISTANCE_M,
+    VR_RIGID_TOL,
+)
 from oculus_server.types import VRSample
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,10 +45,15 @@ from frankateach.messages import FrankaAction
 from oculus_server.errors import OculusServerError
 from oculus_server.policy.calibration import ForwardCalibration
 from oculus_server.policy.config import PolicyConfig
-from oculus_server.policy.droid import all_finite, droid_action, velocity_to_target, vr_state
+from oculus_server.policy.droid import (
+    all_finite,
+    droid_action,
+    velocity_to_target,
+    vr_state,
+)
 from oculus_server.policy.sample import SampleKeys, parse_sample
 from oculus_server.transforms import Quat, quat_normalize
-from oculus_server.types import ControlMode, VRSample
+from oculus_server.types import ControlMode, Vector, VRSample
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +181,11 @@ class VRPolicy:
         self,
         sample: VRSample | None,
         *,
-        robot_pos: Sequence[float],
-        robot_quat: Sequence[float],
+        robot_pos: Vector,
+        robot_quat: Vector,
         robot_gripper: float,
-        reference_pos: Sequence[float],
-        reference_quat: Sequence[float],
+        reference_pos: Vector,
+        reference_quat: Vector,
         mode: ControlMode,
         now: float,
         timestamp: float,
@@ -426,7 +431,7 @@ class VRPolicy:
         )
 
 
-def _floats(v: Sequence[float], n: int, name: str) -> tuple[float, ...]:
+def _floats(v: Vector, n: int, name: str) -> tuple[float, ...]:
     """(n,) sequence → tuple of floats; raises PolicyError on a wrong length or type."""
     if isinstance(v, np.ndarray) and v.ndim != 1:
         raise PolicyError(f"{name}: expected {n} numbers, got an array of shape {v.shape}")

@@ -8,7 +8,14 @@
 """
 
 from oculus_server.safety.config import SafetyConfig
-from oculus_server.safety.gate import CommandGate, GatedCommand, GateResult, Proposal, RobotView, check_gated
+from oculus_server.safety.gate import (
+    CommandGate,
+    GatedCommand,
+    GateResult,
+    Proposal,
+    RobotView,
+    check_gated,
+)
 from oculus_server.safety.plausibility import StateCheck, Verdict
 
 __all__ = [

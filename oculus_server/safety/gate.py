@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -36,9 +36,24 @@ from frankateach.messages import FrankaAction
 from oculus_server.errors import SafetyError
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
-from oculus_server.safety.pose import Vec3, angle_between, as_floats, clamp_box, distance, finite, step_toward, turn_toward
+from oculus_server.safety.pose import (
+    Vec3,
+    angle_between,
+    as_floats,
+    clamp_box,
+    distance,
+    finite,
+    step_toward,
+    turn_toward,
+)
 from oculus_server.transforms import Quat
-from oculus_server.types import ControlMode, RobotCommand, RobotObservation, SafetyRecord
+from oculus_server.types import (
+    ControlMode,
+    RobotCommand,
+    RobotObservation,
+    SafetyRecord,
+    Vector,
+)
 
 Pose = tuple[Vec3, Quat]
 _BOX_TOL_M = 1e-9  # float slack when checking "inside the box"
@@ -68,10 +83,10 @@ class Proposal:
 
     source: str
     engaged: bool
-    pos: Sequence[float] | None = None
-    quat: Sequence[float] | None = None
+    pos: Vector | None = None
+    quat: Vector | None = None
     gripper: float = math.nan
-    action: Sequence[float] | None = None
+    action: Vector | None = None
     reset: bool = False
     vr_seq: int = -1
     vr_t_recv: float = math.nan
@@ -214,8 +229,9 @@ class CommandGate:
         m_pos, m_quat = _measured_pose(view.obs)
         records: list[SafetyRecord] = []
 
-        def note(kind: str, message: str, requested: Sequence[float] = (), amount: float = 1.0) -> None:
-            req = tuple(float(v) for v in requested) if len(requested) == 3 and finite(requested) else ()
+        def note(kind: str, message: str, requested: Vector = (), amount: float = 1.0) -> None:
+            req = as_floats(requested, 3) or ()
+            req = req if finite(req) else ()
             records.append(SafetyRecord(kind, message, wall, -1, proposal.source, req, (), float(amount)))
 
         hold = not proposal.engaged or proposal.reset
@@ -372,7 +388,7 @@ def _proposed_pose(p: Proposal) -> tuple[Pose | None, str]:
     return ((pos[0], pos[1], pos[2]), unit), note
 
 
-def _action(action: Sequence[float] | None) -> np.ndarray:
+def _action(action: Vector | None) -> np.ndarray:
     """(7,) read-only action; zeros when holding or when the proposal's action is unusable."""
     out = np.zeros(7)
     if action is not None:

@@ -7,7 +7,7 @@ than numpy for vectors this small.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from oculus_server.transforms import Quat, quat_mul, quat_normalize
 

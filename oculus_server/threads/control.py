@@ -22,7 +22,7 @@ import logging
 import math
 import queue
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from frankateach.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from frankateach.timing import MONOTONIC, Clock
@@ -34,7 +34,7 @@ from oculus_server.safety.plausibility import StateCheck, Verdict
 from oculus_server.state import SafetyStatus, SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest, take_newest
-from oculus_server.types import ControlMode, RobotObservation, SafetyRecord
+from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ class ControlThread(RateThread):
 
         sample = self.state.vr()
         last = self.gate.last_sent
-        if view.mode is ControlMode.REAL_TIME or last is None:
-            ref_pos, ref_quat = obs.state.pos, obs.state.quat
-        else:
+        ref_pos: Vector = obs.state.pos
+        ref_quat: Vector = obs.state.quat
+        if view.mode is ControlMode.PREDICTIVE and last is not None:
             ref_pos, ref_quat = last
         out = self.policy.step(
             sample,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError
