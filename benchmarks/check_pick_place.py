@@ -2,7 +2,8 @@
 
     python benchmarks/check_pick_place.py recordings/success/NAME.mcap
 
-The trajectory's phases (`oculus_server.vr.trajectories.PICK_PLACE_TIMES`) are aligned on the
+The trajectory's phases (`oculus_server.vr.trajectories.PICK_PLACE_TIMES`, first run of
+`scripted:pick_place`) are aligned on the
 recorded grip press (the `RG` rising edge on /vr/buttons, trajectory time GRIP_PRESS_T); the
 measured hand position (/robot/ee_pose) at the end of each phase is compared with the expected
 robot-frame displacement, and the measured gripper (finger opening on /robot/joint_states) with
@@ -22,15 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from oculus_server.recording.reader import RecordingReader  # noqa: E402
-from oculus_server.vr.trajectories import GRIP_PRESS_T, PICK_PLACE_TIMES  # noqa: E402
+from oculus_server.vr.trajectories import (  # noqa: E402
+    GRIP_PRESS_T,
+    MOVE_PHASES,
+    PICK_PLACE_TIMES,
+    PICK_PLACE_WAYPOINTS,
+)
 
-# Cumulative expected hand displacement (m, robot base frame) at the end of each phase.
-EXPECTED = {
-    "forward": (0.15, 0.0, 0.0),
-    "down": (0.15, 0.0, -0.10),
-    "lift": (0.15, 0.0, 0.0),
-    "sideways": (0.15, 0.15, 0.0),
-}
+# Cumulative expected hand displacement (m, robot base frame) at the end of each move phase.
+EXPECTED = {phase: tuple(PICK_PLACE_WAYPOINTS[phase]) for phase in MOVE_PHASES}
 
 
 def main() -> int:

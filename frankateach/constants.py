@@ -14,6 +14,7 @@ STATE_PORT = 8900  # PUB: measured FrankaState at STATE_PUB_FREQ
 CONTROL_PORT = 8901  # REP: FrankaAction or b"get_state" -> FrankaState
 COMMANDED_STATE_PORT = 8902  # PUB: the (clamped) target the robot is following
 CAM_PORT_OFFSET = 10005  # PUB: camera `i` publishes JPEG frames on CAM_PORT_OFFSET + i
+SIM_STATE_PORT = 8903  # PUB (simulator only, --sim-state-port): its state blob, for the VLA arena
 GET_STATE = b"get_state"
 MAX_MESSAGE_BYTES = 64 * 1024  # control messages larger than this are rejected unread
 REQUEST_TIMEOUT_S = 1.0  # every REQ call gives up after this long and rebuilds its socket
@@ -57,6 +58,7 @@ SIM_CAMERA_HEIGHT = 240
 SIM_CAMERA_FPS = 15.0
 SIM_JPEG_QUALITY = 85
 SIM_CAMERAS = ("front", "wrist")  # camera id i -> port CAM_PORT_OFFSET + i
+SIM_STATE_PERIOD_S = 1.0  # the simulator publishes its state blob this often (recorded on /sim/state)
 
 # --- VR / policy ----------------------------------------------------------------------------------
 VR_LINK_TIMEOUT_S = 0.5  # no new VR sample for this long -> movement disabled

@@ -18,6 +18,7 @@ import zmq
 
 from frankateach.constants import REQUEST_TIMEOUT_S
 from frankateach.errors import RobotTimeoutError
+from frankateach.port_holder import PortInUseError, describe_port_in_use, is_address_in_use
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,21 @@ log = logging.getLogger(__name__)
 def endpoint(host: str, port: int) -> str:
     """Returns the tcp endpoint for `host`:`port`."""
     return f"tcp://{host}:{port}"
+
+
+def bind(sock: zmq.Socket, host: str, port: int, role: str) -> None:
+    """Binds `sock` to `host`:`port`; a port in use raises `PortInUseError` naming its holder.
+
+    Args:
+        role: what the port is for ("state", "camera 0", ...), for the message.
+    """
+    try:
+        sock.bind(endpoint(host, port))
+    except zmq.ZMQError as exc:
+        if is_address_in_use(exc):
+            sock.close(linger=0)
+            raise PortInUseError(describe_port_in_use(host, port, role)) from None
+        raise
 
 
 class ReqClient:
@@ -117,7 +133,7 @@ def serve_rep(
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.REP)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(endpoint(host, port))
+    bind(sock, host, port, "control")
     if ready is not None:
         ready.set()
     try:
@@ -132,14 +148,20 @@ def serve_rep(
 
 
 class Publisher:
-    """A PUB socket that never blocks: when subscribers are slow, messages are dropped."""
+    """A PUB socket that never blocks: when subscribers are slow, messages are dropped.
 
-    def __init__(self, host: str, port: int, hwm: int = 4, context: zmq.Context | None = None) -> None:
+    Raises:
+        PortInUseError: the port is taken (the message names the holding process).
+    """
+
+    def __init__(
+        self, host: str, port: int, hwm: int = 4, context: zmq.Context | None = None, role: str = "publisher"
+    ) -> None:
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
-        self._sock.bind(endpoint(host, port))
+        bind(self._sock, host, port, role)
         self.dropped = 0
 
     def publish(self, payload: bytes) -> None:
@@ -153,20 +175,32 @@ class Publisher:
         self._sock.close(linger=0)
 
 
+def sub_socket(
+    host: str, port: int, conflate: bool = True, topic: bytes = b"", context: zmq.Context | None = None
+) -> zmq.Socket:
+    """A connected SUB socket: no linger, a 2-message buffer, newest-only when `conflate`.
+
+    Args:
+        topic: prefix filter (b"" for everything; e.g. Franka-Teach's b"robot_state").
+    """
+    sock = (context or zmq.Context.instance()).socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if conflate:
+        sock.setsockopt(zmq.CONFLATE, 1)
+    sock.setsockopt(zmq.RCVHWM, 2)
+    sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint(host, port))
+    return sock
+
+
 class Subscriber:
     """A SUB socket that keeps only the newest message; every receive has a timeout."""
 
     def __init__(
-        self, host: str, port: int, conflate: bool = True, context: zmq.Context | None = None
+        self, host: str, port: int, conflate: bool = True, context: zmq.Context | None = None,
+        topic: bytes = b"",
     ) -> None:
-        self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        if conflate:
-            self._sock.setsockopt(zmq.CONFLATE, 1)
-        self._sock.setsockopt(zmq.RCVHWM, 2)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.connect(endpoint(host, port))
+        self._sock = sub_socket(host, port, conflate, topic, context)
 
     def recv(self, timeout_s: float) -> bytes | None:
         """Returns the newest message, or None if none arrived within `timeout_s`."""

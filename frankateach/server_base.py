@@ -31,6 +31,7 @@ from frankateach.constants import (
 from frankateach.errors import FrankaTeachError
 from frankateach.messages import Codec, FrankaAction, FrankaState, MsgpackCodec
 from frankateach.network import Publisher, serve_rep
+from frankateach.port_holder import PortInUseError
 from frankateach.timing import Ticker
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class RobotServer:
             if self._commanded_pub is not None:
                 commanded = self.backend.commanded_state()
                 if commanded is not None:
-                    self._commanded_pub.publish(self.codec.encode(commanded))
+                    self._commanded_pub.publish(self.codec.encode_commanded_feed(commanded))
             if self.latency_s > 0:
                 time.sleep(self.latency_s)
             return self.codec.encode(self.backend.read_state())
@@ -123,10 +124,16 @@ class RobotServer:
             return self._error(f"internal error: {exc.__class__.__name__}: {exc}")
 
     def _error(self, message: str) -> bytes:
+        """An error reply; it carries the current state when there is one, so that peers which
+        can only read a state (unmodified Franka-Teach clients, pickle codec) survive it."""
         self.errors += 1
         self.last_error = message
         log.warning("rejected request: %s", message)
-        return self.codec.encode_error(message)
+        try:
+            state: FrankaState | None = self.backend.read_state()
+        except Exception:  # noqa: BLE001 - no state to attach: the codec's bare error reply
+            state = None
+        return self.codec.encode_error(message, state)
 
     # -- threads --------------------------------------------------------------------------------
     def _publish_state(self, pub: Publisher) -> None:
@@ -134,7 +141,7 @@ class RobotServer:
         try:
             while ticker.wait(self.stop_event):
                 try:
-                    pub.publish(self.codec.encode(self.backend.read_state()))
+                    pub.publish(self.codec.encode_state_feed(self.backend.read_state()))
                 except FrankaTeachError as exc:  # e.g. no state yet: skip this tick, keep going
                     log.debug("state publisher skipped a tick: %s", exc)
         finally:
@@ -144,13 +151,13 @@ class RobotServer:
         """Binds all sockets and starts serving in background threads.
 
         Raises:
-            zmq.ZMQError: a publisher port is already in use (raised here, not in a thread).
+            PortInUseError: a port is taken (raised here, not in a thread; names the holder).
             FrankaTeachError: the control port could not be bound.
         """
         # Bind the publishers here so a port clash fails loudly instead of killing a thread.
-        state_pub = Publisher(self.host, self.state_port)
+        state_pub = Publisher(self.host, self.state_port, role="state")
         try:
-            self._commanded_pub = Publisher(self.host, self.commanded_port)
+            self._commanded_pub = Publisher(self.host, self.commanded_port, role="commanded state")
         except Exception:
             state_pub.close()
             raise
@@ -160,7 +167,7 @@ class RobotServer:
         def serve() -> None:
             try:
                 serve_rep(self.host, self.control_port, self.handle, self.stop_event, ready=ready)
-            except zmq.ZMQError as exc:  # bind failed (or the socket died): report it to start()
+            except (zmq.ZMQError, FrankaTeachError) as exc:  # bind failed (or the socket died)
                 bind_error.append(exc)
                 if ready.is_set():
                     log.error("control socket failed: %s", exc)
@@ -176,6 +183,8 @@ class RobotServer:
         while not ready.wait(0.05):
             if not rep.is_alive() or time.monotonic() > deadline:  # the bind raised in the thread
                 self.stop()
+                if bind_error and isinstance(bind_error[0], PortInUseError):
+                    raise bind_error[0]
                 cause = f": {bind_error[0]}" if bind_error else ""
                 raise FrankaTeachError(
                     f"could not bind control port {self.control_port} on {self.host}{cause}"

@@ -89,6 +89,7 @@ class RateSnapshot:
 
 
 HIST_BIN_MS = 0.01  # whole-run jitter histogram resolution
+EVENT_IDLE_S = 1.0  # an event-driven loop silent this long (and 3 periods) shows 0 Hz
 HIST_BINS = 10_000  # up to 100 ms; longer periods land in the last bin (max stays exact)
 
 
@@ -141,6 +142,11 @@ class RateStats:
             span = (self._last - self._first) if self._first is not None and self._last is not None else 0.0
         if periods.size:
             achieved = 1.0 / float(periods.mean())
+            # An event-driven loop (target 0, e.g. camera frames, ticked with time.monotonic())
+            # that stopped ticking shows 0 Hz, not its old rate, once the silence is clearly long.
+            last = self._last if self._last is not None else 0.0
+            if self.target_hz <= 0 and time.monotonic() - last > max(EVENT_IDLE_S, 3.0 / achieved):
+                achieved = 0.0
             jitter = np.abs(periods - self._period) * 1e3 if math.isfinite(self._period) else periods * 0
             p50, p99, pmax = (float(np.percentile(jitter, 50)), float(np.percentile(jitter, 99)), float(jitter.max()))
         else:

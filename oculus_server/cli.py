@@ -13,6 +13,9 @@ from pathlib import Path
 
 from oculus_server.config import DaemonConfig, load_config
 from oculus_server.errors import ConfigError, OculusServerError
+from oculus_server.recording.leftovers import recover_leftovers
+
+__all__ = ["build_parser", "choose_source_spec", "config_from_args", "main", "recover_leftovers", "run"]
 
 log = logging.getLogger("oculus_server")
 
@@ -63,9 +66,24 @@ OVERRIDE_KEYS = (
 )
 
 
+def flag_names(parser: argparse.ArgumentParser | None = None) -> dict[str, str]:
+    """Config key → the flag that sets it (e.g. "record_hz" → "--record-hz"), for messages."""
+    names: dict[str, str] = {}
+    for action in (parser or build_parser())._actions:
+        if action.dest in OVERRIDE_KEYS and action.option_strings and action.dest not in names:
+            names[action.dest] = "/".join(action.option_strings)
+    return names
+
+
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    """The config file (or configs/default.yaml) with the flags that were given applied.
+
+    Raises:
+        ConfigError: a bad file or value; the message names the key or flag, the value and
+            what is allowed.
+    """
     overrides = {k: getattr(args, k) for k in OVERRIDE_KEYS}
-    return load_config(args.config, overrides)
+    return load_config(args.config, overrides, flag_names())
 
 
 def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
@@ -78,34 +96,7 @@ def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
         return "quest", ""
     if sys.stdin.isatty():
         return "keyboard", "no Quest headset found over adb: using the keyboard (see the key help)"
-    return "scripted:pick_place", "no Quest headset found and no terminal: using the scripted pick-and-place demo"
-
-
-def recover_leftovers(directory: Path) -> list[Path]:
-    """Recovers `*.mcap.partial` files a crashed run left behind into `directory/failure/`.
-
-    Returns the recovered files. A file that cannot be recovered is left where it is, with a
-    message saying how to retry by hand.
-    """
-    from oculus_server.recording.recover import find_partials, recover
-
-    out: list[Path] = []
-    for partial in find_partials(directory):
-        try:
-            report = recover(partial)
-        except Exception as exc:  # noqa: BLE001 - never block start-up on an old file
-            log.warning("could not recover %s: %s (try: teleop-replay recover %s)", partial, exc, partial)
-            continue
-        if report.output is None:
-            log.warning("leftover %s holds nothing recoverable: %s", partial, report.describe())
-            continue
-        dest_dir = directory / "failure"
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / report.output.name
-        os.replace(report.output, dest)
-        out.append(dest)
-        log.warning("recovered a recording left by a crashed run -> %s: %s", dest, report.describe())
-    return out
+    return "scripted:pick_place@loop=1", "no Quest headset found and no terminal: looping the scripted pick-and-place demo until Ctrl-C"
 
 
 def setup_logging(level: str, rich_console: bool) -> None:
@@ -129,6 +120,7 @@ def run(cfg: DaemonConfig) -> int:
     """Runs one daemon (no hot reload); returns the exit code."""
     from oculus_server import dashboard
     from oculus_server.daemon import Daemon
+    from oculus_server.recording.sim_scene import SimSceneFetch
     from oculus_server.sim_process import SimProcess
     from oculus_server.vr import make_source
 
@@ -136,10 +128,13 @@ def run(cfg: DaemonConfig) -> int:
     # Until the daemon's own handler is installed, SIGTERM unwinds (exit 143) so the simulator is stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     sim = None
+    # The simulated scene (MJCF + camera mounts) is described by a child process while the
+    # simulator starts, so the daemon never builds the MuJoCo model itself.
+    scene = SimSceneFetch().start() if cfg.debug and cfg.record else None
     try:
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
             sim.start()
             cfg = cfg.replace(robot_host="127.0.0.1")
         spec, why = choose_source_spec(cfg)
@@ -148,7 +143,7 @@ def run(cfg: DaemonConfig) -> int:
         if spec != cfg.vr_source:
             cfg = cfg.replace(vr_source=spec)
         source = make_source(spec, left=cfg.left_controller, ip=cfg.quest_ip)
-        daemon = Daemon(cfg, source)
+        daemon = Daemon(cfg, source, sim_scene=scene)
 
         def on_signal(signum: int, _frame: object) -> None:
             daemon.stop_event.set()  # only this: the main loop does the rest
@@ -177,6 +172,8 @@ def run(cfg: DaemonConfig) -> int:
             log.info("recording saved: %s", path)
         return code
     finally:
+        if scene is not None:
+            scene.close()
         if sim is not None:
             sim.stop()
 
@@ -218,7 +215,7 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
     sim = None
     if cfg.debug and cfg.start_sim:
         sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset)
+                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
         try:
             sim.start()
         except BaseException:
@@ -253,6 +250,7 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the daemon; returns the exit code (2: bad flag or config, 130: Ctrl-C at start-up)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
@@ -272,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     except OculusServerError as exc:
         log.error("%s", exc)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the daemon's own handler (e.g. while the sim starts)
+        log.warning("interrupted during start-up: nothing was recorded")
+        return 130
 
 
 if __name__ == "__main__":

@@ -26,27 +26,32 @@ import gc
 import logging
 import platform
 import queue
-import shutil
 import sys
 import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Callable
-
-import yaml
+from typing import Any
 
 from frankateach.client import RobotClient
-from frankateach.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE, RESPONSE_QUEUE_SIZE
+from frankateach.constants import (
+    COMMAND_QUEUE_SIZE,
+    MCAP_QUEUE_SIZE,
+    RESPONSE_QUEUE_SIZE,
+)
 from frankateach.messages import make_codec
 from oculus_server import __version__
 from oculus_server.config import DaemonConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
+from oculus_server.recording.sim_scene import SimSceneFetch
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
+from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.realtime import reset_normal, try_realtime
@@ -75,12 +80,15 @@ def safety_config(cfg: DaemonConfig) -> SafetyConfig:
     return SafetyConfig.from_dict(cfg.safety)
 
 
-def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, str]:
-    """The start-of-recording metadata: who, what, which robot, config, versions, rates."""
-    import mcap
-    import mujoco
-    import numpy
+def _version(dist: str) -> str:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return "?"
 
+
+def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, Any]:
+    """The start-of-recording metadata: who, what, which robot, config (JSON), versions, rates."""
     return {
         "operator": cfg.operator,
         "task": cfg.task,
@@ -90,26 +98,29 @@ def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, str]:
         "controller": "left" if cfg.left_controller else "right",
         "mode": "performance" if cfg.performance else "default",
         "rates_hz": f"vr={cfg.vr_hz} control={cfg.effective_control_hz} record={cfg.record_hz}",
-        "config": yaml.safe_dump(asdict(cfg), sort_keys=True),
+        "config": cfg.to_dict(),
         "versions": (
             f"oculus_server={__version__} python={platform.python_version()} "
-            f"mcap={getattr(mcap, '__version__', '?')} mujoco={mujoco.__version__} numpy={numpy.__version__}"
+            f"mcap={_version('mcap')} mujoco={_version('mujoco')} numpy={_version('numpy')}"
         ),
         "host": platform.node(),
     }
 
 
-def robot_model_attachment() -> list[tuple[str, str, bytes]]:
-    """The simulated Panda's MJCF as an attachment (empty if the model cannot be built)."""
-    try:
-        from frankateach.sim.model import build_spec
+def policy_gains(pc: PolicyConfig) -> dict[str, float]:
+    """The policy's gains and step limits, shown on every /control/mode message."""
+    return {
+        "pos_action_gain": pc.pos_action_gain,
+        "rot_action_gain": pc.rot_action_gain,
+        "gripper_action_gain": pc.gripper_action_gain,
+        "max_lin_delta_m": pc.max_lin_delta,
+        "max_rot_delta_rad": pc.max_rot_delta,
+        "spatial_coeff": pc.spatial_coeff,
+        "control_hz": pc.control_hz,
+    }
 
-        spec = build_spec()
-        spec.compile()
-        return [("panda_scene.xml", "application/xml", spec.to_xml().encode())]
-    except Exception as exc:  # noqa: BLE001 - an attachment is a nicety, never a failure
-        log.debug("no robot model attachment: %s", exc)
-        return []
+
+SCENE_WAIT_S = 20.0  # the first episode waits this long at most for the simulator's scene
 
 
 class Daemon:
@@ -120,6 +131,8 @@ class Daemon:
         source: the VR source (built by the CLI from `cfg.vr_source`).
         client_factory: builds the robot client (default: `RobotClient` to cfg's host/port).
         writer_factory: builds an `EpisodeWriter` for a path and metadata.
+        sim_scene: the simulator's scene being described (with --debug; started here if None).
+            Its MJCF is attached to recordings of the simulated robot only.
     """
 
     def __init__(
@@ -128,6 +141,7 @@ class Daemon:
         source: VRSource,
         client_factory: Callable[[], RobotClient] | None = None,
         writer_factory: WriterFactory | None = None,
+        sim_scene: SimSceneFetch | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -145,11 +159,12 @@ class Daemon:
             lambda: RobotClient(cfg.robot_host, cfg.robot_port, codec=codec, timeout_s=cfg.request_timeout_s)
         )
         metadata = recording_metadata(cfg, source)
-        attachments = robot_model_attachment() if cfg.record else []
-        self.writer_factory = writer_factory or (
-            lambda path, meta: EpisodeWriter(path, meta, attachments=attachments)
-        )
-        self.policy = VRPolicy(policy_config(cfg))
+        pc = policy_config(cfg)
+        self._own_scene = sim_scene is None and cfg.debug and cfg.record and writer_factory is None
+        self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
+        self._gains = policy_gains(pc)
+        self.writer_factory = writer_factory or self._make_writer
+        self.policy = VRPolicy(pc)
         self.safety = safety_config(cfg)
         sv, st = self.supervisor, self.state
         rt = cfg.realtime_priority
@@ -165,6 +180,7 @@ class Daemon:
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
+            robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}",
         )
         self.writer = McapWriterThread(
             self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
@@ -178,10 +194,27 @@ class Daemon:
             self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
                                         port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2))
             self.loop_threads.append(self.cameras)
+        # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
+        self.sim_state: SimStateThread | None = None
+        if cfg.debug:
+            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st)
+            self.loop_threads.append(self.sim_state)
 
     @property
     def threads(self) -> list[DaemonThread]:
         return [*self.loop_threads, self.writer]
+
+    def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
+        """The default writer factory (runs in the MCAP-writer thread)."""
+        scene = None
+        if self.sim_scene is not None:
+            scene = self.sim_scene.result(SCENE_WAIT_S)
+            if scene is None:
+                log.warning("recording %s without the simulator's scene (%s)", path.name,
+                            self.sim_scene.error or "not ready")
+        mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
+        return EpisodeWriter(path, meta, attachments=scene.attachments() if scene else (),
+                             policy_gains=self._gains, camera_mounts=mounts)
 
     def start(self) -> None:
         """Starts every thread."""
@@ -235,10 +268,20 @@ class Daemon:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
         reset_normal()  # the main thread goes back to normal scheduling
         sys.setswitchinterval(self._switch_interval)
+        if self._own_scene and self.sim_scene is not None:
+            self.sim_scene.close()
         failures = self.supervisor.failures()
         for f in failures:
             log.error("thread '%s' failed: %s\n%s", f.thread, f.error, f.traceback)
-        return 1 if failures or alive else 0
+        faults = self.writer.faults
+        for fault in faults:
+            log.error("recording fault: %s", fault.describe())
+        never = self.state.robot() is None
+        if never:
+            link = self.state.link()
+            log.error("the robot at %s:%d never answered (%d requests timed out, %d failed): nothing "
+                      "was received from it", self.cfg.robot_host, self.cfg.robot_port, link.timeouts, link.errors)
+        return 1 if failures or alive or faults or never else 0
 
     def run(self, tick: Callable[[], None] | None = None) -> int:
         """start + wait + shutdown."""
@@ -251,13 +294,7 @@ class Daemon:
 
 
 def adb_headset_present(serial_or_ip: str | None = None) -> bool:
-    """True if the `adb` binary exists and lists at least one device in 'device' state."""
-    import subprocess
+    """True if adb lists a ready headset (see `oculus_server.vr.quest.headset_present`)."""
+    from oculus_server.vr.quest import headset_present
 
-    if shutil.which("adb") is None:
-        return False
-    try:
-        out = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return any(line.strip().endswith("\tdevice") for line in out.splitlines()[1:])
+    return headset_present(serial_or_ip)

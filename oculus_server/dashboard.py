@@ -19,11 +19,16 @@ from oculus_server.types import ControlMode
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras")
 
 
-def _f(x: float, fmt: str = ".1f", none: str = "–") -> str:
-    return none if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+def _f(x: object, fmt: str = ".1f", none: str = "–") -> str:
+    """`x` formatted, or `none` for None, NaN/inf and values that are not numbers (e.g. a tuple)."""
+    if isinstance(x, (tuple, list)) and x:
+        x = x[0]  # analog inputs may come as 1-tuples
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return none
+    return format(x, fmt)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -66,8 +71,11 @@ def status_line(state: SharedState, uptime_s: float) -> str:
         r = rates.get(name)
         if r is not None and r.ticks:
             parts.append(f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else ""))
-    parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
-    parts.append(f"vr={vr.state.value}")
+    if state.robot() is None and not link.up:
+        parts.append(f"robot: NEVER ANSWERED ({link.timeouts} timeouts)")
+    else:
+        parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
+    parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
     safety = state.safety_status()
     parts.append(f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else ""))
@@ -119,7 +127,10 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     robot = Table(title="robot", expand=True, box=None, show_header=False)
     robot.add_column("k")
     robot.add_column("v")
-    robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
+    if obs is None and not link.up:
+        robot.add_row("link", Text(f"NEVER ANSWERED ({link.timeouts} timeouts)", style="bold red"))
+    else:
+        robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
     robot.add_row("round trip mean / p95", f"{_f(link.rtt_mean_s * 1e3)} / {_f(link.rtt_p95_s * 1e3)} ms")
     robot.add_row("timeouts / errors", f"{link.timeouts} / {link.errors}")
     if obs is not None:

@@ -1,4 +1,9 @@
-"""Runs `frankateach-sim` as a child process for --debug, and stops it on exit."""
+"""Runs `frankateach-sim` as a child process for --debug, and stops it on exit.
+
+The child never outlives this process: it is told our pid (``--parent-pid``) and exits within
+1 s of our death, whatever killed us (see `frankateach.lifeline`). Before starting it, the ports it
+needs are checked; a port in use is reported with the process holding it and how to free it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,30 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from frankateach.constants import CAM_PORT_OFFSET, COMMANDED_STATE_PORT, CONTROL_PORT, STATE_PORT
+from frankateach.constants import (
+    CAM_PORT_OFFSET,
+    COMMANDED_STATE_PORT,
+    CONTROL_PORT,
+    SIM_CAMERAS,
+    SIM_STATE_PORT,
+    STATE_PORT,
+)
+from frankateach.port_holder import PortInUseError, check_ports_free
 from oculus_server.errors import OculusServerError
 
 log = logging.getLogger(__name__)
+
+SIM_HOST = "127.0.0.1"
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def sim_state_port_for(control_port: int) -> int:
+    """The simulator's state-blob PUB port for a control port (shifted with it, like the others)."""
+    return SIM_STATE_PORT + (control_port - CONTROL_PORT)
 
 
 class SimProcess:
@@ -24,6 +46,8 @@ class SimProcess:
         cameras: render and publish the front and wrist cameras.
         control_port: REP port; the state and commanded ports follow the Franka-Teach layout
             relative to it (control − 1, control + 1) and cameras at `camera_port_offset` + id.
+        codec: the daemon's wire codec, so both ends speak it ("pickle": Franka-Teach's format,
+            cameras included).
     """
 
     def __init__(
@@ -34,6 +58,7 @@ class SimProcess:
         camera_port_offset: int = CAM_PORT_OFFSET,
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
+        codec: str = "msgpack",
     ) -> None:
         self.latency_ms = latency_ms
         self.cameras = cameras
@@ -41,37 +66,73 @@ class SimProcess:
         self.camera_port_offset = camera_port_offset
         self.log_path = log_path or Path("logs") / "frankateach-sim.log"
         self.extra_args = extra_args or []
+        self.codec = codec
         self.proc: subprocess.Popen | None = None
 
-    def command(self) -> list[str]:
+    def ports(self) -> dict[str, int]:
+        """Role -> port of every port the simulator binds."""
         delta = self.control_port - CONTROL_PORT
+        ports = {
+            "robot control": self.control_port,
+            "robot state": STATE_PORT + delta,
+            "commanded state": COMMANDED_STATE_PORT + delta,
+            "sim state": sim_state_port_for(self.control_port),
+        }
+        if self.cameras:
+            ports.update({f"camera {name}": self.camera_port_offset + i for i, name in enumerate(SIM_CAMERAS)})
+        return ports
+
+    def command(self) -> list[str]:
+        ports = self.ports()
+        # PR_SET_PDEATHSIG follows the starting *thread*: only the main thread may ask for it.
+        death_signal = signal.SIGTERM if threading.current_thread() is threading.main_thread() else 0
         return [
             sys.executable, "-m", "frankateach.sim.server",
-            "--host", "127.0.0.1",
+            "--host", SIM_HOST,
             "--latency-ms", str(self.latency_ms),
-            "--control-port", str(self.control_port),
-            "--state-port", str(STATE_PORT + delta),
-            "--commanded-port", str(COMMANDED_STATE_PORT + delta),
+            "--control-port", str(ports["robot control"]),
+            "--state-port", str(ports["robot state"]),
+            "--commanded-port", str(ports["commanded state"]),
+            "--sim-state-port", str(ports["sim state"]),
             "--camera-port-offset", str(self.camera_port_offset),
             "--cameras" if self.cameras else "--no-cameras",
+            "--codec", self.codec,
+            "--parent-pid", str(os.getpid()),
+            "--parent-death-signal", str(int(death_signal)),
             *self.extra_args,
         ]
 
     def start(self, timeout_s: float = 60.0) -> None:
-        """Starts the simulator and waits until it logs that it is ready."""
+        """Starts the simulator and waits until it logs that it is ready.
+
+        Raises:
+            OculusServerError: a port is in use (naming its holder), or the simulator exited or
+                was not ready within `timeout_s` (with the tail of its log).
+            SystemExit: 130 when interrupted (Ctrl-C) while waiting: the simulator is stopped
+                and the program exits quietly, as after any Ctrl-C.
+        """
+        try:
+            check_ports_free(SIM_HOST, self.ports())
+        except PortInUseError as exc:
+            raise OculusServerError(
+                f"cannot start the simulator: {exc} (`--robot-port N` moves the simulator's robot "
+                "ports to N-1..N+1)"
+            ) from None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "wb")
         env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), PYTHONUNBUFFERED="1")
         # Mesa's software renderer (llvmpipe) otherwise renders each frame on every core at once,
         # starving the daemon's loops for ~10-20 ms per frame on a 2-core laptop.
         env.setdefault("LP_NUM_THREADS", "1")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
-        )
-        logf.close()
         deadline = time.monotonic() + timeout_s
         try:
+            try:
+                self.proc = subprocess.Popen(
+                    self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=env, start_new_session=True,
+                )
+            finally:
+                logf.close()
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise OculusServerError(
@@ -83,7 +144,11 @@ class SimProcess:
                              self.proc.pid, self.latency_ms, self.log_path)
                     return
                 time.sleep(0.1)
-        except BaseException:  # interrupted (SIGTERM, Ctrl-C) while waiting: leave no simulator behind
+        except KeyboardInterrupt:
+            self.stop()
+            log.warning("interrupted while the simulator was starting; simulator stopped")
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+        except BaseException:  # interrupted (SIGTERM) while waiting: leave no simulator behind
             self.stop()
             raise
         self.stop()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from frankateach.messages import CameraFrame
+from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
 from oculus_server.types import ControlMode, Event, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
@@ -80,7 +81,8 @@ class Counters:
     camera_frames: int = 0
     camera_errors: int = 0
     vr_samples: int = 0
-
+    sim_states: int = 0  # simulator state blobs received (--debug, ~1 Hz)
+    sim_state_errors: int = 0  # unreadable ones
 
 
 class SharedState:
@@ -103,6 +105,7 @@ class SharedState:
 
         self._cam_lock = threading.Lock()
         self._new_frames: dict[str, list[CameraFrame]] = {}
+        self._sim_state: SimStateSample | None = None  # newest not yet recorded (guarded by _cam_lock)
 
         self._event_lock = threading.Lock()
         self._events: deque[Event] = deque(maxlen=1000)  # for the recorder (drained)
@@ -217,6 +220,19 @@ class SharedState:
         with self._cam_lock:
             out = {k: tuple(v) for k, v in self._new_frames.items() if v}
             self._new_frames = {}
+        return out
+
+    # -- simulator state (--debug) ------------------------------------------------------------
+    def set_sim_state(self, sample: SimStateSample) -> None:
+        """Keeps the simulator's newest state blob until the recorder takes it."""
+        with self._cam_lock:
+            self._sim_state = sample
+        self.count("sim_states")
+
+    def take_sim_state(self) -> SimStateSample | None:
+        """Returns and forgets the state blob that arrived since the previous call (or None)."""
+        with self._cam_lock:
+            out, self._sim_state = self._sim_state, None
         return out
 
     # -- events --------------------------------------------------------------------------------

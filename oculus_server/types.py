@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
+from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot
 
 Vector = Sequence[float] | np.ndarray  # a (n,) vector given as a sequence of floats or an array
@@ -224,6 +225,8 @@ class RecordTick:
         rates: loop name -> timing figures; filled about once a second, else empty.
         counters: queue depths and drop counters (name -> value); filled with `rates`.
         safety: safety interventions since the previous tick (`/safety`).
+        sim_state: the simulator's state blob received since the previous tick (``--debug``,
+            about once a second), else None.
     """
 
     seq: int
@@ -238,6 +241,7 @@ class RecordTick:
     rates: Mapping[str, RateSnapshot] = field(default_factory=dict)
     counters: Mapping[str, float] = field(default_factory=dict)
     safety: tuple[SafetyRecord, ...] = ()
+    sim_state: SimStateSample | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_debug_without_headset_or_terminal_picks_the_scripted_demo(tmp_path: Pat
     monkeypatch.setenv("PATH", str(tmp_path))  # no adb binary anywhere
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a TTY
     spec, why = choose_source_spec(DaemonConfig(debug=True))
-    assert spec == "scripted:pick_place" and "no Quest headset" in why
+    assert spec == "scripted:pick_place@loop=1" and "no Quest headset" in why  # repeats until Ctrl-C
 
     # An explicit source, or a run without --debug, is used as given.
     assert choose_source_spec(DaemonConfig(debug=True, vr_source="scripted:circle")) == ("scripted:circle", "")
@@ -136,3 +137,32 @@ def test_main_reports_a_bad_vr_source(tmp_path: Path, capsys, _process_globals):
                  "--robot-port", str(free_port_block()), "--no-dashboard"])
     assert code == 2
     assert "unknown VR trajectory 'nope'" in capsys.readouterr().err
+
+
+# -- the real command line as a process: a bad config value exits 2, names it, no traceback --------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "flags", "expected"),
+    [
+        ('control_hz: "fast"\n', [], "'control_hz': got 'fast' (str); expected a number"),
+        ('record: "no"\n', [], "'record': got 'no' (str); expected true or false"),
+        ("vr_hz: -50\n", [], "'vr_hz': got -50; expected a number with 0 < value <= 1000 (Hz)"),
+        ("", ["--record-hz", "0"], "--record-hz ('record_hz'): got 0.0; expected a number with 0 < value"),
+        ("", ["--robot-port", "99999"], "--robot-port ('robot_port'): got 99999; expected an integer with 1 <= value <= 65535"),
+        ("", ["--duration", "-5"], "--duration ('duration'): got -5.0; expected a number with 0 < value"),
+    ],
+)
+def test_bad_config_exits_2_naming_key_value_and_what_is_allowed(tmp_path: Path, yaml_text: str, flags: list[str], expected: str):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text + "cameras: []\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--no-dashboard",
+         "--recordings-dir", str(tmp_path / "rec"), *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
+    )
+    assert out.returncode == 2, out.stderr
+    assert expected in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "rec").exists()  # nothing started, nothing recorded

@@ -138,10 +138,9 @@ def test_sigkill_leaves_a_partial_that_recovers_with_about_a_flush_period_lost(d
     t_kill = time.time()
     d.proc.send_signal(signal.SIGKILL)
     assert d.proc.wait(timeout=5.0) == -signal.SIGKILL
-    # The simulator runs in its own session, so it survives its parent's SIGKILL: stop it.
-    assert _alive(d.sim_pid)
-    os.kill(d.sim_pid, signal.SIGTERM)
-    assert wait_for(lambda: not _alive(d.sim_pid), 10.0)
+    # The simulator watches its parent: it is gone within a second of the daemon's SIGKILL.
+    assert wait_for(lambda: not _alive(d.sim_pid), 1.0, 0.005), "the simulator outlived the daemon"
+    assert _sims_on(d.port) == []
 
     assert partial.exists() and not finished_files(d.rec)
     report = recover(partial)
@@ -173,4 +172,22 @@ def test_sigterm_during_simulator_start_up_leaves_no_simulator(daemon_process):
     print(f"SIGTERM at start-up (simulator ready: {started}): exit code {code}")
     assert code in (0, 128 + signal.SIGTERM), d.log()
     assert wait_for(lambda: not _alive(sim_pid), 5.0), f"simulator {sim_pid} orphaned:\n{d.log()}"
+    assert not d.partials()
+
+
+def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(daemon_process):
+    d = daemon_process()
+    assert wait_for(lambda: bool(_sims_on(d.port)) or d.proc.poll() is not None, START_TIMEOUT_S, 0.01)
+    (sim_pid,) = _sims_on(d.port)
+    d.sim_pid = sim_pid
+    if "frankateach-sim started" in d.log():
+        pytest.skip("the simulator was ready before the interrupt could land")
+    d.proc.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal delivers
+    code = d.proc.wait(timeout=15.0)
+    log = d.log()
+    print(f"Ctrl-C at start-up: exit code {code}")
+    assert code == 130, log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert "interrupted while the simulator was starting" in log
+    assert wait_for(lambda: not _alive(sim_pid), 5.0), f"simulator {sim_pid} orphaned:\n{log}"
     assert not d.partials()

@@ -16,11 +16,12 @@ from oculus_server.types import ControlMode, RobotCommand, RobotLink, RobotObser
 from oculus_server.vr.source import SourceState, SourceStatus
 
 
-def _rate(name: str, hz: float, ticks: int, target: float | None = None) -> RateStats:
-    """Stats of a loop that ticked exactly every 1/hz seconds."""
+def _rate(name: str, hz: float, ticks: int, target: float | None = None, ended_s_ago: float = 0.0) -> RateStats:
+    """Stats of a loop that ticked exactly every 1/hz seconds until `ended_s_ago` (monotonic clock)."""
     stats = RateStats(name, hz if target is None else target)
+    t0 = time.monotonic() - ended_s_ago - (ticks - 1) / hz
     for k in range(ticks):
-        stats.tick(100.0 + k / hz)
+        stats.tick(t0 + k / hz)
         stats.work(0.001)
     return stats
 
@@ -90,7 +91,7 @@ def test_dashboard_shows_real_time_and_a_down_link():
 def test_dashboard_renders_an_empty_state():
     text = _text(dashboard.render(SharedState(), 0.0))
     assert "PREDICTIVE" in text and "holding" in text  # nothing anchored yet
-    assert "DOWN (0 failed)" in text and "idle (A starts an episode)" in text
+    assert "NEVER ANSWERED (0 timeouts)" in text and "idle (A starts an episode)" in text
     assert "last error" not in text
 
 
@@ -106,7 +107,7 @@ def test_status_line_has_rates_mode_link_and_drops():
     assert "link=up rtt=4.2/7.1ms" in parts
     assert "drops cmd=3 rec=5" in parts
     assert "REC 4321 msgs 3.0 MB" in parts
-    assert "vr=connected" in parts
+    assert "vr=connected rej=2" in parts  # VR rejections are counted in the status line
 
     st.set_link(RobotLink(up=False))
     st.set_episode(active=False, error="disk full")
@@ -136,3 +137,26 @@ def test_safety_counters_fault_and_held_state_are_shown():
     assert "NOT BELIEVED: position jumped 0.760 m" in text
     assert "position jumped 0.760 m within 0.200 s" in text  # the last intervention
 
+
+def test_event_driven_rate_drops_to_zero_during_an_outage():
+    """Cameras (no target rate) that stopped sending 11 s ago show 0 Hz, not their old 30 Hz."""
+    st = _filled_state()
+    st.register_rate(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=11.0))
+    assert "cameras=0.0Hz" in dashboard.status_line(st, 60.0).split(" | ")
+    st.register_rate(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=0.0))
+    assert "cameras=30.0Hz" in dashboard.status_line(st, 60.0).split(" | ")
+    # A loop with a target rate keeps its figures (its missed ticks say it stalled).
+    st.register_rate(_rate("control", 40.0, 200, ended_s_ago=11.0))
+    assert any(p.startswith("control=40.0Hz") for p in dashboard.status_line(st, 60.0).split(" | "))
+
+
+def test_a_robot_that_never_answered_is_said_so():
+    st = SharedState()
+    st.set_link(RobotLink(up=False, failures=9, timeouts=9))
+    line = dashboard.status_line(st, 10.0)
+    assert "robot: NEVER ANSWERED (9 timeouts)" in line.split(" | ")
+    assert "NEVER ANSWERED (9 timeouts)" in _text(dashboard.render(st, 10.0))
+    # Once it has answered, a lost link is DOWN, not "never answered".
+    st2 = _filled_state()
+    st2.set_link(RobotLink(up=False, failures=2))
+    assert "NEVER" not in dashboard.status_line(st2, 10.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -10,6 +11,7 @@ import zmq
 
 from frankateach.errors import RobotTimeoutError
 from frankateach.network import Publisher, ReqClient, Subscriber, endpoint, serve_rep
+from frankateach.port_holder import PortInUseError
 from tests.fakes import EchoServer, SilentServer, free_port
 
 HOST = "127.0.0.1"
@@ -188,7 +190,7 @@ def test_publisher_port_clash_raises():
     port = free_port()
     pub = Publisher(HOST, port)
     try:
-        with pytest.raises(zmq.ZMQError):
-            Publisher(HOST, port)
+        with pytest.raises(PortInUseError, match=rf"port {port} \(camera 0\) on {HOST} is already in use by pid {os.getpid()}"):
+            Publisher(HOST, port, role="camera 0")
     finally:
         pub.close()

@@ -46,8 +46,8 @@ def test_hdf5_layout_and_values(recordings: Path, tmp_path: Path) -> None:
         assert f["action/cartesian_velocity"].shape == (n, 6)
         assert f["action/gripper_position"].shape == (n,)
         assert f["observation/timestamp/robot_state/measured"].shape == (n,)
-        assert f["observation/image/front"].shape == (n, 64, 96, 3) and f["observation/image/front"].dtype == np.uint8
-        assert f["observation/image/wrist"].shape == (n, 48, 64, 3)
+        assert f["observation/image/front_left"].shape == (n, 64, 96, 3) and f["observation/image/front_left"].dtype == np.uint8
+        assert f["observation/image/wrist_left"].shape == (n, 48, 64, 3)
         assert f.attrs["fps"] == 40.0 and f.attrs["task"] == "trace a circle"
         k = 37
         tick = ep.tick(k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 
@@ -16,6 +17,7 @@ from frankateach.constants import MAX_MESSAGE_BYTES, ROBOT_WORKSPACE_MAX, ROBOT_
 from frankateach.errors import FrankaTeachError, RobotServerError
 from frankateach.messages import FrankaAction, MsgpackCodec, PickleCodec
 from frankateach.network import ReqClient, Subscriber, endpoint
+from frankateach.port_holder import PortInUseError
 from frankateach.server_base import RobotServer, clamp_to_workspace
 from tests.fakes import HOME_POS, TargetBackend, free_ports, served
 
@@ -121,19 +123,22 @@ def test_action_outside_the_workspace_reaches_the_backend_clamped(codec):
             np.testing.assert_array_equal(reply.pos, expected)
             commanded = sub.recv(2.0)
             assert commanded is not None, "no commanded state published"
-            np.testing.assert_array_equal(codec.decode_reply(commanded).pos, expected)
+            np.testing.assert_array_equal(codec.decode_commanded_feed(commanded).pos, expected)
         finally:
             client.close()
             sub.close()
 
 
-def test_state_publisher_streams_decodable_states():
-    with served(TargetBackend()) as server:
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+def test_state_publisher_streams_decodable_states(codec):
+    with served(TargetBackend(), codec=codec) as server:
         sub = Subscriber(HOST, server.state_port)
         try:
             got = [sub.recv(2.0) for _ in range(3)]
             assert all(g is not None for g in got)
-            states = [server.codec.decode_reply(g) for g in got]
+            if codec.name == "pickle":  # Franka-Teach's topic, so their subscribers receive it
+                assert all(g.startswith(b"robot_state ") for g in got)
+            states = [server.codec.decode_state_feed(g) for g in got]
             np.testing.assert_array_equal(states[-1].pos, HOME_POS)
             assert states[0].timestamp <= states[-1].timestamp
         finally:
@@ -174,9 +179,10 @@ def test_start_fails_fast_when_the_control_port_is_taken():
     server = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
     try:
         t0 = time.monotonic()
-        expected = f"could not bind control port {control}.*in use"
-        with pytest.raises(FrankaTeachError, match=expected):
+        expected = rf"port {control} \(control\) on {HOST} is already in use by pid {os.getpid()}"
+        with pytest.raises(PortInUseError, match=expected) as err:
             server.start()
+        assert isinstance(err.value, FrankaTeachError)
         assert time.monotonic() - t0 < 4.0  # noticed the dead thread, did not sit out 5 s
         assert all(not t.is_alive() for t in server._threads)  # nothing left running
     finally:
@@ -191,7 +197,7 @@ def test_start_raises_when_the_state_port_is_taken():
     squatter.bind(endpoint(HOST, state))
     server = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
     try:
-        with pytest.raises(zmq.ZMQError):
+        with pytest.raises(PortInUseError, match=rf"port {state} \(state\).*pid {os.getpid()}"):
             server.start()
         # The ports it had bound were released: a new server can take them all.
         squatter.close()

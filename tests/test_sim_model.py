@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
+from PIL import Image
 
-from frankateach.constants import HOME_JOINTS, JOINT_LIMITS_HIGH, JOINT_LIMITS_LOW, SIM_CAMERAS
+from frankateach.constants import (
+    HOME_JOINTS,
+    JOINT_LIMITS_HIGH,
+    JOINT_LIMITS_LOW,
+    SIM_CAMERA_HEIGHT,
+    SIM_CAMERA_WIDTH,
+    SIM_CAMERAS,
+)
 from frankateach.errors import FrankaTeachError
 from frankateach.sim.model import (
     ARM_BODY_NAMES,
@@ -180,3 +193,56 @@ def test_index_rejects_a_model_without_the_arm() -> None:
     data = mujoco.MjData(bare)
     with pytest.raises(SimModelError, match="home"):
         reset_to_home(bare, data)
+
+
+# --- Front camera framing (the vision policy finds the cubes in this image) ----------------------
+
+
+def _project(model: mujoco.MjModel, camera: str, point: np.ndarray) -> np.ndarray:
+    """Pixel (u right, v down) of a base-frame point in a SIM_CAMERA_WIDTH × HEIGHT image."""
+    data = mujoco.MjData(model)
+    reset_to_home(model, data)
+    cam = model.camera(camera).id
+    rot, pos = data.cam_xmat[cam].reshape(3, 3), data.cam_xpos[cam]
+    c = rot.T @ (np.asarray(point, float) - pos)  # camera frame: looks along −z, y up
+    f = SIM_CAMERA_HEIGHT / 2 / np.tan(np.radians(model.cam_fovy[cam]) / 2)
+    return np.array([SIM_CAMERA_WIDTH / 2 + f * c[0] / -c[2], SIM_CAMERA_HEIGHT / 2 - f * c[1] / -c[2]])
+
+
+def test_front_camera_frames_the_pick_workspace(model: mujoco.MjModel) -> None:
+    corners = np.array([_project(model, "front", np.array([x, y, 0.0]))
+                        for x in (0.3, 0.7) for y in (-0.25, 0.25)])
+    assert (corners >= 0).all() and (corners[:, 0] <= SIM_CAMERA_WIDTH).all()
+    assert (corners[:, 1] <= SIM_CAMERA_HEIGHT).all(), corners
+    width = corners[:, 0].max() - corners[:, 0].min()
+    height = corners[:, 1].max() - corners[:, 1].min()
+    assert width >= 0.75 * SIM_CAMERA_WIDTH and height >= 0.55 * SIM_CAMERA_HEIGHT, (width, height)
+    for (x, y), _ in CUBES.values():  # every cube is ~20 px across, not a speck
+        left = _project(model, "front", np.array([x, y - CUBE_HALF_SIZE, 2 * CUBE_HALF_SIZE]))
+        right = _project(model, "front", np.array([x, y + CUBE_HALF_SIZE, 2 * CUBE_HALF_SIZE]))
+        assert right[0] - left[0] >= 15.0
+    # Image right is base +y (the blue cube, y > 0, is right of the green one).
+    assert _project(model, "front", np.array([0.45, 0.15, 0]))[0] > SIM_CAMERA_WIDTH / 2
+
+
+def test_front_camera_image_shows_each_cube_as_a_blob(tmp_path: Path) -> None:
+    # Rendered by the README's own tool, in a fresh interpreter (MuJoCo picks its GL backend at
+    # import, and this test process may already have imported it without one).
+    tool = Path(__file__).resolve().parents[1] / "tools" / "render_front_camera.py"
+    out = tmp_path / "front.png"
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    run = subprocess.run([sys.executable, str(tool), "--out", str(out)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    if run.returncode != 0:
+        pytest.skip(f"offscreen rendering unavailable: {run.stderr.strip().splitlines()[-1:]}")
+    spec = importlib.util.spec_from_file_location("render_front_camera", tool)
+    assert spec is not None and spec.loader is not None
+    render_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_tool)
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape == (SIM_CAMERA_HEIGHT, SIM_CAMERA_WIDTH, 3)
+    blobs = render_tool.colour_blobs(image)
+    assert set(blobs) == set(CUBES)
+    for name, (_u, _v, w) in blobs.items():
+        assert w >= 15, f"{name} is only {w} px wide"
+    assert blobs["green_cube"][0] < blobs["red_cube"][0] < blobs["blue_cube"][0]

@@ -215,6 +215,13 @@ def test_recorder_episode_toggle_success_and_ticks():
     rec = RecorderThread(q, sv, st, hz=100.0, task="pick cube", debounce_s=0.0)
     st.request_episode("toggle")
     rec.step()
+    from frankateach.messages import FrankaState
+    from oculus_server.recording.record import RobotObservation
+    from oculus_server.state import RobotLink
+
+    # The robot answers during the episode (an episode without robot data is never a success).
+    state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
     rec.step()
     st.request_episode("success")
     rec.step()

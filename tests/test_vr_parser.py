@@ -25,13 +25,18 @@ REAL_LINE = (
     "11-23 06:20:31.123  1234  1290 I Unity   : wE9ryARX: "
     "r:0.998 -0.0123 0.0501 0.112 0.0134 0.9995 -0.0287 -0.231 -0.0497 0.0294 0.9983 -0.342 0 0 0 1 "
     "|l:1 0 0 -0.1 0 1 0 -0.2 0 0 1 -0.3 0 0 0 1 "
-    "&R,A,RG,rightJS 0 0,rightTrig 0.5,rightGrip 1,L,leftJS 0.1 -0.2,leftTrig 0,leftGrip 0\n"
+    "&R,A,RG,rightJS 0.000000 0.000000,rightTrig 0.500000,rightGrip 1.000000,"
+    "L,leftJS 0.100000 -0.200000,leftTrig 0.000000,leftGrip 0.000000\n"
 ).encode()
 PREFIX = "11-23 06:20:31.123  1234  1290 I Unity   : wE9ryARX: "
 R_MAT = "0.998 -0.0123 0.0501 0.112 0.0134 0.9995 -0.0287 -0.231 -0.0497 0.0294 0.9983 -0.342 0 0 0 1 "
 L_MAT = "1 0 0 -0.1 0 1 0 -0.2 0 0 1 -0.3 0 0 0 1 "
-BUTTONS = "R,A,RG,rightJS 0 0,rightTrig 0.5,rightGrip 1,L,leftJS 0.1 -0.2,leftTrig 0,leftGrip 0"
-R_ONLY_BUTTONS = "R,rightJS 0.25 -1,rightTrig 0,rightGrip 0.75"
+# Analog values as the app writes them (std::to_string of a float: "%f").
+BUTTONS = (
+    "R,A,RG,rightJS 0.000000 0.000000,rightTrig 0.500000,rightGrip 1.000000,"
+    "L,leftJS 0.100000 -0.200000,leftTrig 0.000000,leftGrip 0.000000"
+)
+R_ONLY_BUTTONS = "R,rightJS 0.250000 -1.000000,rightTrig 0.000000,rightGrip 0.750000"
 
 
 def ok(line: str | bytes) -> ParsedLine:
@@ -133,8 +138,8 @@ def test_unrelated_lines_are_ignored_not_rejected() -> None:
         (PREFIX + "", "empty"),
         (PREFIX + f"r:{R_MAT}|l:{L_MAT}", "no_separator"),  # truncated before the buttons
         (PREFIX + f"r:{R_MAT}|l:1 0 0 -0.1 0 1", "no_separator"),  # truncated mid-matrix
-        (PREFIX + f"r:{R_MAT}&{BUTTONS[:-11]}", "missing_analog"),  # truncated between buttons
-        (PREFIX + f"r:{R_MAT}&{BUTTONS[:-13]}", "analog_count"),  # truncated inside a button
+        (PREFIX + f"r:{R_MAT}&{BUTTONS.rsplit(',', 1)[0]}", "missing_analog"),  # truncated between buttons
+        (PREFIX + f"r:{R_MAT}&{BUTTONS[: BUTTONS.rindex(' ')]}", "analog_count"),  # truncated inside a button
         (PREFIX + f"r:{R_MAT}&R,A,rightJS 0 0,rightTrig 0.5,rightGrip", "analog_count"),
         (PREFIX + f"r:{R_MAT}&", "no_buttons"),
         (PREFIX + f"r:{R_MAT}&{BUTTONS}&", "extra_separator"),
@@ -210,7 +215,20 @@ def test_formatter_writes_the_app_format_byte_for_byte() -> None:
     payload = line.split(b"wE9ryARX: ", 1)[1]
     assert payload == REAL_LINE.split(b"wE9ryARX: ", 1)[1]
     assert format_matrix(np.eye(4)) == "1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1 "
-    assert format_buttons({"rightTrig": (0.5,)}) == "R,rightJS 0 0,rightTrig 0.5,rightGrip 0"
+    assert format_buttons({"rightTrig": (0.5,)}) == "R,rightJS 0.000000 0.000000,rightTrig 0.500000,rightGrip 0.000000"
+
+
+def test_analog_values_are_written_like_std_to_string_of_a_float() -> None:
+    # std::to_string(float): the float32 value widened to double, "%f" (six decimals, rounded).
+    text = format_buttons({"rightTrig": 1 / 3, "rightGrip": 1.0, "rightJS": (-0.0, -0.7)})
+    assert text == "R,rightJS -0.000000 -0.700000,rightTrig 0.333333,rightGrip 1.000000"
+    assert format_buttons({"leftTrig": 2e-7}) == "L,leftJS 0.000000 0.000000,leftTrig 0.000000,leftGrip 0.000000"
+
+
+def test_parser_still_reads_short_numbers() -> None:
+    # Older app builds and hand-written logs use "%g"-style numbers; both forms parse alike.
+    short = "R,A,RG,rightJS 0 0,rightTrig 0.5,rightGrip 1,L,leftJS 0.1 -0.2,leftTrig 0,leftGrip 0"
+    assert parse_buttons(short) == parse_buttons(BUTTONS)
 
 
 # --- property-based ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from oculus_server.vr.factory import fake_headset_command
 from oculus_server.vr.fake_headset import CORRUPTIONS, FakeHeadset
 from oculus_server.vr.linereader import NonBlockingLines
 from oculus_server.vr.parser import ParsedLine, parse_line
-from oculus_server.vr.quest import QuestReader
+from oculus_server.vr.quest import QuestReader, headset_present, parse_adb_devices
 from oculus_server.vr.source import SourceState, VRSample
 from oculus_server.vr.trajectories import TRAJECTORIES
 
@@ -246,3 +246,38 @@ def test_usb_logcat_waiting_for_the_device_is_not_restarted(make_reader) -> None
     run_until(reader, lambda: time.monotonic() > end, timeout=5)
     st = reader.status()
     assert st.state is SourceState.WAITING and st.reconnects == 0 and st.samples == 0
+
+
+# --- adb device presence (the one helper; the daemon's --debug source choice uses it) -----------
+
+ADB_DEVICES = (
+    "List of devices attached\n"
+    "1WMHH815K10123\tdevice\n"
+    "192.168.1.40:5555\tdevice\n"
+    "emulator-5554\toffline\n"
+    "2G0YC1ZF8S0456\tunauthorized\n"
+)
+
+
+def test_parse_adb_devices_keeps_only_ready_devices() -> None:
+    assert parse_adb_devices(ADB_DEVICES) == ["1WMHH815K10123", "192.168.1.40:5555"]
+    assert parse_adb_devices("List of devices attached\n\n") == []
+    assert parse_adb_devices("* daemon not running; starting now at tcp:5037\n* daemon started successfully\n") == []
+
+
+def test_headset_present_runs_adb_devices(tmp_path) -> None:
+    import stat
+
+    fake = tmp_path / "adb"
+    listing = tmp_path / "devices.txt"
+    fake.write_text(f"#!/bin/sh\n[ \"$1\" = devices ] && cat {listing}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    listing.write_text(ADB_DEVICES)
+    assert headset_present(adb=str(fake))
+    assert headset_present("1WMHH815K10123", adb=str(fake))
+    assert headset_present("192.168.1.40", adb=str(fake))  # network adb: IP without the port
+    assert not headset_present("emulator-5554", adb=str(fake))  # offline
+    assert not headset_present("10.0.0.9", adb=str(fake))
+    listing.write_text("List of devices attached\n\n")
+    assert not headset_present(adb=str(fake))
+    assert not headset_present(adb=str(tmp_path / "no-such-adb"))

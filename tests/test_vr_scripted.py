@@ -10,9 +10,17 @@ from oculus_server.vr.parser import rigid_problem
 from oculus_server.vr.scripted import ScriptedSource
 from oculus_server.vr.source import SourceState
 from oculus_server.vr.trajectories import (
+    BLUE_CUBE_XY,
+    CUBE_SIZE_M,
+    GRASP_Z,
     GRIP_PRESS_T,
-    PICK_PLACE_ROBOT_DELTAS,
+    HOVER_Z,
+    MOVE_PHASES,
+    PICK_PLACE_START_TCP,
     PICK_PLACE_TIMES,
+    PICK_PLACE_WAYPOINTS,
+    PUT_RED_BACK,
+    RED_CUBE_XY,
     TRAJECTORIES,
     get_trajectory,
 )
@@ -81,36 +89,74 @@ def test_pick_place_buttons_at_their_times() -> None:
         if T["close"][1] <= t < T["open"][0]:
             assert b["rightTrig"] == 1.0, t
     # Order of events: A (start) < grip < ... < grip release < B (success) < A (stop).
-    assert T["a_start"][1] < T["grip"][0] < T["forward"][0] and T["grip"][1] < T["b_success"][0] < T["a_stop"][0]
+    assert T["a_start"][1] < T["grip"][0] < T["approach"][0] and T["grip"][1] < T["b_success"][0] < T["a_stop"][0]
+    # The gripper closes only at the bottom of "down" and opens only at the bottom of "lower".
+    assert T["down"][1] < T["close"][0] < T["close"][1] < T["lift"][0]
+    assert T["lower"][1] < T["open"][0] < T["open"][1] < T["retreat"][0]
+    assert T["return"][1] + 1.0 <= T["grip"][1]  # the arm settles back home before the release
 
 
-def test_pick_place_moves_the_robot_forward_down_closes_lifts_sideways_opens() -> None:
-    tr = get_trajectory("pick_place")
-    T = PICK_PLACE_TIMES
-    calib = tr.sample(T["grip"][0])[0]["r"]  # DROID freezes vr_to_global on the first grip sample
+def _robot_deltas(name: str):
+    tr = get_trajectory(name)
+    calib = tr.sample(PICK_PLACE_TIMES["grip"][0])[0]["r"]  # DROID freezes vr_to_global here
     origin = robot_frame(calib, calib)
 
     def robot_delta(t: float) -> np.ndarray:
         return robot_frame(tr.sample(t)[0]["r"], calib)[:3, 3] - origin[:3, 3]
 
-    expected = np.zeros(3)
-    np.testing.assert_allclose(robot_delta(T["forward"][0]), expected, atol=1e-12)
-    for phase in ("forward", "down", "lift", "sideways"):
-        expected = expected + PICK_PLACE_ROBOT_DELTAS[phase]
-        np.testing.assert_allclose(robot_delta(T[phase][1]), expected, atol=1e-9, err_msg=phase)
-    # The documented deltas are what the task asks for: forward (+x), down (−z), up, sideways (±y).
-    assert PICK_PLACE_ROBOT_DELTAS["forward"][0] > 0.09 and PICK_PLACE_ROBOT_DELTAS["down"][2] < -0.09
-    assert PICK_PLACE_ROBOT_DELTAS["lift"][2] > 0.09 and abs(PICK_PLACE_ROBOT_DELTAS["sideways"][1]) > 0.09
-    # The gripper closes at the bottom and opens after the sideways move.
-    bottom = robot_delta(T["close"][0])[2]
-    assert bottom == pytest.approx(-0.10)
-    assert robot_delta(T["open"][0])[1] == pytest.approx(0.15)
+    return tr, calib, robot_delta
+
+
+def test_pick_place_goes_to_the_red_cube_and_stacks_it_on_the_blue_one() -> None:
+    T = PICK_PLACE_TIMES
+    tr, calib, robot_delta = _robot_deltas("pick_place")
+    start = np.array(PICK_PLACE_START_TCP)
+    np.testing.assert_allclose(robot_delta(T["approach"][0]), 0.0, atol=1e-12)
+    for phase in MOVE_PHASES:  # at the end of each move, DROID's mapping gives the waypoint
+        np.testing.assert_allclose(robot_delta(T[phase][1]), PICK_PLACE_WAYPOINTS[phase], atol=1e-9, err_msg=phase)
+    # Where those waypoints are, in the scene: over the red cube, down to grasp, up, over the
+    # blue cube, down to one cube above it, up, and back where it started.
+    at = {phase: start + PICK_PLACE_WAYPOINTS[phase] for phase in MOVE_PHASES}
+    np.testing.assert_allclose(at["approach"], [*RED_CUBE_XY, HOVER_Z], atol=1e-12)
+    np.testing.assert_allclose(at["down"], [*RED_CUBE_XY, GRASP_Z], atol=1e-12)
+    np.testing.assert_allclose(at["carry"], [*BLUE_CUBE_XY, HOVER_Z], atol=1e-12)
+    assert at["lower"][2] == pytest.approx(GRASP_Z + CUBE_SIZE_M + 0.01)
+    np.testing.assert_allclose(at["return"], start, atol=1e-12)
+    # The gripper closes at the bottom, holds through the carry, and opens over the blue cube.
+    np.testing.assert_allclose(robot_delta(T["close"][0]), PICK_PLACE_WAYPOINTS["down"], atol=1e-12)
+    np.testing.assert_allclose(robot_delta(T["open"][0]), PICK_PLACE_WAYPOINTS["lower"], atol=1e-12)
+    assert tr.sample(T["lift"][0])[1]["rightTrig"] == 1.0 and tr.sample(T["carry"][1])[1]["rightTrig"] == 1.0
     # The wrist never turns: DROID sees a constant relative orientation.
     for t in np.arange(T["grip"][0], T["end"][0], 0.1):
         np.testing.assert_allclose(robot_frame(tr.sample(float(t))[0]["r"], calib)[:3, :3], G[:3, :3], atol=1e-12)
     # Smooth: no step between 50 Hz samples larger than 5 mm (well under the policy's jump limit).
     positions = np.array([tr.sample(t)[0]["r"][:3, 3] for t in np.arange(0, T["end"][0], 0.02)])
     assert np.max(np.linalg.norm(np.diff(positions, axis=0), axis=1)) < 0.005
+
+
+def test_place_back_takes_the_red_cube_off_the_blue_one_and_puts_it_back() -> None:
+    T = PICK_PLACE_TIMES
+    _, _, robot_delta = _robot_deltas("place_back")
+    start = np.array(PICK_PLACE_START_TCP)
+    np.testing.assert_allclose(start + robot_delta(T["down"][1]), [*BLUE_CUBE_XY, GRASP_Z + CUBE_SIZE_M], atol=1e-9)
+    np.testing.assert_allclose(start + robot_delta(T["lower"][1]), [*RED_CUBE_XY, PUT_RED_BACK.place_z], atol=1e-9)
+    np.testing.assert_allclose(robot_delta(T["end"][0]), 0.0, atol=1e-9)
+    assert get_trajectory("place_back").duration_s == get_trajectory("pick_place").duration_s
+
+
+def test_the_demo_matches_the_simulated_scene() -> None:
+    # The trajectory cannot import MuJoCo; its idea of the scene is checked against the model here.
+    import mujoco
+
+    from frankateach.sim.model import CUBE_HALF_SIZE, CUBES, SimIndex, build_model, reset_to_home
+
+    model = build_model(cameras=False)
+    data = mujoco.MjData(model)
+    reset_to_home(model, data)
+    tcp = data.site_xpos[SimIndex.from_model(model).tcp_site]
+    np.testing.assert_allclose(tcp, PICK_PLACE_START_TCP, atol=5e-4)
+    assert CUBES["red_cube"][0] == RED_CUBE_XY and CUBES["blue_cube"][0] == BLUE_CUBE_XY
+    assert 2 * CUBE_HALF_SIZE == pytest.approx(CUBE_SIZE_M)
 
 
 def test_circle_and_figure8_move_after_the_grip_and_stay_small() -> None:
@@ -181,6 +227,21 @@ def test_finite_trajectory_finishes_or_loops() -> None:
     s = looped.poll()
     assert s is not None and s.buttons["A"] is True
     assert looped.status().state is SourceState.CONNECTED
+    assert "loop with place_back" in looped.status().detail
+
+
+def test_looping_alternates_pick_place_with_place_back() -> None:
+    T = PICK_PLACE_TIMES
+    end = T["end"][0]
+    src = ScriptedSource("pick_place", loop=True, rate_hz=50.0, clock=ManualClock())
+    t_down = T["down"][1]
+    for run, name in enumerate(["pick_place", "place_back", "pick_place", "place_back"]):
+        k = int(round((run * end + t_down) * 50.0))
+        trajectory, t = src.trajectory_at(k)
+        assert trajectory.name == name and t == pytest.approx(t_down), run
+    # A trajectory without an alternate repeats itself.
+    plain = ScriptedSource("place_back", loop=False, clock=ManualClock())
+    assert plain.trajectory_at(int(round((end + 1.0) * 50)))[0].name == "place_back"
 
 
 def test_bad_arguments_are_config_errors() -> None:

@@ -17,7 +17,6 @@ base frame.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 ACTION_DIM = 7
 MOTION_DIM = 6
@@ -72,6 +71,9 @@ def action_to_target(
         (target_pos (3,), target_quat_xyzw (4,), gripper in [−1, 1]). Not clamped to any box:
         the consumer's safety layer does that.
     """
+    # imported here: model workers that never call this start ~0.3 s faster
+    from scipy.spatial.transform import Rotation
+
     a = clip_action(validate_action(action))
     target_pos = np.asarray(pos, dtype=np.float64) + a[0:3] * max_lin
     delta = Rotation.from_euler("xyz", a[3:6] * max_rot)
@@ -90,6 +92,8 @@ def target_to_action(
 ) -> np.ndarray:
     """The action that moves `pos, quat` toward a target (saturating at full scale); inverse of
     `action_to_target` for targets within one step."""
+    from scipy.spatial.transform import Rotation
+
     lin = (np.asarray(target_pos, dtype=np.float64) - np.asarray(pos, dtype=np.float64)) / max_lin
     rel = Rotation.from_quat(np.asarray(target_quat_xyzw, dtype=np.float64)) * Rotation.from_quat(
         np.asarray(quat_xyzw, dtype=np.float64)

@@ -12,8 +12,10 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Sequence
 
@@ -120,9 +122,13 @@ class CameraStreamer:
         if backend in GL_BACKENDS:
             os.environ["PYOPENGL_PLATFORM"] = backend
         try:
+            # PR_SET_PDEATHSIG fires when the *thread* that started the child exits: only ask
+            # for it from the main thread (elsewhere the renderer's parent-pid watch suffices).
+            death_signal = int(signal.SIGKILL) if threading.current_thread() is threading.main_thread() else 0
             proc = self._ctx.Process(
                 target=render_main,
-                args=(self.config, self._shared, self._stats, self._stop, status, os.getpid()),
+                args=(self.config, self._shared, self._stats, self._stop, status, os.getpid(),
+                      death_signal),
                 name="sim-cameras",
                 daemon=True,
             )

@@ -67,9 +67,12 @@ CUBES: dict[str, tuple[tuple[float, float], tuple[float, float, float, float]]] 
     "green_cube": ((0.45, -0.15), (0.15, 0.70, 0.25, 1.0)),
     "blue_cube": ((0.45, 0.15), (0.15, 0.30, 0.85, 1.0)),
 }
-FRONT_CAMERA_EYE = np.array([1.45, 0.0, 0.85])  # front camera position, base frame
-FRONT_CAMERA_TARGET = np.array([0.35, 0.0, 0.12])  # point it looks at
-FRONT_CAMERA_FOVY = 50.0  # degrees
+# Front camera: in front of the table looking back at the robot, framed so the pick workspace
+# (x 0.3–0.7 m, y ±0.25 m on the table) fills most of a 320×240 image (the 4.5 cm cubes are ~20 px
+# across) and the arm at home stays above the frame's top edge. Image right = base +y.
+FRONT_CAMERA_EYE = np.array([1.0, 0.0, 0.7])  # front camera position, base frame, metres
+FRONT_CAMERA_TARGET = np.array([0.49, 0.0, 0.0])  # point on the table it looks at, base frame
+FRONT_CAMERA_FOVY = 34.0  # vertical field of view, degrees
 WRIST_CAMERA_EYE_HAND = np.array([0.07, 0.0, 0.03])  # wrist camera in the hand frame
 WRIST_CAMERA_TARGET_HAND = np.array([0.0, 0.0, 0.17])  # between the finger pads, hand frame
 WRIST_CAMERA_FOVY = 70.0
@@ -114,7 +117,7 @@ def franka_asset_dir() -> Path:
             "the MuJoCo simulator needs the 'gymnasium-robotics' package (its Franka assets); "
             "install it with: pip install gymnasium-robotics==1.4.2"
         )
-    folder = Path(list(spec.submodule_search_locations)[0]).joinpath(*ASSET_SUBDIR)
+    folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*ASSET_SUBDIR)
     missing = [f for f in ASSET_FILES if not (folder / f).is_file()]
     if missing or not (folder / "meshes").is_dir():
         raise SimModelError(f"Franka assets incomplete in {folder}: missing {missing or ['meshes/']}")
@@ -220,7 +223,7 @@ def _add_cameras(spec: mujoco.MjSpec, width: int, height: int) -> None:
     # Hand frame = link7 · T(0, 0, 0.107) · Rz(−π/4); express the wrist camera in link7's frame.
     c, s = np.cos(-np.pi / 4), np.sin(-np.pi / 4)
     rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    to_link7 = lambda p: rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])  # noqa: E731
+    to_link7 = lambda p: rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])
     eye, target = to_link7(WRIST_CAMERA_EYE_HAND), to_link7(WRIST_CAMERA_TARGET_HAND)
     spec.body(HAND_BODY).add_camera(
         name=SIM_CAMERAS[1], pos=eye, quat=_look_at_quat(eye, target, rot @ np.array([1.0, 0, 0])),
@@ -315,7 +318,7 @@ class SimIndex:
     home_key: int
 
     @classmethod
-    def from_model(cls, model: mujoco.MjModel) -> "SimIndex":
+    def from_model(cls, model: mujoco.MjModel) -> SimIndex:
         def jid(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from frankateach.camera_format import CAMERA_FORMATS
 from frankateach.constants import (
     CAM_PORT_OFFSET,
     HOST,
@@ -31,6 +32,7 @@ from frankateach.constants import (
 log = logging.getLogger(__name__)
 
 STATS_WINDOW_S = 2.0  # fps is measured over this many seconds
+RENDER_EXIT_GRACE_S = 0.3  # s after the parent's death before the renderer is forced out
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class CameraConfig:
         width, height: image size, pixels.
         fps: frames per second per camera.
         jpeg_quality: Pillow JPEG quality (1–95).
+        wire_format: "msgpack" (this project's frames) or "franka_teach" (``b"rgb_image " +
+            pickle``, what Franka-Teach's camera server publishes; used in pickle mode).
     """
 
     host: str = HOST
@@ -53,6 +57,11 @@ class CameraConfig:
     height: int = SIM_CAMERA_HEIGHT
     fps: float = SIM_CAMERA_FPS
     jpeg_quality: int = SIM_JPEG_QUALITY
+    wire_format: str = "msgpack"
+
+    def __post_init__(self) -> None:
+        if self.wire_format not in CAMERA_FORMATS:
+            raise ValueError(f"camera wire format must be one of {CAMERA_FORMATS}, got {self.wire_format!r}")
 
     def port(self, camera_id: int) -> int:
         return self.port_offset + camera_id
@@ -74,6 +83,7 @@ def render_main(
     stop: Any,
     status: Any,
     parent_pid: int,
+    death_signal: int = 0,
 ) -> None:
     """Entry point of the render process (see module doc).
 
@@ -85,19 +95,26 @@ def render_main(
         status: multiprocessing Queue; receives ("ok", gl_backend) once rendering works,
             ("gl-error", message) if OpenGL is unusable (the parent may try another backend)
             or ("error", message) for anything else (e.g. a camera port in use).
-        parent_pid: the loop also ends when this process is no longer our parent.
+        parent_pid: the process must not outlive this parent: the loop ends when it is no longer
+            our parent, and `ParentWatch` forces the exit shortly after (see `frankateach.lifeline`).
+        death_signal: signal the kernel sends when the parent's starting thread exits (0: none).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    from frankateach.lifeline import ParentWatch
+
+    watch = ParentWatch(parent_pid, lambda: None, death_signal=death_signal, grace_s=RENDER_EXIT_GRACE_S)
+    watch.start()
     gl = os.environ.get("MUJOCO_GL", "") or "default"
     pubs: list = []
     stage = "binding camera ports"
     try:
-        from frankateach.messages import CameraFrame, encode_camera_frame
+        from frankateach.camera_format import encode_camera_frame, encode_franka_teach_frame
+        from frankateach.records import CameraFrame
         from frankateach.network import Publisher
         from frankateach.timing import Ticker
 
         for i in range(len(config.names)):
-            pubs.append(Publisher(config.host, config.port(i)))
+            pubs.append(Publisher(config.host, config.port(i), role=f"camera {i} ({config.names[i]})"))
         stage = "GL"
         import mujoco  # picks the GL backend from MUJOCO_GL
 
@@ -153,12 +170,15 @@ def render_main(
                 renderer.update_scene(data, camera=cid)
                 jpeg = encode_jpeg(renderer.render(), config.jpeg_quality)
                 render_s[i] += time.perf_counter() - t0
-                pubs[i].publish(
-                    encode_camera_frame(
-                        CameraFrame(i, config.names[i], seqs[i], float(stamp), config.width,
-                                    config.height, jpeg)
+                if config.wire_format == "franka_teach":
+                    pubs[i].publish(encode_franka_teach_frame(jpeg, float(stamp)))
+                else:
+                    pubs[i].publish(
+                        encode_camera_frame(
+                            CameraFrame(i, config.names[i], seqs[i], float(stamp), config.width,
+                                        config.height, jpeg)
+                        )
                     )
-                )
                 seqs[i] += 1
                 now = time.monotonic()
                 times[i].append(now)
@@ -171,3 +191,4 @@ def render_main(
         for pub in pubs:
             pub.close()
         renderer.close()
+        watch.close()

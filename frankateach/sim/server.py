@@ -33,10 +33,12 @@ from frankateach.constants import (
     SIM_CAMERA_HEIGHT,
     SIM_CAMERA_WIDTH,
     SIM_CAMERAS,
+    SIM_STATE_PERIOD_S,
     STATE_PORT,
     STATUS_LOG_PERIOD_S,
 )
 from frankateach.errors import FrankaTeachError, HardwareUnavailableError
+from frankateach.lifeline import ParentWatch
 from frankateach.messages import make_codec
 from frankateach.network import Subscriber
 from frankateach.server_base import RobotServer
@@ -44,6 +46,7 @@ from frankateach.sim.backend import SimBackend
 from frankateach.sim.cameras import CameraStreamer
 from frankateach.sim.model import build_model
 from frankateach.sim.render_worker import CameraConfig
+from frankateach.sim.state_publisher import SimStatePublisher
 
 log = logging.getLogger("frankateach.sim")
 
@@ -99,9 +102,13 @@ class SimServer:
     ports: SimPorts
     cameras: CameraStreamer | None = None
     camera_error: str = ""
+    state_publisher: SimStatePublisher | None = None  # --sim-state-port: the state blob, ~1 Hz
 
     def stop(self) -> None:
         """Stops serving, the cameras and the physics thread (idempotent)."""
+        if self.state_publisher is not None:
+            self.state_publisher.stop()
+            self.state_publisher = None
         self.server.stop()
         if self.cameras is not None:
             self.backend.remove_qpos_listener(self.cameras.push)
@@ -154,13 +161,19 @@ def start_sim_server(
     camera_height: int = SIM_CAMERA_HEIGHT,
     require_cameras: bool = False,
     gl_backends: Sequence[str] | None = None,
+    sim_state_port: int | None = None,
+    sim_state_period_s: float = SIM_STATE_PERIOD_S,
 ) -> SimServer:
     """Starts a simulator server in this process and returns once it serves.
+
+    With `sim_state_port`, the simulator's state blob (`frankateach.sim.state_blob`) is also
+    published there every `sim_state_period_s` (see `frankateach.sim.state_message`).
 
     Args:
         host: interface to bind.
         ports: ports to use; None picks free ones (retrying if one is taken meanwhile).
-        codec: "msgpack" or "pickle".
+        codec: "msgpack" or "pickle" (Franka-Teach's wire: pickled records, their topic
+            prefixes on the state feeds, ``rgb_image`` camera frames).
         latency_ms: extra delay before each action reply, ms.
         cameras: render and publish the front and wrist cameras.
         camera_fps, camera_width, camera_height: camera rate (Hz) and image size (pixels).
@@ -178,8 +191,16 @@ def start_sim_server(
     for _ in range(attempts):
         chosen = ports or find_free_ports(host)
         try:
-            return _start(host, chosen, codec, latency_ms, cameras, camera_fps, camera_width,
-                          camera_height, require_cameras, gl_backends)
+            sim = _start(host, chosen, codec, latency_ms, cameras, camera_fps, camera_width,
+                         camera_height, require_cameras, gl_backends)
+            if sim_state_port:
+                try:
+                    sim.state_publisher = SimStatePublisher(sim.backend, host, sim_state_port, sim_state_period_s)
+                    sim.state_publisher.start()
+                except BaseException:
+                    sim.stop()
+                    raise
+            return sim
         except HardwareUnavailableError:
             raise
         except Exception as exc:  # e.g. a port taken between the check and the bind
@@ -202,7 +223,8 @@ def _start(
         if cameras:
             streamer = CameraStreamer(
                 CameraConfig(host=host, port_offset=ports.camera_offset, width=width,
-                             height=height, fps=camera_fps),
+                             height=height, fps=camera_fps,
+                             wire_format="franka_teach" if codec == "pickle" else "msgpack"),
                 backend.model.nq,
                 gl_backends,
             )
@@ -233,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="extra delay before each action reply, ms (real deoxys: ~150)")
-    p.add_argument("--codec", choices=("msgpack", "pickle"), default="msgpack")
+    p.add_argument("--codec", choices=("msgpack", "pickle"), default="msgpack",
+                   help="wire format; pickle speaks NYU Franka-Teach's (state, feeds and cameras)")
     p.add_argument("--cameras", dest="cameras", action="store_true", default=True,
                    help="render and publish the front and wrist cameras (default)")
     p.add_argument("--no-cameras", dest="cameras", action="store_false")
@@ -245,10 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commanded-port", type=int, default=COMMANDED_STATE_PORT)
     p.add_argument("--camera-port-offset", type=int, default=CAM_PORT_OFFSET,
                    help="camera i publishes on this port + i")
+    p.add_argument("--sim-state-port", type=int, default=0,
+                   help="also publish the state blob (for the VLA arena) on this port; 0: off")
+    p.add_argument("--sim-state-period", type=float, default=SIM_STATE_PERIOD_S,
+                   help="seconds between state blobs on --sim-state-port")
     p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds (0: run)")
     p.add_argument("--status-period", type=float, default=STATUS_LOG_PERIOD_S,
                    help="seconds between 'alive' status lines")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--parent-pid", type=int, default=0,
+                   help="exit (within 1 s) when this process, our parent, dies (0: never)")
+    p.add_argument("--parent-death-signal", type=int, default=int(signal.SIGTERM),
+                   help="signal the kernel sends us when the parent exits (0: rely on polling; "
+                   "for parents that start us from a short-lived thread)")
     return p
 
 
@@ -257,6 +289,9 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--latency-ms must be >= 0, got {a.latency_ms}")
     if not a.camera_fps > 0:
         p.error(f"--camera-fps must be > 0, got {a.camera_fps}")
+    if not (0 <= a.sim_state_port <= 65535 and a.sim_state_period > 0):
+        p.error(f"--sim-state-port must be a port (0: off) and --sim-state-period > 0 s, got "
+                f"{a.sim_state_port}, {a.sim_state_period}")
     if not (16 <= a.camera_width <= 4096 and 16 <= a.camera_height <= 4096):
         p.error(f"camera size must be 16..4096 pixels, got {a.camera_width}x{a.camera_height}")
     for name in ("control_port", "state_port", "commanded_port", "camera_port_offset"):
@@ -265,6 +300,10 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--{name.replace('_', '-')} must be a port number, got {v}")
     if a.duration < 0:
         p.error(f"--duration must be >= 0, got {a.duration}")
+    if a.parent_pid < 0:
+        p.error(f"--parent-pid must be a pid (or 0), got {a.parent_pid}")
+    if not 0 <= a.parent_death_signal < signal.NSIG:
+        p.error(f"--parent-death-signal must be a signal number (or 0), got {a.parent_death_signal}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,16 +323,24 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+    watch = None
+    if args.parent_pid:
+        watch = ParentWatch(args.parent_pid, stop.set, death_signal=args.parent_death_signal)
+        watch.start()
     ports = SimPorts(args.control_port, args.state_port, args.commanded_port, args.camera_port_offset)
     try:
         sim = start_sim_server(
             host=args.host, ports=ports, codec=args.codec, latency_ms=args.latency_ms,
             cameras=args.cameras, camera_fps=args.camera_fps, camera_width=args.camera_width,
-            camera_height=args.camera_height,
+            camera_height=args.camera_height, sim_state_port=args.sim_state_port or None,
+            sim_state_period_s=args.sim_state_period,
         )
     except FrankaTeachError as exc:
         log.error("frankateach-sim could not start: %s", exc)
         return 1
+    if stop.is_set():  # stopped (signal, parent gone) while starting
+        sim.stop()
+        return 0
     cams = (
         f"cameras {','.join(SIM_CAMERAS)} on {ports.camera_offset}+i "
         f"({args.camera_width}x{args.camera_height} @ {args.camera_fps:g} fps, "
@@ -321,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("frankateach-sim stopping (%s)", sim.status_line())
         sim.stop()
         log.info("frankateach-sim stopped")
+        if watch is not None:
+            watch.close()
     return 0
 
 

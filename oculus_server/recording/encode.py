@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
@@ -18,13 +19,14 @@ from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 
 NS_PER_S = 1_000_000_000
+Vector = Sequence[float] | np.ndarray  # a position (3,) or quaternion (4,)
 
 
 def to_ns(t_s: float) -> int:
     """Returns `t_s` (seconds) as integer nanoseconds, clamped at 0 (MCAP times are unsigned)."""
     if not math.isfinite(t_s) or t_s <= 0:
         return 0
-    return int(round(t_s * NS_PER_S))
+    return round(t_s * NS_PER_S)
 
 
 def time_json(ns: int) -> dict[str, int]:
@@ -110,13 +112,13 @@ def _set_time(field: Any, ns: int) -> None:
     field.nanos = ns % NS_PER_S
 
 
-def _set_pose(pose: Any, pos: Sequence[float], quat: Sequence[float]) -> None:
+def _set_pose(pose: Any, pos: Vector, quat: Vector) -> None:
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in pos)
     o = pose.orientation
     o.x, o.y, o.z, o.w = (float(v) for v in quat)
 
 
-def pose_in_frame(ns: int, frame_id: str, pos: Sequence[float], quat: Sequence[float]) -> bytes:
+def pose_in_frame(ns: int, frame_id: str, pos: Vector, quat: Vector) -> bytes:
     """Encodes a foxglove.PoseInFrame."""
     msg = PoseInFrame(frame_id=frame_id)
     _set_time(msg.timestamp, ns)
@@ -124,7 +126,7 @@ def pose_in_frame(ns: int, frame_id: str, pos: Sequence[float], quat: Sequence[f
     return msg.SerializeToString()
 
 
-def frame_transforms(ns: int, transforms: Iterable[tuple[str, str, Sequence[float], Sequence[float]]]) -> bytes:
+def frame_transforms(ns: int, transforms: Iterable[tuple[str, str, Vector, Vector]]) -> bytes:
     """Encodes a foxglove.FrameTransforms from (parent, child, translation, rotation xyzw) tuples."""
     msg = FrameTransforms()
     for parent, child, pos, quat in transforms:

@@ -3,6 +3,9 @@
 `recover` keeps every intact chunk of a ``.partial`` file, cuts the damaged tail, and appends a
 summary and index in place, so the result opens in every MCAP reader. It reports exactly what
 was kept and estimates what was lost. `find_partials` lists leftovers for the daemon's start-up.
+A partial that holds its header but no message yet (a crash in an episode's first flush period)
+still becomes a valid, empty recording, so its start metadata survives and it is filed once.
+This module knows nothing of the writer: the writer imports it (to salvage), never the reverse.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mcap.reader import make_reader
 
 from oculus_server.errors import RecordingError
+from oculus_server.recording.paths import PARTIAL_SUFFIX, is_partial
 from oculus_server.recording.scan import ScanResult, scan, write_tail
-from oculus_server.recording.sink import fsync_dir
-from oculus_server.recording.writer import PARTIAL_SUFFIX
+from oculus_server.recording.sink import fsync_dir, move_into
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,8 @@ class RecoverReport:
         source: the file that was read.
         output: the valid file written (None if nothing could be recovered).
         status: "intact" (already finished), "repaired" (only the summary was missing),
-            "recovered" (valid file written, data lost) or "unrecoverable".
+            "recovered" (valid file written, data lost; possibly no message at all when the
+            crash came before the first flush) or "unrecoverable" (not even a header).
         messages_recovered: messages in the output.
         topic_counts: messages per topic in the output.
         chunks_recovered: intact chunks kept.
@@ -143,14 +148,14 @@ def _summary_readable(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             return make_reader(f).get_summary() is not None
-    except Exception:  # the mcap library raises many types on a damaged summary
+    except Exception:  # noqa: BLE001 - the mcap library raises many types on a damaged summary
         return False
 
 
 def _default_output(path: Path) -> Path:
     if path.name.endswith(PARTIAL_SUFFIX):
         return path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
-    stem = path.name[:-5] if path.name.endswith(".mcap") else path.name
+    stem = path.name.removesuffix(".mcap")
     return path.with_name(stem + ".recovered.mcap")
 
 
@@ -166,9 +171,13 @@ def _recovery_metadata(report: RecoverReport) -> dict[str, str]:
     }
 
 
-def _finish(path: Path, target: Path, s: ScanResult, extra: list[tuple[str, Mapping[str, str]]]) -> None:
-    """Writes the repaired file at `target` (in place when `target` is `path`'s final name)."""
-    in_place = path.name.endswith(PARTIAL_SUFFIX) and target == _default_output(path)
+def _finish(path: Path, target: Path, s: ScanResult, extra: list[tuple[str, Mapping[str, str]]], in_place: bool) -> None:
+    """Writes the repaired file at `target`.
+
+    In place: `path` itself is cut and completed (a few kB written, so it works on a nearly full
+    disk) and then renamed to `target`; otherwise the intact prefix is copied first and `path`
+    is left untouched.
+    """
     work = path if in_place else target.with_name(target.name + ".recovering")
     try:
         if not in_place:
@@ -184,7 +193,8 @@ def _finish(path: Path, target: Path, s: ScanResult, extra: list[tuple[str, Mapp
             write_tail(f, s, extra)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(work, target)
+        if work != target:
+            os.replace(work, target)
         fsync_dir(target.parent)
     except OSError as exc:
         if not in_place:
@@ -215,12 +225,19 @@ def recover(path: Path | str, out: Path | str | None = None) -> RecoverReport:
         raise RecordingError(f"cannot read {path}: {exc}") from exc
     target = Path(out) if out is not None else None
     if s.complete and _summary_readable(path):
+        if target is None and is_partial(path):
+            target = _default_output(path)  # finished but never renamed (e.g. the move failed)
+            if target.exists():
+                raise RecordingError(f"{target} already exists; pass another output (-o)")
+            os.replace(path, target)
+            fsync_dir(target.parent)
+            return _report(path, target, "intact", s)
         if target is not None and target.resolve() != path.resolve():
             if target.exists():
                 raise RecordingError(f"{target} already exists; choose another output")
             shutil.copyfile(path, target)
         return _report(path, target or path, "intact", s)
-    if s.header is None or s.messages == 0:
+    if s.header is None:
         return _report(path, None, "unrecoverable", s)
     target = target or _default_output(path)
     if target.exists():
@@ -247,18 +264,25 @@ def recover(path: Path | str, out: Path | str | None = None) -> RecoverReport:
                 },
             )
         )
-    _finish(path, target, s, extra)
+    in_place = is_partial(path) and target == _default_output(path)
+    _finish(path, target, s, extra, in_place)
     log.info("%s", report.describe())
     return report
 
 
-def finalize_partial(partial: Path, final: Path, end_metadata: Mapping[str, str]) -> RecoverReport:
-    """Finishes an aborted recording in place (cut after the last intact chunk, add a summary).
+def finalize_partial(
+    partial: Path, dest: Path, end_metadata: Mapping[str, str], fallback: Path | None = None
+) -> tuple[RecoverReport, Path, str]:
+    """Finishes an aborted recording in place (cut after the last intact chunk, add a summary)
+    and moves it to `dest` in one rename (or to `fallback` if `dest`'s folder refuses it).
 
-    Used by `EpisodeWriter.abort`; writes only a few kB, so it works on a full disk.
+    Used by the writer's abort; writes only a few kB, so it works on a nearly full disk.
+
+    Returns:
+        (the report, where the file is now, '' or why it is not at `dest`).
 
     Raises:
-        RecordingError: the partial file is unusable or cannot be written.
+        RecordingError: the partial file is unusable or cannot be written (it is left as is).
     """
     try:
         s = scan(partial)
@@ -266,11 +290,11 @@ def finalize_partial(partial: Path, final: Path, end_metadata: Mapping[str, str]
         raise RecordingError(f"cannot read {partial}: {exc}") from exc
     if s.header is None:
         raise RecordingError(f"{partial} has no MCAP header: {s.stop_reason}")
-    if final.exists():
-        raise RecordingError(f"{final} already exists")
-    report = _report(partial, final, "repaired" if not s.truncated_bytes else "recovered", s)
-    _finish(partial, final, s, [("recording_end", dict(end_metadata)), ("recovery", _recovery_metadata(report))])
-    return report
+    report = _report(partial, dest, "repaired" if not s.truncated_bytes else "recovered", s)
+    _finish(partial, partial, s, [("recording_end", dict(end_metadata)), ("recovery", _recovery_metadata(report))], True)
+    where, problem = move_into(partial, dest, fallback)
+    report.output = where
+    return report, where, problem
 
 
 def find_partials(directory: Path | str) -> list[Path]:

@@ -13,10 +13,13 @@ topic                           schema                      content (written whe
 ``/tf``                         foxglove.FrameTransforms    world→robot_base (static), robot_base→
                                                             ee (measured), robot_base→ee_target
                                                             (commanded), world→vr_head (display
-                                                            only), vr_head→vr_right / vr_left
-                                                            (every recording tick, 40 Hz)
+                                                            only), vr_head→vr_right / vr_left,
+                                                            robot_base or ee→camera_<name> (each
+                                                            camera with a known mount; optical
+                                                            frame) (every recording tick, 40 Hz)
 ``/robot/ee_pose``              foxglove.PoseInFrame        measured hand TCP pose, frame
-                                                            robot_base (each new robot state)
+                                                            robot_base, stamped with the
+                                                            measurement time (each new state)
 ``/robot/ee_target``            foxglove.PoseInFrame        commanded hand TCP pose, frame
                                                             robot_base (each new command)
 ``/robot/joint_states``         teleop.JointStates          7 arm joints + 2 finger joints: rad /
@@ -46,6 +49,10 @@ topic                           schema                      content (written whe
 ``/timing``                     teleop.Timing               per-loop achieved Hz, jitter p50/p99/
                                                             max, missed/late ticks, queue depths
                                                             and drop counters (about 1 Hz)
+``/sim/state``                  teleop.SimState             the simulator's state blob, sim time,
+                                                            physics step, scene hash (``--debug``
+                                                            only, about 1 Hz; starts VLA arena
+                                                            episodes, registered on first use)
 ``/safety``                     teleop.Safety               what the command gate clamped,
                                                             limited, refused or held and why;
                                                             state faults (each intervention)
@@ -58,9 +65,14 @@ time, camera capture time, command creation time), and ``sequence`` is the sourc
 where it has one (recording tick seq, VR sample seq, command seq, camera frame seq), else a
 per-topic counter, so a gap always means something was not recorded.
 
+JSON bodies never hold ``null``: a value that is not available (no round trip for a state from
+the PUB feed, jitter before a loop's second tick, ...) is left out, and every JSON schema below
+lists only optional fields for such values.
+
 Metadata records: ``recording_start`` (caller's operator/task/robot/config/versions/rates, plus
-writer settings) and ``recording_end`` (outcome, duration, per-topic counts, achieved rates, drops,
-errors). Attachments: whatever the caller passes (e.g. the robot's MJCF model).
+writer settings; structured values such as ``config`` and ``cameras`` are JSON) and
+``recording_end`` (outcome, duration, per-topic counts, achieved rates, drops, errors, reason).
+Attachments: whatever the caller passes (the simulator's MJCF for a simulated robot only).
 """
 
 from __future__ import annotations
@@ -102,6 +114,7 @@ TOPIC_VR_BUTTONS = "/vr/buttons"
 TOPIC_EVENTS = "/events"
 TOPIC_LOG = "/log"
 TOPIC_TIMING = "/timing"
+TOPIC_SIM_STATE = "/sim/state"
 TOPIC_SAFETY = "/safety"
 
 
@@ -132,7 +145,7 @@ ACTION_FIELDS = ("lin_x", "lin_y", "lin_z", "rot_x", "rot_y", "rot_z", "gripper"
 # --- JSON schemas ---------------------------------------------------------------------------------
 # Written for Foxglove's JSON-schema reader: every object lists its "properties", every field has
 # one "type" (no type lists, no additionalProperties-only maps), so every field can be plotted.
-# Numbers may be null in the data when a value is not available (e.g. no round trip for PUB states).
+# A number that is not available is left out of the message (never null); such fields are optional.
 # Maps with run-time keys (loops, counters, gains) are arrays of {"name": …} objects; plot them in
 # Foxglove with a filter, e.g. ``/timing.loops[:]{name=="control"}.achieved_hz``.
 _TIME = {
@@ -190,7 +203,8 @@ _LOOP = {
 
 JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "teleop.JointStates": _obj(
-        "Measured Panda joints: 7 arm joints (rad) then 2 finger joints (m).",
+        "Measured Panda joints: 7 arm joints (rad) then 2 finger joints (m). A robot server that "
+        "does not report arm joints gives only the finger joints (name and position stay aligned).",
         {
             "timestamp": _TIME,
             "name": {"type": "array", "items": _STR},
@@ -220,7 +234,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         "Robot link timing, milliseconds.",
         {
             "timestamp": _TIME,
-            "rtt_ms": {**_NUM, "description": "round trip of the request that brought the state (null for PUB)"},
+            "rtt_ms": {**_NUM, "description": "round trip of the request that brought the state (absent for PUB)"},
             "state_age_ms": {**_NUM, "description": "tick time − receive time"},
             "transport_ms": {**_NUM, "description": "receive wall time − measurement time (clock offset included)"},
         },
@@ -285,6 +299,17 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("timestamp", "loops", "counters"),
     ),
+    "teleop.SimState": _obj(
+        "The simulator's state blob (frankateach.sim.state_blob): an exact, restorable state.",
+        {
+            "timestamp": _TIME,
+            "sim_time": {**_NUM, "description": "sim time of the state, s"},
+            "physics_step": _INT,
+            "scene_hash": {**_STR, "description": "hex identity of the physics scene"},
+            "blob": {**_STR, "description": "base64 state blob; vla-arena run --from-recording FILE --at S"},
+        },
+        ("timestamp", "sim_time", "blob"),
+    ),
 }
 
 PROTO_CLASSES: dict[str, Any] = {
@@ -325,12 +350,29 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first message comes
+    TopicSpec(TOPIC_SIM_STATE, "teleop.SimState"),
+)
+
+
 def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
     """Returns the (image, calibration) topic specs of camera `name`."""
     return (
         TopicSpec(camera_image_topic(name), "foxglove.CompressedImage"),
         TopicSpec(camera_calibration_topic(name), "foxglove.CameraCalibration"),
     )
+
+
+def topic_spec(topic: str) -> TopicSpec | None:
+    """Returns the spec of a fixed, optional or camera topic, or None if `topic` is not a recording topic."""
+    for spec in (*FIXED_TOPICS, *OPTIONAL_TOPICS):
+        if spec.topic == topic:
+            return spec
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == "" and parts[1] == "camera" and parts[2]:
+        image, calibration = camera_topics(parts[2])
+        return {"image": image, "calibration": calibration}.get(parts[3])
+    return None
 
 
 def schema_record(schema: str) -> tuple[str, str, bytes]:

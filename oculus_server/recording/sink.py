@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from oculus_server.errors import RecordingError
 
@@ -128,3 +129,35 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def move_into(src: Path, dest: Path, fallback: Path | None = None) -> tuple[Path, str]:
+    """Moves `src` to `dest` (creating `dest`'s folder), never raising for OS errors.
+
+    A folder that cannot be created or written (full disk, permissions, an immutable folder)
+    does not lose the file: it is moved to `fallback` instead when given (normally a finished
+    name beside `src`), else left where it is.
+
+    Returns:
+        (where the file is now, '' or a one-line description of what went wrong).
+    """
+    problem = ""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            raise FileExistsError(17, "File exists", str(dest))
+        os.replace(src, dest)
+        fsync_dir(dest.parent)
+        return dest, ""
+    except OSError as exc:
+        problem = f"cannot move {dest.name} into {dest.parent}: {describe_os_error(exc)}"
+    if fallback is not None and fallback not in (src, dest):
+        try:
+            if fallback.exists():
+                raise FileExistsError(17, "File exists", str(fallback))
+            os.replace(src, fallback)
+            fsync_dir(fallback.parent)
+            return fallback, problem
+        except OSError as exc:
+            problem += f"; cannot rename it to {fallback.name} either: {describe_os_error(exc)}"
+    return src, problem

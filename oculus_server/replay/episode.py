@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from oculus_server.errors import RecordingError
 from oculus_server.recording import schemas as S
+from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from oculus_server.recording.reader import RecordingReader
 
 Progress = Callable[[int, int], None]  # (done, total) messages
@@ -39,6 +41,7 @@ class CameraStream:
     jpeg: list[bytes]
     width: int = 0
     height: int = 0
+    intrinsics: np.ndarray | None = None  # (3, 3) K of the recorded calibration, pixels
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Episode:
     ee_pos: np.ndarray  # (M, 3)
     ee_quat: np.ndarray  # (M, 4)
     gripper: np.ndarray  # (M,)
-    joints: np.ndarray  # (M, 7)
+    joints: np.ndarray  # (M, 7) rad; NaN where the robot server did not report them
     cmd_t: np.ndarray  # (K,) tick wall time each command was recorded
     cmd_made_t: np.ndarray  # (K,) when it was made (wall)
     cmd_seq: np.ndarray
@@ -81,6 +84,7 @@ class Episode:
     counters: dict[str, np.ndarray]
     events: list[tuple[float, str, str, dict[str, Any]]]  # (wall t, kind, message, data)
     cameras: dict[str, CameraStream] = field(default_factory=dict)
+    joint_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))  # (M, 7) rad/s as recorded; NaN if unknown
 
     @property
     def task(self) -> str:
@@ -149,10 +153,10 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
     L: dict[str, list[Any]] = {k: [] for k in (
         "tick_t", "tick_seq", "tick_pred", "tick_eng", "robot_t", "robot_meas_t", "ee_pos", "ee_quat",
         "gripper", "joints", "cmd_t", "cmd_made_t", "cmd_seq", "tpos", "tquat", "tgrip", "treset",
-        "action_t", "action", "vr_t", "rg", "rt", "lg", "lt", "lat_t", "rtt", "age", "timing_t")}
+        "action_t", "action", "vr_t", "rg", "rt", "lg", "lt", "lat_t", "rtt", "age", "timing_t", "joint_vel")}
     timing_rows: list[dict[str, Any]] = []
     events: list[tuple[float, str, str, dict[str, Any]]] = []
-    cams: dict[str, dict[str, list[Any]]] = {}
+    cams: dict[str, dict[str, Any]] = {}
     with RecordingReader(path) as r:
         meta = r.metadata()
         total = r.message_count
@@ -182,8 +186,12 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
                 L["ee_pos"].append((p.x, p.y, p.z))
                 L["ee_quat"].append((o.x, o.y, o.z, o.w))
             elif topic == S.TOPIC_JOINT_STATES:
-                pos = m.get("position") or []
-                L["joints"].append([_num(v) for v in pos[:7]] + [float("nan")] * (7 - len(pos[:7])))
+                # By name: a server without arm joints records only the fingers (missing, not 0).
+                names = list(m.get("name") or S.JOINT_NAMES)
+                pos = dict(zip(names, m.get("position") or []))
+                vel = dict(zip(names, m.get("velocity") or []))
+                L["joints"].append([_num(pos.get(n)) for n in S.ARM_JOINT_NAMES])
+                L["joint_vel"].append([_num(vel.get(n)) for n in S.ARM_JOINT_NAMES])
                 L["gripper"].append(_num(m.get("gripper")))
             elif topic == S.TOPIC_COMMAND:
                 L["cmd_t"].append(t)
@@ -223,7 +231,9 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
                         c["jpeg"].append(bytes(m.data))
                 elif topic.endswith("/calibration"):
                     cam = topic.split("/")[2]
-                    cams.setdefault(cam, {"log_t": [], "capture_t": [], "seq": [], "jpeg": [], "size": None})["size"] = (m.width, m.height)
+                    c = cams.setdefault(cam, {"log_t": [], "capture_t": [], "seq": [], "jpeg": [], "size": None})
+                    c["size"] = (m.width, m.height)
+                    c["K"] = np.asarray(list(m.K), dtype=float).reshape(3, 3) if len(m.K) == 9 else None
         if progress is not None:
             progress(total, total)
     if len(L["joints"]) != len(L["robot_t"]):
@@ -238,7 +248,8 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
     cameras = {}
     for name, c in cams.items():
         size = c["size"] or (0, 0)
-        cameras[name] = CameraStream(name, _arr(c["log_t"]), _arr(c["capture_t"]), _arr(c["seq"], dtype=np.int64), c["jpeg"], int(size[0]), int(size[1]))
+        cameras[name] = CameraStream(name, _arr(c["log_t"]), _arr(c["capture_t"]), _arr(c["seq"], dtype=np.int64), c["jpeg"],
+                                     int(size[0]), int(size[1]), c.get("K"))
     return Episode(
         path=path, metadata=meta, t0=t0,
         tick_t=_arr(L["tick_t"]), tick_seq=_arr(L["tick_seq"], dtype=np.int64),
@@ -252,8 +263,23 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
         vr_left_grip=_arr(L["lg"]), vr_left_trigger=_arr(L["lt"]),
         latency_t=_arr(L["lat_t"]), rtt_ms=_arr(L["rtt"]), state_age_ms=_arr(L["age"]),
         timing_t=_arr(L["timing_t"]), loop_hz=loop_hz, loop_jitter_p99_ms=loop_jit, counters=counters,
-        events=events, cameras=cameras,
+        events=events, cameras=cameras, joint_vel=_arr(L["joint_vel"], (7,)),
     )
+
+
+def camera_mounts(ep: Episode) -> dict[str, CameraMount]:
+    """The camera mounts stored in the start metadata (empty for recordings without them).
+
+    Raises:
+        RecordingError: the stored mounts are malformed.
+    """
+    text = ep.metadata.get("recording_start", {}).get("cameras")
+    if not text:
+        return {}
+    try:
+        return camera_mounts_from_dict(json.loads(text))
+    except ValueError as exc:
+        raise RecordingError(f"{ep.path}: bad camera mounts in the metadata: {exc}") from None
 
 
 def metadata_json(ep: Episode) -> str:

@@ -50,6 +50,8 @@ class TickTable:
     engaged: np.ndarray  # (N,) bool
     frame_index: dict[str, np.ndarray]  # camera -> (N,) index of the frame shown at each tick
     frame_capture_t: dict[str, np.ndarray]  # camera -> (N,) its capture time
+    robot_index: np.ndarray | None = None  # (N,) index of the measured state used, into the Episode's arrays
+    frame_log_t: dict[str, np.ndarray] | None = None  # camera -> (N,) when the frame shown was recorded
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -84,15 +86,18 @@ def tick_table(ep: Episode) -> TickTable:
         action[aidx >= 0] = ep.action[aidx[aidx >= 0]]
     frame_index: dict[str, np.ndarray] = {}
     frame_t: dict[str, np.ndarray] = {}
+    frame_log_t: dict[str, np.ndarray] = {}
     for name, cam in ep.cameras.items():
         if cam.log_t.size == 0:
             continue
         f = np.clip(hold_index(cam.log_t, t), 0, None)  # before the first frame: show the first
         frame_index[name] = f
         frame_t[name] = cam.capture_t[f]
+        frame_log_t[name] = cam.log_t[f]
     return TickTable(
         t=t, t_rel=t - t[0], ee_pos=ee_pos, ee_quat=ee_quat, ee_euler=euler_xyz(ee_quat), gripper=grip,
         joints=ep.joints[ridx], robot_meas_t=ep.robot_meas_t[ridx], robot_recv_t=ep.robot_t[ridx],
         target_pos=tpos, target_quat=tquat, target_euler=euler_xyz(tquat), target_gripper=tgrip, action=action,
         predictive=ep.tick_predictive[keep], engaged=ep.tick_engaged[keep], frame_index=frame_index, frame_capture_t=frame_t,
+        robot_index=ridx, frame_log_t=frame_log_t,
     )

@@ -1,29 +1,77 @@
-"""Camera thread: subscribes to the robot server's JPEG camera ports, keeps the newest frame.
+"""Camera thread: subscribes to the robot server's camera ports, keeps the newest frame.
 
-Frames are never decoded here (the bytes go to the recording as-is), and the sockets conflate,
-so camera traffic costs the control loop nothing.
+Reads this project's msgpack frames and Franka-Teach's ``rgb_image`` frames alike (detected per
+message; Franka-Teach's pickles go through the restricted unpickler, never plain pickle). JPEGs are
+never decoded here (the bytes go to the recording as-is), and the sockets conflate, so camera
+traffic costs the control loop nothing.
+
+A frame that cannot be read is counted (``camera_errors``), logged as a warning and reported as
+an ``error`` event (shown on the dashboard, written to the recording's ``/events``) — the first
+one per camera at once, then at most one summary per camera every `ERROR_REPORT_PERIOD_S`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import zmq
 
+from frankateach.camera_format import CameraDecoder
 from frankateach.constants import CAM_PORT_OFFSET
 from frankateach.errors import ProtocolError
-from frankateach.messages import decode_camera_frame
-from frankateach.network import endpoint
+from frankateach.network import sub_socket
 from frankateach.timing import RateStats
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 
 log = logging.getLogger(__name__)
 
+ERROR_REPORT_PERIOD_S = 10.0  # at most one camera-error report per camera this often
+
+
+class CameraErrorReporter:
+    """Turns camera decode errors into warnings and events without flooding either.
+
+    Args:
+        state: where errors are counted and events added.
+        period_s: minimum time between two reports for one camera, seconds.
+        clock: monotonic clock, seconds (injectable for tests).
+    """
+
+    def __init__(self, state: SharedState, period_s: float = ERROR_REPORT_PERIOD_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.state = state
+        self.period_s = period_s
+        self._clock = clock
+        self._last_report: dict[int, float] = {}
+        self._unreported: dict[int, int] = {}
+        self.total = 0
+
+    def error(self, camera_id: int, port: int, exc: Exception) -> None:
+        """Counts one unreadable message from `camera_id`; reports it if the period allows."""
+        self.total += 1
+        self.state.count("camera_errors")
+        self._unreported[camera_id] = self._unreported.get(camera_id, 0) + 1
+        now = self._clock()
+        last = self._last_report.get(camera_id)
+        if last is not None and now - last < self.period_s:
+            return
+        n = self._unreported.pop(camera_id)
+        self._last_report[camera_id] = now
+        what = "unreadable frame" if n == 1 else f"{n} unreadable frames"
+        message = f"camera {camera_id} (port {port}): {what}: {exc}"
+        log.warning("%s", message)
+        self.state.add_event("error", message, camera=camera_id, port=port, frames=n)
+
 
 class CameraThread(DaemonThread):
-    """Receives frames from cameras `ids` on `host` (ports CAM_PORT_OFFSET + id)."""
+    """Receives frames from cameras `ids` on `host` (ports ``port_offset + id``).
+
+    Args:
+        names: name per camera id for frames that carry none (Franka-Teach's); default ``cam_<id>``.
+    """
 
     def __init__(
         self,
@@ -34,6 +82,7 @@ class CameraThread(DaemonThread):
         port_offset: int = CAM_PORT_OFFSET,
         poll_s: float = 0.1,
         realtime_priority: int = 0,
+        names: dict[int, str] | None = None,
     ) -> None:
         super().__init__("cameras", supervisor, state, realtime_priority)
         self.host = host
@@ -42,27 +91,27 @@ class CameraThread(DaemonThread):
         self.poll_s = poll_s
         self.stats = RateStats("cameras", 0.0)
         state.register_rate(self.stats)
-        self._ctx = zmq.Context.instance()
-        self._socks: list[zmq.Socket] = []
+        self.errors = CameraErrorReporter(state)
+        self.decoders = {i: CameraDecoder(i, (names or {}).get(i)) for i in ids}
+        self._ctx: zmq.Context = zmq.Context.instance()
+        self._socks: dict[zmq.Socket, int] = {}
 
     def body(self) -> None:
         poller = zmq.Poller()
         for cam_id in self.ids:
-            s = self._ctx.socket(zmq.SUB)
-            s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.CONFLATE, 1)
-            s.setsockopt(zmq.SUBSCRIBE, b"")
-            s.connect(endpoint(self.host, self.port_offset + cam_id))
+            s = sub_socket(self.host, self.port_offset + cam_id, conflate=True, context=self._ctx)
             poller.register(s, zmq.POLLIN)
-            self._socks.append(s)
+            self._socks[s] = cam_id
         while not self.stop_event.is_set():
             for sock, _ in poller.poll(int(self.poll_s * 1000)):
+                cam_id = self._socks[sock]
                 data = sock.recv(zmq.NOBLOCK)
                 try:
-                    frame = decode_camera_frame(data)
+                    frame = self.decoders[cam_id].decode(data)
                 except ProtocolError as exc:
-                    self.state.count("camera_errors")
-                    log.debug("bad camera frame: %s", exc)
+                    self.errors.error(cam_id, self.port_offset + cam_id, exc)
+                    continue
+                if frame is None:  # a Franka-Teach non-image topic (intrinsics, depth)
                     continue
                 self.stats.tick(time.monotonic())
                 self.state.add_frame(frame)

@@ -8,10 +8,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def put_freshest(q: queue.Queue, item: object) -> int:
-    """Puts `item` without blocking, evicting the oldest entries if full; returns how many."""
+def put_freshest(q: queue.Queue, item: object, max_tries: int = 16) -> int:
+    """Puts `item` without blocking, evicting the oldest entries if full; never raises `queue.Full`.
+
+    Returns:
+        How many items were dropped: the evicted ones, plus `item` itself if other producers kept
+        the queue full for `max_tries` attempts (then it is not queued).
+    """
     evicted = 0
-    while True:
+    for _ in range(max_tries):
         try:
             q.put_nowait(item)
             return evicted
@@ -21,6 +26,7 @@ def put_freshest(q: queue.Queue, item: object) -> int:
                 evicted += 1
             except queue.Empty:
                 pass
+    return evicted + 1
 
 
 def take_newest(q: queue.Queue, timeout_s: float) -> tuple[object | None, int]:

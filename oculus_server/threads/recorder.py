@@ -1,20 +1,25 @@
 """Recording thread (40 Hz): one `RecordTick` per tick, independent of the robot's speed.
 
 Each tick snapshots the newest VR sample, measured robot state, last command, camera frames that
-arrived since the previous tick, control mode, events and (about once a second) loop timing, and
-`put_nowait`s it on the MCAP queue. A full queue drops the tick and counts it; the tick's `seq`
-still advances, so the gap is visible in the file. Episode requests (A = start/stop, B = success)
-are turned here into `EpisodeStart`/`EpisodeStop` items on the same queue, which keep a reserved
-margin so they are never dropped. A toggle within `debounce_s` of an episode's start is ignored,
-so a double press, or the A press of a scripted demo run with --record-on-start, cannot end an
-episode that has just begun.
+arrived since the previous tick, control mode, events and (about once a second) loop timing and
+counters (VR rejections among them), and `put_nowait`s it on the MCAP queue. A full queue drops
+the tick and counts it; the tick's `seq` still advances, so the gap is visible in the file.
+Episode requests (A = start/stop, B = success) are turned here into `EpisodeStart`/`EpisodeStop`
+items on the same queue, which keep a reserved margin; should even that be full (a stalled
+writer), they wait in order in the thread and go first on a later tick, never raising.
+A toggle within `debounce_s` of an episode's start is ignored, so a double press, or the A press
+of a scripted demo run with --record-on-start, cannot end an episode that has just begun.
+Error events that happen while no episode is open are kept for the next one. An episode in
+which the robot never answered is never called a success.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
+from collections import deque
 
 from frankateach.constants import RECORD_FREQ
 from oculus_server.state import SharedState
@@ -41,14 +46,20 @@ class RecorderThread(RateThread):
         timing_period_s: float = 1.0,
         debounce_s: float = 1.0,
         realtime_priority: int = 0,
+        robot_label: str = "the robot",
     ) -> None:
         super().__init__("recording", hz, supervisor, state, realtime_priority=realtime_priority)
         self.queue = mcap_queue
+        self.robot_label = robot_label
+        self._pending_control: deque[object] = deque()  # control items waiting for queue room
+        self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
         self.enabled = enabled
         self.task = task
         self.timing_period_s = timing_period_s
         self.debounce_s = debounce_s
         self._opened_at = float("-inf")
+        self._robot_at_open: object = None
+        self._robot_seen = False
         self.seq = 0
         self.open = False
         self.success = False
@@ -60,7 +71,18 @@ class RecorderThread(RateThread):
 
     # -- episodes -------------------------------------------------------------------------------
     def _control(self, item: object) -> None:
-        self.queue.put_nowait(item)  # never full: ticks leave CONTROL_MARGIN free
+        self._pending_control.append(item)
+        self._send_control()
+
+    def _send_control(self) -> bool:
+        """Queues waiting control items in order; True when none is left waiting."""
+        while self._pending_control:
+            try:
+                self.queue.put_nowait(self._pending_control[0])
+            except queue.Full:  # only with a stalled writer: ticks leave CONTROL_MARGIN free
+                return False
+            self._pending_control.popleft()
+        return True
 
     def _start_episode(self) -> None:
         now = time.time()
@@ -72,11 +94,27 @@ class RecorderThread(RateThread):
         self._opened_at = time.monotonic()
         self.success = False
         self._next_timing = 0.0
+        self._robot_at_open = self.state.robot()
+        self._robot_seen = False
         self._control(EpisodeStart(name=name, t_wall=now))
         self.state.add_event("episode_start", f"episode {name} started", name=name)
         log.info("episode %s started", name)
 
+    def _note_robot(self, obs: object) -> None:
+        """Marks the episode as having robot data: a new measured state, or the link up."""
+        if not self._robot_seen and obs is not None and (obs is not self._robot_at_open or self.state.link().up):
+            self._robot_seen = True
+
     def _stop_episode(self, outcome: str | None = None, reason: str = "") -> None:
+        self._note_robot(self.state.robot())
+        if not self._robot_seen:
+            why = f"{self.robot_label} never answered during this episode: it holds no robot data"
+            self.state.add_event("error", why, robot=self.robot_label)
+            log.error("episode: %s", why)
+            if self.success:
+                self.success = False
+                outcome = "failure" if outcome in (None, "success") else outcome
+            reason = f"{reason}; {why}" if reason else why
         outcome = outcome or ("success" if self.success else "failure")
         self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
         events = self.state.take_events()  # the stop itself among them: written before closing
@@ -107,6 +145,8 @@ class RecorderThread(RateThread):
     # -- ticks ----------------------------------------------------------------------------------
     def _build(self) -> RecordTick:
         now = self.ticker.last_tick  # the wake-up time: what this tick stands for
+        if math.isnan(now):  # stepped outside the ticker (tests, a first call)
+            now = time.monotonic()
         wall = self._wall_at_tick
         rates, counters = {}, {}
         if now >= self._next_timing:
@@ -116,28 +156,43 @@ class RecorderThread(RateThread):
             counters.update(self.state.latency_figures())
             link = self.state.link()
             counters.update(rtt_mean_ms=link.rtt_mean_s * 1e3, rtt_p95_ms=link.rtt_p95_s * 1e3)
+            vrs = self.state.vr_status()
+            counters["vr_rejected"] = vrs.rejected
+            for why, n in vrs.reject_reasons.items():
+                counters[f"vr_rejected_{why}"] = n
+        events = self.state.take_events()
+        if self._idle_errors:
+            events = (*self._idle_errors, *events)
+            self._idle_errors.clear()
+        robot = self.state.robot()
+        self._note_robot(robot)
         return RecordTick(
             seq=self.seq,
             t_mono=now,
             t_wall=wall,
             vr=self.state.vr(),
-            robot=self.state.robot(),
+            robot=robot,
             command=self.state.command(),
             mode=self.state.mode(),
             cameras=self.state.take_new_frames(),
-            events=self.state.take_events(),
+            events=events,
             rates=rates,
             counters=counters,
             safety=self.state.take_safety(),
+            sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
         )
 
     def _flush_tick(self) -> None:
         tick = self._build()
         self.seq += 1
-        if self.queue.qsize() >= self.queue.maxsize - CONTROL_MARGIN:
+        if not self._send_control() or self.queue.qsize() >= self.queue.maxsize - CONTROL_MARGIN:
             self.state.count("records_dropped")
             return
-        self.queue.put_nowait(tick)
+        try:
+            self.queue.put_nowait(tick)
+        except queue.Full:
+            self.state.count("records_dropped")
+            return
         self.state.count("records_queued")
 
     def step(self) -> None:
@@ -151,8 +206,9 @@ class RecorderThread(RateThread):
         if self.open:
             self._flush_tick()
         else:
+            self._send_control()
             self.state.take_new_frames()  # nothing to record: don't let frames pile up
-            self.state.take_events()
+            self._idle_errors.extend(e for e in self.state.take_events() if "error" in e.kind)
             self.state.take_safety()
         self.state.set_queue_depth("mcap", self.queue.qsize())
 
@@ -163,3 +219,9 @@ class RecorderThread(RateThread):
         """
         if self.open:
             self._stop_episode(outcome="shutdown", reason=reason)
+        self._send_control()
+
+    @property
+    def control_waiting(self) -> int:
+        """Episode start/stop items not yet on the queue (the writer is stalled)."""
+        return len(self._pending_control)

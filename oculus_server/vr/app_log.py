@@ -3,6 +3,12 @@
 Produces byte-exact lines in the format the rail-berkeley app logs (see the parser's docstring),
 optionally with the ``adb logcat`` threadtime prefix (``MM-DD HH:MM:SS.mmm  PID  TID I Unity   : ``).
 Used by the fake headset and by the parser's round-trip tests.
+
+Number formats, as the app's C++ writes them (rail-berkeley/oculus_reader ``app_source/Src``):
+
+* matrices: ``OVR::Matrix4f::ToString``, i.e. ``"%g "`` per element, row-major;
+* analog buttons: ``std::to_string(float)``, i.e. the float widened to double and printed with
+  ``"%f"`` (six decimals: ``0.000000``, ``-0.250000``, ``1.000000``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ def format_matrix(matrix: np.ndarray) -> str:
     return "".join("%g " % v for v in np.asarray(matrix, dtype=float).reshape(16))
 
 
+def to_string_float(value: float) -> str:
+    """``std::to_string`` of a C++ float: rounded to float32, printed with ``%f``."""
+    return "%f" % float(np.float32(value))
+
+
 def _analog(value: ButtonValue) -> float:
     if isinstance(value, (tuple, list)):  # oculus_reader-style 1-tuple
         return float(value[0])
@@ -36,6 +47,7 @@ def format_buttons(buttons: Mapping[str, ButtonValue]) -> str:
     """Formats a button map as the app does: ``R,<pressed>,rightJS x y,rightTrig v,rightGrip v,L,...``.
 
     A side is written when any of its keys is in `buttons`; missing analog values are written as 0.
+    Analog values are written as ``std::to_string`` does (``rightTrig 0.500000``).
     """
     parts: list[str] = []
     for marker, bools, js, trig, grip in _SIDE_BUTTONS:
@@ -44,9 +56,9 @@ def format_buttons(buttons: Mapping[str, ButtonValue]) -> str:
         parts.append(marker)
         parts.extend(b for b in bools if buttons.get(b, False))
         jx, jy = buttons.get(js, (0.0, 0.0))  # type: ignore[misc]
-        parts.append("%s %g %g" % (js, float(jx), float(jy)))
-        parts.append("%s %g" % (trig, _analog(buttons.get(trig, 0.0))))
-        parts.append("%s %g" % (grip, _analog(buttons.get(grip, 0.0))))
+        parts.append(f"{js} {to_string_float(jx)} {to_string_float(jy)}")
+        parts.append(f"{trig} {to_string_float(_analog(buttons.get(trig, 0.0)))}")
+        parts.append(f"{grip} {to_string_float(_analog(buttons.get(grip, 0.0)))}")
     return ",".join(parts)
 
 

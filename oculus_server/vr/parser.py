@@ -3,7 +3,7 @@
 The app logs one line per frame under the tag ``wE9ryARX``; the payload is the text after
 ``"wE9ryARX: "``::
 
-    r:<16 numbers> |l:<16 numbers> &R,A,RG,rightJS 0 0,rightTrig 0.5,rightGrip 1,L,leftJS 0 0,...
+    r:<16 numbers> |l:<16 numbers> &R,A,RG,rightJS 0.000000 0.000000,rightTrig 0.500000,...
 
 * Poses: ``|``-separated ``<side>:<matrix>`` items, side ``r`` or ``l`` in either order, either
   possibly absent. A matrix is 16 ``%g`` numbers, row-major, space-separated (with a trailing
@@ -12,7 +12,8 @@ The app logs one line per frame under the tag ``wE9ryARX``; the payload is the t
 * ``&`` then the buttons, comma-separated: per side a marker (``R`` / ``L``), the names of the
   pressed booleans (right: A B RTr RG RThU RJ; left: X Y LTr LG LThU LJ), then the analog values
   ``rightJS x y``, ``rightTrig v``, ``rightGrip v`` (left: ``leftJS``, ``leftTrig``,
-  ``leftGrip``). Booleans of a present side default to False.
+  ``leftGrip``), written by the app with ``std::to_string`` (``%f``: ``0.500000``); any float
+  syntax is accepted. Booleans of a present side default to False.
 
 Differences from ``oculus_reader``'s own dict: analog triggers/grips are plain floats here (it
 exposes 1-tuples such as ``(0.5,)``); joysticks are ``(x, y)`` tuples in both.

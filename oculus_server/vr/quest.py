@@ -429,4 +429,31 @@ def adb_available(adb: str = "adb") -> bool:
     return shutil.which(adb) is not None
 
 
-__all__ = ["ADB_INSTALL_HINT", "QuestReader", "adb_available"]
+def parse_adb_devices(text: str) -> list[str]:
+    """Serials of the devices ``adb devices`` lists as ready ("device"; not offline/unauthorized)."""
+    serials = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1] == "device":
+            serials.append(fields[0])
+    return serials
+
+
+def headset_present(
+    serial_or_ip: str | None = None, adb: str = "adb", timeout_s: float = QUEST_ADB_STEP_TIMEOUT_S
+) -> bool:
+    """True if adb exists and lists a ready device — `serial_or_ip` if given (a serial, or an IP
+    matching a network device ``IP:PORT``), otherwise any."""
+    if not adb_available(adb):
+        return False
+    try:
+        out = subprocess.run([adb, "devices"], check=False, capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    serials = parse_adb_devices(out.stdout)
+    if serial_or_ip is None:
+        return bool(serials)
+    return any(s == serial_or_ip or s.split(":", 1)[0] == serial_or_ip for s in serials)
+
+
+__all__ = ["ADB_INSTALL_HINT", "QuestReader", "adb_available", "headset_present", "parse_adb_devices"]

@@ -26,7 +26,8 @@ class ScriptedSource(VRSource):
             `Trajectory`.
         speed: trajectory seconds per wall second (2.0 plays twice as fast).
         rate_hz: sample grid, Hz.
-        loop: restart a finite trajectory at its end instead of finishing.
+        loop: restart a finite trajectory at its end instead of finishing (alternating with its
+            `alternate`, e.g. pick_place / place_back, so the scene is restored every other run).
         left: the left controller performs the motion (X/Y/LG/LTr buttons) instead of the right.
         clock: monotonic clock, seconds (default `time.monotonic`).
     """
@@ -46,6 +47,13 @@ class ScriptedSource(VRSource):
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ConfigError(f"scripted source rate must be a positive number of Hz, got {rate_hz!r}")
         self.trajectory = get_trajectory(trajectory) if isinstance(trajectory, str) else trajectory
+        alternate = self.trajectory.alternate
+        self._alternate = get_trajectory(alternate) if alternate else None
+        if self._alternate is not None and self._alternate.duration_s != self.trajectory.duration_s:
+            raise ConfigError(
+                f"trajectory {self.trajectory.name!r} alternates with {alternate!r}, which lasts "
+                f"{self._alternate.duration_s} s instead of {self.trajectory.duration_s} s"
+            )
         self.name = f"scripted:{self.trajectory.name}"
         self.speed = float(speed)
         self.rate_hz = float(rate_hz)
@@ -64,11 +72,21 @@ class ScriptedSource(VRSource):
 
     def trajectory_time(self, k: int) -> float:
         """Trajectory time (s) of grid sample `k`, wrapped when looping."""
+        return self.trajectory_at(k)[1]
+
+    def trajectory_at(self, k: int) -> tuple[Trajectory, float]:
+        """The trajectory playing at grid sample `k` and its time (s) in it.
+
+        Looping, run n (from 0) plays the trajectory, or its `alternate` when n is odd.
+        """
         t = k / self.rate_hz * self.speed
         duration = self.trajectory.duration_s
-        if self.loop and duration is not None:
-            t = math.fmod(t, duration)
-        return t
+        if not (self.loop and duration is not None):
+            return self.trajectory, t
+        run = int(t // duration)
+        if run % 2 and self._alternate is not None:
+            return self._alternate, t - run * duration
+        return self.trajectory, t - run * duration
 
     def poll(self) -> VRSample | None:
         """Returns the newest grid sample not yet returned, or None (also once finished)."""
@@ -85,7 +103,8 @@ class ScriptedSource(VRSource):
             with self._lock:
                 self._finished = True
             return None
-        poses, buttons = self.trajectory.sample(self.trajectory_time(k), left=self.left)
+        trajectory, t = self.trajectory_at(k)
+        poses, buttons = trajectory.sample(t, left=self.left)
         self._last_k = k
         with self._lock:
             self._samples += 1
@@ -103,5 +122,7 @@ class ScriptedSource(VRSource):
             return SourceStatus(
                 state=state,
                 samples=self._samples,
-                detail=f"{self.trajectory.name} ×{self.speed:g}" + (" (loop)" if self.loop else "") + (" left hand" if self.left else ""),
+                detail=f"{self.trajectory.name} ×{self.speed:g}"
+                + (f" (loop{' with ' + self._alternate.name if self._alternate else ''})" if self.loop else "")
+                + (" left hand" if self.left else ""),
             )

@@ -13,23 +13,30 @@ which the DROID policy's default ``rmat_reorder = [-2, -1, -3, 4]`` (G: app (x, 
 robot's forward (+x) / up (+z) / left (+y): robot Δ = G · R0ᵀ · Δ_app. So these scripted motions
 read the same in both frames.
 
-`pick_place` (times in trajectory seconds, i.e. at speed 1; see `PICK_PLACE_TIMES`):
+`pick_place` picks the red cube and stacks it on the blue one, in the simulator's scene, starting
+from the simulator's home pose (`PICK_PLACE_START_TCP`, where the arm is at the grip press).
+`place_back` puts it back; `scripted:pick_place@loop=1` alternates the two, so the demo repeats
+for ever. Times in trajectory seconds (speed 1), see `PICK_PLACE_TIMES`; the hand's targets are
+`PICK_PLACE_WAYPOINTS` (robot base frame, m, relative to the grip-press pose):
 
 ====================  ===========  ================================================
-phase                 time (s)     expected robot motion (relative to grip press)
+phase                 time (s)     robot motion
 ====================  ===========  ================================================
 rest, A pressed       0.3–0.5      none (A starts an episode)
 grip pressed          1.0          deadman on; calibration frozen here
-forward               1.2–2.7      +0.15 m along robot x
-down                  2.7–3.7      −0.10 m along robot z
-close                 3.8–4.2      trigger 0 → 1 (gripper closes)
-lift                  4.6–5.6      +0.10 m along robot z
-sideways              5.6–7.1      +0.15 m along robot y (to the robot's left)
-open                  7.3–7.7      trigger 1 → 0 (gripper opens)
-grip released         8.1          deadman off
-B pressed             8.4–8.6      marks the episode a success
-A pressed             8.9–9.1      stops the episode
-end                   9.6          the trajectory is over
+approach              1.2–2.7      to `HOVER_Z` above the cube to pick
+down                  2.9–4.1      to the grasp height (fingertips just above the table)
+close                 4.3–4.8      trigger 0 → 1 (gripper closes on the cube)
+lift                  5.2–6.4      back to `HOVER_Z`, cube in hand
+carry                 6.6–8.1      above the place spot
+lower                 8.3–9.5      to just above the place height
+open                  9.7–10.1     trigger 1 → 0 (the cube is released)
+retreat               10.3–11.3    back up to `HOVER_Z`
+return                11.3–12.5    back to the grip-press pose (then 1.1 s for the arm to settle)
+grip released         13.6         deadman off
+B pressed             13.9–14.1    marks the episode a success
+A pressed             14.4–14.6    stops the episode
+end                   15.1         the trajectory is over
 ====================  ===========  ================================================
 
 `Trajectory.sample(t, left=True)` hands the same motion to the left controller (from the left
@@ -86,30 +93,68 @@ REST_LEFT_POS = np.array([-0.15, -0.30, -0.30])  # m, app frame
 # Phase name -> (start, end) in trajectory seconds; single instants have start == end.
 PICK_PLACE_TIMES: Mapping[str, tuple[float, float]] = {
     "a_start": (0.3, 0.5),
-    "grip": (GRIP_PRESS_T, 8.1),
-    "forward": (1.2, 2.7),
-    "down": (2.7, 3.7),
-    "close": (3.8, 4.2),
-    "lift": (4.6, 5.6),
-    "sideways": (5.6, 7.1),
-    "open": (7.3, 7.7),
-    "b_success": (8.4, 8.6),
-    "a_stop": (8.9, 9.1),
-    "end": (9.6, 9.6),
+    "grip": (GRIP_PRESS_T, 13.6),
+    "approach": (1.2, 2.7),
+    "down": (2.9, 4.1),
+    "close": (4.3, 4.8),
+    "lift": (5.2, 6.4),
+    "carry": (6.6, 8.1),
+    "lower": (8.3, 9.5),
+    "open": (9.7, 10.1),
+    "retreat": (10.3, 11.3),
+    "return": (11.3, 12.5),
+    "b_success": (13.9, 14.1),
+    "a_stop": (14.4, 14.6),
+    "end": (15.1, 15.1),
 }
-# Expected robot-frame displacement of each moving phase (m, robot base frame), through DROID's
-# default reorder and a calibration at the grip press.
-PICK_PLACE_ROBOT_DELTAS: Mapping[str, tuple[float, float, float]] = {
-    "forward": (0.15, 0.0, 0.0),
-    "down": (0.0, 0.0, -0.10),
-    "lift": (0.0, 0.0, 0.10),
-    "sideways": (0.0, 0.15, 0.0),
-}
+MOVE_PHASES = ("approach", "down", "lift", "carry", "lower", "retreat", "return")
+
+# The simulator's scene, as the demo expects it (robot base frame, m); tests check these against
+# `frankateach.sim.model` (not imported here: it needs MuJoCo).
+PICK_PLACE_START_TCP = (0.4577, 0.0320, 0.2656)  # home TCP: where the arm is at the grip press
+RED_CUBE_XY = (0.50, 0.00)
+BLUE_CUBE_XY = (0.45, 0.15)
+CUBE_SIZE_M = 0.045
+HOVER_Z = 0.20  # TCP height for moving between cubes (the cube in hand clears the other)
+GRASP_Z = 0.06  # TCP height that closes the simulated fingers around a cube on the table
+RELEASE_CLEARANCE_M = 0.01  # a placed cube is let go this far above its resting height
+
+
+@dataclass(frozen=True)
+class PickPlacePlan:
+    """Where one pick-and-place picks and places (TCP targets, robot base frame, m)."""
+
+    pick_xy: tuple[float, float]
+    pick_z: float
+    place_xy: tuple[float, float]
+    place_z: float
+
+    def waypoints(self) -> dict[str, np.ndarray]:
+        """Phase -> (3,) target at the end of that move phase, relative to the start pose."""
+        start = np.array(PICK_PLACE_START_TCP)
+        px, py = self.pick_xy
+        qx, qy = self.place_xy
+        absolute = {
+            "approach": (px, py, HOVER_Z),
+            "down": (px, py, self.pick_z),
+            "lift": (px, py, HOVER_Z),
+            "carry": (qx, qy, HOVER_Z),
+            "lower": (qx, qy, self.place_z),
+            "retreat": (qx, qy, HOVER_Z),
+        }
+        out = {k: np.array(v) - start for k, v in absolute.items()}
+        out["return"] = np.zeros(3)
+        return out
+
+
+# Red from the table onto the blue cube, and back.
+PICK_RED_ONTO_BLUE = PickPlacePlan(RED_CUBE_XY, GRASP_Z, BLUE_CUBE_XY, GRASP_Z + CUBE_SIZE_M + RELEASE_CLEARANCE_M)
+PUT_RED_BACK = PickPlacePlan(BLUE_CUBE_XY, GRASP_Z + CUBE_SIZE_M, RED_CUBE_XY, GRASP_Z + RELEASE_CLEARANCE_M)
+PICK_PLACE_WAYPOINTS: Mapping[str, np.ndarray] = PICK_RED_ONTO_BLUE.waypoints()
 # DROID's default reorder [-2, -1, -3, 4], position part: app (x, y, z) -> robot (−y, −x, −z).
 DROID_REORDER = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
 # Robot Δ = M · app Δ with M = G · R0ᵀ (forward −z → +x, left −x → +y, up +y → +z).
 _APP_TO_ROBOT = DROID_REORDER @ REST_ROT.T
-_PICK_PLACE_APP_DELTAS = {k: _APP_TO_ROBOT.T @ np.array(v) for k, v in PICK_PLACE_ROBOT_DELTAS.items()}
 
 
 def min_jerk(u: float) -> float:
@@ -156,12 +201,15 @@ class Trajectory:
         duration_s: length in trajectory seconds, or None for an endless one.
         description: one line for help texts.
         right: t (trajectory seconds) -> ((4, 4) head_T_right, right-side button map).
+        alternate: when looping, every other run plays this trajectory instead (same duration),
+            e.g. the pick-and-place and its undoing, so the scene is restored each second run.
     """
 
     name: str
     duration_s: float | None
     description: str
     right: RightFn
+    alternate: str | None = None
 
     def sample(self, t: float, left: bool = False) -> tuple[dict[str, np.ndarray], dict[str, ButtonValue]]:
         """Returns (poses, buttons) at trajectory time `t` (s), both controllers included.
@@ -237,19 +285,30 @@ def _figure8(t: float) -> tuple[np.ndarray, dict[str, ButtonValue]]:
     return make_pose(rot, pos), right_buttons(grip=t >= GRIP_PRESS_T)
 
 
-def _pick_place(t: float) -> tuple[np.ndarray, dict[str, ButtonValue]]:
+def _pick_place_fn(plan: PickPlacePlan) -> RightFn:
+    """The right controller of a pick-and-place: min-jerk moves between the plan's waypoints."""
     T = PICK_PLACE_TIMES
-    pos = REST_RIGHT_POS.copy()
-    for phase, delta in _PICK_PLACE_APP_DELTAS.items():
-        pos += delta * _ramp(t, T[phase])
-    trigger = _ramp(t, T["close"]) - _ramp(t, T["open"])
-    buttons = right_buttons(
-        grip=_within(t, T["grip"]),
-        trigger=trigger,
-        a=_within(t, T["a_start"]) or _within(t, T["a_stop"]),
-        b=_within(t, T["b_success"]),
-    )
-    return make_pose(REST_ROT, pos), buttons
+    waypoints = plan.waypoints()
+    # App-frame displacement of each move phase (from the previous waypoint to its own).
+    steps, previous = {}, np.zeros(3)
+    for phase in MOVE_PHASES:
+        steps[phase] = _APP_TO_ROBOT.T @ (waypoints[phase] - previous)
+        previous = waypoints[phase]
+
+    def right(t: float) -> tuple[np.ndarray, dict[str, ButtonValue]]:
+        pos = REST_RIGHT_POS.copy()
+        for phase, delta in steps.items():
+            pos += delta * _ramp(t, T[phase])
+        trigger = _ramp(t, T["close"]) - _ramp(t, T["open"])
+        buttons = right_buttons(
+            grip=_within(t, T["grip"]),
+            trigger=trigger,
+            a=_within(t, T["a_start"]) or _within(t, T["a_stop"]),
+            b=_within(t, T["b_success"]),
+        )
+        return make_pose(REST_ROT, pos), buttons
+
+    return right
 
 
 TRAJECTORIES: Mapping[str, Trajectory] = {
@@ -258,7 +317,12 @@ TRAJECTORIES: Mapping[str, Trajectory] = {
         Trajectory("hold", None, "controllers still at rest; grip held from 1 s", _hold),
         Trajectory("circle", None, f"{CIRCLE_RADIUS_M * 100:g} cm horizontal circle every {CIRCLE_PERIOD_S:g} s; grip held", _circle),
         Trajectory("figure8", None, "figure-8 in the vertical plane with wrist yaw; grip held", _figure8),
-        Trajectory("pick_place", PICK_PLACE_TIMES["end"][0], "A, grip, forward, down, close, lift, sideways, open, release, B, A", _pick_place),
+        Trajectory("pick_place", PICK_PLACE_TIMES["end"][0],
+                   "pick the red cube, stack it on the blue one, come back; B (success), A",
+                   _pick_place_fn(PICK_RED_ONTO_BLUE), alternate="place_back"),
+        Trajectory("place_back", PICK_PLACE_TIMES["end"][0],
+                   "take the red cube off the blue one, put it back where it was; B, A",
+                   _pick_place_fn(PUT_RED_BACK), alternate="pick_place"),
     )
 }
 

@@ -1,0 +1,111 @@
+"""The clients against the real service: `VLAStreamingClient` on `/v1/stream` (uvicorn on a free
+port, real worker processes, keys from the auth store) and `OpenPIClient` on the openpi port of
+``run_service``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.openpi_service import RunningService, service_with_openpi
+from tests.vla_service import Service, running_service, scripted
+from vla_client import (
+    AuthError,
+    ModelNotFound,
+    OpenPIClient,
+    RateLimitError,
+    SessionRejected,
+    SyncVLAStreamingClient,
+    Timeout,
+    VLAStreamingClient,
+)
+from vla_server import constants as C
+
+pytestmark = pytest.mark.slow
+
+IMG = np.full((48, 64, 3), 100, np.uint8)
+STATE = {"pose": [0.5, 0.0, 0.3, 3.14, 0.0, 0.0], "velocity": [0.0] * 6}
+REACH = [0.2, 0.0, -0.1, 0.0, 0.0, 0.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    catalog = {"scripted-reach": scripted("scripted-reach", action=REACH)}
+    with running_service(tmp_path_factory.mktemp("svc"), catalog) as svc:
+        yield svc
+
+
+def test_stream_client_against_the_service(service: Service) -> None:
+    with SyncVLAStreamingClient(service.ws, service.keys["pro"]) as c:
+        connected = c.connect("scripted-reach", target_fps=20, enable_smoothing=False)
+        assert connected.model == "scripted-reach" and connected.target_fps == 20
+        got = []
+        for _ in range(3):
+            c.send_frame(IMG, "pick up the red cube", STATE)
+            got.append(c.receive_action(timeout=20))  # the first frame starts the worker
+        assert [a.frame_id for a in got] == [0, 1, 2]
+        assert got[-1].action.tolist() == pytest.approx(REACH) and not got[-1].smoothed
+        assert 0.0 <= got[-1].safety_score <= 1.0 and got[-1].rtt_ms is not None
+        stats = c.get_stats(timeout=5)
+        assert stats.total_frames == 3 and stats.target_fps == 20
+    assert c.state == "closed"
+
+
+@pytest.mark.parametrize(
+    "key, model, fps, error, code",
+    [
+        ("vla_nope_000000000000", "scripted-reach", 10, AuthError, C.CLOSE_BAD_KEY),
+        ("pro", "no-such-model", 10, ModelNotFound, C.CLOSE_UNKNOWN_MODEL),
+        ("free", "scripted-reach", 30, RateLimitError, C.CLOSE_FPS_TOO_HIGH),
+    ],
+)
+def test_refusals_from_the_service(service: Service, key: str, model: str, fps: float, error: type, code: int) -> None:
+    async def main() -> None:
+        c = VLAStreamingClient(service.ws, service.keys.get(key, key))
+        with pytest.raises(SessionRejected) as err:
+            await c.connect(model, target_fps=fps)
+        assert isinstance(err.value, error) and err.value.close_code == code
+
+    asyncio.run(main())
+
+
+def test_free_tier_allows_one_session(service: Service) -> None:
+    async def main() -> None:
+        a = VLAStreamingClient(service.ws, service.keys["free"])
+        b = VLAStreamingClient(service.ws, service.keys["free"])
+        await a.connect("scripted-reach", target_fps=5)
+        with pytest.raises(RateLimitError) as err:
+            await b.connect("scripted-reach", target_fps=5)
+        assert err.value.close_code == C.CLOSE_TOO_MANY_SESSIONS
+        await a.close()
+
+    asyncio.run(main())
+
+
+def test_openpi_client_against_the_services_openpi_port(tmp_path: Path) -> None:
+    models = [{"id": "scripted-chunk", "backend": "scripted", "params": {"action": REACH, "horizon": 5}}]
+
+    async def main(svc: RunningService) -> None:
+        url = f"ws://127.0.0.1:{svc.openpi_port}"
+        async with OpenPIClient(url, svc.key) as c:
+            await c.connect("scripted-chunk", target_fps=10)
+            assert c.metadata["model"] == "scripted-chunk" and c.metadata["action_dim"] == 7
+            # the first chunk may arrive wholly stale (the worker's cold start): keep streaming
+            a = None
+            for _ in range(200):
+                await c.send_frame(IMG, "pick up the red cube", STATE)
+                with contextlib.suppress(Timeout):
+                    a = await c.receive_action(timeout=0.1, latest=True)
+                    break
+            assert a is not None, c.client_stats()
+            assert a.action.tolist() == pytest.approx(REACH) and a.latency_ms < 500
+        with pytest.raises(AuthError):
+            await OpenPIClient(url, "vla_wrong_key").connect("scripted-chunk")
+
+    with service_with_openpi(tmp_path, models) as svc:
+        asyncio.run(main(svc))

@@ -1,0 +1,108 @@
+"""The recording thread: a full queue never kills it, errors reach the next episode, and an
+episode without robot data is never a success."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import numpy as np
+
+from frankateach.messages import FrankaState
+from oculus_server.recording.record import RecordTick, RobotObservation
+from oculus_server.state import RobotLink, SharedState
+from oculus_server.threads.base import Supervisor
+from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
+from oculus_server.vr.source import SourceState, SourceStatus
+
+
+def _drain(q: queue.Queue) -> list:
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def _robot(st: SharedState) -> None:
+    state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+
+
+def test_a_stalled_writer_never_makes_the_recorder_raise_and_keeps_start_stop_in_order():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=3)  # smaller than the control margin: even control items wait
+    rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
+    _robot(st)
+    for _ in range(4):  # start, stop, start, stop with nothing drained
+        st.request_episode("toggle")
+        rec.step()
+        rec.step()
+    assert rec.control_waiting > 0 and st.counters()["records_dropped"] >= 4  # counted, not raised
+    items = _drain(q)
+    for _ in range(3):
+        rec.step()
+        items += _drain(q)
+    rec.finish()
+    items += _drain(q)
+    kinds = [type(i).__name__ for i in items if not isinstance(i, RecordTick)]
+    assert kinds == ["EpisodeStart", "EpisodeStop", "EpisodeStart", "EpisodeStop"] and rec.control_waiting == 0
+
+
+def test_error_events_while_idle_reach_the_next_episode():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0)
+    _robot(st)
+    st.add_event("error", "could not move a.mcap into success/")
+    st.add_event("robot_link", "link up")  # not an error: not carried
+    rec.step()  # idle
+    st.request_episode("start")
+    rec.step()
+    ticks = [i for i in _drain(q) if isinstance(i, RecordTick)]
+    kinds = [e.kind for e in ticks[0].events]
+    assert kinds == ["error", "episode_start"] and "success/" in ticks[0].events[0].message
+
+
+def test_vr_rejections_are_recorded_as_counters():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0)
+    st.set_vr_status(SourceStatus(SourceState.CONNECTED, samples=10, rejected=4, reject_reasons={"bad_pose": 3, "parse": 1}))
+    st.request_episode("start")
+    rec.step()
+    tick = next(i for i in _drain(q) if isinstance(i, RecordTick))
+    assert tick.counters["vr_rejected"] == 4
+    assert tick.counters["vr_rejected_bad_pose"] == 3 and tick.counters["vr_rejected_parse"] == 1
+
+
+def test_an_episode_in_which_the_robot_never_answered_is_not_a_success():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0, robot_label="the robot at 10.0.0.9:8901")
+    st.request_episode("start")
+    rec.step()
+    st.request_episode("success")  # B pressed, but nothing ever came from the robot
+    rec.step()
+    st.request_episode("stop")
+    rec.step()
+    items = _drain(q)
+    assert isinstance(items[0], EpisodeStart)
+    stop = items[-1]
+    assert isinstance(stop, EpisodeStop) and not stop.success and stop.outcome == "failure"
+    assert "the robot at 10.0.0.9:8901 never answered" in stop.reason
+    assert any(e.kind == "error" and "never answered" in e.message for e in stop.events)
+
+
+def test_a_robot_state_from_before_the_episode_with_the_link_down_is_not_robot_data():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
+    _robot(st)
+    st.set_link(RobotLink(up=False, failures=5))  # the robot went away before the episode
+    st.request_episode("start")
+    rec.step()
+    rec.finish()
+    stop = _drain(q)[-1]
+    assert isinstance(stop, EpisodeStop) and stop.outcome == "shutdown" and "never answered" in stop.reason

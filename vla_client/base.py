@@ -1,0 +1,47 @@
+"""The interface both async clients implement (`/v1/stream` and openpi), so the synchronous
+wrapper and the daemon's assist thread work with either."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from vla_client.frames import ImageLike, RobotStateLike
+from vla_client.types import ClientState, ClientStats, ReceivedAction
+from vla_server.protocol.messages import ConnectedMessage, StatsMessage
+
+
+class AsyncStreamingClient(Protocol):
+    """A streaming policy client (asyncio); see `VLAStreamingClient` for the semantics."""
+
+    connect_timeout_s: float
+    send_timeout_s: float
+
+    @property
+    def state(self) -> ClientState: ...
+
+    async def connect(
+        self,
+        model: str,
+        robot_type: str = "franka_panda",
+        target_fps: float = 10.0,
+        enable_smoothing: bool = True,
+        enable_safety: bool = True,
+        smoothing_alpha: float | None = None,
+        *,
+        wait_s: float = 0.0,
+    ) -> ConnectedMessage: ...
+
+    def prepare_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> Any:
+        """Encodes a frame; pure, callable from any thread."""
+
+    async def send_prepared(self, prepared: Any) -> None: ...
+
+    async def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> None: ...
+
+    async def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction: ...
+
+    async def get_stats(self, timeout: float = 1.0) -> StatsMessage: ...
+
+    def client_stats(self) -> ClientStats: ...
+
+    async def close(self, timeout: float = 2.0) -> None: ...

@@ -1,0 +1,175 @@
+"""A model worker process: ``python -m vla_server.workers.main --fd N --spec JSON --parent PID``.
+
+Builds one policy from its `ModelSpec` (through `vla_server.policies.factory.build_policy`),
+loads it, says ``ready`` over the inherited socket (fd N) and serves requests until told to shut
+down. A reader thread answers ``ping`` at once even while the main thread is inside a long
+`infer`, so the service's health check tells a slow model from a dead one.
+
+It never outlives the service: PR_SET_PDEATHSIG(SIGKILL) is set first thing, the parent pid is
+checked against ``--parent`` (the parent may have died before prctl), and EOF on the socket (the
+parent's end closes when the parent dies) ends the process at once.
+
+The interpreter running this may be another environment's (`ModelSpec.python`); it needs numpy,
+scipy and msgpack, and finds `vla_server` through PYTHONPATH, which the service sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from vla_server.models import ModelSpec
+
+_PR_SET_PDEATHSIG = 1
+_POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
+
+
+def set_parent_death_signal(parent_pid: int) -> None:
+    """Asks the kernel to SIGKILL this process when its parent dies; exits if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the socket EOF still ends the worker
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(3)
+
+
+class _Worker:
+    def __init__(self, sock: socket.socket) -> None:
+        from vla_server.workers import wire
+
+        self.wire = wire
+        self.sock = sock
+        self.send_lock = threading.Lock()
+        self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.stop = threading.Event()
+        self.busy = False
+
+    def send(self, msg: dict[str, Any]) -> None:
+        data = self.wire.pack(msg)
+        with self.send_lock:
+            self.sock.sendall(data)
+
+    def reader(self) -> None:
+        """Reads requests; pings are answered here, the rest queued for the main thread."""
+        self.sock.settimeout(_POLL_S)
+        while not self.stop.is_set():
+            try:
+                msg = self.wire.recv_message_sync(self.sock)
+            except TimeoutError:
+                continue
+            except (EOFError, OSError):
+                os._exit(0)  # the service is gone: nothing to clean up that the kernel will not
+            except self.wire.WireError as exc:
+                self.send({"op": "error", "id": -1, "error": f"worker could not decode a request: {exc}"})
+                continue
+            op = msg["op"]
+            if op == "ping":
+                self.send({"op": "pong", "id": msg.get("id"), "busy": self.busy})
+            elif op == "shutdown":
+                self.stop.set()
+                self.jobs.put(None)
+                self.send({"op": "ok", "id": msg.get("id")})
+                return
+            else:
+                self.jobs.put(msg)
+
+    def serve(self, policy: Any) -> None:
+        """Main-thread loop: runs queued requests one at a time."""
+        while not self.stop.is_set():
+            try:
+                msg = self.jobs.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if msg is None:
+                break
+            self.handle(policy, msg)
+
+    def handle(self, policy: Any, msg: dict[str, Any]) -> None:
+        import numpy as np
+
+        rid, op = msg.get("id"), msg["op"]
+        try:
+            if op == "infer":
+                obs = self.wire.observation_from_wire(msg["obs"])
+                self.busy = True
+                t0 = time.perf_counter()
+                try:
+                    actions = policy.infer(obs)
+                finally:
+                    self.busy = False
+                model_ms = (time.perf_counter() - t0) * 1000.0
+                arr = np.asarray(actions, dtype=np.float64)
+                if arr.ndim == 1:
+                    arr = arr[None, :]
+                if arr.ndim != 2 or arr.shape[1] != 7 or arr.shape[0] < 1:
+                    raise ValueError(f"policy returned shape {arr.shape}; expected (H, 7) with H >= 1")
+                self.send({"op": "result", "id": rid, "actions": arr, "model_ms": model_ms})
+            elif op == "end_session":
+                policy.end_session(str(msg.get("session", "")))
+                self.send({"op": "ok", "id": rid})
+            else:
+                self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
+        except Exception as exc:  # noqa: BLE001 -- a policy error is reported, the worker lives on
+            self.send({"op": "error", "id": rid, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="inherited socket fd")
+    parser.add_argument("--spec", required=True, help="ModelSpec as JSON")
+    parser.add_argument("--parent", type=int, required=True, help="the service's pid")
+    parser.add_argument("--device", default="cpu", help="device assigned by the registry")
+    args = parser.parse_args(argv)
+    set_parent_death_signal(args.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
+    sock = socket.socket(fileno=args.fd)
+    worker = _Worker(sock)
+    threading.Thread(target=worker.reader, name="worker-reader", daemon=True).start()
+    try:
+        # the factory imports only the backend this spec names
+        from vla_server.policies.factory import build_policy
+
+        spec = ModelSpec.from_json(args.spec)
+        t0 = time.perf_counter()
+        policy = build_policy(spec)
+        policy.load()
+        load_ms = (time.perf_counter() - t0) * 1000.0
+        info = policy.info()
+        worker.send({
+            "op": "ready",
+            "pid": os.getpid(),
+            "load_ms": load_ms,
+            "device": args.device,
+            "info": {
+                "name": info.name,
+                "backend": info.backend,
+                "action_horizon": int(info.action_horizon),
+                "description": info.description,
+            },
+        })
+    except Exception as exc:  # noqa: BLE001 -- reported to the service, which shows it
+        tb = traceback.format_exc(limit=8)
+        print(tb, file=sys.stderr, flush=True)
+        worker.send({"op": "load_failed", "error": f"{type(exc).__name__}: {exc}"})
+        return 2
+    try:
+        worker.serve(policy)
+    finally:
+        policy.close()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown (tens of ms of module finalisers): eviction is faster
+
+
+if __name__ == "__main__":
+    sys.exit(main())

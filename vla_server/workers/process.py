@@ -1,0 +1,310 @@
+"""`WorkerProcess`: the service's handle on one model worker subprocess.
+
+The worker is spawned with one end of a `socket.socketpair` (no filesystem path, nothing to
+authenticate) and speaks `vla_server.workers.wire`. A reader task owns the receiving side and
+resolves pending requests by id; when the socket reaches EOF (the process died) every pending
+request fails with `WorkerCrashed` and `on_exit` is called once — unless `stop` was asked for.
+All waits are bounded by timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import vla_server
+from vla_server.models import ModelSpec
+from vla_server.policies.base import Observation
+from vla_server.workers import wire
+from vla_server.workers.errors import (
+    WorkerCrashed,
+    WorkerRequestError,
+    WorkerStartError,
+    WorkerTimeout,
+)
+from vla_server.workers.memory import rss_mb
+
+_EXIT_WAIT_S = 2.0  # after EOF, how long to wait for the exit status
+_READER_LIMIT = 64 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
+REPO_ROOT = Path(vla_server.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    """How a worker ended: `returncode` (negative = killed by that signal) and a readable reason."""
+
+    returncode: int | None
+    reason: str
+
+
+def describe_returncode(code: int | None) -> str:
+    """``exited with code 2`` / ``killed by SIGKILL`` / ``still running``."""
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def device_env(device: str) -> dict[str, str]:
+    """Environment a worker gets for its device: GPUs are selected with CUDA_VISIBLE_DEVICES
+    (``cuda:1`` → ``1``); CPU workers see no GPU."""
+    env = {"VLA_DEVICE": device}
+    if device.startswith("cuda:"):
+        env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+    elif device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def spawn_worker(
+    spec: ModelSpec, device: str, log_dir: Path | None
+) -> tuple[subprocess.Popen[bytes], socket.socket, Path | None]:
+    """Starts the worker process; returns (process, the service's socket end, log path).
+
+    Deliberately synchronous and called from the event-loop thread: PR_SET_PDEATHSIG fires when
+    the *thread* that forked the child exits, so a worker must not be spawned from a pool thread.
+    Its stdout and stderr go to ``log_dir/<model id>.log`` (or the service's stderr).
+    """
+    python = spec.python or sys.executable
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(device_env(device))
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    log_path = None
+    log_file = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{spec.id}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 -- handed to the child, closed below
+    cmd = [python, "-m", "vla_server.workers.main", "--fd", str(child_sock.fileno()),
+           "--spec", spec.to_json(), "--parent", str(os.getpid()), "--device", device]
+    try:
+        proc = subprocess.Popen(
+            cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            stdout=log_file if log_file else subprocess.DEVNULL,
+            stderr=log_file if log_file else None, cwd=str(REPO_ROOT),
+        )
+    except OSError as exc:
+        parent_sock.close()
+        raise WorkerStartError(f"model {spec.id!r}: cannot start worker with {python!r}: {exc}") from None
+    finally:
+        child_sock.close()
+        if log_file:
+            log_file.close()
+    return proc, parent_sock, log_path
+
+
+class WorkerProcess:
+    """A running worker. Create with `await WorkerProcess.start(...)`; owned by one event loop."""
+
+    def __init__(self, spec: ModelSpec, device: str, proc: subprocess.Popen[bytes],
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 log_path: Path | None) -> None:
+        self.spec = spec
+        self.device = device
+        self.proc = proc
+        self.pid = proc.pid
+        self._reader = reader
+        self._writer = writer
+        self.log_path = log_path
+        self.info: dict[str, Any] = {}
+        self.load_ms = 0.0
+        self.started_at = time.time()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader_task: asyncio.Task[None] | None = None
+        self._on_exit: Callable[[WorkerProcess, WorkerExit], None] | None = None
+        self._stopping = False
+        self.exit: WorkerExit | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls,
+        spec: ModelSpec,
+        *,
+        device: str = "cpu",
+        load_timeout_s: float = 120.0,
+        log_dir: Path | None = None,
+        on_exit: Callable[[WorkerProcess, WorkerExit], None] | None = None,
+    ) -> WorkerProcess:
+        """Spawns the worker and waits until its policy is loaded.
+
+        Raises:
+            WorkerStartError: load failed, the process exited, or `load_timeout_s` passed.
+        """
+        proc, parent_sock, log_path = spawn_worker(spec, device, log_dir)
+        reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=_READER_LIMIT)
+        self = cls(spec, device, proc, reader, writer, log_path)
+        try:
+            first = await asyncio.wait_for(wire.read_message(reader), load_timeout_s)
+        except asyncio.CancelledError:  # the service is stopping while this model loads
+            self.kill()
+            self._close()
+            raise
+        except TimeoutError:
+            await self._kill_and_wait()
+            self._close()
+            raise WorkerStartError(
+                f"model {spec.id!r}: worker not ready within {load_timeout_s:.0f} s{self._log_tail()}"
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError) as exc:
+            code = await self._wait_exit(_EXIT_WAIT_S)
+            detail = describe_returncode(code) if isinstance(exc, asyncio.IncompleteReadError) else str(exc)
+            await self._kill_and_wait()
+            self._close()
+            raise WorkerStartError(f"model {spec.id!r}: worker {detail} before it was ready{self._log_tail()}") from None
+        if first.get("op") != "ready":
+            error = first.get("error", f"unexpected first message {first.get('op')!r}")
+            await self._kill_and_wait()
+            self._close()
+            raise WorkerStartError(f"model {spec.id!r}: loading failed: {error}{self._log_tail()}")
+        self.info = dict(first.get("info") or {})
+        self.load_ms = float(first.get("load_ms", 0.0))
+        self._on_exit = on_exit
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(), name=f"worker-{spec.id}")
+        return self
+
+    async def stop(self, timeout_s: float = 2.0) -> WorkerExit:
+        """Asks the worker to shut down; kills it if it has not exited within `timeout_s`."""
+        self._stopping = True
+        if self.exit is None and self.proc.poll() is None:
+            try:
+                await self._request({"op": "shutdown"}, timeout_s)
+            except (WorkerTimeout, WorkerCrashed, WorkerRequestError, ConnectionError):
+                pass
+        code = await self._wait_exit(timeout_s)
+        if code is None:
+            code = await self._kill_and_wait()
+        self._close()
+        self.exit = self.exit or WorkerExit(code, describe_returncode(code))
+        return self.exit
+
+    def kill(self) -> None:
+        """SIGKILLs the worker (the crash path follows, as for any death)."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    @property
+    def alive(self) -> bool:
+        return self.exit is None and self.proc.poll() is None
+
+    def rss_mb(self) -> float | None:
+        """Measured resident memory of the worker process, MiB."""
+        return rss_mb(self.pid) if self.alive else None
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    async def infer(self, obs: Observation, timeout_s: float) -> tuple[np.ndarray, float]:
+        """Runs the policy on `obs`; returns ((H, 7) float64 actions, model time in the worker, ms)."""
+        reply = await self._request({"op": "infer", "obs": wire.observation_to_wire(obs)}, timeout_s)
+        actions = reply.get("actions")
+        if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[1] != 7:
+            raise WorkerRequestError(f"model {self.spec.id!r}: reply without an (H, 7) 'actions' array")
+        return actions.astype(np.float64, copy=False), float(reply.get("model_ms", 0.0))
+
+    async def ping(self, timeout_s: float) -> float:
+        """Round trip of a ping, ms (answered by the worker's reader thread even while busy)."""
+        t0 = time.perf_counter()
+        await self._request({"op": "ping"}, timeout_s)
+        return (time.perf_counter() - t0) * 1000.0
+
+    async def end_session(self, session: str, timeout_s: float) -> None:
+        """Lets the policy forget a session's memory."""
+        await self._request({"op": "end_session", "session": session}, timeout_s)
+
+    async def _request(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        if self.exit is not None:
+            raise WorkerCrashed(f"model {self.spec.id!r}: worker {self.exit.reason}")
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            self._writer.write(wire.pack({**msg, "id": rid}))
+            await asyncio.wait_for(self._writer.drain(), timeout_s)
+            reply = await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise WorkerTimeout(f"model {self.spec.id!r}: no reply to {msg['op']!r} within {timeout_s:.1f} s") from None
+        except (ConnectionError, OSError) as exc:
+            raise WorkerCrashed(f"model {self.spec.id!r}: worker connection lost ({exc})") from None
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("op") == "error":
+            raise WorkerRequestError(f"model {self.spec.id!r}: {reply.get('error')}")
+        return reply
+
+    async def _read_loop(self) -> None:
+        reason = "closed its socket"
+        try:
+            while True:
+                msg = await wire.read_message(self._reader)
+                fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except wire.WireError as exc:
+            reason = f"broke the wire protocol ({exc})"
+            self.kill()
+        except asyncio.CancelledError:
+            return
+        code = await self._wait_exit(_EXIT_WAIT_S)
+        if code is None:
+            code = await self._kill_and_wait()
+        self.exit = WorkerExit(code, describe_returncode(code) if "closed" in reason else reason)
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(WorkerCrashed(f"model {self.spec.id!r}: worker {self.exit.reason}"))
+        self._close()
+        if not self._stopping and self._on_exit is not None:
+            self._on_exit(self, self.exit)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    async def _wait_exit(self, timeout_s: float) -> int | None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self.proc.poll()
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            await asyncio.sleep(0.01)
+
+    async def _kill_and_wait(self) -> int | None:
+        self.kill()
+        return await self._wait_exit(_EXIT_WAIT_S)
+
+    def _close(self) -> None:
+        if self._reader_task is not None and self._reader_task is not asyncio.current_task():
+            self._reader_task.cancel()
+        try:
+            self._writer.close()
+        except (RuntimeError, OSError):
+            pass
+
+    def _log_tail(self, max_bytes: int = 1500) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(max(0, self.log_path.stat().st_size - max_bytes))
+            tail = f.read().decode("utf-8", errors="replace").strip()
+        return f"\n--- worker log tail ({self.log_path}) ---\n{tail}" if tail else ""
