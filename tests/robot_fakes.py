@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from frankateach.messages import GET_STATE, FrankaAction, FrankaState
+from frankateach.constants import GET_STATE
+from frankateach.messages import FrankaAction, FrankaState
 from frankateach.server_base import RobotBackend, RobotServer
 
 
