@@ -13,9 +13,8 @@ import time
 import numpy as np
 from scipy.spatial.transform import Rotation as R
 
-from oculus_server.command import ControlMode
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.vr.source import VRSample
+from oculus_server.types import ControlMode, VRSample
 
 REF_POS = np.array([0.5, 0.0, 0.4])
 REF_QUAT = np.array([1.0, 0.0, 0.0, 0.0])
@@ -53,7 +52,8 @@ def run(name: str, policy: VRPolicy, samples: list[VRSample], fresh: bool = True
             timestamp=now,
         )
         times.append((time.perf_counter_ns() - t0) / 1000.0)
-        pos = out.target.pos  # the robot "follows" perfectly
+        if out.target is not None:
+            pos = out.target.pos  # the robot "follows" perfectly (a hold has no target: it stays)
         engaged += out.engaged
     times.sort()
     p99 = times[min(len(times) - 1, int(0.99 * len(times)))]

@@ -35,6 +35,7 @@ from frankateach.constants import (
 )
 from oculus_server.errors import ConfigError
 from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from oculus_server.safety.config import SafetyConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 MAX_RATE_HZ = 1000.0  # no loop of the daemon is meant to run faster
@@ -111,7 +112,8 @@ class DaemonConfig:
 
     `control_hz` None means 20 Hz, or 40 Hz with `performance`. `record_on_start` None means
     on for scripted and replay sources, off otherwise. `policy` holds overrides of the
-    policy's own config (see `oculus_server.policy.PolicyConfig`). `camera_mounts` places the
+    policy's own config (see `oculus_server.policy.PolicyConfig`), `safety` those of the command
+    gate's limits (`oculus_server.safety.SafetyConfig`). `camera_mounts` places the
     cameras in `/tf` (with --debug the simulator's own mounts are used for cameras not listed).
 
     Raises:
@@ -150,6 +152,7 @@ class DaemonConfig:
     task: str = _rule("", Rule("str"), "task / instruction")
     camera_mounts: Mapping[str, CameraMount] = _rule({}, Rule("mounts"), "camera poses for /tf")
     policy: Mapping[str, Any] = _rule({}, Rule("mapping"), "PolicyConfig overrides")
+    safety: Mapping[str, Any] = _rule({}, Rule("mapping"), "SafetyConfig overrides (command gate limits)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -316,9 +319,12 @@ def load_config(
     if merged:
         if "policy" in merged and isinstance(merged["policy"], Mapping):
             merged["policy"] = {**cfg.policy, **merged["policy"]}
+        if "safety" in merged and isinstance(merged["safety"], Mapping):
+            merged["safety"] = {**cfg.safety, **merged["safety"]}
         cfg = _build({**_values(cfg), **merged}, "command line" if override_names else "overrides", override_names)
     try:
         check_policy(cfg)
+        SafetyConfig.from_dict(cfg.safety)  # the command gate's limits, validated at load
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return cfg

@@ -6,7 +6,8 @@ Threads (each in its own module under `oculus_server/threads/`):
 thread         rate       owns
 =============  =========  ===============================================================
 vr             50 Hz      the VR source
-control        20/40 Hz   the policy; feeds the command queue (maxsize 2, freshest wins)
+control        20/40 Hz   the policy, state check and command gate; feeds the command queue
+                          (GatedCommands only; maxsize 2, freshest wins)
 robot          as robot   the robot client; feeds the response queue (maxsize 2)
 recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
 mcap-writer    queue      the EpisodeWriter (nothing else touches it)
@@ -44,6 +45,7 @@ from oculus_server import __version__
 from oculus_server.config import DaemonConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
+from oculus_server.safety.config import SafetyConfig
 from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
@@ -71,6 +73,11 @@ def policy_config(cfg: DaemonConfig) -> PolicyConfig:
     if cfg.left_controller:
         changes.setdefault("right_controller", False)
     return PolicyConfig.from_dict(changes, performance=cfg.performance)
+
+
+def safety_config(cfg: DaemonConfig) -> SafetyConfig:
+    """The command gate's limits from the daemon config's ``safety`` section."""
+    return SafetyConfig.from_dict(cfg.safety)
 
 
 def _version(dist: str) -> str:
@@ -158,15 +165,16 @@ class Daemon:
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
         self.policy = VRPolicy(pc)
+        self.safety = safety_config(cfg)
         sv, st = self.supervisor, self.state
         rt = cfg.realtime_priority
         self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
             self.policy, self.commands, self.responses, sv, st,
-            hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, realtime_priority=rt,
+            hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
         )
         self.robot = RobotCommThread(
-            self.client_factory, self.commands, self.responses, sv, st,
+            self.client_factory, self.commands, self.responses, sv, st, safety=self.safety,
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
         self.recorder = RecorderThread(

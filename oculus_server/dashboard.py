@@ -13,8 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from oculus_server.command import ControlMode
 from oculus_server.state import SharedState
+from oculus_server.types import ControlMode
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras")
 
@@ -36,6 +36,29 @@ def _size(n: float) -> str:
     return str(n)
 
 
+# Dashboard labels of the safety counters, in display order (`oculus_server.safety.kinds`).
+SAFETY_LABELS = (
+    ("box", "box"),
+    ("step_pos", "step"),
+    ("step_rot", "turn"),
+    ("refused_nonfinite", "nonfinite"),
+    ("refused_quat", "quat0"),
+    ("gripper", "grip"),
+    ("hold_restore", "restore"),
+    ("outside_box", "outside"),
+    ("implausible_state", "bad-state"),
+    ("expired", "expired"),
+    ("stale_link", "stale"),
+)
+
+
+def safety_summary(state: SharedState) -> str:
+    """Non-zero safety counters, e.g. "box 3 step 12 bad-state 1" ("none" if all are zero)."""
+    counts = state.safety_counts()
+    parts = [f"{label} {counts[k]}" for k, label in SAFETY_LABELS if counts.get(k)]
+    return " ".join(parts) or "none"
+
+
 def status_line(state: SharedState, uptime_s: float) -> str:
     """One compact line: rates, mode, robot link, queues, recording."""
     rates = state.rates()
@@ -54,6 +77,10 @@ def status_line(state: SharedState, uptime_s: float) -> str:
         parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
     parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
+    safety = state.safety_status()
+    parts.append(f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else ""))
+    if safety.fault:
+        parts.append(f"STATE FAULT: {safety.fault}")
     if ep.active:
         parts.append(f"REC {ep.messages} msgs {_size(ep.bytes_written)}")
     if ep.error:
@@ -76,8 +103,11 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     head = Text()
     head.append(f"{title}  ", style="bold")
     head.append(f" {mode.value} ", style="black on green" if mode is ControlMode.REAL_TIME else "black on yellow")
-    engaged = cmd is not None and cmd.engaged
+    safety = state.safety_status()
+    engaged = cmd is not None and cmd.engaged and safety.sending
     head.append("  ENGAGED " if engaged else "  holding ", style="bold green" if engaged else "dim")
+    if safety.held and not safety.sending:
+        head.append(f"  nothing sent: {safety.held}", style="bold yellow")
     head.append(f"  up {uptime_s:.0f} s")
 
     threads = Table(title="threads", expand=True, box=None)
@@ -150,6 +180,15 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     grid.add_column()
     grid.add_row(robot, vrt)
     grid.add_row(queues, rec)
+    saf = Table(title="safety (command gate)", expand=True, box=None, show_header=False)
+    saf.add_column("k")
+    saf.add_column("v")
+    saf.add_row("interventions", safety_summary(state))
+    saf.add_row("robot state", Text(f"NOT BELIEVED: {safety.fault}", style="bold red") if safety.fault else Text("believed", style="green"))
+    recent = state.recent_safety()
+    if recent:
+        saf.add_row("last", recent[-1].message)
+    grid.add_row(saf, Text(""))
     parts: list = [head, threads, grid]
     err = state.last_error()
     if err:

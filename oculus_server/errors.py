@@ -17,3 +17,7 @@ class VRSourceError(OculusServerError):
 
 class RecordingError(OculusServerError):
     """A recording could not be written, read or recovered."""
+
+
+class SafetyError(OculusServerError):
+    """A command reached the robot thread without passing the command gate (a programming error)."""

@@ -17,9 +17,11 @@ import numpy as np
 from frankateach.messages import CameraFrame
 from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import Event, RobotObservation
-from oculus_server.vr.source import SourceState, SourceStatus, VRSample
+from oculus_server.safety.kinds import ALL_KINDS, counter_name
+from oculus_server.types import ControlMode, Event, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
+from oculus_server.vr.source import SourceState, SourceStatus
+
+__all__ = ["Counters", "EpisodeStatus", "Failure", "RobotLink", "SafetyStatus", "SharedState", "freeze"]
 
 
 def freeze(arrays: list[np.ndarray]) -> None:
@@ -30,25 +32,18 @@ def freeze(arrays: list[np.ndarray]) -> None:
 
 
 @dataclass(frozen=True)
-class RobotLink:
-    """Health of the robot connection.
+class SafetyStatus:
+    """What the dashboard shows about the command path.
 
     Attributes:
-        up: the last request got a valid reply.
-        rtt_last_s, rtt_mean_s, rtt_p95_s: round-trip figures, seconds.
-        failures: consecutive failed requests.
-        timeouts, errors: totals since start.
-        last_error: text of the last failure.
+        held: why the arm holds (or why nothing is sent), "" while it follows the operator.
+        fault: why measured robot state is not believed ("" when it is).
+        sending: a command left on the last control tick.
     """
 
-    up: bool = False
-    rtt_last_s: float = float("nan")
-    rtt_mean_s: float = float("nan")
-    rtt_p95_s: float = float("nan")
-    failures: int = 0
-    timeouts: int = 0
-    errors: int = 0
-    last_error: str = ""
+    held: str = "starting"
+    fault: str = ""
+    sending: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,6 @@ class Counters:
     camera_frames: int = 0
     camera_errors: int = 0
     vr_samples: int = 0
-    nonfinite_held: int = 0  # control steps whose output was not finite (robot held)
     sim_states: int = 0  # simulator state blobs received (--debug, ~1 Hz)
     sim_state_errors: int = 0  # unreadable ones
 
@@ -124,10 +118,16 @@ class SharedState:
 
         self._count_lock = threading.Lock()
         self._counters = Counters()
+        self._safety_counts = {counter_name(k): 0 for k in ALL_KINDS}  # safety_box, ...
         self._queue_depths: dict[str, int] = {}
 
         self._rates_lock = threading.Lock()
         self._rates: dict[str, RateStats] = {}
+
+        self._safety_lock = threading.Lock()
+        self._safety: deque[SafetyRecord] = deque(maxlen=2000)  # for the recorder (drained)
+        self._recent_safety: deque[SafetyRecord] = deque(maxlen=20)  # for the dashboard
+        self._safety_status = SafetyStatus()
 
     # -- VR ------------------------------------------------------------------------------------
     def set_vr(self, sample: VRSample) -> None:
@@ -282,7 +282,10 @@ class SharedState:
     # -- counters and rates --------------------------------------------------------------------
     def count(self, name: str, n: int = 1) -> None:
         with self._count_lock:
-            setattr(self._counters, name, getattr(self._counters, name) + n)
+            if name in self._safety_counts:
+                self._safety_counts[name] += n
+            else:
+                setattr(self._counters, name, getattr(self._counters, name) + n)
 
     def set_queue_depth(self, name: str, depth: int) -> None:
         with self._count_lock:
@@ -292,8 +295,46 @@ class SharedState:
         """Counters and queue depths as one flat map (a copy)."""
         with self._count_lock:
             out: dict[str, float] = dict(vars(self._counters))
+            out.update(self._safety_counts)
             out.update({f"queue_{k}": v for k, v in self._queue_depths.items()})
         return out
+
+    def safety_counts(self) -> dict[str, int]:
+        """Safety interventions so far, by kind (`oculus_server.safety.kinds`)."""
+        with self._count_lock:
+            return {name[len("safety_"):]: n for name, n in self._safety_counts.items()}
+
+    # -- safety --------------------------------------------------------------------------------
+    def add_safety(self, records: tuple[SafetyRecord, ...] | list[SafetyRecord]) -> None:
+        """Publishes safety interventions (counted per kind, kept for the recorder and dashboard)."""
+        if not records:
+            return
+        with self._safety_lock:
+            self._safety.extend(records)
+            self._recent_safety.extend(records)
+        with self._count_lock:
+            for r in records:
+                name = counter_name(r.kind)
+                self._safety_counts[name] = self._safety_counts.get(name, 0) + 1
+
+    def take_safety(self) -> tuple[SafetyRecord, ...]:
+        """Returns and forgets the interventions since the previous call (for `/safety`)."""
+        with self._safety_lock:
+            out = tuple(self._safety)
+            self._safety.clear()
+        return out
+
+    def recent_safety(self) -> tuple[SafetyRecord, ...]:
+        with self._safety_lock:
+            return tuple(self._recent_safety)
+
+    def set_safety_status(self, status: SafetyStatus) -> None:
+        with self._safety_lock:
+            self._safety_status = status
+
+    def safety_status(self) -> SafetyStatus:
+        with self._safety_lock:
+            return self._safety_status
 
     def register_rate(self, stats: RateStats) -> None:
         with self._rates_lock:

@@ -14,7 +14,7 @@ from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 
 from frankateach.messages import FrankaState
 from oculus_server.config import DaemonConfig
-from oculus_server.vr.source import SourceStatus, VRSample, VRSource
+from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource
 from tests.robot_fakes import KinematicBackend
 
 
@@ -68,6 +68,34 @@ class FailingSource(VRSource):
     def close(self) -> None:
         self.closed = True
         self.inner.close()
+
+
+class ManualSource(VRSource):
+    """A VR source driven by functions of time: `pose_at(t)` (4, 4) and `buttons_at(t)`.
+
+    `t` is seconds since `start()` (the VR thread's start); every poll is a new sample.
+    """
+
+    name = "manual"
+
+    def __init__(self, pose_at: Callable[[float], Any], buttons_at: Callable[[float], dict]) -> None:
+        self.pose_at = pose_at
+        self.buttons_at = buttons_at
+        self.seq = -1
+        self.t0: float | None = None
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    def poll(self) -> VRSample | None:
+        assert self.t0 is not None
+        now = time.monotonic()
+        self.seq += 1
+        t = now - self.t0
+        return VRSample({"r": self.pose_at(t)}, self.buttons_at(t), now, self.seq)
+
+    def status(self) -> SourceStatus:
+        return SourceStatus(SourceState.CONNECTED, samples=self.seq + 1)
 
 
 def daemon_config(recordings_dir: Path, robot_port: int, **changes: Any) -> DaemonConfig:

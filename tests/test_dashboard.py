@@ -11,10 +11,9 @@ from rich.console import Console
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.timing import RateStats
 from oculus_server import dashboard
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import RobotObservation
-from oculus_server.state import RobotLink, SharedState
-from oculus_server.vr.source import SourceState, SourceStatus, VRSample
+from oculus_server.state import SafetyStatus, SharedState
+from oculus_server.types import ControlMode, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
+from oculus_server.vr.source import SourceState, SourceStatus
 
 
 def _rate(name: str, hz: float, ticks: int, target: float | None = None, ended_s_ago: float = 0.0) -> RateStats:
@@ -40,6 +39,7 @@ def _filled_state(mode: ControlMode = ControlMode.PREDICTIVE) -> SharedState:
     )
     target = FrankaAction(np.array([0.46, -0.04, 0.32]), np.array([1.0, 0, 0, 0]), 1.0, False, time.time())
     st.set_command(RobotCommand(41, time.monotonic(), np.zeros(7), target, mode, True, 17, time.monotonic()))
+    st.set_safety_status(SafetyStatus(held="", fault="", sending=True))
     for name, hz in (("vr", 50.0), ("control", 40.0), ("recording", 40.0)):
         st.register_rate(_rate(name, hz, 200))
     st.register_rate(_rate("robot", 38.0, 150, target=0.0))
@@ -113,6 +113,29 @@ def test_status_line_has_rates_mode_link_and_drops():
     st.set_episode(active=False, error="disk full")
     line = dashboard.status_line(st, 1.0)
     assert "link=DOWN rtt=–/–ms" in line and "rec-error: disk full" in line and "REC " not in line
+
+
+def test_safety_counters_fault_and_held_state_are_shown():
+    st = _filled_state(ControlMode.REAL_TIME)
+    assert "safety: none" in dashboard.status_line(st, 1.0).split(" | ")
+    now = time.time()
+    st.add_safety([SafetyRecord("box", "target clamped", now), SafetyRecord("box", "target clamped", now),
+                   SafetyRecord("step_pos", "position step 0.076 m limited to 0.040 m", now)])
+    st.add_safety([SafetyRecord("implausible_state", "position jumped 0.760 m within 0.200 s", now)])
+    st.set_safety_status(SafetyStatus(held="robot state not believed", fault="position jumped 0.760 m", sending=False))
+    counters = st.counters()
+    assert counters["safety_box"] == 2 and counters["safety_step_pos"] == 1 and counters["safety_expired"] == 0
+
+    line = dashboard.status_line(st, 1.0)
+    parts = line.split(" | ")
+    assert "safety: box 2 step 1 bad-state 1 HELD (robot state not believed)" in parts
+    assert "STATE FAULT: position jumped 0.760 m" in parts
+
+    text = _text(dashboard.render(st, 3.0))
+    assert "ENGAGED" not in text and "nothing sent: robot state not believed" in text
+    assert "box 2 step 1 bad-state 1" in text
+    assert "NOT BELIEVED: position jumped 0.760 m" in text
+    assert "position jumped 0.760 m within 0.200 s" in text  # the last intervention
 
 
 def test_event_driven_rate_drops_to_zero_during_an_outage():

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from frankateach.client import RobotClient
-from frankateach.messages import FrankaAction
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import RecordTick
+from oculus_server.safety.config import SafetyConfig
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest
-from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
+from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
+from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
+from tests.control_fakes import CommandFactory
 from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
 
 
@@ -51,11 +51,6 @@ def test_a_failing_thread_stops_everyone_and_is_named():
     assert "rate" not in failure.error and "Traceback" in failure.traceback
 
 
-def _cmd(seq: int) -> RobotCommand:
-    target = FrankaAction(np.array([0.4, 0.0, 0.3 + 0.0001 * seq]), np.array([1.0, 0, 0, 0]), -1.0, False, float(seq))
-    return RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)
-
-
 def test_robot_thread_always_sends_the_freshest_command():
     port = free_port_block()
     backend = KinematicBackend(delay_s=0.05)  # a slow robot: ~20 Hz
@@ -63,12 +58,16 @@ def test_robot_thread_always_sends_the_freshest_command():
     sv, st = Supervisor(), SharedState()
     commands: queue.Queue = queue.Queue(maxsize=2)
     responses: queue.Queue = queue.Queue(maxsize=2)
-    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, responses, sv, st)
+    # generous age limit: this test is about freshness, not expiry (a loaded machine is slow)
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, responses, sv, st,
+                             safety=SafetyConfig(max_command_age_periods=40.0))
+    factory = CommandFactory(hz=200.0)
     thread.start()
     try:
+        assert wait_until(lambda: st.link().up, 5.0)  # commands are made for the live link
         produced = 0
         for seq in range(100):  # 200 Hz producer for 0.5 s
-            st.count("commands_dropped", put_freshest(commands, _cmd(seq)))
+            st.count("commands_dropped", put_freshest(commands, factory.make([0.4, 0.0, 0.3 + 0.0001 * seq])))
             produced += 1
             time.sleep(0.005)
         time.sleep(0.3)
@@ -76,11 +75,14 @@ def test_robot_thread_always_sends_the_freshest_command():
         sv.stop.set()
         thread.join(3.0)
         server.stop()
+    assert not sv.failures()
     sent = [int(a.timestamp) for a in backend.actions]
     assert len(sent) >= 3
     assert sent == sorted(sent) and len(set(sent)) == len(sent)  # never an older one after a newer
     assert sent[-1] == 99  # the last command produced is the last sent
-    dropped = st.counters()["commands_dropped"]
+    counters = st.counters()
+    dropped = counters["commands_dropped"]
+    assert counters["safety_expired"] == 0 and counters["safety_stale_link"] == 0
     assert dropped > 0 and dropped + len(sent) == produced
     assert st.link().up and np.isfinite(st.link().rtt_mean_s)
     obs = st.robot()
@@ -120,6 +122,82 @@ def test_robot_link_down_is_shown_and_recovers_when_the_server_returns():
         thread.join(3.0)
         server.stop()
     assert not sv.failures()
+
+
+def test_robot_thread_refuses_a_command_that_did_not_pass_the_gate():
+    from frankateach.messages import FrankaAction
+    from oculus_server.types import ControlMode, RobotCommand
+
+    port = free_port_block()
+    backend = KinematicBackend()
+    server = start_robot_server(backend, port)
+    sv, st = Supervisor(), SharedState()
+    commands: queue.Queue = queue.Queue(maxsize=2)
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, queue.Queue(2), sv, st)
+    thread.start()
+    try:
+        assert wait_until(lambda: st.link().up, 5.0)
+        target = FrankaAction(np.array([0.4, 0.0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, 0.0)
+        commands.put(RobotCommand(0, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True))
+        thread.join(3.0)
+    finally:
+        sv.stop.set()
+        thread.join(3.0)
+        server.stop()
+    (failure,) = sv.failures()
+    assert failure.thread == "robot" and "SafetyError" in failure.error and "did not pass the command gate" in failure.error
+    assert backend.actions == []  # nothing reached the robot
+
+
+def test_robot_thread_never_sends_expired_or_pre_outage_commands():
+    port = free_port_block()
+    backend = KinematicBackend()
+    server = start_robot_server(backend, port)
+    sv, st = Supervisor(), SharedState()
+    commands: queue.Queue = queue.Queue(maxsize=2)
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=0.2), commands, queue.Queue(2), sv, st,
+                             idle_poll_s=0.02, retry_s=0.05)
+    factory = CommandFactory(hz=50.0)
+    thread.start()
+    try:
+        assert wait_until(lambda: st.link().up and st.link().epoch == 1, 5.0)
+        old = factory.make([0.4, 0.0, 0.31])
+        time.sleep(0.1)  # older than 2 control periods (40 ms) when taken
+        commands.put(old)
+        assert wait_until(lambda: st.counters()["safety_expired"] == 1, 2.0)
+        commands.put(factory.make([0.4, 0.0, 0.305], epoch=0))  # made for an older link
+        assert wait_until(lambda: st.counters()["safety_stale_link"] == 1, 2.0)
+        assert backend.actions == []
+        commands.put(factory.make([0.4, 0.0, 0.302]))  # a fresh one for this link goes out
+        assert wait_until(lambda: len(backend.actions) == 1, 2.0)
+        # outage: the server goes away and comes back; epoch 2 starts with the first reply
+        server.stop()
+        assert wait_until(lambda: not st.link().up, 3.0)
+        pre_outage = factory.make([0.4, 0.0, 0.303])  # made for epoch 1
+        server = start_robot_server(KinematicBackend(), port)
+        commands.put(pre_outage)
+        assert wait_until(lambda: st.link().up and st.link().epoch == 2, 5.0)
+        assert wait_until(lambda: st.counters()["safety_stale_link"] == 2, 2.0)
+        records = st.take_safety()
+        assert [r.kind for r in records] == ["expired", "stale_link", "stale_link"]
+        assert "not sent" in records[0].message and records[0].command_seq == old.command.seq
+        obs = st.robot()
+        assert obs is not None and obs.link_epoch == 2
+    finally:
+        sv.stop.set()
+        thread.join(3.0)
+        server.stop()
+    assert not sv.failures()
+    assert len(backend.actions) == 1
+
+
+def wait_until(pred, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return bool(pred())
 
 
 def _drain(q: queue.Queue) -> list:
@@ -198,7 +276,7 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
 
 def test_record_on_start_waits_for_the_robot_then_opens():
     from frankateach.messages import FrankaState
-    from oculus_server.recording.record import RobotObservation
+    from oculus_server.types import RobotObservation
     from oculus_server.state import RobotLink
 
     sv, st = Supervisor(), SharedState()

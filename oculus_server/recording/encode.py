@@ -182,3 +182,22 @@ def log_message(ns: int, kind: str, text: str) -> bytes:
     msg = Log(level=level, message=text, name=kind)
     _set_time(msg.timestamp, ns)
     return msg.SerializeToString()
+
+
+def safety_body(ns: int, kind: str, message: str, command_seq: int, source: str,
+                requested: Sequence[float], sent: Sequence[float], amount: float) -> dict[str, Any]:
+    """The JSON body of one `/safety` message (teleop.Safety); non-finite numbers are left out."""
+    def vec(v: Sequence[float]) -> list[float]:
+        out = [float(x) for x in v]
+        return out if all(math.isfinite(x) for x in out) else []
+
+    return {
+        "timestamp": time_json(ns),
+        "kind": str(kind),
+        "message": str(message),
+        "command_seq": int(command_seq),
+        "source": str(source),
+        "requested": vec(requested),
+        "sent": vec(sent),
+        "amount": float(amount) if math.isfinite(amount) else 0.0,
+    }

@@ -22,12 +22,14 @@ from oculus_server.errors import RecordingError
 from oculus_server.recording import encode as E
 from oculus_server.recording import schemas as S
 from oculus_server.recording.camera_mounts import CameraMount, camera_frame
-from oculus_server.recording.record import Event, RecordTick
-from oculus_server.vr.source import (
+from oculus_server.types import (
     LEFT_ANALOG,
     LEFT_BOOLS,
     RIGHT_ANALOG,
     RIGHT_BOOLS,
+    Event,
+    RecordTick,
+    SafetyRecord,
     VRSample,
 )
 
@@ -197,11 +199,20 @@ class TickMapper:
                 out += self._frame(str(name), frame, tick_ns)
         for event in tick.events:
             out += self.event(event)
+        for record in tick.safety:
+            out.append(self._safety(record, tick_ns))
         if tick.rates or tick.counters:
             out.append(self._timing(tick, tick_ns))
         if tick.sim_state is not None:
             out.append(self._sim_state(tick, tick_ns))
         return out
+
+    def _safety(self, record: SafetyRecord, tick_ns: int) -> Message:
+        """``/safety``: one intervention of the command path, at the time it happened."""
+        ns = E.to_ns(record.t_wall) or tick_ns
+        body = E.safety_body(ns, record.kind, record.message, record.command_seq, record.source,
+                             record.requested, record.sent, record.amount)
+        return Message(S.TOPIC_SAFETY, E.dumps(body), ns, ns)
 
     def _sim_state(self, tick: RecordTick, tick_ns: int) -> Message:
         """``/sim/state``: logged at the tick, published at the simulator's own capture time."""

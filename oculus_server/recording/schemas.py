@@ -53,6 +53,9 @@ topic                           schema                      content (written whe
                                                             physics step, scene hash (``--debug``
                                                             only, about 1 Hz; starts VLA arena
                                                             episodes, registered on first use)
+``/safety``                     teleop.Safety               what the command gate clamped,
+                                                            limited, refused or held and why;
+                                                            state faults (each intervention)
 ==============================  ==========================  ======================================
 
 Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
@@ -85,7 +88,7 @@ from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 from mcap_protobuf.schema import build_file_descriptor_set
 
-from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS
+from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
 
 SCHEMA_VERSION = "1"  # bump when a topic's content changes incompatibly
 
@@ -112,6 +115,7 @@ TOPIC_EVENTS = "/events"
 TOPIC_LOG = "/log"
 TOPIC_TIMING = "/timing"
 TOPIC_SIM_STATE = "/sim/state"
+TOPIC_SAFETY = "/safety"
 
 
 def camera_image_topic(name: str) -> str:
@@ -270,6 +274,22 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("timestamp", "kind", "message"),
     ),
+    "teleop.Safety": _obj(
+        "One safety intervention of the command path (oculus_server.safety.kinds).",
+        {
+            "timestamp": _TIME,
+            "kind": {**_STR, "description": "box, step_pos, step_rot, gripper, quat, refused_nonfinite, "
+                     "refused_quat, hold_restore, outside_box, implausible_state, state_plausible, "
+                     "expired, stale_link"},
+            "message": _STR,
+            "command_seq": {**_INT, "description": "the command it applies to; -1 if none left"},
+            "source": {**_STR, "description": "policy, hold, reset, assist, robot_state"},
+            "requested": {**_NUMS, "description": "position asked for, m (empty if none or not finite)"},
+            "sent": {**_NUMS, "description": "position that left, m (empty if nothing left)"},
+            "amount": {**_NUM, "description": "size of the change: m, rad, or 1 for a refusal"},
+        },
+        ("timestamp", "kind", "message", "command_seq", "source", "requested", "sent", "amount"),
+    ),
     "teleop.Timing": _obj(
         "Per-loop timing and queue/drop counters, about once a second.",
         {
@@ -326,6 +346,7 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TOPIC_EVENTS, "teleop.Event"),
     TopicSpec(TOPIC_LOG, "foxglove.Log"),
     TopicSpec(TOPIC_TIMING, "teleop.Timing"),
+    TopicSpec(TOPIC_SAFETY, "teleop.Safety"),
 )
 
 

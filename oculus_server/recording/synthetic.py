@@ -25,9 +25,7 @@ from PIL import Image
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.timing import RateSnapshot
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
-from oculus_server.vr.source import VRSample
+from oculus_server.types import ControlMode, Event, RecordTick, RobotCommand, RobotObservation, VRSample
 
 
 def make_jpeg(width: int, height: int, index: int, quality: int = 85) -> bytes:

@@ -15,7 +15,7 @@ import numpy as np
 
 from oculus_server.recording import schemas as S
 from oculus_server.recording.reader import RecordingReader
-from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS
+from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
 
 _SIDES = {"right": ("r", RIGHT_BOOLS, "rightTrig", "rightGrip", "rightJS"),
           "left": ("l", LEFT_BOOLS, "leftTrig", "leftGrip", "leftJS")}

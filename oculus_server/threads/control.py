@@ -1,36 +1,61 @@
-"""Control thread (20 Hz, 40 Hz with --performance): VR sample + robot state -> `RobotCommand`.
+"""Control thread (20 Hz, 40 Hz with --performance): VR sample + robot state → gated command.
 
-Reference pose: the measured hand pose while it is fresh (no older than
-`PREDICTIVE_AFTER_PERIODS` control periods: REAL-TIME), else the last commanded target
-(PREDICTIVE). If no measured state has arrived for `hold_after_s` (robot link down), the arm is
-held: no movement command is sent, and the policy origin is re-anchored when fresh state returns,
-so the arm never lunges to catch up with the operator's hand. While the link is up every tick
-queues a command — with the deadman released its target is the held pose — so the robot thread
-always has one that is at most a control period old.
+Each tick, in this order:
+
+1. **Robot view.** A new measured state is judged (`safety.plausibility.StateCheck`); the robot is
+   *OK* while the link is up, the newest state is believed and no older than ``hold_after_s``.
+   Mode: REAL-TIME while the believed state is at most `PREDICTIVE_AFTER_PERIODS` control periods
+   old, else PREDICTIVE (the last target that left stands in as the reference).
+2. **Policy.** `VRPolicy.step` says whether the operator engages the arm and, if so, the target.
+3. **Gate.** `CommandGate.admit` decides what leaves — the one owner of holding, limits and
+   refusals, re-anchoring included (it tells the policy to re-anchor its origin after an outage
+   or a refusal). The `GatedCommand` it makes goes on the command queue (freshest wins); while
+   the robot is OK every tick queues one, holding ones included, so what the robot thread sends
+   is never older than one control period.
+
+Time comes from an injected `Clock` (`frankateach.timing`): tests step the thread on virtual time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
-from dataclasses import replace
-
-import numpy as np
+from collections.abc import Callable
 
 from frankateach.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
-from frankateach.messages import FrankaAction
-from oculus_server.command import ControlMode, RobotCommand
+from frankateach.timing import MONOTONIC, Clock
 from oculus_server.policy import VRPolicy
-from oculus_server.state import SharedState
+from oculus_server.safety import kinds
+from oculus_server.safety.config import SafetyConfig
+from oculus_server.safety.gate import SOURCE_POLICY, CommandGate, Proposal, RobotView
+from oculus_server.safety.plausibility import StateCheck, Verdict
+from oculus_server.state import SafetyStatus, SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest, take_newest
+from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
 
 log = logging.getLogger(__name__)
 
+_POLICY_EVENTS = ("link_lost", "link_restored", "calibrated", "pose_jump", "non_finite", "engaged", "disengaged")
+
 
 class ControlThread(RateThread):
-    """Owns the policy: only this thread calls `VRPolicy.step`."""
+    """Owns the policy, the state check and the command gate: only this thread uses them.
+
+    Args:
+        policy: the VR policy.
+        commands: the command queue (`GatedCommand`s to the robot thread).
+        responses: the robot thread's "new state" signal queue (drained here).
+        supervisor, state: the daemon's.
+        hz: control rate, Hz.
+        hold_after_s: no believed state for this long → the robot is not OK: nothing is sent.
+        safety: the gate's and the state check's limits.
+        clock: monotonic clock (virtual in tests).
+        wall: wall clock for timestamps (`time.time`).
+        realtime_priority: SCHED_FIFO priority (0: normal scheduling).
+    """
 
     def __init__(
         self,
@@ -41,39 +66,44 @@ class ControlThread(RateThread):
         state: SharedState,
         hz: float = CONTROL_FREQ,
         hold_after_s: float = 0.5,
+        safety: SafetyConfig | None = None,
+        clock: Clock = MONOTONIC,
+        wall: Callable[[], float] = time.time,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("control", hz, supervisor, state, realtime_priority=realtime_priority)
+        super().__init__("control", hz, supervisor, state, clock=clock, realtime_priority=realtime_priority)
         self.policy = policy
         self.commands = commands
         self.responses = responses
         self.period = 1.0 / hz
         self.hold_after_s = hold_after_s
-        self.seq = 0
-        self._last_target: FrankaAction | None = None  # last target handed to the robot thread
-        self._was_holding = True
+        self.clock = clock
+        self.wall = wall
+        cfg = safety if safety is not None else SafetyConfig()
+        self.gate = CommandGate(cfg, hz, wall=wall)
+        self.check = StateCheck(cfg, hz)
+        self._judged: RobotObservation | None = None  # the newest state already judged
+        self._status = SafetyStatus()
+
+    # -- one tick --------------------------------------------------------------------------------
 
     def step(self) -> None:
-        now = time.monotonic()
+        now = self.clock.now()
         take_newest(self.responses, 0.0)  # the robot thread signals fresh state; keep it drained
         self.state.set_queue_depth("response", self.responses.qsize())
-        obs = self.state.robot()
+        view = self._robot_view(now)
+        self.state.set_mode(view.mode)
+        obs = view.obs
         if obs is None:
-            self.state.set_mode(ControlMode.PREDICTIVE)
+            self._publish_status(view.why, False)
             return  # nothing to anchor a target to yet
-        age = now - obs.t_recv
-        fresh = age <= PREDICTIVE_AFTER_PERIODS * self.period
-        mode = ControlMode.REAL_TIME if fresh or self._last_target is None else ControlMode.PREDICTIVE
-        if mode is ControlMode.REAL_TIME:
-            ref_pos, ref_quat = obs.state.pos, obs.state.quat
-        else:
-            ref_pos, ref_quat = self._last_target.pos, self._last_target.quat
-        link_ok = age <= self.hold_after_s
-        if link_ok and self._was_holding:
-            self.policy.reset_origin()
-        self._was_holding = not link_ok
 
         sample = self.state.vr()
+        last = self.gate.last_sent
+        ref_pos: Vector = obs.state.pos
+        ref_quat: Vector = obs.state.quat
+        if view.mode is ControlMode.PREDICTIVE and last is not None:
+            ref_pos, ref_quat = last
         out = self.policy.step(
             sample,
             robot_pos=obs.state.pos,
@@ -81,50 +111,96 @@ class ControlThread(RateThread):
             robot_gripper=obs.state.gripper,
             reference_pos=ref_pos,
             reference_quat=ref_quat,
-            mode=mode,
+            mode=view.mode,
             now=now,
-            timestamp=time.time(),
+            timestamp=self.wall(),
         )
         for ev in out.events:
             self._on_policy_event(ev)
-        engaged = bool(out.engaged and link_ok)
         target = out.target
-        finite = np.isfinite(target.pos).all() and np.isfinite(target.quat).all()
-        if not finite:
-            self.state.count("nonfinite_held")
-            engaged = False
-        if not engaged:
-            # Hold: keep the last target (or the measured pose); only the gripper may change.
-            hold = self._last_target or FrankaAction(
-                obs.state.pos, obs.state.quat, float(obs.state.gripper), False, time.time()
-            )
-            gripper = float(target.gripper) if finite and link_ok else hold.gripper
-            target = replace(hold, gripper=gripper, timestamp=time.time())
-        cmd = RobotCommand(
-            seq=self.seq,
-            created=time.monotonic(),
-            action=np.asarray(out.action, dtype=float) if engaged else np.zeros(7),
-            target=target,
-            mode=mode,
-            engaged=engaged,
+        proposal = Proposal(
+            source=SOURCE_POLICY,
+            engaged=out.engaged,
+            pos=None if target is None else target.pos,
+            quat=None if target is None else target.quat,
+            gripper=out.gripper,
+            action=out.action,
             vr_seq=sample.seq if sample is not None else -1,
             vr_t_recv=sample.t_recv if sample is not None else float("nan"),
         )
-        self.seq += 1
-        self.state.set_command(cmd)
-        if link_ok:
-            # Every tick hands the robot thread a fresh command, holding ones included (their
-            # target is the held pose), so what it sends is never older than one control period.
-            dropped = put_freshest(self.commands, cmd)
+        result = self.gate.admit(proposal, view, now)
+        if result.reanchor:
+            self.policy.reset_origin()
+        if result.records:
+            self._publish_records(result.records)
+        gated = result.command
+        if gated is not None:
+            self.state.set_command(gated.command)
+            dropped = put_freshest(self.commands, gated)
             if dropped:
                 self.state.count("commands_dropped", dropped)
-            self._last_target = target
+        why = result.why_held if result.held else ""
+        if not why and out.info.get("hold_reason"):
+            why = str(out.info["hold_reason"])
+        self._publish_status(why, gated is not None)
         self.state.set_queue_depth("command", self.commands.qsize())
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _robot_view(self, now: float) -> RobotView:
+        """Judges a new state and says whether the robot may be commanded now."""
+        obs = self.state.robot()
+        link = self.state.link()
+        if obs is not None and obs is not self._judged:
+            self._judged = obs
+            self._on_verdict(self.check.judge(obs, self.gate.last_sent), obs)
+        believed = self.check.believed
+        if believed is None:
+            why = self.check.fault_reason or ("robot state not yet received" if obs is None else "no believed robot state")
+            return RobotView(False, None, ControlMode.PREDICTIVE, 0, why)
+        age = now - believed.t_recv
+        mode = ControlMode.REAL_TIME if age <= PREDICTIVE_AFTER_PERIODS * self.period else ControlMode.PREDICTIVE
+        if self.check.faulty:
+            why = f"robot state not believed: {self.check.fault_reason}"
+        elif not link.up:
+            why = f"robot link down: {link.last_error}" if link.last_error else "robot link down"
+        elif age > self.hold_after_s:
+            why = f"no robot state for {age:.2f} s"
+        else:
+            why = ""
+        return RobotView(not why, believed, mode, believed.link_epoch, why)
+
+    def _on_verdict(self, verdict: Verdict, obs: RobotObservation) -> None:
+        if verdict.fault_started:
+            msg = f"robot state not believed: {verdict.reason}; the arm holds (nothing is sent)"
+            log.warning(msg)
+            self.state.add_event("safety_warning", msg, reason=verdict.reason)
+            pos = tuple(float(v) for v in obs.state.pos) if len(obs.state.pos) == 3 else ()
+            self._publish_records([SafetyRecord(kinds.IMPLAUSIBLE_STATE, verdict.reason, self.wall(), -1, "robot_state",
+                                                pos if all(math.isfinite(v) for v in pos) else ())])
+        elif verdict.fault_ended:
+            msg = "robot state believed again; the arm holds its measured pose until the operator moves it"
+            log.info(msg)
+            self.state.add_event("safety", msg)
+            self._publish_records([SafetyRecord(kinds.STATE_PLAUSIBLE, msg, self.wall(), -1, "robot_state")])
+
+    def _publish_records(self, records: tuple[SafetyRecord, ...] | list[SafetyRecord]) -> None:
+        self.state.add_safety(records)
+        for r in records:
+            if r.kind in (kinds.OUTSIDE_BOX, kinds.REFUSED_NONFINITE, kinds.REFUSED_QUAT):
+                log.warning("safety: %s", r.message)
+                self.state.add_event("safety_warning", r.message, intervention=r.kind)
+
+    def _publish_status(self, held: str, sending: bool) -> None:
+        status = SafetyStatus(held=held, fault=self.check.fault_reason, sending=sending)
+        if status != self._status:
+            self._status = status
+            self.state.set_safety_status(status)
 
     def _on_policy_event(self, event: str) -> None:
         if event == "episode_toggle":
             self.state.request_episode("toggle")
         elif event == "success":
             self.state.request_episode("success")
-        elif event in ("link_lost", "link_restored", "calibrated", "pose_jump", "non_finite", "engaged", "disengaged"):
+        elif event in _POLICY_EVENTS:
             self.state.add_event("control", event)

@@ -26,11 +26,10 @@ from typing import Any
 
 from oculus_server.errors import RecordingError
 from oculus_server.recording.paths import outcome_dir
-from oculus_server.recording.record import Event, RecordTick
 from oculus_server.recording.writer import EpisodeWriter, Finalized
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.threads.recorder import EpisodeStart, EpisodeStop
+from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
 
 log = logging.getLogger(__name__)
 

@@ -20,38 +20,15 @@ import math
 import queue
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 from frankateach.constants import RECORD_FREQ
-from oculus_server.recording.record import Event, RecordTick
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
 
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
-
-
-@dataclass(frozen=True)
-class EpisodeStart:
-    """Open a new episode file named `name` (no extension)."""
-
-    name: str
-    t_wall: float
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EpisodeStop:
-    """Close the open episode. `outcome`: "success", "failure" or "shutdown".
-
-    `events` (the stop itself among them) are written to the file before it is closed.
-    """
-
-    outcome: str
-    success: bool
-    reason: str = ""
-    events: tuple[Event, ...] = ()
 
 
 class RecorderThread(RateThread):
@@ -201,6 +178,7 @@ class RecorderThread(RateThread):
             events=events,
             rates=rates,
             counters=counters,
+            safety=self.state.take_safety(),
             sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
         )
 
@@ -231,6 +209,7 @@ class RecorderThread(RateThread):
             self._send_control()
             self.state.take_new_frames()  # nothing to record: don't let frames pile up
             self._idle_errors.extend(e for e in self.state.take_events() if "error" in e.kind)
+            self.state.take_safety()
         self.state.set_queue_depth("mcap", self.queue.qsize())
 
     def finish(self, reason: str = "daemon stopped") -> None:

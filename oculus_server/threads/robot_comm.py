@@ -1,12 +1,20 @@
-"""Robot-communication thread: sends the freshest command, as fast as the robot answers.
+"""Robot-communication thread: sends the freshest gated command, as fast as the robot answers.
 
 It waits (with a timeout of one control period) for a command; stale commands queued behind a
 fresher one are dropped and counted. A command that is already 90 % of a control period old is
-swapped for the next one (due within milliseconds), so what leaves for the robot is never older
-than one control period. With no command to send it asks for the state instead, so
-the measured pose stays fresh while the operator is not moving the arm. Failures (timeouts, error
-replies, garbage) mark the link down, are counted and shown, and the thread keeps retrying:
-the link comes back by itself when the robot server returns.
+swapped for the next one (due within milliseconds). With no command to send it asks for the
+state instead, so the measured pose stays fresh while the operator is not moving the arm.
+
+What it sends is checked once more (`safety.gate.check_gated`): only a `GatedCommand` — which
+only the command gate can make — with a finite target inside the box goes on the wire; anything
+else is a programming error that stops the daemon. It never sends a command older than
+``max_command_age_periods`` control periods (``expired``), nor one made before the link was
+re-established (``stale_link``: each outage ends a *link epoch*; the first reply after it starts
+the next, and the control path then holds the freshly measured pose). Both are counted and
+recorded on ``/safety``.
+
+Failures (timeouts, error replies, garbage) mark the link down, are counted and shown, and the
+thread keeps retrying: the link comes back by itself when the robot server returns.
 """
 
 from __future__ import annotations
@@ -14,22 +22,37 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError
 from frankateach.timing import RateStats
-from oculus_server.command import RobotCommand
-from oculus_server.recording.record import RobotObservation
-from oculus_server.state import RobotLink, SharedState
+from oculus_server.safety import kinds
+from oculus_server.safety.config import SafetyConfig
+from oculus_server.safety.gate import GatedCommand, check_gated
+from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.queues import put_freshest, take_newest
+from oculus_server.types import RobotLink, RobotObservation, SafetyRecord
 
 log = logging.getLogger(__name__)
 
 
 class RobotCommThread(DaemonThread):
-    """Owns the robot client: only this thread talks to the robot server."""
+    """Owns the robot client: only this thread talks to the robot server.
+
+    Args:
+        client_factory: builds the robot client (called in the thread).
+        commands: queue of `GatedCommand`s from the control thread.
+        responses: gets each new `RobotObservation` (the control thread drains it).
+        supervisor, state: the daemon's.
+        safety: the limits (box for the last check, command age limit).
+        idle_poll_s: one control period: how long to wait for a command, seconds.
+        retry_s: first back-off after a failure (grows per failure up to 1 s), seconds.
+        max_age_s: a command older than 0.9 × this is swapped for a fresher one if one comes
+            within a quarter of it (default: one control period).
+        realtime_priority: SCHED_FIFO priority (0: normal scheduling).
+    """
 
     def __init__(
         self,
@@ -38,6 +61,7 @@ class RobotCommThread(DaemonThread):
         responses: queue.Queue,
         supervisor: Supervisor,
         state: SharedState,
+        safety: SafetyConfig | None = None,
         idle_poll_s: float = 0.05,
         retry_s: float = 0.2,
         max_age_s: float | None = None,
@@ -47,51 +71,85 @@ class RobotCommThread(DaemonThread):
         self.client_factory = client_factory
         self.commands = commands
         self.responses = responses
+        self.safety = safety if safety is not None else SafetyConfig()
         self.idle_poll_s = idle_poll_s
         self.retry_s = retry_s
         # A command about to be one control period old is replaced by the next one, which the
         # control thread is due to make within the next few milliseconds.
         self.max_age_s = idle_poll_s if max_age_s is None else max_age_s
+        self.expire_s = self.safety.max_command_age_periods * idle_poll_s
         self.stats = RateStats("robot", 0.0)
         state.register_rate(self.stats)
         self.client: RobotClient | None = None
         self._failures = 0
         self._errors = 0
+        self.epoch = 0  # +1 with the first reply after start and after every outage
+        self._new_epoch = True
 
     def body(self) -> None:
         self.client = self.client_factory()
         while not self.stop_event.is_set():
-            cmd, skipped = take_newest(self.commands, self.idle_poll_s)
-            if cmd is not None and time.monotonic() - cmd.created > 0.9 * self.max_age_s:
+            item, skipped = take_newest(self.commands, self.idle_poll_s)
+            cmd = self._check(item)
+            if cmd is not None and time.monotonic() - cmd.command.created > 0.9 * self.max_age_s:
                 fresher, more = take_newest(self.commands, 0.25 * self.max_age_s)
                 if fresher is not None:
-                    cmd, skipped = fresher, skipped + more + 1
+                    cmd, skipped = self._check(fresher), skipped + more + 1
             if skipped:
                 self.state.count("commands_dropped", skipped)
             self.state.set_queue_depth("command", self.commands.qsize())
-            self._exchange(cmd)
+            self._exchange(self._usable(cmd))
 
-    def _exchange(self, cmd: RobotCommand | None) -> None:
+    def _check(self, item: object) -> GatedCommand | None:
+        """The queue item as a gated command (raises SafetyError for anything else)."""
+        if item is None:
+            return None
+        return check_gated(item, self.safety.workspace_min, self.safety.workspace_max)
+
+    def _usable(self, cmd: GatedCommand | None) -> GatedCommand | None:
+        """`cmd`, or None if it must not be sent (made for an older link epoch, or too old)."""
+        if cmd is None:
+            return None
+        age = time.monotonic() - cmd.command.created
+        if cmd.link_epoch != self.epoch or self._new_epoch:
+            self._refuse(kinds.STALE_LINK, f"command {cmd.command.seq} was made before the robot link was "
+                         f"re-established (epoch {cmd.link_epoch}, now {self.epoch}); not sent", cmd)
+            return None
+        if age > self.expire_s:
+            self._refuse(kinds.EXPIRED, f"command {cmd.command.seq} is {age * 1e3:.0f} ms old "
+                         f"(limit {self.expire_s * 1e3:.0f} ms); not sent", cmd)
+            return None
+        return cmd
+
+    def _refuse(self, kind: str, message: str, cmd: GatedCommand) -> None:
+        pos = tuple(float(v) for v in cmd.command.target.pos)
+        self.state.add_safety([SafetyRecord(kind, message, time.time(), cmd.command.seq, cmd.command.source, pos)])
+        log.debug(message)
+
+    def _exchange(self, cmd: GatedCommand | None) -> None:
         assert self.client is not None
         t0 = time.monotonic()
         self.stats.tick(t0)
         try:
             if cmd is not None:
-                self.state.mark_sent(cmd, t0)
-                reply = self.client.send(cmd.target)
+                self.state.mark_sent(cmd.command, t0)
+                reply = self.client.send(cmd.command.target)
             else:
                 reply = self.client.get_state()
         except FrankaTeachError as exc:
             self._on_failure(exc)
             return
         now = time.monotonic()
-        obs = RobotObservation(state=reply, t_recv=now, t_recv_wall=time.time(), rtt_s=now - t0)
+        if self._new_epoch:
+            self._new_epoch = False
+            self.epoch += 1
+        obs = RobotObservation(state=reply, t_recv=now, t_recv_wall=time.time(), rtt_s=now - t0, link_epoch=self.epoch)
         last, mean, p95 = self.client.latency_stats()
         if self._failures:
-            self.state.add_event("robot_link", "robot link restored", up=True)
+            self.state.add_event("robot_link", "robot link restored", up=True, epoch=self.epoch)
             log.info("robot link restored after %d failed requests", self._failures)
         self._failures = 0
-        link = RobotLink(True, last, mean, p95, 0, self.client.timeouts, self._errors, "")
+        link = RobotLink(True, last, mean, p95, 0, self.client.timeouts, self._errors, "", self.epoch)
         self.state.set_robot(obs, link)
         put_freshest(self.responses, obs)
         self.stats.work(now - t0)
@@ -100,6 +158,7 @@ class RobotCommThread(DaemonThread):
         assert self.client is not None
         self._failures += 1
         self._errors += 1
+        self._new_epoch = True  # whatever comes back next is a new link: nothing older is sent
         old = self.state.link()
         msg = f"{exc.__class__.__name__}: {exc}"
         if self._failures == 1:
@@ -107,7 +166,7 @@ class RobotCommThread(DaemonThread):
             log.warning("robot link down: %s", msg)
         self.state.set_link(
             RobotLink(False, old.rtt_last_s, old.rtt_mean_s, old.rtt_p95_s, self._failures,
-                      self.client.timeouts, self._errors, msg)
+                      self.client.timeouts, self._errors, msg, self.epoch)
         )
         self.stop_event.wait(min(self.retry_s * self._failures, 1.0))
 

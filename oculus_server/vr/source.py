@@ -10,41 +10,22 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Mapping
 
-import numpy as np
+from oculus_server.types import (
+    LEFT_ANALOG,
+    LEFT_BOOLS,
+    RIGHT_ANALOG,
+    RIGHT_BOOLS,
+    ButtonValue,
+    VRSample,
+)
 
-ButtonValue = Union[bool, float, tuple[float, float]]
-
-# Button names, as oculus_reader exposes them. Booleans: A B RTr RG RThU RJ (right),
-# X Y LTr LG LThU LJ (left). Analog: rightTrig rightGrip leftTrig leftGrip (plain floats here,
-# 1-tuples in oculus_reader); joysticks rightJS leftJS as (x, y).
-RIGHT_BOOLS = ("A", "B", "RTr", "RG", "RThU", "RJ")
-LEFT_BOOLS = ("X", "Y", "LTr", "LG", "LThU", "LJ")
-RIGHT_ANALOG = ("rightTrig", "rightGrip")
-LEFT_ANALOG = ("leftTrig", "leftGrip")
-
-
-@dataclass(frozen=True)
-class VRSample:
-    """One reading of the controllers.
-
-    Attributes:
-        poses: side ("r" or "l") -> (4, 4) head_T_controller; a side may be absent.
-        buttons: oculus_reader-style button map (see module constants); only the sides present.
-        t_recv: `time.monotonic()` when the sample was received by the daemon, seconds.
-        seq: per-source sample counter, starting at 0 (gaps mean skipped samples).
-    """
-
-    poses: Mapping[str, np.ndarray]
-    buttons: Mapping[str, ButtonValue]
-    t_recv: float
-    seq: int
-
-    def pose(self, side: str) -> np.ndarray | None:
-        """Returns a copy of the (4, 4) pose of `side` ("r" or "l"), or None if absent."""
-        p = self.poses.get(side)
-        return None if p is None else np.array(p, dtype=float)
+# VRSample and the button names cross threads: they live in oculus_server.types.
+__all__ = [
+    "ButtonValue", "LEFT_ANALOG", "LEFT_BOOLS", "RIGHT_ANALOG", "RIGHT_BOOLS", "SourceState",
+    "SourceStatus", "VRSample", "VRSource",
+]
 
 
 class SourceState(str, enum.Enum):

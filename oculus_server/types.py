@@ -1,0 +1,266 @@
+"""The values that cross between the daemon's threads: one home for each type.
+
+Everything here is a frozen dataclass (arrays inside are marked read-only by `SharedState` when
+published), so a value handed to another thread can be read without a lock.
+
+Who makes what:
+
+=====================  ===================  ==========================================================
+type                   made by              read by
+=====================  ===================  ==========================================================
+`VRSample`             VR thread (sources)  control thread (policy), recorder
+`RobotObservation`     robot thread         control thread (plausibility, policy, gate), recorder
+`RobotLink`            robot thread         control thread, dashboard, recorder
+`RobotCommand`         the command gate     robot thread (inside a `GatedCommand`), recorder
+`SafetyRecord`         the command gate     dashboard, recorder (`/safety`)
+`Event`                any thread           recorder (`/events`), dashboard
+`RecordTick`           recorder             MCAP-writer thread
+`EpisodeStart/Stop`    recorder             MCAP-writer thread
+=====================  ===================  ==========================================================
+
+`GatedCommand` (the only thing the robot thread sends) lives with its maker in
+`oculus_server.safety.gate`, so nothing else can construct one.
+
+Frames and units: positions metres and quaternions xyzw of the hand TCP in the robot base frame;
+times `time.monotonic()` seconds unless the name says wall (`time.time()`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from frankateach.messages import CameraFrame, FrankaAction, FrankaState
+from frankateach.sim.state_message import SimStateSample
+from frankateach.timing import RateSnapshot
+
+Vector = Sequence[float] | np.ndarray  # a (n,) vector given as a sequence of floats or an array
+
+# --- VR -----------------------------------------------------------------------------------------
+
+ButtonValue = bool | float | tuple[float, float]
+
+# Button names, as oculus_reader exposes them. Booleans: A B RTr RG RThU RJ (right),
+# X Y LTr LG LThU LJ (left). Analog: rightTrig rightGrip leftTrig leftGrip (plain floats here,
+# 1-tuples in oculus_reader); joysticks rightJS leftJS as (x, y).
+RIGHT_BOOLS = ("A", "B", "RTr", "RG", "RThU", "RJ")
+LEFT_BOOLS = ("X", "Y", "LTr", "LG", "LThU", "LJ")
+RIGHT_ANALOG = ("rightTrig", "rightGrip")
+LEFT_ANALOG = ("leftTrig", "leftGrip")
+
+
+@dataclass(frozen=True)
+class VRSample:
+    """One reading of the controllers.
+
+    Attributes:
+        poses: side ("r" or "l") -> (4, 4) head_T_controller; a side may be absent.
+        buttons: oculus_reader-style button map (see module constants); only the sides present.
+        t_recv: `time.monotonic()` when the sample was received by the daemon, seconds.
+        seq: per-source sample counter, starting at 0 (gaps mean skipped samples).
+    """
+
+    poses: Mapping[str, np.ndarray]
+    buttons: Mapping[str, ButtonValue]
+    t_recv: float
+    seq: int
+
+    def pose(self, side: str) -> np.ndarray | None:
+        """Returns a copy of the (4, 4) pose of `side` ("r" or "l"), or None if absent."""
+        p = self.poses.get(side)
+        return None if p is None else np.array(p, dtype=float)
+
+
+# --- Robot --------------------------------------------------------------------------------------
+
+
+class ControlMode(str, enum.Enum):
+    """Where the control thread takes its reference pose from."""
+
+    REAL_TIME = "REAL-TIME"  # the measured robot pose is fresh (≤ 2 control periods old)
+    PREDICTIVE = "PREDICTIVE"  # measured state is stale: the last commanded target is the reference
+
+
+@dataclass(frozen=True)
+class RobotObservation:
+    """A measured robot state and when the daemon received it.
+
+    Attributes:
+        state: as the robot server reported it (its `timestamp` is the measurement time,
+            server wall clock, s).
+        t_recv: `time.monotonic()` at receipt, seconds.
+        t_recv_wall: `time.time()` at receipt, seconds.
+        rtt_s: round trip of the request that brought it, seconds (NaN for PUB states).
+        link_epoch: which connection brought it: the robot thread counts 1 for the first reply
+            and one more for the first reply after every outage (0: unknown).
+    """
+
+    state: FrankaState
+    t_recv: float
+    t_recv_wall: float
+    rtt_s: float = float("nan")
+    link_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class RobotLink:
+    """Health of the robot connection.
+
+    Attributes:
+        up: the last request got a valid reply.
+        rtt_last_s, rtt_mean_s, rtt_p95_s: round-trip figures, seconds.
+        failures: consecutive failed requests.
+        timeouts, errors: totals since start.
+        last_error: text of the last failure.
+        epoch: 0 before the first reply, then +1 for the first reply after each outage.
+    """
+
+    up: bool = False
+    rtt_last_s: float = float("nan")
+    rtt_mean_s: float = float("nan")
+    rtt_p95_s: float = float("nan")
+    failures: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    last_error: str = ""
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class RobotCommand:
+    """One control step's command, as the command gate let it out.
+
+    Attributes:
+        seq: gate counter (one per command that left; a gap never happens).
+        created: `time.monotonic()` when the command was made, seconds.
+        action: (7,) policy velocity action in [-1, 1]: lin xyz, rot xyz (Euler), gripper;
+            zeros when the arm holds.
+        target: the pose target sent to the robot (base frame, m / xyzw).
+        mode: reference used for this step.
+        engaged: the arm is meant to move (deadman held, link fine, not held by the gate).
+        vr_seq: seq of the VR sample this command was made from (-1 if none).
+        vr_t_recv: receive time of that VR sample (monotonic, s); NaN if none.
+        source: who proposed it: "policy", "hold", "reset", "assist", ...
+        interventions: what the gate changed, e.g. ("box", "step_pos"); empty if nothing.
+    """
+
+    seq: int
+    created: float
+    action: np.ndarray
+    target: FrankaAction
+    mode: ControlMode
+    engaged: bool
+    vr_seq: int = -1
+    vr_t_recv: float = float("nan")
+    source: str = "policy"
+    interventions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SafetyRecord:
+    """One safety intervention: something clamped, limited, refused or held, and why.
+
+    Attributes:
+        kind: what happened (`oculus_server.safety.kinds`): "box", "step_pos", "step_rot",
+            "refused_nonfinite", "refused_quat", "gripper", "implausible_state",
+            "state_plausible", "hold_restore", ...
+        message: human-readable reason, with the numbers.
+        t_wall: `time.time()` when it happened, seconds.
+        command_seq: seq of the command it applies to (-1: no command left, e.g. a refusal).
+        source: the proposal's source ("policy", "hold", ...) or "robot_state".
+        requested: (3,) position asked for, metres (empty if none or not finite).
+        sent: (3,) position that left, metres (empty if nothing left).
+        amount: size of the change: metres, radians or 1 for a refusal.
+    """
+
+    kind: str
+    message: str
+    t_wall: float
+    command_seq: int = -1
+    source: str = ""
+    requested: tuple[float, ...] = ()
+    sent: tuple[float, ...] = ()
+    amount: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened: episode start/stop/success, an error, a link change.
+
+    Attributes:
+        kind: short machine-readable kind ("episode_start", "episode_stop", "success",
+            "error", "robot_link", "vr_link", "safety_warning", ...).
+        message: human-readable text.
+        t_wall: `time.time()` when it happened, seconds.
+        data: extra JSON-serialisable fields.
+    """
+
+    kind: str
+    message: str
+    t_wall: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- Recording ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordTick:
+    """Everything the daemon knew at one recording tick (copies, safe to hand across threads).
+
+    Attributes:
+        seq: recording-tick counter within the episode (a gap means a dropped tick).
+        t_mono: tick time, `time.monotonic()`, seconds.
+        t_wall: tick time, `time.time()`, seconds (MCAP log_time is derived from this).
+        vr: newest VR sample, or None before the first.
+        robot: newest *measured* robot state, or None before the first. Never a prediction.
+        command: newest command made by the control thread (its target is the commanded pose).
+        mode: control mode at this tick.
+        cameras: camera name -> frames that arrived since the previous tick (usually 0 or 1).
+        events: events since the previous tick.
+        rates: loop name -> timing figures; filled about once a second, else empty.
+        counters: queue depths and drop counters (name -> value); filled with `rates`.
+        safety: safety interventions since the previous tick (`/safety`).
+        sim_state: the simulator's state blob received since the previous tick (``--debug``,
+            about once a second), else None.
+    """
+
+    seq: int
+    t_mono: float
+    t_wall: float
+    vr: VRSample | None
+    robot: RobotObservation | None
+    command: RobotCommand | None
+    mode: ControlMode
+    cameras: Mapping[str, tuple[CameraFrame, ...]] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    rates: Mapping[str, RateSnapshot] = field(default_factory=dict)
+    counters: Mapping[str, float] = field(default_factory=dict)
+    safety: tuple[SafetyRecord, ...] = ()
+    sim_state: SimStateSample | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """Open a new episode file named `name` (no extension)."""
+
+    name: str
+    t_wall: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EpisodeStop:
+    """Close the open episode. `outcome`: "success", "failure" or "shutdown".
+
+    `events` (the stop itself among them) are written to the file before it is closed.
+    """
+
+    outcome: str
+    success: bool
+    reason: str = ""
+    events: tuple[Event, ...] = ()
