@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,8 @@ def bench_pages(driver: Any, url: str, repeats: int) -> None:
         for page in PAGES:
             driver.get("about:blank")
             driver.get(f"{url}/ui/#/{page}")
-            wait_for(lambda p=page: driver.execute_script("return (window.__vla && window.__vla.readyAt && window.__vla.readyAt[arguments[0]]) || 0", p), 30,
-                     0.01, what=f"{page} data")
+            wait_for(partial(driver.execute_script, "return (window.__vla && window.__vla.readyAt && window.__vla.readyAt[arguments[0]]) || 0",
+                             page), 30, 0.01, what=f"{page} data")
             f, r = driver.execute_script(
                 "const e = performance.getEntriesByName('first-contentful-paint')[0];"
                 " return [e ? e.startTime : null, window.__vla.readyAt[arguments[0]]]", page)
@@ -85,7 +86,7 @@ def bench_pages(driver: Any, url: str, repeats: int) -> None:
             ready[page].append(r)
         for page in (*PAGES[1:], PAGES[0]):  # in-app switches, each page reached from another
             driver.find_element("css selector", f'#nav a[data-page="{page}"]').click()
-            v = wait_for(lambda p=page: driver.execute_script("return window.__vla.ready[arguments[0]]", p), 30, 0.01, what=f"{page} switch")
+            v = wait_for(partial(driver.execute_script, "return window.__vla.ready[arguments[0]]", page), 30, 0.01, what=f"{page} switch")
             switch[page].append(v)
     print("Page cold load, ms since navigation start (fresh document each time)")
     for page in PAGES:
@@ -116,8 +117,10 @@ def bench_model_update(driver: Any, url: str, model: str, repeats: int) -> None:
             "   .then((r) => { if (!r.ok) throw new Error(r.status); done(performance.now()); }).catch((e) => done(-1));",
             f"/v1/models/{model}/{action}")
         assert t_api > 0, f"{action} failed"
-        t_dom = wait_for(lambda s=state, t=t_api: next((x[0] for x in driver.execute_script("return window.__states")
-                                                        if x[1] == s and x[0] >= t), None), 10, 0.01, what=f"card {state}")
+        def shown(state: str = state, t_api: float = t_api) -> float | None:
+            return next((x[0] for x in driver.execute_script("return window.__states") if x[1] == state and x[0] >= t_api), None)
+
+        t_dom = wait_for(shown, 10, 0.01, what=f"card {state}")
         lat.append(t_dom - t_api)
     print("Live update: model state change (API call returned -> card shows it), ms")
     print(row(f"models page, {model}", lat))
@@ -137,9 +140,9 @@ def bench_session_update(driver: Any, url: str, key: str, repeats: int) -> None:
             t_conn = time.time() * 1000
             assert hello["type"] == "connected", hello
             sid = hello["session_id"]
-            t_dom = wait_for(lambda s=sid: driver.execute_script(
-                "return document.querySelector('#sessions-table tr[data-session=\"' + arguments[0] + '\"]')"
-                " ? performance.timeOrigin + performance.now() : 0", s), 10, 0.005, what="session row")
+            t_dom = wait_for(partial(driver.execute_script,
+                                     "return document.querySelector('#sessions-table tr[data-session=\"' + arguments[0] + '\"]')"
+                                     " ? performance.timeOrigin + performance.now() : 0", sid), 10, 0.005, what="session row")
             lat.append(t_dom - t_conn)
             ws.send(json.dumps({"type": "close"}))
         wait_for(lambda: "0 open" in driver.find_element("css selector", "#sessions-count").text, 10, 0.02, what="row gone")

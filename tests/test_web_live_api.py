@@ -89,8 +89,12 @@ def test_models_feed_follows_a_load_and_an_unload(service: Service) -> None:
         assert _state(first, "scripted-slow") == "cold" and "memory_budget_mb" in first["registry"]
         h = {"Authorization": f"Bearer {service.admin_key}"}
         done = threading.Event()
-        threading.Thread(target=lambda: (httpx.post(f"{service.url}/v1/models/scripted-slow/load", headers=h, timeout=60), done.set()),
-                         daemon=True).start()
+
+        def load() -> None:
+            httpx.post(f"{service.url}/v1/models/scripted-slow/load", headers=h, timeout=60)
+            done.set()
+
+        threading.Thread(target=load, daemon=True).start()
         feed.next_matching(lambda d: _state(d, "scripted-slow") == "loading", 5)
         _, warm = feed.next_matching(lambda d: _state(d, "scripted-slow") == "warm", 30)
         assert done.wait(10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -49,7 +50,7 @@ AUTH: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def client(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+def client(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app = FastAPI()
     app.state.keystore = store = KeyStore(tmp_path_factory.mktemp("keys") / "keys.sqlite3")
     _, key = store.create("reader", "free")
@@ -137,8 +138,8 @@ def test_video_on_demand(client: TestClient) -> None:
     assert st["state"] == "done" and st["cameras"] == ["front"], st
     mp4 = client.get(f"/v1/recordings/{rid}/video/front.mp4", headers=AUTH)
     assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
-    with av.open(io.BytesIO(mp4.content)) as c:
-        frames = sum(1 for _ in c.decode(video=0))
+    with av.open(io.BytesIO(mp4.content), mode="r") as c:
+        frames = len(list(c.decode(video=0)))
     info = client.get(f"/v1/recordings/{rid}/info", headers=AUTH).json()
     recorded = next(t["count"] for t in info["topics"] if t["topic"] == "/camera/front/image")
     assert frames == recorded > 10  # every recorded frame, once
