@@ -267,20 +267,19 @@ class _Episode:
                     if self._cancelled is not None and self._cancelled():
                         raise EpisodeCancelled(f"episode {self.id} cancelled at step {k} of {spec.steps}")
                     kin = scene.kinematics()
-                    img = None
                     if last_frame is not None and last_frame[0] == cur and spec.camera == OBSERVATION_CAMERA:
-                        img = last_frame[1]
-                    if img is None:
+                        obs_img = last_frame[1]  # the video frame just rendered is this observation
+                    else:
                         t = time.perf_counter()
-                        img = renderer.render(scene.qpos(), OBSERVATION_CAMERA)
+                        obs_img = renderer.render(scene.qpos(), OBSERVATION_CAMERA)
                         self.wall.render += time.perf_counter() - t
-                    item = self._decide(scene, kin, img, rt, latency, cur)
-                    pipeline.push(item)
+                    decided = self._decide(scene, kin, obs_img, rt, latency, cur)
+                    pipeline.push(decided)
                     latest_obs = cur
                     max_in_flight = max(max_in_flight, len(pipeline))
-                    if item.apply_step == cur:
-                        for due in pipeline.pop_due(cur):
-                            self._apply(scene, cur, due)
+                    if decided.apply_step == cur:
+                        for now_due in pipeline.pop_due(cur):
+                            self._apply(scene, cur, now_due)
                     if evaluator is not None:
                         st = evaluator.evaluate(kin)
                         self.progress_series.append(st.progress)
@@ -298,9 +297,9 @@ class _Episode:
                 if cur >= end:
                     break
                 nxt = min(end, frame_step(j), next_obs if k < spec.steps else end)
-                due = pipeline.next_due()
-                if due is not None:
-                    nxt = min(nxt, due)
+                due_step = pipeline.next_due()
+                if due_step is not None:
+                    nxt = min(nxt, due_step)
                 nxt = max(nxt, cur + 1)
                 if pipeline.held_obs_step < latest_obs:
                     stale_steps += nxt - cur

@@ -181,7 +181,8 @@ class ArenaStore:
 
     def list_episodes(self, model: str | None = None, status: str | None = None, success: bool | None = None,
                       battle_id: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for col, val in (("model", model), ("status", status), ("battle_id", battle_id)):
             if val is not None:
                 where.append(f"{col} = ?")

@@ -77,7 +77,7 @@ class Trajectory:
         return h.hexdigest()
 
     def to_npz(self, path: Path) -> None:
-        np.savez_compressed(path, **self.arrays())
+        np.savez_compressed(path, **self.arrays())  # type: ignore[arg-type]
 
 
 def _state(qpos_pose: tuple[np.ndarray, np.ndarray, float, np.ndarray], t_wall: float) -> FrankaState:

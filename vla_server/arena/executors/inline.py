@@ -56,7 +56,10 @@ class InlineExecutor(Executor):
                 payload, on_event, on_done = self._queue.popleft()
                 self._current = payload.job_id
             jid = payload.job_id
-            result = execute(payload, on_event, lambda jid=jid: jid in self._cancel or self._stop)
+            def cancelled(jid: str = jid) -> bool:
+                return jid in self._cancel or self._stop
+
+            result = execute(payload, on_event, cancelled)
             with self._cond:
                 self._current = None
                 self._cancel.discard(jid)

@@ -64,7 +64,10 @@ def _worker_main(idx: int, tasks: Any, events: Any, cancel_cell: Any, parent_pid
         def emit(ev: JobEvent, seq: int = seq) -> None:
             events.put((idx, seq, "event", {"job_id": ev.job_id, "kind": ev.kind, "data": dict(ev.data)}))
 
-        result = execute(payload, emit, lambda seq=seq: cancel_cell.value == seq or gone.is_set())
+        def cancelled(seq: int = seq) -> bool:
+            return bool(cancel_cell.value == seq or gone.is_set())
+
+        result = execute(payload, emit, cancelled)
         events.put((idx, seq, "result", result.to_dict()))
 
 

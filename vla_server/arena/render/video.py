@@ -40,7 +40,7 @@ class VideoEncoder:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self._c = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
-        self._s = self._c.add_stream(CODEC, rate=Fraction(int(fps), 1))
+        self._s: av.VideoStream = self._c.add_stream(CODEC, rate=Fraction(int(fps), 1))  # type: ignore[assignment]
         self._s.width, self._s.height, self._s.pix_fmt = self.width, self.height, "yuv420p"
         self._s.options = {"crf": str(VIDEO_CRF), "preset": "veryfast", "threads": "1", "g": str(int(fps))}
         self.frames = 0
@@ -71,7 +71,7 @@ def thumbnail_jpeg(rgb: np.ndarray, width: int = THUMB_WIDTH, quality: int = 80)
     img = Image.fromarray(rgb)
     h = max(1, round(img.height * width / img.width))
     buf = io.BytesIO()
-    img.resize((width, h), Image.BILINEAR).save(buf, format="JPEG", quality=quality)
+    img.resize((width, h), Image.Resampling.BILINEAR).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
