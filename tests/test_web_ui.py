@@ -80,8 +80,8 @@ def test_models_page_load_and_unload(service: Service, driver: Any) -> None:
     wait_for(lambda: _state(driver, "scripted-slow") == "loading", 5, 0.02, what="loading state")
     wait_for(lambda: _state(driver, "scripted-slow") == "warm", 30, what="warm state")
     card = driver.find_element(CSS, '.card[data-model="scripted-slow"]')
-    assert "MB" in card.text and "cold start" in card.text
-    wait_for(lambda: "MB of" in driver.find_element(CSS, "#memory-figures").text, what="memory figures")
+    assert "MiB" in card.text and "cold start" in card.text
+    wait_for(lambda: "MiB of" in driver.find_element(CSS, "#memory-figures").text, what="memory figures")
     driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, "models")
     driver.find_element(CSS, '.card[data-model="scripted-slow"] button[data-action="unload"]').click()

@@ -51,7 +51,7 @@ export function bytes(n) {
   while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
-export function mb(x) { return isNum(x) ? (x >= 1024 ? `${(x / 1024).toFixed(2)} GB` : `${x.toFixed(0)} MB`) : "–"; }
+export function mb(x) { return isNum(x) ? (x >= 1024 ? `${(x / 1024).toFixed(2)} GiB` : `${x.toFixed(0)} MiB`) : "–"; } // the registry counts MiB
 export function duration(s) {
   if (!isNum(s)) return "–";
   if (s < 60) return `${s.toFixed(1)} s`;
