@@ -325,7 +325,7 @@ def bench_color_reach(steps: int) -> None:
             t_next = time.monotonic()
             for k in range(steps):
                 time.sleep(max(0.0, t_next - time.monotonic()))
-                t_next += 0.1
+                t_next = max(t_next, time.monotonic()) + 0.1  # never faster than 10 Hz: extra frames are dropped
                 renderer.update_scene(backend.data, camera="front")
                 st = backend.read_state()
                 text = json.dumps({"type": "frame", "image": encode_jpeg_data_url(renderer.render()),
@@ -334,7 +334,7 @@ def bench_color_reach(steps: int) -> None:
                                                    "gripper": float(st.gripper)}})
                 t0 = time.perf_counter()
                 ws.send(text)
-                msg = json.loads(ws.recv(timeout=120))
+                msg = json.loads(ws.recv(timeout=120 if k == 0 else 10))
                 if msg["type"] != "action":
                     raise RuntimeError(f"unexpected reply {msg}")
                 if k > 0:  # frame 0 waits for the cold start
@@ -495,7 +495,7 @@ def main() -> int:
     if 3 in sections:
         bench_color_reach(30 if args.quick else 60)
     if 4 in sections:
-        levels = [5, 20] if args.quick else [10, 20, 40, 60, 80, 100, 130, 160, 200]
+        levels = [5, 20] if args.quick else [10, 20, 30, 40, 50, 60, 80, 100, 130, 160, 200]
         bench_capacity(levels, 3.0 if args.quick else 5.0)
     if 5 in sections:
         bench_lifecycle(1 if args.quick else 3)

@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
-from vla_server.action_space import MAX_LIN_STEP_M
+from vla_server.action_space import MAX_LIN_STEP_M, action_to_target
 from vla_server.policies.base import RobotStateIn
-from vla_server.stream.safety import SafetyLimits, assess, ratio_factor, sanitize_action
+from vla_server.stream.safety import (
+    SafetyLimits,
+    assess,
+    next_position,
+    ratio_factor,
+    sanitize_action,
+)
 
 CENTRE = RobotStateIn(pose=(0.5, 0.0, 0.35, np.pi, 0.0, 0.0), velocity=(0.0,) * 6)
 HOLD = np.array([0, 0, 0, 0, 0, 0, -1.0])
@@ -76,6 +83,15 @@ def test_jump_factor_against_the_previous_action() -> None:
 def test_without_state_only_stateless_checks_apply() -> None:
     r = _score([0.5, 0, 0, 0, 0, 0, 1], state=None)
     assert r.checks["workspace"] == 1.0 and r.score == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-0.8, 0.8), min_size=3, max_size=3), st.lists(st.floats(-3, 3), min_size=3, max_size=3),
+       st.lists(st.floats(-2, 2), min_size=7, max_size=7))
+def test_next_position_is_action_to_targets_position(pos, rpy, action) -> None:
+    quat = Rotation.from_euler("xyz", rpy).as_quat()
+    target, _, _ = action_to_target(np.asarray(pos), quat, np.asarray(action))
+    np.testing.assert_allclose(next_position(np.asarray(pos), np.asarray(action)), target, atol=1e-12)
 
 
 def test_ratio_factor_and_limits_validation() -> None:

@@ -8,7 +8,7 @@ finite         0 if any raw model output is NaN/inf (the action sent is then a h
                the previous gripper value), else 1
 range          ``g(max|a_i|, 1)`` on the raw output: values beyond [−1, 1] (which are clipped
                before sending) lower the score
-workspace      with ``robot_state``: the next TCP position ``action_to_target(pose, a)`` at
+workspace      with ``robot_state``: the next TCP position (`action_to_target`'s) at
                distance d (m) outside the box `ROBOT_WORKSPACE_MIN/MAX` scores
                ``max(0, 1 − d / workspace_margin_m)``
 speed          ``g(‖lin‖·MAX_LIN_STEP_M·fps, max_lin_speed)``, the same for rotation, and, when
@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
 from vla_server.action_space import (
@@ -36,7 +35,6 @@ from vla_server.action_space import (
     MAX_LIN_STEP_M,
     MAX_ROT_STEP_RAD,
     MOTION_DIM,
-    action_to_target,
     clip_action,
 )
 from vla_server.constants import (
@@ -90,6 +88,12 @@ def ratio_factor(x: float, limit: float) -> float:
     return max(0.0, 1.0 - (x - limit) / limit)
 
 
+def next_position(pos: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """(3,) TCP position `action` leads to from `pos` (m, base frame): the position part of
+    `action_to_target` without its rotation math (~10× cheaper; a test keeps them equal)."""
+    return np.asarray(pos, dtype=np.float64) + clip_action(action)[0:3] * MAX_LIN_STEP_M
+
+
 def sanitize_action(raw: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
     """The (7,) action that is sent for a raw model output: clipped to the action space; a
     non-finite output becomes a hold (zero motion, previous gripper value or 0)."""
@@ -131,8 +135,7 @@ def assess(
     ]
     if state is not None:
         pose = np.asarray(state.pose, dtype=np.float64)
-        quat = Rotation.from_euler("xyz", pose[3:6]).as_quat()
-        target, _, _ = action_to_target(pose[0:3], quat, a)
+        target = next_position(pose[0:3], a)
         lo, hi = np.asarray(limits.workspace_min), np.asarray(limits.workspace_max)
         outside = float(np.linalg.norm(np.maximum(lo - target, 0.0) + np.maximum(target - hi, 0.0)))
         checks["workspace"] = max(0.0, 1.0 - outside / limits.workspace_margin_m)
