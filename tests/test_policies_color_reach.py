@@ -158,6 +158,26 @@ def test_leaves_the_other_cubes_alone_and_a_policy_that_does_nothing_fails(polic
     assert not idle.success and abs(idle.lift_m) < 0.005
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("relative_to", "gain"), [("observed", 1.0), ("current", 0.5)])
+def test_picks_with_openvla_latency_in_sim_time(relative_to: str, gain: float) -> None:
+    """283 ms between frame and action: fine when actions are taken relative to the frame's pose
+    (the arena), and with gain 0.5 when a consumer applies them relative to the pose on arrival."""
+    sim = sim_or_skip()
+    slow = ColorReachPolicy(ColorReachParams(gain=gain))
+    res = sim.run(slow, RolloutConfig(seed=2, latency_ms=283.0, relative_to=relative_to, steps=50))
+    assert res.success, f"lift {res.lift_m * 100:.1f} cm"
+
+
+def test_rollout_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="relative_to"):
+        RolloutConfig(relative_to="later")
+    with pytest.raises(ValueError, match="latency_ms"):
+        RolloutConfig(latency_ms=-1)
+    with pytest.raises(ValueError, match="gain"):
+        ColorReachParams(gain=0.0)
+
+
 # -- the real simulator server: ZMQ control and the camera process's JPEG feed --------------------
 
 @pytest.mark.slow

@@ -21,6 +21,12 @@ when the hand hides it. Actions follow `vla_server.action_space` (``target_to_ac
 at most 0.075 m and 0.15 rad toward the phase's target). Without ``robot_state`` the policy cannot
 know where the hand is: it answers "stay" (zero motion, gripper open) and keeps its phase.
 Deterministic: the output is a pure function of the session's observations.
+
+Latency: with the default ``gain`` 1 each action points exactly at the phase's target from the
+pose in the frame, which is right for a consumer that applies it relative to that pose (the
+arena does; measured: all seeds succeed at 0–283 ms). A consumer that applies it relative to the
+pose at arrival makes a slow model overshoot (fails from ~200 ms); ``gain: 0.5`` fixes that at
+the cost of speed (see `ColorReachParams.gain`).
 """
 
 from __future__ import annotations
@@ -66,6 +72,10 @@ class ColorReachParams:
         occluded_frac: a blob smaller than this fraction of the largest one seen is partly hidden
             and does not update the estimate.
         grasp_yaw: hand yaw while grasping, rad (0: fingers close along the base y axis).
+        gain: fraction of the remaining way to the phase's target commanded per frame (capped
+            by the action space's step). 1 suits consumers that apply an action relative to the
+            pose in the frame it answers (the arena), at any latency; a consumer that applies it
+            relative to the pose when it arrives needs ≤ 0.5 beyond ~150 ms of latency.
     """
 
     camera: str = "front"
@@ -81,10 +91,13 @@ class ColorReachParams:
     min_blob_frac: float = 0.0008
     occluded_frac: float = 0.6
     grasp_yaw: float = 0.0
+    gain: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.grasp_z < self.hover_z or not self.grasp_z < self.lift_z:
             raise ValueError(f"expected grasp_z < hover_z and grasp_z < lift_z, got {self}")
+        if not 0 < self.gain <= 1:
+            raise ValueError(f"gain: expected 0 < gain <= 1, got {self.gain}")
         for name in ("xy_tol", "z_tol", "rot_tol", "min_blob_frac", "occluded_frac"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
@@ -190,7 +203,13 @@ class ColorReachPolicy(Policy):
         pos, quat = pose_to_pos_quat(obs.robot_state.pose)
         seen = self._locate(image, colour)
         target, gripper = self._step(s, pos, quat, seen, obs.robot_state.gripper)
-        action = target_to_action(pos, quat, target, self._down.as_quat(), gripper)
+        target_rot = self._down
+        if self.params.gain < 1.0:
+            g = self.params.gain
+            target = pos + g * (target - pos)
+            rel = self._down * Rotation.from_quat(quat).inv()
+            target_rot = Rotation.from_rotvec(g * rel.as_rotvec()) * Rotation.from_quat(quat)
+        action = target_to_action(pos, quat, target, target_rot.as_quat(), gripper)
         return action.reshape(1, ACTION_DIM)
 
     def _retry(self, s: _Session) -> None:

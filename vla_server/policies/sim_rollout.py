@@ -3,9 +3,11 @@
 The same Panda scene, Cartesian controller and physics as ``frankateach-sim`` (a headless
 `frankateach.sim.backend.SimBackend`, stepped as fast as the CPU allows), the front camera
 rendered with `mujoco.Renderer`, the policy called at `control_hz` of sim time, its row-0 action
-applied with `vla_server.action_space.action_to_target` relative to the measured TCP. No
-latency model: the action is applied at once (the arena, `vla_server.arena`, adds latency in sim
-time). Used by the policy tests and benchmarks; ``python -m vla_server.policies.sim_rollout
+applied with `vla_server.action_space.action_to_target`. Latency (optional) is counted in sim
+time: the action answering the frame of step t is applied `latency_ms` later, relative to the
+pose in that frame (``relative_to="observed"``, as the arena does) or to the pose when it is
+applied (``"current"``, as a naive streaming client would); meanwhile the previous target holds.
+The arena (`vla_server.arena`) is the full-featured version of this loop. Used by the policy tests and benchmarks; ``python -m vla_server.policies.sim_rollout
 --model color-reach --seeds 10`` prints success figures.
 
 A seed perturbs the scene: every cube moves by up to `cube_jitter_m` on the table and turns by
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from frankateach.messages import FrankaAction
+from frankateach.messages import FrankaAction, FrankaState
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.model import build_model
 from vla_server.action_space import action_to_target
@@ -46,6 +48,8 @@ class RolloutConfig:
         report_gripper: put the measured gripper into ``robot_state`` (the stream protocol has
             no gripper field; the arena knows it).
         session: policy session key.
+        latency_ms: sim-time delay between a frame and its action being applied, ms.
+        relative_to: "observed" (the frame's pose) or "current" (the pose when applied).
     """
 
     instruction: str = "pick up the red cube"
@@ -57,6 +61,14 @@ class RolloutConfig:
     cube_jitter_m: float = 0.04
     report_gripper: bool = True
     session: str = "rollout"
+    latency_ms: float = 0.0
+    relative_to: str = "observed"
+
+    def __post_init__(self) -> None:
+        if self.relative_to not in ("observed", "current"):
+            raise ValueError(f"relative_to: expected 'observed' or 'current', got {self.relative_to!r}")
+        if self.latency_ms < 0 or self.steps < 1 or self.control_hz <= 0:
+            raise ValueError(f"expected latency_ms >= 0, steps >= 1, control_hz > 0, got {self}")
 
 
 @dataclass
@@ -153,6 +165,9 @@ class SimRollout:
         steps_per_call = max(1, round(1.0 / (cfg.control_hz * backend.dt)))
         infer_ms: list[float] = []
         policy.end_session(cfg.session)
+        delay = round(cfg.latency_ms / 1000.0 / backend.dt)  # physics steps
+        pending: list[tuple[int, np.ndarray, FrankaState]] = []  # (apply at step, action, observed state)
+        now = 0
         for k in range(cfg.steps):
             renderer.update_scene(backend.data, camera="front")
             image = renderer.render()
@@ -168,10 +183,18 @@ class SimRollout:
             t0 = time.perf_counter()
             chunk = policy.infer(obs)
             infer_ms.append((time.perf_counter() - t0) * 1e3)
-            target, quat, grip = action_to_target(st.pos, st.quat, np.asarray(chunk)[0])
-            backend.apply_action(FrankaAction(pos=target, quat=quat, gripper=grip, reset=False,
-                                              timestamp=backend.sim_time))
-            backend.step(steps_per_call)
+            pending.append((now + delay, np.asarray(chunk)[0], st))
+            end = now + steps_per_call
+            while now < end:
+                while pending and pending[0][0] <= now:
+                    _, action, seen = pending.pop(0)
+                    ref = seen if cfg.relative_to == "observed" else backend.read_state()
+                    target, quat, grip = action_to_target(ref.pos, ref.quat, action)
+                    backend.apply_action(FrankaAction(pos=target, quat=quat, gripper=grip, reset=False,
+                                                      timestamp=backend.sim_time))
+                nxt = min(end, pending[0][0]) if pending else end
+                backend.step(nxt - now)
+                now = nxt
         policy.end_session(cfg.session)
         lift = float(backend.body_position(cube)[2] - start[2])
         return RolloutResult(
@@ -194,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--latency-ms", type=float, default=None, help="default: the model's own latency_ms")
+    ap.add_argument("--relative-to", choices=("observed", "current"), default="observed")
     args = ap.parse_args(argv)
     spec = load_catalog(args.catalog)[args.model]
     policy = build_policy(spec, emulate_latency=False)
@@ -203,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds + 1):
         res = sim.run(policy, RolloutConfig(
             instruction=args.instruction, steps=args.steps, width=args.width, height=args.height,
-            seed=None if seed == 0 else seed,
+            seed=None if seed == 0 else seed, relative_to=args.relative_to,
+            latency_ms=spec.latency_ms if args.latency_ms is None else args.latency_ms,
         ))
         wins += res.success
         print(f"seed {seed:3d}: {'ok  ' if res.success else 'FAIL'} lift {res.lift_m * 100:5.1f} cm, "
