@@ -176,18 +176,21 @@ class Publisher:
 
 
 def sub_socket(
-    host: str, port: int, conflate: bool = True, topic: bytes = b"", context: zmq.Context | None = None
+    host: str, port: int, conflate: bool = True, topic: bytes = b"", context: zmq.Context | None = None,
+    hwm: int = 2,
 ) -> zmq.Socket:
-    """A connected SUB socket: no linger, a 2-message buffer, newest-only when `conflate`.
+    """A connected SUB socket: no linger, an `hwm`-message buffer, newest-only when `conflate`.
 
     Args:
         topic: prefix filter (b"" for everything; e.g. Franka-Teach's b"robot_state").
+        hwm: messages buffered before newer ones are dropped (a stream read in full needs room
+            for the longest pause of its reader).
     """
     sock = (context or zmq.Context.instance()).socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     if conflate:
         sock.setsockopt(zmq.CONFLATE, 1)
-    sock.setsockopt(zmq.RCVHWM, 2)
+    sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SUBSCRIBE, topic)
     sock.connect(endpoint(host, port))
     return sock

@@ -126,6 +126,11 @@ class DaemonConfig:
     codec: str = _rule("msgpack", Rule("str", choices=CODECS), "wire codec")
     request_timeout_s: float = _rule(REQUEST_TIMEOUT_S, Rule("float", lo=0.0, hi=60.0, lo_open=True, unit="s"),
                                      "every robot request gives up after this")
+    state_feed: bool = _rule(True, Rule("bool"), "read the robot server's measured-state feed (PUB)")
+    state_port: int | None = _rule(None, dataclasses.replace(PORT, optional=True),
+                                   "state feed port (null: robot_port - 1, Franka-Teach's layout)")
+    state_feed_timeout_s: float = _rule(0.25, Rule("float", lo=0.0, hi=60.0, lo_open=True, unit="s"),
+                                        "no feed message for this long: use request replies")
     vr_source: str = _rule("quest", Rule("str", nonempty=True), "VR source spec")
     left_controller: bool = _rule(False, Rule("bool"), "teleoperate with the left controller")
     quest_ip: str | None = _rule(None, Rule("str", optional=True, nonempty=True), "Quest IP for network adb")
@@ -163,6 +168,16 @@ class DaemonConfig:
                 f"config 'camera_port_offset' = {self.camera_port_offset} with cameras {list(self.cameras)}: "
                 "camera ports (offset + id) must stay <= 65535"
             )
+        if self.state_feed and self.state_port is None and self.robot_port < 2:
+            raise ConfigError(
+                f"config 'robot_port' = {self.robot_port} with 'state_port' null: the state feed port "
+                "(robot_port - 1) must be >= 1; set state_port or state_feed: false"
+            )
+
+    @property
+    def effective_state_port(self) -> int:
+        """The state feed's port: `state_port`, or Franka-Teach's layout (control port − 1)."""
+        return self.state_port if self.state_port is not None else self.robot_port - 1
 
     @property
     def effective_control_hz(self) -> float:

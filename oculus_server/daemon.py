@@ -8,7 +8,10 @@ thread         rate       owns
 vr             50 Hz      the VR source
 control        20/40 Hz   the policy, state check and command gate; feeds the command queue
                           (GatedCommands only; maxsize 2, freshest wins)
-robot          as robot   the robot client; feeds the response queue (maxsize 2)
+robot          as robot   the robot client; feeds the response queue (maxsize 2); logs every
+                          command it sends (numbered) for the recorder
+state-feed     100 Hz     the SUB socket on the server's state feed (every measured state, the
+                          control reference while live; replies take over when it is silent)
 recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
 mcap-writer    queue      the EpisodeWriter (nothing else touches it)
 cameras        frames     camera SUB sockets (newest frame per camera)
@@ -45,18 +48,19 @@ from oculus_server import __version__
 from oculus_server.config import DaemonConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
-from oculus_server.safety.config import SafetyConfig
 from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
-from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.realtime import reset_normal, try_realtime
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
+from oculus_server.threads.sim_state import SimStateThread
+from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.vr.source import VRSource
 
@@ -188,6 +192,12 @@ class Daemon:
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
+        # The server's measured-state feed: fresher state than the replies (falls back to them).
+        self.state_feed: StateFeedThread | None = None
+        if cfg.state_feed:
+            self.state_feed = StateFeedThread(cfg.robot_host, cfg.effective_state_port, codec, sv, st,
+                                              timeout_s=cfg.state_feed_timeout_s, realtime_priority=max(0, rt - 1))
+            self.loop_threads.append(self.state_feed)
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:

@@ -14,14 +14,25 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from frankateach.messages import CameraFrame
+from frankateach.messages import CameraFrame, FrankaState
 from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
-from oculus_server.types import ControlMode, Event, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
+from oculus_server.types import (
+    ControlMode,
+    Event,
+    RobotCommand,
+    RobotLink,
+    RobotObservation,
+    SafetyRecord,
+    SentCommand,
+    VRSample,
+)
 from oculus_server.vr.source import SourceState, SourceStatus
 
 __all__ = ["Counters", "EpisodeStatus", "Failure", "RobotLink", "SafetyStatus", "SharedState", "freeze"]
+
+LOG_SLOTS = 4096  # measured states / sent commands kept for the recorder (~40 s at 100 Hz)
 
 
 def freeze(arrays: list[np.ndarray]) -> None:
@@ -83,6 +94,10 @@ class Counters:
     vr_samples: int = 0
     sim_states: int = 0  # simulator state blobs received (--debug, ~1 Hz)
     sim_state_errors: int = 0  # unreadable ones
+    state_feed_states: int = 0  # measured states received on the robot server's state feed
+    state_feed_errors: int = 0  # unreadable state-feed messages
+    measured_unrecorded: int = 0  # measured states pushed out of the recorder's log (recorder stalled)
+    sent_unrecorded: int = 0  # sent commands pushed out of the recorder's log (recorder stalled)
 
 
 class SharedState:
@@ -96,12 +111,17 @@ class SharedState:
         self._robot_lock = threading.Lock()
         self._robot: RobotObservation | None = None
         self._link = RobotLink()
+        self._feed_live = False  # the state feed is delivering: it, not the replies, is recorded
+        # Every measured state for the recorder (drained each tick), oldest first.
+        self._measured: deque[RobotObservation] = deque(maxlen=LOG_SLOTS)
 
         self._cmd_lock = threading.Lock()
         self._command: RobotCommand | None = None
         self._mode = ControlMode.PREDICTIVE
         self._cmd_age: deque[float] = deque(maxlen=2000)  # age of each command at send, s
         self._vr_to_cmd: deque[float] = deque(maxlen=2000)  # VR receive -> command made, s
+        self._sent: deque[SentCommand] = deque(maxlen=LOG_SLOTS)  # for the recorder (drained)
+        self._send_seq = 0
 
         self._cam_lock = threading.Lock()
         self._new_frames: dict[str, list[CameraFrame]] = {}
@@ -150,10 +170,53 @@ class SharedState:
 
     # -- robot ---------------------------------------------------------------------------------
     def set_robot(self, obs: RobotObservation, link: RobotLink) -> None:
+        """A request reply's state (robot thread): the newest state, recorded unless the feed is live."""
         freeze([obs.state.pos, obs.state.quat, obs.state.joint_positions])
+        full = False
         with self._robot_lock:
             self._robot = obs
             self._link = link
+            if not self._feed_live:
+                full = len(self._measured) == LOG_SLOTS
+                self._measured.append(obs)
+        if full:
+            self.count("measured_unrecorded")
+
+    def add_feed_state(self, state: FrankaState, t_recv: float, t_recv_wall: float) -> RobotObservation:
+        """A state from the server's state feed (state-feed thread); returns it as an observation.
+
+        It carries the link epoch current at its arrival (0 while the request link is down: after
+        an outage the arm may be anywhere, so such states are never compared with older ones).
+        It becomes the newest state unless a reply arrived later, and is always recorded.
+        """
+        freeze([state.pos, state.quat, state.joint_positions])
+        with self._robot_lock:
+            epoch = self._link.epoch if self._link.up else 0
+            obs = RobotObservation(state=state, t_recv=t_recv, t_recv_wall=t_recv_wall, link_epoch=epoch)
+            if self._robot is None or t_recv >= self._robot.t_recv:
+                self._robot = obs
+            full = len(self._measured) == LOG_SLOTS
+            self._measured.append(obs)
+        self.count("state_feed_states")
+        if full:
+            self.count("measured_unrecorded")
+        return obs
+
+    def set_feed_live(self, live: bool) -> None:
+        """Whether the state feed delivers (then replies are no longer recorded)."""
+        with self._robot_lock:
+            self._feed_live = live
+
+    def feed_live(self) -> bool:
+        with self._robot_lock:
+            return self._feed_live
+
+    def take_measured(self) -> tuple[RobotObservation, ...]:
+        """Returns and forgets the measured states recorded since the previous call, oldest first."""
+        with self._robot_lock:
+            out = tuple(self._measured)
+            self._measured.clear()
+        return out
 
     def set_link(self, link: RobotLink) -> None:
         with self._robot_lock:
@@ -188,11 +251,28 @@ class SharedState:
         with self._cmd_lock:
             return self._mode
 
-    def mark_sent(self, cmd: RobotCommand, t_send: float) -> None:
-        """Records that `cmd` left for the robot at monotonic time `t_send`."""
+    def mark_sent(self, cmd: RobotCommand, t_send: float) -> SentCommand:
+        """Records that `cmd` left for the robot at monotonic time `t_send` (robot thread only).
+
+        Returns it numbered in send order; the recorder gets each one once (`take_sent`).
+        """
         with self._cmd_lock:
             self._cmd_age.append(t_send - cmd.created)
+            sent = SentCommand(cmd, self._send_seq, t_send, time.time())
+            self._send_seq += 1
+            full = len(self._sent) == LOG_SLOTS
+            self._sent.append(sent)
         self.count("commands_sent")
+        if full:
+            self.count("sent_unrecorded")
+        return sent
+
+    def take_sent(self) -> tuple[SentCommand, ...]:
+        """Returns and forgets the commands sent since the previous call, in send order."""
+        with self._cmd_lock:
+            out = tuple(self._sent)
+            self._sent.clear()
+        return out
 
     def latency_figures(self) -> dict[str, float]:
         """Command age at send and VR-sample-to-command latency: p50/p99/max in ms."""

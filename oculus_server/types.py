@@ -9,9 +9,10 @@ Who makes what:
 type                   made by              read by
 =====================  ===================  ==========================================================
 `VRSample`             VR thread (sources)  control thread (policy), recorder
-`RobotObservation`     robot thread         control thread (plausibility, policy, gate), recorder
+`RobotObservation`     robot / state-feed   control thread (plausibility, policy, gate), recorder
 `RobotLink`            robot thread         control thread, dashboard, recorder
 `RobotCommand`         the command gate     robot thread (inside a `GatedCommand`), recorder
+`SentCommand`          robot thread         recorder (`/robot/command`: every command sent, once)
 `SafetyRecord`         the command gate     dashboard, recorder (`/safety`)
 `Event`                any thread           recorder (`/events`), dashboard
 `RecordTick`           recorder             MCAP-writer thread
@@ -161,6 +162,24 @@ class RobotCommand:
 
 
 @dataclass(frozen=True)
+class SentCommand:
+    """A command as it left for the robot: what the robot thread put on the wire, in order.
+
+    Attributes:
+        command: the gated command that was sent.
+        send_seq: the robot thread's counter of commands sent, from 0; consecutive, so a gap
+            in a recording means a command that was sent but not recorded.
+        t_sent: `time.monotonic()` when it was handed to the socket, seconds.
+        t_sent_wall: `time.time()` at the same moment, seconds.
+    """
+
+    command: RobotCommand
+    send_seq: int
+    t_sent: float
+    t_sent_wall: float
+
+
+@dataclass(frozen=True)
 class SafetyRecord:
     """One safety intervention: something clamped, limited, refused or held, and why.
 
@@ -227,6 +246,13 @@ class RecordTick:
         safety: safety interventions since the previous tick (`/safety`).
         sim_state: the simulator's state blob received since the previous tick (``--debug``,
             about once a second), else None.
+        robot_states: every measured state received since the previous tick, oldest first
+            (the 100 Hz state feed while it is live, else the request replies): the robot
+            topics record exactly these. None: they record `robot`, the newest state (writers
+            that have no such log).
+        sent_commands: every command sent to the robot since the previous tick, in send order:
+            the command topics record exactly these (each once). None: the command topics
+            record `command`, the newest one made (writers that have no send log).
     """
 
     seq: int
@@ -242,6 +268,8 @@ class RecordTick:
     counters: Mapping[str, float] = field(default_factory=dict)
     safety: tuple[SafetyRecord, ...] = ()
     sim_state: SimStateSample | None = None
+    robot_states: tuple[RobotObservation, ...] | None = None
+    sent_commands: tuple[SentCommand, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -257,10 +285,12 @@ class EpisodeStart:
 class EpisodeStop:
     """Close the open episode. `outcome`: "success", "failure" or "shutdown".
 
-    `events` (the stop itself among them) are written to the file before it is closed.
+    `events` (the stop itself among them) and `sent_commands` (sent since the last tick) are
+    written to the file before it is closed.
     """
 
     outcome: str
     success: bool
     reason: str = ""
     events: tuple[Event, ...] = ()
+    sent_commands: tuple[SentCommand, ...] = ()

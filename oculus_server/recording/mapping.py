@@ -29,12 +29,16 @@ from oculus_server.types import (
     RIGHT_BOOLS,
     Event,
     RecordTick,
+    RobotCommand,
+    RobotObservation,
     SafetyRecord,
+    SentCommand,
     VRSample,
 )
 
 log = logging.getLogger(__name__)
 
+OUT_OF_ORDER_S = 1.0  # a measured state up to this much older than the last recorded one is skipped
 CameraSpec = tuple[int, int, float]  # (width px, height px, vertical field of view degrees)
 
 # Display-only placement of the headset frame in the world: OpenXR (x right, y up, z back) to a
@@ -223,11 +227,20 @@ class TickMapper:
         return Message(S.TOPIC_SIM_STATE, E.dumps(body), tick_ns, E.to_ns(st.wall_time) or tick_ns, st.physics_step)
 
     def _robot(self, tick: RecordTick, wall: Callable[[float], float]) -> list[Message]:
-        obs = tick.robot
-        if obs is None:
-            return []
+        """Each measured state of the tick once, in order (`robot_states`, or else `robot`)."""
+        states = (tick.robot,) if tick.robot_states is None else tick.robot_states
+        out: list[Message] = []
+        for obs in states:
+            if obs is not None:
+                out += self._robot_state(obs, tick, wall)
+        return out
+
+    def _robot_state(self, obs: RobotObservation, tick: RecordTick, wall: Callable[[float], float]) -> list[Message]:
         key = (obs.t_recv, obs.state.timestamp)
-        if key == self._last_robot_key:
+        last = self._last_robot_key
+        if key == last or (last is not None and last[1] - OUT_OF_ORDER_S < obs.state.timestamp < last[1]):
+            # Recorded already, or measured just before the last one recorded (a reply and the
+            # feed overlap when the feed starts or stops); a larger step back is a clock step.
             return []
         self._last_robot_key = key
         st = obs.state
@@ -276,11 +289,38 @@ class TickMapper:
         ]
 
     def _command(self, tick: RecordTick, tick_ns: int, wall: Callable[[float], float]) -> list[Message]:
+        if tick.sent_commands is not None:
+            return self.sent_commands(tick.sent_commands)
         cmd = tick.command
         if cmd is None or cmd.seq == self._last_cmd_seq:
             return []
         self._last_cmd_seq = cmd.seq
         made_ns = E.to_ns(wall(cmd.created)) or tick_ns
+        return self._command_messages(cmd, made_ns, tick_ns, cmd.seq)
+
+    def sent_commands(self, sent: tuple[SentCommand, ...] | list[SentCommand]) -> list[Message]:
+        """The command topics for commands as they were sent: each once, in send order.
+
+        Logged at the send time, published at the time the command was made, with the robot
+        thread's send counter as the sequence (consecutive: a gap is a command not recorded).
+        """
+        out: list[Message] = []
+        for s in sent:
+            if not isinstance(s, SentCommand):
+                self._skip("sent command", ValueError(f"expected a SentCommand, got {type(s).__name__}"))
+                continue
+            sent_ns = E.to_ns(s.t_sent_wall)
+            if not sent_ns:
+                self._skip("sent command", ValueError(f"command {s.send_seq} has no usable send time"))
+                continue
+            made_ns = E.to_ns(s.t_sent_wall - (s.t_sent - s.command.created)) or sent_ns
+            extra = {"send_seq": s.send_seq, "age_ms": (s.t_sent - s.command.created) * 1e3}
+            out += self._command_messages(s.command, made_ns, sent_ns, s.send_seq, extra)
+        return out
+
+    def _command_messages(self, cmd: RobotCommand, made_ns: int, log_ns: int, sequence: int,
+                          extra: Mapping[str, Any] | None = None) -> list[Message]:
+        """/robot/ee_target (unless a reset), /robot/command and /action for one command."""
         target = cmd.target
         try:
             pos, quat = E.checked_pose(target.pos, target.quat)
@@ -295,7 +335,8 @@ class TickMapper:
             return []
         out: list[Message] = []
         if not target.reset:
-            out.append(Message(S.TOPIC_EE_TARGET, E.pose_in_frame(made_ns, S.FRAME_BASE, pos, quat), tick_ns, made_ns, cmd.seq))
+            out.append(Message(S.TOPIC_EE_TARGET, E.pose_in_frame(made_ns, S.FRAME_BASE, pos, quat), log_ns, made_ns,
+                               sequence))
         body = {
             "timestamp": E.time_json(made_ns),
             "seq": cmd.seq,
@@ -306,10 +347,11 @@ class TickMapper:
             "mode": cmd.mode.value,
             "engaged": bool(cmd.engaged),
             "vr_seq": cmd.vr_seq,
+            **(extra or {}),
         }
-        out.append(Message(S.TOPIC_COMMAND, E.dumps(finite_only(body)), tick_ns, made_ns, cmd.seq))
+        out.append(Message(S.TOPIC_COMMAND, E.dumps(finite_only(body)), log_ns, made_ns, sequence))
         act = {"timestamp": E.time_json(made_ns), "seq": cmd.seq, **dict(zip(S.ACTION_FIELDS, action.tolist()))}
-        out.append(Message(S.TOPIC_ACTION, E.dumps(act), tick_ns, made_ns, cmd.seq))
+        out.append(Message(S.TOPIC_ACTION, E.dumps(act), log_ns, made_ns, sequence))
         return out
 
     def _vr(self, tick: RecordTick, wall: Callable[[float], float]) -> list[Message]:

@@ -26,8 +26,9 @@ topic                           schema                      content (written whe
                                                             m, velocities by finite difference
                                                             (each new robot state)
 ``/robot/command``              teleop.RobotCommand         the full FrankaAction sent (pos, xyzw,
-                                                            gripper, reset), mode, engaged
-                                                            (each new command; used by replay)
+                                                            gripper, reset), mode, engaged, send
+                                                            counter (each command sent, once, in
+                                                            send order; used by replay)
 ``/robot/latency``              teleop.RobotLatency         request round trip, state age at the
                                                             tick, measurement→receive delay, ms
                                                             (each new robot state)
@@ -227,6 +228,8 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
             "mode": _STR,
             "engaged": _BOOL,
             "vr_seq": _INT,
+            "send_seq": {**_INT, "description": "robot thread's send counter (consecutive; the message sequence)"},
+            "age_ms": {**_NUM, "description": "send time − time the command was made"},
         },
         ("timestamp", "seq", "position", "orientation", "gripper", "reset"),
     ),

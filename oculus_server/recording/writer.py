@@ -40,6 +40,7 @@ from oculus_server.recording.mcap_file import (
 from oculus_server.recording.paths import PARTIAL_SUFFIX, partial_path
 from oculus_server.recording.record import Event, RecordTick
 from oculus_server.recording.sink import Opener, open_exclusive
+from oculus_server.types import SentCommand
 
 __all__ = [
     "COMPRESSIONS", "DEFAULT_WORLD_T_VR_HEAD", "PARTIAL_SUFFIX", "WRITER_NAME", "CameraSpec",
@@ -184,6 +185,15 @@ class EpisodeWriter:
         self._put(self._mapper.tick(tick))
         if self._file.flush_due():
             self.flush()
+
+    def write_sent_commands(self, sent: Sequence[SentCommand]) -> None:
+        """Writes commands sent after the last tick (the command topics, each once).
+
+        Raises:
+            RecordingError: the file cannot be written.
+        """
+        self._file.check_open()
+        self._put(self._mapper.sent_commands(tuple(sent)))
 
     def write_event(self, event: Event) -> None:
         """Writes one event on /events (JSON) and /log (foxglove.Log).

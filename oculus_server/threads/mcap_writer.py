@@ -183,6 +183,10 @@ class McapWriterThread(DaemonThread):
         writer, self.writer = self.writer, None
         if writer is None:
             return
+        try:
+            writer.write_sent_commands(stop.sent_commands)
+        except RecordingError as exc:
+            log.warning("could not write the commands sent after the last tick: %s", exc)
         for event in stop.events:
             try:
                 writer.write_event(event)

@@ -11,6 +11,11 @@ A toggle within `debounce_s` of an episode's start is ignored, so a double press
 of a scripted demo run with --record-on-start, cannot end an episode that has just begun.
 Error events that happen while no episode is open are kept for the next one. An episode in
 which the robot never answered is never called a success.
+
+Every measured state (the state feed's, or the replies') and every command the robot thread sent
+since the previous tick go into the tick (`robot_states`, `sent_commands`), so each is recorded
+once whatever the scheduling; sent commands of a dropped tick go into the next one, and those sent
+after the last tick of an episode into its `EpisodeStop`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections import deque
 from frankateach.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
+from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ class RecorderThread(RateThread):
         self.robot_label = robot_label
         self._pending_control: deque[object] = deque()  # control items waiting for queue room
         self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
+        self._sent_carry: tuple[SentCommand, ...] = ()  # sent commands of a dropped tick
         self.enabled = enabled
         self.task = task
         self.timing_period_s = timing_period_s
@@ -96,6 +102,8 @@ class RecorderThread(RateThread):
         self._next_timing = 0.0
         self._robot_at_open = self.state.robot()
         self._robot_seen = False
+        self.state.take_measured()  # the episode records what happens from now on
+        self._take_sent()
         self._control(EpisodeStart(name=name, t_wall=now))
         self.state.add_event("episode_start", f"episode {name} started", name=name)
         log.info("episode %s started", name)
@@ -118,7 +126,8 @@ class RecorderThread(RateThread):
         outcome = outcome or ("success" if self.success else "failure")
         self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
         events = self.state.take_events()  # the stop itself among them: written before closing
-        self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason, events=events))
+        self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason, events=events,
+                                  sent_commands=self._take_sent()))
         self.open = False
         log.info("episode stopped (%s)", outcome)
 
@@ -180,20 +189,32 @@ class RecorderThread(RateThread):
             counters=counters,
             safety=self.state.take_safety(),
             sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
+            robot_states=self.state.take_measured(),
+            sent_commands=self._take_sent(),
         )
+
+    def _take_sent(self) -> tuple[SentCommand, ...]:
+        """Commands sent since the previous tick, after those of a dropped tick."""
+        carried, self._sent_carry = self._sent_carry, ()
+        return carried + self.state.take_sent()
 
     def _flush_tick(self) -> None:
         tick = self._build()
         self.seq += 1
         if not self._send_control() or self.queue.qsize() >= self.queue.maxsize - CONTROL_MARGIN:
-            self.state.count("records_dropped")
+            self._dropped(tick)
             return
         try:
             self.queue.put_nowait(tick)
         except queue.Full:
-            self.state.count("records_dropped")
+            self._dropped(tick)
             return
         self.state.count("records_queued")
+
+    def _dropped(self, tick: RecordTick) -> None:
+        """Counts a tick that found no room; its sent commands go into the next one."""
+        self.state.count("records_dropped")
+        self._sent_carry = tuple(tick.sent_commands or ())
 
     def step(self) -> None:
         self._wall_at_tick = time.time()
@@ -208,6 +229,8 @@ class RecorderThread(RateThread):
         else:
             self._send_control()
             self.state.take_new_frames()  # nothing to record: don't let frames pile up
+            self.state.take_measured()
+            self._take_sent()
             self._idle_errors.extend(e for e in self.state.take_events() if "error" in e.kind)
             self.state.take_safety()
         self.state.set_queue_depth("mcap", self.queue.qsize())
