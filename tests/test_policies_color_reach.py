@@ -224,3 +224,19 @@ def test_picks_up_the_red_cube_through_the_sim_server_over_zmq(policy: ColorReac
         frames.close()
         client.close()
         sim.stop()
+
+
+def test_session_memory_export_and_import(policy: ColorReachPolicy) -> None:
+    image, _ = front_image()
+    _drive(policy, image, "exp", 9, gripper=-1.0)
+    data = policy.export_session("exp")
+    assert 50 < len(data) < 400 and policy.export_session("unknown") == b""
+    other = ColorReachPolicy(geometry=policy.geometry)
+    other.import_session("copy", data)
+    assert other.session_phase("copy") == policy.session_phase("exp")
+    assert other.export_session("copy") == data
+    other.import_session("copy", b"")
+    assert other.session_phase("copy") is None
+    for bad in (b"{", b'{"v": 99}', b'{"v": 1, "phase": "dance"}', b"\xff\xfe"):
+        with pytest.raises(ValueError, match="not an exported color-reach session"):
+            other.import_session("bad", bad)

@@ -105,3 +105,30 @@ def test_no_robot_state_and_any_frame_size(policy: tuple[Policy, ModelSpec]) -> 
                 Observation(image=image, instruction="", session="ns2")):
         chunk = p.infer(obs)
         assert chunk.shape[1] == 7 and np.all(np.isfinite(chunk)) and np.all(np.abs(chunk) <= 1.0)
+
+
+def test_an_episode_split_in_two_continues_exactly(policy: tuple[Policy, ModelSpec]) -> None:
+    """Frames 0..2 in one instance, memory exported (when the policy keeps any), frames 3..5 in a
+    fresh instance: the same actions as one unbroken run (the arena's split episodes rely on it)."""
+    p, spec = policy
+    whole = _episode(p, "whole")
+    image, _ = front_image()
+    first = build_policy(spec, emulate_latency=False)
+    second = build_policy(spec, emulate_latency=False)
+    for q in (first, second):
+        q.load()
+    pos, quat = pose_to_pos_quat(HOME_POSE)
+    got = []
+    for k in range(6):
+        if k == 3:
+            export = getattr(first, "export_session", None)
+            if callable(export):
+                second.import_session("split", export("split"))  # type: ignore[attr-defined]
+        current = first if k < 3 else second
+        chunk = current.infer(observation(image, session="split", step=k, pose=pos_quat_to_pose(pos, quat)))
+        got.append(chunk)
+        pos, quat, _ = action_to_target(pos, quat, chunk[0])
+    first.close()
+    second.close()
+    for a, b in zip(whole, got):
+        np.testing.assert_array_equal(a, b)

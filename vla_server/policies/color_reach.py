@@ -31,6 +31,7 @@ the cost of speed (see `ColorReachParams.gain`).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from vla_server.policies.camera_model import SceneGeometry, scene_geometry_from_
 from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.vision import COLOURS, find_blob, parse_colour
 
+SESSION_FORMAT = 1  # version of `export_session`'s bytes
 PHASES = ("search", "approach", "descend", "grasp", "lift", "hold", "gave_up")
 MAX_SESSIONS = 256  # per-session memories kept; the least recently used beyond this is dropped
 
@@ -156,6 +158,50 @@ class ColorReachPolicy(Policy):
     def end_session(self, session: str) -> None:
         self._sessions.pop(session, None)
 
+    def export_session(self, session: str) -> bytes:
+        """The memory of `session` as compact JSON bytes (b"" when there is none).
+
+        `import_session` restores it exactly (floats round-trip through their shortest repr), so
+        an episode split in two continues bit for bit (the arena's state blobs carry this).
+        """
+        s = self._sessions.get(session)
+        if s is None:
+            return b""
+        doc = {
+            "v": SESSION_FORMAT, "colour": s.colour, "phase": s.phase, "phase_steps": s.phase_steps,
+            "attempts": s.attempts, "cube_xy": None if s.cube_xy is None else [float(v) for v in s.cube_xy],
+            "ref_area": s.ref_area, "last_z": s.last_z,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def import_session(self, session: str, data: bytes) -> None:
+        """Restores what `export_session` returned (b"": forget the session).
+
+        Raises:
+            ValueError: bytes that are not an exported color-reach session.
+        """
+        if not data:
+            self._sessions.pop(session, None)
+            return
+        try:
+            doc = json.loads(bytes(data).decode())
+            if doc.get("v") != SESSION_FORMAT:
+                raise ValueError(f"format {doc.get('v')!r}, expected {SESSION_FORMAT}")
+            xy = doc["cube_xy"]
+            s = _Session(
+                colour=doc["colour"], phase=doc["phase"], phase_steps=int(doc["phase_steps"]),
+                attempts=int(doc["attempts"]),
+                cube_xy=None if xy is None else np.array([float(xy[0]), float(xy[1])]),
+                ref_area=int(doc["ref_area"]), last_z=[float(z) for z in doc["last_z"]],
+            )
+            if s.phase not in PHASES or (s.colour is not None and s.colour not in COLOURS):
+                raise ValueError(f"phase {s.phase!r} / colour {s.colour!r}")
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not an exported color-reach session: {exc}") from exc
+        self._sessions[session] = s
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+
     def session_phase(self, session: str) -> str | None:
         """The phase of `session`'s state machine (one of `PHASES`), or None if unknown."""
         s = self._sessions.get(session)
@@ -257,7 +303,7 @@ class ColorReachPolicy(Policy):
         if s.phase == "descend":
             assert s.cube_xy is not None
             goal = np.array([s.cube_xy[0], s.cube_xy[1], p.grasp_z])
-            s.last_z.append(float(pos[2]))
+            s.last_z = [*s.last_z[-3:], float(pos[2])]
             stalled = len(s.last_z) >= 4 and s.last_z[-4] - s.last_z[-1] < 0.002
             if pos[2] - p.grasp_z < p.z_tol:
                 s.enter("grasp")

@@ -78,6 +78,23 @@ class LatencyPolicy(Policy):
     def end_session(self, session: str) -> None:
         self.inner.end_session(session)
 
+    def export_session(self, session: str) -> bytes:
+        """The inner policy's session memory (b"" if it keeps none or cannot export it)."""
+        export = getattr(self.inner, "export_session", None)
+        return bytes(export(session)) if callable(export) else b""
+
+    def import_session(self, session: str, data: bytes) -> None:
+        """Hands `data` to the inner policy.
+
+        Raises:
+            ValueError: non-empty memory for a policy that cannot import any.
+        """
+        restore = getattr(self.inner, "import_session", None)
+        if callable(restore):
+            restore(session, data)
+        elif data:
+            raise ValueError(f"policy {self.inner.info().name!r} cannot import session memory")
+
     def close(self) -> None:
         self.interrupt()
         self.inner.close()

@@ -21,6 +21,7 @@ once per call. Every blocking step has a timeout.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -250,6 +251,35 @@ class OpenPIRemotePolicy(Policy):
 
     def end_session(self, session: str) -> None:
         self._sessions.pop(session, None)
+
+    def export_session(self, session: str) -> bytes:
+        """The session's last joints and gripper as JSON bytes (b"" when there is none)."""
+        s = self._sessions.get(session)
+        if s is None:
+            return b""
+        q = None if s.q is None else [float(v) for v in s.q]
+        return json.dumps({"v": 1, "q": q, "gripper": s.gripper}, separators=(",", ":")).encode()
+
+    def import_session(self, session: str, data: bytes) -> None:
+        """Restores what `export_session` returned (b"": forget the session).
+
+        Raises:
+            ValueError: bytes that are not an exported openpi-remote session.
+        """
+        if not data:
+            self._sessions.pop(session, None)
+            return
+        try:
+            doc = json.loads(bytes(data).decode())
+            if doc.get("v") != 1:
+                raise ValueError(f"format {doc.get('v')!r}, expected 1")
+            q = None if doc["q"] is None else np.array([float(v) for v in doc["q"]])
+            if q is not None and q.shape != (7,):
+                raise ValueError(f"joints: expected 7, got {q.shape}")
+            s = _Session(q=q, gripper=float(doc["gripper"]))
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not an exported openpi-remote session: {exc}") from exc
+        self._sessions[session] = s
 
     def close(self) -> None:
         ws, self._ws = self._ws, None
