@@ -14,6 +14,16 @@ from vla_server.policies.latency import LatencyPolicy
 from vla_server.policies.scripted import ScriptedPolicy
 
 
+def _recorder(waits: list[float]):
+    """A `wait` that records the seconds asked for and never reports an interruption."""
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    return wait
+
+
 def _obs() -> Observation:
     return Observation(image=np.zeros((4, 4, 3), np.uint8), instruction="x")
 
@@ -34,7 +44,7 @@ def test_waits_latency_on_top_of_the_inner_time() -> None:
     clock = FakeClock()
     waits: list[float] = []
     inner = SlowInner(clock, cost_s=0.02)
-    p = LatencyPolicy(inner, 283.0, clock=clock.now, wait=lambda s: waits.append(s) or False)
+    p = LatencyPolicy(inner, 283.0, clock=clock.now, wait=_recorder(waits))
     out = p.infer(_obs())
     np.testing.assert_array_equal(out, inner.infer(_obs()))
     assert waits == [pytest.approx(0.283)]
@@ -43,7 +53,7 @@ def test_waits_latency_on_top_of_the_inner_time() -> None:
 
 def test_zero_latency_never_waits() -> None:
     waits: list[float] = []
-    p = LatencyPolicy(ScriptedPolicy(), 0.0, wait=lambda s: waits.append(s) or False)
+    p = LatencyPolicy(ScriptedPolicy(), 0.0, wait=_recorder(waits))
     p.infer(_obs())
     assert waits == []
 

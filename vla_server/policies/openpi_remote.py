@@ -134,7 +134,7 @@ class OpenPIRemotePolicy(Policy):
 
         key = self._api_key()
         headers = {"Authorization": f"Api-Key {key}"} if key else None
-        url = self.params.url
+        url = str(self.params.url)  # validated: ws:// or wss://
         stack = contextlib.ExitStack()  # a connection is a context manager (websockets >= 17)
         try:
             ws = stack.enter_context(connect(
