@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections import Counter
@@ -20,11 +21,28 @@ import pytest
 
 from frankateach.messages import FrankaState
 from oculus_server.daemon import Daemon
-from oculus_server.recording.schemas import TOPIC_ACTION, TOPIC_COMMAND, TOPIC_EE_POSE, TOPIC_EE_TARGET, TOPIC_MODE
+from oculus_server.recording.schemas import (
+    TOPIC_ACTION,
+    TOPIC_COMMAND,
+    TOPIC_EE_POSE,
+    TOPIC_EE_TARGET,
+    TOPIC_MODE,
+)
 from oculus_server.vr import make_source
-from tests.daemon_fakes import LoggingBackend, daemon_config, finished_files, read_episode
+from tests.daemon_fakes import (
+    LoggingBackend,
+    daemon_config,
+    finished_files,
+    read_episode,
+    wait_for,
+)
 from tests.recording_checks import validate_json_messages
-from tests.robot_fakes import WireLogServer, free_port_block
+from tests.robot_fakes import (
+    HostileBackend,
+    KinematicBackend,
+    WireLogServer,
+    free_port_block,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +152,63 @@ def test_every_command_sent_is_recorded_exactly_once(tmp_path: Path, feed: bool)
     assert [m.sequence for m in ep.topic(TOPIC_ACTION)] == seqs
     assert [m.sequence for m in ep.topic(TOPIC_EE_TARGET)] == seqs
     assert all(m.log_ns >= m.publish_ns for m in cmds)  # logged when sent, published when made
+
+
+# --- the feed is a reference like any measured state: judged, never followed blindly -------------
+
+DOWN = (1.0, 0.0, 0.0, 0.0)
+STEP_M = 0.04 * 20.0 / 40.0  # the gate's default step at 40 Hz
+
+
+def test_a_jump_on_the_feed_is_not_believed_and_not_followed(tmp_path: Path):
+    start, corner = (0.4, -0.2, 0.25), (0.75, 0.4, 0.7)  # 0.83 m apart
+    backend = HostileBackend(lambda t, truth: (corner, DOWN) if 2.0 <= t < 2.6 else None, pos=start)
+    port = free_port_block()
+    server = WireLogServer(backend, "127.0.0.1", ports=(port, port + 1, port + 2))
+    server.start()
+    backend.t0 = time.monotonic()
+    try:
+        daemon = _run(tmp_path, port, 3.5, state_port=port + 1)
+    finally:
+        server.stop()
+    wire = server.actions()
+    assert backend.lies > 0 and len(wire) > 40 and daemon.state_feed.received > 100
+    far = max(float(np.linalg.norm(np.asarray(a.pos) - start)) for _, a in wire)
+    steps = [float(np.linalg.norm(np.subtract(b.pos, a.pos))) for (_, a), (_, b) in itertools.pairwise(wire)]
+    assert far < 0.2, "a target went toward the jumped state"
+    assert max(steps) <= 2 * STEP_M + 1e-9  # at most one skipped period between two sends
+    assert daemon.state.counters()["safety_implausible_state"] >= 1
+
+
+def test_an_outage_on_a_feed_server_does_not_move_the_arm_after_it(tmp_path: Path):
+    port = free_port_block()
+    backend = KinematicBackend()
+    servers = [WireLogServer(backend, "127.0.0.1", ports=(port, port + 1, port + 2))]
+    servers[0].start()
+    cfg = daemon_config(tmp_path, port, control_hz=40.0, request_timeout_s=0.3, state_port=port + 1)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))  # scripted circle: the grip is held throughout
+    daemon.start()
+    try:
+        assert wait_for(lambda: len(servers[0].actions()) > 20, 5.0)
+        servers[0].stop()  # the feed and the control port go together
+        arm = backend.pos.copy()
+        assert wait_for(lambda: not daemon.state.link().up and not daemon.state.feed_live(), 3.0)
+        moved = KinematicBackend(pos=tuple(arm + [0.0, 0.05, 0.0]))  # the arm was moved meanwhile
+        servers.append(WireLogServer(moved, "127.0.0.1", ports=(port, port + 1, port + 2)))
+        servers[1].start()
+        assert wait_for(lambda: daemon.state.link().up and daemon.state.feed_live(), 5.0)
+        time.sleep(0.5)
+    finally:
+        daemon.stop_event.set()
+        code = daemon.shutdown()
+        for s in servers:
+            s.stop()
+    assert code == 0, [f.error for f in daemon.supervisor.failures()]
+    after = [a for _, a in servers[1].actions()]
+    assert len(after) >= 5
+    # The first command after the outage holds the freshly measured pose; then the operator's
+    # motion resumes from there in steps no larger than the gate's.
+    np.testing.assert_allclose(after[0].pos, arm + [0.0, 0.05, 0.0], atol=1e-9)
+    steps = [float(np.linalg.norm(np.subtract(b.pos, a.pos))) for a, b in itertools.pairwise(after)]
+    assert max(steps) <= 2 * STEP_M + 1e-9
+    assert daemon.state.counters()["safety_implausible_state"] == 0  # a new epoch: no false alarm
