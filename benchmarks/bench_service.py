@@ -6,8 +6,9 @@ nothing passes or fails. Sections:
 
 1. **Overhead per frame without model time**, in process: a `StreamSession` on an in-memory
    transport with a zero-time model, from the raw text message to the encoded `action` text
-   (parse + base64 + JPEG header, rate gate and queue, JPEG decode in a thread, EMA + safety,
-   JSON encode), p50/p99 at 320×240 and 640×480; plus each stage on its own.
+   (parse + base64 + JPEG header, rate gate and queue, JPEG decode — in the worker in the real
+   service, in a thread here —, EMA + safety, JSON encode), p50/p99 at 320×240 and 640×480;
+   plus each stage on its own.
 2. **Round trip over loopback** through the real service process (uvicorn, websockets, a
    scripted worker answering in ~0 ms): client send → `action` received, same resolutions.
 3. **End-to-end with color-reach**: the simulator in this process renders the front camera,
@@ -113,7 +114,8 @@ class _MemoryTransport:
 
 
 class _ZeroModel:
-    """An `InferenceService` answering instantly (no worker, no IPC)."""
+    """An `InferenceService` with a zero-time model and no IPC; it decodes the JPEG in a thread,
+    as the model's worker process would, so the figure includes the decode."""
 
     actions = np.array([[0.2, 0.0, 0.0, 0.0, 0.0, 0.1, 1.0]])
 
@@ -126,7 +128,8 @@ class _ZeroModel:
     def release_session(self, model_id: str) -> None:
         pass
 
-    async def infer(self, model_id: str, obs: Observation) -> InferResult:
+    async def infer(self, model_id: str, obs: Any) -> InferResult:
+        await asyncio.to_thread(decode_jpeg, obs.jpeg)
         return InferResult(self.actions, 0.0, 0.0, 0.0, model_id, 0, "cpu")
 
     async def end_session(self, model_id: str, session: str) -> None:

@@ -19,6 +19,7 @@ from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, RobotStateIn
 from vla_server.workers import wire
 from vla_server.workers.errors import (
+    WorkerBadInput,
     WorkerCrashed,
     WorkerRequestError,
     WorkerStartError,
@@ -109,6 +110,29 @@ def test_ping_is_answered_while_the_model_is_busy() -> None:
             await w.stop()
 
     asyncio.run(main())
+
+
+def test_jpeg_observations_are_decoded_in_the_worker() -> None:
+    from vla_server.protocol.image import encode_jpeg_data_url, parse_data_url
+
+    jpeg = parse_data_url(encode_jpeg_data_url(np.full((24, 32, 3), 90, np.uint8)), "image")
+
+    async def main() -> None:
+        w = await WorkerProcess.start(_spec(action=[0.3, 0, 0, 0, 0, 0, 1]))
+        try:
+            enc = wire.EncodedObservation(jpeg=jpeg, instruction="x", session="s", step=2)
+            actions, _ = await w.infer(enc, timeout_s=10)
+            assert actions[0, 0] == pytest.approx(0.3)
+            with pytest.raises(WorkerBadInput, match="frame.image: (JPEG does not decode|not a readable JPEG)"):
+                await w.infer(wire.EncodedObservation(jpeg=jpeg[: len(jpeg) // 2], instruction="x"), timeout_s=10)
+            assert w.alive
+        finally:
+            await w.stop()
+
+    asyncio.run(main())
+    back = wire.observation_from_wire(wire.unpack(wire.pack({"op": "infer", "obs": wire.observation_to_wire(
+        wire.EncodedObservation(jpeg=jpeg, instruction="y", wrist_jpeg=jpeg))})[4:])["obs"])
+    assert back.image.shape == (24, 32, 3) and back.wrist_image is not None and back.instruction == "y"
 
 
 def test_sigkill_fails_pending_requests_and_reports_the_exit() -> None:

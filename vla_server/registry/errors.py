@@ -27,6 +27,10 @@ class ModelCrashed(RegistryError):
     """The model's worker died while the request was pending (it is being restarted)."""
 
 
+class InvalidInput(RegistryError):
+    """The observation itself was unusable (e.g. its JPEG does not decode); not a model failure."""
+
+
 class InferenceFailed(RegistryError):
     """The policy raised or returned a malformed result (the worker is fine)."""
 

@@ -28,6 +28,7 @@ from vla_server.registry.errors import (
     CapacityError,
     InferenceFailed,
     InferenceTimeout,
+    InvalidInput,
     ModelCrashed,
     ModelLoadError,
     RegistryClosed,
@@ -37,12 +38,14 @@ from vla_server.registry.eviction import Candidate, pick_victim
 from vla_server.registry.stats import ModelStats
 from vla_server.registry.types import InferResult, ModelEvent, ModelState
 from vla_server.workers.errors import (
+    WorkerBadInput,
     WorkerCrashed,
     WorkerRequestError,
     WorkerStartError,
     WorkerTimeout,
 )
 from vla_server.workers.process import WorkerExit, WorkerProcess
+from vla_server.workers.wire import EncodedObservation
 
 log = logging.getLogger("vla_server.registry")
 
@@ -236,12 +239,13 @@ class ModelRegistry:
 
     # ---- inference ----------------------------------------------------------------------------
 
-    async def infer(self, model_id: str, obs: Observation) -> InferResult:
-        """Runs `model_id` on `obs`, loading it first if needed.
+    async def infer(self, model_id: str, obs: Observation | EncodedObservation) -> InferResult:
+        """Runs `model_id` on `obs` (images decoded, or JPEG bytes the worker decodes), loading
+        the model first if needed.
 
         Raises:
             UnknownModel, CapacityError, ModelLoadError, ModelCrashed, InferenceFailed,
-            InferenceTimeout, RegistryClosed.
+            InferenceTimeout, InvalidInput (the observation, not the model), RegistryClosed.
         """
         e = self._get(model_id)
         t0 = time.perf_counter()
@@ -265,6 +269,9 @@ class ModelRegistry:
             if e.state in (ModelState.UNLOADING, ModelState.COLD):
                 raise ModelCrashed(f"model {model_id!r} was unloaded while this request was pending") from None
             raise ModelCrashed(str(exc)) from None
+        except WorkerBadInput as exc:
+            e.stats.bad_inputs += 1
+            raise InvalidInput(str(exc)) from None
         except WorkerRequestError as exc:
             e.stats.failures += 1
             raise InferenceFailed(str(exc)) from None

@@ -47,6 +47,7 @@ class ModelStats:
 
     requests: int = 0
     failures: int = 0
+    bad_inputs: int = 0  # requests whose observation was unusable (not counted as failures)
     timeouts: int = 0
     loads: int = 0
     load_failures: int = 0
@@ -65,6 +66,7 @@ class ModelStats:
         return {
             "requests": self.requests,
             "failures": self.failures,
+            "bad_inputs": self.bad_inputs,
             "timeouts": self.timeouts,
             "latency_p50_ms": _r(self.latency.percentile(50)),
             "latency_p95_ms": _r(self.latency.percentile(95)),

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from vla_server.policies.base import Observation
+from vla_server.workers.wire import EncodedObservation
 
 
 class ModelState(str, enum.Enum):
@@ -66,6 +67,6 @@ class InferenceService(Protocol):
 
     def release_session(self, model_id: str) -> None: ...
 
-    async def infer(self, model_id: str, obs: Observation) -> InferResult: ...
+    async def infer(self, model_id: str, obs: Observation | EncodedObservation) -> InferResult: ...
 
     async def end_session(self, model_id: str, session: str) -> None: ...

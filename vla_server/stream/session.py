@@ -1,8 +1,8 @@
 """`StreamSession`: one `/v1/stream` connection, independent of the web framework.
 
 Three tasks per session: the *reader* (this object's `run`: parse, authenticate, gate and queue
-frames, answer stats), the *inference* task (take the newest queued frame, decode its JPEG in a
-thread, ask the registry, smooth, score, queue the action) and the *writer* (send queued server
+frames, answer stats), the *inference* task (take the newest queued frame, hand its JPEG to the
+registry — the model's worker decodes it —, smooth, score, queue the action) and the *writer* (send queued server
 messages in order, then the close frame). A bad message only produces an `error`; a failure of
 the model only fails that frame. The session ends on `close`, a disconnect, an auth failure (with
 a close code from `vla_server.constants`), or the server's shutdown (1001).
@@ -33,11 +33,9 @@ from vla_server.constants import (
     CLOSE_UNSUPPORTED_ROBOT,
     ROBOT_TYPES,
 )
-from vla_server.policies.base import Observation
 from vla_server.protocol import (
     ActionMessage,
     AuthMessage,
-    BadImage,
     CloseRequest,
     ConnectedMessage,
     ErrorMessage,
@@ -47,11 +45,15 @@ from vla_server.protocol import (
     ServerMessage,
     StatsMessage,
     StatsRequest,
-    decode_jpeg,
     encode_server_message,
     parse_client_message,
 )
-from vla_server.registry.errors import ModelCrashed, RegistryClosed, RegistryError
+from vla_server.registry.errors import (
+    InvalidInput,
+    ModelCrashed,
+    RegistryClosed,
+    RegistryError,
+)
 from vla_server.registry.types import InferenceService
 from vla_server.stream.config import StreamConfig
 from vla_server.stream.ema import EmaSmoother
@@ -59,6 +61,7 @@ from vla_server.stream.frame_queue import FrameQueue
 from vla_server.stream.rate import RateGate
 from vla_server.stream.safety import assess, sanitize_action
 from vla_server.stream.stats import SessionStats
+from vla_server.workers.wire import EncodedObservation
 
 log = logging.getLogger("vla_server.stream")
 
@@ -370,19 +373,15 @@ class StreamSession:
     async def _process(self, item: _Pending) -> None:
         assert self.auth is not None
         auth, msg = self.auth, item.msg
+        obs = EncodedObservation(jpeg=msg.jpeg, instruction=msg.instruction, robot_state=msg.robot_state,
+                                 session=self.session_id, step=item.frame_id, timestamp=item.arrival_wall,
+                                 wrist_jpeg=msg.wrist_jpeg)
         try:
-            image = await asyncio.to_thread(decode_jpeg, msg.jpeg, "frame.image", self.config.max_image_side)
-            wrist = None
-            if msg.wrist_jpeg is not None:
-                wrist = await asyncio.to_thread(decode_jpeg, msg.wrist_jpeg, "frame.wrist_image", self.config.max_image_side)
-        except BadImage as exc:
+            result = await self.registry.infer(auth.model, obs)  # the worker decodes the JPEG
+        except InvalidInput as exc:
             self.stats.bad_frames += 1
             self.error(f"frame {item.frame_id}: {exc}")
             return
-        obs = Observation(image=image, instruction=msg.instruction, robot_state=msg.robot_state,
-                          session=self.session_id, step=item.frame_id, timestamp=item.arrival_wall, wrist_image=wrist)
-        try:
-            result = await self.registry.infer(auth.model, obs)
         except ModelCrashed:
             self.stats.failed += 1  # the crash itself was announced to every session of the model
             return

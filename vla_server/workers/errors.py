@@ -21,3 +21,7 @@ class WorkerRequestError(WorkerError):
 
 class WorkerTimeout(WorkerError):
     """A request got no reply within its timeout."""
+
+
+class WorkerBadInput(WorkerRequestError):
+    """The request's observation was unusable (a JPEG that does not decode); the model is fine."""

@@ -120,6 +120,8 @@ class _Worker:
                 self.send({"op": "ok", "id": rid})
             else:
                 self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
+        except self.wire.BadObservation as exc:  # the client's frame, not the model, is at fault
+            self.send({"op": "error", "id": rid, "kind": "bad_input", "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 -- a policy error is reported, the worker lives on
             self.send({"op": "error", "id": rid, "error": f"{type(exc).__name__}: {exc}"})
 

@@ -29,6 +29,7 @@ from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation
 from vla_server.workers import wire
 from vla_server.workers.errors import (
+    WorkerBadInput,
     WorkerCrashed,
     WorkerRequestError,
     WorkerStartError,
@@ -215,8 +216,13 @@ class WorkerProcess:
 
     # ---- requests -----------------------------------------------------------------------------
 
-    async def infer(self, obs: Observation, timeout_s: float) -> tuple[np.ndarray, float]:
-        """Runs the policy on `obs`; returns ((H, 7) float64 actions, model time in the worker, ms)."""
+    async def infer(self, obs: Observation | wire.EncodedObservation, timeout_s: float) -> tuple[np.ndarray, float]:
+        """Runs the policy on `obs`; returns ((H, 7) float64 actions, model time in the worker, ms).
+
+        Raises:
+            WorkerBadInput: the observation's JPEG did not decode; WorkerRequestError: the policy
+            failed; WorkerTimeout; WorkerCrashed.
+        """
         reply = await self._request({"op": "infer", "obs": wire.observation_to_wire(obs)}, timeout_s)
         actions = reply.get("actions")
         if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[1] != 7:
@@ -250,6 +256,8 @@ class WorkerProcess:
         finally:
             self._pending.pop(rid, None)
         if reply.get("op") == "error":
+            if reply.get("kind") == "bad_input":
+                raise WorkerBadInput(str(reply.get("error")))
             raise WorkerRequestError(f"model {self.spec.id!r}: {reply.get('error')}")
         return reply
 

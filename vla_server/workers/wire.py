@@ -7,8 +7,13 @@ once. Requests carry an integer ``id`` that the reply repeats.
 
 Parent → worker ops: ``infer`` (``obs``), ``end_session`` (``session``), ``ping``, ``shutdown``.
 Worker → parent ops: ``ready`` (``pid``, ``info``, ``load_ms``) or ``load_failed`` (``error``)
-once at start; then ``result`` (``actions``, ``model_ms``), ``error`` (``error``), ``pong``
+once at start; then ``result`` (``actions``, ``model_ms``), ``error`` (``error``; ``kind``
+``bad_input`` when the observation itself was bad, e.g. a JPEG that does not decode), ``pong``
 (``busy``), ``ok``.
+
+Images travel either decoded (``image``: (H, W, 3) uint8) or as the client's JPEG
+(``image_jpeg``: bytes, an `EncodedObservation`): stream sessions send the JPEG, so the copy is
+~20× smaller and the decode runs in the worker process, off the service's event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -32,6 +38,27 @@ _HEADER = struct.Struct(">I")
 
 class WireError(ValueError):
     """A frame that does not decode into an allowed message."""
+
+
+class BadObservation(WireError):
+    """A well-formed request whose observation is unusable (its JPEG does not decode)."""
+
+
+@dataclass(frozen=True)
+class EncodedObservation:
+    """An `Observation` whose images are still the client's JPEG bytes (decoded in the worker).
+
+    Attributes: as `Observation`, with `jpeg` / `wrist_jpeg` instead of the decoded images.
+    """
+
+    jpeg: bytes
+    instruction: str
+    robot_state: RobotStateIn | None = None
+    session: str = ""
+    step: int = 0
+    timestamp: float = 0.0
+    wrist_jpeg: bytes | None = None
+    seed: int = 0
 
 
 def _default(obj: object) -> Any:
@@ -112,7 +139,7 @@ def recv_message_sync(sock: socket.socket) -> dict[str, Any]:
 # ---- Observation <-> map --------------------------------------------------------------------
 
 
-def observation_to_wire(obs: Observation) -> dict[str, Any]:
+def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]:
     """The map sent in an ``infer`` request."""
     state = None
     if obs.robot_state is not None:
@@ -122,25 +149,43 @@ def observation_to_wire(obs: Observation) -> dict[str, Any]:
             "velocity": None if rs.velocity is None else list(rs.velocity),
             "gripper": rs.gripper,
         }
-    return {
-        "image": np.asarray(obs.image, dtype=np.uint8),
+    out: dict[str, Any] = {
         "instruction": obs.instruction,
         "robot_state": state,
         "session": obs.session,
         "step": int(obs.step),
         "timestamp": float(obs.timestamp),
-        "wrist_image": None if obs.wrist_image is None else np.asarray(obs.wrist_image, dtype=np.uint8),
         "seed": int(obs.seed),
     }
+    if isinstance(obs, EncodedObservation):
+        out["image_jpeg"] = bytes(obs.jpeg)
+        out["wrist_jpeg"] = None if obs.wrist_jpeg is None else bytes(obs.wrist_jpeg)
+    else:
+        out["image"] = np.asarray(obs.image, dtype=np.uint8)
+        out["wrist_image"] = None if obs.wrist_image is None else np.asarray(obs.wrist_image, dtype=np.uint8)
+    return out
+
+
+def _decode(data: object, path: str) -> np.ndarray:
+    from vla_server.protocol.errors import BadImage
+    from vla_server.protocol.image import decode_jpeg
+
+    if not isinstance(data, bytes):
+        raise WireError(f"obs.{path}: expected JPEG bytes")
+    try:
+        return decode_jpeg(data, f"frame.{path}")
+    except BadImage as exc:
+        raise BadObservation(str(exc)) from None
 
 
 def observation_from_wire(d: dict[str, Any]) -> Observation:
-    """Inverse of `observation_to_wire`; raises `WireError` on a malformed map."""
+    """Inverse of `observation_to_wire` (JPEGs decoded here); raises `WireError` on a malformed map,
+    `BadObservation` on a JPEG that does not decode."""
     try:
-        image = d["image"]
+        image = _decode(d["image_jpeg"], "image") if "image_jpeg" in d else d["image"]
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             raise WireError("obs.image: expected an (H, W, 3) uint8 array")
-        wrist = d.get("wrist_image")
+        wrist = _decode(d["wrist_jpeg"], "wrist_image") if d.get("wrist_jpeg") is not None else d.get("wrist_image")
         if wrist is not None and not (isinstance(wrist, np.ndarray) and wrist.dtype == np.uint8 and wrist.ndim == 3):
             raise WireError("obs.wrist_image: expected an (H, W, 3) uint8 array")
         rs = d.get("robot_state")
