@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from oculus_server.config import DaemonConfig, load_config
+from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
 
@@ -55,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--debug without starting the simulator (one is already running)")
     p.add_argument("--operator", help="operator name, stored in each recording")
     p.add_argument("--task", help="task / instruction, stored in each recording")
+    a = p.add_argument_group("VLA assist", "a policy served by the inference service helps the operator "
+                             "(see the README's 'VLA assist' section)")
+    a.add_argument("--assist", dest="assist_model", metavar="MODEL",
+                   help="turn assist on with this model (e.g. color-reach)")
+    a.add_argument("--assist-url", metavar="URL",
+                   help="ws://HOST:8000/v1/stream or openpi://HOST:8001 (default with --debug: start a local service)")
+    a.add_argument("--assist-key", metavar="KEY", help="the service's API key (default: env VLA_API_KEY)")
+    a.add_argument("--instruction", dest="assist_instruction", metavar="TEXT",
+                   help="the task given to the policy, e.g. 'pick up the red cube' (default: --task)")
+    a.add_argument("--assist-weight", type=float, metavar="W", help="α, the policy's share of the motion, 0..1 (0.3)")
+    a.add_argument("--assist-mode", choices=("blend", "drive"),
+                   help="blend (α = W) or drive (α = 1 while the deadman is held; evaluation)")
+    a.add_argument("--assist-gripper", choices=("operator", "policy"), help="who commands the gripper (operator)")
+    a.add_argument("--assist-min-score", type=float, metavar="S", help="ignore actions scored below this (0.5)")
+    a.add_argument("--assist-toggle", dest="assist_toggle_button", metavar="BUTTON",
+                   help="controller button that switches assist on/off (X with the right controller, A with the left)")
+    a.add_argument("--assist-fps", type=float, metavar="HZ", help="frames sent to the service per second (15)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -64,6 +81,21 @@ OVERRIDE_KEYS = (
     "codec", "record", "record_on_start", "recordings_dir", "duration", "dashboard", "hot_reload",
     "control_hz", "record_hz", "vr_hz", "sim_latency_ms", "sim_cameras", "start_sim", "operator", "task",
 )
+
+
+# --assist-* flags: argparse dest -> (key of the `assist:` section, flag)
+ASSIST_FLAGS = {
+    "assist_model": ("model", "--assist"),
+    "assist_url": ("url", "--assist-url"),
+    "assist_key": ("key", "--assist-key"),
+    "assist_instruction": ("instruction", "--instruction"),
+    "assist_weight": ("weight", "--assist-weight"),
+    "assist_mode": ("mode", "--assist-mode"),
+    "assist_gripper": ("gripper", "--assist-gripper"),
+    "assist_min_score": ("min_score", "--assist-min-score"),
+    "assist_toggle_button": ("toggle_button", "--assist-toggle"),
+    "assist_fps": ("fps", "--assist-fps"),
+}
 
 
 def flag_names(parser: argparse.ArgumentParser | None = None) -> dict[str, str]:
@@ -83,7 +115,17 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             what is allowed.
     """
     overrides = {k: getattr(args, k) for k in OVERRIDE_KEYS}
-    return load_config(args.config, overrides, flag_names())
+    assist = {key: getattr(args, dest) for dest, (key, _flag) in ASSIST_FLAGS.items() if getattr(args, dest, None) is not None}
+    if assist:
+        overrides["assist"] = assist
+    try:
+        return load_config(args.config, overrides, flag_names())
+    except ConfigError as exc:  # name the flag a bad assist value came from
+        text = str(exc)
+        for key, flag in ASSIST_FLAGS.values():
+            if key in assist:
+                text = text.replace(f"assist config '{key}'", f"{flag} ('assist.{key}')")
+        raise ConfigError(text) from None
 
 
 def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
@@ -128,15 +170,27 @@ def run(cfg: DaemonConfig) -> int:
     # Until the daemon's own handler is installed, SIGTERM unwinds (exit 143) so the simulator is stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     sim = None
+    service = None
     # The simulated scene (MJCF + camera mounts) is described by a child process while the
     # simulator starts, so the daemon never builds the MuJoCo model itself.
     scene = SimSceneFetch().start() if cfg.debug and cfg.record else None
     try:
+        assist = assist_config(cfg)
+        if assist is not None and assist.url is None:  # --debug without --assist-url: a local service
+            from oculus_server.assist.local_service import LocalService
+
+            assert assist.model is not None
+            service = LocalService(assist.model, tier=assist.service_tier)
+            service.launch()  # starts while the simulator does
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
                              control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
             sim.start()
             cfg = cfg.replace(robot_host="127.0.0.1")
+        if service is not None:
+            assert assist is not None
+            service.wait_ready(assist.service_start_timeout_s)
+            cfg = cfg.replace(assist={**cfg.assist, "url": service.url, "key": service.key})
         spec, why = choose_source_spec(cfg)
         if why:
             log.warning(why)
@@ -176,6 +230,8 @@ def run(cfg: DaemonConfig) -> int:
             scene.close()
         if sim is not None:
             sim.stop()
+        if service is not None:
+            service.stop()
 
 
 def watched_files(cfg_path: Path | None) -> list[Path]:

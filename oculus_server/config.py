@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -36,6 +36,9 @@ from frankateach.constants import (
 from oculus_server.errors import ConfigError
 from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from oculus_server.safety.config import SafetyConfig
+
+if TYPE_CHECKING:
+    from oculus_server.assist.config import AssistConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 MAX_RATE_HZ = 1000.0  # no loop of the daemon is meant to run faster
@@ -113,7 +116,8 @@ class DaemonConfig:
     `control_hz` None means 20 Hz, or 40 Hz with `performance`. `record_on_start` None means
     on for scripted and replay sources, off otherwise. `policy` holds overrides of the
     policy's own config (see `oculus_server.policy.PolicyConfig`), `safety` those of the command
-    gate's limits (`oculus_server.safety.SafetyConfig`). `camera_mounts` places the
+    gate's limits (`oculus_server.safety.SafetyConfig`), `assist` the VLA assist settings
+    (`oculus_server.assist.config.AssistConfig`; off unless a model is named). `camera_mounts` places the
     cameras in `/tf` (with --debug the simulator's own mounts are used for cameras not listed).
 
     Raises:
@@ -158,6 +162,9 @@ class DaemonConfig:
     camera_mounts: Mapping[str, CameraMount] = _rule({}, Rule("mounts"), "camera poses for /tf")
     policy: Mapping[str, Any] = _rule({}, Rule("mapping"), "PolicyConfig overrides")
     safety: Mapping[str, Any] = _rule({}, Rule("mapping"), "SafetyConfig overrides (command gate limits)")
+    assist: Mapping[str, Any] = _rule({}, Rule("mapping"),
+                                      "VLA assist (oculus_server.assist.AssistConfig): model, url, key, "
+                                      "instruction, weight, mode, gripper, ...")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -201,6 +208,7 @@ class DaemonConfig:
         out["cameras"] = list(self.cameras)
         out["camera_mounts"] = {k: m.to_dict() for k, m in self.camera_mounts.items()}
         out["policy"] = dict(self.policy)
+        out["assist"] = {k: ("<set>" if k == "key" and v else v) for k, v in self.assist.items()}  # never the key
         return out
 
 
@@ -288,6 +296,27 @@ def check_policy(cfg: DaemonConfig) -> None:
     PolicyConfig.from_dict(changes, performance=cfg.performance)
 
 
+def assist_config(cfg: DaemonConfig, env: Mapping[str, str] | None = None) -> AssistConfig | None:
+    """The resolved ``assist:`` section (`oculus_server.assist.config.resolve`), None when off.
+
+    Raises:
+        ConfigError: a bad value, no instruction, no URL without debug, or a toggle button the
+            VR policy uses (the message names the key).
+    """
+    from oculus_server.assist.config import resolve
+    from oculus_server.policy import PolicyConfig
+
+    changes = dict(cfg.policy)
+    changes.setdefault("control_hz", cfg.effective_control_hz)
+    if cfg.left_controller:
+        changes.setdefault("right_controller", False)
+    pc = PolicyConfig.from_dict(changes, performance=cfg.performance)
+    trigger = "RTr" if pc.right_controller else "LTr"
+    buttons = (pc.grip_button, pc.joystick_button, pc.episode_button_name, pc.success_button_name, trigger)
+    return resolve(cfg.assist, debug=cfg.debug, task=cfg.task, right_controller=pc.right_controller,
+                   policy_buttons=buttons, env=env)
+
+
 def _build(values: Mapping[str, Any], where: str, names: Mapping[str, str] | None = None) -> DaemonConfig:
     """DaemonConfig(**values); errors name `where` (a file, or the flag a key came from)."""
     _known(values, where)
@@ -336,10 +365,13 @@ def load_config(
             merged["policy"] = {**cfg.policy, **merged["policy"]}
         if "safety" in merged and isinstance(merged["safety"], Mapping):
             merged["safety"] = {**cfg.safety, **merged["safety"]}
+        if "assist" in merged and isinstance(merged["assist"], Mapping):
+            merged["assist"] = {**cfg.assist, **merged["assist"]}
         cfg = _build({**_values(cfg), **merged}, "command line" if override_names else "overrides", override_names)
     try:
         check_policy(cfg)
         SafetyConfig.from_dict(cfg.safety)  # the command gate's limits, validated at load
+        assist_config(cfg, env={"VLA_API_KEY": ""})  # assist settings, validated at load
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return cfg

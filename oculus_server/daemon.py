@@ -15,6 +15,8 @@ state-feed     100 Hz     the SUB socket on the server's state feed (every measu
 recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
 mcap-writer    queue      the EpisodeWriter (nothing else touches it)
 cameras        frames     camera SUB sockets (newest frame per camera)
+assist         fps        the VLA client (only with --assist): newest frame + state out,
+                          newest policy action into SharedState.assist
 =============  =========  ===============================================================
 
 The main thread runs the dashboard (or a status line) and waits for the stop event, which
@@ -35,7 +37,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frankateach.client import RobotClient
 from frankateach.constants import (
@@ -45,7 +47,9 @@ from frankateach.constants import (
 )
 from frankateach.messages import make_codec
 from oculus_server import __version__
-from oculus_server.config import DaemonConfig
+from oculus_server.assist.blender import AssistBlender
+from oculus_server.config import DaemonConfig, assist_config
+from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
 from oculus_server.recording.writer import EpisodeWriter
@@ -63,6 +67,9 @@ from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.vr.source import VRSource
+
+if TYPE_CHECKING:
+    from oculus_server.threads.assist import AssistThread
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +179,22 @@ class Daemon:
         self.safety = safety_config(cfg)
         sv, st = self.supervisor, self.state
         rt = cfg.realtime_priority
+        # VLA assist (off unless a model is named): the blender runs in the control thread.
+        self.assist_cfg = assist_config(cfg)
+        self.blender: AssistBlender | None = None
+        if self.assist_cfg is not None:
+            if self.assist_cfg.url is None:
+                raise ConfigError("assist: no inference service URL (give --assist-url; with --debug, "
+                                  "oculus-server starts a local service and passes its URL)")
+            self.blender = AssistBlender(
+                self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
+                events=lambda message, what: st.add_event("assist", message, state=what),
+            )
         self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
             self.policy, self.commands, self.responses, sv, st,
             hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
+            assist=self.blender,
         )
         self.robot = RobotCommThread(
             self.client_factory, self.commands, self.responses, sv, st, safety=self.safety,
@@ -209,6 +228,16 @@ class Daemon:
         if cfg.debug:
             self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st)
             self.loop_threads.append(self.sim_state)
+        # VLA assist: streams frames to the inference service; lowest priority of the loops.
+        self.assist: AssistThread | None = None
+        if self.assist_cfg is not None:
+            # imported here: the client stack (websockets, vla_client) only when assist is on
+            from oculus_server.threads.assist import AssistThread
+
+            assert self.assist_cfg.url is not None
+            self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv, st,
+                                       realtime_priority=max(0, rt - 3))
+            self.loop_threads.append(self.assist)
 
     @property
     def threads(self) -> list[DaemonThread]:

@@ -17,6 +17,7 @@ import numpy as np
 from frankateach.messages import CameraFrame, FrankaState
 from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
+from oculus_server.assist.channel import AssistChannel
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
 from oculus_server.types import (
     ControlMode,
@@ -125,6 +126,7 @@ class SharedState:
 
         self._cam_lock = threading.Lock()
         self._new_frames: dict[str, list[CameraFrame]] = {}
+        self._latest_frames: dict[str, tuple[CameraFrame, float]] = {}  # newest per camera, monotonic receipt
         self._sim_state: SimStateSample | None = None  # newest not yet recorded (guarded by _cam_lock)
 
         self._event_lock = threading.Lock()
@@ -148,6 +150,8 @@ class SharedState:
         self._safety: deque[SafetyRecord] = deque(maxlen=2000)  # for the recorder (drained)
         self._recent_safety: deque[SafetyRecord] = deque(maxlen=20)  # for the dashboard
         self._safety_status = SafetyStatus()
+
+        self.assist = AssistChannel()  # VLA assist: newest action, link status, blend records
 
     # -- VR ------------------------------------------------------------------------------------
     def set_vr(self, sample: VRSample) -> None:
@@ -293,7 +297,13 @@ class SharedState:
             pending = self._new_frames.setdefault(frame.name, [])
             pending.append(frame)
             del pending[:-8]  # the recorder drains every 25 ms; never let this grow
+            self._latest_frames[frame.name] = (frame, time.monotonic())
         self.count("camera_frames")
+
+    def latest_frame(self, name: str) -> tuple[CameraFrame, float] | None:
+        """The newest frame of camera `name` and its receipt time (`time.monotonic()`), not drained."""
+        with self._cam_lock:
+            return self._latest_frames.get(name)
 
     def take_new_frames(self) -> dict[str, tuple[CameraFrame, ...]]:
         """Returns and forgets the frames that arrived since the previous call."""

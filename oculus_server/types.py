@@ -17,6 +17,10 @@ type                   made by              read by
 `Event`                any thread           recorder (`/events`), dashboard
 `RecordTick`           recorder             MCAP-writer thread
 `EpisodeStart/Stop`    recorder             MCAP-writer thread
+`AssistAction`         assist thread        control thread (blender), recorder (`/assist/action`)
+`AssistStatus`         assist thread        control thread, dashboard, recorder (`/assist/status`)
+`BlendRecord`          control (blender)    dashboard, recorder (`/assist/blend`)
+`AssistTick`           recorder             MCAP-writer thread
 =====================  ===================  ==========================================================
 
 `GatedCommand` (the only thing the robot thread sends) lives with its maker in
@@ -253,6 +257,8 @@ class RecordTick:
         sent_commands: every command sent to the robot since the previous tick, in send order:
             the command topics record exactly these (each once). None: the command topics
             record `command`, the newest one made (writers that have no send log).
+        assist: policy actions, blend records and assist status since the previous tick
+            (`/assist/*`); None when there are none (assist off).
     """
 
     seq: int
@@ -270,6 +276,7 @@ class RecordTick:
     sim_state: SimStateSample | None = None
     robot_states: tuple[RobotObservation, ...] | None = None
     sent_commands: tuple[SentCommand, ...] | None = None
+    assist: AssistTick | None = None
 
 
 @dataclass(frozen=True)
@@ -294,3 +301,150 @@ class EpisodeStop:
     reason: str = ""
     events: tuple[Event, ...] = ()
     sent_commands: tuple[SentCommand, ...] = ()
+
+
+# --- Assist (a VLA policy helping the operator; oculus_server.assist) ---------------------------
+
+ASSIST_OFF = "off"  # switched off (button) or not configured
+ASSIST_CONNECTING = "connecting"  # no session with the service (yet, or again)
+ASSIST_ON = "on"  # fresh, well-scored actions arrive (α > 0 while the deadman is held)
+ASSIST_STALE = "stale"  # connected, but the newest action is too old, scored too low or unusable
+ASSIST_STATES = (ASSIST_OFF, ASSIST_CONNECTING, ASSIST_ON, ASSIST_STALE)
+
+
+@dataclass(frozen=True)
+class AssistAction:
+    """One policy action as the assist thread received it (made by the assist thread).
+
+    Attributes:
+        seq: the daemon's count of actions received, from 0.
+        frame_id: the frame (per service session) it answers.
+        action: (7,) as received (`vla_server.action_space`), read-only; not trusted: the
+            control thread uses only finite values.
+        received_at: `time.monotonic()` when it reached the daemon, seconds.
+        received_wall: `time.time()` at the same moment, seconds.
+        safety_score: the service's score, 0..1 (openpi servers: 1.0).
+        latency_ms: frame arrival → action at the service (openpi: observation age at emission).
+        rtt_ms: frame sent → action received, ms (NaN when unknown).
+        seen_pos: (3,) pose sent with the frame it answers (base frame, m), or None: the action
+            applies to the pose of the moment it is used (openpi chunk rows).
+        seen_quat: (4,) xyzw of that pose, or None.
+        smoothed: the service applied its EMA.
+    """
+
+    seq: int
+    frame_id: int
+    action: np.ndarray
+    received_at: float
+    received_wall: float
+    safety_score: float
+    latency_ms: float
+    rtt_ms: float = float("nan")
+    seen_pos: tuple[float, float, float] | None = None
+    seen_quat: tuple[float, float, float, float] | None = None
+    smoothed: bool = False
+
+
+@dataclass(frozen=True)
+class AssistStatus:
+    """The assist thread's link to its service and its figures (dashboard, `/assist/status`).
+
+    Attributes:
+        link: "connecting", "connected", "reconnecting" or "failed" (refused for good).
+        model: the policy's catalog id.
+        url: the service URL (never the key).
+        detail: why not connected / what failed ("" when fine).
+        frames_sent, frames_skipped: frames sent; send ticks without a fresh camera frame or
+            robot state.
+        actions_received, actions_unmatched: actions received; of those, answers to frames
+            whose pose was no longer known (not used).
+        client_frames_dropped, client_actions_dropped: the client's drops (newer frame, unread
+            action).
+        server_frames_dropped, server_drop_rate_percent: the service's drops (its `stats`).
+        server_errors, reconnects: error replies; sessions re-opened after a link loss.
+        latency_ms_p50, latency_ms_p95: service latency over the recent actions, ms.
+        rtt_ms_p50, rtt_ms_p95: frame → action round trip, ms.
+        send_hz, action_hz: frames sent / actions received per second, recent window.
+        t_mono: `time.monotonic()` of this snapshot, seconds.
+    """
+
+    link: str = "connecting"
+    model: str = ""
+    url: str = ""
+    detail: str = ""
+    frames_sent: int = 0
+    frames_skipped: int = 0
+    actions_received: int = 0
+    actions_unmatched: int = 0
+    client_frames_dropped: int = 0
+    client_actions_dropped: int = 0
+    server_frames_dropped: int = 0
+    server_drop_rate_percent: float = float("nan")
+    server_errors: int = 0
+    reconnects: int = 0
+    latency_ms_p50: float = float("nan")
+    latency_ms_p95: float = float("nan")
+    rtt_ms_p50: float = float("nan")
+    rtt_ms_p95: float = float("nan")
+    send_hz: float = float("nan")
+    action_hz: float = float("nan")
+    t_mono: float = float("nan")
+
+    @property
+    def connected(self) -> bool:
+        return self.link == "connected"
+
+
+@dataclass(frozen=True)
+class BlendRecord:
+    """What the control thread did with the policy on one tick (made by `AssistBlender`).
+
+    Attributes:
+        t_mono, t_wall: the control tick, `time.monotonic()` / `time.time()` seconds.
+        state: "on", "off", "no_link", "no_action", "stale", "low_score", "invalid" or
+            "released" (deadman released: the policy has no say).
+        alpha: the policy's share used this tick (0: operator only).
+        alpha_target: the share aimed at (weight, or 1 in drive mode).
+        engaged: the operator engages the arm (deadman held, VR fine).
+        operator: (7,) the operator's raw action.
+        policy: (7,) the policy's action re-expressed from this tick's reference (gripper as
+            received), or empty when there was no usable one.
+        blended: (7,) the action proposed to the command gate (the operator's when α = 0).
+        action_seq: seq of the `AssistAction` used (-1: none).
+        age_s: age of the newest policy action, seconds (NaN: none).
+        safety_score: its score (NaN: none).
+        gripper_source: "operator", "policy" or "keep" (the last gripper target stands).
+        command_seq: seq of the command the gate let out (-1: none left).
+        reanchor: α fell to 0: the arm held one tick and the operator's origin was re-anchored.
+    """
+
+    t_mono: float
+    t_wall: float
+    state: str
+    alpha: float
+    alpha_target: float
+    engaged: bool
+    operator: tuple[float, ...]
+    policy: tuple[float, ...]
+    blended: tuple[float, ...]
+    action_seq: int = -1
+    age_s: float = float("nan")
+    safety_score: float = float("nan")
+    gripper_source: str = "operator"
+    command_seq: int = -1
+    reanchor: bool = False
+
+
+@dataclass(frozen=True)
+class AssistTick:
+    """Assist data since the previous recording tick (recorder → MCAP writer).
+
+    Attributes:
+        actions: policy actions received (`/assist/action`).
+        blends: one record per control tick (`/assist/blend`).
+        status: the link and figures, about once a second (`/assist/status`), else None.
+    """
+
+    actions: tuple[AssistAction, ...] = ()
+    blends: tuple[BlendRecord, ...] = ()
+    status: AssistStatus | None = None

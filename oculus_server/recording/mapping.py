@@ -209,6 +209,11 @@ class TickMapper:
             out.append(self._timing(tick, tick_ns))
         if tick.sim_state is not None:
             out.append(self._sim_state(tick, tick_ns))
+        if tick.assist is not None:
+            # imported here: assist_topics imports this module
+            from oculus_server.recording.assist_topics import assist_messages
+
+            out += assist_messages(tick.assist, tick_ns)
         return out
 
     def _safety(self, record: SafetyRecord, tick_ns: int) -> Message:

@@ -57,6 +57,16 @@ topic                           schema                      content (written whe
 ``/safety``                     teleop.Safety               what the command gate clamped,
                                                             limited, refused or held and why;
                                                             state faults (each intervention)
+``/assist/action``              teleop.AssistAction         each VLA policy action received:
+                                                            7-D action, safety score, latency,
+                                                            round trip, the pose it answers
+                                                            (assist only, registered on first use)
+``/assist/blend``               teleop.AssistBlend          per control tick: α, state (on, stale,
+                                                            released, ...), the operator's raw
+                                                            action beside the policy's and the
+                                                            blended one, action age, score
+``/assist/status``              teleop.AssistStatus         service link, latency p50/p95, rates,
+                                                            drops, reconnects (about 1 Hz)
 ==============================  ==========================  ======================================
 
 Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
@@ -117,6 +127,9 @@ TOPIC_LOG = "/log"
 TOPIC_TIMING = "/timing"
 TOPIC_SIM_STATE = "/sim/state"
 TOPIC_SAFETY = "/safety"
+TOPIC_ASSIST_ACTION = "/assist/action"
+TOPIC_ASSIST_BLEND = "/assist/blend"
+TOPIC_ASSIST_STATUS = "/assist/status"
 
 
 def camera_image_topic(name: str) -> str:
@@ -315,6 +328,79 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     ),
 }
 
+_ACTION7 = {"type": "object", "description": "7-D action (vla_server.action_space)",
+            "properties": {name: _NUM for name in ACTION_FIELDS}}
+_MS = {**_NUM, "description": "milliseconds"}
+
+JSON_SCHEMAS.update({
+    "teleop.AssistAction": _obj(
+        "One action of the VLA policy as the daemon received it.",
+        {
+            "timestamp": _TIME,
+            "seq": _INT,
+            "frame_id": {**_INT, "description": "the frame (per service session) it answers"},
+            "action": _ACTION7,
+            "safety_score": {**_NUM, "description": "the service's score, 0..1"},
+            "latency_ms": {**_MS, "description": "frame arrival -> action at the service, ms"},
+            "rtt_ms": {**_MS, "description": "frame sent -> action received, ms"},
+            "seen_position": {**_VEC3, "description": "pose sent with the frame it answers, m (base frame)"},
+            "seen_orientation": _QUAT,
+            "smoothed": _BOOL,
+        },
+        ("timestamp", "seq", "frame_id", "action", "safety_score", "latency_ms", "smoothed"),
+    ),
+    "teleop.AssistBlend": _obj(
+        "What the control thread did with the policy on one tick: a = alpha*policy + (1-alpha)*operator "
+        "on the six motion values; the gripper is not averaged.",
+        {
+            "timestamp": _TIME,
+            "state": {"type": "string", "enum": ["on", "off", "no_link", "no_action", "stale", "low_score",
+                                                  "invalid", "released"]},
+            "alpha": {**_NUM, "description": "policy share used this tick (0: operator only)"},
+            "alpha_target": _NUM,
+            "engaged": {**_BOOL, "description": "the operator holds the deadman (VR policy engaged)"},
+            "operator": {**_ACTION7, "description": "the operator's raw action"},
+            "policy": {**_ACTION7, "description": "the policy's action from this tick's reference (absent: none usable)"},
+            "blended": {**_ACTION7, "description": "the action proposed to the command gate"},
+            "action_seq": _INT,
+            "age_ms": {**_MS, "description": "age of the newest policy action"},
+            "safety_score": _NUM,
+            "gripper_source": {"type": "string", "enum": ["operator", "policy", "keep"]},
+            "command_seq": {**_INT, "description": "command the gate let out (-1: none)"},
+            "reanchor": {**_BOOL, "description": "alpha fell to 0: one hold, operator origin re-anchored"},
+        },
+        ("timestamp", "state", "alpha", "engaged", "operator", "blended", "command_seq"),
+    ),
+    "teleop.AssistStatus": _obj(
+        "The assist thread's link to the inference service and its figures.",
+        {
+            "timestamp": _TIME,
+            "state": {"type": "string", "enum": ["off", "connecting", "on", "stale"]},
+            "link": {"type": "string", "enum": ["connecting", "connected", "reconnecting", "failed", "closed"]},
+            "model": _STR,
+            "url": _STR,
+            "detail": _STR,
+            "frames_sent": _INT,
+            "frames_skipped": _INT,
+            "actions_received": _INT,
+            "actions_unmatched": _INT,
+            "client_frames_dropped": _INT,
+            "client_actions_dropped": _INT,
+            "server_frames_dropped": _INT,
+            "server_drop_rate_percent": _NUM,
+            "server_errors": _INT,
+            "reconnects": _INT,
+            "latency_ms_p50": _MS,
+            "latency_ms_p95": _MS,
+            "rtt_ms_p50": _MS,
+            "rtt_ms_p95": _MS,
+            "send_hz": _NUM,
+            "action_hz": _NUM,
+        },
+        ("timestamp", "state", "link", "model", "frames_sent", "actions_received"),
+    ),
+})
+
 PROTO_CLASSES: dict[str, Any] = {
     cls.DESCRIPTOR.full_name: cls
     for cls in (FrameTransforms, PoseInFrame, CompressedImage, CameraCalibration, Log)
@@ -355,6 +441,9 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 
 OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first message comes
     TopicSpec(TOPIC_SIM_STATE, "teleop.SimState"),
+    TopicSpec(TOPIC_ASSIST_ACTION, "teleop.AssistAction"),
+    TopicSpec(TOPIC_ASSIST_BLEND, "teleop.AssistBlend"),
+    TopicSpec(TOPIC_ASSIST_STATUS, "teleop.AssistStatus"),
 )
 
 

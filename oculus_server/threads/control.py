@@ -7,6 +7,8 @@ Each tick, in this order:
    Mode: REAL-TIME while the believed state is at most `PREDICTIVE_AFTER_PERIODS` control periods
    old, else PREDICTIVE (the last target that left stands in as the reference).
 2. **Policy.** `VRPolicy.step` says whether the operator engages the arm and, if so, the target.
+   With assist on, `AssistBlender.mix` blends the VLA policy's newest action into the proposal
+   (never while the deadman is released); the result still goes through the gate.
 3. **Gate.** `CommandGate.admit` decides what leaves — the one owner of holding, limits and
    refusals, re-anchoring included (it tells the policy to re-anchor its origin after an outage
    or a refusal). The `GatedCommand` it makes goes on the command queue (freshest wins); while
@@ -26,6 +28,7 @@ from collections.abc import Callable
 
 from frankateach.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from frankateach.timing import MONOTONIC, Clock
+from oculus_server.assist.blender import AssistBlender
 from oculus_server.policy import VRPolicy
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
@@ -55,6 +58,8 @@ class ControlThread(RateThread):
         clock: monotonic clock (virtual in tests).
         wall: wall clock for timestamps (`time.time`).
         realtime_priority: SCHED_FIFO priority (0: normal scheduling).
+        assist: blends the VLA policy's newest action into the operator's proposal before the
+            gate (`oculus_server.assist.blender`); None: assist off, the path is unchanged.
     """
 
     def __init__(
@@ -70,8 +75,10 @@ class ControlThread(RateThread):
         clock: Clock = MONOTONIC,
         wall: Callable[[], float] = time.time,
         realtime_priority: int = 0,
+        assist: AssistBlender | None = None,
     ) -> None:
         super().__init__("control", hz, supervisor, state, clock=clock, realtime_priority=realtime_priority)
+        self.assist = assist  # VLA assist: blends the newest policy action in before the gate
         self.policy = policy
         self.commands = commands
         self.responses = responses
@@ -128,7 +135,13 @@ class ControlThread(RateThread):
             vr_seq=sample.seq if sample is not None else -1,
             vr_t_recv=sample.t_recv if sample is not None else float("nan"),
         )
+        if self.assist is not None:
+            proposal, reanchor = self.assist.mix(proposal, sample, ref_pos, ref_quat, now)
+            if reanchor:
+                self.policy.reset_origin()
         result = self.gate.admit(proposal, view, now)
+        if self.assist is not None:
+            self.assist.commit(result.command.command.seq if result.command is not None else -1)
         if result.reanchor:
             self.policy.reset_origin()
         if result.records:

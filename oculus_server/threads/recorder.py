@@ -191,6 +191,7 @@ class RecorderThread(RateThread):
             sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
             robot_states=self.state.take_measured(),
             sent_commands=self._take_sent(),
+            assist=self.state.assist.take(),
         )
 
     def _take_sent(self) -> tuple[SentCommand, ...]:
@@ -233,6 +234,7 @@ class RecorderThread(RateThread):
             self._take_sent()
             self._idle_errors.extend(e for e in self.state.take_events() if "error" in e.kind)
             self.state.take_safety()
+            self.state.assist.take()
         self.state.set_queue_depth("mcap", self.queue.qsize())
 
     def finish(self, reason: str = "daemon stopped") -> None:

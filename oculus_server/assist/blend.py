@@ -1,0 +1,138 @@
+"""Blending a policy's action with the operator's: pure functions, no state, no clock.
+
+Both actions are 7-D in the same action space (`vla_server.action_space`, the daemon's DROID
+action): ``[lin xyz, rot xyz (Euler), gripper]``, each in [−1, 1]; a full-scale linear part moves
+the target `max_lin` metres from a reference pose, the rotation part turns it `max_rot` radians
+about the base axes. The policy's action answers the pose it *saw* (the robot state sent with its
+frame); by the time it is used the arm has moved, so it is first turned into the absolute target
+it asked for (`policy_target`) and then re-expressed from the control tick's reference pose in
+the operator's scale (`target_action`): a policy that says "go to the cube" keeps meaning the
+cube, however late its answer, and never overshoots by the distance the arm moved meanwhile
+(the arena applies actions the same way). The six motion values are then averaged
+(`blend_motion`): ``a = α·a_policy + (1 − α)·a_operator``. The gripper is never averaged.
+
+Floats only (`oculus_server.transforms`): this runs in the control loop. Frames: robot base
+frame, metres, radians, quaternions xyzw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from oculus_server.transforms import (
+    Quat,
+    euler_xyz_to_quat,
+    quat_diff,
+    quat_mul,
+    quat_normalize,
+    quat_to_euler_xyz,
+)
+from vla_server.action_space import (
+    ACTION_DIM,
+    MAX_LIN_STEP_M,
+    MAX_ROT_STEP_RAD,
+    MOTION_DIM,
+)
+
+Vec3 = tuple[float, float, float]
+Motion = tuple[float, float, float, float, float, float]
+
+
+def finite(values: Sequence[float]) -> bool:
+    """Every value is a finite number (False for anything that is not a number)."""
+    try:
+        return all(math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def as_action(action: object) -> tuple[float, ...] | None:
+    """`action` as 7 finite floats, or None (wrong size, not numbers, NaN or ±inf)."""
+    try:
+        vals = tuple(float(v) for v in action)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    if len(vals) != ACTION_DIM or not finite(vals):
+        return None
+    return vals
+
+
+def _clip_part(x: float, y: float, z: float) -> Vec3:
+    """Each value into [−1, 1], then the 3-vector scaled to norm ≤ 1 (`action_space.clip_action`)."""
+    x, y, z = (min(1.0, max(-1.0, v)) for v in (x, y, z))
+    n = math.sqrt(x * x + y * y + z * z)
+    if n > 1.0:
+        return x / n, y / n, z / n
+    return x, y, z
+
+
+def clip_motion(motion: Sequence[float]) -> Motion:
+    """The six motion values clipped as the action space clips them (parts of norm ≤ 1)."""
+    lin = _clip_part(motion[0], motion[1], motion[2])
+    rot = _clip_part(motion[3], motion[4], motion[5])
+    return (*lin, *rot)
+
+
+def policy_target(
+    action: Sequence[float],
+    seen_pos: Sequence[float],
+    seen_quat: Sequence[float],
+    max_lin: float = MAX_LIN_STEP_M,
+    max_rot: float = MAX_ROT_STEP_RAD,
+) -> tuple[Vec3, Quat] | None:
+    """The pose target an action asks for from the pose it saw (`action_space.action_to_target`).
+
+    Args:
+        action: (≥6,) action; values beyond [−1, 1] are clipped as the action space does.
+        seen_pos, seen_quat: (3,) m, (4,) xyzw: the pose sent with the frame it answers.
+        max_lin, max_rot: the action space's full-scale step, m and rad.
+
+    Returns:
+        (pos, unit quat), or None if anything is not finite (or the quaternion is zero).
+    """
+    if not (finite(action[:MOTION_DIM]) and finite(seen_pos) and finite(seen_quat)):
+        return None
+    if not any(float(v) != 0.0 for v in seen_quat):
+        return None
+    lx, ly, lz, rx, ry, rz = clip_motion(action[:MOTION_DIM])
+    pos = (seen_pos[0] + lx * max_lin, seen_pos[1] + ly * max_lin, seen_pos[2] + lz * max_lin)
+    quat = quat_normalize(quat_mul(euler_xyz_to_quat((rx * max_rot, ry * max_rot, rz * max_rot)),
+                                   quat_normalize(seen_quat)))
+    if not (finite(pos) and finite(quat)):
+        return None
+    return pos, quat
+
+
+def target_action(
+    ref_pos: Sequence[float],
+    ref_quat: Sequence[float],
+    target_pos: Sequence[float],
+    target_quat: Sequence[float],
+    max_lin: float,
+    max_rot: float,
+) -> Motion | None:
+    """The motion values that move `ref` toward a target, saturating at full scale
+    (`action_space.target_to_action` in the given scale); None if not finite."""
+    if not (finite(ref_pos) and finite(ref_quat) and finite(target_pos) and finite(target_quat)):
+        return None
+    lin = [(float(target_pos[i]) - float(ref_pos[i])) / max_lin for i in range(3)]
+    rot = quat_to_euler_xyz(quat_diff(quat_normalize(target_quat), quat_normalize(ref_quat)))
+    motion = clip_motion((*lin, *(r / max_rot for r in rot)))
+    return motion if finite(motion) else None
+
+
+def blend_motion(alpha: float, policy: Sequence[float], operator: Sequence[float]) -> Motion:
+    """``α·policy + (1 − α)·operator`` on the six motion values (α clamped to [0, 1])."""
+    a = min(1.0, max(0.0, float(alpha)))
+    out = tuple(a * float(p) + (1.0 - a) * float(o) for p, o in zip(policy[:MOTION_DIM], operator[:MOTION_DIM]))
+    return out  # type: ignore[return-value]
+
+
+def next_alpha(previous: float, target: float, usable: bool, ramp: float) -> float:
+    """α for this tick: 0 at once when the policy is not usable; else up by at most `ramp`
+    toward `target` (down to it at once)."""
+    if not usable or not target > 0.0:
+        return 0.0
+    prev = previous if math.isfinite(previous) and previous > 0.0 else 0.0
+    return min(float(target), prev + float(ramp))
