@@ -2,8 +2,8 @@
 
 Run: ``MUJOCO_GL=egl .venv/bin/python benchmarks/bench_vla_policies.py [--frames 100] [--seeds 10]``.
 
-Each backend runs in a fresh interpreter (so memory figures are its own): build + `load` time,
-resident memory before and after `load` (VmRSS, MiB), and `infer` wall time p50/p95 (ms) over
+Each backend runs in a fresh interpreter (so memory figures are its own): build + `load` time
+(imports included), resident memory before and after (VmRSS, MiB), and `infer` wall time p50/p95 (ms) over
 `--frames` rendered 320×240 front-camera frames of the pick scene. openpi-remote talks to a fake
 openpi server on loopback (the fake answers instantly: the figure is our side — IK, resize,
 msgpack, WebSocket, FK). Then color-reach picks the red/green/blue cube in the in-process
@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,13 +67,13 @@ def _frames(n: int) -> list[np.ndarray]:
     return out
 
 
-def one(backend: str, n_frames: int) -> dict[str, float]:
-    """Measures one backend in this interpreter; returns the figures."""
+def one(backend: str, frames_file: Path) -> dict[str, float]:
+    """Measures one backend in this interpreter (frames read from `frames_file`); returns the figures."""
     from vla_server.models import ModelSpec
     from vla_server.policies.base import Observation, RobotStateIn
     from vla_server.policies.factory import build_policy
 
-    frames = _frames(n_frames)
+    frames = list(np.load(frames_file)["frames"])
     server = None
     params: dict[str, object] = {}
     if backend == "openpi-remote":
@@ -127,13 +128,18 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--one", choices=BACKENDS, help=argparse.SUPPRESS)
+    ap.add_argument("--frames-file", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.frames)))
+        print(json.dumps(one(args.one, args.frames_file)))
         return 0
+    tmp = tempfile.TemporaryDirectory()
+    frames_file = Path(tmp.name) / "frames.npz"
+    np.savez(frames_file, frames=np.stack(_frames(args.frames)))
+    print(f"{args.frames} frames 320x240; RSS = VmRSS of a fresh interpreter holding the frames (MiB)")
     print(f"{'backend':<15}{'load ms':>9}{'RSS before':>12}{'RSS after':>11}{'infer p50':>11}{'p95':>8}")
     for backend in BACKENDS:
-        out = subprocess.run([sys.executable, __file__, "--one", backend, "--frames", str(args.frames)],
+        out = subprocess.run([sys.executable, __file__, "--one", backend, "--frames-file", str(frames_file)],
                              capture_output=True, text=True, timeout=600, env=dict(os.environ), cwd=ROOT,
                              check=False)
         if out.returncode != 0:
@@ -142,6 +148,7 @@ def main() -> int:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{backend:<15}{r['load_ms']:9.0f}{r['rss_before_mb']:10.0f}MB{r['rss_after_mb']:9.0f}MB"
               f"{r['p50_ms']:9.2f}ms{r['p95_ms']:6.2f}ms")
+    tmp.cleanup()
     if args.seeds >= 0:
         success(args.seeds)
     return 0

@@ -49,6 +49,28 @@ def test_hsv_matches_colorsys(rgb: tuple[int, int, int]) -> None:
         assert min(dh, 1 - dh) < 1e-4
 
 
+def _reference_mask(img: np.ndarray, colour: str) -> np.ndarray:
+    from vla_server.policies.vision import HUE_RANGES, MIN_SATURATION, MIN_VALUE
+
+    h, s, v = rgb_to_hsv(img)
+    in_hue = np.zeros(h.shape, bool)
+    for lo, hi in HUE_RANGES[colour]:
+        in_hue |= (h >= lo) & (h < hi)
+    return in_hue & (s >= np.float32(MIN_SATURATION) - 1e-6) & (v >= np.float32(MIN_VALUE) - 1e-6)
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_fast_mask_equals_the_hsv_definition(colour: str) -> None:
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    image, _ = front_image()
+    for im in (img, image):
+        got, want = colour_mask(im, colour), _reference_mask(im, colour)
+        # Pixels exactly on a threshold may differ by float rounding; nothing else may.
+        assert np.count_nonzero(got != want) <= 0.001 * got.size
+        assert got.sum() > 0
+
+
 def test_largest_component_wins_and_table_colour_is_not_red() -> None:
     img = np.zeros((60, 80, 3), np.uint8)
     img[:] = (175, 134, 96)  # the table's brown

@@ -73,11 +73,21 @@ def colour_mask(image: np.ndarray, colour: str) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
-    hue, sat, val = rgb_to_hsv(img)
-    in_hue = np.zeros(hue.shape, dtype=bool)
-    for lo, hi in HUE_RANGES[colour]:
-        in_hue |= (hue >= lo) & (hue < hi)
-    return in_hue & (sat >= MIN_SATURATION) & (val >= MIN_VALUE)
+    # Saturation and value first, in integers (cheap), then hue only for the few saturated pixels.
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    mx = np.maximum(np.maximum(r, g), b).astype(np.int32)
+    delta = mx - np.minimum(np.minimum(r, g), b)
+    # s = delta / mx >= MIN_SATURATION and v = mx / 255 >= MIN_VALUE, exactly, in integers
+    candidate = (delta * 1000 >= round(MIN_SATURATION * 1000) * mx) & (mx * 1000 >= round(MIN_VALUE * 1000) * 255)
+    mask = np.zeros(mx.shape, dtype=bool)
+    rows, cols = np.nonzero(candidate)
+    if rows.size:
+        hue, _, _ = rgb_to_hsv(img[rows, cols][None])
+        in_hue = np.zeros(rows.size, dtype=bool)
+        for lo, hi in HUE_RANGES[colour]:
+            in_hue |= (hue[0] >= lo) & (hue[0] < hi)
+        mask[rows[in_hue], cols[in_hue]] = True
+    return mask
 
 
 def find_blob(image: np.ndarray, colour: str, min_area: int = 6) -> Blob | None:
