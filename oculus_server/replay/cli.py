@@ -151,6 +151,12 @@ def cmd_play(args: argparse.Namespace, console: Console) -> int:
         sim = start_sim_server(cameras=False)
         host, port = "127.0.0.1", sim.ports.control
         print(f"started the simulator on 127.0.0.1:{port}")
+    safety = None
+    if args.config is not None:
+        from oculus_server.config import load_config
+        from oculus_server.safety import SafetyConfig
+
+        safety = SafetyConfig.from_dict(load_config(args.config).safety)
     client = RobotClient(host, port)
     try:
         with _progress(console) as progress:
@@ -158,7 +164,8 @@ def cmd_play(args: argparse.Namespace, console: Console) -> int:
                 ep = load_episode(args.file, images=False, progress=update)
             with _bar(progress, f"replaying at {args.speed:g}×") as update:
                 report = play(ep, client, speed=args.speed, start_s=args.start, end_s=args.end,
-                              approach_s=0.0 if args.no_approach else args.approach, on_step=update)
+                              approach_s=0.0 if args.no_approach else args.approach, on_step=update,
+                              safety=safety)
     finally:
         client.close()
         if sim is not None:
@@ -204,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--end", type=_non_negative, default=None, help="seconds from the recording start")
     s.add_argument("--approach", type=_non_negative, default=3.0, help="seconds allowed to reach the first target")
     s.add_argument("--no-approach", action="store_true", help="start replaying at once")
+    s.add_argument("--config", type=Path, default=None,
+                   help="daemon YAML whose safety: section limits the replay (default: the daemon's defaults)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_play)
 

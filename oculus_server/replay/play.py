@@ -4,22 +4,35 @@ The commands (``/robot/command``: pose target + gripper) are sent with their rec
 divided by `speed`. Every reply carries the measured state; its position is compared with the
 recorded measured position at the same recording time (linear interpolation), giving RMS and
 maximum departure in millimetres.
+
+A recording is not trusted: every target passes the live command path's checks (`ReplayGuard`:
+the same `StateCheck` and `CommandGate` as the control thread, with the daemon's default
+`SafetyConfig` unless given one). Targets are clamped into the workspace box, steps are limited
+to the same speed (the gate's per-command step at the replay's command rate, and two commands
+never closer than one such period), non-finite targets are refused (the arm holds), the first
+command holds the measured pose, and nothing is sent while the measured state is not believed.
+So a replay cannot send what live control could not. What the gate changed is counted in the
+report (`interventions`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError, RobotTimeoutError
-from frankateach.messages import FrankaAction
+from frankateach.messages import FrankaAction, FrankaState
 from oculus_server.errors import RecordingError
 from oculus_server.replay.episode import Episode
+from oculus_server.safety import CommandGate, Proposal, RobotView, SafetyConfig, StateCheck
+from oculus_server.types import ControlMode, RobotObservation
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +57,10 @@ class PlayReport:
     max_mm: float
     final_mm: float
     approach_mm: float  # distance to the first target when the replay started
+    withheld: int = 0  # commands the gate let nothing out for (state not believed, arm outside the box)
+    interventions: dict[str, int] = field(default_factory=dict)  # safety kind -> count
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | dict[str, int]]:
         return asdict(self)
 
     def describe(self) -> str:
@@ -53,8 +68,69 @@ class PlayReport:
             f"sent {self.commands_sent}/{self.commands_total} commands in {self.wall_s:.2f} s "
             f"({self.recorded_span_s:.2f} s recorded, speed {self.speed:g}×), {self.errors} errors, {self.timeouts} timeouts\n"
             f"departure from the recorded measured trajectory: RMS {self.rms_mm:.2f} mm, max {self.max_mm:.2f} mm, "
-            f"final {self.final_mm:.2f} mm ({self.samples} samples)"
+            f"final {self.final_mm:.2f} mm ({self.samples} samples)\n"
+            f"safety: {self.withheld} withheld; "
+            + (", ".join(f"{k} {n}" for k, n in sorted(self.interventions.items())) or "no interventions")
         )
+
+
+class ReplayGuard:
+    """The live command path's checks for replayed targets: `StateCheck` + `CommandGate`.
+
+    Args:
+        safety: the limits (the daemon's defaults if None).
+        rate_hz: commands per second of the replay (the gate's steps are per command), Hz.
+        clock: monotonic clock, seconds.
+    """
+
+    SOURCE = "replay"
+
+    def __init__(self, safety: SafetyConfig | None, rate_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
+        cfg = safety if safety is not None else SafetyConfig()
+        self.period_s = 1.0 / rate_hz
+        self.gate = CommandGate(cfg, rate_hz)
+        self.check = StateCheck(cfg, rate_hz)
+        self.clock = clock
+        self.epoch = 1
+        self.interventions: Counter[str] = Counter()
+        self.withheld = 0
+
+    def observe(self, state: FrankaState) -> None:
+        """Judges a measured state (every reply)."""
+        now = self.clock()
+        verdict = self.check.judge(RobotObservation(state, now, time.time(), link_epoch=self.epoch), self.gate.last_sent)
+        if verdict.fault_started:
+            self.interventions["implausible_state"] += 1
+            log.warning("replay: robot state not believed (%s): nothing is sent until it is", verdict.reason)
+
+    def link_lost(self) -> None:
+        """A request failed: like an outage, the next command holds the freshly measured pose."""
+        self.epoch += 1
+
+    def admit(self, target: FrankaAction) -> FrankaAction | None:
+        """What may leave for `target` (None: nothing now; ask for the state instead)."""
+        obs = self.check.believed
+        ok = obs is not None and not self.check.faulty
+        view = RobotView(ok, obs, ControlMode.REAL_TIME, self.epoch, "" if ok else self.check.fault_reason)
+        reset = bool(target.reset)
+        proposal = Proposal(source=self.SOURCE, engaged=not reset, pos=target.pos, quat=target.quat,
+                            gripper=float(target.gripper), reset=reset)
+        result = self.gate.admit(proposal, view, self.clock())
+        for r in result.records:
+            self.interventions[r.kind] += 1
+        if result.command is None:
+            self.withheld += 1
+            return None
+        return result.command.command.target
+
+
+def command_rate_hz(ep: Episode, idx: np.ndarray, speed: float) -> float:
+    """Commands per second of a replay: the recorded median spacing divided by `speed`, Hz."""
+    made = ep.cmd_made_t[idx]
+    d = np.diff(made)
+    d = d[d > 0]
+    period = float(np.median(d)) if d.size else 0.05
+    return speed / max(period, 1e-3)
 
 
 def select_commands(ep: Episode, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
@@ -73,7 +149,7 @@ def select_commands(ep: Episode, start_s: float = 0.0, end_s: float | None = Non
 
 def _action(ep: Episode, i: int) -> FrankaAction:
     return FrankaAction(
-        pos=ep.target_pos[i].copy(), quat=ep.target_quat[i].copy(), gripper=float(np.clip(ep.target_gripper[i], -1, 1)),
+        pos=ep.target_pos[i].copy(), quat=ep.target_quat[i].copy(), gripper=float(ep.target_gripper[i]),  # the guard clips
         reset=bool(ep.target_reset[i]), timestamp=time.time(),
     )
 
@@ -87,6 +163,7 @@ def play(
     approach_s: float = 3.0,
     on_step: StepCallback | None = None,
     stop: Callable[[], bool] | None = None,
+    safety: SafetyConfig | None = None,
 ) -> PlayReport:
     """Replays the recorded commands through `client`.
 
@@ -99,6 +176,7 @@ def play(
             5 mm of it (0 skips the approach).
         on_step: progress callback (sent, total).
         stop: polled between commands; returning True ends the replay early.
+        safety: the command path's limits (default: the daemon's `SafetyConfig`).
 
     Raises:
         RecordingError: nothing to replay or bad arguments.
@@ -109,11 +187,21 @@ def play(
     idx = select_commands(ep, start_s, end_s)
     made = ep.cmd_made_t[idx]
     errors = timeouts = consecutive = 0
+    guard = ReplayGuard(safety, command_rate_hz(ep, idx, speed))
+    last_send = -math.inf
 
-    def send(i: int) -> np.ndarray | None:
-        nonlocal errors, timeouts, consecutive
+    def exchange(action: FrankaAction | None) -> np.ndarray | None:
+        """Sends `action` (None: asks for the state); returns the measured position or None."""
+        nonlocal errors, timeouts, consecutive, last_send
         try:
-            state = client.send(_action(ep, i))
+            if action is None:
+                state = client.get_state()
+            else:
+                wait = last_send + guard.period_s - time.monotonic()
+                if wait > 0:  # never two commands closer than the gate's period: the speed limit holds
+                    time.sleep(wait)
+                last_send = time.monotonic()
+                state = client.send(action)
         except RobotTimeoutError as exc:
             timeouts += 1
             consecutive += 1
@@ -124,10 +212,20 @@ def play(
             log.warning("replay: robot refused a command: %s", exc)
         else:
             consecutive = 0
-            return state.pos
+            guard.observe(state)
+            return np.asarray(state.pos, dtype=float)
+        guard.link_lost()
         if consecutive >= MAX_CONSECUTIVE_FAILURES:
             raise FrankaTeachError(f"replay stopped: {consecutive} commands in a row failed ({errors} errors, {timeouts} timeouts)")
         return None
+
+    def send(i: int) -> np.ndarray | None:
+        """Recorded command `i` through the guard (the state is fetched first when needed)."""
+        if guard.check.believed is None or consecutive:
+            if exchange(None) is None:
+                return None
+        out = guard.admit(_action(ep, i))
+        return exchange(out)
 
     first = int(idx[0])
     approach_mm = float("nan")
@@ -146,6 +244,7 @@ def play(
     got: list[np.ndarray] = []
     t_start = time.monotonic()
     sent = 0
+    withheld_before = guard.withheld  # the approach's are not the recording's commands
     for k, i in enumerate(idx):
         if stop is not None and stop():
             break
@@ -169,7 +268,9 @@ def play(
             d = np.linalg.norm(np.asarray(got)[inside] - ref, axis=1) * 1e3
             rms, mx, final = float(np.sqrt(np.mean(d**2))), float(d.max()), float(d[-1])
     return PlayReport(
-        commands_total=int(idx.size), commands_sent=sent, errors=errors, timeouts=timeouts, speed=float(speed),
-        wall_s=wall, recorded_span_s=float(made[-1] - made[0]), samples=len(got), rms_mm=rms, max_mm=mx,
-        final_mm=final, approach_mm=approach_mm,
+        commands_total=int(idx.size), commands_sent=sent - (guard.withheld - withheld_before), errors=errors,
+        timeouts=timeouts, speed=float(speed), wall_s=wall, recorded_span_s=float(made[-1] - made[0]),
+        samples=len(got), rms_mm=rms, max_mm=mx, final_mm=final, approach_mm=approach_mm,
+        withheld=guard.withheld - withheld_before,
+        interventions=dict(guard.interventions),
     )
