@@ -399,12 +399,24 @@ async def _client(url: str, key: str, text: str, duration_s: float, start_at: fl
         await asyncio.wait_for(task, 10)
 
 
-async def _capacity_round(url: str, key: str, text: str, n: int, duration_s: float) -> list[dict[str, Any]]:
+async def _capacity_round(url: str, key: str, text: str, n: int, duration_s: float,
+                          reasons: dict[str, int]) -> list[dict[str, Any]]:
+    import httpx
+
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     start = loop.time() + 1.0 + n * 0.01
     offsets = np.linspace(0, 0.1, n, endpoint=False)  # spread the sessions over the 100 ms period
-    await asyncio.gather(*(_client(url, key, text, duration_s, start + float(o), out) for o in offsets))
+
+    async def drop_reasons() -> None:  # per-reason drops while every session is still open
+        await asyncio.sleep(max(0.0, start + duration_s + 0.3 - loop.time()))
+        base = url.replace("ws://", "http://").replace("/v1/stream", "")
+        async with httpx.AsyncClient() as http:
+            rows = (await http.get(f"{base}/v1/sessions", headers={"X-API-Key": key}, timeout=10)).json()["sessions"]
+        for k in ("dropped_rate", "dropped_queue", "dropped_stale"):
+            reasons[k] = sum(r[k] for r in rows)
+
+    await asyncio.gather(drop_reasons(), *(_client(url, key, text, duration_s, start + float(o), out) for o in offsets))
     return out
 
 
@@ -415,11 +427,14 @@ def bench_capacity(levels: list[int], duration_s: float) -> None:
     best = 0
     try:
         text = frame_text(scene_frame(320, 240))
-        asyncio.run(_capacity_round(svc.url, svc.key, text, 1, 1.0))  # warm the worker
+        asyncio.run(_capacity_round(svc.url, svc.key, text, 1, 1.0, {}))  # warm the worker
         for n in levels:
-            cpu0, t0 = svc.cpu_s(), time.monotonic()
-            rows = asyncio.run(_capacity_round(svc.url, svc.key, text, n, duration_s))
-            cpu = (svc.cpu_s() - cpu0) / (time.monotonic() - t0) * 100
+            cpu0, t0, own0 = svc.cpu_s(), time.monotonic(), sum(os.times()[:2])
+            reasons: dict[str, int] = {}
+            rows = asyncio.run(_capacity_round(svc.url, svc.key, text, n, duration_s, reasons))
+            wall = time.monotonic() - t0
+            cpu = (svc.cpu_s() - cpu0) / wall * 100
+            own = (sum(os.times()[:2]) - own0) / wall * 100
             sent = sum(r["sent"] for r in rows)
             dropped = sum(r["dropped_frames"] for r in rows)
             missing = sent - sum(r["received"] for r in rows)
@@ -429,7 +444,10 @@ def bench_capacity(levels: list[int], duration_s: float) -> None:
             ok = dropped == 0 and missing == 0
             print(f"  {n:4d} sessions: sent {sent:6d}, dropped {dropped:4d}, unanswered {missing:4d}, "
                   f"answers/session/s {fps:5.2f}, latency p50 {pct(lat, 50):6.2f} p99 {pct(lat, 99):7.2f} ms "
-                  f"(>100 ms: {late}), service+worker CPU {cpu:5.1f} %  {'OK' if ok else 'DROPS'}")
+                  f"(>100 ms: {late}), CPU service+worker {cpu:5.1f} % clients {own:5.1f} %  {'OK' if ok else 'DROPS'}")
+            if dropped:
+                print(f"       drops by reason: beyond target_fps {reasons.get('dropped_rate')}, queue full "
+                      f"{reasons.get('dropped_queue')}, stale (newest won) {reasons.get('dropped_stale')}")
             if not ok:
                 break
             best = n
