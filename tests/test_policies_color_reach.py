@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.policy_sim import HOME_POSE, front_image, observation, sim_or_skip
@@ -240,3 +242,22 @@ def test_session_memory_export_and_import(policy: ColorReachPolicy) -> None:
     for bad in (b"{", b'{"v": 99}', b'{"v": 1, "phase": "dance"}', b"\xff\xfe"):
         with pytest.raises(ValueError, match="not an exported color-reach session"):
             other.import_session("bad", bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    xyz=st.tuples(st.floats(0.15, 0.8), st.floats(-0.5, 0.5), st.floats(0.0, 0.8)),
+    rpy=st.tuples(st.floats(-np.pi, np.pi), st.floats(-1.5, 1.5), st.floats(-np.pi, np.pi)),
+    gripper=st.one_of(st.none(), st.floats(-1.0, 1.0)),
+    colour=st.sampled_from(["red", "green", "blue", "purple"]),
+)
+def test_actions_stay_in_the_action_space_from_any_pose(
+    policy: ColorReachPolicy, xyz: tuple[float, float, float], rpy: tuple[float, float, float],
+    gripper: float | None, colour: str,
+) -> None:
+    image, _ = front_image()
+    act = policy.infer(observation(image, f"pick up the {colour} cube", session="prop", pose=(*xyz, *rpy),
+                                   gripper=gripper))
+    assert act.shape == (1, 7) and np.all(np.isfinite(act)) and np.all(np.abs(act) <= 1.0)
+    assert np.linalg.norm(act[0, :3]) <= 1.0 + 1e-9 and np.linalg.norm(act[0, 3:6]) <= 1.0 + 1e-9
+    assert act[0, 6] in (-1.0, 1.0)

@@ -128,3 +128,11 @@ def test_chunk_integrates_through_forward_kinematics(kin: PandaKinematics) -> No
 def test_bad_chunks(kin: PandaKinematics, chunk: object, message: str) -> None:
     with pytest.raises(DroidMappingError, match=message):
         chunk_to_actions(chunk, kin.home, kin)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=8, max_size=8), min_size=1, max_size=12))
+def test_any_finite_chunk_maps_into_the_action_space(kin: PandaKinematics, rows: list[list[float]]) -> None:
+    actions, q_end = chunk_to_actions(np.array(rows), kin.home, kin)
+    assert actions.shape == (len(rows), 7) and np.all(np.isfinite(actions)) and np.all(np.abs(actions) <= 1.0)
+    assert np.all(q_end >= kin.lower) and np.all(q_end <= kin.upper)
