@@ -44,6 +44,7 @@ from frankateach.constants import (
     COMMAND_QUEUE_SIZE,
     MCAP_QUEUE_SIZE,
     RESPONSE_QUEUE_SIZE,
+    SIM_CAMERAS,
 )
 from frankateach.messages import make_codec
 from oculus_server import __version__
@@ -129,6 +130,15 @@ def policy_gains(pc: PolicyConfig) -> dict[str, float]:
         "spatial_coeff": pc.spatial_coeff,
         "control_hz": pc.control_hz,
     }
+
+
+def camera_names(cfg: DaemonConfig) -> dict[int, str]:
+    """Names for cameras whose frames carry none (Franka-Teach's ``rgb_image``): with --debug the
+    simulator's own (id i is ``SIM_CAMERAS[i]``), so pickle mode records ``/camera/front`` as
+    msgpack mode does; otherwise none (``cam_<id>``)."""
+    if not cfg.debug:
+        return {}
+    return {i: SIM_CAMERAS[i] for i in cfg.cameras if 0 <= i < len(SIM_CAMERAS)}
 
 
 SCENE_WAIT_S = 20.0  # the first episode waits this long at most for the simulator's scene
@@ -221,7 +231,8 @@ class Daemon:
         self.cameras: CameraThread | None = None
         if cfg.cameras:
             self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
-                                        port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2))
+                                        port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2),
+                                        names=camera_names(cfg))
             self.loop_threads.append(self.cameras)
         # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
         self.sim_state: SimStateThread | None = None

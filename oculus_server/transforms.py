@@ -44,13 +44,18 @@ def vec_to_reorder_mat(vec: Sequence[int]) -> np.ndarray:
     return g
 
 
-def quat_from_matrix(m: Sequence[Sequence[float]]) -> Quat:
+def quat_from_matrix(m: Sequence[Sequence[float]], w_positive: bool = False) -> Quat:
     """Returns the unit quaternion (xyzw) of the rotation in the top-left 3×3 of `m`.
 
     Shepperd's method: branches on the largest of trace and diagonal, whose square-root argument
     is always ≥ 1, so any finite input of sane magnitude gives a finite result (NaNs otherwise;
     it never raises). For an orthonormal `m` this is the same rotation as scipy's
-    ``Rotation.from_matrix`` (the sign of q may differ).
+    ``Rotation.from_matrix``. The package's one matrix → quaternion conversion.
+
+    Args:
+        m: (3, 3) or (4, 4) nested sequence (or array); only the top-left 3×3 is read.
+        w_positive: return the sign with w ≥ 0 (the recordings' convention). Otherwise the sign
+            is the one Shepperd's branch gives (the policy's DROID arithmetic relies on it).
     """
     m00, m01, m02 = m[0][0], m[0][1], m[0][2]
     m10, m11, m12 = m[1][0], m[1][1], m[1][2]
@@ -75,7 +80,10 @@ def quat_from_matrix(m: Sequence[Sequence[float]]) -> Quat:
         x, y, z, w = (m01 + m10) / s, 0.25 * s, (m12 + m21) / s, (m02 - m20) / s
     else:
         x, y, z, w = (m02 + m20) / s, (m12 + m21) / s, 0.25 * s, (m10 - m01) / s
-    return quat_normalize((x, y, z, w))
+    q = quat_normalize((x, y, z, w))
+    if w_positive and q[3] < 0.0:
+        return (-q[0], -q[1], -q[2], -q[3])
+    return q
 
 
 def quat_normalize(q: Sequence[float]) -> Quat:

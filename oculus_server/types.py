@@ -58,6 +58,24 @@ RIGHT_ANALOG = ("rightTrig", "rightGrip")
 LEFT_ANALOG = ("leftTrig", "leftGrip")
 
 
+def analog_value(value: object) -> float:
+    """A trigger or grip value as a float: oculus_reader's 1-tuples (lists, arrays) give their
+    first entry, anything else what `float()` makes of it. May be non-finite (callers decide).
+
+    Raises:
+        ValueError: an empty sequence or something that is not a number.
+    """
+    if isinstance(value, (tuple, list, np.ndarray)):
+        flat = np.asarray(value, dtype=float).reshape(-1)
+        if not flat.size:
+            raise ValueError("expected an analog value, got an empty sequence")
+        return float(flat[0])
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"expected an analog value (a number), got {type(value).__name__}") from None
+
+
 @dataclass(frozen=True)
 class VRSample:
     """One reading of the controllers.

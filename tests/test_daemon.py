@@ -309,3 +309,40 @@ def test_camera_frames_reach_the_recording_and_bad_frames_are_counted(tmp_path: 
     assert seqs == sorted(set(seqs)) and set(seqs) <= set(published)  # frame counters, in order
     assert all(m.body.data == jpeg and m.body.format == "jpeg" for m in images)  # bytes as sent
     assert ep.topic("/camera/front/calibration")
+
+
+def test_debug_names_franka_teach_camera_frames_as_the_simulator_does(tmp_path: Path, robot):
+    """Franka-Teach's frames carry no name: under --debug camera i is the simulator's SIM_CAMERAS[i]
+    (so a pickle-mode simulator records /camera/front like a msgpack one), else cam_<id>."""
+    from frankateach.camera_format import encode_franka_teach_frame
+    from oculus_server.recording.writer import EpisodeWriter
+
+    port, _, _ = robot
+    cam_offset = free_port_block(2)
+    cfg = daemon_config(tmp_path, port, cameras=(0, 1), camera_port_offset=cam_offset, debug=True)
+    daemon = Daemon(cfg, make_source(cfg.vr_source), writer_factory=lambda path, meta: EpisodeWriter(path, meta))
+    pubs = [Publisher("127.0.0.1", cam_offset + i, hwm=16) for i in (0, 1)]
+    jpeg = _jpeg(64, 48)
+    stop = threading.Event()
+
+    def cameras() -> None:
+        while not stop.wait(0.05):
+            for p in pubs:
+                p.publish(encode_franka_teach_frame(jpeg, time.time()))
+
+    cam = threading.Thread(target=cameras, daemon=True)
+    cam.start()
+    try:
+        code = _run_for(daemon, 2.0)
+    finally:
+        stop.set()
+        cam.join(2.0)
+        for p in pubs:
+            p.close()
+    assert code == 0
+    (path,) = finished_files(tmp_path)
+    ep = read_episode(path)
+    assert len(ep.topic("/camera/front/image")) >= 5 and len(ep.topic("/camera/wrist/image")) >= 5
+    assert not [m for m in ep.messages if m.topic.startswith("/camera/cam_")]
+    plain = Daemon(daemon_config(tmp_path / "plain", port, cameras=(0,)), make_source(cfg.vr_source))
+    assert plain.cameras is not None and plain.cameras.decoders[0].name == "cam_0"

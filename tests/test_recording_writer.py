@@ -379,12 +379,14 @@ def test_abort_of_a_healthy_recording_keeps_everything(tmp_path: Path) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(-1, 1), min_size=4, max_size=4).filter(lambda v: np.linalg.norm(v) > 0.1))
-def test_quat_from_matrix_matches_scipy(v: list[float]) -> None:
+def test_pose_from_matrix_matches_scipy_with_w_positive(v: list[float]) -> None:
     q = np.array(v) / np.linalg.norm(v)
-    m = Rotation.from_quat(q).as_matrix()
-    got = E.quat_from_matrix(m)
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_quat(q).as_matrix()
+    m[:3, 3] = (0.1, -0.2, 0.3)
+    pos, got = E.pose_from_matrix(m)
     assert abs(abs(float(np.dot(got, q))) - 1.0) < 1e-9
-    assert got[3] >= 0
+    assert got[3] >= 0 and np.allclose(pos, (0.1, -0.2, 0.3))
 
 
 @settings(max_examples=200, deadline=None)

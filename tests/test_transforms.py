@@ -57,6 +57,15 @@ def test_quat_from_matrix_matches_scipy(q):
     assert math.isclose(np.linalg.norm(ours), 1.0, abs_tol=1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(quats)
+def test_quat_from_matrix_w_positive_is_the_same_rotation_with_w_at_least_zero(q):
+    m = R.from_quat(q).as_matrix().tolist()
+    raw, canon = quat_from_matrix(m), quat_from_matrix(m, w_positive=True)
+    assert canon[3] >= 0.0
+    assert canon == raw or canon == tuple(-v for v in raw)  # one implementation, only the sign differs
+
+
 def test_quat_from_matrix_each_branch():
     # trace branch, and the x / y / z branches (180° turns have trace −1)
     for rotvec in ([0.1, 0.2, 0.3], [math.pi, 0, 0], [0, math.pi, 0], [0, 0, math.pi], [2.0, 2.0, 0.3]):

@@ -18,6 +18,8 @@ from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
 from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 
+from oculus_server.transforms import quat_from_matrix
+
 NS_PER_S = 1_000_000_000
 Vector = Sequence[float] | np.ndarray  # a position (3,) or quaternion (4,)
 
@@ -56,39 +58,21 @@ def dumps(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(jsonable(obj), separators=(",", ":"), allow_nan=False).encode()
 
 
-def quat_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """Returns the unit quaternion (x, y, z, w) of a (3, 3) rotation matrix (w ≥ 0)."""
-    m = np.asarray(rot, dtype=float)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0.0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(max(1.0 + m[0, 0] - m[1, 1] - m[2, 2], 1e-12))
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(max(1.0 + m[1, 1] - m[0, 0] - m[2, 2], 1e-12))
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(max(1.0 + m[2, 2] - m[0, 0] - m[1, 1], 1e-12))
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    out = np.array(q)
-    out /= np.linalg.norm(out)
-    return -out if out[3] < 0 else out
-
-
 def pose_from_matrix(transform: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Splits a (4, 4) homogeneous transform into (position (3,), quaternion xyzw (4,)).
+    """Splits a (4, 4) homogeneous transform into (position (3,), quaternion xyzw (4,), w ≥ 0).
 
     Raises:
-        ValueError: not a finite (4, 4) array.
+        ValueError: not a finite (4, 4) array, or no rotation can be read from it.
     """
     t = np.asarray(transform, dtype=float)
     if t.shape != (4, 4):
         raise ValueError(f"expected a (4, 4) pose matrix, got shape {t.shape}")
     if not np.all(np.isfinite(t)):
         raise ValueError("pose matrix has non-finite entries")
-    return t[:3, 3].copy(), quat_from_matrix(t[:3, :3])
+    quat = np.array(quat_from_matrix(t.tolist(), w_positive=True))
+    if not np.all(np.isfinite(quat)):
+        raise ValueError(f"pose matrix has no rotation block: {t[:3, :3].tolist()}")
+    return t[:3, 3].copy(), quat
 
 
 def checked_pose(pos: Any, quat: Any) -> tuple[np.ndarray, np.ndarray]:

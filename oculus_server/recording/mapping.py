@@ -34,6 +34,7 @@ from oculus_server.types import (
     SafetyRecord,
     SentCommand,
     VRSample,
+    analog_value,
 )
 
 log = logging.getLogger(__name__)
@@ -536,11 +537,9 @@ def _buttons_body(vr: VRSample, ns: int) -> dict[str, Any]:
 
 
 def _analog(value: Any) -> float | None:
-    if isinstance(value, (tuple, list)):
-        value = value[0] if value else None
     try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return analog_value(value)
+    except ValueError:
         return None
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from frankateach.constants import QUEST_LOG_TAG
+from oculus_server.types import analog_value
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
 
 _SIDE_BUTTONS = (
@@ -37,12 +38,6 @@ def to_string_float(value: float) -> str:
     return "%f" % float(np.float32(value))
 
 
-def _analog(value: ButtonValue) -> float:
-    if isinstance(value, (tuple, list)):  # oculus_reader-style 1-tuple
-        return float(value[0])
-    return float(value)
-
-
 def format_buttons(buttons: Mapping[str, ButtonValue]) -> str:
     """Formats a button map as the app does: ``R,<pressed>,rightJS x y,rightTrig v,rightGrip v,L,...``.
 
@@ -57,8 +52,8 @@ def format_buttons(buttons: Mapping[str, ButtonValue]) -> str:
         parts.extend(b for b in bools if buttons.get(b, False))
         jx, jy = buttons.get(js, (0.0, 0.0))  # type: ignore[misc]
         parts.append(f"{js} {to_string_float(jx)} {to_string_float(jy)}")
-        parts.append(f"{trig} {to_string_float(_analog(buttons.get(trig, 0.0)))}")
-        parts.append(f"{grip} {to_string_float(_analog(buttons.get(grip, 0.0)))}")
+        parts.append(f"{trig} {to_string_float(analog_value(buttons.get(trig, 0.0)))}")
+        parts.append(f"{grip} {to_string_float(analog_value(buttons.get(grip, 0.0)))}")
     return ",".join(parts)
 
 

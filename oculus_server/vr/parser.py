@@ -46,6 +46,7 @@ from frankateach.constants import (
     VR_MAX_HAND_DISTANCE_M,
     VR_RIGID_TOL,
 )
+from oculus_server.types import analog_value
 from oculus_server.vr.source import (
     LEFT_ANALOG,
     LEFT_BOOLS,
@@ -208,8 +209,9 @@ def rigid_problem(values: Sequence[float]) -> Rejection | None:
     """Checks 16 row-major numbers of a homogeneous transform; returns None when it is rigid.
 
     Rigid means: all finite, bottom row (0, 0, 0, 1) within `VR_BOTTOM_ROW_TOL`, rotation rows
-    orthonormal within `VR_RIGID_TOL`, determinant positive (not a reflection), and the
-    translation within `VR_MAX_HAND_DISTANCE_M`.
+    orthonormal within `VR_RIGID_TOL`, determinant +1 within `VR_RIGID_TOL` (not a reflection),
+    and the translation within `VR_MAX_HAND_DISTANCE_M`. The one rigidity rule of the package:
+    sources, replays and the policy use it.
     """
     a, b, c, x, d, e, f, y, g, h, i, z, p, q, r, s = values
     if not math.isfinite(a + b + c + x + d + e + f + y + g + h + i + z + p + q + r + s):
@@ -233,6 +235,8 @@ def rigid_problem(values: Sequence[float]) -> Rejection | None:
     det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
     if det < 0.0:
         return Rejection("reflection", f"expected det(R) = +1; got {det:.3g}")
+    if not -tol <= det - 1.0 <= tol:
+        return Rejection("not_rigid", f"expected det(R) = 1 ± {tol:g}; got {det:.4g}")
     if x * x + y * y + z * z > _MAX_DIST_SQ:
         dist = math.sqrt(x * x + y * y + z * z)
         return Rejection("out_of_reach", f"expected the controller within {VR_MAX_HAND_DISTANCE_M:g} m of the head; got {dist:.3g} m")
@@ -365,7 +369,7 @@ def normalize_buttons(buttons: Mapping[str, object]) -> dict[str, ButtonValue]:
         if isinstance(value, (bool, np.bool_)):
             out[key] = bool(value)
         elif key in _ANALOG and _ANALOG[key][1] == 1 and isinstance(value, (tuple, list, np.ndarray)):
-            out[key] = float(np.asarray(value, dtype=float).reshape(-1)[0])
+            out[key] = analog_value(value)
         elif key in _ANALOG and _ANALOG[key][1] == 2:
             arr = np.asarray(value, dtype=float).reshape(-1)
             out[key] = (float(arr[0]), float(arr[1]))
