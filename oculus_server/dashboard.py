@@ -13,10 +13,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
 from oculus_server.types import ControlMode
 
-THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras")
+THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
 
 
 def _f(x: object, fmt: str = ".1f", none: str = "–") -> str:
@@ -59,6 +60,22 @@ def safety_summary(state: SharedState) -> str:
     return " ".join(parts) or "none"
 
 
+def assist_summary(state: SharedState) -> str:
+    """One phrase about VLA assist, e.g. "on α=0.30 color-reach lat 9/20 ms drop 0.4%" ("" if off)."""
+    status, blend = state.assist.status(), state.assist.blend()
+    if status is None and blend is None:
+        return ""
+    word = summary_state(status, blend)
+    alpha = blend.alpha if blend is not None else 0.0
+    text = f"{word} α={alpha:.2f}"
+    if status is not None:
+        text += (f" {status.model} lat {_f(status.latency_ms_p50, '.0f')}/{_f(status.latency_ms_p95, '.0f')} ms"
+                 f" drop {_f(status.server_drop_rate_percent, '.1f')}%")
+        if status.detail and word != "on":
+            text += f" ({status.detail})"
+    return text
+
+
 def status_line(state: SharedState, uptime_s: float) -> str:
     """One compact line: rates, mode, robot link, queues, recording."""
     rates = state.rates()
@@ -81,11 +98,43 @@ def status_line(state: SharedState, uptime_s: float) -> str:
     parts.append(f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else ""))
     if safety.fault:
         parts.append(f"STATE FAULT: {safety.fault}")
+    assist = assist_summary(state)
+    if assist:
+        parts.append(f"assist: {assist}")
     if ep.active:
         parts.append(f"REC {ep.messages} msgs {_size(ep.bytes_written)}")
     if ep.error:
         parts.append(f"rec-error: {ep.error}")
     return " | ".join(parts)
+
+
+ASSIST_STYLES = {"on": "bold green", "connecting": "yellow", "stale": "bold yellow", "off": "dim"}
+
+
+def assist_table(state: SharedState) -> Table | None:
+    """The VLA assist panel (None when assist is not configured)."""
+    status, blend = state.assist.status(), state.assist.blend()
+    if status is None and blend is None:
+        return None
+    word = summary_state(status, blend)
+    t = Table(title="VLA assist", expand=True, box=None, show_header=False)
+    t.add_column("k")
+    t.add_column("v")
+    why = f" ({blend.state.replace('_', ' ')})" if blend is not None and blend.state not in ("on", word) else ""
+    t.add_row("state", Text(word.upper() + why, style=ASSIST_STYLES.get(word, "")))
+    if blend is not None:
+        t.add_row("α now / target", f"{blend.alpha:.2f} / {blend.alpha_target:.2f}"
+                  f"  action age {_f(blend.age_s * 1e3, '.0f')} ms  score {_f(blend.safety_score, '.2f')}")
+    if status is not None:
+        t.add_row("model / link", f"{status.model}  {status.link}" + (f": {status.detail}" if status.detail else ""))
+        t.add_row("latency p50 / p95", f"{_f(status.latency_ms_p50)} / {_f(status.latency_ms_p95)} ms"
+                  f"  (round trip {_f(status.rtt_ms_p50)} / {_f(status.rtt_ms_p95)} ms)")
+        t.add_row("frames / actions", f"{_f(status.send_hz)} / {_f(status.action_hz)} Hz  "
+                  f"sent {status.frames_sent}  received {status.actions_received}")
+        t.add_row("drops", f"service {_f(status.server_drop_rate_percent, '.1f')}% ({status.server_frames_dropped})  "
+                  f"client {status.client_frames_dropped}/{status.client_actions_dropped}  "
+                  f"unmatched {status.actions_unmatched}  reconnects {status.reconnects}")
+    return t
 
 
 def render(state: SharedState, uptime_s: float, title: str = "oculus-server", help_text: str = "") -> Group:
@@ -188,7 +237,7 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     recent = state.recent_safety()
     if recent:
         saf.add_row("last", recent[-1].message)
-    grid.add_row(saf, Text(""))
+    grid.add_row(saf, assist_table(state) or Text(""))
     parts: list = [head, threads, grid]
     err = state.last_error()
     if err:

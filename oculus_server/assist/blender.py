@@ -177,7 +177,7 @@ class AssistBlender:
         else:
             out = proposal
             blended = operator
-        if self.cfg.gripper == "policy" and not reanchor and self.alpha == 0.0 and self.enabled and engaged:
+        if self.cfg.gripper == "policy" and self.alpha == 0.0 and self.enabled and engaged:
             # handed over but briefly unusable: the last gripper target stands
             out = dataclasses.replace(out, gripper=math.nan)
             gripper_source = "keep"
