@@ -29,6 +29,7 @@ from frankateach.constants import (
     VR_POSE_JUMP_M,
     VR_UP_AXIS,
 )
+from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
 from oculus_server.transforms import vec_to_reorder_mat
 from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
@@ -36,7 +37,7 @@ from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
 GRIPPER_MODES = ("binary", "continuous")
 CALIBRATION_MODES = ("pose", "motion")
 _BOOL_BUTTONS = RIGHT_BOOLS + LEFT_BOOLS
-_MOVED_TO_SAFETY = ("workspace_min", "workspace_max")
+_MOVED_TO_SAFETY = {k: "belong in the 'safety:' section" for k in ("workspace_min", "workspace_max")}
 
 
 @dataclass(frozen=True)
@@ -163,19 +164,7 @@ class PolicyConfig:
             ConfigError: an unknown key (the message names it and lists the allowed keys) or a
                 value of the wrong type or range.
         """
-        d = {} if d is None else d
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"policy config: expected a mapping, got {type(d).__name__}")
-        allowed = cls.field_names()
-        unknown = [k for k in d if k not in allowed]
-        if unknown:
-            moved = [k for k in unknown if k in _MOVED_TO_SAFETY]
-            raise ConfigError(
-                f"policy config: unknown key {unknown[0]!r}"
-                + (f" (and {unknown[1:]})" if len(unknown) > 1 else "")
-                + f"; allowed keys: {', '.join(allowed)}"
-                + (f"; {', '.join(moved)} belong in the 'safety:' section" if moved else "")
-            )
+        d = section_values(d, "policy", cls.field_names(), _MOVED_TO_SAFETY)
         values = {k: _coerce(k, v) for k, v in d.items()}
         if performance:
             return cls.performance(**values)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
+from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
 
 # Defaults near franka-vr-teleop's per-step limits (0.04 m / 0.2 rad at 20 Hz): 0.8 m/s, 4 rad/s.
@@ -102,14 +103,7 @@ class SafetyConfig:
             ConfigError: not a mapping, an unknown key (named, with the allowed ones), or a
                 value of the wrong type or range.
         """
-        d = {} if d is None else d
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"safety config: expected a mapping, got {type(d).__name__}")
-        allowed = cls.field_names()
-        unknown = [k for k in d if k not in allowed]
-        if unknown:
-            raise ConfigError(f"safety config: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
-        return cls(**dict(d))
+        return cls(**section_values(d, "safety", cls.field_names()))
 
 
 _VECTORS = ("workspace_min", "workspace_max")

@@ -22,7 +22,7 @@ import numpy as np
 
 from oculus_server.errors import ConfigError
 from oculus_server.vr.parser import Rejection, normalize_buttons, rigid_problem
-from oculus_server.vr.source import ButtonValue, SourceState, SourceStatus, VRSample, VRSource
+from oculus_server.vr.source import ButtonValue, SourceStatus, VRSample, VRSource, playback_state
 
 # (t_seconds, side -> (4, 4) head_T_controller, button map)
 ReplayFrame = Tuple[float, Mapping[str, np.ndarray], Mapping[str, Any]]
@@ -140,14 +140,8 @@ class ReplaySource(VRSource):
     def status(self) -> SourceStatus:
         """WAITING before start, CONNECTED while playing, FINISHED after the last frame."""
         with self._lock:
-            if self._done and self._next is None:
-                state = SourceState.FINISHED
-            elif self._start is None:
-                state = SourceState.WAITING
-            else:
-                state = SourceState.CONNECTED
             return SourceStatus(
-                state=state,
+                state=playback_state(self._start is not None, self._done and self._next is None),
                 samples=self._samples,
                 rejected=self._rejected,
                 last_error=self._last_error,

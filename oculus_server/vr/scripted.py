@@ -14,7 +14,7 @@ from typing import Callable
 
 from frankateach.constants import VR_FREQ
 from oculus_server.errors import ConfigError
-from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource
+from oculus_server.vr.source import SourceStatus, VRSample, VRSource, playback_state
 from oculus_server.vr.trajectories import Trajectory, get_trajectory
 
 
@@ -113,14 +113,8 @@ class ScriptedSource(VRSource):
     def status(self) -> SourceStatus:
         """CONNECTED while playing, FINISHED after a finite trajectory's end, WAITING before start."""
         with self._lock:
-            if self._finished:
-                state = SourceState.FINISHED
-            elif self._t0 is None:
-                state = SourceState.WAITING
-            else:
-                state = SourceState.CONNECTED
             return SourceStatus(
-                state=state,
+                state=playback_state(self._t0 is not None, self._finished),
                 samples=self._samples,
                 detail=f"{self.trajectory.name} ×{self.speed:g}"
                 + (f" (loop{' with ' + self._alternate.name if self._alternate else ''})" if self.loop else "")

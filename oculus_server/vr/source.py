@@ -24,7 +24,7 @@ from oculus_server.types import (
 # VRSample and the button names cross threads: they live in oculus_server.types.
 __all__ = [
     "ButtonValue", "LEFT_ANALOG", "LEFT_BOOLS", "RIGHT_ANALOG", "RIGHT_BOOLS", "SourceState",
-    "SourceStatus", "VRSample", "VRSource",
+    "SourceStatus", "VRSample", "VRSource", "playback_state",
 ]
 
 
@@ -36,6 +36,14 @@ class SourceState(str, enum.Enum):
     STALE = "stale"  # link up but no sample for longer than the stale timeout
     DISCONNECTED = "disconnected"  # link down; reconnecting with backoff
     FINISHED = "finished"  # a finite source (replay, scripted with an end) has no more samples
+
+
+def playback_state(started: bool, finished: bool) -> SourceState:
+    """The state of a source that plays samples out (replay, scripted): FINISHED after its last
+    sample, WAITING before it started, CONNECTED while playing."""
+    if finished:
+        return SourceState.FINISHED
+    return SourceState.CONNECTED if started else SourceState.WAITING
 
 
 @dataclass(frozen=True)
