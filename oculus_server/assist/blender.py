@@ -139,7 +139,7 @@ class AssistBlender:
         if rec is None:
             return
         self._record = None
-        self.channel.add_blend(dataclasses.replace(rec, command_seq=command_seq) if command_seq != rec.command_seq else rec)
+        self.channel.add_blend(dataclasses.replace(rec, command_seq=command_seq))
 
     # -- one tick --------------------------------------------------------------------------------
     def _mix(
@@ -222,7 +222,9 @@ class AssistBlender:
             target = policy_target(a, act.seen_pos, act.seen_quat)
         else:
             target = policy_target(a, ref_pos, ref_quat)
-        motion = None if target is None else target_action(ref_pos, ref_quat, target[0], target[1], self.max_lin, self.max_rot)
+        motion = None
+        if target is not None:
+            motion = target_action(ref_pos, ref_quat, target[0], target[1], self.max_lin, self.max_rot)
         if motion is None:
             return _Policy("invalid", act, (), age)
         return _Policy("on", act, (*motion, min(1.0, max(-1.0, a[6]))), age)

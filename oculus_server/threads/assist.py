@@ -67,6 +67,8 @@ CLOSE_TIMEOUT_S = 0.5
 RATE_WINDOW_S = 2.0  # the action rate is counted over this trailing window
 
 ClientFactory = Callable[[], SyncVLAStreamingClient]
+Pos = tuple[float, float, float]  # (3,) m, base frame
+Quat4 = tuple[float, float, float, float]  # xyzw
 
 
 def default_client(url: str, key: str, cfg: AssistConfig) -> SyncVLAStreamingClient:
@@ -117,7 +119,7 @@ class AssistThread(DaemonThread):
         self.detail = ""
         self._ever_connected = False
         self._backoff = Backoff(0.25, 2.0)
-        self._sent: deque[tuple[float, tuple[float, float, float], tuple[float, float, float, float]]] = deque(maxlen=SENT_KEPT)
+        self._sent: deque[tuple[float, Pos, Quat4]] = deque(maxlen=SENT_KEPT)  # (send time, pose sent)
         self._latency: deque[float] = deque(maxlen=WINDOW)
         self._rtt: deque[float] = deque(maxlen=WINDOW)
         self._recv_times: deque[float] = deque(maxlen=WINDOW)
@@ -213,6 +215,13 @@ class AssistThread(DaemonThread):
         log.warning("assist: link to %s lost (%s); operator only, reconnecting", self.url, why)
         self._event(f"assist link lost ({why}): operator only, reconnecting in the background", error=True)
 
+    def _why(self, exc: Exception) -> str:
+        """What the client says went wrong (its last error), else the exception's text."""
+        try:
+            return (self.client.client_stats().last_error if self.client else "") or str(exc)
+        except VLAClientError:
+            return str(exc)
+
     def _fail(self, why: str) -> None:
         self._set_link("failed", why)
         log.error("assist: %s; assist stays off, the operator drives alone", why)
@@ -246,7 +255,8 @@ class AssistThread(DaemonThread):
             self._skip_reason = f"frame refused by the client: {exc}"
             return
         except ConnectionLost as exc:
-            self._lost(str(exc))
+            if self.link == "connected":
+                self._lost(self._why(exc))
             return
         except VLAClientError as exc:
             self._skip_reason = f"send failed: {exc}"
@@ -256,7 +266,7 @@ class AssistThread(DaemonThread):
         self._counts["frames_sent"] += 1
         self._skip_reason = ""
 
-    def _frame(self, now: float) -> tuple[bytes, dict, tuple[float, float, float], tuple[float, float, float, float]] | None:
+    def _frame(self, now: float) -> tuple[bytes, dict, Pos, Quat4] | None:
         """(JPEG, robot_state, pos, quat) to send now, or None (saying why in the status)."""
         latest = self.state.latest_frame(self.cfg.camera)
         if latest is None or now - latest[1] > FRAME_MAX_AGE_S:
@@ -301,7 +311,7 @@ class AssistThread(DaemonThread):
                 continue
             except ConnectionLost as exc:
                 if self.link == "connected":
-                    self._lost(str(exc))
+                    self._lost(self._why(exc))
                 return
             except VLAClientError as exc:
                 log.warning("assist: receive failed: %s", exc)
@@ -310,8 +320,8 @@ class AssistThread(DaemonThread):
 
     def _publish(self, ra: ReceivedAction) -> None:
         self._counts["actions_received"] += 1
-        seen_pos: tuple[float, float, float] | None = None
-        seen_quat: tuple[float, float, float, float] | None = None
+        seen_pos: Pos | None = None
+        seen_quat: Quat4 | None = None
         rtt = float(ra.rtt_ms) if ra.rtt_ms is not None else math.nan
         if self.rebase:
             match = self._match(ra.received_at - rtt / 1000.0) if math.isfinite(rtt) else None
@@ -341,7 +351,7 @@ class AssistThread(DaemonThread):
         ))
         self._seq += 1
 
-    def _match(self, t_send: float) -> tuple[tuple[float, float, float], tuple[float, float, float, float]] | None:
+    def _match(self, t_send: float) -> tuple[Pos, Quat4] | None:
         """The pose sent closest to `t_send` (within `MATCH_TOL_S`), or None."""
         best = None
         for t, pos, quat in reversed(self._sent):
