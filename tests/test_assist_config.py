@@ -58,7 +58,7 @@ def test_the_file_and_the_flags_merge(tmp_path: Path) -> None:
         (("--assist-url", "http://x:1/v1/stream"), ("--assist-url", "ws://HOST:PORT/v1/stream or openpi://HOST:PORT")),
         (("--assist-url", "ws://host:99999/v1/stream"), ("--assist-url", "port")),
         (("--assist-toggle", "Z"), ("--assist-toggle", "a controller button")),
-        (("--assist-toggle", "A"), ("--assist-toggle ('assist.toggle_button')", "'A' is already used by the VR policy")),
+        (("--assist-toggle", "A"), ("--assist-toggle ('assist.toggle_button')", "'A' is already used by the VR")),
     ],
 )
 def test_bad_assist_flags_exit_2_naming_the_flag(argv: tuple[str, ...], words: tuple[str, ...], capsys) -> None:

@@ -41,11 +41,13 @@ def hand(pos=(0.0, 0.0, 0.0)) -> np.ndarray:
     return p
 
 
+DEFAULT = AssistConfig(model="m", instruction="go", toggle_button="X")
+
+
 class AssistRig:
     """A `ControlThread` (with or without an `AssistBlender`) stepped by hand on virtual time."""
 
-    def __init__(self, hz: float = 20.0, assist: AssistConfig | None = AssistConfig(model="m", instruction="go",
-                                                                                      toggle_button="X")) -> None:
+    def __init__(self, hz: float = 20.0, assist: AssistConfig | None = DEFAULT) -> None:
         self.hz = hz
         self.clock = FakeClock(start=100.0)
         self.state = SharedState()
@@ -266,12 +268,13 @@ def test_the_button_switches_assist_off_and_on_and_says_so() -> None:
         assert rig.blender is not None
         enabled.append(rig.blender.enabled)
     assert enabled == [True, False, False, False, False, True, True]
-    assert [m for m, _ in rig.events if "switched" in m] == ["assist switched off (X pressed)", "assist switched on (X pressed)"]
+    switched = [m for m, _ in rig.events if "switched" in m]
+    assert switched == ["assist switched off (X pressed)", "assist switched on (X pressed)"]
 
 
 def test_a_failure_inside_the_blender_leaves_the_operator_in_charge() -> None:
     class Broken(AssistChannel):
-        def action(self):  # noqa: ANN201
+        def action(self):
             raise RuntimeError("boom")
 
     rig = AssistRig()
