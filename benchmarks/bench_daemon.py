@@ -145,7 +145,11 @@ def main() -> int:
         while proc.poll() is None and time.monotonic() - t0 < window:
             time.sleep(0.2)
         c1, t1 = cpu_seconds(proc.pid), time.monotonic()
-        s1 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids if Path(f"/proc/{p}").exists()}
+        s1 = {
+            p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p))
+            for p in sim_pids
+            if Path(f"/proc/{p}").exists()
+        }
         proc.wait(timeout=args.duration + 60)
     daemon_cpu = (c1 - c0) / (t1 - t0) * 100
     sim_cpu = sum(s1.get(p, s0[p]) - s0[p] for p in s0) / (t1 - t0) * 100
@@ -168,17 +172,22 @@ def main() -> int:
     res = analyse(path, record_hz)
     r = res["recording"]
     print(f"\nrecording {path.name}: {path.stat().st_size / 1e6:.1f} MB, {r['n']} ticks")
-    print(f"recorded ticks (the file's own log times): {r['achieved_hz']:.3f} Hz (target {record_hz:.0f}), "
-          f"period jitter p50 {r['jitter_p50_ms']:.3f} / p99 {r['jitter_p99_ms']:.3f} / max {r['jitter_max_ms']:.3f} ms, "
-          f"missing ticks {res['missing_ticks']}")
+    print(
+        f"recorded ticks (the file's own log times): {r['achieved_hz']:.3f} Hz (target {record_hz:.0f}), "
+        f"period jitter p50 {r['jitter_p50_ms']:.3f} / p99 {r['jitter_p99_ms']:.3f} / max {r['jitter_max_ms']:.3f} ms, "
+        f"missing ticks {res['missing_ticks']}"
+    )
     timing = res["timing"] or {"loops": [], "counters": []}
     print("per thread, as the daemon measured its own wake-ups over the whole run (last /timing):")
     print(f"{'thread':<12}{'target':>8}{'achieved':>10}{'p50 ms*':>9}{'p99 ms':>9}{'max ms':>9}  ticks / missed / late")
     for loop in timing["loops"]:
         tgt = loop["target_hz"] or float("nan")
         if loop["target_hz"]:
-            print(f"{loop['name']:<12}{tgt:>8.1f}{loop['run_hz']:>10.3f}{loop['jitter_p50_ms']:>9.3f}"
-                  f"{loop['run_jitter_p99_ms']:>9.3f}{loop['run_jitter_max_ms']:>9.3f}  {loop['ticks']} / {loop['missed']} / {loop['late']}")
+            print(
+                f"{loop['name']:<12}{tgt:>8.1f}{loop['run_hz']:>10.3f}{loop['jitter_p50_ms']:>9.3f}"
+                f"{loop['run_jitter_p99_ms']:>9.3f}{loop['run_jitter_max_ms']:>9.3f}  "
+                f"{loop['ticks']} / {loop['missed']} / {loop['late']}"
+            )
         else:
             print(f"{loop['name']:<12}{'-':>8}{loop['run_hz']:>10.3f}{'':>27}  {loop['ticks']} exchanges/frames")
     print("  (* p50 over the last window of 4000 periods)")

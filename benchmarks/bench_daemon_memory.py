@@ -65,8 +65,11 @@ def main() -> int:
         recordings = sorted(Path(tmp, "rec").rglob("*.mcap"))
         print(f"tree {args.tree}: exit {proc.returncode}, {len(recordings)} recording(s)")
         steady = [r for r in rss[len(rss) // 2:] if r]
-        print(f"daemon RSS: peak (VmHWM) {hwm / 1024:.1f} MiB, steady median "
-              f"{sorted(steady)[len(steady) // 2] / 1024 if steady else 0:.1f} MiB, last {rss[-2] / 1024 if len(rss) > 1 else 0:.1f} MiB")
+        print(
+            f"daemon RSS: peak (VmHWM) {hwm / 1024:.1f} MiB, steady median "
+            f"{sorted(steady)[len(steady) // 2] / 1024 if steady else 0:.1f} MiB, "
+            f"last {rss[-2] / 1024 if len(rss) > 1 else 0:.1f} MiB"
+        )
         for c, kib in sorted(child_peak.items()):
             print(f"  child {c}: peak RSS {kib / 1024:.1f} MiB (not counted)")
         if proc.returncode != 0:

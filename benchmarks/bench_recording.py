@@ -23,7 +23,9 @@ from oculus_server.replay.info import recording_info
 HZ = 40.0
 
 
-def write_run(directory: Path, name: str, cameras: dict[str, tuple[int, int]], seconds: float, compression: str) -> dict[str, float]:
+def write_run(
+    directory: Path, name: str, cameras: dict[str, tuple[int, int]], seconds: float, compression: str
+) -> dict[str, float]:
     """Writes `seconds` of ticks; returns throughput and CPU figures."""
     ep = SyntheticEpisode(hz=HZ, cameras=cameras, jpeg_pool=12)
     ticks = list(ep.ticks(int(seconds * HZ)))  # built before timing: only the writer is measured
@@ -133,14 +135,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         directory = Path(d)
         print(f"writer: {args.seconds:g} s of recording per run, 40 Hz ticks, cameras 15 Hz, flush+fsync every 0.5 s")
-        header = f"{'config':16} {'comp':5} {'msgs':>6} {'msgs/s':>9} {'MB/s':>7} {'MB/rec-s':>8} {'CPU/rec-s':>9} {'thread':>7} {'tick p50':>8} {'p99':>6} {'max':>6} ms"
+        header = (
+            f"{'config':16} {'comp':5} {'msgs':>6} {'msgs/s':>9} {'MB/s':>7} {'MB/rec-s':>8} {'CPU/rec-s':>9} "
+            f"{'thread':>7} {'tick p50':>8} {'p99':>6} {'max':>6} ms"
+        )
         print(header)
         for name, cams in configs.items():
             for comp in args.compressions.split(","):
                 r = write_run(directory, name.replace(" ", "_"), cams, args.seconds, comp)
                 print(
                     f"{name:16} {comp:5} {r['messages']:>6.0f} {r['msgs_per_s']:>9.0f} {r['MB_per_s']:>7.1f} "
-                    f"{r['MB_per_rec_s']:>8.3f} {r['cpu_per_rec_s'] * 100:>8.2f}% {r['thread_cpu_per_rec_s'] * 100:>6.2f}% "
+                    f"{r['MB_per_rec_s']:>8.3f} {r['cpu_per_rec_s'] * 100:>8.2f}% "
+                    f"{r['thread_cpu_per_rec_s'] * 100:>6.2f}% "
                     f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.2f} {r['tick_max_ms']:>6.1f}"
                 )
         print()
@@ -151,7 +157,8 @@ def main() -> None:
         r = info_run(directory, args.info_minutes)
         print(
             f"info: {r['recorded_s']:.0f} s recording, {r['messages']} messages, {r['file_MB']:.1f} MB "
-            f"(generated in {r['generate_s']:.1f} s): info {r['info_s']:.2f} s, info --no-seq {r['info_no_seq_s']:.2f} s"
+            f"(generated in {r['generate_s']:.1f} s): info {r['info_s']:.2f} s, "
+            f"info --no-seq {r['info_no_seq_s']:.2f} s"
         )
 
 

@@ -84,10 +84,15 @@ def bench_reader(seconds: float, rate: float, poll_hz: float) -> None:
     parsed = end.samples - start.samples
     print(f"reader via fake headset at {rate:g} Hz, polled at {poll_hz:g} Hz for {elapsed:.1f} s:")
     print(f"  app lines parsed:   {parsed / elapsed:8.1f} /s  ({parsed} lines)")
-    print(f"  samples returned:   {returned / elapsed:8.1f} /s  ({returned} polls with a new sample of {len(poll_times)})")
+    print(
+        f"  samples returned:   {returned / elapsed:8.1f} /s  ({returned} polls with a new sample of {len(poll_times)})"
+    )
     print(f"  parse failures:     {end.rejected - start.rejected}   reasons: {dict(end.reject_reasons) or '{}'}")
     print(f"  reconnects:         {end.reconnects}   final state: {end.state.value}")
-    print(f"  poll() time:        p50 {np.percentile(pt, 50):.3f} ms, p99 {np.percentile(pt, 99):.3f} ms, max {pt.max():.3f} ms")
+    print(
+        f"  poll() time:        p50 {np.percentile(pt, 50):.3f} ms, p99 {np.percentile(pt, 99):.3f} ms, "
+        f"max {pt.max():.3f} ms"
+    )
 
 
 def main() -> None:

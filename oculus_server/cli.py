@@ -115,7 +115,9 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             what is allowed.
     """
     overrides = {k: getattr(args, k) for k in OVERRIDE_KEYS}
-    assist = {key: getattr(args, dest) for dest, (key, _flag) in ASSIST_FLAGS.items() if getattr(args, dest, None) is not None}
+    assist = {
+        key: getattr(args, dest) for dest, (key, _flag) in ASSIST_FLAGS.items() if getattr(args, dest, None) is not None
+    }
     if assist:
         overrides["assist"] = assist
     try:
@@ -138,7 +140,10 @@ def choose_source_spec(cfg: DaemonConfig) -> tuple[str, str]:
         return "quest", ""
     if sys.stdin.isatty():
         return "keyboard", "no Quest headset found over adb: using the keyboard (see the key help)"
-    return "scripted:pick_place@loop=1", "no Quest headset found and no terminal: looping the scripted pick-and-place demo until Ctrl-C"
+    return (
+        "scripted:pick_place@loop=1",
+        "no Quest headset found and no terminal: looping the scripted pick-and-place demo until Ctrl-C",
+    )
 
 
 def setup_logging(level: str, rich_console: bool) -> None:

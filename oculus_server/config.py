@@ -88,7 +88,8 @@ class Rule:
         elif self.kind == "ids":
             text = "a list of camera ids (distinct integers 0..1000)"
         elif self.kind == "mounts":
-            text = "a mapping of camera name -> {parent: robot_base|ee, position: [x, y, z], orientation: [x, y, z, w], fovy_deg}"
+            text = ("a mapping of camera name -> "
+                    "{parent: robot_base|ee, position: [x, y, z], orientation: [x, y, z, w], fovy_deg}")
         else:
             text = "a mapping"
         return text + (", or null" if self.optional else "")
@@ -222,7 +223,11 @@ def describe(key: str) -> str:
 
 
 def _bad(key: str, value: Any, rule: Rule, detail: str = "") -> ConfigError:
-    got = f"{value!r} ({type(value).__name__})" if not isinstance(value, (int, float)) or isinstance(value, bool) else repr(value)
+    got = (
+        f"{value!r} ({type(value).__name__})"
+        if not isinstance(value, (int, float)) or isinstance(value, bool)
+        else repr(value)
+    )
     extra = f" ({detail})" if detail else ""
     return ConfigError(f"config '{key}': got {got}{extra}; expected {rule.allowed()}")
 

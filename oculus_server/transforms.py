@@ -15,7 +15,7 @@ These helpers implement the *same conventions* as scipy on plain Python floats, 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

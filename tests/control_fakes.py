@@ -20,7 +20,9 @@ HOME = np.array([0.45, 0.0, 0.3])
 def observation(pos: Sequence[float] = HOME, quat: Sequence[float] = DOWN, t_recv: float = 0.0, epoch: int = 1,
                 gripper: float = -1.0) -> RobotObservation:
     """A measured state received at monotonic `t_recv` on link `epoch`."""
-    state = FrankaState(np.array(pos, dtype=float), np.array(quat, dtype=float), gripper, 1.7e9 + t_recv, True, np.zeros(7))
+    state = FrankaState(
+        np.array(pos, dtype=float), np.array(quat, dtype=float), gripper, 1.7e9 + t_recv, True, np.zeros(7)
+    )
     return RobotObservation(state, t_recv, 1.7e9 + t_recv, 0.01, epoch)
 
 
@@ -43,7 +45,9 @@ class CommandFactory:
     backend's received actions can be matched to what was produced.
     """
 
-    def __init__(self, hz: float = 200.0, safety: SafetyConfig | None = None, pos: Sequence[float] = (0.4, 0.0, 0.3)) -> None:
+    def __init__(
+        self, hz: float = 200.0, safety: SafetyConfig | None = None, pos: Sequence[float] = (0.4, 0.0, 0.3)
+    ) -> None:
         self._count = itertools.count()
         self._wall = 0.0
         self.gate = CommandGate(safety or SafetyConfig(), hz, wall=lambda: self._wall)

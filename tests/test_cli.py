@@ -35,7 +35,12 @@ def test_flags_map_onto_the_config():
     assert (cfg.robot_host, cfg.robot_port, cfg.codec) == ("10.0.0.2", 9001, "pickle")
     assert cfg.vr_source == "scripted:figure8" and not cfg.dashboard
     assert (cfg.record_hz, cfg.vr_hz, cfg.sim_latency_ms, cfg.sim_cameras) == (25.0, 60.0, 0.0, False)
-    assert (cfg.operator, cfg.task, cfg.recordings_dir, cfg.quest_ip) == ("ada", "stack cups", "/tmp/somewhere", "192.168.1.20")
+    assert (cfg.operator, cfg.task, cfg.recordings_dir, cfg.quest_ip) == (
+        "ada",
+        "stack cups",
+        "/tmp/somewhere",
+        "192.168.1.20",
+    )
     pc = policy_config(cfg)
     assert pc.right_controller is False and pc.control_hz == 40.0
 
@@ -151,11 +156,17 @@ ROOT = Path(__file__).resolve().parents[1]
         ('record: "no"\n', [], "'record': got 'no' (str); expected true or false"),
         ("vr_hz: -50\n", [], "'vr_hz': got -50; expected a number with 0 < value <= 1000 (Hz)"),
         ("", ["--record-hz", "0"], "--record-hz ('record_hz'): got 0.0; expected a number with 0 < value"),
-        ("", ["--robot-port", "99999"], "--robot-port ('robot_port'): got 99999; expected an integer with 1 <= value <= 65535"),
+        (
+            "",
+            ["--robot-port", "99999"],
+            "--robot-port ('robot_port'): got 99999; expected an integer with 1 <= value <= 65535",
+        ),
         ("", ["--duration", "-5"], "--duration ('duration'): got -5.0; expected a number with 0 < value"),
     ],
 )
-def test_bad_config_exits_2_naming_key_value_and_what_is_allowed(tmp_path: Path, yaml_text: str, flags: list[str], expected: str):
+def test_bad_config_exits_2_naming_key_value_and_what_is_allowed(
+    tmp_path: Path, yaml_text: str, flags: list[str], expected: str
+):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml_text + "cameras: []\n")
     out = subprocess.run(

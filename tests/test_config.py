@@ -96,7 +96,11 @@ def test_bad_values_name_the_key_the_value_and_what_is_allowed(tmp_path: Path, y
 
 def test_command_line_overrides_are_checked_and_name_the_flag():
     names = {"duration": "--duration", "record_hz": "--record-hz", "robot_port": "--robot-port"}
-    for key, value, allowed in (("duration", -5.0, "0 < value"), ("record_hz", 0.0, "0 < value"), ("robot_port", 99999, "65535")):
+    for key, value, allowed in (
+        ("duration", -5.0, "0 < value"),
+        ("record_hz", 0.0, "0 < value"),
+        ("robot_port", 99999, "65535"),
+    ):
         with pytest.raises(ConfigError) as info:
             load_config(None, {key: value}, names)
         msg = str(info.value)
@@ -121,7 +125,10 @@ def test_policy_section_is_checked_at_load(tmp_path: Path):
 
 def test_camera_mounts_are_parsed_and_checked(tmp_path: Path):
     f = tmp_path / "m.yaml"
-    f.write_text("camera_mounts:\n  front: {parent: robot_base, position: [1, 0, 0.7], orientation: [0, 0, 0, 1], fovy_deg: 40}\n")
+    f.write_text(
+        "camera_mounts:\n"
+        "  front: {parent: robot_base, position: [1, 0, 0.7], orientation: [0, 0, 0, 1], fovy_deg: 40}\n"
+    )
     m = load_config(f).camera_mounts["front"]
     assert m.position == (1.0, 0.0, 0.7) and m.fovy_deg == 40.0
     f.write_text("camera_mounts:\n  front: {parent: table, position: [1, 0, 0.7], orientation: [0, 0, 0, 1]}\n")
@@ -136,8 +143,13 @@ def test_every_key_is_described_and_documented_in_default_yaml():
 
 
 _any_value = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8), st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 
 

@@ -30,7 +30,9 @@ def _filled_state(mode: ControlMode = ControlMode.PREDICTIVE) -> SharedState:
     st = SharedState()
     pose = np.eye(4)
     pose[:3, 3] = [0.1, -0.3, -0.3]
-    st.set_vr(VRSample({"r": pose}, {"rightGrip": 1.0, "rightTrig": 0.25, "A": False, "RG": True}, time.monotonic(), 17))
+    st.set_vr(
+        VRSample({"r": pose}, {"rightGrip": 1.0, "rightTrig": 0.25, "A": False, "RG": True}, time.monotonic(), 17)
+    )
     st.set_vr_status(SourceStatus(SourceState.CONNECTED, samples=321, rejected=2, detail="scripted"))
     state = FrankaState(np.array([0.45, -0.05, 0.31]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
     st.set_robot(

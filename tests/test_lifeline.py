@@ -132,5 +132,8 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
 def test_death_signal_is_set_through_prctl() -> None:
     # In a throw-away child: the setting is inherited by nothing and dies with it.
-    code = f"import sys; sys.path.insert(0, {ROOT!r}); from frankateach.lifeline import set_parent_death_signal as s; sys.exit(0 if s(15) else 1)"
+    code = (
+        f"import sys; sys.path.insert(0, {ROOT!r}); "
+        "from frankateach.lifeline import set_parent_death_signal as s; sys.exit(0 if s(15) else 1)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0

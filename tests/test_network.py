@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-import zmq
 
 from frankateach.errors import RobotTimeoutError
 from frankateach.network import Publisher, ReqClient, Subscriber, endpoint, serve_rep
@@ -190,7 +189,9 @@ def test_publisher_port_clash_raises():
     port = free_port()
     pub = Publisher(HOST, port)
     try:
-        with pytest.raises(PortInUseError, match=rf"port {port} \(camera 0\) on {HOST} is already in use by pid {os.getpid()}"):
+        with pytest.raises(
+            PortInUseError, match=rf"port {port} \(camera 0\) on {HOST} is already in use by pid {os.getpid()}"
+        ):
             Publisher(HOST, port, role="camera 0")
     finally:
         pub.close()

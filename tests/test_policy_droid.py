@@ -36,7 +36,9 @@ def droid_reorder(vec) -> np.ndarray:
     return x
 
 
-def droid_reference(pose, vr_to_global, cfg: PolicyConfig, trig, robot_pos, robot_quat, robot_g01, robot_origin, vr_origin):
+def droid_reference(
+    pose, vr_to_global, cfg: PolicyConfig, trig, robot_pos, robot_quat, robot_g01, robot_origin, vr_origin
+):
     """DROID's VRPolicy._process_reading + _calculate_action (action only), scipy as DROID uses it."""
     m = droid_reorder(cfg.rmat_reorder) @ vr_to_global @ pose
     vr_pos = cfg.spatial_coeff * m[:3, 3]
@@ -47,7 +49,11 @@ def droid_reference(pose, vr_to_global, cfg: PolicyConfig, trig, robot_pos, robo
     quat_action = (R.from_quat(target_off) * R.from_quat(robot_off).inv()).as_quat()
     euler_action = R.from_quat(quat_action).as_euler("xyz")
     gripper_action = trig * 1.5 - robot_g01
-    lin, rot, grip = pos_action * cfg.pos_action_gain, euler_action * cfg.rot_action_gain, gripper_action * cfg.gripper_action_gain
+    lin, rot, grip = (
+        pos_action * cfg.pos_action_gain,
+        euler_action * cfg.rot_action_gain,
+        gripper_action * cfg.gripper_action_gain,
+    )
     if np.linalg.norm(lin) > cfg.max_lin_vel:
         lin = lin * cfg.max_lin_vel / np.linalg.norm(lin)
     if np.linalg.norm(rot) > cfg.max_rot_vel:

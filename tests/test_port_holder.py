@@ -36,7 +36,10 @@ def _listen(port: int) -> socket.socket:
 @linux_only
 def test_a_port_held_by_another_process_names_its_pid_and_command() -> None:
     port = free_port_block(1)
-    code = f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); print('up', flush=True); time.sleep(60)"
+    code = (
+        f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); "
+        "print('up', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "up"

@@ -90,7 +90,10 @@ def test_no_json_message_holds_null(recorded: Path) -> None:
 
 def _decoded(path: Path, topic: str) -> list:
     with open(path, "rb") as f:
-        return [(m, d) for _, _, m, d in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages(topics=[topic])]
+        return [
+            (m, d)
+            for _, _, m, d in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages(topics=[topic])
+        ]
 
 
 def _json(path: Path, topic: str) -> list[dict]:

@@ -92,7 +92,9 @@ def test_sigkill_mid_recording_loses_at_most_a_second(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic(tmp_path_factory.mktemp("fin") / "ep.mcap", seconds=2.0, cameras={"front": (64, 48)}, chunk_size=8_000)
+    return write_synthetic(
+        tmp_path_factory.mktemp("fin") / "ep.mcap", seconds=2.0, cameras={"front": (64, 48)}, chunk_size=8_000
+    )
 
 
 def _total(path: Path) -> int:

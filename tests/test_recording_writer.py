@@ -78,9 +78,11 @@ def test_schemas_and_summary(recorded) -> None:
         assert schema_of[topic].name == name
         assert schema_of[topic].encoding == ("protobuf" if name.startswith("foxglove.") else "jsonschema")
     # every JSON message carries its schema's required fields and only declared top-level fields
-    for sch_name, topic, m, dec in msgs:
+    for sch_name, topic, _m, dec in msgs:
         if sch_name in S.JSON_SCHEMAS:
-            js = json.loads(summary.schemas[[c for c in summary.channels.values() if c.topic == topic][0].schema_id].data)
+            js = json.loads(
+                summary.schemas[[c for c in summary.channels.values() if c.topic == topic][0].schema_id].data
+            )
             assert set(js["required"]) <= set(dec), (topic, dec)
             assert set(dec) <= set(js["properties"]), (topic, set(dec) - set(js["properties"]))
     assert {t: c for t, c in counts.items()} == {
@@ -163,7 +165,13 @@ def test_tf_and_calibration(recorded) -> None:
     _, _, _, msgs = _read_all(path)
     tf = next(dec for _, topic, _, dec in msgs if topic == "/tf")
     pairs = {(t.parent_frame_id, t.child_frame_id) for t in tf.transforms}
-    assert {("world", "robot_base"), ("robot_base", "ee"), ("robot_base", "ee_target"), ("world", "vr_head"), ("vr_head", "vr_right")} <= pairs
+    assert {
+        ("world", "robot_base"),
+        ("robot_base", "ee"),
+        ("robot_base", "ee_target"),
+        ("world", "vr_head"),
+        ("vr_head", "vr_right"),
+    } <= pairs
     calib = [(m, dec) for _, topic, m, dec in msgs if topic == "/camera/front/calibration"]
     assert len(calib) == 2  # first frame, then every 2 s over a 3 s recording
     k = calib[0][1].K
@@ -192,7 +200,9 @@ def test_malformed_pieces_are_skipped_and_counted(tmp_path: Path) -> None:
     good = SyntheticEpisode(t0_wall=T0).tick(0)
     bad_vr = VRSample(poses={"r": np.eye(3)}, buttons={}, t_recv=good.t_mono, seq=1)
     bad_cmd = RobotCommand(1, good.t_mono, np.zeros(5), good.command.target, ControlMode.REAL_TIME, True)
-    bad_state = RobotObservation(FrankaState(np.array([np.nan, 0, 0]), np.array([0, 0, 0, 1.0]), 0.0, T0), good.t_mono, T0)
+    bad_state = RobotObservation(
+        FrankaState(np.array([np.nan, 0, 0]), np.array([0, 0, 0, 1.0]), 0.0, T0), good.t_mono, T0
+    )
     tick = RecordTick(1, good.t_mono + 0.025, T0 + 0.025, bad_vr, bad_state, bad_cmd, ControlMode.PREDICTIVE)
     w.write(good)
     w.write(tick)
@@ -390,11 +400,17 @@ def test_pose_from_matrix_matches_scipy_with_w_positive(v: list[float]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
-    max_leaves=20,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(10**6), 10**6)
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+        max_leaves=20,
+    )
+)
 def test_json_bodies_are_always_strict_json(value) -> None:
     data = E.dumps({"v": value})
     def no_constants(token: str) -> None:

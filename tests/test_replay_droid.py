@@ -136,8 +136,15 @@ def test_droid_load_trajectory_reads_every_step(exported: Path, steps: list[dict
         assert bool(f.attrs["success"]) and not bool(f.attrs["failure"])
 
 
-@pytest.mark.parametrize(("action_space", "gripper"), [("cartesian_velocity", "velocity"), ("cartesian_position", "position"),
-                                                       ("joint_velocity", "velocity"), ("joint_position", "position")])
+@pytest.mark.parametrize(
+    ("action_space", "gripper"),
+    [
+        ("cartesian_velocity", "velocity"),
+        ("cartesian_position", "position"),
+        ("joint_velocity", "velocity"),
+        ("joint_position", "position"),
+    ],
+)
 def test_droid_timestep_processer_builds_state_and_action(steps: list[dict], action_space: str, gripper: str) -> None:
     out = droid_process(steps[37], action_space, gripper)
     # robot state 6 + 1 + 7 + 7; extrinsics: front, wrist, wrist's gripper offset; intrinsics 2 × 9

@@ -46,7 +46,10 @@ def test_hdf5_layout_and_values(recordings: Path, tmp_path: Path) -> None:
         assert f["action/cartesian_velocity"].shape == (n, 6)
         assert f["action/gripper_position"].shape == (n,)
         assert f["observation/timestamp/robot_state/measured"].shape == (n,)
-        assert f["observation/image/front_left"].shape == (n, 64, 96, 3) and f["observation/image/front_left"].dtype == np.uint8
+        assert (
+            f["observation/image/front_left"].shape == (n, 64, 96, 3)
+            and f["observation/image/front_left"].dtype == np.uint8
+        )
         assert f["observation/image/wrist_left"].shape == (n, 48, 64, 3)
         assert f.attrs["fps"] == 40.0 and f.attrs["task"] == "trace a circle"
         k = 37
@@ -88,9 +91,15 @@ def test_lerobot_dataset_from_a_folder(recordings: Path, tmp_path: Path) -> None
     assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
     feats = info["features"]
     assert feats["observation.state"]["shape"] == [8] and feats["action"]["shape"] == [7]
-    assert feats["observation.images.front"]["dtype"] == "video" and feats["observation.images.front"]["shape"] == [64, 96, 3]
+    assert feats["observation.images.front"]["dtype"] == "video" and feats["observation.images.front"]["shape"] == [
+        64,
+        96,
+        3,
+    ]
     data = pq.read_table(out / "data/chunk-000/file-000.parquet")
-    assert {"observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"} <= set(data.column_names)
+    assert {"observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"} <= set(
+        data.column_names
+    )
     rows = data.to_pydict()
     # 2.0 s and 1.5 s at 40 Hz on an exact grid (dropped ticks are held, not removed)
     assert data.num_rows == info["total_frames"] == 80 + 60
@@ -100,7 +109,10 @@ def test_lerobot_dataset_from_a_folder(recordings: Path, tmp_path: Path) -> None
     assert np.diff(rows["timestamp"][:80]) == pytest.approx(1 / 40, abs=1e-6)
     assert len(rows["observation.state"][0]) == 8 and len(rows["action"][0]) == 7
     episodes = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
-    assert [(e["dataset_from_index"], e["dataset_to_index"], e["length"]) for e in episodes] == [(0, 80, 80), (80, 140, 60)]
+    assert [(e["dataset_from_index"], e["dataset_to_index"], e["length"]) for e in episodes] == [
+        (0, 80, 80),
+        (80, 140, 60),
+    ]
     assert episodes[1]["tasks"] == ["open the drawer"]
     assert episodes[1]["videos/observation.images.front/from_timestamp"] == pytest.approx(2.0)
     tasks = pq.read_table(out / "meta/tasks.parquet").to_pylist()

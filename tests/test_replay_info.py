@@ -17,7 +17,9 @@ T0 = 1_750_000_000.0
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic(tmp_path_factory.mktemp("clean") / "clean.mcap", seconds=4.0, cameras={"front": (64, 48)}, t0_wall=T0)
+    return write_synthetic(
+        tmp_path_factory.mktemp("clean") / "clean.mcap", seconds=4.0, cameras={"front": (64, 48)}, t0_wall=T0
+    )
 
 
 @pytest.fixture(scope="module")

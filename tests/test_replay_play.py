@@ -39,8 +39,8 @@ class KinematicBackend(RobotBackend):
 
     name = "kinematic"
 
-    def __init__(self, bias: np.ndarray = np.zeros(3), refuse_every: int = 0) -> None:
-        self.bias = np.asarray(bias, dtype=float)
+    def __init__(self, bias: np.ndarray | None = None, refuse_every: int = 0) -> None:
+        self.bias = np.zeros(3) if bias is None else np.asarray(bias, dtype=float)
         self.refuse_every = refuse_every
         self._lock = threading.Lock()
         self.pos, self.quat, self.gripper = HOME.copy(), DOWN.copy(), -1.0

@@ -55,7 +55,9 @@ def _restore_switch_interval():
 
 
 def _inside(pos) -> bool:
-    return bool(np.all(np.asarray(pos) >= ROBOT_WORKSPACE_MIN - 1e-9) and np.all(np.asarray(pos) <= ROBOT_WORKSPACE_MAX + 1e-9))
+    return bool(
+        np.all(np.asarray(pos) >= ROBOT_WORKSPACE_MIN - 1e-9) and np.all(np.asarray(pos) <= ROBOT_WORKSPACE_MAX + 1e-9)
+    )
 
 
 def _run(daemon: Daemon, seconds: float) -> int:

@@ -145,7 +145,11 @@ def test_robot_thread_refuses_a_command_that_did_not_pass_the_gate():
         thread.join(3.0)
         server.stop()
     (failure,) = sv.failures()
-    assert failure.thread == "robot" and "SafetyError" in failure.error and "did not pass the command gate" in failure.error
+    assert (
+        failure.thread == "robot"
+        and "SafetyError" in failure.error
+        and "did not pass the command gate" in failure.error
+    )
     assert backend.actions == []  # nothing reached the robot
 
 
@@ -276,8 +280,8 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
 
 def test_record_on_start_waits_for_the_robot_then_opens():
     from frankateach.messages import FrankaState
-    from oculus_server.types import RobotObservation
     from oculus_server.state import RobotLink
+    from oculus_server.types import RobotObservation
 
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)

@@ -69,7 +69,9 @@ def test_vr_rejections_are_recorded_as_counters():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0)
-    st.set_vr_status(SourceStatus(SourceState.CONNECTED, samples=10, rejected=4, reject_reasons={"bad_pose": 3, "parse": 1}))
+    st.set_vr_status(
+        SourceStatus(SourceState.CONNECTED, samples=10, rejected=4, reject_reasons={"bad_pose": 3, "parse": 1})
+    )
     st.request_episode("start")
     rec.step()
     tick = next(i for i in _drain(q) if isinstance(i, RecordTick))

@@ -22,12 +22,12 @@ from oculus_server.vr.parser import (
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS
 
 REAL_LINE = (
-    "11-23 06:20:31.123  1234  1290 I Unity   : wE9ryARX: "
-    "r:0.998 -0.0123 0.0501 0.112 0.0134 0.9995 -0.0287 -0.231 -0.0497 0.0294 0.9983 -0.342 0 0 0 1 "
-    "|l:1 0 0 -0.1 0 1 0 -0.2 0 0 1 -0.3 0 0 0 1 "
-    "&R,A,RG,rightJS 0.000000 0.000000,rightTrig 0.500000,rightGrip 1.000000,"
-    "L,leftJS 0.100000 -0.200000,leftTrig 0.000000,leftGrip 0.000000\n"
-).encode()
+    b"11-23 06:20:31.123  1234  1290 I Unity   : wE9ryARX: "
+    b"r:0.998 -0.0123 0.0501 0.112 0.0134 0.9995 -0.0287 -0.231 -0.0497 0.0294 0.9983 -0.342 0 0 0 1 "
+    b"|l:1 0 0 -0.1 0 1 0 -0.2 0 0 1 -0.3 0 0 0 1 "
+    b"&R,A,RG,rightJS 0.000000 0.000000,rightTrig 0.500000,rightGrip 1.000000,"
+    b"L,leftJS 0.100000 -0.200000,leftTrig 0.000000,leftGrip 0.000000\n"
+)
 PREFIX = "11-23 06:20:31.123  1234  1290 I Unity   : wE9ryARX: "
 R_MAT = "0.998 -0.0123 0.0501 0.112 0.0134 0.9995 -0.0287 -0.231 -0.0497 0.0294 0.9983 -0.342 0 0 0 1 "
 L_MAT = "1 0 0 -0.1 0 1 0 -0.2 0 0 1 -0.3 0 0 0 1 "
@@ -104,7 +104,10 @@ def test_right_side_buttons_only_and_unpressed_defaults() -> None:
 
 
 def test_all_buttons_pressed() -> None:
-    text = "R,A,B,RTr,RG,RThU,RJ,rightJS 1 -1,rightTrig 1,rightGrip 1,L,X,Y,LTr,LG,LThU,LJ,leftJS -1 1,leftTrig 1,leftGrip 1"
+    text = (
+        "R,A,B,RTr,RG,RThU,RJ,rightJS 1 -1,rightTrig 1,rightGrip 1,"
+        "L,X,Y,LTr,LG,LThU,LJ,leftJS -1 1,leftTrig 1,leftGrip 1"
+    )
     p = ok(PREFIX + f"r:{R_MAT}&{text}")
     assert all(p.buttons[b] is True for b in RIGHT_BOOLS + LEFT_BOOLS)
 
@@ -206,7 +209,13 @@ def test_rigid_tolerance_accepts_rounded_values_and_rejects_more() -> None:
 
 def test_normalize_buttons_converts_oculus_reader_tuples() -> None:
     raw = {"A": np.bool_(True), "rightTrig": (0.5,), "rightGrip": [1.0], "rightJS": np.array([0.1, -0.2]), "x": "keep"}
-    assert normalize_buttons(raw) == {"A": True, "rightTrig": 0.5, "rightGrip": 1.0, "rightJS": (0.1, -0.2), "x": "keep"}
+    assert normalize_buttons(raw) == {
+        "A": True,
+        "rightTrig": 0.5,
+        "rightGrip": 1.0,
+        "rightJS": (0.1, -0.2),
+        "x": "keep",
+    }
 
 
 def test_formatter_writes_the_app_format_byte_for_byte() -> None:

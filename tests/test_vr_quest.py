@@ -6,8 +6,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -84,7 +84,9 @@ def test_line_splitter_keeps_partial_lines_and_sees_eof() -> None:
 
 def test_fake_headset_writes_parseable_app_lines_between_noise(tmp_path: Path) -> None:
     rfd, wfd = os.pipe()
-    fake = FakeHeadset(wfd, trajectory="circle", rate_hz=1000.0, duration_s=0.05, noise=2, bad_every=4, side_order="alternate")
+    fake = FakeHeadset(
+        wfd, trajectory="circle", rate_hz=1000.0, duration_s=0.05, noise=2, bad_every=4, side_order="alternate"
+    )
     assert fake.run() == 0
     os.close(wfd)
     data = b""

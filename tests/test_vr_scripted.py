@@ -263,7 +263,14 @@ def test_left_hand_variant_moves_the_left_controller_with_left_buttons() -> None
         np.testing.assert_allclose(shift, [-0.30, 0.0, 0.0], atol=1e-12)
         np.testing.assert_allclose(left_poses["l"][:3, :3], right_poses["r"][:3, :3])
         np.testing.assert_allclose(left_poses["r"], get_trajectory("hold").sample(0.0)[0]["r"])
-        for r_name, l_name in (("A", "X"), ("B", "Y"), ("RG", "LG"), ("RTr", "LTr"), ("rightTrig", "leftTrig"), ("rightGrip", "leftGrip")):
+        for r_name, l_name in (
+            ("A", "X"),
+            ("B", "Y"),
+            ("RG", "LG"),
+            ("RTr", "LTr"),
+            ("rightTrig", "leftTrig"),
+            ("rightGrip", "leftGrip"),
+        ):
             assert left_b[l_name] == right_b[r_name], (t, l_name)
         assert not any(left_b[k] for k in ("A", "B", "RG", "RTr")) and left_b["rightTrig"] == 0.0
     clock = ManualClock()

@@ -223,7 +223,10 @@ def _add_cameras(spec: mujoco.MjSpec, width: int, height: int) -> None:
     # Hand frame = link7 · T(0, 0, 0.107) · Rz(−π/4); express the wrist camera in link7's frame.
     c, s = np.cos(-np.pi / 4), np.sin(-np.pi / 4)
     rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    to_link7 = lambda p: rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])
+
+    def to_link7(p: np.ndarray) -> np.ndarray:
+        return rot @ p + np.array([0.0, 0.0, FLANGE_OFFSET_M])
+
     eye, target = to_link7(WRIST_CAMERA_EYE_HAND), to_link7(WRIST_CAMERA_TARGET_HAND)
     spec.body(HAND_BODY).add_camera(
         name=SIM_CAMERAS[1], pos=eye, quat=_look_at_quat(eye, target, rot @ np.array([1.0, 0, 0])),

@@ -109,8 +109,8 @@ def render_main(
     stage = "binding camera ports"
     try:
         from frankateach.camera_format import encode_camera_frame, encode_franka_teach_frame
-        from frankateach.records import CameraFrame
         from frankateach.network import Publisher
+        from frankateach.records import CameraFrame
         from frankateach.timing import Ticker
 
         for i in range(len(config.names)):

@@ -22,8 +22,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from frankateach.constants import (
     CAM_PORT_OFFSET,
@@ -115,7 +115,7 @@ class SimServer:
             self.cameras.stop()
         self.backend.close()
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

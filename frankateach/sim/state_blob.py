@@ -244,7 +244,9 @@ def from_bytes(raw: bytes) -> SimSnapshot:
     if magic != BLOB_MAGIC:
         raise StateBlobError(f"not a simulator state blob: expected magic {BLOB_MAGIC!r}, got {magic!r}")
     if version != BLOB_VERSION:
-        raise StateBlobError(f"state blob format version {version} is not supported; this build reads version {BLOB_VERSION}")
+        raise StateBlobError(
+            f"state blob format version {version} is not supported; this build reads version {BLOB_VERSION}"
+        )
     if zlib.crc32(body) != crc:
         raise StateBlobError("state blob is damaged: CRC mismatch")
     off = _HEAD.size

@@ -182,7 +182,9 @@ class TickMapper:
         if not isinstance(tick, RecordTick):
             raise RecordingError(f"expected a RecordTick, got {type(tick).__name__}")
         if not (math.isfinite(tick.t_wall) and math.isfinite(tick.t_mono) and tick.t_wall > 0):
-            self._skip("tick", ValueError(f"tick {tick.seq} has unusable times t_wall={tick.t_wall}, t_mono={tick.t_mono}"))
+            self._skip(
+                "tick", ValueError(f"tick {tick.seq} has unusable times t_wall={tick.t_wall}, t_mono={tick.t_mono}")
+            )
             return []
         if self.first_tick_wall is None:
             self.first_tick_wall = tick.t_wall
@@ -392,7 +394,13 @@ class TickMapper:
                 pass  # counted when the state itself was written
         if tick.command is not None and not tick.command.target.reset:
             try:
-                tfs.append((S.FRAME_BASE, S.FRAME_EE_TARGET, *E.checked_pose(tick.command.target.pos, tick.command.target.quat)))
+                tfs.append(
+                    (
+                        S.FRAME_BASE,
+                        S.FRAME_EE_TARGET,
+                        *E.checked_pose(tick.command.target.pos, tick.command.target.quat),
+                    )
+                )
             except (TypeError, ValueError):
                 pass
         if tick.vr is not None:
@@ -440,9 +448,24 @@ class TickMapper:
         t = tick_ns / E.NS_PER_S
         if t >= self._calib_due.get(name, -math.inf):
             w, h, fov = self._cameras[name]
-            out.append(Message(S.camera_calibration_topic(name), E.camera_calibration(capture_ns, frame_id, w, h, fov), tick_ns, capture_ns))
+            out.append(
+                Message(
+                    S.camera_calibration_topic(name),
+                    E.camera_calibration(capture_ns, frame_id, w, h, fov),
+                    tick_ns,
+                    capture_ns,
+                )
+            )
             self._calib_due[name] = t + C.MCAP_CALIBRATION_PERIOD_S
-        out.append(Message(S.camera_image_topic(name), E.compressed_image(capture_ns, frame_id, frame.jpeg), tick_ns, capture_ns, frame.seq))
+        out.append(
+            Message(
+                S.camera_image_topic(name),
+                E.compressed_image(capture_ns, frame_id, frame.jpeg),
+                tick_ns,
+                capture_ns,
+                frame.seq,
+            )
+        )
         return out
 
     def _timing(self, tick: RecordTick, tick_ns: int) -> Message:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 from mcap.decoder import DecoderFactory as McapDecoderFactory
-from mcap.records import Channel, Schema
 from mcap.reader import SeekingReader, make_reader
+from mcap.records import Channel, Schema
 from mcap.summary import Summary
 from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 
@@ -30,7 +31,7 @@ _MSG_PUB_AT = 9 + 2 + 4 + 8  # … sequence, log time
 class JsonDecoderFactory(McapDecoderFactory):
     """Decodes "json" messages into plain Python objects."""
 
-    def decoder_for(self, message_encoding: str, schema: Optional[Schema]) -> Optional[Callable[[bytes], Any]]:
+    def decoder_for(self, message_encoding: str, schema: Schema | None) -> Callable[[bytes], Any] | None:
         if message_encoding != "json":
             return None
         return lambda data: json.loads(data)
@@ -87,7 +88,7 @@ class RecordingReader:
             raise RecordingError(f"{self.path} has no summary section; run `teleop-replay recover {self.path}`")
         self.summary: Summary = summary
 
-    def __enter__(self) -> "RecordingReader":
+    def __enter__(self) -> RecordingReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -201,7 +202,7 @@ class RecordingReader:
             parts = per.get(cid, [])
             schema = self.summary.schemas.get(ch.schema_id)
 
-            def cat(k: int) -> np.ndarray:
+            def cat(k: int, parts: list = parts) -> np.ndarray:
                 return np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64)
 
             out[ch.topic] = TopicIndex(

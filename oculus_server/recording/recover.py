@@ -85,7 +85,9 @@ class RecoverReport:
     @property
     def exit_code(self) -> int:
         """0 nothing lost, 3 data lost but a valid file written, 1 nothing recovered."""
-        return {"intact": EXIT_OK, "repaired": EXIT_OK, "recovered": EXIT_DATA_LOST}.get(self.status, EXIT_UNRECOVERABLE)
+        return {"intact": EXIT_OK, "repaired": EXIT_OK, "recovered": EXIT_DATA_LOST}.get(
+            self.status, EXIT_UNRECOVERABLE
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -171,7 +173,9 @@ def _recovery_metadata(report: RecoverReport) -> dict[str, str]:
     }
 
 
-def _finish(path: Path, target: Path, s: ScanResult, extra: list[tuple[str, Mapping[str, str]]], in_place: bool) -> None:
+def _finish(
+    path: Path, target: Path, s: ScanResult, extra: list[tuple[str, Mapping[str, str]]], in_place: bool
+) -> None:
     """Writes the repaired file at `target`.
 
     In place: `path` itself is cut and completed (a few kB written, so it works on a nearly full
@@ -291,7 +295,9 @@ def finalize_partial(
     if s.header is None:
         raise RecordingError(f"{partial} has no MCAP header: {s.stop_reason}")
     report = _report(partial, dest, "repaired" if not s.truncated_bytes else "recovered", s)
-    _finish(partial, partial, s, [("recording_end", dict(end_metadata)), ("recovery", _recovery_metadata(report))], True)
+    _finish(
+        partial, partial, s, [("recording_end", dict(end_metadata)), ("recovery", _recovery_metadata(report))], True
+    )
     where, problem = move_into(partial, dest, fallback)
     report.output = where
     return report, where, problem

@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Mapping, Sequence
+from typing import BinaryIO
 
 import lz4.frame
 import zstandard
@@ -41,7 +42,13 @@ MAGIC = bytes([137, 77, 67, 65, 80, 48, 13, 10])
 RECORD_HEAD = struct.Struct("<BQ")
 MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel_id, sequence, log_time, publish_time
 CHUNK_HEAD = struct.Struct("<QQQI")  # start, end, uncompressed size, uncompressed crc
-SUMMARY_ONLY = {Opcode.CHUNK_INDEX, Opcode.ATTACHMENT_INDEX, Opcode.STATISTICS, Opcode.METADATA_INDEX, Opcode.SUMMARY_OFFSET}
+SUMMARY_ONLY = {
+    Opcode.CHUNK_INDEX,
+    Opcode.ATTACHMENT_INDEX,
+    Opcode.STATISTICS,
+    Opcode.METADATA_INDEX,
+    Opcode.SUMMARY_OFFSET,
+}
 
 
 class ChunkError(ValueError):
@@ -354,7 +361,9 @@ def write_tail(f: BinaryIO, result: ScanResult, extra_metadata: Sequence[tuple[s
         start = summary.count
         for record in records:
             record.write(summary)  # type: ignore[attr-defined]
-        offsets.append(SummaryOffset(group_opcode=opcode, group_start=summary_start + start, group_length=summary.count - start))
+        offsets.append(
+            SummaryOffset(group_opcode=opcode, group_start=summary_start + start, group_length=summary.count - start)
+        )
     offset_start = summary_start + summary.count
     for o in offsets:
         o.write(summary)

@@ -17,8 +17,8 @@ import io
 import math
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 from PIL import Image
@@ -78,7 +78,10 @@ class SyntheticEpisode:
         self.t0_wall = time.time() if t0_wall is None else t0_wall
         self.t0_mono = 1000.0
         self.drop_ticks = set(drop_ticks)
-        self._jpegs = {n: [make_jpeg(w, h, i + 31 * k) for i in range(jpeg_pool)] for k, (n, (w, h)) in enumerate(self.cameras.items())}
+        self._jpegs = {
+            n: [make_jpeg(w, h, i + 31 * k) for i in range(jpeg_pool)]
+            for k, (n, (w, h)) in enumerate(self.cameras.items())
+        }
         self._last_frame: dict[str, int] = {}
 
     def ee_pose(self, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -189,8 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         w, h = size.split("x")
         cams[name] = (int(w), int(h))
     ep = SyntheticEpisode(hz=args.hz, cameras=cams)
-    w = EpisodeWriter(args.out, {"operator": "synthetic", "task": "trace a circle"}, cameras={n: (a, b, 45.0) for n, (a, b) in cams.items()},
-                      flush_period_s=args.flush_period, compression=args.compression)
+    w = EpisodeWriter(
+        args.out,
+        {"operator": "synthetic", "task": "trace a circle"},
+        cameras={n: (a, b, 45.0) for n, (a, b) in cams.items()},
+        flush_period_s=args.flush_period,
+        compression=args.compression,
+    )
     n = int(args.seconds * args.hz)
     start = time.monotonic()
     flushes = w.flushes

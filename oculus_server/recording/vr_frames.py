@@ -8,8 +8,9 @@ sequence into ``(t_seconds, poses, buttons)`` with oculus_reader button names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -248,7 +248,9 @@ class EpisodeWriter:
             extra = {**(end_metadata or {}), "outcome": "aborted", "requested_outcome": outcome, "reason": reason}
             self.result = self._file.salvage(self._end("aborted", extra), dest)
             if not self.result.problem:
-                self.result = Finalized(self.result.path, self.result.complete, self.result.filed, reason, self.result.messages)
+                self.result = Finalized(
+                    self.result.path, self.result.complete, self.result.filed, reason, self.result.messages
+                )
         return self.result
 
     def close(self, outcome: str, end_metadata: Mapping[str, Any] | None = None, dest_dir: Path | None = None) -> Path:

@@ -16,9 +16,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -118,7 +118,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             with _bar(progress, "encoding dataset") as update:
                 written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
         else:
-            out_dir = Path(args.out) if args.out and not (single and args.to == "hdf5") else (base.parent if single else base)
+            out_dir = (
+                Path(args.out) if args.out and not (single and args.to == "hdf5") else (base.parent if single else base)
+            )
             for path in files:
                 with _bar(progress, f"reading {path.name}") as update:
                     ep = load_episode(path, images=images, progress=update)
@@ -190,7 +192,9 @@ def _non_negative(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teleop-replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="teleop-replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--log-level", default="WARNING")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -240,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     console = Console(stderr=True)
     try:
         return int(args.func(args, console))

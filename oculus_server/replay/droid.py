@@ -119,7 +119,11 @@ def _next_joint_action(tt: TickTable) -> tuple[np.ndarray, np.ndarray]:
 def _controller_info(ep: Episode, tt: TickTable) -> dict[str, np.ndarray]:
     n = len(tt)
     last_vr = hold_index(ep.vr_t, tt.t)
-    on = (last_vr >= 0) & (tt.t - ep.vr_t[np.clip(last_vr, 0, None)] <= CONTROLLER_ON_WINDOW_S) if ep.vr_t.size else np.zeros(n, bool)
+    on = (
+        (last_vr >= 0) & (tt.t - ep.vr_t[np.clip(last_vr, 0, None)] <= CONTROLLER_ON_WINDOW_S)
+        if ep.vr_t.size
+        else np.zeros(n, bool)
+    )
     succeeded = ep.metadata.get("recording_end", {}).get("success") == "true" or ep.outcome == "success"
     success = np.zeros(n, dtype=bool)
     failure = np.zeros(n, dtype=bool)
@@ -240,13 +244,17 @@ def export_hdf5(ep: Episode, out: Path, images: bool = False, progress: Progress
     return out
 
 
-def _write_images(f: h5py.File, key: str, name: str, cam: CameraStream, tt: TickTable, progress: Progress | None) -> None:
+def _write_images(
+    f: h5py.File, key: str, name: str, cam: CameraStream, tt: TickTable, progress: Progress | None
+) -> None:
     if len(cam.jpeg) != cam.log_t.size:
         raise RecordingError(f"camera {name}: images were not loaded (load the episode with images=True)")
     idx = tt.frame_index[name]
     first = decode_jpeg(cam.jpeg[int(idx[0])])
     h, w = first.shape[:2]
-    ds = f.create_dataset(key, (len(tt), h, w, 3), dtype=np.uint8, chunks=(1, h, w, 3), compression="gzip", compression_opts=1)
+    ds = f.create_dataset(
+        key, (len(tt), h, w, 3), dtype=np.uint8, chunks=(1, h, w, 3), compression="gzip", compression_opts=1
+    )
     cache: tuple[int, np.ndarray] = (int(idx[0]), first)
     for i, k in enumerate(idx):
         if int(k) != cache[0]:

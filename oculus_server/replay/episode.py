@@ -168,7 +168,9 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
                 if name is not None and ix.count:
                     order = np.argsort(ix.log_ns, kind="stable")
                     cams.setdefault(name, {"log_t": [], "capture_t": [], "seq": [], "jpeg": [], "size": None}).update(
-                        log_t=list(ix.log_ns[order] / 1e9), capture_t=list(ix.publish_ns[order] / 1e9), seq=list(ix.sequence[order])
+                        log_t=list(ix.log_ns[order] / 1e9),
+                        capture_t=list(ix.publish_ns[order] / 1e9),
+                        seq=list(ix.sequence[order]),
                     )
         for n, (topic, log_ns, pub_ns, _seq, m) in enumerate(r.messages(wanted)):
             if progress is not None and n % 500 == 0:
@@ -248,8 +250,16 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
     cameras = {}
     for name, c in cams.items():
         size = c["size"] or (0, 0)
-        cameras[name] = CameraStream(name, _arr(c["log_t"]), _arr(c["capture_t"]), _arr(c["seq"], dtype=np.int64), c["jpeg"],
-                                     int(size[0]), int(size[1]), c.get("K"))
+        cameras[name] = CameraStream(
+            name,
+            _arr(c["log_t"]),
+            _arr(c["capture_t"]),
+            _arr(c["seq"], dtype=np.int64),
+            c["jpeg"],
+            int(size[0]),
+            int(size[1]),
+            c.get("K"),
+        )
     return Episode(
         path=path, metadata=meta, t0=t0,
         tick_t=_arr(L["tick_t"]), tick_seq=_arr(L["tick_seq"], dtype=np.int64),

@@ -63,7 +63,9 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
                 big = np.nonzero(dt > gap_factor * med)[0]
                 info.time_gap_count = int(big.size)
                 order = big[np.argsort(-dt[big])][:MAX_LISTED_GAPS]
-                info.time_gaps = [{"at_s": round(float(t[i]), 4), "length_s": round(float(dt[i]), 4)} for i in sorted(order)]
+                info.time_gaps = [
+                    {"at_s": round(float(t[i]), 4), "length_s": round(float(dt[i]), 4)} for i in sorted(order)
+                ]
     if ix.sequence.size >= 2:
         d = np.diff(ix.sequence.astype(np.int64))
         d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
@@ -117,7 +119,9 @@ def recording_info(path: Path | str, sequences: bool = True, gap_factor: float =
             "attachments": [{"name": n, "media_type": m, "size_bytes": s} for n, m, s in r.attachments()],
             "topics": [asdict(ti) for ti in topics],
             "dropped_ticks": tick.seq_missing if tick else None,
-            "gaps_found": any(ti.time_gap_count or (ti.seq_missing and not ti.topic.startswith("/vr/")) for ti in topics),
+            "gaps_found": any(
+                ti.time_gap_count or (ti.seq_missing and not ti.topic.startswith("/vr/")) for ti in topics
+            ),
         }
 
 

@@ -21,9 +21,10 @@ one video per camera.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -87,16 +88,36 @@ def _image_stats(samples: list[np.ndarray]) -> dict[str, Any]:
     def c(v: np.ndarray) -> list[list[list[float]]]:
         return [[[float(a)]] for a in v]
 
-    return {"min": c(per.min(0)), "max": c(per.max(0)), "mean": c(per.mean(0)), "std": c(per.std(0)), "count": [len(samples)]}
+    return {
+        "min": c(per.min(0)),
+        "max": c(per.max(0)),
+        "mean": c(per.mean(0)),
+        "std": c(per.std(0)),
+        "count": [len(samples)],
+    }
 
 
 def _tasks_table(tasks: list[str]) -> pa.Table:
     table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
     pandas_meta = {  # lets pandas read "task" back as the index, as LeRobot expects
         "index_columns": ["task"],
-        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
         "columns": [
-            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64", "metadata": None},
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
             {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
         ],
         "creator": {"library": "pyarrow", "version": pa.__version__},
@@ -135,7 +156,9 @@ def export_lerobot(
     sizes: dict[str, tuple[int, int]] = {}
     for fr in frames:
         if sorted(fr.table.frame_index) != cams:
-            raise RecordingError(f"{fr.episode.path} has cameras {sorted(fr.table.frame_index)}, the first recording has {cams}")
+            raise RecordingError(
+                f"{fr.episode.path} has cameras {sorted(fr.table.frame_index)}, the first recording has {cams}"
+            )
         for name in cams:
             cam = fr.episode.cameras[name]
             if len(cam.jpeg) != cam.log_t.size:
@@ -149,11 +172,17 @@ def export_lerobot(
         if fr.episode.task not in tasks:
             tasks.append(fr.episode.task)
     total = sum(fr.length for fr in frames)
-    for sub in ("meta/episodes/chunk-000", "data/chunk-000", *(f"videos/observation.images.{c}/chunk-000" for c in cams)):
+    for sub in (
+        "meta/episodes/chunk-000",
+        "data/chunk-000",
+        *(f"videos/observation.images.{c}/chunk-000" for c in cams),
+    ):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
     # --- tabular data ----------------------------------------------------------------------------
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("state", "joints", "action", "target", "ts", "fi", "ei", "ix", "ti")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("state", "joints", "action", "target", "ts", "fi", "ei", "ix", "ti")
+    }
     offset = 0
     for e, fr in enumerate(frames):
         tt, r, n = fr.table, fr.rows, fr.length
@@ -241,7 +270,9 @@ def export_lerobot(
         ep_cols["meta/episodes/chunk_index"].append(0)
         ep_cols["meta/episodes/file_index"].append(0)
         start += fr.length
-    ep_table = pa.table({k: (pa.array(v, pa.list_(pa.string())) if k == "tasks" else pa.array(v)) for k, v in ep_cols.items()})
+    ep_table = pa.table(
+        {k: (pa.array(v, pa.list_(pa.string())) if k == "tasks" else pa.array(v)) for k, v in ep_cols.items()}
+    )
     pq.write_table(ep_table, out / "meta/episodes/chunk-000/file-000.parquet")
 
     # --- info and stats ---------------------------------------------------------------------------------
@@ -262,7 +293,13 @@ def export_lerobot(
                 "video.is_depth_map": False, "video.fps": int(fps), "video.channels": 3, "has_audio": False,
             },
         }
-    for key, dtype in (("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"), ("task_index", "int64")):
+    for key, dtype in (
+        ("timestamp", "float32"),
+        ("frame_index", "int64"),
+        ("episode_index", "int64"),
+        ("index", "int64"),
+        ("task_index", "int64"),
+    ):
         features[key] = _feature(dtype, None, [1])
     info = {
         "codebase_version": CODEBASE_VERSION,

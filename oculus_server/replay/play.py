@@ -66,7 +66,8 @@ class PlayReport:
     def describe(self) -> str:
         return (
             f"sent {self.commands_sent}/{self.commands_total} commands in {self.wall_s:.2f} s "
-            f"({self.recorded_span_s:.2f} s recorded, speed {self.speed:g}×), {self.errors} errors, {self.timeouts} timeouts\n"
+            f"({self.recorded_span_s:.2f} s recorded, speed {self.speed:g}×), {self.errors} errors, "
+            f"{self.timeouts} timeouts\n"
             f"departure from the recorded measured trajectory: RMS {self.rms_mm:.2f} mm, max {self.max_mm:.2f} mm, "
             f"final {self.final_mm:.2f} mm ({self.samples} samples)\n"
             f"safety: {self.withheld} withheld; "
@@ -85,7 +86,9 @@ class ReplayGuard:
 
     SOURCE = "replay"
 
-    def __init__(self, safety: SafetyConfig | None, rate_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, safety: SafetyConfig | None, rate_hz: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         cfg = safety if safety is not None else SafetyConfig()
         self.period_s = 1.0 / rate_hz
         self.gate = CommandGate(cfg, rate_hz)
@@ -98,7 +101,9 @@ class ReplayGuard:
     def observe(self, state: FrankaState) -> None:
         """Judges a measured state (every reply)."""
         now = self.clock()
-        verdict = self.check.judge(RobotObservation(state, now, time.time(), link_epoch=self.epoch), self.gate.last_sent)
+        verdict = self.check.judge(
+            RobotObservation(state, now, time.time(), link_epoch=self.epoch), self.gate.last_sent
+        )
         if verdict.fault_started:
             self.interventions["implausible_state"] += 1
             log.warning("replay: robot state not believed (%s): nothing is sent until it is", verdict.reason)
@@ -143,14 +148,19 @@ def select_commands(ep: Episode, start_s: float = 0.0, end_s: float | None = Non
         keep &= rel <= end_s
     idx = np.nonzero(keep)[0]
     if idx.size == 0:
-        raise RecordingError(f"no commands between {start_s} s and {end_s} s (recording has {rel[0]:.2f}–{rel[-1]:.2f} s)")
+        raise RecordingError(
+            f"no commands between {start_s} s and {end_s} s (recording has {rel[0]:.2f}–{rel[-1]:.2f} s)"
+        )
     return idx
 
 
 def _action(ep: Episode, i: int) -> FrankaAction:
     return FrankaAction(
-        pos=ep.target_pos[i].copy(), quat=ep.target_quat[i].copy(), gripper=float(ep.target_gripper[i]),  # the guard clips
-        reset=bool(ep.target_reset[i]), timestamp=time.time(),
+        pos=ep.target_pos[i].copy(),
+        quat=ep.target_quat[i].copy(),
+        gripper=float(ep.target_gripper[i]),  # the guard clips
+        reset=bool(ep.target_reset[i]),
+        timestamp=time.time(),
     )
 
 
@@ -216,7 +226,9 @@ def play(
             return np.asarray(state.pos, dtype=float)
         guard.link_lost()
         if consecutive >= MAX_CONSECUTIVE_FAILURES:
-            raise FrankaTeachError(f"replay stopped: {consecutive} commands in a row failed ({errors} errors, {timeouts} timeouts)")
+            raise FrankaTeachError(
+                f"replay stopped: {consecutive} commands in a row failed ({errors} errors, {timeouts} timeouts)"
+            )
         return None
 
     def send(i: int) -> np.ndarray | None:

@@ -43,8 +43,12 @@ def plot_episode(ep: Episode, out: Path, dpi: int = 110) -> Path:
     rtt = ep.rtt_ms[np.isfinite(ep.rtt_ms)]
     if rtt.size:
         ax.hist(rtt, bins=min(60, max(10, rtt.size // 10)), color="tab:blue")
-        ax.axvline(float(np.percentile(rtt, 50)), color="k", linestyle="-", label=f"p50 {np.percentile(rtt, 50):.1f} ms")
-        ax.axvline(float(np.percentile(rtt, 99)), color="tab:red", linestyle="--", label=f"p99 {np.percentile(rtt, 99):.1f} ms")
+        ax.axvline(
+            float(np.percentile(rtt, 50)), color="k", linestyle="-", label=f"p50 {np.percentile(rtt, 50):.1f} ms"
+        )
+        ax.axvline(
+            float(np.percentile(rtt, 99)), color="tab:red", linestyle="--", label=f"p99 {np.percentile(rtt, 99):.1f} ms"
+        )
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no round-trip figures (PUB states)", ha="center", va="center", transform=ax.transAxes)

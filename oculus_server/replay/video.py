@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 import av
 import numpy as np
@@ -51,7 +51,15 @@ class Mp4Writer:
             time, rounded to this resolution; else frame i is at i / fps.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, codec: str | None = None, time_base_s: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        codec: str | None = None,
+        time_base_s: float | None = None,
+    ) -> None:
         self.path = Path(path)
         self.codec = codec or pick_codec()
         self.width, self.height = int(width) - int(width) % 2, int(height) - int(height) % 2
@@ -94,14 +102,23 @@ class Mp4Writer:
             self._c.mux(packet)
         self._c.close()
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def write_jpegs(path: Path, jpegs: Iterable[bytes], times_s: Iterable[float], width: int, height: int, fps: float, progress: Progress | None = None, total: int = 0) -> tuple[str, int]:
+def write_jpegs(
+    path: Path,
+    jpegs: Iterable[bytes],
+    times_s: Iterable[float],
+    width: int,
+    height: int,
+    fps: float,
+    progress: Progress | None = None,
+    total: int = 0,
+) -> tuple[str, int]:
     """Encodes JPEG frames at their own times (s from the first frame) into a VFR MP4.
 
     Returns:

@@ -74,9 +74,13 @@ class SafetyConfig:
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
         lo, hi = self.workspace_min, self.workspace_max
         if not all(a < b for a, b in zip(lo, hi)):
-            raise ConfigError(f"safety config: expected workspace_min < workspace_max on every axis, got {list(lo)} and {list(hi)}")
+            raise ConfigError(
+                f"safety config: expected workspace_min < workspace_max on every axis, got {list(lo)} and {list(hi)}"
+            )
         if self.envelope_margin_m < 0:
-            raise ConfigError(f"safety config 'envelope_margin_m': expected a number >= 0, got {self.envelope_margin_m}")
+            raise ConfigError(
+                f"safety config 'envelope_margin_m': expected a number >= 0, got {self.envelope_margin_m}"
+            )
 
     def step_limits(self, control_hz: float) -> tuple[float, float]:
         """(metres, radians) the target may move between two commands at `control_hz`."""

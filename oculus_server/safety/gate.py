@@ -240,7 +240,10 @@ class CommandGate:
         if self._restore:
             self._restore, reanchor = False, True
             if not hold:
-                note(kinds.HOLD_RESTORE, "first command after an outage, a state fault or the start: holding the measured pose")
+                note(
+                    kinds.HOLD_RESTORE,
+                    "first command after an outage, a state fault or the start: holding the measured pose",
+                )
                 hold, why = True, "restore"
         want: Pose | None = None
         if not hold:
@@ -269,11 +272,21 @@ class CommandGate:
         out_pos, limited = step_toward(base_pos, clamped, self.step_m)
         if limited:
             over = distance(base_pos, clamped)
-            note(kinds.STEP_POS, f"position step {over:.3f} m limited to {self.step_m:.3f} m", clamped, over - self.step_m)
+            note(
+                kinds.STEP_POS,
+                f"position step {over:.3f} m limited to {self.step_m:.3f} m",
+                clamped,
+                over - self.step_m,
+            )
         out_quat, turned = turn_toward(base_quat, quat, self.step_rad)
         if turned:
             over = angle_between(base_quat, quat)
-            note(kinds.STEP_ROT, f"rotation step {over:.3f} rad limited to {self.step_rad:.3f} rad", (), over - self.step_rad)
+            note(
+                kinds.STEP_ROT,
+                f"rotation step {over:.3f} rad limited to {self.step_rad:.3f} rad",
+                (),
+                over - self.step_rad,
+            )
         if not _inside(out_pos, self._lo, self._hi):
             # Only possible with no earlier target: the arm stands outside the box by more than
             # one step, and moving it in would take a bigger step than allowed: send nothing.

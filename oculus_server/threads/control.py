@@ -169,7 +169,9 @@ class ControlThread(RateThread):
             self._on_verdict(self.check.judge(obs, self.gate.last_sent), obs)
         believed = self.check.believed
         if believed is None:
-            why = self.check.fault_reason or ("robot state not yet received" if obs is None else "no believed robot state")
+            why = self.check.fault_reason or (
+                "robot state not yet received" if obs is None else "no believed robot state"
+            )
             return RobotView(False, None, ControlMode.PREDICTIVE, 0, why)
         age = now - believed.t_recv
         mode = ControlMode.REAL_TIME if age <= PREDICTIVE_AFTER_PERIODS * self.period else ControlMode.PREDICTIVE

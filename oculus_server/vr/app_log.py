@@ -14,7 +14,7 @@ Number formats, as the app's C++ writes them (rail-berkeley/oculus_reader ``app_
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -30,12 +30,12 @@ _SIDE_BUTTONS = (
 
 def format_matrix(matrix: np.ndarray) -> str:
     """Formats a (4, 4) transform as 16 row-major ``%g`` numbers, each followed by a space."""
-    return "".join("%g " % v for v in np.asarray(matrix, dtype=float).reshape(16))
+    return "".join(f"{v:g} " for v in np.asarray(matrix, dtype=float).reshape(16))
 
 
 def to_string_float(value: float) -> str:
     """``std::to_string`` of a C++ float: rounded to float32, printed with ``%f``."""
-    return "%f" % float(np.float32(value))
+    return f"{float(np.float32(value)):f}"
 
 
 def format_buttons(buttons: Mapping[str, ButtonValue]) -> str:
@@ -75,7 +75,7 @@ def logcat_prefix(wall_time: float, pid: int, tid: int, level: str = "I", tag: s
     """Returns the ``adb logcat -v threadtime`` prefix for a message logged at `wall_time` (s)."""
     stamp = time.strftime("%m-%d %H:%M:%S", time.localtime(wall_time))
     millis = int((wall_time % 1.0) * 1000.0)
-    return "%s.%03d %5d %5d %s %-8s: " % (stamp, millis, pid, tid, level, tag)
+    return f"{stamp}.{millis:03d} {pid:5d} {tid:5d} {level} {tag:<8}: "
 
 
 def format_logcat_line(

@@ -21,11 +21,12 @@ Keyword arguments of `make_source` go to the constructor and win over spec optio
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 import math
 import re
 import sys
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import VRSource
@@ -94,7 +95,18 @@ OPTIONS: Mapping[str, Mapping[str, tuple[str, Callable[[str], Any]]]] = {
         "speed": ("speed", float),
     },
 }
-_FAKE_CLI_OPTIONS = ("rate", "speed", "duration", "drop_after", "pause_after", "noise", "bad_every", "side_order", "seed", "left")
+_FAKE_CLI_OPTIONS = (
+    "rate",
+    "speed",
+    "duration",
+    "drop_after",
+    "pause_after",
+    "noise",
+    "bad_every",
+    "side_order",
+    "seed",
+    "left",
+)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
@@ -127,7 +139,9 @@ def _convert(kind: str, options: Mapping[str, str], spec: str) -> dict[str, Any]
     out: dict[str, Any] = {}
     for key, text in options.items():
         if key not in table:
-            raise ConfigError(f"unknown option {key!r} for VR source {kind!r} in {spec!r}; expected one of {', '.join(table)}")
+            raise ConfigError(
+                f"unknown option {key!r} for VR source {kind!r} in {spec!r}; expected one of {', '.join(table)}"
+            )
         kw, conv = table[key]
         try:
             out[kw] = conv(text)

@@ -25,7 +25,7 @@ import os
 import random
 import sys
 import time
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -53,7 +53,9 @@ CORRUPTIONS = {
 }
 
 
-def corrupt_payload(kind: str, poses: Mapping[str, np.ndarray], buttons: Mapping[str, ButtonValue], order: Sequence[str]) -> str:
+def corrupt_payload(
+    kind: str, poses: Mapping[str, np.ndarray], buttons: Mapping[str, ButtonValue], order: Sequence[str]
+) -> str:
     """Returns an app payload damaged in the way `kind` (a key of `CORRUPTIONS`) says."""
     if kind == "garbage":
         return "\x00\ufffd garbage \ufffd r:1 0 0"
@@ -150,11 +152,17 @@ class FakeHeadset:
         poses, buttons = self.trajectory.sample(t, left=self.left)
         if self.side_order == "r":
             poses = {"r": poses["r"]}
-        order = {"rl": ("r", "l"), "lr": ("l", "r"), "r": ("r",)}.get(self.side_order) or (("r", "l") if k % 2 == 0 else ("l", "r"))
+        order = {"rl": ("r", "l"), "lr": ("l", "r"), "r": ("r",)}.get(self.side_order) or (
+            ("r", "l") if k % 2 == 0 else ("l", "r")
+        )
         kind = self.corruption(k)
         if kind is None:
             return format_logcat_line(poses, buttons, self._wall(), pid=self.pid, tid=self.pid + 56, order=order)
-        text = logcat_prefix(self._wall(), self.pid, self.pid + 56) + TAG_PREFIX + corrupt_payload(kind, poses, buttons, order)
+        text = (
+            logcat_prefix(self._wall(), self.pid, self.pid + 56)
+            + TAG_PREFIX
+            + corrupt_payload(kind, poses, buttons, order)
+        )
         return (text + "\n").encode("utf-8")
 
     def corruption(self, k: int) -> str | None:
@@ -187,7 +195,10 @@ class FakeHeadset:
                 if self.drop_after_s is not None and elapsed >= self.drop_after_s:
                     line = self.app_line(k)
                     os.write(self.out_fd, line[: len(line) // 2])
-                    os.write(self.err_fd, f"error: device offline (fake headset dropped after {self.drop_after_s:g} s)\n".encode())
+                    os.write(
+                        self.err_fd,
+                        f"error: device offline (fake headset dropped after {self.drop_after_s:g} s)\n".encode(),
+                    )
                     return 1
                 if self.duration_s is not None and elapsed >= self.duration_s:
                     return 0
@@ -214,8 +225,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", default="circle", choices=sorted(TRAJECTORIES), help="controller motion")
     p.add_argument("--speed", type=float, default=1.0, help="trajectory speed factor")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (exit 0)")
-    p.add_argument("--drop-after", type=float, default=None, help="simulate a lost device after this many seconds (exit 1)")
-    p.add_argument("--pause-after", type=float, default=None, help="stop writing (but stay alive) after this many seconds")
+    p.add_argument(
+        "--drop-after", type=float, default=None, help="simulate a lost device after this many seconds (exit 1)"
+    )
+    p.add_argument(
+        "--pause-after", type=float, default=None, help="stop writing (but stay alive) after this many seconds"
+    )
     p.add_argument("--noise", type=int, default=2, help="unrelated log lines per app line")
     p.add_argument("--bad-every", type=int, default=0, help="corrupt every N-th app line")
     p.add_argument("--side-order", default="rl", choices=("rl", "lr", "alternate", "r"))
@@ -224,7 +239,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-connect", action="store_true", help="make `connect` fail like an unreachable headset")
     p.add_argument("--log-commands", default=None, help="append each invocation's argv as JSON to this file")
     p.add_argument("-s", dest="serial", default=None, help="device serial (accepted like adb's, ignored)")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="adb sub-command: logcat ... | connect HOST:PORT | shell am start ...")
+    p.add_argument(
+        "command", nargs=argparse.REMAINDER, help="adb sub-command: logcat ... | connect HOST:PORT | shell am start ..."
+    )
     return p
 
 

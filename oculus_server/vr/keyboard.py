@@ -21,7 +21,7 @@ import select
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -169,7 +169,9 @@ class KeyboardSource(VRSource):
         """CONNECTED while the input is open, FINISHED after EOF."""
         with self._lock:
             state = SourceState.FINISHED if self._eof else SourceState.CONNECTED
-            detail = f"grip {'ON' if self.grip else 'off'}, trigger {'ON' if self.trigger else 'off'}, {self._keys} keys"
+            detail = (
+                f"grip {'ON' if self.grip else 'off'}, trigger {'ON' if self.trigger else 'off'}, {self._keys} keys"
+            )
             if self._eof:
                 detail = "input closed; " + detail
             return SourceStatus(state=state, samples=self._seq, rejected=self._ignored, detail=detail)

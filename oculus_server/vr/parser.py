@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
 
 import numpy as np
 
@@ -109,14 +109,14 @@ class ParsedLine:
         return VRSample(poses=self.poses, buttons=self.buttons, t_recv=t_recv, seq=seq)
 
 
-ParseOutcome = Union[ParsedLine, Rejection, None]
+ParseOutcome = ParsedLine | Rejection | None
 
 
 def _preview(text: str) -> str:
     return repr(text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…")
 
 
-def parse_line(line: Union[str, bytes, bytearray]) -> ParseOutcome:
+def parse_line(line: str | bytes | bytearray) -> ParseOutcome:
     """Parses one logcat line (any prefix; trailing newline allowed).
 
     Returns:
@@ -128,7 +128,10 @@ def parse_line(line: Union[str, bytes, bytearray]) -> ParseOutcome:
         if start < 0:
             return None
         if line.find(_TAG_PREFIX_BYTES, start) != start:
-            return Rejection("no_payload", f"expected {TAG_PREFIX!r} then the payload; got {_preview(line[start:].decode('utf-8', 'replace'))}")
+            return Rejection(
+                "no_payload",
+                f"expected {TAG_PREFIX!r} then the payload; got {_preview(line[start:].decode('utf-8', 'replace'))}",
+            )
         return parse_payload(line[start + len(_TAG_PREFIX_BYTES):].decode("utf-8", "replace"))
     if not isinstance(line, str):
         return Rejection("not_text", f"expected str or bytes, got {type(line).__name__}")
@@ -140,7 +143,7 @@ def parse_line(line: Union[str, bytes, bytearray]) -> ParseOutcome:
     return parse_payload(line[start + len(TAG_PREFIX):])
 
 
-def parse_payload(payload: str) -> Union[ParsedLine, Rejection]:
+def parse_payload(payload: str) -> ParsedLine | Rejection:
     """Parses the text after ``"wE9ryARX: "`` (see the module docstring for the grammar)."""
     payload = payload.strip()
     if not payload:
@@ -181,7 +184,7 @@ def parse_payload(payload: str) -> Union[ParsedLine, Rejection]:
     return ParsedLine(poses=poses, buttons=buttons, dropped=tuple(dropped))
 
 
-def parse_matrix(numbers: str) -> Union[np.ndarray, Rejection]:
+def parse_matrix(numbers: str) -> np.ndarray | Rejection:
     """Parses 16 space-separated numbers (row-major) into a validated rigid (4, 4) transform."""
     words = numbers.split()
     if len(words) != 16:
@@ -229,9 +232,18 @@ def rigid_problem(values: Sequence[float]) -> Rejection | None:
     o01 = a * d + b * e + c * f
     o02 = a * g + b * h + c * i
     o12 = d * g + e * h + f * i
-    if not (-tol <= n0 <= tol and -tol <= n1 <= tol and -tol <= n2 <= tol and -tol <= o01 <= tol and -tol <= o02 <= tol and -tol <= o12 <= tol):
+    if not (
+        -tol <= n0 <= tol
+        and -tol <= n1 <= tol
+        and -tol <= n2 <= tol
+        and -tol <= o01 <= tol
+        and -tol <= o02 <= tol
+        and -tol <= o12 <= tol
+    ):
         worst = max(abs(n0), abs(n1), abs(n2), abs(o01), abs(o02), abs(o12))
-        return Rejection("not_rigid", f"expected an orthonormal rotation (|RRᵀ − I| ≤ {tol:g}); got deviation {worst:.3g}")
+        return Rejection(
+            "not_rigid", f"expected an orthonormal rotation (|RRᵀ − I| ≤ {tol:g}); got deviation {worst:.3g}"
+        )
     det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
     if det < 0.0:
         return Rejection("reflection", f"expected det(R) = +1; got {det:.3g}")
@@ -239,7 +251,9 @@ def rigid_problem(values: Sequence[float]) -> Rejection | None:
         return Rejection("not_rigid", f"expected det(R) = 1 ± {tol:g}; got {det:.4g}")
     if x * x + y * y + z * z > _MAX_DIST_SQ:
         dist = math.sqrt(x * x + y * y + z * z)
-        return Rejection("out_of_reach", f"expected the controller within {VR_MAX_HAND_DISTANCE_M:g} m of the head; got {dist:.3g} m")
+        return Rejection(
+            "out_of_reach", f"expected the controller within {VR_MAX_HAND_DISTANCE_M:g} m of the head; got {dist:.3g} m"
+        )
     return None
 
 
@@ -256,14 +270,18 @@ _JS_LO, _JS_HI = -1.0 - VR_ANALOG_SLACK, 1.0 + VR_ANALOG_SLACK
 _AX_LO, _AX_HI = -VR_ANALOG_SLACK, 1.0 + VR_ANALOG_SLACK
 
 
-def _fast_side(out: dict[str, ButtonValue], groups: Sequence[str | None], bools: Sequence[str], names: Sequence[str]) -> bool:
+def _fast_side(
+    out: dict[str, ButtonValue], groups: Sequence[str | None], bools: Sequence[str], names: Sequence[str]
+) -> bool:
     """Fills one side from regex groups (6 booleans, 4 numbers); False if a value is out of spec."""
     try:
         jx, jy, trig, grip = float(groups[6]), float(groups[7]), float(groups[8]), float(groups[9])  # type: ignore[arg-type]
     except ValueError:
         return False
     # Chained comparisons are False for NaN, so non-finite values fail here too.
-    if not (_JS_LO <= jx <= _JS_HI and _JS_LO <= jy <= _JS_HI and _AX_LO <= trig <= _AX_HI and _AX_LO <= grip <= _AX_HI):
+    if not (
+        _JS_LO <= jx <= _JS_HI and _JS_LO <= jy <= _JS_HI and _AX_LO <= trig <= _AX_HI and _AX_LO <= grip <= _AX_HI
+    ):
         return False
     for name, group in zip(bools, groups):
         out[name] = group is not None
@@ -277,7 +295,7 @@ _RIGHT_NAMES = ("rightJS", *RIGHT_ANALOG)
 _LEFT_NAMES = ("leftJS", *LEFT_ANALOG)
 
 
-def parse_buttons(text: str) -> Union[dict[str, ButtonValue], Rejection]:
+def parse_buttons(text: str) -> dict[str, ButtonValue] | Rejection:
     """Parses the button section (text after ``&``) into a button map, or a `Rejection`.
 
     Lines in the app's exact layout take a regular-expression fast path; anything else (other
@@ -287,7 +305,9 @@ def parse_buttons(text: str) -> Union[dict[str, ButtonValue], Rejection]:
     m = _FAST_RIGHT_LEFT.fullmatch(text)
     if m is not None:
         g = m.groups()
-        if _fast_side(out, g[:10], RIGHT_BOOLS, _RIGHT_NAMES) and (g[16] is None or _fast_side(out, g[10:], LEFT_BOOLS, _LEFT_NAMES)):
+        if _fast_side(out, g[:10], RIGHT_BOOLS, _RIGHT_NAMES) and (
+            g[16] is None or _fast_side(out, g[10:], LEFT_BOOLS, _LEFT_NAMES)
+        ):
             return out
     else:
         m = _FAST_LEFT.fullmatch(text)
@@ -296,7 +316,7 @@ def parse_buttons(text: str) -> Union[dict[str, ButtonValue], Rejection]:
     return parse_buttons_tokens(text)
 
 
-def parse_buttons_tokens(text: str) -> Union[dict[str, ButtonValue], Rejection]:
+def parse_buttons_tokens(text: str) -> dict[str, ButtonValue] | Rejection:
     """The general button parser: any token order and spacing, with a reason for each error."""
     markers: list[str] = []
     pressed: list[str] = []
@@ -338,10 +358,14 @@ def parse_buttons_tokens(text: str) -> Union[dict[str, ButtonValue], Rejection]:
 
     for name in pressed:
         if _MARKER_OF_BOOL[name] not in markers:
-            return Rejection("button_without_side", f"expected side marker {_MARKER_OF_BOOL[name]!r} before {name!r}; got none")
+            return Rejection(
+                "button_without_side", f"expected side marker {_MARKER_OF_BOOL[name]!r} before {name!r}; got none"
+            )
     for name in analog:
         if _ANALOG[name][0] not in markers:
-            return Rejection("button_without_side", f"expected side marker {_ANALOG[name][0]!r} before {name!r}; got none")
+            return Rejection(
+                "button_without_side", f"expected side marker {_ANALOG[name][0]!r} before {name!r}; got none"
+            )
     if not markers:
         return Rejection("no_buttons", f"expected a button section with 'R' and/or 'L'; got {_preview(text)}")
 
@@ -349,7 +373,9 @@ def parse_buttons_tokens(text: str) -> Union[dict[str, ButtonValue], Rejection]:
     for marker in markers:
         for name in _ANALOG_OF_MARKER[marker]:
             if name not in analog:
-                return Rejection("missing_analog", f"expected {name} after side marker {marker!r} (truncated line?); got none")
+                return Rejection(
+                    "missing_analog", f"expected {name} after side marker {marker!r} (truncated line?); got none"
+                )
         for name in _BOOLS_OF_MARKER[marker]:
             buttons[name] = False
     for name in pressed:

@@ -29,16 +29,16 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from frankateach.constants import (
     QUEST_ADB_PORT,
     QUEST_ADB_STEP_TIMEOUT_S,
     QUEST_APP_ACTIVITY,
+    QUEST_LOG_TAG,
     QUEST_RECONNECT_INITIAL_S,
     QUEST_RECONNECT_MAX_S,
     QUEST_SILENT_RESTART_S,
-    QUEST_LOG_TAG,
     VR_LINK_TIMEOUT_S,
 )
 from oculus_server.errors import ConfigError, VRSourceError
@@ -117,7 +117,9 @@ class QuestReader(VRSource):
         if not self._adb or not all(isinstance(a, str) and a for a in self._adb):
             raise ConfigError(f"adb command must be a non-empty executable name or argv list, got {adb!r}")
         if not (backoff_initial_s > 0 and backoff_max_s >= backoff_initial_s):
-            raise ConfigError(f"expected 0 < backoff_initial_s <= backoff_max_s, got {backoff_initial_s!r}, {backoff_max_s!r}")
+            raise ConfigError(
+                f"expected 0 < backoff_initial_s <= backoff_max_s, got {backoff_initial_s!r}, {backoff_max_s!r}"
+            )
         if not stale_timeout_s > 0:
             raise ConfigError(f"stale_timeout_s must be > 0, got {stale_timeout_s!r}")
         self.name = name

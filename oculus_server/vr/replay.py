@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Tuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from oculus_server.vr.parser import Rejection, normalize_buttons, rigid_problem
 from oculus_server.vr.source import ButtonValue, SourceStatus, VRSample, VRSource, playback_state
 
 # (t_seconds, side -> (4, 4) head_T_controller, button map)
-ReplayFrame = Tuple[float, Mapping[str, np.ndarray], Mapping[str, Any]]
+ReplayFrame = tuple[float, Mapping[str, np.ndarray], Mapping[str, Any]]
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +56,9 @@ def check_frame(frame: Any) -> tuple[float, dict[str, np.ndarray], dict[str, But
     if not math.isfinite(t):
         return Rejection("bad_time", f"expected a finite time; got {t!r}")
     if not isinstance(poses, Mapping) or not isinstance(buttons, Mapping):
-        return Rejection("bad_frame", f"expected poses and buttons as mappings; got {type(poses).__name__}, {type(buttons).__name__}")
+        return Rejection(
+            "bad_frame", f"expected poses and buttons as mappings; got {type(poses).__name__}, {type(buttons).__name__}"
+        )
     clean: dict[str, np.ndarray] = {}
     for side, pose in poses.items():
         if side not in ("r", "l"):
@@ -165,7 +168,9 @@ class ReplaySource(VRSource):
             self._index += 1
             checked = check_frame(raw)
             if isinstance(checked, tuple) and checked[0] < self._t_last:
-                checked = Rejection("time_backwards", f"expected non-decreasing times; got {checked[0]:.6f} after {self._t_last:.6f}")
+                checked = Rejection(
+                    "time_backwards", f"expected non-decreasing times; got {checked[0]:.6f} after {self._t_last:.6f}"
+                )
             if isinstance(checked, Rejection):
                 self._rejected += 1
                 self._reasons[checked.reason] = self._reasons.get(checked.reason, 0) + 1

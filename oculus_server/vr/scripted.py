@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from frankateach.constants import VR_FREQ
 from oculus_server.errors import ConfigError

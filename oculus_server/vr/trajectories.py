@@ -48,8 +48,8 @@ Motions follow minimum-jerk profiles (zero velocity and acceleration at both end
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -174,7 +174,9 @@ def _within(t: float, span: tuple[float, float]) -> bool:
     return span[0] <= t < span[1]
 
 
-def right_buttons(grip: bool = False, trigger: float = 0.0, a: bool = False, b: bool = False, rj: bool = False) -> dict[str, ButtonValue]:
+def right_buttons(
+    grip: bool = False, trigger: float = 0.0, a: bool = False, b: bool = False, rj: bool = False
+) -> dict[str, ButtonValue]:
     """A full right-side button map with the given states (analog grip = 1.0 when held)."""
     buttons: dict[str, ButtonValue] = {name: False for name in RIGHT_BOOLS}
     buttons.update(A=bool(a), B=bool(b), RG=bool(grip), RTr=bool(trigger >= 0.5), RJ=bool(rj))
@@ -232,7 +234,9 @@ _RIGHT_TO_LEFT = {
 }
 
 
-def drive_left(right_pose: np.ndarray, right: dict[str, ButtonValue]) -> tuple[dict[str, np.ndarray], dict[str, ButtonValue]]:
+def drive_left(
+    right_pose: np.ndarray, right: dict[str, ButtonValue]
+) -> tuple[dict[str, np.ndarray], dict[str, ButtonValue]]:
     """Moves a right-hand motion to the left controller: same displacement from the left rest pose,
     same presses on the left buttons; the right controller rests with nothing pressed."""
     pose = right_pose.copy()
@@ -315,14 +319,27 @@ TRAJECTORIES: Mapping[str, Trajectory] = {
     t.name: t
     for t in (
         Trajectory("hold", None, "controllers still at rest; grip held from 1 s", _hold),
-        Trajectory("circle", None, f"{CIRCLE_RADIUS_M * 100:g} cm horizontal circle every {CIRCLE_PERIOD_S:g} s; grip held", _circle),
+        Trajectory(
+            "circle",
+            None,
+            f"{CIRCLE_RADIUS_M * 100:g} cm horizontal circle every {CIRCLE_PERIOD_S:g} s; grip held",
+            _circle,
+        ),
         Trajectory("figure8", None, "figure-8 in the vertical plane with wrist yaw; grip held", _figure8),
-        Trajectory("pick_place", PICK_PLACE_TIMES["end"][0],
-                   "pick the red cube, stack it on the blue one, come back; B (success), A",
-                   _pick_place_fn(PICK_RED_ONTO_BLUE), alternate="place_back"),
-        Trajectory("place_back", PICK_PLACE_TIMES["end"][0],
-                   "take the red cube off the blue one, put it back where it was; B, A",
-                   _pick_place_fn(PUT_RED_BACK), alternate="pick_place"),
+        Trajectory(
+            "pick_place",
+            PICK_PLACE_TIMES["end"][0],
+            "pick the red cube, stack it on the blue one, come back; B (success), A",
+            _pick_place_fn(PICK_RED_ONTO_BLUE),
+            alternate="place_back",
+        ),
+        Trajectory(
+            "place_back",
+            PICK_PLACE_TIMES["end"][0],
+            "take the red cube off the blue one, put it back where it was; B, A",
+            _pick_place_fn(PUT_RED_BACK),
+            alternate="pick_place",
+        ),
     )
 }
 

@@ -78,7 +78,7 @@ class FakeFrankaInterface:
         calls: (controller_type, action copy, controller_cfg) for each control() call.
     """
 
-    instances: ClassVar[list["FakeFrankaInterface"]] = []
+    instances: ClassVar[list[FakeFrankaInterface]] = []
     has_state: ClassVar[bool] = True
     tracking_gain: ClassVar[float] = 0.5
     paced: ClassVar[bool] = False  # True: control() keeps 1/control_freq between calls, as deoxys
