@@ -5,4 +5,11 @@ cd "$(dirname "$0")"
 source tools/bootstrap.sh
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
+# Lint and type-check first (pyproject.toml: [tool.ruff], [tool.mypy]); SKIP_LINT=1 skips them.
+if [[ -z "${SKIP_LINT:-}" ]]; then
+  echo "[lint] ruff check" >&2
+  python -m ruff check --quiet . || { echo "[lint] ruff found problems (ruff check --fix fixes some)" >&2; exit 1; }
+  echo "[lint] mypy" >&2
+  python -m mypy || { echo "[lint] mypy found type errors" >&2; exit 1; }
+fi
 exec python -m pytest -q "$@"

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -361,7 +362,7 @@ class SharedState:
             self._episode_requests.clear()
         return out
 
-    def set_episode(self, **changes: object) -> None:
+    def set_episode(self, **changes: Any) -> None:
         with self._episode_lock:
             self._episode = replace(self._episode, **changes)
 

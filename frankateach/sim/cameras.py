@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class CameraStreamer:
         self._ctx = mp.get_context("spawn")
         self._shared = self._ctx.Array("d", 2 + self.nq, lock=True)  # [seq, wall s, qpos...]
         self.skipped_pushes = 0  # snapshots dropped because the renderer held the lock too long
-        self._view = np.frombuffer(self._shared.get_obj(), dtype=np.float64)
+        self._view = np.frombuffer(cast(Any, self._shared.get_obj()), dtype=np.float64)  # the shared doubles
         self._stats = self._ctx.Array("d", 2 * len(config.names), lock=False)
         self._stop = self._ctx.Event()
         self._proc: Any = None

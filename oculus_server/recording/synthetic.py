@@ -25,7 +25,7 @@ from PIL import Image
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.timing import RateSnapshot
-from oculus_server.types import ControlMode, Event, RecordTick, RobotCommand, RobotObservation, VRSample
+from oculus_server.types import ButtonValue, ControlMode, Event, RecordTick, RobotCommand, RobotObservation, VRSample
 
 
 def make_jpeg(width: int, height: int, index: int, quality: int = 85) -> bytes:
@@ -105,8 +105,10 @@ class SyntheticEpisode:
         hand[:3, 3] = [0.2 + 0.1 * math.cos(0.4 * t), -0.3, -0.4 + 0.1 * math.sin(0.4 * t)]
         c, s = math.cos(0.3 * math.sin(t)), math.sin(0.3 * math.sin(t))
         hand[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
-        buttons = {"A": False, "B": False, "RTr": gripper > 0, "RG": True, "RThU": True, "RJ": False,
-                   "rightTrig": (1.0 if gripper > 0 else 0.0,), "rightGrip": (1.0,), "rightJS": (0.0, 0.0)}
+        buttons: dict[str, ButtonValue] = {
+            "A": False, "B": False, "RTr": gripper > 0, "RG": True, "RThU": True, "RJ": False,
+            "rightTrig": 1.0 if gripper > 0 else 0.0, "rightGrip": 1.0, "rightJS": (0.0, 0.0),
+        }
         vr = VRSample(poses={"r": hand}, buttons=buttons, t_recv=mono - 0.006, seq=vr_seq)
         cmd_seq = int(t * 20.0)  # the 20 Hz control loop: a command is the same on every tick it is newest
         tc = cmd_seq / 20.0

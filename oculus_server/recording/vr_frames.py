@@ -64,7 +64,7 @@ def load_vr_frames(path: str | Path) -> Iterator[tuple[float, dict[str, np.ndarr
         buttons: dict[str, Any] = {}
         for topic, ns, _pub, seq, msg in reader.messages(topics):
             if seq != current:
-                if current is not None and (poses or buttons):
+                if t0 is not None and (poses or buttons):
                     yield (log_ns - t0) / 1e9, poses, buttons
                 current, poses, buttons, log_ns = seq, {}, {}, ns
                 t0 = ns if t0 is None else t0
@@ -72,5 +72,5 @@ def load_vr_frames(path: str | Path) -> Iterator[tuple[float, dict[str, np.ndarr
                 buttons = _buttons(msg)
             else:
                 poses["r" if topic == S.TOPIC_VR_POSE["r"] else "l"] = _matrix(msg)
-        if current is not None and (poses or buttons):
+        if t0 is not None and (poses or buttons):
             yield (log_ns - t0) / 1e9, poses, buttons

@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -67,7 +68,7 @@ class Mp4Writer:
             raise RecordingError(f"cannot encode {width}×{height} video")
         self._c = av.open(str(self.path), "w")
         rate = Fraction(fps).limit_denominator(1000)
-        self._s = self._c.add_stream(self.codec, rate=rate)
+        self._s = cast(av.VideoStream, self._c.add_stream(self.codec, rate=rate))
         self._s.width, self._s.height, self._s.pix_fmt = self.width, self.height, "yuv420p"
         self._tb = Fraction(1, 1000) if time_base_s is None else Fraction(time_base_s).limit_denominator(1_000_000)
         if time_base_s is None:

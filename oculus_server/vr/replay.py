@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class _Frame(NamedTuple):
-    index: int  # position in the input iterable, from 0 (used as the sample's seq)
+    n: int  # position in the input iterable, from 0 (used as the sample's seq)
     t: float
     poses: dict[str, np.ndarray]
     buttons: dict[str, ButtonValue]
@@ -138,7 +138,7 @@ class ReplaySource(VRSource):
             if newest is None:
                 return None
             self._samples += 1
-            return VRSample(poses=newest.poses, buttons=newest.buttons, t_recv=now, seq=newest.index)
+            return VRSample(poses=newest.poses, buttons=newest.buttons, t_recv=now, seq=newest.n)
 
     def status(self) -> SourceStatus:
         """WAITING before start, CONNECTED while playing, FINISHED after the last frame."""
