@@ -70,11 +70,12 @@ topic                           schema                      content (written whe
 ==============================  ==========================  ======================================
 
 Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
-time; VR samples: their receive time mapped to wall clock; tick-level data and camera frames: the
-recording tick's wall time), ``publish_time`` is when it was captured or made (robot measurement
-time, camera capture time, command creation time), and ``sequence`` is the source's own counter
-where it has one (recording tick seq, VR sample seq, command seq, camera frame seq), else a
-per-topic counter, so a gap always means something was not recorded.
+time; VR samples: their receive time mapped to wall clock; commands: the time they were sent;
+tick-level data and camera frames: the recording tick's wall time), ``publish_time`` is when it
+was captured or made (robot measurement time, camera capture time, command creation time), and
+``sequence`` is the source's own counter where it has one (recording tick seq, VR sample seq,
+the robot thread's send counter for commands, camera frame seq), else a per-topic counter, so a
+gap always means something was not recorded.
 
 JSON bodies never hold ``null``: a value that is not available (no round trip for a state from
 the PUB feed, jitter before a loop's second tick, ...) is left out, and every JSON schema below
