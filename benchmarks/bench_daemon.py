@@ -67,22 +67,54 @@ def analyse(path: Path, record_hz: float) -> dict:
     with open(path, "rb") as f:
         reader = make_reader(f)
         ticks_t, ticks_seq, timing, meta = [], [], None, {}
+        modes: list[tuple[str, bool]] = []
+        cmd_seq: list[int] = []
+        ee_t: list[float] = []
         for m in reader.iter_metadata():
             meta[m.name] = dict(m.metadata)
-        for _schema, channel, msg in reader.iter_messages(topics=["/control/mode", "/timing"]):
+        topics = ["/control/mode", "/timing", "/robot/command", "/robot/ee_pose"]
+        for _schema, channel, msg in reader.iter_messages(topics=topics):
             if channel.topic == "/control/mode":
                 ticks_t.append(msg.log_time / 1e9)
                 ticks_seq.append(msg.sequence)
+                body = json.loads(msg.data)
+                modes.append((body.get("mode", ""), bool(body.get("engaged"))))
+            elif channel.topic == "/robot/command":
+                cmd_seq.append(msg.sequence)
+            elif channel.topic == "/robot/ee_pose":
+                ee_t.append(msg.publish_time / 1e9)
             else:
                 timing = json.loads(msg.data)
     seq = np.array(ticks_seq)
+    sent = np.array(cmd_seq)
+    engaged = [mode for mode, eng in modes if eng]
+    ee = np.sort(np.array(ee_t))
     out = {
         "recording": period_figures(np.array(ticks_t), record_hz),
         "missing_ticks": int((np.diff(seq) - 1).sum()) if seq.size else -1,
         "timing": timing,
         "end": meta.get("recording_end", {}),
+        # every command sent is recorded once: send counters consecutive from first to last
+        "commands_recorded": int(sent.size),
+        "commands_span": int(sent.max() - sent.min() + 1) if sent.size else 0,
+        "command_seq_gaps": int((np.diff(np.sort(sent)) - 1).clip(min=0).sum()) if sent.size else -1,
+        "measured_states": int(ee.size),
+        "measured_hz": float((ee.size - 1) / (ee[-1] - ee[0])) if ee.size > 1 else float("nan"),
+        "real_time_engaged": (engaged.count("REAL-TIME") / len(engaged)) if engaged else float("nan"),
+        "engaged_ticks": len(engaged),
     }
     return out
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    """A /proc/PID/status memory figure (VmRSS, VmHWM), KiB (0 if the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> int:
@@ -123,6 +155,8 @@ def main() -> int:
     s0 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids}
     window = max(1.0, args.duration - 3.0)
     killed_at = None
+    rss_samples: list[int] = []
+    hwm = 0
     if args.kill:
         time.sleep(window)
         c1, t1 = cpu_seconds(proc.pid), time.monotonic()
@@ -143,7 +177,9 @@ def main() -> int:
                 os.killpg(p, signal.SIGKILL)
     else:
         while proc.poll() is None and time.monotonic() - t0 < window:
+            rss_samples.append(rss_kib(proc.pid))
             time.sleep(0.2)
+        hwm = rss_kib(proc.pid, "VmHWM")
         c1, t1 = cpu_seconds(proc.pid), time.monotonic()
         s1 = {
             p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p))
@@ -198,6 +234,15 @@ def main() -> int:
             print(f"  {key:<20} {counters[key]:.3f}")
     print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%  "
           f"(over {t1 - t0:.1f} s)")
+    if rss_samples:
+        steady = sorted(rss_samples)[len(rss_samples) // 2]
+        print(f"memory: daemon RSS median {steady / 1024:.1f} MiB, peak (VmHWM) {hwm / 1024:.1f} MiB")
+    sent_total = counters.get("commands_sent")
+    print(f"commands: {res['commands_recorded']} recorded on /robot/command, send counters "
+          f"{res['commands_span']} consecutive ({res['command_seq_gaps']} missing)"
+          + (f"; daemon counted {sent_total:.0f} sent by its last /timing (~1 s before the end)" if sent_total else ""))
+    print(f"measured state: {res['measured_states']} states on /robot/ee_pose at {res['measured_hz']:.1f} Hz; "
+          f"control REAL-TIME in {res['real_time_engaged'] * 100:.1f}% of {res['engaged_ticks']} engaged ticks")
     return 0 if proc.returncode == 0 or args.kill else 1
 
 
