@@ -198,7 +198,7 @@ class Daemon:
                                   "oculus-server starts a local service and passes its URL)")
             self.blender = AssistBlender(
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
-                events=lambda message, what: st.add_event("assist", message, state=what),
+                events=self._assist_event,
             )
         self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
@@ -249,6 +249,11 @@ class Daemon:
             self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv, st,
                                        realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
+
+    def _assist_event(self, message: str, what: str) -> None:
+        """An assist state change from the control thread: logged and shown (dashboard, /events)."""
+        log.info("%s", message)
+        self.state.add_event("assist", message, state=what)
 
     @property
     def threads(self) -> list[DaemonThread]:
