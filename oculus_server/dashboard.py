@@ -87,7 +87,9 @@ def status_line(state: SharedState, uptime_s: float) -> str:
     for name in THREAD_ORDER:
         r = rates.get(name)
         if r is not None and r.ticks:
-            parts.append(f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else ""))
+            parts.append(
+                f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else "")
+            )
     if state.robot() is None and not link.up:
         parts.append(f"robot: NEVER ANSWERED ({link.timeouts} timeouts)")
     else:
@@ -95,7 +97,9 @@ def status_line(state: SharedState, uptime_s: float) -> str:
     parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
     safety = state.safety_status()
-    parts.append(f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else ""))
+    parts.append(
+        f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else "")
+    )
     if safety.fault:
         parts.append(f"STATE FAULT: {safety.fault}")
     assist = assist_summary(state)
@@ -168,9 +172,15 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
             continue
         target = _f(r.target_hz, ".0f") if r.target_hz else "as fast"
         threads.add_row(
-            name, target, _f(r.achieved_hz),
-            f"{_f(r.jitter_p50_ms, '.2f')} / {_f(r.jitter_p99_ms, '.2f')} / {_f(r.jitter_max_ms, '.2f')}" if r.target_hz else "–",
-            str(r.missed), str(r.late), _f(r.work_p99_ms, ".2f"),
+            name,
+            target,
+            _f(r.achieved_hz),
+            f"{_f(r.jitter_p50_ms, '.2f')} / {_f(r.jitter_p99_ms, '.2f')} / {_f(r.jitter_max_ms, '.2f')}"
+            if r.target_hz
+            else "–",
+            str(r.missed),
+            str(r.late),
+            _f(r.work_p99_ms, ".2f"),
         )
 
     robot = Table(title="robot", expand=True, box=None, show_header=False)
@@ -179,20 +189,30 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     if obs is None and not link.up:
         robot.add_row("link", Text(f"NEVER ANSWERED ({link.timeouts} timeouts)", style="bold red"))
     else:
-        robot.add_row("link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red"))
+        robot.add_row(
+            "link", Text("up", style="green") if link.up else Text(f"DOWN ({link.failures} failed)", style="bold red")
+        )
     robot.add_row("round trip mean / p95", f"{_f(link.rtt_mean_s * 1e3)} / {_f(link.rtt_p95_s * 1e3)} ms")
     robot.add_row("timeouts / errors", f"{link.timeouts} / {link.errors}")
     if obs is not None:
-        robot.add_row("measured pos (m)", " ".join(_f(x, "+.3f") for x in obs.state.pos) + f"  age {(time.monotonic() - obs.t_recv) * 1e3:.0f} ms")
+        robot.add_row(
+            "measured pos (m)",
+            " ".join(_f(x, "+.3f") for x in obs.state.pos) + f"  age {(time.monotonic() - obs.t_recv) * 1e3:.0f} ms",
+        )
     if cmd is not None:
-        robot.add_row("target pos (m)", " ".join(_f(x, "+.3f") for x in cmd.target.pos) + f"  gripper {cmd.target.gripper:+.0f}")
+        robot.add_row(
+            "target pos (m)", " ".join(_f(x, "+.3f") for x in cmd.target.pos) + f"  gripper {cmd.target.gripper:+.0f}"
+        )
     lat = state.latency_figures()
     robot.add_row("cmd age at send p50/p99", f"{_f(lat.get('cmd_age_p50_ms'))} / {_f(lat.get('cmd_age_p99_ms'))} ms")
 
     queues = Table(title="queues", expand=True, box=None, show_header=False)
     queues.add_column("k")
     queues.add_column("v")
-    queues.add_row("command (2)", f"depth {c.get('queue_command', 0)}  dropped {c.get('commands_dropped', 0)}  sent {c.get('commands_sent', 0)}")
+    queues.add_row(
+        "command (2)",
+        f"depth {c.get('queue_command', 0)}  dropped {c.get('commands_dropped', 0)}  sent {c.get('commands_sent', 0)}",
+    )
     queues.add_row("response (2)", f"depth {c.get('queue_response', 0)}")
     queues.add_row("mcap (1000)", f"depth {c.get('queue_mcap', 0)}  dropped {c.get('records_dropped', 0)}")
     queues.add_row("camera frames", f"{c.get('camera_frames', 0)}  bad {c.get('camera_errors', 0)}")
@@ -206,7 +226,11 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     if vr is not None:
         b = vr.buttons
         pressed = [k for k, v in b.items() if v is True]
-        vrt.add_row("grip / trigger", f"{_f(b.get('rightGrip', b.get('leftGrip', float('nan'))), '.2f')} / {_f(b.get('rightTrig', b.get('leftTrig', float('nan'))), '.2f')}")
+        vrt.add_row(
+            "grip / trigger",
+            f"{_f(b.get('rightGrip', b.get('leftGrip', float('nan'))), '.2f')} / "
+            f"{_f(b.get('rightTrig', b.get('leftTrig', float('nan'))), '.2f')}",
+        )
         vrt.add_row("pressed", " ".join(pressed) or "–")
 
     rec = Table(title="recording", expand=True, box=None, show_header=False)
@@ -233,7 +257,10 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     saf.add_column("k")
     saf.add_column("v")
     saf.add_row("interventions", safety_summary(state))
-    saf.add_row("robot state", Text(f"NOT BELIEVED: {safety.fault}", style="bold red") if safety.fault else Text("believed", style="green"))
+    saf.add_row(
+        "robot state",
+        Text(f"NOT BELIEVED: {safety.fault}", style="bold red") if safety.fault else Text("believed", style="green"),
+    )
     recent = state.recent_safety()
     if recent:
         saf.add_row("last", recent[-1].message)
@@ -244,7 +271,13 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
         parts.append(Text(f"last error: {err}", style="red"))
     events = state.recent_events()[-4:]
     if events:
-        parts.append(Text("events: " + " · ".join(f"{time.strftime('%H:%M:%S', time.localtime(e.t_wall))} {e.message}" for e in events), style="dim"))
+        parts.append(
+            Text(
+                "events: "
+                + " · ".join(f"{time.strftime('%H:%M:%S', time.localtime(e.t_wall))} {e.message}" for e in events),
+                style="dim",
+            )
+        )
     if help_text:
         parts.append(Panel(help_text, title="keys", expand=True))
     return Group(*parts)
