@@ -49,6 +49,7 @@ from frankateach.constants import (
 from frankateach.messages import make_codec
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
+from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
@@ -196,6 +197,9 @@ class Daemon:
             if self.assist_cfg.url is None:
                 raise ConfigError("assist: no inference service URL (give --assist-url; with --debug, "
                                   "oculus-server starts a local service and passes its URL)")
+            warning = cadence_warning(self.assist_cfg, cfg.effective_control_hz)
+            if warning:
+                log.warning("%s", warning)
             self.blender = AssistBlender(
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
                 events=self._assist_event,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oculus_server.assist.config import AssistConfig, resolve
+from oculus_server.assist.config import AssistConfig, cadence_warning, resolve
 from oculus_server.cli import build_parser, config_from_args, main
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError
@@ -109,3 +109,10 @@ def test_any_value_is_either_accepted_or_refused_naming_the_key(key: str, value:
         assert f"'{key}'" in str(exc)
     else:
         assert getattr(cfg, key) == value or getattr(cfg, key) == float(value)  # type: ignore[arg-type]
+
+
+def test_a_staleness_limit_shorter_than_the_frame_period_is_warned_about() -> None:
+    assert cadence_warning(AssistConfig(), 20.0) == ""  # 100 ms limit, a frame every 67 ms
+    text = cadence_warning(AssistConfig(), 40.0)  # --performance: 50 ms limit
+    assert "every 67 ms (15 fps) but are stale after 50 ms" in text and "max_age_periods: 4" in text
+    assert cadence_warning(AssistConfig(max_age_periods=4), 40.0) == ""

@@ -231,3 +231,20 @@ def resolve(
                           f"(its buttons: {', '.join(policy_buttons)}); choose another")
     changes["toggle_button"] = button
     return dataclasses.replace(cfg, **changes)
+
+
+def cadence_warning(cfg: AssistConfig, control_hz: float) -> str:
+    """A warning when actions cannot stay fresh between frames ("" when they can).
+
+    A new action comes about once per frame period (1 / fps); if that is longer than the
+    staleness limit (`max_age_periods` control periods), every action goes stale before the next
+    arrives and assist flickers between on and stale (e.g. --performance: 40 Hz, 2 periods =
+    50 ms, but 15 fps = 67 ms between actions).
+    """
+    limit, gap = cfg.max_age_s(control_hz), 1.0 / cfg.fps
+    if limit >= 1.2 * gap:
+        return ""
+    periods = math.ceil(1.2 * gap * control_hz)
+    return (f"assist: actions arrive every {gap * 1e3:.0f} ms ({cfg.fps:g} fps) but are stale after "
+            f"{limit * 1e3:.0f} ms ({cfg.max_age_periods:g} periods at {control_hz:g} Hz): assist will flicker; "
+            f"set assist.max_age_periods: {periods} (or raise --assist-fps)")
