@@ -23,6 +23,7 @@ from oculus_server.recording.mapping import TickMapper
 from oculus_server.recording.record import Event, RecordTick, RobotObservation
 from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.types import SentCommand
 from tests.recording_checks import validate_json_messages
 
 T0 = 1_750_000_000.0
@@ -176,3 +177,70 @@ def test_any_nan_or_inf_figure_still_gives_schema_valid_messages(rtt, jitter, hz
         if schema_of.get(m.topic) in validators:
             body = json.loads(m.data)
             validators[schema_of[m.topic]].validate(body)
+
+
+# --- daemon ticks carry logs: every measured state and every sent command, each once -------------
+
+
+def _state(z: float, t_meas: float) -> FrankaState:
+    return FrankaState(np.array([0.4, 0.0, z]), np.array([1.0, 0, 0, 0]), -1.0, t_meas, True, np.zeros(7))
+
+
+def _sent(seq: int, send_seq: int, made: float, sent: float) -> SentCommand:
+    target = FrankaAction(np.array([0.4, 0.0, 0.3 + seq * 1e-3]), np.array([1.0, 0, 0, 0]), -1.0, False, T0)
+    cmd = RobotCommand(seq, made, np.zeros(7), target, ControlMode.REAL_TIME, True)
+    return SentCommand(cmd, send_seq, sent, T0 + (sent - 10.0))
+
+
+def _topic(msgs, topic: str):
+    return [m for m in msgs if m.topic == topic]
+
+
+def test_robot_states_of_a_tick_are_each_recorded_once_in_measurement_order() -> None:
+    m = TickMapper()
+    a, b, c = (RobotObservation(_state(0.3 + k * 0.01, T0 + k * 0.01), 10.0 + k * 0.01, T0 + k * 0.01 + 0.001)
+               for k in range(3))
+    late = RobotObservation(_state(0.35, T0 + 0.015), 10.03, T0 + 0.031)  # measured before c: a reply overlapping
+    step_back = RobotObservation(_state(0.36, T0 - 5.0), 10.04, T0 + 0.041)  # the server's clock stepped back
+    t1 = RecordTick(0, 10.025, T0 + 0.025, None, b, None, ControlMode.REAL_TIME, robot_states=(a, b))
+    t2 = RecordTick(1, 10.05, T0 + 0.05, None, step_back, None, ControlMode.REAL_TIME,
+                    robot_states=(b, c, late, step_back))
+    t3 = RecordTick(2, 10.075, T0 + 0.075, None, step_back, None, ControlMode.REAL_TIME, robot_states=())
+    poses = [_topic(m.tick(t), S.TOPIC_EE_POSE) for t in (t1, t2, t3)]
+    assert [len(p) for p in poses] == [2, 2, 0]  # b once; `late` skipped; nothing new in t3
+    assert [p.publish_ns for p in poses[1]] == [round((T0 + 0.02) * 1e9), round((T0 - 5.0) * 1e9)]
+    d = RobotObservation(_state(0.37, T0 - 4.9), 10.09, T0 + 0.091)
+    joints = _topic(m.tick(RecordTick(3, 10.1, T0 + 0.1, None, d, None, ControlMode.REAL_TIME)), S.TOPIC_JOINT_STATES)
+    assert len(joints) == 1  # without a log (robot_states None) the newest state is sampled
+
+
+def test_sent_commands_are_recorded_at_their_send_time_with_the_send_counter() -> None:
+    m = TickMapper()
+    sent = (_sent(7, 3, 10.000, 10.004), _sent(9, 4, 10.050, 10.052))
+    newest_made = sent[1].command
+    tick = RecordTick(0, 10.06, T0 + 0.06, None, None, newest_made, ControlMode.REAL_TIME, sent_commands=sent)
+    msgs = m.tick(tick)
+    cmds = _topic(msgs, S.TOPIC_COMMAND)
+    assert [c.sequence for c in cmds] == [3, 4]
+    assert [c.log_ns for c in cmds] == [round((T0 + 0.004) * 1e9), round((T0 + 0.052) * 1e9)]
+    assert [c.publish_ns for c in cmds] == [round(T0 * 1e9), round((T0 + 0.05) * 1e9)]
+    bodies = [json.loads(c.data) for c in cmds]
+    assert [(b["seq"], b["send_seq"]) for b in bodies] == [(7, 3), (9, 4)]
+    assert bodies[0]["age_ms"] == pytest.approx(4.0) and bodies[1]["age_ms"] == pytest.approx(2.0)
+    assert [a.sequence for a in _topic(msgs, S.TOPIC_ACTION)] == [3, 4]
+    assert [t.sequence for t in _topic(msgs, S.TOPIC_EE_TARGET)] == [3, 4]
+    empty = RecordTick(1, 10.085, T0 + 0.085, None, None, newest_made, ControlMode.REAL_TIME, sent_commands=())
+    assert _topic(m.tick(empty), S.TOPIC_COMMAND) == []  # nothing sent: nothing recorded, even if made
+    schema = Draft202012Validator(S.JSON_SCHEMAS["teleop.RobotCommand"])
+    for b in bodies:
+        schema.validate(b)
+
+
+def test_commands_sent_after_the_last_tick_are_written_before_the_file_closes(tmp_path: Path) -> None:
+    w = EpisodeWriter(tmp_path / "ep.mcap", {})
+    w.write(RecordTick(0, 10.0, T0, None, None, None, ControlMode.REAL_TIME, sent_commands=(_sent(1, 0, 9.99, 9.995),)))
+    w.write_sent_commands([_sent(2, 1, 10.01, 10.012)])
+    path = w.close("shutdown")
+    with open(path, "rb") as f:
+        seqs = [msg.sequence for _, ch, msg in make_reader(f).iter_messages(topics=[S.TOPIC_COMMAND])]
+    assert seqs == [0, 1]
