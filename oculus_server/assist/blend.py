@@ -28,6 +28,7 @@ from oculus_server.transforms import (
     quat_normalize,
     quat_to_euler_xyz,
 )
+from oculus_server.types import Vector
 from vla_server.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
@@ -74,10 +75,19 @@ def clip_motion(motion: Sequence[float]) -> Motion:
     return (*lin, *rot)
 
 
+def floats(values: object, n: int) -> tuple[float, ...] | None:
+    """The first `n` values as finite floats, or None (too few, not numbers, NaN or ±inf)."""
+    try:
+        out = tuple(float(v) for v in values)[:n]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and finite(out) else None
+
+
 def policy_target(
-    action: Sequence[float],
-    seen_pos: Sequence[float],
-    seen_quat: Sequence[float],
+    action: Vector,
+    seen_pos: Vector,
+    seen_quat: Vector,
     max_lin: float = MAX_LIN_STEP_M,
     max_rot: float = MAX_ROT_STEP_RAD,
 ) -> tuple[Vec3, Quat] | None:
@@ -91,33 +101,32 @@ def policy_target(
     Returns:
         (pos, unit quat), or None if anything is not finite (or the quaternion is zero).
     """
-    if not (finite(action[:MOTION_DIM]) and finite(seen_pos) and finite(seen_quat)):
+    a, p, q = floats(action, MOTION_DIM), floats(seen_pos, 3), floats(seen_quat, 4)
+    if a is None or p is None or q is None or not any(v != 0.0 for v in q):
         return None
-    if not any(float(v) != 0.0 for v in seen_quat):
-        return None
-    lx, ly, lz, rx, ry, rz = clip_motion(action[:MOTION_DIM])
-    pos = (seen_pos[0] + lx * max_lin, seen_pos[1] + ly * max_lin, seen_pos[2] + lz * max_lin)
-    quat = quat_normalize(quat_mul(euler_xyz_to_quat((rx * max_rot, ry * max_rot, rz * max_rot)),
-                                   quat_normalize(seen_quat)))
+    lx, ly, lz, rx, ry, rz = clip_motion(a)
+    pos = (p[0] + lx * max_lin, p[1] + ly * max_lin, p[2] + lz * max_lin)
+    quat = quat_normalize(quat_mul(euler_xyz_to_quat((rx * max_rot, ry * max_rot, rz * max_rot)), quat_normalize(q)))
     if not (finite(pos) and finite(quat)):
         return None
     return pos, quat
 
 
 def target_action(
-    ref_pos: Sequence[float],
-    ref_quat: Sequence[float],
-    target_pos: Sequence[float],
-    target_quat: Sequence[float],
+    ref_pos: Vector,
+    ref_quat: Vector,
+    target_pos: Vector,
+    target_quat: Vector,
     max_lin: float,
     max_rot: float,
 ) -> Motion | None:
     """The motion values that move `ref` toward a target, saturating at full scale
     (`action_space.target_to_action` in the given scale); None if not finite."""
-    if not (finite(ref_pos) and finite(ref_quat) and finite(target_pos) and finite(target_quat)):
+    rp, rq, tp, tq = floats(ref_pos, 3), floats(ref_quat, 4), floats(target_pos, 3), floats(target_quat, 4)
+    if rp is None or rq is None or tp is None or tq is None:
         return None
-    lin = [(float(target_pos[i]) - float(ref_pos[i])) / max_lin for i in range(3)]
-    rot = quat_to_euler_xyz(quat_diff(quat_normalize(target_quat), quat_normalize(ref_quat)))
+    lin = [(tp[i] - rp[i]) / max_lin for i in range(3)]
+    rot = quat_to_euler_xyz(quat_diff(quat_normalize(tq), quat_normalize(rq)))
     motion = clip_motion((*lin, *(r / max_rot for r in rot)))
     return motion if finite(motion) else None
 

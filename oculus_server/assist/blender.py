@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,7 +45,7 @@ from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.policy.droid import velocity_to_target
 from oculus_server.safety.gate import Proposal
-from oculus_server.types import AssistAction, BlendRecord, VRSample
+from oculus_server.types import AssistAction, BlendRecord, Vector, VRSample
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ class AssistBlender:
         self,
         proposal: Proposal,
         sample: VRSample | None,
-        ref_pos: Sequence[float],
-        ref_quat: Sequence[float],
+        ref_pos: Vector,
+        ref_quat: Vector,
         now: float,
     ) -> tuple[Proposal, bool]:
         """This tick's proposal with the policy blended in, and whether the VR policy must
@@ -143,11 +143,10 @@ class AssistBlender:
 
     # -- one tick --------------------------------------------------------------------------------
     def _mix(
-        self, proposal: Proposal, sample: VRSample | None, ref_pos: Sequence[float], ref_quat: Sequence[float],
-        now: float,
+        self, proposal: Proposal, sample: VRSample | None, ref_pos: Vector, ref_quat: Vector, now: float,
     ) -> tuple[Proposal, bool]:
         self._toggle(sample)
-        operator = as_action(proposal.action) or _ZERO7
+        operator: tuple[float, ...] = as_action(proposal.action) or _ZERO7
         pol = self._policy(ref_pos, ref_quat, now)
         engaged = bool(proposal.engaged) and not proposal.reset
         usable = self.enabled and engaged and pol.state == "on"
@@ -156,6 +155,7 @@ class AssistBlender:
         state = "off" if not self.enabled else ("released" if not engaged else pol.state)
         reanchor = previous > 0.0 and self.alpha == 0.0 and engaged
         gripper_source = "operator"
+        blended: tuple[float, ...]
         if reanchor:
             out = _hold(proposal)
             blended = _ZERO7
@@ -201,7 +201,7 @@ class AssistBlender:
         self._announce(state)
         return out, reanchor
 
-    def _policy(self, ref_pos: Sequence[float], ref_quat: Sequence[float], now: float) -> _Policy:
+    def _policy(self, ref_pos: Vector, ref_quat: Vector, now: float) -> _Policy:
         """Whether the newest action may be used now, and if so as motion from the reference."""
         status = self.channel.status()
         act = self.channel.action()

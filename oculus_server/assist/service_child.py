@@ -40,8 +40,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    watch = ParentWatch(args.parent_pid, lambda: loop.call_soon_threadsafe(stop.set),
-                        death_signal=args.parent_death_signal)
+    def on_parent_exit() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    watch = ParentWatch(args.parent_pid, on_parent_exit, death_signal=args.parent_death_signal)
     watch.start()
     config = load_config(None, {
         "server.host": args.host,

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from oculus_server.assist.channel import summary_state
 from oculus_server.recording import encode as E
 from oculus_server.recording import schemas as S
@@ -19,7 +21,7 @@ from oculus_server.recording.mapping import Message, finite_only
 from oculus_server.types import AssistAction, AssistStatus, AssistTick, BlendRecord
 
 
-def action7(values: Sequence[float]) -> dict[str, float] | None:
+def action7(values: Sequence[float] | np.ndarray) -> dict[str, float] | None:
     """{lin_x: …, …, gripper: …} of 7 finite values, else None."""
     try:
         vals = [float(v) for v in values]

@@ -277,14 +277,15 @@ class AssistThread(DaemonThread):
             self._skip_reason = "no fresh robot state"
             return None
         try:
-            pos = tuple(float(v) for v in obs.state.pos)
+            px, py, pz = (float(v) for v in obs.state.pos)
             quat = quat_normalize(tuple(float(v) for v in obs.state.quat))
             euler = quat_to_euler_xyz(quat)
             gripper = float(obs.state.gripper)
         except (TypeError, ValueError):
-            pos, quat, euler, gripper = (), (), (), math.nan
-        values = (*pos, *quat, *euler)
-        if len(pos) != 3 or len(quat) != 4 or not all(math.isfinite(v) for v in values):
+            self._skip_reason = "the measured pose is not 3 + 4 numbers"
+            return None
+        pos: Pos = (px, py, pz)
+        if not all(math.isfinite(v) for v in (*pos, *quat, *euler)):
             self._skip_reason = "the measured pose is not finite"
             return None
         robot_state: dict = {"pose": [*pos, *euler]}
