@@ -108,3 +108,40 @@ def test_a_robot_state_from_before_the_episode_with_the_link_down_is_not_robot_d
     rec.finish()
     stop = _drain(q)[-1]
     assert isinstance(stop, EpisodeStop) and stop.outcome == "shutdown" and "never answered" in stop.reason
+
+
+def _sent_command(st: SharedState, seq: int) -> None:
+    from frankateach.messages import FrankaAction
+    from oculus_server.types import ControlMode, RobotCommand
+
+    target = FrankaAction(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, time.time())
+    cmd = RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)
+    st.mark_sent(cmd, time.monotonic())
+
+
+def test_every_sent_command_reaches_a_tick_or_the_stop_even_when_ticks_are_dropped():
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=20)
+    rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
+    _robot(st)
+    _sent_command(st, 0)  # before the episode: not part of it
+    st.request_episode("start")
+    rec.step()
+    for k in range(1, 4):
+        _sent_command(st, k)
+    for _ in range(12):  # fill the queue up to the control margin: this tick is dropped
+        q.put_nowait(object())
+    rec.step()
+    assert st.counters()["records_dropped"] == 1
+    for _ in range(12):
+        q.get_nowait()
+    _sent_command(st, 4)
+    rec.step()  # carries the dropped tick's commands
+    _sent_command(st, 5)  # after the last tick: goes with the stop
+    rec.finish()
+    items = _drain(q)
+    ticks = [i for i in items if isinstance(i, RecordTick)]
+    (stop,) = [i for i in items if isinstance(i, EpisodeStop)]
+    recorded = [s.send_seq for t in ticks for s in (t.sent_commands or ())] + [s.send_seq for s in stop.sent_commands]
+    assert recorded == [1, 2, 3, 4, 5]
+    assert all(t.robot_states is not None for t in ticks)
