@@ -10,6 +10,13 @@ figures from the daemon's last `/timing` snapshot (a rolling window).
     python benchmarks/bench_daemon.py --duration 600                 # the 10-minute soak
     python benchmarks/bench_daemon.py --duration 60 --config configs/fast100.yaml   # 100 Hz mode
     python benchmarks/bench_daemon.py --duration 30 --kill           # SIGKILL, then recover
+    python benchmarks/bench_daemon.py --duration 60 --assist color-reach   # VLA assist on (local service)
+
+With ``--assist MODEL`` the daemon starts its local inference service (the policy blends in at
+the default weight while the scripted operator draws circles) and the assist loop's figures are
+printed too: frames sent and actions received per second, service latency and round trip
+p50/p95, drops, and the share of control ticks the policy was used on. CPU is reported per
+process: daemon, simulator, inference service (with its model worker).
 
 Not a test: it prints figures and exits 0 unless the daemon itself failed.
 """
@@ -27,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from mcap.reader import make_reader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +80,10 @@ def analyse(path: Path, record_hz: float) -> dict:
         ee_t: list[float] = []
         for m in reader.iter_metadata():
             meta[m.name] = dict(m.metadata)
-        topics = ["/control/mode", "/timing", "/robot/command", "/robot/ee_pose"]
+        topics = ["/control/mode", "/timing", "/robot/command", "/robot/ee_pose", "/assist/blend", "/assist/status"]
+        blend_states: dict[str, int] = {}
+        alphas: list[float] = []
+        assist_status: dict | None = None
         for _schema, channel, msg in reader.iter_messages(topics=topics):
             if channel.topic == "/control/mode":
                 ticks_t.append(msg.log_time / 1e9)
@@ -83,6 +94,12 @@ def analyse(path: Path, record_hz: float) -> dict:
                 cmd_seq.append(msg.sequence)
             elif channel.topic == "/robot/ee_pose":
                 ee_t.append(msg.publish_time / 1e9)
+            elif channel.topic == "/assist/blend":
+                body = json.loads(msg.data)
+                blend_states[body["state"]] = blend_states.get(body["state"], 0) + 1
+                alphas.append(float(body["alpha"]))
+            elif channel.topic == "/assist/status":
+                assist_status = json.loads(msg.data)
             else:
                 timing = json.loads(msg.data)
     seq = np.array(ticks_seq)
@@ -102,6 +119,9 @@ def analyse(path: Path, record_hz: float) -> dict:
         "measured_hz": float((ee.size - 1) / (ee[-1] - ee[0])) if ee.size > 1 else float("nan"),
         "real_time_engaged": (engaged.count("REAL-TIME") / len(engaged)) if engaged else float("nan"),
         "engaged_ticks": len(engaged),
+        "assist_blend_states": blend_states,
+        "assist_alpha_mean": float(np.mean(alphas)) if alphas else float("nan"),
+        "assist_status": assist_status,
     }
     return out
 
@@ -126,6 +146,8 @@ def main() -> int:
     ap.add_argument("--no-cameras", action="store_true")
     ap.add_argument("--latency-ms", type=float, default=150.0)
     ap.add_argument("--kill", action="store_true", help="SIGKILL the daemon near the end and recover")
+    ap.add_argument("--assist", metavar="MODEL", help="VLA assist with this model (a local inference service)")
+    ap.add_argument("--instruction", default="pick up the red cube", help="with --assist: the policy's task")
     args = ap.parse_args()
 
     out_dir = Path(tempfile.mkdtemp(prefix="bench_daemon_"))
@@ -140,6 +162,21 @@ def main() -> int:
         cmd.append("--no-sim-cameras")
     if not args.kill:
         cmd += ["--duration", str(args.duration)]
+    if args.assist:
+        cmd += ["--assist", args.assist, "--instruction", args.instruction]
+        if not args.no_performance:
+            # 40 Hz: 2 periods (50 ms) are shorter than a 15 fps frame period; use the setting
+            # the daemon's own warning recommends, so the blend is on between frames.
+            extra = Path(tempfile.mkdtemp(prefix="bench_daemon_cfg_")) / "assist.yaml"
+            base = yaml.safe_load(args.config.read_text()) if args.config else {}
+            base = dict(base or {})
+            base["assist"] = {"max_age_periods": 4, **dict(base.get("assist") or {})}
+            extra.write_text(yaml.safe_dump(base))
+            if args.config:
+                i = cmd.index("--config")
+                cmd[i + 1] = str(extra)
+            else:
+                cmd += ["--config", str(extra)]
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     log_path = out_dir / "daemon.log"
     print(f"$ {' '.join(cmd)}\n  (log: {log_path})", flush=True)
@@ -151,6 +188,7 @@ def main() -> int:
         time.sleep(0.1)
     time.sleep(1.0)
     sim_pids = [p for p in children(proc.pid)]
+    roles = {p: role(p) for p in sim_pids}
     t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
     s0 = {p: cpu_seconds(p) + sum(cpu_seconds(c) for c in children(p)) for p in sim_pids}
     window = max(1.0, args.duration - 3.0)
@@ -188,7 +226,10 @@ def main() -> int:
         }
         proc.wait(timeout=args.duration + 60)
     daemon_cpu = (c1 - c0) / (t1 - t0) * 100
-    sim_cpu = sum(s1.get(p, s0[p]) - s0[p] for p in s0) / (t1 - t0) * 100
+    child_cpu = {p: (s1.get(p, s0[p]) - s0[p]) / (t1 - t0) * 100 for p in s0}
+    sim_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "simulator")
+    service_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "inference service")
+    other_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "other")
     print(f"daemon exit code {proc.returncode}")
 
     if args.kill:
@@ -232,8 +273,10 @@ def main() -> int:
                 "rtt_mean_ms", "rtt_p95_ms", "commands_sent", "commands_dropped", "records_dropped", "records_queued"):
         if key in counters:
             print(f"  {key:<20} {counters[key]:.3f}")
-    print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%  "
-          f"(over {t1 - t0:.1f} s)")
+    print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%"
+          + (f"; inference service (+ worker) {service_cpu:.1f}%" if args.assist else "")
+          + (f"; other children {other_cpu:.1f}%" if other_cpu else "")
+          + f"  (over {t1 - t0:.1f} s)")
     if rss_samples:
         steady = sorted(rss_samples)[len(rss_samples) // 2]
         print(f"memory: daemon RSS median {steady / 1024:.1f} MiB, peak (VmHWM) {hwm / 1024:.1f} MiB")
@@ -243,7 +286,43 @@ def main() -> int:
           + (f"; daemon counted {sent_total:.0f} sent by its last /timing (~1 s before the end)" if sent_total else ""))
     print(f"measured state: {res['measured_states']} states on /robot/ee_pose at {res['measured_hz']:.1f} Hz; "
           f"control REAL-TIME in {res['real_time_engaged'] * 100:.1f}% of {res['engaged_ticks']} engaged ticks")
+    if args.assist:
+        print_assist(res)
     return 0 if proc.returncode == 0 or args.kill else 1
+
+
+def print_assist(res: dict) -> None:
+    """The assist loop's figures (from the last /assist/status and every /assist/blend)."""
+    st = res["assist_status"] or {}
+    states = res["assist_blend_states"]
+    ticks = sum(states.values())
+
+    def f(key: str, fmt: str = ".1f") -> str:
+        return format(st[key], fmt) if key in st else "-"
+
+    print(f"assist ({st.get('model', '?')}, link {st.get('link', '?')}): frames sent {f('send_hz')} Hz, "
+          f"actions received {f('action_hz')} Hz; service latency p50 {f('latency_ms_p50')} / p95 "
+          f"{f('latency_ms_p95')} ms, round trip p50 {f('rtt_ms_p50')} / p95 {f('rtt_ms_p95')} ms")
+    print(f"  frames sent {st.get('frames_sent', 0)}, actions {st.get('actions_received', 0)} "
+          f"(unmatched {st.get('actions_unmatched', 0)}); drops: service {f('server_drop_rate_percent')}% "
+          f"({st.get('server_frames_dropped', 0)} frames), client {st.get('client_frames_dropped', 0)} frames / "
+          f"{st.get('client_actions_dropped', 0)} actions; reconnects {st.get('reconnects', 0)}")
+    if ticks:
+        share = ", ".join(f"{k} {v / ticks * 100:.1f}%" for k, v in sorted(states.items(), key=lambda kv: -kv[1]))
+        print(f"  control ticks ({ticks}): {share}; mean α {res['assist_alpha_mean']:.3f}")
+
+
+def role(pid: int) -> str:
+    """What a child of the daemon is, from its command line."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    if "frankateach.sim" in cmdline:
+        return "simulator"
+    if "oculus_server.assist.service_child" in cmdline:
+        return "inference service"
+    return "other"
 
 
 if __name__ == "__main__":
