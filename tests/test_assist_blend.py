@@ -19,7 +19,13 @@ from oculus_server.assist.blend import (
     policy_target,
     target_action,
 )
-from vla_server.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD, action_to_target, clip_action, target_to_action
+from vla_server.action_space import (
+    MAX_LIN_STEP_M,
+    MAX_ROT_STEP_RAD,
+    action_to_target,
+    clip_action,
+    target_to_action,
+)
 
 finite = st.floats(-3.0, 3.0)
 actions = st.lists(finite, min_size=7, max_size=7)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
 from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
 
@@ -112,14 +113,7 @@ class AssistConfig:
             ConfigError: not a mapping, an unknown key (named, with the allowed ones), or a value
                 of the wrong type or range (named, with what is allowed).
         """
-        d = {} if d is None else d
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"assist config: expected a mapping, got {type(d).__name__}")
-        allowed = cls.field_names()
-        unknown = [k for k in d if k not in allowed]
-        if unknown:
-            raise ConfigError(f"assist config: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
-        return cls(**dict(d))
+        return cls(**section_values(d, "assist", cls.field_names()))
 
 
 _UNIT = ("weight", "min_score")
