@@ -116,8 +116,11 @@ def part_success(workers: int, seeds: int) -> dict:
             mean_t = statistics.mean(t_succ) if t_succ else float("nan")
             out[label] = {"model": model, "success": wins, "of": seeds, "rate": wins / seeds,
                           "mean_progress": round(prog, 1), "mean_time_to_lift_s": round(mean_t, 2)}
-            print(f"{label:>7} ({model}): success {wins}/{seeds} = {100 * wins / seeds:.0f}%, mean progress {prog:.1f}, "
-                  f"cube lifted after {mean_t:.2f} s of sim time on average", flush=True)
+            print(
+                f"{label:>7} ({model}): success {wins}/{seeds} = {100 * wins / seeds:.0f}%, mean progress {prog:.1f}, "
+                f"cube lifted after {mean_t:.2f} s of sim time on average",
+                flush=True,
+            )
     return out
 
 

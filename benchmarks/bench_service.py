@@ -64,7 +64,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def fmt(values: list[float]) -> str:
-    return f"p50 {pct(values, 50):7.3f}  p99 {pct(values, 99):7.3f}  mean {statistics.fmean(values):7.3f} ms (n={len(values)})"
+    return (
+        f"p50 {pct(values, 50):7.3f}  p99 {pct(values, 99):7.3f}  "
+        f"mean {statistics.fmean(values):7.3f} ms (n={len(values)})"
+    )
 
 
 def scene_frame(width: int, height: int) -> np.ndarray:
@@ -353,7 +356,9 @@ def bench_color_reach(steps: int) -> None:
         print(f"  in the service    {fmt(server)}")
         print(f"  model (worker)    p50 {model_ms['model_p50_ms']} p95 {model_ms['model_p95_ms']} ms; "
               f"cold start {model_ms['cold_start_ms']} ms")
-        print(f"  red cube lifted {lift * 100:.1f} cm after {steps} steps: {'success' if lift >= 0.05 else 'no success'}")
+        print(
+            f"  red cube lifted {lift * 100:.1f} cm after {steps} steps: {'success' if lift >= 0.05 else 'no success'}"
+        )
     finally:
         svc.stop()
 
@@ -497,8 +502,11 @@ def bench_lifecycle(rounds: int) -> None:
           "eviction = stop request -> process gone")
     print(f"  {'model':<12} {'cold start':>11} {'1st infer':>10} {'steady':>9} {'eviction':>9} {'worker RSS':>11}")
     for mid, f in figs.items():
-        print(f"  {mid:<12} {f['cold'][0]:8.0f} ms {statistics.fmean(f['first']):7.1f} ms {statistics.fmean(f['steady']):6.2f} ms "
-              f"{f['evict'][0]:6.1f} ms {statistics.fmean(f['rss']):7.1f} MiB   ({int(f['evictions'][0])} evictions)")
+        print(
+            f"  {mid:<12} {f['cold'][0]:8.0f} ms {statistics.fmean(f['first']):7.1f} ms "
+            f"{statistics.fmean(f['steady']):6.2f} ms "
+            f"{f['evict'][0]:6.1f} ms {statistics.fmean(f['rss']):7.1f} MiB   ({int(f['evictions'][0])} evictions)"
+        )
 
 
 def main() -> int:

@@ -45,7 +45,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def row(name: str, values: list[float]) -> str:
-    return f"  {name:38} p50 {statistics.median(values):7.1f}   p95 {pct(values, 95):7.1f}   max {max(values):7.1f}   (n={len(values)})"
+    return (
+        f"  {name:38} p50 {statistics.median(values):7.1f}   p95 {pct(values, 95):7.1f}   "
+        f"max {max(values):7.1f}   (n={len(values)})"
+    )
 
 
 def bench_api(url: str, key: str, n: int) -> None:
@@ -76,8 +79,16 @@ def bench_pages(driver: Any, url: str, repeats: int) -> None:
         for page in PAGES:
             driver.get("about:blank")
             driver.get(f"{url}/ui/#/{page}")
-            wait_for(partial(driver.execute_script, "return (window.__vla && window.__vla.readyAt && window.__vla.readyAt[arguments[0]]) || 0",
-                             page), 30, 0.01, what=f"{page} data")
+            wait_for(
+                partial(
+                    driver.execute_script,
+                    "return (window.__vla && window.__vla.readyAt && window.__vla.readyAt[arguments[0]]) || 0",
+                    page,
+                ),
+                30,
+                0.01,
+                what=f"{page} data",
+            )
             f, r = driver.execute_script(
                 "const e = performance.getEntriesByName('first-contentful-paint')[0];"
                 " return [e ? e.startTime : null, window.__vla.readyAt[arguments[0]]]", page)
@@ -86,7 +97,12 @@ def bench_pages(driver: Any, url: str, repeats: int) -> None:
             ready[page].append(r)
         for page in (*PAGES[1:], PAGES[0]):  # in-app switches, each page reached from another
             driver.find_element("css selector", f'#nav a[data-page="{page}"]').click()
-            v = wait_for(partial(driver.execute_script, "return window.__vla.ready[arguments[0]]", page), 30, 0.01, what=f"{page} switch")
+            v = wait_for(
+                partial(driver.execute_script, "return window.__vla.ready[arguments[0]]", page),
+                30,
+                0.01,
+                what=f"{page} switch",
+            )
             switch[page].append(v)
     print("Page cold load, ms since navigation start (fresh document each time)")
     for page in PAGES:
@@ -113,12 +129,17 @@ def bench_model_update(driver: Any, url: str, model: str, repeats: int) -> None:
         driver.execute_script("window.__states = [];")
         t_api = driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
-            " fetch(arguments[0], {method: 'POST', headers: {Authorization: 'Bearer ' + sessionStorage.getItem('vla.apiKey')}})"
-            "   .then((r) => { if (!r.ok) throw new Error(r.status); done(performance.now()); }).catch((e) => done(-1));",
-            f"/v1/models/{model}/{action}")
+            " fetch(arguments[0], {method: 'POST',"
+            " headers: {Authorization: 'Bearer ' + sessionStorage.getItem('vla.apiKey')}})"
+            "   .then((r) => { if (!r.ok) throw new Error(r.status); done(performance.now()); })"
+            ".catch((e) => done(-1));",
+            f"/v1/models/{model}/{action}",
+        )
         assert t_api > 0, f"{action} failed"
         def shown(state: str = state, t_api: float = t_api) -> float | None:
-            return next((x[0] for x in driver.execute_script("return window.__states") if x[1] == state and x[0] >= t_api), None)
+            return next(
+                (x[0] for x in driver.execute_script("return window.__states") if x[1] == state and x[0] >= t_api), None
+            )
 
         t_dom = wait_for(shown, 10, 0.01, what=f"card {state}")
         lat.append(t_dom - t_api)
@@ -140,12 +161,22 @@ def bench_session_update(driver: Any, url: str, key: str, repeats: int) -> None:
             t_conn = time.time() * 1000
             assert hello["type"] == "connected", hello
             sid = hello["session_id"]
-            t_dom = wait_for(partial(driver.execute_script,
-                                     "return document.querySelector('#sessions-table tr[data-session=\"' + arguments[0] + '\"]')"
-                                     " ? performance.timeOrigin + performance.now() : 0", sid), 10, 0.005, what="session row")
+            t_dom = wait_for(
+                partial(
+                    driver.execute_script,
+                    "return document.querySelector('#sessions-table tr[data-session=\"' + arguments[0] + '\"]')"
+                    " ? performance.timeOrigin + performance.now() : 0",
+                    sid,
+                ),
+                10,
+                0.005,
+                what="session row",
+            )
             lat.append(t_dom - t_conn)
             ws.send(json.dumps({"type": "close"}))
-        wait_for(lambda: "0 open" in driver.find_element("css selector", "#sessions-count").text, 10, 0.02, what="row gone")
+        wait_for(
+            lambda: "0 open" in driver.find_element("css selector", "#sessions-count").text, 10, 0.02, what="row gone"
+        )
     print("Live update: stream session connected -> row on the Live sessions page, ms")
     print(row("sessions page", lat))
 
@@ -170,10 +201,17 @@ def main() -> int:
             import httpx
 
             h = {"Authorization": f"Bearer {svc.admin_key}"}
-            ep = httpx.post(f"{svc.url}/v1/arena/episodes", json={"model": "color-reach", "instruction": "pick up the red cube", "steps": 20},
-                            headers=h, timeout=30).json()
+            ep = httpx.post(
+                f"{svc.url}/v1/arena/episodes",
+                json={"model": "color-reach", "instruction": "pick up the red cube", "steps": 20},
+                headers=h,
+                timeout=30,
+            ).json()
             deadline = time.monotonic() + 120
-            while httpx.get(f"{svc.url}/v1/arena/episodes/{ep['id']}", headers=h).json()["status"] not in ("done", "failed"):
+            while httpx.get(f"{svc.url}/v1/arena/episodes/{ep['id']}", headers=h).json()["status"] not in (
+                "done",
+                "failed",
+            ):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the arena episode did not finish")
                 time.sleep(0.2)

@@ -96,7 +96,9 @@ def test_latency_changes_the_trajectory_reproducibly_without_costing_wall_time(m
     assert len(fast[0].trajectory.obs_step) == len(slow[0].trajectory.obs_step) == 20
 
 
-@pytest.mark.parametrize(("latency", "steps", "stale"), [(0.0, 0, 0.0), (50.0, 25, 0.5), (200.0, 100, 1.0), (283.0, 142, 1.0)])
+@pytest.mark.parametrize(
+    ("latency", "steps", "stale"), [(0.0, 0, 0.0), (50.0, 25, 0.5), (200.0, 100, 1.0), (283.0, 142, 1.0)]
+)
 def test_latency_is_counted_in_sim_time(latency: float, steps: int, stale: float) -> None:
     r = run("reach", latency_ms=latency, steps=10)
     arr = r.trajectory.arrays()

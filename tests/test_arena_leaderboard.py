@@ -43,7 +43,9 @@ def test_fit_is_the_penalised_maximum_likelihood(outcomes: list[tuple[str, str, 
 @settings(max_examples=30, deadline=None)
 @given(outcome_lists, st.randoms())
 def test_order_and_sides_do_not_matter(outcomes: list[tuple[str, str, str]], rnd) -> None:  # type: ignore[no-untyped-def]
-    flipped = [(y, x, {"a": "b", "b": "a", "tie": "tie"}[o]) if rnd.random() < 0.5 else (x, y, o) for x, y, o in outcomes]
+    flipped = [
+        (y, x, {"a": "b", "b": "a", "tie": "tie"}[o]) if rnd.random() < 0.5 else (x, y, o) for x, y, o in outcomes
+    ]
     rnd.shuffle(flipped)
     assert np.allclose(fit_bradley_terry(outcomes, MODELS), fit_bradley_terry(flipped, MODELS), atol=1e-8)
 

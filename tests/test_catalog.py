@@ -43,25 +43,34 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("models: [", "not valid YAML"),
-    ("- id: x", "single key 'models'"),
-    ("models: {}\nextra: 1", "single key 'models'"),
-    ("models: 3", "'models' must be a list"),
-    ("models: [3]", r"models\[0\]: expected a mapping"),
-    ("models:\n  - backend: scripted", "'id' and 'backend' are required"),
-    ("models:\n  - {id: a, backend: magic}", r"models\[0\] \(id 'a'\).*backend.*'magic'"),
-    ("models:\n  - {id: a, backend: scripted, colour: red}", "unknown keys.*colour"),
-    ("models:\n  - {id: a, backend: scripted}\n  - {id: a, backend: scripted}", r"models\[1\].*duplicate model id 'a'"),
-    ("models:\n  - {id: a, backend: color-reach, latency_ms: -5}", "latency_ms"),
-    ("models:\n  - {id: a, backend: color-reach, params: {hover_z: high}}", r"params.hover_z: expected a number.*'high'"),
-    ("models:\n  - {id: a, backend: color-reach, params: {speed: 3}}", r"unknown keys \['speed'\]"),
-    ("models:\n  - {id: a, backend: onnx, params: {image_scale: 3}}", "image_scale"),
-    ("models:\n  - {id: a, backend: openpi-remote}", "url"),
-    ("models:\n  - {id: a, backend: scripted, enabled: maybe}", "'enabled' must be true or false"),
-    ("models:\n  - {id: 'has space', backend: scripted}", "model id"),
-    ("models:\n  - {id: off, backend: scripted}", "'id' must be a string, got False.*quote the id"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: [", "not valid YAML"),
+        ("- id: x", "single key 'models'"),
+        ("models: {}\nextra: 1", "single key 'models'"),
+        ("models: 3", "'models' must be a list"),
+        ("models: [3]", r"models\[0\]: expected a mapping"),
+        ("models:\n  - backend: scripted", "'id' and 'backend' are required"),
+        ("models:\n  - {id: a, backend: magic}", r"models\[0\] \(id 'a'\).*backend.*'magic'"),
+        ("models:\n  - {id: a, backend: scripted, colour: red}", "unknown keys.*colour"),
+        (
+            "models:\n  - {id: a, backend: scripted}\n  - {id: a, backend: scripted}",
+            r"models\[1\].*duplicate model id 'a'",
+        ),
+        ("models:\n  - {id: a, backend: color-reach, latency_ms: -5}", "latency_ms"),
+        (
+            "models:\n  - {id: a, backend: color-reach, params: {hover_z: high}}",
+            r"params.hover_z: expected a number.*'high'",
+        ),
+        ("models:\n  - {id: a, backend: color-reach, params: {speed: 3}}", r"unknown keys \['speed'\]"),
+        ("models:\n  - {id: a, backend: onnx, params: {image_scale: 3}}", "image_scale"),
+        ("models:\n  - {id: a, backend: openpi-remote}", "url"),
+        ("models:\n  - {id: a, backend: scripted, enabled: maybe}", "'enabled' must be true or false"),
+        ("models:\n  - {id: 'has space', backend: scripted}", "model id"),
+        ("models:\n  - {id: off, backend: scripted}", "'id' must be a string, got False.*quote the id"),
+    ],
+)
 def test_bad_catalogs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(CatalogError, match=message) as info:

@@ -239,7 +239,9 @@ def test_against_our_openpi_endpoint() -> None:
         x = o.robot_state.pose[0]
         return reply_from_chunk(np.tile([x, 0, 0, 0, 0, 0, 1.0], (5, 1)))
 
-    app = create_openpi_app(infer, {"served_by": "vla-server"}, lambda k: k == "key", OpenPIServerConfig(model="default"))
+    app = create_openpi_app(
+        infer, {"served_by": "vla-server"}, lambda k: k == "key", OpenPIServerConfig(model="default")
+    )
     with serve_in_thread(app) as port, SyncVLAStreamingClient(client=_client(port, api_key="key")) as c:
         c.connect("color-reach", target_fps=10)
         c.send_frame(IMG, "pick up the red cube", STATE)

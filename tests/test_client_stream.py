@@ -138,9 +138,23 @@ class SpecServer:
                                         "safety_score": 0.9, "latency_ms": 3.5, "smoothed": True}))
                 frame_id += 1
             elif msg.__class__.__name__ == "StatsRequest":
-                ws.send(json.dumps({"type": "stats", "session_id": "s-1", "runtime_seconds": 1.0, "total_frames": frame_id,
-                                    "dropped_frames": 0, "drop_rate_percent": 0.0, "target_fps": 10.0, "actual_fps": 9.5,
-                                    "avg_latency_ms": 3.5, "frame_queue_size": 0, "action_queue_size": 0}))
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "stats",
+                            "session_id": "s-1",
+                            "runtime_seconds": 1.0,
+                            "total_frames": frame_id,
+                            "dropped_frames": 0,
+                            "drop_rate_percent": 0.0,
+                            "target_fps": 10.0,
+                            "actual_fps": 9.5,
+                            "avg_latency_ms": 3.5,
+                            "frame_queue_size": 0,
+                            "action_queue_size": 0,
+                        }
+                    )
+                )
             elif msg.__class__.__name__ == "CloseRequest":
                 ws.close(1000, "bye")
                 break
@@ -202,7 +216,9 @@ def test_connect_stream_actions_and_stats(server: SpecServer) -> None:
         (KEY, "color-reach", 60, RateLimitError, C.CLOSE_FPS_TOO_HIGH),
     ],
 )
-def test_refusals_raise_typed_errors(server: SpecServer, key: str, model: str, fps: float, error: type, code: int) -> None:
+def test_refusals_raise_typed_errors(
+    server: SpecServer, key: str, model: str, fps: float, error: type, code: int
+) -> None:
     async def main() -> None:
         c = _client(server.port, key)
         with pytest.raises(SessionRejected) as err:

@@ -45,8 +45,20 @@ def openpi_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     py = venv / "bin" / "python"
     try:
         proc = subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "openpi-client==0.1.2", "typing_extensions"],
-            check=False, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "openpi-client==0.1.2",
+                "typing_extensions",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
         pytest.skip(f"pip could not install openpi-client==0.1.2 within {PIP_TIMEOUT_S} s (registry unreachable?)")
@@ -70,7 +82,10 @@ def port() -> Iterator[int]:
         return {"actions": actions, "model": model_id}
 
     app = create_openpi_app(
-        infer, {"model": "droid-test", "action_horizon": 8}, lambda key: key == KEY, OpenPIServerConfig(model="droid-test")
+        infer,
+        {"model": "droid-test", "action_horizon": 8},
+        lambda key: key == KEY,
+        OpenPIServerConfig(model="droid-test"),
     )
     with serve_in_thread(app) as p:
         yield p
@@ -122,7 +137,12 @@ def test_unmodified_openpi_client_against_our_endpoint(openpi_python: Path, port
     script = tmp_path / "client.py"
     script.write_text(CLIENT_SCRIPT)
     proc = subprocess.run(
-        [str(openpi_python), str(script), str(port), KEY], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [str(openpi_python), str(script), str(port), KEY],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -42,14 +42,28 @@ INT32_VEC = (
 )
 # {"actions": np.zeros((2, 3), float32), "server_timing": {"infer_ms": 1.5}}: str keys are fixstr
 REPLY = (
-    b"\x82" + _fixstr("actions")
-    + b"\x84" + ND + _bin(b"data") + _bin(bytes(24)) + _bin(b"dtype") + _fixstr("<f4") + _bin(b"shape") + b"\x92\x02\x03"
-    + _fixstr("server_timing") + b"\x81" + _fixstr("infer_ms") + b"\xcb" + bytes.fromhex("3ff8000000000000")
+    b"\x82"
+    + _fixstr("actions")
+    + b"\x84"
+    + ND
+    + _bin(b"data")
+    + _bin(bytes(24))
+    + _bin(b"dtype")
+    + _fixstr("<f4")
+    + _bin(b"shape")
+    + b"\x92\x02\x03"
+    + _fixstr("server_timing")
+    + b"\x81"
+    + _fixstr("infer_ms")
+    + b"\xcb"
+    + bytes.fromhex("3ff8000000000000")
 )
 # np.int64(7): __npgeneric__ with data = 7 (positive fixint)
 INT64_SCALAR = b"\x83" + GEN + _bin(b"data") + b"\x07" + _bin(b"dtype") + _fixstr("<i8")
 # np.float32(1.5): data = float(1.5) as float 64
-FLOAT32_SCALAR = b"\x83" + GEN + _bin(b"data") + b"\xcb" + bytes.fromhex("3ff8000000000000") + _bin(b"dtype") + _fixstr("<f4")
+FLOAT32_SCALAR = (
+    b"\x83" + GEN + _bin(b"data") + b"\xcb" + bytes.fromhex("3ff8000000000000") + _bin(b"dtype") + _fixstr("<f4")
+)
 # np.bool_(True): data = True, dtype "|b1"
 BOOL_SCALAR = b"\x83" + GEN + _bin(b"data") + b"\xc3" + _bin(b"dtype") + _fixstr("|b1")
 # np.array(["ab", "c"]): "<U2", UTF-32LE code points, shape (2,)
@@ -134,8 +148,12 @@ def _nd(dtype: object, data: object = b"", shape: object = (0,)) -> bytes:
         pytest.param(_nd("<f4", "abcdefgh", [2]), "expected bytes", id="data-not-bytes"),
         pytest.param(_nd(4, bytes(4), [1]), "dtype", id="dtype-not-str"),
         pytest.param(msgpack.packb({b"__ndarray__": True, b"dtype": "<f4"}), "missing key 'data'", id="missing"),
-        pytest.param(msgpack.packb({b"__npgeneric__": True, b"data": 1000, b"dtype": "|i1"}), "cannot make", id="overflow"),
-        pytest.param(msgpack.packb({b"__npgeneric__": True, b"data": [1], b"dtype": "<i4"}), "plain scalar", id="gen-list"),
+        pytest.param(
+            msgpack.packb({b"__npgeneric__": True, b"data": 1000, b"dtype": "|i1"}), "cannot make", id="overflow"
+        ),
+        pytest.param(
+            msgpack.packb({b"__npgeneric__": True, b"data": [1], b"dtype": "<i4"}), "plain scalar", id="gen-list"
+        ),
         pytest.param(msgpack.packb(msgpack.ExtType(5, b"x")), "extension type 5", id="ext"),
         pytest.param(b"\x92\x01", "not a valid msgpack", id="truncated"),
         pytest.param(b"\x01\x02", "not a valid msgpack", id="extra-data"),
@@ -161,13 +179,17 @@ def test_refuses_non_binary_input() -> None:
         unpackb("text")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", [np.zeros(2, dtype=object), np.zeros(2, dtype="V4"), np.zeros(2, np.complex64), object()])
+@pytest.mark.parametrize(
+    "value", [np.zeros(2, dtype=object), np.zeros(2, dtype="V4"), np.zeros(2, np.complex64), object()]
+)
 def test_pack_refuses_what_openpi_refuses(value: object) -> None:
     with pytest.raises(OpenPICodecError):
         packb({"x": value})
 
 
-_DTYPES = st.sampled_from(["|b1", "|i1", "<i2", ">i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", ">f8", "<U3", "|S2"])
+_DTYPES = st.sampled_from(
+    ["|b1", "|i1", "<i2", ">i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", ">f8", "<U3", "|S2"]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -188,7 +210,9 @@ def test_decoder_fuzz_raises_only_codec_errors(data: bytes) -> None:
         pass
 
 
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8), st.binary(max_size=16))
+_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8), st.binary(max_size=16)
+)
 _field_value = st.one_of(_scalar, st.lists(_scalar, max_size=4), st.lists(st.integers(-3, 2**40), max_size=5))
 
 
@@ -198,12 +222,20 @@ def _numpy_maps(draw: st.DrawFn) -> dict:
     keys = draw(st.lists(st.sampled_from([b"data", b"dtype", b"shape", "data", "dtype"]), unique=True))
     d: dict = {marker: True}
     for k in keys:
-        d[k] = draw(st.one_of(_field_value, st.sampled_from(["<f4", "|u1", "<U2", "|O", "<c8", "V3", "<i4,<i4", "f", "=b1"])))
+        d[k] = draw(
+            st.one_of(_field_value, st.sampled_from(["<f4", "|u1", "<U2", "|O", "<c8", "V3", "<i4,<i4", "f", "=b1"]))
+        )
     return d
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.recursive(_numpy_maps() | _scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3), max_leaves=8))
+@given(
+    st.recursive(
+        _numpy_maps() | _scalar,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=8,
+    )
+)
 def test_decoder_fuzz_structured_raises_only_codec_errors(value: object) -> None:
     try:
         wire = msgpack.packb(value, use_bin_type=True)

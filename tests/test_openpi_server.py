@@ -73,7 +73,9 @@ def port(model: Model) -> Iterator[int]:
 
 def _connect(port: int, key: str | None = KEY, query: str = "") -> ClientConnection:
     headers = {"Authorization": f"Api-Key {key}"} if key else None
-    return connect(f"ws://127.0.0.1:{port}{query}", compression=None, max_size=None, additional_headers=headers, open_timeout=5)
+    return connect(
+        f"ws://127.0.0.1:{port}{query}", compression=None, max_size=None, additional_headers=headers, open_timeout=5
+    )
 
 
 def _obs() -> dict[str, Any]:
@@ -159,14 +161,22 @@ def _expect_error(ws: ClientConnection, fragment: str) -> None:
         ("ok", packb([1, 2, 3]), "msgpack map"),
         ("ok", "text frame", "binary msgpack"),
         ("ok", packb({"img": np.zeros(300_000, np.uint8)}), "exceeds the limit"),
-        ("ok", b"\x81\xa1x\x84\xc4\x0b__ndarray__\xc3\xc4\x04data\xc4\x08" + bytes(8) + b"\xc4\x05dtype\xa3|O8\xc4\x05shape\x91\x01", "dtype"),
+        (
+            "ok",
+            b"\x81\xa1x\x84\xc4\x0b__ndarray__\xc3\xc4\x04data\xc4\x08"
+            + bytes(8)
+            + b"\xc4\x05dtype\xa3|O8\xc4\x05shape\x91\x01",
+            "dtype",
+        ),
         ("raise", packb({"a": 1}), "weights on fire"),
         ("slow", packb({"a": 1}), "did not answer within 0.5 s"),
         ("nan", packb({"a": 1}), "non-finite"),
         ("1d", packb({"a": 1}), "(H, D)"),
     ],
 )
-def test_errors_are_a_text_frame_then_close_1011(port: int, model: Model, mode: str, payload: Any, fragment: str) -> None:
+def test_errors_are_a_text_frame_then_close_1011(
+    port: int, model: Model, mode: str, payload: Any, fragment: str
+) -> None:
     model.mode = mode
     with _connect(port) as ws:
         ws.recv(timeout=5)
@@ -191,7 +201,14 @@ def test_two_clients_are_independent(port: int, model: Model) -> None:
 
 @pytest.mark.parametrize(
     "header, key",
-    [("Api-Key abc", "abc"), ("api-key  abc ", "abc"), ("Bearer abc", None), ("Api-Key", None), (None, None), ("", None)],
+    [
+        ("Api-Key abc", "abc"),
+        ("api-key  abc ", "abc"),
+        ("Bearer abc", None),
+        ("Api-Key", None),
+        (None, None),
+        ("", None),
+    ],
 )
 def test_parse_api_key(header: str | None, key: str | None) -> None:
     assert parse_api_key(header) == key

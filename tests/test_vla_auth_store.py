@@ -105,7 +105,9 @@ def test_http_dependencies_accept_bearer_api_key_header_and_query(tmp_path: Path
     assert c.get("/read", headers={"X-API-Key": reader}).status_code == 200
     assert c.get("/read", params={"api_key": reader}).status_code == 200
     r = c.get("/read")
-    assert r.status_code == 401 and "missing API key" in r.json()["detail"] and r.headers["www-authenticate"] == "Bearer"
+    assert (
+        r.status_code == 401 and "missing API key" in r.json()["detail"] and r.headers["www-authenticate"] == "Bearer"
+    )
     assert c.get("/read", headers={"Authorization": "Bearer vla_bad"}).status_code == 401
     r = c.post("/write", headers={"Authorization": f"Bearer {reader}"})
     assert r.status_code == 403 and "not an admin key" in r.json()["detail"]

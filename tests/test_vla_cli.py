@@ -108,7 +108,10 @@ def test_serve_process_end_to_end_and_graceful_shutdown(tmp_path: Path) -> None:
             pi.send(packb(droid))  # DROID keys: joints through the Panda's forward kinematics
             assert unpackb(pi.recv(timeout=30))["actions"].shape == (4, 7)
         bad = {"Authorization": "Api-Key nope"}
-        with pytest.raises(InvalidStatus, match="401"), connect(f"ws://127.0.0.1:{openpi_port}", additional_headers=bad):
+        with (
+            pytest.raises(InvalidStatus, match="401"),
+            connect(f"ws://127.0.0.1:{openpi_port}", additional_headers=bad),
+        ):
             pass
 
         with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as ws:

@@ -19,7 +19,10 @@ def test_shipped_config_is_exactly_the_defaults() -> None:
 
 def test_sources_in_order(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
-    f.write_text("stream: {queue_max_size: 4}\nregistry: {eviction: lfu, devices: [{id: cpu}, {id: 'cuda:0', memory_mb: 8000}]}\n")
+    f.write_text(
+        "stream: {queue_max_size: 4}\n"
+        "registry: {eviction: lfu, devices: [{id: cpu}, {id: 'cuda:0', memory_mb: 8000}]}\n"
+    )
     c = load_config(f, env={})
     assert c.stream.queue_max_size == 4 and c.registry.eviction == "lfu"
     assert c.registry.devices == (DeviceSpec("cpu"), DeviceSpec("cuda:0", 8000.0))
@@ -41,7 +44,12 @@ def test_sources_in_order(tmp_path: Path) -> None:
         ("server: {port: 70000}", {}, {}, "server.port: expected 0..65535"),
         ("server: {web: 'yes'}", {}, {}, "server.web: expected true or false"),
         ("registry: {devices: [{id: 'tpu:0'}]}", {}, {}, "expected 'cpu' or 'cuda:N'"),
-        ("", {"INFERENCE_QUEUE_MAX_SIZE": "many"}, {}, "INFERENCE_QUEUE_MAX_SIZE: expected an integer >= 1, got 'many'"),
+        (
+            "",
+            {"INFERENCE_QUEUE_MAX_SIZE": "many"},
+            {},
+            "INFERENCE_QUEUE_MAX_SIZE: expected an integer >= 1, got 'many'",
+        ),
         ("", {"INFERENCE_QUEUE_MAX_SIZE": "0"}, {}, "stream.queue_max_size: expected an integer >= 1, got 0"),
         ("", {}, {"registry.idle_ttl_s": -1.0}, "registry.idle_ttl_s: expected >= 0"),
         ("- a\n- b", {}, {}, "expected a mapping of sections, got list"),

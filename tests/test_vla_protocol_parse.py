@@ -75,7 +75,11 @@ def test_stats_and_close() -> None:
         ('{"kind":"auth"}', UnknownMessageType, "missing field 'type'"),
         ('{"type":"subscribe"}', UnknownMessageType, "unknown message type 'subscribe'"),
         ('{"type":"stats","extra":1}', InvalidField, "unknown field(s) ['extra']"),
-        (json.dumps({k: v for k, v in AUTH.items() if k != "model"}), InvalidField, "missing required field(s) ['model']"),
+        (
+            json.dumps({k: v for k, v in AUTH.items() if k != "model"}),
+            InvalidField,
+            "missing required field(s) ['model']",
+        ),
         (json.dumps({**AUTH, "target_fps": "10"}), InvalidField, "auth.target_fps: expected a number, got str"),
         (json.dumps({**AUTH, "target_fps": True}), InvalidField, "auth.target_fps: expected a number, got bool"),
         (json.dumps({**AUTH, "target_fps": 0}), InvalidField, "auth.target_fps: expected 0.1..1000"),
@@ -95,10 +99,26 @@ def test_stats_and_close() -> None:
         (json.dumps(_frame(image="data:image/jpeg;base64,/9j/AAAA")), BadImage, "not a readable JPEG"),
         (json.dumps(_frame(robot_state=[1, 2])), InvalidField, "frame.robot_state: expected an object"),
         (json.dumps(_frame(robot_state={"velocity": [0] * 6})), InvalidField, "missing required field(s) ['pose']"),
-        (json.dumps(_frame(robot_state={"pose": [0] * 5})), InvalidField, "pose: expected a list of 6 numbers, got a list of 5"),
-        (json.dumps(_frame(robot_state={"pose": [0] * 6, "velocity": "fast"})), InvalidField, "velocity: expected a list of 6"),
-        (json.dumps(_frame(robot_state={"pose": [0, 0, "z", 0, 0, 0]})), InvalidField, "pose[2]: expected a number, got str"),
-        (json.dumps(_frame(robot_state={"pose": [0] * 6, "gripper": 2})), InvalidField, "gripper: expected -1 (open) .. 1"),
+        (
+            json.dumps(_frame(robot_state={"pose": [0] * 5})),
+            InvalidField,
+            "pose: expected a list of 6 numbers, got a list of 5",
+        ),
+        (
+            json.dumps(_frame(robot_state={"pose": [0] * 6, "velocity": "fast"})),
+            InvalidField,
+            "velocity: expected a list of 6",
+        ),
+        (
+            json.dumps(_frame(robot_state={"pose": [0, 0, "z", 0, 0, 0]})),
+            InvalidField,
+            "pose[2]: expected a number, got str",
+        ),
+        (
+            json.dumps(_frame(robot_state={"pose": [0] * 6, "gripper": 2})),
+            InvalidField,
+            "gripper: expected -1 (open) .. 1",
+        ),
         (json.dumps(_frame(robot_state={"pose": [0] * 6, "torque": 1})), InvalidField, "unknown field(s) ['torque']"),
     ],
 )
@@ -114,7 +134,9 @@ def test_non_finite_robot_state_is_refused(literal: str) -> None:
     raw = json.dumps(_frame()).rstrip("}") + f', "robot_state": {{"pose": [0.5, 0, {literal}, 0, 0, 0]}}}}'
     with pytest.raises(InvalidField, match=r"frame.robot_state.pose\[2\]: expected a finite number"):
         parse_client_message(raw)
-    raw_v = json.dumps(_frame()).rstrip("}") + f', "robot_state": {{"pose": [0]*6, "velocity": [{literal},0,0,0,0,0]}}}}'
+    raw_v = (
+        json.dumps(_frame()).rstrip("}") + f', "robot_state": {{"pose": [0]*6, "velocity": [{literal},0,0,0,0,0]}}}}'
+    )
     with pytest.raises(InvalidField):
         parse_client_message(raw_v.replace("[0]*6", "[0,0,0,0,0,0]"))
 
@@ -160,11 +182,15 @@ json_values = st.recursive(
         st.text(max_size=200),
         st.binary(max_size=64),
         json_values.map(json.dumps),
-        st.dictionaries(st.sampled_from(sorted({*AUTH, "image", "instruction", "robot_state", "wrist_image",
-                                                "smoothing_alpha"})), json_values, max_size=9)
-        .map(lambda d: json.dumps({"type": d.pop("type", "auth"), **d})),
+        st.dictionaries(
+            st.sampled_from(sorted({*AUTH, "image", "instruction", "robot_state", "wrist_image", "smoothing_alpha"})),
+            json_values,
+            max_size=9,
+        ).map(lambda d: json.dumps({"type": d.pop("type", "auth"), **d})),
         st.sampled_from(["auth", "frame", "stats", "close"]).flatmap(
-            lambda t: st.dictionaries(st.text(max_size=10), json_values, max_size=4).map(lambda d: json.dumps({**d, "type": t}))
+            lambda t: st.dictionaries(st.text(max_size=10), json_values, max_size=4).map(
+                lambda d: json.dumps({**d, "type": t})
+            )
         ),
     )
 )

@@ -78,7 +78,9 @@ def closed_with(ws: ClientConnection) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def opened(svc: Service, model: str, tier: str = "pro", **auth: Any) -> Iterator[tuple[ClientConnection, dict[str, Any]]]:
+def opened(
+    svc: Service, model: str, tier: str = "pro", **auth: Any
+) -> Iterator[tuple[ClientConnection, dict[str, Any]]]:
     """An authenticated session: (connection, the `connected` message)."""
     with connect(svc.ws, open_timeout=10) as ws:
         ws.send(auth_msg(key(svc, tier), model, **auth))
@@ -133,9 +135,14 @@ def test_every_bad_input_gets_an_error_and_the_session_stays_usable(svc: Service
             (frame_msg(image="data:image/jpeg;base64,aGVsbG8="), "not a JPEG"),
             (frame_msg(image="data:image/gif;base64,R0lGOD"), "expected a data URL starting with"),
             (frame_msg(robot_state={"pose": [0.5, 0, 0.3, 0, 0]}), "expected a list of 6 numbers"),
-            (frame_msg().rstrip("}") + ', "robot_state": {"pose": [0.5, 0, NaN, 0, 0, 0]}}', "expected a finite number"),
-            (json.dumps({"type": "frame", "image": "data:image/jpeg;base64," + "A" * MAX_BYTES, "instruction": "x"}),
-             f"the limit is {MAX_BYTES} bytes"),
+            (
+                frame_msg().rstrip("}") + ', "robot_state": {"pose": [0.5, 0, NaN, 0, 0, 0]}}',
+                "expected a finite number",
+            ),
+            (
+                json.dumps({"type": "frame", "image": "data:image/jpeg;base64," + "A" * MAX_BYTES, "instruction": "x"}),
+                f"the limit is {MAX_BYTES} bytes",
+            ),
             (auth_msg(key(svc, "pro"), "fixed"), "already authenticated"),
         ]
         for raw, text in bad:
@@ -168,7 +175,9 @@ def test_every_bad_input_gets_an_error_and_the_session_stays_usable(svc: Service
         ("free", {"robot_type": "ur5"}, 4005, "unsupported robot_type 'ur5'"),
     ],
 )
-def test_auth_refusals_send_an_error_then_a_close_code(svc: Service, tier: str, auth: dict, code: int, text: str) -> None:
+def test_auth_refusals_send_an_error_then_a_close_code(
+    svc: Service, tier: str, auth: dict, code: int, text: str
+) -> None:
     api_key = "vla_0123456789ab_wrong" if tier == "bad-key" else key(svc, tier)
     model = auth.pop("model", "fixed")
     with connect(svc.ws, open_timeout=10) as ws:

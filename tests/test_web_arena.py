@@ -30,7 +30,10 @@ pytestmark = [pytest.mark.slow, skip_without_browser()]
 
 CSS = "css selector"
 SIM_TIMES: list[float] = []  # sim times of the blobs in debug_demo.mcap
-VIDEO_PLAYING = "const v = document.querySelector(arguments[0]); return v !== null && v.readyState >= 2 && v.currentTime > arguments[1]"
+VIDEO_PLAYING = (
+    "const v = document.querySelector(arguments[0]); "
+    "return v !== null && v.readyState >= 2 && v.currentTime > arguments[1]"
+)
 
 
 def write_debug_recording(path: Path, seconds: int = 4) -> list[float]:
@@ -114,14 +117,25 @@ def test_arena_episode_from_the_form(service: Service, driver: Any) -> None:
 
     wait_for(lambda: 0 < step() < 30, 60, 0.05, what="an intermediate step (live progress)")
     wait_for(lambda: "step 10/30" in driver.find_element(CSS, "#arena-log").text, 60, what="log lines streamed in")
-    first = wait_for(lambda: driver.execute_script(VIDEO_PLAYING, "#arena-video", 0.2) and
-                     driver.execute_script("return document.querySelector('#arena-video').currentTime"), 90, what="the video playing")
-    wait_for(lambda: driver.execute_script("return document.querySelector('#arena-video').currentTime") > first + 0.5, 10,
-             what="video.currentTime advancing")
+    first = wait_for(
+        lambda: (
+            driver.execute_script(VIDEO_PLAYING, "#arena-video", 0.2)
+            and driver.execute_script("return document.querySelector('#arena-video').currentTime")
+        ),
+        90,
+        what="the video playing",
+    )
+    wait_for(
+        lambda: driver.execute_script("return document.querySelector('#arena-video').currentTime") > first + 0.5,
+        10,
+        what="video.currentTime advancing",
+    )
     assert len({k for k in seen if 0 < k < 30}) >= 1
     metrics = driver.find_element(CSS, "#arena-metrics").text
     assert "lift:red_cube" in metrics and "success yes" in metrics and "30 at 10 Hz" in metrics
-    tile = wait_for(lambda: driver.find_element(CSS, "#arena-history .tile[data-status='done']"), 20, what="a history tile")
+    tile = wait_for(
+        lambda: driver.find_element(CSS, "#arena-history .tile[data-status='done']"), 20, what="a history tile"
+    )
     wait_for(lambda: tile.find_element(CSS, "img").get_property("naturalWidth") > 0, 20, what="the thumbnail")
     driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, "arena")
@@ -136,15 +150,28 @@ def test_arena_episode_from_the_form(service: Service, driver: Any) -> None:
 
 def test_arena_continue_from_the_final_state(service: Service, driver: Any) -> None:
     set_key(driver, service.url, service.admin_key, "arena")
-    wait_for(lambda: driver.find_element(CSS, "#arena-history .tile[data-status='done']"), 20, what="a finished episode").click()
-    button = wait_for(lambda: next(b for b in driver.find_elements(CSS, "#arena-result button") if b.text == "Continue from here"),
-                      30, what="the continue button")
+    wait_for(
+        lambda: driver.find_element(CSS, "#arena-history .tile[data-status='done']"), 20, what="a finished episode"
+    ).click()
+    button = wait_for(
+        lambda: next(b for b in driver.find_elements(CSS, "#arena-result button") if b.text == "Continue from here"),
+        30,
+        what="the continue button",
+    )
     button.click()
-    wait_for(lambda: len(driver.find_element(CSS, "#arena-blob").get_property("value")) > 100, 10, what="the blob in the form")
+    wait_for(
+        lambda: len(driver.find_element(CSS, "#arena-blob").get_property("value")) > 100,
+        10,
+        what="the blob in the form",
+    )
     assert driver.find_element(CSS, "#arena-blob").is_displayed()
     _type(driver, "#arena-steps", "5")
     driver.find_element(CSS, "#arena-run").click()
-    wait_for(lambda: "from blob at sim t=" in driver.find_element(CSS, "#arena-log").text, 60, what="an episode started from the blob")
+    wait_for(
+        lambda: "from blob at sim t=" in driver.find_element(CSS, "#arena-log").text,
+        60,
+        what="an episode started from the blob",
+    )
     wait_for(lambda: driver.execute_script(VIDEO_PLAYING, "#arena-video", 0.1), 90, what="its video playing")
 
 
@@ -174,18 +201,36 @@ def test_battle_vote_changes_the_leaderboard(service: Service, driver: Any) -> N
     driver.find_element(CSS, "#battle-run").click()
     wait_for(lambda: "#/battles/" in driver.current_url, what="the battle's address")
 
-    assert "color-reach@openvla-7b" not in driver.find_element(CSS, "#battle-side-b h3").text  # names hidden until the vote
-    wait_for(lambda: driver.execute_script("return document.querySelector('#battle-video-b').readyState >= 2"), 180, what="both videos")
+    assert (
+        "color-reach@openvla-7b" not in driver.find_element(CSS, "#battle-side-b h3").text
+    )  # names hidden until the vote
+    wait_for(
+        lambda: driver.execute_script("return document.querySelector('#battle-video-b').readyState >= 2"),
+        180,
+        what="both videos",
+    )
     driver.find_element(CSS, "#sync-play").click()
-    wait_for(lambda: driver.execute_script(VIDEO_PLAYING, "#battle-video-a", 0.5) and driver.execute_script(VIDEO_PLAYING, "#battle-video-b", 0.5),
-             20, what="both videos playing")
-    ta, tb = driver.execute_script("return [document.querySelector('#battle-video-a').currentTime, document.querySelector('#battle-video-b').currentTime]")
+    wait_for(
+        lambda: (
+            driver.execute_script(VIDEO_PLAYING, "#battle-video-a", 0.5)
+            and driver.execute_script(VIDEO_PLAYING, "#battle-video-b", 0.5)
+        ),
+        20,
+        what="both videos playing",
+    )
+    ta, tb = driver.execute_script(
+        "return [document.querySelector('#battle-video-a').currentTime, "
+        "document.querySelector('#battle-video-b').currentTime]"
+    )
     assert abs(ta - tb) < 0.25, (ta, tb)  # in sync
     driver.find_element(CSS, "button[data-vote='a']").click()
     wait_for(lambda: "A wins" in driver.find_element(CSS, "#battle-outcome-text").text, 15, what="the outcome")
     assert "color-reach@openvla-7b" in driver.find_element(CSS, "#battle-side-b h3").text  # revealed
-    wait_for(lambda: driver.find_element(CSS, "#leaderboard-table tr[data-model='color-reach'] td.wlt").text == "1 / 0 / 0", 15,
-             what="the leaderboard counting the vote")
+    wait_for(
+        lambda: driver.find_element(CSS, "#leaderboard-table tr[data-model='color-reach'] td.wlt").text == "1 / 0 / 0",
+        15,
+        what="the leaderboard counting the vote",
+    )
     after = driver.find_element(CSS, "#leaderboard-table").text
     assert after != before
     ra = float(driver.find_element(CSS, "#leaderboard-table tr[data-model='color-reach'] td.rating").text)
@@ -201,11 +246,19 @@ def test_battle_vote_changes_the_leaderboard(service: Service, driver: Any) -> N
 
 def test_hand_a_teleop_recording_to_a_policy(service: Service, driver: Any) -> None:
     set_key(driver, service.url, service.admin_key, "recordings")
-    wait_for(lambda: driver.find_element(CSS, '#recordings-table tr[data-id="debug_demo.mcap"]'), what="the debug recording").click()
-    wait_for(lambda: "simulator state recorded" in driver.find_element(CSS, "#recording-detail").text, what="the recording's details")
+    wait_for(
+        lambda: driver.find_element(CSS, '#recordings-table tr[data-id="debug_demo.mcap"]'), what="the debug recording"
+    ).click()
+    wait_for(
+        lambda: "simulator state recorded" in driver.find_element(CSS, "#recording-detail").text,
+        what="the recording's details",
+    )
     driver.find_element(CSS, "#hand-to-policy").click()
     wait_for(lambda: driver.execute_script("return document.body.dataset.page") == "arena", what="the arena page")
-    wait_for(lambda: driver.find_element(CSS, "#arena-recording").get_property("value") == "debug_demo.mcap", what="the form preset")
+    wait_for(
+        lambda: driver.find_element(CSS, "#arena-recording").get_property("value") == "debug_demo.mcap",
+        what="the form preset",
+    )
     assert driver.find_element(CSS, "input[name=start][value=recording]").is_selected()
     _type(driver, "#arena-at", "2.5")  # the newest blob at or before 2.5 s: the one recorded at 2 s
     _type(driver, "#arena-steps", "5")
@@ -223,6 +276,10 @@ def test_cancel_a_running_episode(service: Service, driver: Any) -> None:
     wait_for(lambda: driver.find_element(CSS, "#arena-step").text.startswith("step") and
              int(driver.find_element(CSS, "#arena-step").text.split()[1]) > 0, 60, what="the episode running")
     driver.find_element(CSS, "#episode-cancel").click()
-    wait_for(lambda: driver.find_element(CSS, "#arena-episode .badge[data-state='cancelled']"), 20, what="the episode cancelled")
+    wait_for(
+        lambda: driver.find_element(CSS, "#arena-episode .badge[data-state='cancelled']"),
+        20,
+        what="the episode cancelled",
+    )
     assert driver.find_element(CSS, "#episode-rerun").is_enabled()
     assert "cancel" in driver.find_element(CSS, "#arena-log").text.lower()

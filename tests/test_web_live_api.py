@@ -84,7 +84,9 @@ def test_feeds_need_a_key(service: Service) -> None:
 def test_models_feed_follows_a_load_and_an_unload(service: Service) -> None:
     feed = Feed(service.url + "/v1/live/models", service.reader_key)
     try:
-        assert feed.response.status_code == 200 and feed.response.headers["content-type"].startswith("text/event-stream")
+        assert feed.response.status_code == 200 and feed.response.headers["content-type"].startswith(
+            "text/event-stream"
+        )
         _, first = feed.next_matching(lambda d: True, 5)
         assert _state(first, "scripted-slow") == "cold" and "memory_budget_mb" in first["registry"]
         h = {"Authorization": f"Bearer {service.admin_key}"}
@@ -114,8 +116,19 @@ def test_sessions_feed_sees_a_session_open_and_close(service: Service) -> None:
         _, first = feed.next_matching(lambda d: True, 5)
         assert first["count"] == 0
         with connect(service.url.replace("http://", "ws://") + "/v1/stream", open_timeout=10) as ws:
-            ws.send(json.dumps({"type": "auth", "api_key": service.admin_key, "model": "scripted-slow", "robot_type": "franka_panda",
-                                "target_fps": 5, "enable_smoothing": False, "enable_safety": False}))
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "auth",
+                        "api_key": service.admin_key,
+                        "model": "scripted-slow",
+                        "robot_type": "franka_panda",
+                        "target_fps": 5,
+                        "enable_smoothing": False,
+                        "enable_safety": False,
+                    }
+                )
+            )
             sid = json.loads(ws.recv(timeout=30))["session_id"]
             _, seen = feed.next_matching(lambda d: any(s["session_id"] == sid for s in d["sessions"]), 5)
             assert seen["sessions"][0]["key_name"] == "ui-admin"

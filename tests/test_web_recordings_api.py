@@ -36,7 +36,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("recordings")
     (root / "success").mkdir()
     (root / "failure").mkdir()
-    write_synthetic(root / "success" / "ep_cam.mcap", seconds=2.0, cameras={"front": (64, 48)}, metadata={"task": "pick up the red cube"})
+    write_synthetic(
+        root / "success" / "ep_cam.mcap",
+        seconds=2.0,
+        cameras={"front": (64, 48)},
+        metadata={"task": "pick up the red cube"},
+    )
     bad = write_synthetic(root / "failure" / "ep_nocam.mcap", seconds=1.0, cameras={})
     os.utime(bad, (time.time() + 5, time.time() + 5))  # newest
     (root / "success" / "broken.mcap").write_bytes(b"not an mcap file at all")
@@ -67,9 +72,14 @@ def test_whoami(client: TestClient) -> None:
 
 
 def test_every_route_needs_a_key(client: TestClient) -> None:
-    for path in ("/v1/recordings", "/v1/recordings/success/ep_cam.mcap/info", "/v1/recordings/success/ep_cam.mcap/plot.png",
-                 "/v1/recordings/success/ep_cam.mcap/video", "/v1/recordings/success/ep_cam.mcap/file",
-                 "/v1/recordings/success/ep_cam.mcap/video/front.mp4"):
+    for path in (
+        "/v1/recordings",
+        "/v1/recordings/success/ep_cam.mcap/info",
+        "/v1/recordings/success/ep_cam.mcap/plot.png",
+        "/v1/recordings/success/ep_cam.mcap/video",
+        "/v1/recordings/success/ep_cam.mcap/file",
+        "/v1/recordings/success/ep_cam.mcap/video/front.mp4",
+    ):
         assert client.get(path).status_code == 401, path
     assert client.post("/v1/recordings/success/ep_cam.mcap/video").status_code == 401
 
@@ -160,8 +170,17 @@ def test_download_the_file(client: TestClient, folder: Path) -> None:
     assert 'filename="ep_nocam.mcap"' in r.headers["content-disposition"]
 
 
-@pytest.mark.parametrize("rid", ["../etc/passwd.mcap", "success/../../x.mcap", ".hidden/secret.mcap", "success/ep_cam.txt",
-                                 "success//ep_cam.mcap", "success%2F..%2F..%2Fx.mcap"])
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "../etc/passwd.mcap",
+        "success/../../x.mcap",
+        ".hidden/secret.mcap",
+        "success/ep_cam.txt",
+        "success//ep_cam.mcap",
+        "success%2F..%2F..%2Fx.mcap",
+    ],
+)
 def test_bad_ids_are_refused(client: TestClient, rid: str) -> None:
     r = client.get(f"/v1/recordings/{rid}/info", headers=AUTH)
     assert r.status_code in (400, 404), (rid, r.status_code)

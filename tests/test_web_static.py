@@ -20,10 +20,17 @@ def _static_files() -> list[Path]:
 def test_every_static_file_is_package_data() -> None:
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    globs = [g.strip() for g in cfg["options.package_data"]["vla_server.web"].replace("\n", ",").split(",") if g.strip()]
+    globs = [
+        g.strip() for g in cfg["options.package_data"]["vla_server.web"].replace("\n", ",").split(",") if g.strip()
+    ]
     base = STATIC_DIR.parent
-    missing = [str(p.relative_to(base)) for p in _static_files()
-               if not any(fnmatch.fnmatch(str(p.relative_to(base)), g) and p.relative_to(base).parent == Path(g).parent for g in globs)]
+    missing = [
+        str(p.relative_to(base))
+        for p in _static_files()
+        if not any(
+            fnmatch.fnmatch(str(p.relative_to(base)), g) and p.relative_to(base).parent == Path(g).parent for g in globs
+        )
+    ]
     assert not missing, f"static files not covered by setup.cfg [options.package_data] vla_server.web: {missing}"
 
 
@@ -32,7 +39,9 @@ def test_module_imports_resolve() -> None:
     assert len(scripts) >= 8
     for js in scripts:
         for rel in IMPORT.findall(js.read_text()):
-            assert (js.parent / rel).resolve().is_file(), f"{js.relative_to(STATIC_DIR)} imports {rel}, which does not exist"
+            assert (js.parent / rel).resolve().is_file(), (
+                f"{js.relative_to(STATIC_DIR)} imports {rel}, which does not exist"
+            )
 
 
 def test_index_references_exist() -> None:

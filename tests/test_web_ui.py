@@ -102,8 +102,13 @@ def test_a_wrong_key_is_refused_in_the_page(service: Service, driver: Any) -> No
     set_key(driver, service.url, "vla_000000000000_wrong", "models")
     dialog = wait_for(lambda: driver.find_element(CSS, "#key-dialog[open]"), what="the key dialog")
     assert "key refused" in driver.find_element(CSS, "#key-status").text
-    wait_for(lambda: "not valid" in driver.find_element(CSS, ".banner.error").text or "invalid" in driver.find_element(CSS, ".banner.error").text,
-             what="an error banner")
+    wait_for(
+        lambda: (
+            "not valid" in driver.find_element(CSS, ".banner.error").text
+            or "invalid" in driver.find_element(CSS, ".banner.error").text
+        ),
+        what="an error banner",
+    )
     dialog.find_element(CSS, "#key-input").send_keys("vla_111111111111_alsowrong")
     dialog.find_element(CSS, "#key-save").click()
     wait_for(lambda: driver.find_element(CSS, "#key-error").is_displayed(), what="the dialog's error")
@@ -154,11 +159,19 @@ def test_live_sessions_page_updates(service: Service, driver: Any) -> None:
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
-        row = wait_for(lambda: driver.find_element(CSS, '#sessions-table tr[data-model="scripted-slow"]'), 40, what="the session row")
+        row = wait_for(
+            lambda: driver.find_element(CSS, '#sessions-table tr[data-model="scripted-slow"]'),
+            40,
+            what="the session row",
+        )
         assert "ui-admin" in row.text and "enterprise" in row.text
         first = int(wait_for(lambda: int(driver.find_element(CSS, "#sessions-table td.frames").text) > 0 and
                              driver.find_element(CSS, "#sessions-table td.frames").text, 20, what="frames counted"))
-        wait_for(lambda: int(driver.find_element(CSS, "#sessions-table td.frames").text) >= first + 4, 10, what="frames moving")
+        wait_for(
+            lambda: int(driver.find_element(CSS, "#sessions-table td.frames").text) >= first + 4,
+            10,
+            what="frames moving",
+        )
         wait_for(lambda: float(driver.find_element(CSS, "#sessions-table td.fps").text.split("/")[0]) >= 6.0, 15,
                  what="the actual rate near the 8 fps target")
         screenshot(driver, "sessions")
@@ -174,13 +187,21 @@ def test_recordings_page_plot_and_video(service: Service, driver: Any) -> None:
     rows = wait_for(lambda: driver.find_elements(CSS, "#recordings-table tr.clickable"), what="recordings")
     assert len(rows) == 2
     driver.find_element(CSS, '#recordings-table tr[data-id="success/2026-03-02_pick_red.mcap"]').click()
-    wait_for(lambda: driver.find_element(CSS, "#recording-plot-img").get_property("naturalWidth") > 800, 30, what="the plot")
+    wait_for(
+        lambda: driver.find_element(CSS, "#recording-plot-img").get_property("naturalWidth") > 800, 30, what="the plot"
+    )
     info = driver.find_element(CSS, "#recording-info").text
     assert "outcome   success" in info and "task: pick up the red cube" in info and "/control/mode" in info
     assert "#/recordings/success%2F2026-03-02_pick_red.mcap" in driver.current_url
     driver.find_element(CSS, "#make-video").click()
-    wait_for(lambda: driver.execute_script("const v = document.querySelector('#recording-video video');"
-                                           " return v && v.readyState >= 2 && v.currentTime > 0.5"), 60, what="the video playing")
+    wait_for(
+        lambda: driver.execute_script(
+            "const v = document.querySelector('#recording-video video');"
+            " return v && v.readyState >= 2 && v.currentTime > 0.5"
+        ),
+        60,
+        what="the video playing",
+    )
     driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, "recordings")
     driver.find_element(CSS, "input[type=search]").send_keys("stack")

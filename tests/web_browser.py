@@ -104,7 +104,9 @@ def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
             raise RuntimeError("the test server did not stop")
 
 
-def wait_for(pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.05, what: str = "condition") -> Any:
+def wait_for(
+    pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.05, what: str = "condition"
+) -> Any:
     """Polls `pred` until it returns a truthy value (returned); AssertionError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last_exc: Exception | None = None
@@ -116,7 +118,9 @@ def wait_for(pred: Callable[[], Any], timeout_s: float = 15.0, interval_s: float
         except Exception as exc:  # noqa: BLE001 - element not there yet, stale element, …
             last_exc = exc
         time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 def set_key(driver: Any, base_url: str, key: str, page: str = "models") -> None:
@@ -169,7 +173,9 @@ SLOW_MODEL = {"id": "scripted-slow", "backend": "scripted", "description": "test
 
 
 @contextmanager
-def run_service(root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), **overrides: Any) -> Iterator[Service]:
+def run_service(
+    root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), **overrides: Any
+) -> Iterator[Service]:
     """Starts `create_app` (built-in catalog + `extra_models`, arena on a 1-process pool, web UI) on a
     free port, with its data and recordings folders under `root`."""
     from vla_server.app import create_app

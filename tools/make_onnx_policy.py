@@ -88,7 +88,9 @@ def build_model(seed: int = 0) -> onnx.ModelProto:
         initializer=inits,
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="franka-vr-teleop/tools/make_onnx_policy.py",
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="franka-vr-teleop/tools/make_onnx_policy.py",
     )
     model.ir_version = IR_VERSION
     model.doc_string = "Untrained seeded conv net: image (1,3,96,96) + state (1,7) -> action chunk (1,4,7) in [-1,1]"

@@ -94,7 +94,9 @@ def robot_state_dict(state: RobotStateLike | None) -> dict[str, Any] | None:
     return out
 
 
-def frame_text(image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None, jpeg_quality: int = 85) -> str:
+def frame_text(
+    image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None, jpeg_quality: int = 85
+) -> str:
     """The ``frame`` message (encodes the image; call it off the event loop for big frames)."""
     if not isinstance(instruction, str):
         raise TypeError(f"instruction: expected a string, got {type(instruction).__name__}")

@@ -178,7 +178,9 @@ class OpenPIClient:
         """
         if self._state not in ("idle", "closed"):
             raise VLAClientError(f"connect: the client is already {self._state}; close it first")
-        self._cfg = SessionConfig(model, robot_type, float(target_fps), enable_smoothing, enable_safety, smoothing_alpha)
+        self._cfg = SessionConfig(
+            model, robot_type, float(target_fps), enable_smoothing, enable_safety, smoothing_alpha
+        )
         scheme: Scheme = self._scheme or ("ensemble" if enable_smoothing else "latest")
         self.scheduler = ChunkScheduler(self.action_dt_s, scheme, self.ensemble_k, self.max_chunks)
         self._wake, self._work = asyncio.Event(), asyncio.Event()
@@ -207,7 +209,9 @@ class OpenPIClient:
         self._worker = asyncio.create_task(self._run(), name="openpi-client-worker")
         return ConnectedMessage(self._session_id, model, float(target_fps), enable_smoothing, False)
 
-    def prepare_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> PreparedObservation:
+    def prepare_frame(
+        self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None
+    ) -> PreparedObservation:
         """Builds the request now (the observation time); callable from any thread.
 
         Raises:
@@ -218,7 +222,9 @@ class OpenPIClient:
         else:
             arr = np.asarray(image)
             if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-                raise ValueError(f"image: expected an (H, W, 3) uint8 RGB array or JPEG bytes, got {arr.dtype} {arr.shape}")
+                raise ValueError(
+                    f"image: expected an (H, W, 3) uint8 RGB array or JPEG bytes, got {arr.dtype} {arr.shape}"
+                )
         if not isinstance(instruction, str):
             raise TypeError(f"instruction: expected a string, got {type(instruction).__name__}")
         state_d = robot_state_dict(robot_state)

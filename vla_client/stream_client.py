@@ -191,7 +191,9 @@ class VLAStreamingClient:
         """
         if self._state not in ("idle", "closed"):
             raise VLAClientError(f"connect: the client is already {self._state}; close it first")
-        self._cfg = SessionConfig(model, robot_type, float(target_fps), enable_smoothing, enable_safety, smoothing_alpha)
+        self._cfg = SessionConfig(
+            model, robot_type, float(target_fps), enable_smoothing, enable_safety, smoothing_alpha
+        )
         self._wake = asyncio.Event()
         self._fatal = None
         self._inbox.clear()
@@ -449,7 +451,9 @@ class VLAStreamingClient:
                 self._last_error = f"connection lost (close {code}: {reason})"
                 self._fail_stats_waiters(ConnectionLost(self._last_error))
                 rejected = rejection_for(code, reason or f"closed with code {code}")
-                if rejected is not None and not (isinstance(rejected, RateLimitError) and code == C.CLOSE_TOO_MANY_SESSIONS):
+                if rejected is not None and not (
+                    isinstance(rejected, RateLimitError) and code == C.CLOSE_TOO_MANY_SESSIONS
+                ):
                     self._give_up(rejected)
                     return
                 if not self.reconnect:

@@ -38,7 +38,9 @@ class SyncVLAStreamingClient:
         self, url: str | None = None, api_key: str = "", *, client: AsyncStreamingClient | None = None, **kwargs: Any
     ) -> None:
         if client is None:
-            client = VLAStreamingClient(url, api_key, **kwargs) if url else VLAStreamingClient(api_key=api_key, **kwargs)
+            client = (
+                VLAStreamingClient(url, api_key, **kwargs) if url else VLAStreamingClient(api_key=api_key, **kwargs)
+            )
         elif url is not None or kwargs:
             raise ValueError("give either a client or url/api_key/options, not both")
         self.client = client

@@ -143,7 +143,10 @@ def _keys(args: argparse.Namespace) -> int:
             created = dt.datetime.fromtimestamp(rec.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
             status = "active" if rec.active else "revoked " + dt.datetime.fromtimestamp(
                 rec.revoked_at or 0, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{rec.key_id:<13} {rec.name:<24} {rec.tier.name:<11} {'yes' if rec.admin else 'no':<6} {created:<20} {status}")
+            print(
+                f"{rec.key_id:<13} {rec.name:<24} {rec.tier.name:<11} {'yes' if rec.admin else 'no':<6} "
+                f"{created:<20} {status}"
+            )
         print(f"{len(rows)} key(s) in {store.path}", file=sys.stderr)
         return 0
     record = store.revoke(args.ident)

@@ -206,7 +206,9 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
         if len(args) != 2 or args[1] is not Ellipsis:  # fixed-size tuple such as (x, y, z)
             if len(value) != len(args):
                 raise ConfigError(f"{source}: {key}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                _convert(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
         return tuple(_convert(item, v, source, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):

@@ -4,8 +4,9 @@ its worker processes, the arena and the UI. Defined once; crosses the process bo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 BACKENDS = ("color-reach", "onnx", "openpi-remote", "scripted")
 DEVICES = ("cpu", "gpu")

@@ -127,7 +127,9 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
         return {"models": jobs.models()}
 
     @router.post("/episodes", status_code=status.HTTP_201_CREATED)
-    def create_episode(body: Annotated[dict[str, Any], Body()], key: Annotated[Any, Depends(require_admin)]) -> dict[str, Any]:
+    def create_episode(
+        body: Annotated[dict[str, Any], Body()], key: Annotated[Any, Depends(require_admin)]
+    ) -> dict[str, Any]:
         spec = parse_spec(body)
         try:
             eid = jobs.submit(spec)
@@ -252,7 +254,9 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
         return _battle(bid)
 
     @router.post("/battles/{bid}/vote")
-    def vote(bid: str, body: Annotated[dict[str, Any], Body()], key: Annotated[Any, Depends(require_admin)]) -> dict[str, Any]:
+    def vote(
+        bid: str, body: Annotated[dict[str, Any], Body()], key: Annotated[Any, Depends(require_admin)]
+    ) -> dict[str, Any]:
         _battle(bid)
         winner = body.get("winner")
         try:

@@ -80,7 +80,9 @@ class Battles:
         for side in ("a", "b"):
             eid = b[f"episode_{side}"]
             if not eid or self.store.episode(eid)["status"] != DONE:
-                raise BattleError(f"battle {battle_id}: episode {side} is not done yet; vote when both videos are ready")
+                raise BattleError(
+                    f"battle {battle_id}: episode {side} is not done yet; vote when both videos are ready"
+                )
         self.store.add_vote(battle_id, winner, voter)
         votes = self.store.battle(battle_id)["votes"]
         outcome = "tie" if votes["a"] == votes["b"] else ("a" if votes["a"] > votes["b"] else "b")

@@ -90,7 +90,9 @@ class EpisodeRuntime:
             raise BlobError(f"blob episode runtime truncated: {len(raw)} bytes, expected at least {_RT_HEAD.size}")
         (ver, s_hi, s_lo, i_hi, i_lo, has32, uint, held, nobs, n) = _RT_HEAD.unpack_from(raw, 0)
         if ver != RUNTIME_VERSION:
-            raise BlobError(f"blob episode runtime version {ver} is not supported; this build reads version {RUNTIME_VERSION}")
+            raise BlobError(
+                f"blob episode runtime version {ver} is not supported; this build reads version {RUNTIME_VERSION}"
+            )
         off = _RT_HEAD.size
         need = off + n * _PENDING.size + 4
         if len(raw) < need:

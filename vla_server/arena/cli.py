@@ -51,7 +51,9 @@ def _add_start(p: argparse.ArgumentParser) -> None:
     g.add_argument("--instruction", required=True, help='the task, e.g. "pick up the red cube"')
     g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"control steps (default {DEFAULT_STEPS})")
     g.add_argument("--hz", type=float, default=DEFAULT_CONTROL_HZ, help="control rate in sim time, Hz")
-    g.add_argument("--latency-ms", type=float, default=None, help="inference latency in sim time (default: the model's)")
+    g.add_argument(
+        "--latency-ms", type=float, default=None, help="inference latency in sim time (default: the model's)"
+    )
     g.add_argument("--jitter-ms", type=float, default=0.0, help="uniform ± latency jitter, ms (seeded)")
     g.add_argument("--camera", choices=CAMERAS, default="front", help="video camera")
     g.add_argument("--width", type=int, default=DEFAULT_WIDTH)
@@ -71,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-arena", description="VLA arena: policies in the simulated scene, "
                                 "in sim time; battles and a leaderboard.")
     p.add_argument("--data", default=None, help=f"data folder (default {default_data_dir()})")
-    p.add_argument("--executor", choices=EXECUTORS, default=None,
-                   help="where episodes run: local process pool (default for battles), inline thread (default for run), ray")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="where episodes run: local process pool (default for battles), inline thread (default for run), ray",
+    )
     p.add_argument("--workers", type=int, default=None, help="local pool size (default cores − 1)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     p.add_argument("--catalog", default=None, help="model catalog YAML (default: the service's)")
@@ -184,9 +190,12 @@ def _print_episode(ep: dict[str, Any], as_json: bool) -> None:
         wall = m.get("wall", {})
         print(f"  success {m.get('success')}  progress {m.get('progress')}  task {m.get('task')}  "
               f"latency {m.get('latency_ms')} ms  stale {m.get('stale_action_ratio', 0):.2f}")
-        print(f"  wall {wall.get('total_s', 0):.2f} s (physics {wall.get('physics_s', 0):.2f}, render "
-              f"{wall.get('render_s', 0):.2f}, policy {wall.get('policy_s', 0):.2f}, encode {wall.get('encode_s', 0):.2f})"
-              f"  blob {m.get('final_blob_chars')} chars  trajectory {m.get('trajectory_sha256', '')[:16]}")
+        print(
+            f"  wall {wall.get('total_s', 0):.2f} s (physics {wall.get('physics_s', 0):.2f}, render "
+            f"{wall.get('render_s', 0):.2f}, policy {wall.get('policy_s', 0):.2f}, "
+            f"encode {wall.get('encode_s', 0):.2f})"
+            f"  blob {m.get('final_blob_chars')} chars  trajectory {m.get('trajectory_sha256', '')[:16]}"
+        )
     if ep.get("files"):
         print(f"  files: {', '.join(ep['files'])}")
 

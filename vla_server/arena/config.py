@@ -118,7 +118,11 @@ class EpisodeSpec:
 
         if not isinstance(self.model, str) or not self.model.strip():
             raise bad("model", "a model id")
-        if not isinstance(self.instruction, str) or not self.instruction.strip() or len(self.instruction) > MAX_INSTRUCTION_CHARS:
+        if (
+            not isinstance(self.instruction, str)
+            or not self.instruction.strip()
+            or len(self.instruction) > MAX_INSTRUCTION_CHARS
+        ):
             raise bad("instruction", f"non-empty text of at most {MAX_INSTRUCTION_CHARS} characters")
         if not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS:
             raise bad("steps", f"an integer 1..{MAX_STEPS}")
@@ -126,7 +130,10 @@ class EpisodeSpec:
             raise bad("control_hz", f"a rate in (0, {PHYSICS_HZ / CONTROL_EVERY:g}] Hz")
         period = PHYSICS_HZ / float(self.control_hz)
         if abs(period - round(period)) > 1e-9:
-            raise bad("control_hz", f"a rate whose period is a whole number of {SIM_TIMESTEP * 1e3:g} ms steps (e.g. 5, 10, 20, 25, 50)")
+            raise bad(
+                "control_hz",
+                f"a rate whose period is a whole number of {SIM_TIMESTEP * 1e3:g} ms steps (e.g. 5, 10, 20, 25, 50)",
+            )
         if self.latency_ms is not None and (not _is_num(self.latency_ms) or not 0 <= self.latency_ms <= MAX_LATENCY_MS):
             raise bad("latency_ms", f"null (the model's default) or 0..{MAX_LATENCY_MS:g} ms")
         if not _is_num(self.latency_jitter_ms) or not 0 <= self.latency_jitter_ms <= MAX_LATENCY_MS:

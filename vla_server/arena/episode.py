@@ -336,7 +336,9 @@ class _Episode:
         self.wall.encode += time.perf_counter() - t
 
         duration = spec.steps * period / PHYSICS_HZ
-        applied_lat = [(a - o) * 1000.0 / PHYSICS_HZ for a, o in zip(self.traj.applied_step, self.traj.applied_obs_step)]
+        applied_lat = [
+            (a - o) * 1000.0 / PHYSICS_HZ for a, o in zip(self.traj.applied_step, self.traj.applied_obs_step)
+        ]
         metrics: dict[str, Any] = {
             "task": str(task) if task else None,
             "success": final_state.success if final_state else None,
@@ -373,12 +375,25 @@ class _Episode:
                                 {k2: metrics[k2] for k2 in ("success", "progress", "stale_action_ratio")}))
             path = self.out_dir / "trajectory.mcap"
             path.unlink(missing_ok=True)
-            write_mcap(path, self.samples, s0, self.time_base,
-                       metadata={"operator": "vla-arena", "task": spec.instruction, "robot": "vla-arena (MuJoCo Panda)",
-                                 "model": self.model.id, "episode": self.id, "arena_spec": spec.to_dict() | {"start_blob": None},
-                                 "start_blob": start_blob, "scene_hash": scene.scene_hash.hex()},
-                       end_metadata={"final_blob": final_blob, "metrics": metrics},
-                       outcome=outcome, events=self.events)
+            write_mcap(
+                path,
+                self.samples,
+                s0,
+                self.time_base,
+                metadata={
+                    "operator": "vla-arena",
+                    "task": spec.instruction,
+                    "robot": "vla-arena (MuJoCo Panda)",
+                    "model": self.model.id,
+                    "episode": self.id,
+                    "arena_spec": spec.to_dict() | {"start_blob": None},
+                    "start_blob": start_blob,
+                    "scene_hash": scene.scene_hash.hex(),
+                },
+                end_metadata={"final_blob": final_blob, "metrics": metrics},
+                outcome=outcome,
+                events=self.events,
+            )
             files["trajectory.mcap"] = path
             self.wall.encode += time.perf_counter() - t
         self.wall.total = time.perf_counter() - t_start
@@ -421,7 +436,9 @@ class _Episode:
                 raise ActionError(f"expected an action chunk of shape (H, 7), got shape {arr.shape}")
             action = clip_action(validate_action(arr[0]))
         except (ActionError, ValueError, TypeError) as exc:
-            raise EpisodeError(f"policy {self.model.id!r} answered a bad action at observation {rt.observations}: {exc}") from None
+            raise EpisodeError(
+                f"policy {self.model.id!r} answered a bad action at observation {rt.observations}: {exc}"
+            ) from None
         pos, quat, grip = action_to_target(kin.tcp_pos, kin.tcp_quat_xyzw, action)
         delay = LatencyModel.to_steps(latency.draw_ms(rt.rng))
         rt.observations += 1

@@ -99,7 +99,9 @@ class ArenaRuntime:
         return path
 
 
-def spec_with_start(spec: EpisodeSpec, recording: Path | None, at_s: float | None) -> tuple[EpisodeSpec, RecordingStart | None]:
+def spec_with_start(
+    spec: EpisodeSpec, recording: Path | None, at_s: float | None
+) -> tuple[EpisodeSpec, RecordingStart | None]:
     """`spec` started from `recording` at `at_s` seconds (if given).
 
     Raises:

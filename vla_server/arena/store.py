@@ -140,10 +140,21 @@ class ArenaStore:
         if spec.start_blob:
             (d / "start.blob").write_text(spec.start_blob)
         self._q(
-            "INSERT INTO episodes (id, created_at, status, model, instruction, spec_json, total, latency_ms, battle_id, side)"
+            "INSERT INTO episodes "
+            "(id, created_at, status, model, instruction, spec_json, total, latency_ms, battle_id, side)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (eid, time.time(), QUEUED, spec.model, spec.instruction, spec.to_json(), spec.steps, spec.latency_ms,
-             battle_id, side),
+            (
+                eid,
+                time.time(),
+                QUEUED,
+                spec.model,
+                spec.instruction,
+                spec.to_json(),
+                spec.steps,
+                spec.latency_ms,
+                battle_id,
+                side,
+            ),
         )
         return eid
 
@@ -167,13 +178,25 @@ class ArenaStore:
         d = self.root / "episodes" / row["id"]
         files = [n for n in (*OUTPUT_FILES, "start.blob", "final.blob") if (d / n).is_file()]
         return {
-            "id": row["id"], "status": row["status"], "model": row["model"], "instruction": row["instruction"],
-            "created_at": row["created_at"], "started_at": row["started_at"], "finished_at": row["finished_at"],
-            "step": row["step"], "total": row["total"], "error": row["error"],
+            "id": row["id"],
+            "status": row["status"],
+            "model": row["model"],
+            "instruction": row["instruction"],
+            "created_at": row["created_at"],
+            "started_at": row["started_at"],
+            "finished_at": row["finished_at"],
+            "step": row["step"],
+            "total": row["total"],
+            "error": row["error"],
             "success": None if row["success"] is None else bool(row["success"]),
             "progress": row["progress"],
-            "latency_ms": (json.loads(row["metrics_json"]) or {}).get("latency_ms") if row["metrics_json"] else row["latency_ms"],
-            "battle_id": row["battle_id"], "side": row["side"], "attempts": row["attempts"], "worker": row["worker"],
+            "latency_ms": (json.loads(row["metrics_json"]) or {}).get("latency_ms")
+            if row["metrics_json"]
+            else row["latency_ms"],
+            "battle_id": row["battle_id"],
+            "side": row["side"],
+            "attempts": row["attempts"],
+            "worker": row["worker"],
             "spec": spec | {"start_from_blob": has_blob},
             "metrics": json.loads(row["metrics_json"]) if row["metrics_json"] else None,
             "files": files,
@@ -237,8 +260,10 @@ class ArenaStore:
                 " metrics_json = NULL, success = NULL, progress = NULL, attempts = attempts + 1 WHERE id = ?",
                 (QUEUED, episode_id))
         if row["battle_id"]:
-            self._q("UPDATE battles SET status = ?, metric_outcome = NULL, outcome = NULL, decided_by = NULL WHERE id = ?",
-                    (PENDING, row["battle_id"]))
+            self._q(
+                "UPDATE battles SET status = ?, metric_outcome = NULL, outcome = NULL, decided_by = NULL WHERE id = ?",
+                (PENDING, row["battle_id"]),
+            )
             self._q("DELETE FROM votes WHERE battle_id = ?", (row["battle_id"],))
         return EpisodeSpec.from_json(row["spec_json"])
 
@@ -295,17 +320,26 @@ class ArenaStore:
 
     def _battle_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         votes = self._q("SELECT winner, COUNT(*) AS n FROM votes WHERE battle_id = ? GROUP BY winner", (row["id"],))
-        return dict(zip(row.keys(), tuple(row), strict=True)) | {"votes": {w: 0 for w in WINNERS} | {r["winner"]: r["n"] for r in votes}}
+        return dict(zip(row.keys(), tuple(row), strict=True)) | {
+            "votes": {w: 0 for w in WINNERS} | {r["winner"]: r["n"] for r in votes}
+        }
 
     def list_battles(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM battles" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        sql = (
+            "SELECT * FROM battles"
+            + (" WHERE status = ?" if status else "")
+            + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        )
         args = ((status,) if status else ()) + (int(limit), int(offset))
         return [self._battle_dict(r) for r in self._q(sql, args)]
 
     def set_battle_state(self, battle_id: str, status: str, metric_outcome: str | None = None,
                          outcome: str | None = None, decided_by: str | None = None) -> None:
-        self._q("UPDATE battles SET status = ?, metric_outcome = COALESCE(?, metric_outcome), outcome = ?, decided_by = ?"
-                " WHERE id = ?", (status, metric_outcome, outcome, decided_by, battle_id))
+        self._q(
+            "UPDATE battles SET status = ?, metric_outcome = COALESCE(?, metric_outcome), outcome = ?, decided_by = ?"
+            " WHERE id = ?",
+            (status, metric_outcome, outcome, decided_by, battle_id),
+        )
 
     def add_vote(self, battle_id: str, winner: str, voter: str = "") -> None:
         if winner not in WINNERS:

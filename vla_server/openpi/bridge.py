@@ -56,7 +56,9 @@ def _image(obs: Mapping[str, Any], keys: tuple[str, ...], required: bool) -> np.
         got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
         raise OpenPIObservationError(f"{key}: expected an (H, W, 3) uint8 RGB array, got {got}")
     if not (1 <= img.shape[0] <= MAX_IMAGE_SIDE_PX and 1 <= img.shape[1] <= MAX_IMAGE_SIDE_PX):
-        raise OpenPIObservationError(f"{key}: image is {img.shape[1]}x{img.shape[0]} px; sides must be 1..{MAX_IMAGE_SIDE_PX}")
+        raise OpenPIObservationError(
+            f"{key}: image is {img.shape[1]}x{img.shape[0]} px; sides must be 1..{MAX_IMAGE_SIDE_PX}"
+        )
     return np.ascontiguousarray(img)
 
 
@@ -65,7 +67,9 @@ def _vector(obs: Mapping[str, Any], key: str, sizes: tuple[int, ...]) -> np.ndar
     try:
         arr = np.asarray(v, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise OpenPIObservationError(f"{key}: expected {' or '.join(map(str, sizes))} numbers, got {type(v).__name__}") from exc
+        raise OpenPIObservationError(
+            f"{key}: expected {' or '.join(map(str, sizes))} numbers, got {type(v).__name__}"
+        ) from exc
     if arr.size not in sizes:
         raise OpenPIObservationError(f"{key}: expected {' or '.join(map(str, sizes))} numbers, got {arr.size}")
     if not np.all(np.isfinite(arr)):
@@ -80,7 +84,9 @@ def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn
         return RobotStateIn(pose=tuple(float(x) for x in s[:6]), gripper=gripper)  # type: ignore[arg-type]
     if JOINTS_KEY in obs:
         if fk is None:
-            raise OpenPIObservationError(f"{JOINTS_KEY}: joint states need forward kinematics, which this endpoint lacks")
+            raise OpenPIObservationError(
+                f"{JOINTS_KEY}: joint states need forward kinematics, which this endpoint lacks"
+            )
         from vla_server.policies.pose import pos_quat_to_pose
 
         q = _vector(obs, JOINTS_KEY, (7,))
@@ -94,7 +100,11 @@ def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn
 
 
 def observation_from_request(
-    obs: Mapping[str, Any], session: str = "", step: int = 0, timestamp: float = 0.0, fk: ForwardKinematics | None = None
+    obs: Mapping[str, Any],
+    session: str = "",
+    step: int = 0,
+    timestamp: float = 0.0,
+    fk: ForwardKinematics | None = None,
 ) -> Observation:
     """Builds the policy input from a decoded openpi request (keys in the module docstring).
 
@@ -111,7 +121,9 @@ def observation_from_request(
     if not isinstance(prompt, str):
         raise OpenPIObservationError(f"{PROMPT_KEY}: expected a string, got {type(prompt).__name__}")
     if len(prompt) > MAX_INSTRUCTION_CHARS:
-        raise OpenPIObservationError(f"{PROMPT_KEY}: expected at most {MAX_INSTRUCTION_CHARS} characters, got {len(prompt)}")
+        raise OpenPIObservationError(
+            f"{PROMPT_KEY}: expected at most {MAX_INSTRUCTION_CHARS} characters, got {len(prompt)}"
+        )
     return Observation(
         image=image,
         instruction=prompt,

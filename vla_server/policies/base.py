@@ -11,8 +11,9 @@ frame (metres, radians, Euler xyz); velocity ``[vx, vy, vz, wx, wy, wz]`` (m/s, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

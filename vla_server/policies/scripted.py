@@ -42,7 +42,9 @@ class ScriptedPolicy(Policy):
         rows = p.get("sequence") or [p.get("action", default)]
         self._sequence = np.asarray(rows, dtype=np.float64)
         if self._sequence.ndim != 2 or self._sequence.shape[1] != ACTION_DIM or len(self._sequence) == 0:
-            raise ValueError(f"scripted action/sequence: expected rows of {ACTION_DIM} numbers, got shape {self._sequence.shape}")
+            raise ValueError(
+                f"scripted action/sequence: expected rows of {ACTION_DIM} numbers, got shape {self._sequence.shape}"
+            )
         self._horizon = int(p.get("horizon", 1))
         if self._horizon < 1:
             raise ValueError(f"scripted horizon: expected >= 1, got {self._horizon}")

@@ -7,8 +7,9 @@ applied with `vla_server.action_space.action_to_target`. Latency (optional) is c
 time: the action answering the frame of step t is applied `latency_ms` later, relative to the
 pose in that frame (``relative_to="observed"``, as the arena does) or to the pose when it is
 applied (``"current"``, as a naive streaming client would); meanwhile the previous target holds.
-The arena (`vla_server.arena`) is the full-featured version of this loop. Used by the policy tests and benchmarks; ``python -m vla_server.policies.sim_rollout
---model color-reach --seeds 10`` prints success figures.
+The arena (`vla_server.arena`) is the full-featured version of this loop. Used by the policy tests
+and benchmarks; ``python -m vla_server.policies.sim_rollout --model color-reach --seeds 10`` prints
+success figures.
 
 A seed perturbs the scene: every cube moves by up to `cube_jitter_m` on the table and turns by
 up to ±45° about z (cubes kept ≥ 9 cm apart); seed None keeps the default scene.

@@ -81,7 +81,11 @@ class RegistryConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"registry.{name}: expected a positive number, got {value!r}")
-        if not isinstance(self.load_retry_s, (int, float)) or not math.isfinite(self.load_retry_s) or self.load_retry_s < 0:
+        if (
+            not isinstance(self.load_retry_s, (int, float))
+            or not math.isfinite(self.load_retry_s)
+            or self.load_retry_s < 0
+        ):
             raise ValueError(f"registry.load_retry_s: expected >= 0, got {self.load_retry_s!r}")
         if not isinstance(self.idle_ttl_s, (int, float)) or not math.isfinite(self.idle_ttl_s) or self.idle_ttl_s < 0:
             raise ValueError(f"registry.idle_ttl_s: expected >= 0 (0 = never), got {self.idle_ttl_s!r}")

@@ -76,7 +76,8 @@ class DeviceInventory:
         biggest = max(d.memory_mb for d in self.gpus)
         if spec.gpu_memory_mb > biggest:
             raise NoDeviceError(
-                f"model {spec.id!r} needs {spec.gpu_memory_mb:.0f} MiB of GPU memory; the largest GPU has {biggest:.0f} MiB"
+                f"model {spec.id!r} needs {spec.gpu_memory_mb:.0f} MiB of GPU memory; "
+                f"the largest GPU has {biggest:.0f} MiB"
             )
 
     def choose(self, spec: ModelSpec) -> str | None:
@@ -109,5 +110,7 @@ class DeviceInventory:
         """Per device: id, total and used MiB (GPUs), models on it."""
         out: list[dict[str, Any]] = [{"id": "cpu", "memory_mb": None, "used_mb": None, "models": self.models_on("cpu")}]
         for d in self.gpus:
-            out.append({"id": d.id, "memory_mb": d.memory_mb, "used_mb": self.used_mb(d.id), "models": self.models_on(d.id)})
+            out.append(
+                {"id": d.id, "memory_mb": d.memory_mb, "used_mb": self.used_mb(d.id), "models": self.models_on(d.id)}
+            )
         return out

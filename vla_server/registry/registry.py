@@ -307,7 +307,9 @@ class ModelRegistry:
         if not e.pinned:
             pinned = sum(x.pinned for x in self._entries.values())
             if pinned >= self.config.max_models:
-                raise CapacityError(f"cannot pin {model_id!r}: {pinned} models are pinned and max_models is {self.config.max_models}")
+                raise CapacityError(
+                    f"cannot pin {model_id!r}: {pinned} models are pinned and max_models is {self.config.max_models}"
+                )
             e.pinned = True
         try:
             return await self.load(model_id)
@@ -394,10 +396,14 @@ class ModelRegistry:
                 raise CapacityError(str(exc)) from None
             budget = self.config.memory_budget_mb
             if e.last_measured_mb is not None and e.last_measured_mb > budget:
-                msg = f"model {spec.id!r} measured {e.last_measured_mb:.0f} MiB, above the memory budget {budget:.0f} MiB"
+                msg = (
+                    f"model {spec.id!r} measured {e.last_measured_mb:.0f} MiB, above the memory budget {budget:.0f} MiB"
+                )
                 e.state, e.last_error, e.failed_at = ModelState.FAILED, msg, self._clock()
                 raise CapacityError(msg)
-            need = e.last_measured_mb if e.last_measured_mb is not None else min(self.config.new_model_estimate_mb, budget)
+            need = (
+                e.last_measured_mb if e.last_measured_mb is not None else min(self.config.new_model_estimate_mb, budget)
+            )
             await self._make_room(e, need)
             device = await self._assign_device(e)
             e.state, e.device, e.reserved_mb = ModelState.LOADING, device, need
@@ -532,7 +538,8 @@ class ModelRegistry:
             victim = pick_victim(gpu_victims, self.config.eviction)
             if victim is None:
                 raise CapacityError(
-                    f"cannot load {e.spec.id!r}: no GPU has {e.spec.gpu_memory_mb:.0f} MiB free and no GPU model can be evicted"
+                    f"cannot load {e.spec.id!r}: no GPU has {e.spec.gpu_memory_mb:.0f} MiB free "
+                    "and no GPU model can be evicted"
                 )
             await self._evict(victim)
 
@@ -579,7 +586,9 @@ class ModelRegistry:
                                                        "restart_in_s": delay, "streak": e.crash_streak})
         self._emit(ModelEvent(e.spec.id, "crashed",
                               f"model {e.spec.id!r} worker {exit_info.reason}; restarting in {delay:.1f} s"))
-        self._set_transition(e, asyncio.get_running_loop().create_task(self._restart(e, delay), name=f"restart-{e.spec.id}"))
+        self._set_transition(
+            e, asyncio.get_running_loop().create_task(self._restart(e, delay), name=f"restart-{e.spec.id}")
+        )
 
     async def _restart(self, e: _Entry, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -592,7 +601,11 @@ class ModelRegistry:
             self._emit(ModelEvent(e.spec.id, "failed", f"model {e.spec.id!r} failed to restart: {exc}"))
             raise ModelLoadError(str(exc)) from None
         e.stats.restarts += 1
-        self._emit(ModelEvent(e.spec.id, "restarted", f"model {e.spec.id!r} restarted (pid {e.worker.pid if e.worker else '?'})"))
+        self._emit(
+            ModelEvent(
+                e.spec.id, "restarted", f"model {e.spec.id!r} restarted (pid {e.worker.pid if e.worker else '?'})"
+            )
+        )
 
     async def _health_loop(self) -> None:
         while True:

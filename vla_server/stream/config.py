@@ -45,7 +45,11 @@ class StreamConfig:
                 raise ValueError(f"stream.{name}: expected an integer >= 1, got {v!r}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"stream.max_message_bytes: expected >= 1024, got {self.max_message_bytes}")
-        if not (isinstance(self.auth_timeout_s, (int, float)) and math.isfinite(self.auth_timeout_s) and self.auth_timeout_s > 0):
+        if not (
+            isinstance(self.auth_timeout_s, (int, float))
+            and math.isfinite(self.auth_timeout_s)
+            and self.auth_timeout_s > 0
+        ):
             raise ValueError(f"stream.auth_timeout_s: expected > 0 s, got {self.auth_timeout_s!r}")
         a = self.default_smoothing_alpha
         if not (isinstance(a, (int, float)) and 0.0 < a <= 1.0):

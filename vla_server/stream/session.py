@@ -309,7 +309,9 @@ class StreamSession:
             self.fail("invalid or revoked API key", CLOSE_BAD_KEY)
             return
         if msg.robot_type not in ROBOT_TYPES:
-            self.fail(f"unsupported robot_type {msg.robot_type!r}; supported: {list(ROBOT_TYPES)}", CLOSE_UNSUPPORTED_ROBOT)
+            self.fail(
+                f"unsupported robot_type {msg.robot_type!r}; supported: {list(ROBOT_TYPES)}", CLOSE_UNSUPPORTED_ROBOT
+            )
             return
         if not self.registry.has_model(msg.model):
             self.fail(f"unknown model {msg.model!r}; see GET /v1/models", CLOSE_UNKNOWN_MODEL)
@@ -333,7 +335,9 @@ class StreamSession:
         self._gate = RateGate(msg.target_fps)
         if msg.enable_smoothing:
             self._smoother = EmaSmoother(msg.smoothing_alpha or self.config.default_smoothing_alpha)
-        self._send(ConnectedMessage(self.session_id, msg.model, msg.target_fps, msg.enable_smoothing, msg.enable_safety))
+        self._send(
+            ConnectedMessage(self.session_id, msg.model, msg.target_fps, msg.enable_smoothing, msg.enable_safety)
+        )
         self._inference_task = asyncio.get_running_loop().create_task(
             self._inference_loop(), name=f"stream-infer-{self.session_id[:8]}"
         )

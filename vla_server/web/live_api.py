@@ -59,8 +59,14 @@ def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n".encode()
 
 
-async def _feed(request: Request, name: str, snapshot: Callable[[Any], dict[str, Any]],
-                signature: Callable[[dict[str, Any]], str], refresh_s: float, active_refresh: bool) -> AsyncIterator[bytes]:
+async def _feed(
+    request: Request,
+    name: str,
+    snapshot: Callable[[Any], dict[str, Any]],
+    signature: Callable[[dict[str, Any]], str],
+    refresh_s: float,
+    active_refresh: bool,
+) -> AsyncIterator[bytes]:
     state = request.app.state
     start = last_sent = last_beat = time.monotonic()
     last_sig = None

@@ -96,7 +96,9 @@ class RecordingLibrary:
         jobs: the runner for video jobs (the library makes one if not given; `close()` stops it).
     """
 
-    def __init__(self, root: Path, cache_dir: Path, max_cache_bytes: int = 2_000_000_000, jobs: JobRunner | None = None) -> None:
+    def __init__(
+        self, root: Path, cache_dir: Path, max_cache_bytes: int = 2_000_000_000, jobs: JobRunner | None = None
+    ) -> None:
         self.root = Path(root)
         self.cache_dir = Path(cache_dir)
         self.max_cache_bytes = int(max_cache_bytes)
@@ -175,12 +177,18 @@ class RecordingLibrary:
             summary = RecordingSummary(**base, error=str(exc))  # type: ignore[arg-type]
         else:
             start = info["metadata"].get("recording_start", {})
-            cams = tuple(sorted(n for n in (S.camera_name_from_topic(t["topic"]) for t in info["topics"] if t["count"]) if n))
+            cams = tuple(
+                sorted(n for n in (S.camera_name_from_topic(t["topic"]) for t in info["topics"] if t["count"]) if n)
+            )
             summary = RecordingSummary(
                 **base,  # type: ignore[arg-type]
-                outcome=str(info["outcome"]), duration_s=info["duration_s"],
-                task=str(start.get("task") or start.get("instruction") or ""), operator=str(start.get("operator") or ""),
-                cameras=cams, messages=int(info["messages"]), gaps_found=bool(info["gaps_found"]),
+                outcome=str(info["outcome"]),
+                duration_s=info["duration_s"],
+                task=str(start.get("task") or start.get("instruction") or ""),
+                operator=str(start.get("operator") or ""),
+                cameras=cams,
+                messages=int(info["messages"]),
+                gaps_found=bool(info["gaps_found"]),
                 recovered=bool(info["recovered"]),
                 sim_state=any(t["topic"] == SIM_STATE_TOPIC and t["count"] for t in info["topics"]),
             )
@@ -293,7 +301,9 @@ class RecordingLibrary:
         for d in self.cache_dir.iterdir():
             if d.is_dir() and not d.name.startswith("."):
                 files = [f for f in d.rglob("*") if f.is_file()]
-                entries.append((max((f.stat().st_mtime for f in files), default=0.0), sum(f.stat().st_size for f in files), d))
+                entries.append(
+                    (max((f.stat().st_mtime for f in files), default=0.0), sum(f.stat().st_size for f in files), d)
+                )
         total = sum(e[1] for e in entries)
         for _, size, d in sorted(entries):
             if total <= self.max_cache_bytes:

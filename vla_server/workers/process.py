@@ -171,7 +171,9 @@ class WorkerProcess:
             detail = describe_returncode(code) if isinstance(exc, asyncio.IncompleteReadError) else str(exc)
             await self._kill_and_wait()
             self._close()
-            raise WorkerStartError(f"model {spec.id!r}: worker {detail} before it was ready{self._log_tail()}") from None
+            raise WorkerStartError(
+                f"model {spec.id!r}: worker {detail} before it was ready{self._log_tail()}"
+            ) from None
         if first.get("op") != "ready":
             error = first.get("error", f"unexpected first message {first.get('op')!r}")
             await self._kill_and_wait()

@@ -65,7 +65,9 @@ def _default(obj: object) -> Any:
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         if arr.dtype.str not in ALLOWED_DTYPES:
-            raise WireError(f"array dtype {arr.dtype.str} not allowed on the worker wire; allowed {sorted(ALLOWED_DTYPES)}")
+            raise WireError(
+                f"array dtype {arr.dtype.str} not allowed on the worker wire; allowed {sorted(ALLOWED_DTYPES)}"
+            )
         return {"__nd__": 1, "dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
     if isinstance(obj, np.generic):
         return obj.item()
@@ -84,7 +86,9 @@ def _hook(d: dict[str, Any]) -> Any:
         raise WireError("array data must be bytes")
     dt = np.dtype(dtype)
     if int(np.prod(shape, dtype=np.int64)) * dt.itemsize != len(data):
-        raise WireError(f"array of shape {shape} and dtype {dtype} needs {int(np.prod(shape)) * dt.itemsize} bytes, got {len(data)}")
+        raise WireError(
+            f"array of shape {shape} and dtype {dtype} needs {int(np.prod(shape)) * dt.itemsize} bytes, got {len(data)}"
+        )
     return np.frombuffer(data, dtype=dt).reshape(shape)
 
 

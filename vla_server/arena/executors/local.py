@@ -236,7 +236,11 @@ class LocalPoolExecutor(Executor):
             w.conn.close()
             self._workers[i] = self._start_worker(i)
             if job is not None:
-                job[3](JobResult(job[1].job_id, FAILED, f"the worker process died (exit code {code}) while running the job"))
+                job[3](
+                    JobResult(
+                        job[1].job_id, FAILED, f"the worker process died (exit code {code}) while running the job"
+                    )
+                )
 
     def _assign(self) -> None:
         while True:
