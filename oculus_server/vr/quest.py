@@ -47,6 +47,7 @@ from oculus_server.vr.parser import ParsedLine, Rejection, parse_line
 from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource
 
 log = logging.getLogger(__name__)
+EXIT_GRACE_S = 0.05  # at EOF, wait this long for logcat's exit code (once per lost link)
 
 _TAG = QUEST_LOG_TAG.encode("ascii")
 _KILL_AFTER_S = 1.0  # a terminated child still alive after this long is killed
@@ -334,7 +335,10 @@ class QuestReader(VRSource):
                 self._bump("truncated")
                 self._rejected += 1
             self._read_stderr(final=True)
-            rc = self._proc.poll()
+            try:  # its output ends a moment before the process does: give it that moment
+                rc: int | None = self._proc.wait(timeout=EXIT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                rc = None
             why = f"logcat exited (code {rc})" if rc is not None else "logcat closed its output"
             tail = " / ".join(self._stderr_tail)
             self._fail(now, f"{why}: {tail}" if tail else why)
