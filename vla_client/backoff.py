@@ -1,9 +1,17 @@
-"""Exponential reconnect backoff with full jitter (delays in seconds)."""
+"""Exponential reconnect backoff with full jitter (delays in seconds), and the first-connect
+retry loop both clients use."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from vla_client.errors import ConnectionLost, Timeout
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,3 +43,34 @@ class Backoff:
     def reset(self) -> None:
         """Back to the first delay (after a connection that worked)."""
         self.attempt = 0
+
+
+async def open_with_retry(
+    open_once: Callable[[], Awaitable[T]], backoff: Backoff, clock: Callable[[], float], wait_s: float
+) -> T:
+    """A client's first connection: retries `open_once` with `backoff` while the service is not up.
+
+    Args:
+        open_once: one connection attempt.
+        backoff: the delays between attempts (reset before the first and after success).
+        clock: monotonic clock, s.
+        wait_s: keep retrying while the next attempt would start within this many seconds of the
+            call; 0 = one attempt.
+
+    Raises:
+        ConnectionLost, Timeout: the last attempt's error, once `wait_s` is spent.
+        VLAClientError: any other refusal, at once (not retried).
+    """
+    deadline = clock() + max(0.0, wait_s)
+    backoff.reset()
+    while True:
+        try:
+            opened = await open_once()
+            break
+        except (ConnectionLost, Timeout):
+            delay = backoff.next_delay()
+            if clock() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+    backoff.reset()
+    return opened

@@ -38,7 +38,7 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from vla_client.backoff import Backoff
+from vla_client.backoff import Backoff, open_with_retry
 from vla_client.chunks import ChunkScheduler, Scheme
 from vla_client.errors import (
     AuthError,
@@ -187,22 +187,11 @@ class OpenPIClient:
         self._fatal, self._pending = None, None
         self._errors.clear()
         self._state = "connecting"
-        deadline = self._clock() + max(0.0, wait_s)
-        self.backoff.reset()
-        while True:
-            try:
-                ws = await self._open()
-                break
-            except (ConnectionLost, Timeout):
-                delay = self.backoff.next_delay()
-                if self._clock() + delay > deadline:
-                    self._state = "closed"
-                    raise
-                await asyncio.sleep(delay)
-            except VLAClientError:
-                self._state = "closed"
-                raise
-        self.backoff.reset()
+        try:
+            ws = await open_with_retry(self._open, self.backoff, self._clock, wait_s)
+        except VLAClientError:
+            self._state = "closed"
+            raise
         self._session_id = str(uuid.uuid4())
         self._started = self._clock()
         self._attach(ws)

@@ -27,7 +27,7 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from vla_client.backoff import Backoff
+from vla_client.backoff import Backoff, open_with_retry
 from vla_client.errors import (
     AuthError,
     ConnectionLost,
@@ -198,22 +198,11 @@ class VLAStreamingClient:
         self._fatal = None
         self._inbox.clear()
         self._state = "connecting"
-        deadline = self._clock() + max(0.0, wait_s)
-        self.backoff.reset()
-        while True:
-            try:
-                ws, connected = await self._open_session()
-                break
-            except (ConnectionLost, Timeout):
-                delay = self.backoff.next_delay()
-                if self._clock() + delay > deadline:
-                    self._state = "closed"
-                    raise
-                await asyncio.sleep(delay)
-            except VLAClientError:
-                self._state = "closed"
-                raise
-        self.backoff.reset()
+        try:
+            ws, connected = await open_with_retry(self._open_session, self.backoff, self._clock, wait_s)
+        except VLAClientError:
+            self._state = "closed"
+            raise
         self._attach(ws, connected)
         self._supervisor = asyncio.create_task(self._supervise(), name="vla-client-supervisor")
         return connected
