@@ -31,9 +31,9 @@ the cost of speed (see `ColorReachParams.gain`).
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -47,6 +47,7 @@ from vla_server.action_space import (
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.camera_model import SceneGeometry, scene_geometry_from_sim
 from vla_server.policies.pose import pose_to_pos_quat
+from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.vision import COLOURS, find_blob, parse_colour
 
 SESSION_FORMAT = 1  # version of `export_session`'s bytes
@@ -126,6 +127,20 @@ class _Session:
         self.last_z.clear()
 
 
+def _session_from_doc(doc: dict[str, Any]) -> _Session:
+    """A `_Session` from `export_session`'s fields (ValueError/KeyError/TypeError/IndexError on a bad one)."""
+    xy = doc["cube_xy"]
+    s = _Session(
+        colour=doc["colour"], phase=doc["phase"], phase_steps=int(doc["phase_steps"]),
+        attempts=int(doc["attempts"]),
+        cube_xy=None if xy is None else np.array([float(xy[0]), float(xy[1])]),
+        ref_area=int(doc["ref_area"]), last_z=[float(z) for z in doc["last_z"]],
+    )
+    if s.phase not in PHASES or (s.colour is not None and s.colour not in COLOURS):
+        raise ValueError(f"phase {s.phase!r} / colour {s.colour!r}")
+    return s
+
+
 class ColorReachPolicy(Policy):
     """Reach, grasp and lift the cube named by colour; see the module docstring.
 
@@ -168,11 +183,11 @@ class ColorReachPolicy(Policy):
         if s is None:
             return b""
         doc = {
-            "v": SESSION_FORMAT, "colour": s.colour, "phase": s.phase, "phase_steps": s.phase_steps,
+            "colour": s.colour, "phase": s.phase, "phase_steps": s.phase_steps,
             "attempts": s.attempts, "cube_xy": None if s.cube_xy is None else [float(v) for v in s.cube_xy],
             "ref_area": s.ref_area, "last_z": s.last_z,
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return encode_session(SESSION_FORMAT, doc)
 
     def import_session(self, session: str, data: bytes) -> None:
         """Restores what `export_session` returned (b"": forget the session).
@@ -183,21 +198,7 @@ class ColorReachPolicy(Policy):
         if not data:
             self._sessions.pop(session, None)
             return
-        try:
-            doc = json.loads(bytes(data).decode())
-            if doc.get("v") != SESSION_FORMAT:
-                raise ValueError(f"format {doc.get('v')!r}, expected {SESSION_FORMAT}")
-            xy = doc["cube_xy"]
-            s = _Session(
-                colour=doc["colour"], phase=doc["phase"], phase_steps=int(doc["phase_steps"]),
-                attempts=int(doc["attempts"]),
-                cube_xy=None if xy is None else np.array([float(xy[0]), float(xy[1])]),
-                ref_area=int(doc["ref_area"]), last_z=[float(z) for z in doc["last_z"]],
-            )
-            if s.phase not in PHASES or (s.colour is not None and s.colour not in COLOURS):
-                raise ValueError(f"phase {s.phase!r} / colour {s.colour!r}")
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not an exported color-reach session: {exc}") from exc
+        s = decode_session(data, SESSION_FORMAT, "color-reach", _session_from_doc)
         self._sessions[session] = s
         while len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)

@@ -21,7 +21,6 @@ once per call. Every blocking step has a timeout.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -41,8 +40,10 @@ from vla_server.policies.droid_mapping import (
 )
 from vla_server.policies.kinematics import PandaKinematics
 from vla_server.policies.pose import pose_to_pos_quat
+from vla_server.policies.session_blob import decode_session, encode_session
 
 log = logging.getLogger(__name__)
+SESSION_FORMAT = 1  # version of `export_session`'s bytes
 MAX_SESSIONS = 256
 
 
@@ -91,6 +92,14 @@ class OpenPIRemoteParams:
 class _Session:
     q: np.ndarray | None = None  # (7,) last joints sent, rad
     gripper: float = GRIPPER_OPEN  # last gripper commanded, −1 … +1
+
+
+def _session_from_doc(doc: dict[str, Any]) -> _Session:
+    """A `_Session` from `export_session`'s fields (ValueError/KeyError/TypeError on a bad one)."""
+    q = None if doc["q"] is None else np.array([float(v) for v in doc["q"]])
+    if q is not None and q.shape != (7,):
+        raise ValueError(f"joints: expected 7, got {q.shape}")
+    return _Session(q=q, gripper=float(doc["gripper"]))
 
 
 class OpenPIRemotePolicy(Policy):
@@ -258,7 +267,7 @@ class OpenPIRemotePolicy(Policy):
         if s is None:
             return b""
         q = None if s.q is None else [float(v) for v in s.q]
-        return json.dumps({"v": 1, "q": q, "gripper": s.gripper}, separators=(",", ":")).encode()
+        return encode_session(SESSION_FORMAT, {"q": q, "gripper": s.gripper})
 
     def import_session(self, session: str, data: bytes) -> None:
         """Restores what `export_session` returned (b"": forget the session).
@@ -269,16 +278,7 @@ class OpenPIRemotePolicy(Policy):
         if not data:
             self._sessions.pop(session, None)
             return
-        try:
-            doc = json.loads(bytes(data).decode())
-            if doc.get("v") != 1:
-                raise ValueError(f"format {doc.get('v')!r}, expected 1")
-            q = None if doc["q"] is None else np.array([float(v) for v in doc["q"]])
-            if q is not None and q.shape != (7,):
-                raise ValueError(f"joints: expected 7, got {q.shape}")
-            s = _Session(q=q, gripper=float(doc["gripper"]))
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not an exported openpi-remote session: {exc}") from exc
+        s = decode_session(data, SESSION_FORMAT, "openpi-remote", _session_from_doc)
         self._sessions[session] = s
 
     def close(self) -> None:
