@@ -53,6 +53,15 @@ def set_parent_death_signal(sig: int) -> bool:
     return True
 
 
+def child_death_signal(sig: int = signal.SIGTERM) -> int:
+    """The death signal a child started now, from this thread, should ask for (parent side).
+
+    PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so only a child
+    started from the main thread asks for `sig`; elsewhere 0 (the parent-pid watch suffices).
+    """
+    return int(sig) if threading.current_thread() is threading.main_thread() else 0
+
+
 def parent_alive(parent_pid: int) -> bool:
     """True while `parent_pid` is still this process's parent."""
     return os.getppid() == parent_pid

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,12 +23,12 @@ from frankateach.constants import (
     STATE_PORT,
 )
 from frankateach.port_holder import PortInUseError, check_ports_free
+from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt, terminate
 from oculus_server.errors import OculusServerError
 
 log = logging.getLogger(__name__)
 
 SIM_HOST = "127.0.0.1"
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 def sim_state_port_for(control_port: int) -> int:
@@ -84,8 +82,6 @@ class SimProcess:
 
     def command(self) -> list[str]:
         ports = self.ports()
-        # PR_SET_PDEATHSIG follows the starting *thread*: only the main thread may ask for it.
-        death_signal = signal.SIGTERM if threading.current_thread() is threading.main_thread() else 0
         return [
             sys.executable, "-m", "frankateach.sim.server",
             "--host", SIM_HOST,
@@ -97,8 +93,7 @@ class SimProcess:
             "--camera-port-offset", str(self.camera_port_offset),
             "--cameras" if self.cameras else "--no-cameras",
             "--codec", self.codec,
-            "--parent-pid", str(os.getpid()),
-            "--parent-death-signal", str(int(death_signal)),
+            *lifeline_args(),
             *self.extra_args,
         ]
 
@@ -125,7 +120,7 @@ class SimProcess:
         # starving the daemon's loops for ~10-20 ms per frame on a 2-core laptop.
         env.setdefault("LP_NUM_THREADS", "1")
         deadline = time.monotonic() + timeout_s
-        try:
+        with stop_on_interrupt(self.stop, "the simulator"):
             try:
                 self.proc = subprocess.Popen(
                     self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -144,32 +139,16 @@ class SimProcess:
                              self.proc.pid, self.latency_ms, self.log_path)
                     return
                 time.sleep(0.1)
-        except KeyboardInterrupt:
-            self.stop()
-            log.warning("interrupted while the simulator was starting; simulator stopped")
-            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
-        except BaseException:  # interrupted (SIGTERM) while waiting: leave no simulator behind
-            self.stop()
-            raise
         self.stop()
         raise OculusServerError(f"frankateach-sim not ready after {timeout_s:.0f} s; see {self.log_path}")
 
     def tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        """The last `n` lines of the simulator's log."""
+        return log_tail(self.log_path, n)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit within `timeout_s`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(2.0)
+        terminate(self.proc, timeout_s)

@@ -12,24 +12,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from frankateach.port_holder import PortInUseError, check_ports_free
 from oculus_server.assist.service_child import READY_LINE
+from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt, terminate
 from oculus_server.errors import OculusServerError
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 KEY_NAME = "oculus-server-assist"
-INTERRUPTED_EXIT_CODE = 130
 
 
 def free_port(host: str = HOST) -> int:
@@ -73,12 +71,9 @@ class LocalService:
         return f"ws://{HOST}:{self.port}/v1/stream"
 
     def command(self) -> list[str]:
-        # PR_SET_PDEATHSIG follows the starting *thread*: only the main thread may ask for it.
-        death_signal = signal.SIGTERM if threading.current_thread() is threading.main_thread() else 0
         return [
             sys.executable, "-m", "oculus_server.assist.service_child",
-            "--parent-pid", str(os.getpid()),
-            "--parent-death-signal", str(int(death_signal)),
+            *lifeline_args(),
             "--port", str(self.port),
             "--data-dir", str(self.data_dir),
             "--model", self.model,
@@ -127,15 +122,8 @@ class LocalService:
         """
         assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout_s
-        try:
+        with stop_on_interrupt(self.stop, "the inference service"):
             self._wait_ready(deadline, timeout_s)
-        except KeyboardInterrupt:
-            self.stop()
-            log.warning("interrupted while the inference service was starting; stopped it")
-            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
-        except BaseException:
-            self.stop()
-            raise
         log.info("inference service started for assist (pid %d, %s, model %s, log %s)",
                  self.proc.pid, self.url, self.model, self.log_path)
 
@@ -158,10 +146,8 @@ class LocalService:
                                 f"see {self.log_path}:\n{self.tail()}")
 
     def tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        """The last `n` lines of the service's log."""
+        return log_tail(self.log_path, n)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -169,13 +155,7 @@ class LocalService:
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, SIGKILL if it does not exit within `timeout_s`; removes a temporary folder."""
         proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(2.0)
+        terminate(proc, timeout_s)
         if proc is not None and proc.stdout is not None and not proc.stdout.closed:
             proc.stdout.close()
         if self._own_dir and self.data_dir is not None:

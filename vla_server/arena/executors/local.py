@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from frankateach.lifeline import child_death_signal
 from vla_server.arena.config import default_workers
 from vla_server.arena.executors.base import Executor, OnDone, OnEvent
 from vla_server.arena.work import CANCELLED, FAILED, JobEvent, JobPayload, JobResult
@@ -115,10 +116,9 @@ class LocalPoolExecutor(Executor):
     def _start_worker(self, idx: int) -> _Worker:
         recv, send = self._ctx.Pipe(duplex=False)
         cancel = self._ctx.Value("q", -1, lock=False)
-        main = threading.current_thread() is threading.main_thread()
         proc = self._ctx.Process(
             target=_worker_main, name=f"arena-worker-{idx}", daemon=True,
-            args=(idx, recv, self._events, cancel, os.getpid(), int(signal.SIGKILL) if main else 0),
+            args=(idx, recv, self._events, cancel, os.getpid(), child_death_signal(signal.SIGKILL)),
         )
         proc.start()
         recv.close()
