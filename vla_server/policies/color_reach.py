@@ -31,7 +31,6 @@ the cost of speed (see `ColorReachParams.gain`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +47,7 @@ from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.camera_model import SceneGeometry, scene_geometry_from_sim
 from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.session_blob import decode_session, encode_session
+from vla_server.policies.session_memory import SessionMemory
 from vla_server.policies.vision import COLOURS, find_blob, parse_colour
 
 SESSION_FORMAT = 1  # version of `export_session`'s bytes
@@ -153,7 +153,7 @@ class ColorReachPolicy(Policy):
     def __init__(self, params: ColorReachParams | None = None, geometry: SceneGeometry | None = None) -> None:
         self.params = params or ColorReachParams()
         self.geometry = geometry
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: SessionMemory[_Session] = SessionMemory(_Session, MAX_SESSIONS)
         self._down = Rotation.from_euler("xyz", [np.pi, 0.0, self.params.grasp_yaw])
 
     def info(self) -> PolicyInfo:
@@ -171,7 +171,7 @@ class ColorReachPolicy(Policy):
             self.geometry = scene_geometry_from_sim(self.params.camera)
 
     def end_session(self, session: str) -> None:
-        self._sessions.pop(session, None)
+        self._sessions.pop(session)
 
     def export_session(self, session: str) -> bytes:
         """The memory of `session` as compact JSON bytes (b"" when there is none).
@@ -196,27 +196,15 @@ class ColorReachPolicy(Policy):
             ValueError: bytes that are not an exported color-reach session.
         """
         if not data:
-            self._sessions.pop(session, None)
+            self._sessions.pop(session)
             return
         s = decode_session(data, SESSION_FORMAT, "color-reach", _session_from_doc)
-        self._sessions[session] = s
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+        self._sessions.put(session, s)
 
     def session_phase(self, session: str) -> str | None:
         """The phase of `session`'s state machine (one of `PHASES`), or None if unknown."""
         s = self._sessions.get(session)
         return s.phase if s else None
-
-    def _session(self, key: str) -> _Session:
-        s = self._sessions.get(key)
-        if s is None:
-            s = self._sessions[key] = _Session()
-            while len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)
-        else:
-            self._sessions.move_to_end(key)
-        return s
 
     # -- perception -----------------------------------------------------------------------------
     def _locate(self, image: np.ndarray, colour: str) -> tuple[np.ndarray, int] | None:
@@ -239,10 +227,10 @@ class ColorReachPolicy(Policy):
         image = np.asarray(obs.image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        s = self._session(obs.session)
+        s = self._sessions.use(obs.session)
         colour = parse_colour(obs.instruction)
         if colour != s.colour:  # a new task (or the first frame): start over
-            s = self._sessions[obs.session] = _Session(colour=colour)
+            s = self._sessions.put(obs.session, _Session(colour=colour))
         stay = np.zeros((1, ACTION_DIM))
         stay[0, 6] = GRIPPER_OPEN
         if colour is None or obs.robot_state is None:

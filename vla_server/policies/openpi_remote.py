@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ from vla_server.policies.droid_mapping import (
 from vla_server.policies.kinematics import PandaKinematics
 from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.session_blob import decode_session, encode_session
+from vla_server.policies.session_memory import SessionMemory
 
 log = logging.getLogger(__name__)
 SESSION_FORMAT = 1  # version of `export_session`'s bytes
@@ -118,7 +118,7 @@ class OpenPIRemotePolicy(Policy):
         self.metadata: dict[str, Any] = {}
         self.last_server_timing: dict[str, Any] = {}
         self._horizon = params.action_horizon
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: SessionMemory[_Session] = SessionMemory(_Session, MAX_SESSIONS)
 
     def info(self) -> PolicyInfo:
         return PolicyInfo(
@@ -216,16 +216,6 @@ class OpenPIRemotePolicy(Policy):
             return reply
         raise AssertionError("unreachable")
 
-    def _session(self, key: str) -> _Session:
-        s = self._sessions.get(key)
-        if s is None:
-            s = self._sessions[key] = _Session()
-            while len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)
-        else:
-            self._sessions.move_to_end(key)
-        return s
-
     def infer(self, obs: Observation) -> np.ndarray:
         if self.kin is None or self._ws is None:
             self.load()
@@ -234,7 +224,7 @@ class OpenPIRemotePolicy(Policy):
         image = np.asarray(obs.image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        s = self._session(obs.session)
+        s = self._sessions.use(obs.session)
         q = s.q if s.q is not None else kin.home
         gripper = s.gripper
         if obs.robot_state is not None:
@@ -259,7 +249,7 @@ class OpenPIRemotePolicy(Policy):
         return actions
 
     def end_session(self, session: str) -> None:
-        self._sessions.pop(session, None)
+        self._sessions.pop(session)
 
     def export_session(self, session: str) -> bytes:
         """The session's last joints and gripper as JSON bytes (b"" when there is none)."""
@@ -276,10 +266,10 @@ class OpenPIRemotePolicy(Policy):
             ValueError: bytes that are not an exported openpi-remote session.
         """
         if not data:
-            self._sessions.pop(session, None)
+            self._sessions.pop(session)
             return
         s = decode_session(data, SESSION_FORMAT, "openpi-remote", _session_from_doc)
-        self._sessions[session] = s
+        self._sessions.put(session, s)
 
     def close(self) -> None:
         ws, self._ws = self._ws, None
