@@ -51,6 +51,7 @@ from frankateach.constants import (
 from frankateach.errors import FrankaTeachError, HardwareUnavailableError
 from frankateach.messages import CODECS, FrankaAction, FrankaState, make_codec
 from frankateach.server_base import RobotBackend, RobotServer
+from frankateach.signals import SignalFlag
 
 log = logging.getLogger(__name__)
 
@@ -377,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = None
+    signals = SignalFlag()  # the handler only records the signal (see frankateach.signals)
     if in_main_thread:  # SIGTERM (systemd, docker stop) stops cleanly like Ctrl-C
-        previous_sigterm = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        previous_sigterm = signal.getsignal(signal.SIGTERM)
+        signals.install((signal.SIGTERM,))
     try:
         server.start()
         print(
@@ -387,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             f"commanded {args.commanded_port}, codec {args.codec})",
             flush=True,
         )
-        stop.wait(args.duration if args.duration > 0 else None)
+        signals.wait(stop, args.duration if args.duration > 0 else None)
     except KeyboardInterrupt:
         pass
     except (FrankaTeachError, zmq.ZMQError) as exc:  # e.g. a port already in use

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -204,11 +205,7 @@ def run(cfg: DaemonConfig) -> int:
         source = make_source(spec, left=cfg.left_controller, ip=cfg.quest_ip)
         daemon = Daemon(cfg, source, sim_scene=scene)
 
-        def on_signal(signum: int, _frame: object) -> None:
-            daemon.stop_event.set()  # only this: the main loop does the rest
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        daemon.signals.install()  # the handler only records the signal; Daemon.wait stops
         use_dashboard = cfg.dashboard and sys.stdout.isatty()
         help_text = getattr(source, "help_text", "") if spec == "keyboard" else ""
         if use_dashboard:
@@ -231,6 +228,11 @@ def run(cfg: DaemonConfig) -> int:
             log.info("recording saved: %s", path)
         return code
     finally:
+        # Stopping already: further Ctrl-C / SIGTERM must not cut the bounded clean-up short (nor
+        # kill the interpreter while it finalizes, when Python's own handlers are gone).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if scene is not None:
             scene.close()
         if sim is not None:

@@ -47,6 +47,7 @@ from frankateach.constants import (
     SIM_CAMERAS,
 )
 from frankateach.messages import make_codec
+from frankateach.signals import SignalFlag
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
@@ -170,6 +171,9 @@ class Daemon:
         self.state = SharedState()
         self.supervisor = Supervisor()
         self.stop_event = self.supervisor.stop
+        # SIGINT/SIGTERM are recorded here by the CLI's handler (no lock taken in a handler);
+        # `wait` turns them into stop_event.set().
+        self.signals = SignalFlag()
         self.writer_stop = threading.Event()
         self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
         self.responses: queue.Queue = queue.Queue(maxsize=RESPONSE_QUEUE_SIZE)
@@ -300,7 +304,7 @@ class Daemon:
     def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
         """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""
         end = None if self.cfg.duration is None else self.started_at + self.cfg.duration
-        while not self.stop_event.wait(period_s):
+        while not self.signals.wait(self.stop_event, period_s):
             if tick is not None:
                 tick()
             if end is not None and time.monotonic() >= end:

@@ -191,3 +191,22 @@ def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(
     assert "interrupted while the simulator was starting" in log
     assert wait_for(lambda: not _alive(sim_pid), 5.0), f"simulator {sim_pid} orphaned:\n{log}"
     assert not d.partials()
+
+
+def test_a_burst_of_ctrl_c_stops_cleanly(daemon_process):
+    # Ctrl-C can arrive twice at once (the terminal's group signal plus a supervisor's, or an
+    # impatient operator); a handler that set the stop event re-entered its lock and hung the daemon.
+    d = daemon_process()
+    partial = d.wait_recording()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0 and d.proc.poll() is None:  # a flood, bounded to 1 s
+        d.proc.send_signal(signal.SIGINT)
+    try:
+        code = d.proc.wait(timeout=15.0)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"daemon still running 15 s after a burst of SIGINT:\n{d.log()}")
+    print(f"SIGINT burst -> exit: {time.monotonic() - t0:.3f} s")
+    assert code == 0, d.log()
+    assert not partial.exists() and len(finished_files(d.rec)) == 1
+    assert wait_for(lambda: not _alive(d.sim_pid), 2.0), "the simulator outlived the daemon"

@@ -42,6 +42,7 @@ from frankateach.lifeline import ParentWatch
 from frankateach.messages import make_codec
 from frankateach.network import Subscriber
 from frankateach.server_base import RobotServer
+from frankateach.signals import SignalFlag
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.cameras import CameraStreamer
 from frankateach.sim.model import build_model
@@ -316,13 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+    signals = SignalFlag()
+    signals.install()  # records the signal only; the loop below stops (see frankateach.signals)
     watch = None
     if args.parent_pid:
         watch = ParentWatch(args.parent_pid, stop.set, death_signal=args.parent_death_signal)
@@ -338,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     except FrankaTeachError as exc:
         log.error("frankateach-sim could not start: %s", exc)
         return 1
-    if stop.is_set():  # stopped (signal, parent gone) while starting
+    if stop.is_set() or signals.requested:  # stopped (signal, parent gone) while starting
         sim.stop()
         return 0
     cams = (
@@ -355,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     deadline = time.monotonic() + args.duration if args.duration > 0 else float("inf")
     try:
-        while not stop.wait(max(0.0, min(args.status_period, deadline - time.monotonic()))):
+        while not signals.wait(stop, max(0.0, min(args.status_period, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 break
             log.info("%s", sim.status_line())
