@@ -79,8 +79,12 @@ def test_models_page_load_and_unload(service: Service, driver: Any) -> None:
     driver.find_element(CSS, '.card[data-model="scripted-slow"] button[data-action="load"]').click()
     wait_for(lambda: _state(driver, "scripted-slow") == "loading", 5, 0.02, what="loading state")
     wait_for(lambda: _state(driver, "scripted-slow") == "warm", 30, what="warm state")
-    card = driver.find_element(CSS, '.card[data-model="scripted-slow"]')
-    assert "MiB" in card.text and "cold start" in card.text
+    # A live refresh may replace the card between finding it and reading it: read it afresh each poll.
+    def warm_card_figures() -> bool:
+        text = driver.find_element(CSS, '.card[data-model="scripted-slow"]').text
+        return "MiB" in text and "cold start" in text
+
+    wait_for(warm_card_figures, 10, what="the warm card's memory and cold-start figures")
     wait_for(lambda: "MiB of" in driver.find_element(CSS, "#memory-figures").text, what="memory figures")
     driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, "models")
