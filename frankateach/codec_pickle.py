@@ -75,7 +75,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) == ("numpy", "array"):  # what our own `dumps` writes
             return _numeric_array
         if (module, name) in self.NUMPY:
-            return _numpy_attr(module, name)
+            return _bounded(name, _numpy_attr(module, name))
         if (module, name) == ("_codecs", "encode"):
             # Protocols 0-2 store array bytes as latin-1 text re-encoded on load.
             return _latin1_encode
@@ -95,6 +95,51 @@ def _numeric_array(values: Any, dtype: Any = None) -> np.ndarray:
     if dt is None or dt.kind not in "fiu":
         raise ProtocolError(f"pickle: numpy.array with dtype {dtype!r} refused (numeric only)")
     return np.array(values, dtype=dt)
+
+
+MAX_ARRAY_BYTES = 1 << 20  # an array a control message may carry (messages are <= 64 KiB anyway)
+
+
+def _plain_dtype(dtype: Any) -> np.dtype:
+    """A plain numeric or bool dtype (no object, void, fields or subarrays), else ProtocolError."""
+    try:
+        dt = np.dtype(dtype)
+    except Exception as exc:  # noqa: BLE001 - any failure is bad input
+        raise ProtocolError(f"pickle: bad dtype {dtype!r} ({exc.__class__.__name__})") from None
+    if dt.kind not in "biuf" or dt.subdtype is not None or dt.fields is not None or dt.itemsize > 16:
+        raise ProtocolError(f"pickle: dtype {dt!r} refused (plain numbers only)")
+    return dt
+
+
+def _bounded(name: str, func: Any) -> Any:
+    """Wraps numpy's array constructors so a pickle cannot make them allocate more than
+    `MAX_ARRAY_BYTES` (a 30-byte pickle naming a shape of 2**34 would otherwise take gigabytes)."""
+    if name not in ("_reconstruct", "ndarray"):
+        return func
+
+    def build(*args: Any) -> Any:
+        if name == "_reconstruct":  # _reconstruct(subtype, shape, dtype)
+            if len(args) != 3 or not (args[0] is np.ndarray or getattr(args[0], "is_ndarray", False)):
+                raise ProtocolError("pickle: _reconstruct only of numpy.ndarray")
+            args = (np.ndarray, *args[1:])
+            shape, dtype = args[1], args[2]
+        else:  # ndarray(shape, dtype=float)
+            if not 1 <= len(args) <= 2:
+                raise ProtocolError("pickle: numpy.ndarray(shape[, dtype]) only")
+            shape, dtype = args[0], args[1] if len(args) == 2 else float
+        dt = _plain_dtype(dtype)
+        dims = (shape,) if isinstance(shape, int) else shape
+        if not isinstance(dims, tuple) or not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise ProtocolError(f"pickle: bad array shape {shape!r}")
+        count = 1
+        for d in dims:
+            count *= d
+        if count * dt.itemsize > MAX_ARRAY_BYTES:
+            raise ProtocolError(f"pickle: array of {count * dt.itemsize} bytes refused (at most {MAX_ARRAY_BYTES})")
+        return func(*args[:1], dims, dt) if name == "_reconstruct" else func(dims, dt)
+
+    build.is_ndarray = name == "ndarray"  # type: ignore[attr-defined]  # the subtype _reconstruct takes
+    return build
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:

@@ -581,3 +581,23 @@ def test_camera_frame_round_trip_and_rejections():
 
 def encode_and_load(f: CameraFrame) -> dict:
     return msgpack.unpackb(encode_camera_frame(f), raw=False)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # _reconstruct(ndarray, (2**27,), b"b"): a 60-byte pickle asking numpy for 128 MiB
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nJ\x00\x00\x00\x08\x85C\x01b\x87R.",
+        # ndarray((2**27,)) of float64: 1 GiB
+        b"\x80\x02cnumpy\nndarray\nJ\x00\x00\x00\x08\x85\x85R.",
+        # _reconstruct with an object dtype
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x01\x85C\x01O\x87R.",
+    ],
+    ids=["reconstruct 128 MiB", "ndarray 1 GiB", "object dtype"],
+)
+def test_restricted_unpickler_refuses_array_allocation_bombs(payload: bytes) -> None:
+    # A fuzzed message once made the pytest process grow to 24 GB: array shapes come from the bytes.
+    from frankateach.codec_pickle import safe_loads
+
+    with pytest.raises(ProtocolError, match="refused|only|bad"):
+        safe_loads(payload)
