@@ -205,6 +205,9 @@ def test_connect_stream_actions_and_stats(server: SpecServer) -> None:
     asyncio.run(main())
     f = server.frames[0]
     assert (f.width, f.height) == (64, 48) and f.robot_state is not None and f.robot_state.pose[0] == 0.5
+    deadline = time.monotonic() + 5.0  # the server's handler records the close after the client returns
+    while not server.close_codes and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert server.close_codes == [1000]
 
 
