@@ -21,6 +21,7 @@ DEFAULT_SMOOTHING_ALPHA = 0.5  # EMA weight of the newest action (1 = no smoothi
 DEFAULT_AUTH_TIMEOUT_S = 30.0  # no valid `auth` within this long -> close 4002
 MAX_INSTRUCTION_CHARS = 1000
 MAX_IMAGE_SIDE_PX = 4096  # decoded frames larger than this (either side) are refused
+MAX_FRAME_PIXELS = 1280 * 960  # decoded-pixel budget per image, from its header before any decode
 MIN_TARGET_FPS = 0.1
 OUTBOX_MAX_SIZE = 64  # server->client messages waiting to be sent; the oldest action goes first
 FPS_WINDOW_S = 5.0  # actual_fps is measured over this trailing window
@@ -43,6 +44,9 @@ SAFETY_MAX_ANG_SPEED_RAD_S = 2.0
 SAFETY_MAX_MEASURED_LIN_SPEED_M_S = 1.0  # robot_state.velocity above this lowers the score
 SAFETY_MAX_JUMP = 1.0  # |motion(a_t) - motion(a_t-1)|, action units (full reversal = 2)
 SAFETY_WORKSPACE_MARGIN_M = 0.05  # a target this far outside the box scores 0 on that check
+
+# --- HTTP ------------------------------------------------------------------------------------
+MAX_JSON_BODY_BYTES = 256 * 1024  # the largest body a JSON API route accepts (413 above, before reading)
 
 # --- registry / workers ----------------------------------------------------------------------
 DEFAULT_MEMORY_BUDGET_MB = 4096.0

@@ -239,9 +239,11 @@ class ModelRegistry:
 
     # ---- inference ----------------------------------------------------------------------------
 
-    async def infer(self, model_id: str, obs: Observation | EncodedObservation) -> InferResult:
+    async def infer(self, model_id: str, obs: Observation | EncodedObservation,
+                    tenant: str | None = None) -> InferResult:
         """Runs `model_id` on `obs` (images decoded, or JPEG bytes the worker decodes), loading
-        the model first if needed.
+        the model first if needed. The worker serves `tenant`s (API keys; default the
+        observation's session) round-robin, so one cannot take more than its share.
 
         Raises:
             UnknownModel, CapacityError, ModelLoadError, ModelCrashed, InferenceFailed,
@@ -257,7 +259,7 @@ class ModelRegistry:
         e.last_used_wall = time.time()
         e.stats.requests += 1
         try:
-            actions, model_ms = await worker.infer(obs, self.config.infer_timeout_s)
+            actions, model_ms = await worker.infer(obs, self.config.infer_timeout_s, tenant)
         except WorkerTimeout as exc:
             e.stats.failures += 1
             e.stats.timeouts += 1

@@ -218,14 +218,17 @@ class WorkerProcess:
 
     # ---- requests -----------------------------------------------------------------------------
 
-    async def infer(self, obs: Observation | wire.EncodedObservation, timeout_s: float) -> tuple[np.ndarray, float]:
+    async def infer(self, obs: Observation | wire.EncodedObservation, timeout_s: float,
+                    tenant: str | None = None) -> tuple[np.ndarray, float]:
         """Runs the policy on `obs`; returns ((H, 7) float64 actions, model time in the worker, ms).
+        The worker serves requests round-robin across `tenant`s (default: the observation's session).
 
         Raises:
             WorkerBadInput: the observation's JPEG did not decode; WorkerRequestError: the policy
             failed; WorkerTimeout; WorkerCrashed.
         """
-        reply = await self._request({"op": "infer", "obs": wire.observation_to_wire(obs)}, timeout_s)
+        reply = await self._request({"op": "infer", "tenant": tenant or obs.session,
+                                     "obs": wire.observation_to_wire(obs)}, timeout_s)
         actions = reply.get("actions")
         if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[1] != 7:
             raise WorkerRequestError(f"model {self.spec.id!r}: reply without an (H, 7) 'actions' array")
