@@ -30,12 +30,12 @@ class RevocationWatcher:
             raise ValueError(f"revocation poll period: expected > 0 s, got {poll_s}")
         self.store = store
         self.poll_s = poll_s
-        self._listeners: list[Callable[[str], None]] = []
+        self._listeners: list[Callable[[str], object]] = []
         self._seen: set[tuple[str, float]] = set()
         self._since = time.time() - _CLOCK_SLACK_S
         self._task: asyncio.Task[None] | None = None
 
-    def add_listener(self, on_revoked: Callable[[str], None]) -> None:
+    def add_listener(self, on_revoked: Callable[[str], object]) -> None:
         self._listeners.append(on_revoked)
 
     def start(self) -> None:

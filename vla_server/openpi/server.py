@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +59,7 @@ InferFn = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 CheckKeyFn = Callable[[str | None], Any]
 """``check_key(key_or_None) -> principal`` (sync or async): a truthy value (e.g. the key's record)
 lets the connection in and is handed to `OpenSessionFn`; a falsy one refuses it (401)."""
-SessionCloser = Callable[[str, int], Awaitable[None]]
+SessionCloser = Callable[[str, int], Coroutine[Any, Any, None]]
 """``await close(message, code)``: sends `message` as the error text frame, then closes with `code`."""
 OpenSessionFn = Callable[[Any, str, str, SessionCloser], str | None | Awaitable[str | None]]
 """``open_session(principal, model_id, session_id, close) -> None | refusal``: admits a
