@@ -37,6 +37,7 @@ from vla_server.openpi.server import (
     create_openpi_app,
     current_session,
 )
+from vla_server.policies.base import Observation
 from vla_server.registry.errors import InvalidInput
 from vla_server.registry.registry import ModelRegistry
 from vla_server.stream.manager import SessionManager
@@ -59,6 +60,17 @@ class _LazyFk:
 
             self._kin = PandaKinematics()
         return self._kin.forward(q)
+
+
+def check_pixel_budget(obs: Observation, max_pixels: int) -> None:
+    """Raises `OpenPIObservationError` when an image of `obs` holds more than `max_pixels` (w × h)."""
+    for name, img in (("image", obs.image), ("wrist image", obs.wrist_image)):
+        if img is not None and img.shape[0] * img.shape[1] > max_pixels:
+            h, w = img.shape[:2]
+            raise OpenPIObservationError(
+                f"{name} is {w}x{h} = {w * h} px; this service takes at most {max_pixels} px per image "
+                "(stream.max_frame_pixels)"
+            )
 
 
 class OpenPISession:
@@ -138,8 +150,8 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
         session.requests += 1
         step = session.steps
         try:
-            obs = observation_from_request(request, session=session.session_id, step=step, fk=fk,
-                                           max_pixels=max_frame_pixels)
+            obs = observation_from_request(request, session=session.session_id, step=step, fk=fk)
+            check_pixel_budget(obs, max_frame_pixels)
         except OpenPIObservationError as exc:
             raise OpenPIRequestError(f"bad observation: {exc}") from None
         session.steps += 1

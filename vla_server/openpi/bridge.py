@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vla_server.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
-from vla_server.constants import MAX_FRAME_PIXELS, MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
+from vla_server.constants import MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
 from vla_server.policies.base import Observation, RobotStateIn
 
 IMAGE_KEYS = ("observation/image", "observation/exterior_image_1_left", "image")
@@ -45,8 +45,7 @@ class OpenPIObservationError(ValueError):
     """A request the endpoint cannot turn into an observation; the message names the key."""
 
 
-def _image(obs: Mapping[str, Any], keys: tuple[str, ...], required: bool,
-           max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray | None:
+def _image(obs: Mapping[str, Any], keys: tuple[str, ...], required: bool) -> np.ndarray | None:
     key = next((k for k in keys if k in obs), None)
     if key is None:
         if required:
@@ -59,11 +58,6 @@ def _image(obs: Mapping[str, Any], keys: tuple[str, ...], required: bool,
     if not (1 <= img.shape[0] <= MAX_IMAGE_SIDE_PX and 1 <= img.shape[1] <= MAX_IMAGE_SIDE_PX):
         raise OpenPIObservationError(
             f"{key}: image is {img.shape[1]}x{img.shape[0]} px; sides must be 1..{MAX_IMAGE_SIDE_PX}"
-        )
-    if img.shape[0] * img.shape[1] > max_pixels:
-        raise OpenPIObservationError(
-            f"{key}: image is {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} px; this service "
-            f"takes at most {max_pixels} px per image (stream.max_frame_pixels)"
         )
     return np.ascontiguousarray(img)
 
@@ -111,17 +105,15 @@ def observation_from_request(
     step: int = 0,
     timestamp: float = 0.0,
     fk: ForwardKinematics | None = None,
-    max_pixels: int = MAX_FRAME_PIXELS,
 ) -> Observation:
-    """Builds the policy input from a decoded openpi request (keys in the module docstring);
-    each image may hold at most `max_pixels` (width × height).
+    """Builds the policy input from a decoded openpi request (keys in the module docstring).
 
     Raises:
         OpenPIObservationError: a missing image, a wrong type or shape, a non-finite state.
     """
     if not isinstance(obs, Mapping):
         raise OpenPIObservationError(f"expected the observation as a map, got {type(obs).__name__}")
-    image = _image(obs, IMAGE_KEYS, required=True, max_pixels=max_pixels)
+    image = _image(obs, IMAGE_KEYS, required=True)
     assert image is not None
     prompt = obs.get(PROMPT_KEY, "")
     if isinstance(prompt, np.ndarray) and prompt.dtype.kind == "U" and prompt.size == 1:
@@ -139,7 +131,7 @@ def observation_from_request(
         session=session,
         step=step,
         timestamp=timestamp,
-        wrist_image=_image(obs, WRIST_KEYS, required=False, max_pixels=max_pixels),
+        wrist_image=_image(obs, WRIST_KEYS, required=False),
     )
 
 
