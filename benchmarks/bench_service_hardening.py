@@ -162,12 +162,12 @@ def bench_revocation(svc: ServeProcess, trials: int) -> None:
         pi, _ = openpi_connect(svc.openpi_port, key)
         openpi_infer(pi, droid_obs())
 
-        def wait_close(name_: str, conn: object) -> None:
+        def wait_close(name_: str, conn: object, into: dict[str, float] = closed) -> None:
             try:
                 while True:
                     conn.recv(timeout=30)  # type: ignore[attr-defined]
             except (ConnectionClosed, TimeoutError):
-                closed[name_] = time.time()
+                into[name_] = time.time()
 
         threads = [threading.Thread(target=wait_close, args=("stream", ws)),
                    threading.Thread(target=wait_close, args=("openpi", pi))]

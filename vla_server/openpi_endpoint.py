@@ -6,8 +6,7 @@ carry our (H, 7) action chunk. The metadata frame names the model and the action
 Connections are tenants like `/v1/stream` sessions: they need an active API key
 (``Authorization: Api-Key <key>``), count against the key's tier in the service's
 `SessionManager` (a full tier answers the handshake with 429), are paced to the tier's rate
-(``max_fps`` requests per second across the key's connections: a faster client is slowed, not
-refused), are listed in ``GET /v1/sessions``, and end within a poll period when their key is
+(``max_request_hz`` across the key's connections: a faster client is slowed, not refused), are listed in ``GET /v1/sessions``, and end within a poll period when their key is
 revoked (error text, then close 4001) or at shutdown (1001).
 """
 
@@ -144,9 +143,11 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
 
     async def infer(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
         session = live[current_session.get()]
-        wait = pacer.delay(session.key.key_id, session.key.tier.max_fps)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        rate = session.key.tier.max_request_hz
+        if rate is not None:
+            wait = pacer.delay(session.key.key_id, rate)
+            if wait > 0:
+                await asyncio.sleep(wait)
         session.requests += 1
         step = session.steps
         try:
