@@ -223,7 +223,7 @@ def run_reference(args: Any) -> None:
             assert ref.stdout is not None and ref.stdout.readline().strip() == "ready"
             time.sleep(0.5)
             with serve_process(tmp, catalog, "--no-web", "--no-arena", "--openpi-model", "zero",
-                               log_level="warning") as svc:
+                               log_level="info") as svc:
                 key = svc.new_key("bench", "enterprise")
                 assert svc.openpi_port is not None
                 results: dict[str, list[dict[str, float]]] = {"ref": [], "ours": []}

@@ -10,6 +10,7 @@ All waits are bounded by timeouts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -38,7 +39,8 @@ from vla_server.workers.errors import (
 from vla_server.workers.memory import rss_mb
 
 _EXIT_WAIT_S = 2.0  # after EOF, how long to wait for the exit status
-_READER_LIMIT = 64 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
+_READER_LIMIT = 1024 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
+_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # socketpair buffers: an observation (two 224² images) in one go
 REPO_ROOT = Path(vla_server.__file__).resolve().parent.parent
 
 
@@ -87,6 +89,10 @@ def spawn_worker(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(device_env(device))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for sock in (parent_sock, child_sock):  # a whole observation fits: one send, no write-ready rounds
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.[wr]mem_max
+                sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER_BYTES)
     log_path = None
     log_file = None
     if log_dir is not None:

@@ -100,7 +100,7 @@ def pack(msg: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
-def unpack(body: bytes) -> dict[str, Any]:
+def unpack(body: bytes | bytearray) -> dict[str, Any]:
     """Decodes one message body; raises `WireError`."""
     try:
         msg = msgpack.unpackb(body, object_hook=_hook, raw=False, strict_map_key=True, use_list=True)
@@ -122,14 +122,17 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
     return unpack(await reader.readexactly(length))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
+def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+    """Exactly `n` bytes, received in place (no chunk list, no final copy)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if not k:
             raise EOFError("peer closed the worker socket")
-        buf += chunk
-    return bytes(buf)
+        got += k
+    return buf
 
 
 def recv_message_sync(sock: socket.socket) -> dict[str, Any]:
