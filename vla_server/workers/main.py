@@ -56,6 +56,7 @@ class _Worker:
         self.jobs: FairQueue[dict[str, Any]] = FairQueue()
         self.stop = threading.Event()
         self.busy = False
+        self.slots: Any = None  # ImageSlots shared with the service, when it gave one
 
     def send(self, msg: dict[str, Any]) -> None:
         data = self.wire.pack(msg)
@@ -99,7 +100,7 @@ class _Worker:
         rid, op = msg.get("id"), msg["op"]
         try:
             if op == "infer":
-                obs = self.wire.observation_from_wire(msg["obs"])
+                obs = self.wire.observation_from_wire(msg["obs"], self.slots)
                 self.busy = True
                 t0 = time.perf_counter()
                 try:
@@ -130,11 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="ModelSpec as JSON")
     parser.add_argument("--parent", type=int, required=True, help="the service's pid")
     parser.add_argument("--device", default="cpu", help="device assigned by the registry")
+    parser.add_argument("--shm-fd", type=int, help="inherited shared-memory file for images (ImageSlots)")
+    parser.add_argument("--shm-slots", type=int, default=0)
+    parser.add_argument("--shm-slot-bytes", type=int, default=0)
     args = parser.parse_args(argv)
     set_parent_death_signal(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
     sock = socket.socket(fileno=args.fd)
     worker = _Worker(sock)
+    if args.shm_fd is not None:
+        from vla_server.workers.shm import ImageSlots
+
+        worker.slots = ImageSlots.attach(args.shm_fd, args.shm_slots, args.shm_slot_bytes)
     threading.Thread(target=worker.reader, name="worker-reader", daemon=True).start()
     try:
         # the factory imports only the backend this spec names

@@ -29,6 +29,7 @@ import numpy as np
 
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
 from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.workers.shm import ImageSlots, ShmError
 
 ALLOWED_DTYPES = frozenset(
     np.dtype(t).str for t in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?")
@@ -146,8 +147,10 @@ def recv_message_sync(sock: socket.socket) -> dict[str, Any]:
 # ---- Observation <-> map --------------------------------------------------------------------
 
 
-def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]:
-    """The map sent in an ``infer`` request."""
+def observation_to_wire(obs: Observation | EncodedObservation,
+                        shm_refs: list[list[int]] | None = None) -> dict[str, Any]:
+    """The map sent in an ``infer`` request. `shm_refs`: where `ImageSlots.put` wrote the decoded
+    image (and the wrist image) — sent instead of the pixels."""
     state = None
     if obs.robot_state is not None:
         rs = obs.robot_state
@@ -167,6 +170,9 @@ def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]
     if isinstance(obs, EncodedObservation):
         out["image_jpeg"] = bytes(obs.jpeg)
         out["wrist_jpeg"] = None if obs.wrist_jpeg is None else bytes(obs.wrist_jpeg)
+    elif shm_refs is not None:
+        out["image_shm"] = shm_refs[0]
+        out["wrist_shm"] = shm_refs[1] if len(shm_refs) > 1 else None
     else:
         out["image"] = np.asarray(obs.image, dtype=np.uint8)
         out["wrist_image"] = None if obs.wrist_image is None else np.asarray(obs.wrist_image, dtype=np.uint8)
@@ -185,11 +191,27 @@ def _decode(data: object, path: str) -> np.ndarray:
         raise BadObservation(str(exc)) from None
 
 
-def observation_from_wire(d: dict[str, Any]) -> Observation:
-    """Inverse of `observation_to_wire` (JPEGs decoded here); raises `WireError` on a malformed map,
-    `BadObservation` on a JPEG that does not decode."""
+def _from_slots(slots: ImageSlots | None, ref: object, path: str) -> np.ndarray:
+    if slots is None:
+        raise WireError(f"obs.{path}: a shared-memory image, but this worker has no shared memory")
     try:
-        image = _decode(d["image_jpeg"], "image") if "image_jpeg" in d else d["image"]
+        return slots.take(ref)
+    except ShmError as exc:
+        raise WireError(f"obs.{path}: {exc}") from None
+
+
+def observation_from_wire(d: dict[str, Any], slots: ImageSlots | None = None) -> Observation:
+    """Inverse of `observation_to_wire` (JPEGs decoded here, shared-memory images copied out of
+    `slots`); raises `WireError` on a malformed map, `BadObservation` on a JPEG that does not decode."""
+    try:
+        if "image_jpeg" in d:
+            image = _decode(d["image_jpeg"], "image")
+        elif "image_shm" in d:
+            image = _from_slots(slots, d["image_shm"], "image")
+            if d.get("wrist_shm") is not None:
+                d = {**d, "wrist_image": _from_slots(slots, d["wrist_shm"], "wrist_image")}
+        else:
+            image = d["image"]
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             raise WireError("obs.image: expected an (H, W, 3) uint8 array")
         wrist = _decode(d["wrist_jpeg"], "wrist_image") if d.get("wrist_jpeg") is not None else d.get("wrist_image")
