@@ -73,5 +73,18 @@ window.__xrEmu = {
       if (s.stick) this.setStick(side, s.stick[0], s.stick[1]);
     }
   },
+  // plays `steps` (as for apply) one every `dtMs` on the page's clock; `playing` is false at the end
+  playing: false,
+  play(steps, dtMs) {
+    const t0 = performance.now();
+    this.playing = true;
+    const tick = () => {
+      const k = Math.floor((performance.now() - t0) / dtMs);
+      this.apply(steps[Math.min(k, steps.length - 1)]);
+      if (k >= steps.length) { this.playing = false; return; }
+      setTimeout(tick, 4);
+    };
+    tick();
+  },
 };
 document.documentElement.dataset.emulated = 'iwer';
