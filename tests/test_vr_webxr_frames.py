@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oculus_server.vr.parser import Rejection, parse_payload
 from oculus_server.vr.app_log import format_payload
+from oculus_server.vr.parser import Rejection, parse_payload
 from oculus_server.vr.trajectories import get_trajectory
 from oculus_server.vr.webxr_frames import (
     GRIP_T_TRACKED,

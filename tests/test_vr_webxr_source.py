@@ -57,7 +57,8 @@ def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str]:
 def test_the_spec_builds_it_with_its_options() -> None:
     src = make_source("webxr@bind=127.0.0.1,port=9999,stale_timeout=0.4,late_after=0.2")
     assert isinstance(src, WebXRSource)
-    assert (src.bind, src.port, src.https, src.stale_timeout_s, src.late_after_s) == ("127.0.0.1", 9999, False, 0.4, 0.2)
+    got = (src.bind, src.port, src.https, src.stale_timeout_s, src.late_after_s)
+    assert got == ("127.0.0.1", 9999, False, 0.4, 0.2)
     assert make_source("webxr@bind=0.0.0.0").https  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="takes no argument"):
         make_source("webxr:x")

@@ -98,8 +98,8 @@ def test_samples_equal_the_scripted_source_and_closing_the_page_is_a_link_loss(d
             expected = scripted.poll()
             assert expected is not None
             driver.execute_script("window.__xrEmu.apply(arguments[0])", iwer_step(expected))
-            before = source.status().samples
-            assert wait_for(lambda: source.status().samples >= before + 3, 10), "no frames from the page"
+            target = source.status().samples + 3  # frames made after the step was applied
+            assert wait_for(lambda n=target: source.status().samples >= n, 10), "no frames from the page"
             got = source.poll()
             assert got is not None
             for side in ("r", "l"):

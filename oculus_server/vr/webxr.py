@@ -55,6 +55,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _ms(seconds: float) -> float | None:
+    return None if seconds != seconds else round(seconds * 1000.0, 2)  # NaN -> None (JSON null)
+
+
 class WebXRSource(VRSource):
     """Controllers from the headset's browser over a WebSocket (see the module docstring).
 
@@ -256,6 +260,8 @@ class WebXRSource(VRSource):
         out: dict[str, Any] = {
             "type": "status", "link": state.value, "rate_hz": round(fig.rate_hz, 1), "accepted": fig.accepted,
             "late": fig.late, "out_of_order": fig.out_of_order, "rejected": self._rejected,
+            # page clock → daemon clock; the one-way latency when both share a clock (loopback)
+            "delay_ms_p50": _ms(fig.delay_p50_s), "delay_ms_p99": _ms(fig.delay_p99_s),
         }
         feedback = self._feedback
         if feedback is not None:

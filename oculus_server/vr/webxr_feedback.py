@@ -8,14 +8,22 @@ from oculus_server.types import RobotCommand
 
 
 class _Safety(Protocol):
-    held: str
-    sending: bool
+    @property
+    def held(self) -> str: ...
+
+    @property
+    def sending(self) -> bool: ...
 
 
 class _Episode(Protocol):
-    active: bool
-    success: bool
-    messages: int
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def messages(self) -> int: ...
 
 
 class DaemonView(Protocol):

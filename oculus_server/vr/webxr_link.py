@@ -18,6 +18,7 @@ from dataclasses import dataclass
 LATE_AFTER_S = 0.1  # a frame 100 ms behind the quickest recent one is dropped (50 Hz control: 5 periods)
 DELAY_WINDOW = 256  # frames over which the quickest delay is taken
 RATE_WINDOW_S = 1.0  # accepted frames per second, over this window
+DELAY_STATS = 1000  # accepted frames whose delays give the percentiles
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class LinkFigures:
         rate_hz: accepted frames per second over the last second.
         delay_s: raw delay of the last accepted frame (receive wall clock − send wall clock), s;
             the page → daemon latency when both run on one clock (loopback).
+        delay_p50_s, delay_p99_s: the same over the last `DELAY_STATS` accepted frames.
     """
 
     accepted: int = 0
@@ -38,6 +40,8 @@ class LinkFigures:
     late: int = 0
     rate_hz: float = 0.0
     delay_s: float = float("nan")
+    delay_p50_s: float = float("nan")
+    delay_p99_s: float = float("nan")
 
 
 class LinkFilter:
@@ -54,6 +58,7 @@ class LinkFilter:
         self.late_after_s = float(late_after_s)
         self._delays: deque[float] = deque(maxlen=max(1, int(window)))
         self._accepted_at: deque[float] = deque()
+        self._accepted_delays: deque[float] = deque(maxlen=DELAY_STATS)
         self._last_seq = -1
         self.accepted = 0
         self.out_of_order = 0
@@ -81,6 +86,7 @@ class LinkFilter:
         self._last_seq = seq
         self.accepted += 1
         self.delay_s = delay
+        self._accepted_delays.append(delay)
         self._accepted_at.append(recv_mono_s)
         while self._accepted_at and self._accepted_at[0] < recv_mono_s - RATE_WINDOW_S:
             self._accepted_at.popleft()
@@ -89,7 +95,12 @@ class LinkFilter:
     def figures(self, now_mono_s: float) -> LinkFigures:
         """A copy of the counters; the rate counts accepted frames within the last second."""
         recent = sum(1 for t in self._accepted_at if t >= now_mono_s - RATE_WINDOW_S)
-        return LinkFigures(self.accepted, self.out_of_order, self.late, recent / RATE_WINDOW_S, self.delay_s)
+        p50 = p99 = float("nan")
+        if self._accepted_delays:
+            ordered = sorted(self._accepted_delays)
+            p50 = ordered[(len(ordered) - 1) // 2]
+            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return LinkFigures(self.accepted, self.out_of_order, self.late, recent / RATE_WINDOW_S, self.delay_s, p50, p99)
 
 
 __all__ = ["DELAY_WINDOW", "LATE_AFTER_S", "LinkFigures", "LinkFilter"]

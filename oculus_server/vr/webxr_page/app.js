@@ -32,7 +32,7 @@ function connect() {
   ws.onmessage = (ev) => {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
-    if (msg.type === 'status') { status = msg; showStatus(msg); }
+    if (msg.type === 'status') { status = msg; window.__status = msg; showStatus(msg); }
   };
   ws.onclose = (ev) => {
     document.body.dataset.link = 'disconnected';
