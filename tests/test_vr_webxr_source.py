@@ -166,3 +166,11 @@ def test_https_on_the_lan_with_a_certificate_made_once(tmp_path: Path) -> None:
         assert again.certificate is not None and again.certificate.fingerprint == first  # kept, not remade
     finally:
         again.close()
+
+
+def test_a_fixed_token_never_reaches_the_recording_metadata() -> None:
+    from oculus_server.config import DaemonConfig
+
+    cfg = DaemonConfig(vr_source="webxr@bind=0.0.0.0,token=abcdefghijklmnopqrstuvwx,port=8443")
+    assert cfg.vr_source_public == "webxr@bind=0.0.0.0,token=<set>,port=8443"
+    assert "abcdefghijklmnop" not in json.dumps(cfg.to_dict(), default=str)
