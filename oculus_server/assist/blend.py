@@ -11,7 +11,7 @@ cube, however late its answer, and never overshoots by the distance the arm move
 (the arena applies actions the same way). The six motion values are then averaged
 (`blend_motion`): ``a = α·a_policy + (1 − α)·a_operator``. The gripper is never averaged.
 
-Floats only (`oculus_server.transforms`): this runs in the control loop. Frames: robot base
+Floats only (`robot_formats.rotations`): this runs in the control loop. Frames: robot base
 frame, metres, radians, quaternions xyzw.
 """
 
@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from oculus_server.transforms import (
+from oculus_server.types import Vector
+from robot_formats.rotations import (
     Quat,
     euler_xyz_to_quat,
     quat_diff,
@@ -28,7 +29,6 @@ from oculus_server.transforms import (
     quat_normalize,
     quat_to_euler_xyz,
 )
-from oculus_server.types import Vector
 from vla_server.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
