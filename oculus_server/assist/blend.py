@@ -1,6 +1,6 @@
 """Blending a policy's action with the operator's: pure functions, no state, no clock.
 
-Both actions are 7-D in the same action space (`vla_server.action_space`, the daemon's DROID
+Both actions are 7-D in the same action space (`robot_formats.action_space`, the daemon's DROID
 action): ``[lin xyz, rot xyz (Euler), gripper]``, each in [−1, 1]; a full-scale linear part moves
 the target `max_lin` metres from a reference pose, the rotation part turns it `max_rot` radians
 about the base axes. The policy's action answers the pose it *saw* (the robot state sent with its
@@ -21,6 +21,12 @@ import math
 from collections.abc import Sequence
 
 from oculus_server.types import Vector
+from robot_formats.action_space import (
+    ACTION_DIM,
+    MAX_LIN_STEP_M,
+    MAX_ROT_STEP_RAD,
+    MOTION_DIM,
+)
 from robot_formats.rotations import (
     Quat,
     euler_xyz_to_quat,
@@ -28,12 +34,6 @@ from robot_formats.rotations import (
     quat_mul,
     quat_normalize,
     quat_to_euler_xyz,
-)
-from vla_server.action_space import (
-    ACTION_DIM,
-    MAX_LIN_STEP_M,
-    MAX_ROT_STEP_RAD,
-    MOTION_DIM,
 )
 
 Vec3 = tuple[float, float, float]
