@@ -42,11 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from robot_formats.image import decode_jpeg, encode_jpeg_data_url
+from robot_formats.robot_state import RobotStateIn
 from robot_formats.stream.messages import ActionMessage, encode_server_message
 from robot_formats.stream.parse import parse_client_message
 from vla_server.auth.store import KeyStore
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.registry.types import InferResult
 from vla_server.stream.config import StreamConfig
 from vla_server.stream.session import StreamSession
@@ -311,7 +312,7 @@ def bench_color_reach(steps: int) -> None:
     from frankateach.sim.backend import SimBackend
     from frankateach.sim.model import build_model
     from robot_formats.action_space import action_to_target
-    from vla_server.policies.pose import pos_quat_to_pose
+    from robot_formats.robot_state import pos_quat_to_pose
 
     print("\n3. End-to-end with color-reach (sim frames at 10 Hz -> service -> actions drive the sim)")
     svc = ServiceProcess("models:\n  - {id: color-reach, backend: color-reach}\n")

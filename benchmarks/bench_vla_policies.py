@@ -43,9 +43,9 @@ def _frames(n: int) -> list[np.ndarray]:
     from frankateach.messages import FrankaAction
     from frankateach.sim.backend import SimBackend
     from robot_formats.action_space import action_to_target
-    from vla_server.policies.base import Observation, RobotStateIn
+    from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+    from vla_server.policies.base import Observation
     from vla_server.policies.color_reach import ColorReachPolicy
-    from vla_server.policies.pose import pos_quat_to_pose
     from vla_server.policies.sim_rollout import SimRollout
 
     sim = SimRollout()
@@ -69,8 +69,9 @@ def _frames(n: int) -> list[np.ndarray]:
 
 def one(backend: str, frames_file: Path) -> dict[str, float]:
     """Measures one backend in this interpreter (frames read from `frames_file`); returns the figures."""
+    from robot_formats.robot_state import RobotStateIn
     from vla_server.models import ModelSpec
-    from vla_server.policies.base import Observation, RobotStateIn
+    from vla_server.policies.base import Observation
     from vla_server.policies.factory import build_policy
 
     frames = list(np.load(frames_file)["frames"])

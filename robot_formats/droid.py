@@ -32,7 +32,7 @@ from robot_formats.action_space import (
     GRIPPER_OPEN,
     target_to_action,
 )
-from vla_server.policies.kinematics import PandaKinematics
+from robot_formats.kinematics import PandaKinematics
 
 IMAGE_SIZE = 224
 MAX_JOINT_DELTA_RAD = 0.2  # DROID RobotIKSolver.max_joint_delta: joint motion per step at |v| = 1

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from robot_formats.action_space import GRIPPER_CLOSED, GRIPPER_OPEN, target_to_action
+from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.arena.models import ModelNotFound
 from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, Policy, PolicyInfo
-from vla_server.policies.pose import pose_to_pos_quat
 
 RED_CUBE_XY = np.array([0.50, 0.0])
 

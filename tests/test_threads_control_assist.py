@@ -21,11 +21,12 @@ from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.policy.droid import velocity_to_target
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand
-from oculus_server.safety.pose import angle_between, distance
+from oculus_server.safety.pose import distance
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.control import ControlThread
 from oculus_server.types import AssistAction, AssistStatus, RobotLink, VRSample
+from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock
 

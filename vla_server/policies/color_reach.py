@@ -43,9 +43,9 @@ from robot_formats.action_space import (
     GRIPPER_OPEN,
     target_to_action,
 )
+from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.camera_model import SceneGeometry, scene_geometry_from_sim
-from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 from vla_server.policies.vision import COLOURS, find_blob, parse_colour

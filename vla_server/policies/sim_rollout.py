@@ -28,8 +28,8 @@ from frankateach.messages import FrankaAction, FrankaState
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.model import build_model
 from robot_formats.action_space import action_to_target
-from vla_server.policies.base import Observation, Policy, RobotStateIn
-from vla_server.policies.pose import pos_quat_to_pose
+from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+from vla_server.policies.base import Observation, Policy
 
 LIFT_SUCCESS_M = 0.05  # the named cube must end this far above where it started
 MIN_CUBE_GAP_M = 0.09
