@@ -343,8 +343,10 @@ def bench_color_reach(steps: int) -> None:
                 if k > 0:  # frame 0 waits for the cold start
                     rtt.append((time.perf_counter() - t0) * 1000.0)
                     server.append(msg["latency_ms"])
-                target, quat, grip = action_to_target(st.pos, st.quat, np.asarray(msg["action"]))
-                backend.apply_action(FrankaAction(pos=target, quat=quat, gripper=grip, reset=False,
+                target = action_to_target(st.pos, st.quat, msg["action"])
+                assert target is not None and target.gripper is not None
+                backend.apply_action(FrankaAction(pos=np.array(target.pos), quat=np.array(target.quat),
+                                                  gripper=target.gripper, reset=False,
                                                   timestamp=backend.sim_time))
                 backend.step(steps_per_call)
         lift = float(backend.body_position("red_cube")[2]) - start_z

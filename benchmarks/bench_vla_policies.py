@@ -60,8 +60,10 @@ def _frames(n: int) -> list[np.ndarray]:
         st = backend.read_state()
         act = guide.infer(Observation(image=img, instruction="pick up the red cube", session="f", step=k,
                                       robot_state=RobotStateIn(pose=pos_quat_to_pose(st.pos, st.quat))))
-        tp, tq, g = action_to_target(st.pos, st.quat, act[0])
-        backend.apply_action(FrankaAction(pos=tp, quat=tq, gripper=g, reset=False, timestamp=0.0))
+        target = action_to_target(st.pos, st.quat, act[0])
+        assert target is not None and target.gripper is not None
+        backend.apply_action(FrankaAction(pos=np.array(target.pos), quat=np.array(target.quat), gripper=target.gripper,
+                                          reset=False, timestamp=0.0))
         backend.step(50)
     sim.close()
     return out

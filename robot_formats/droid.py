@@ -141,6 +141,9 @@ def chunk_to_actions(
     for k, row in enumerate(arr):
         q = kin.clip(q + joint_velocity_to_delta(row[:7]))
         nxt_pos, nxt_quat = kin.forward(q)
-        out[k] = target_to_action(pos, quat, nxt_pos, nxt_quat, droid_to_gripper(row[7], binarize_gripper))
+        action = target_to_action(pos, quat, nxt_pos, nxt_quat, droid_to_gripper(row[7], binarize_gripper))
+        if action is None:
+            raise DroidMappingError(f"row {k}: the integrated pose is not finite")
+        out[k] = action
         pos, quat = nxt_pos, nxt_quat
     return out, q

@@ -9,12 +9,11 @@ Frames and units: pose ``[x, y, z, roll, pitch, yaw]`` of the hand TCP in the ro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from robot_formats.rotations import euler_xyz_to_quat, quat_normalize, quat_to_euler_xyz
+from robot_formats.rotations import Floats, euler_xyz_to_quat, quat_normalize, quat_to_euler_xyz
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class RobotStateIn:
     gripper: float | None = None
 
 
-def pose_to_pos_quat(pose: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def pose_to_pos_quat(pose: Floats) -> tuple[np.ndarray, np.ndarray]:
     """(pos (3,) m, quat (4,) xyzw) of a 6-value pose ``[x, y, z, roll, pitch, yaw]`` (Euler xyz).
 
     Raises:
@@ -45,7 +44,7 @@ def pose_to_pos_quat(pose: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pos_quat_to_pose(
-    pos: Sequence[float], quat_xyzw: Sequence[float]
+    pos: Floats, quat_xyzw: Floats
 ) -> tuple[float, float, float, float, float, float]:
     """The 6-value pose of a position (3,) m and an xyzw quaternion (4,) (normalised here).
 

@@ -21,6 +21,7 @@ import numpy as np
 
 Quat = tuple[float, float, float, float]  # (x, y, z, w)
 Vec3 = tuple[float, float, float]
+Floats = Sequence[float] | np.ndarray  # a short vector: a tuple, a list or a 1-D array
 
 # Below this value of cos(β) the xyz decomposition is treated as gimbal-locked (scipy: ~1e-7 rad).
 _GIMBAL_EPS = 1e-7
@@ -44,7 +45,7 @@ def vec_to_reorder_mat(vec: Sequence[int]) -> np.ndarray:
     return g
 
 
-def quat_from_matrix(m: Sequence[Sequence[float]], w_positive: bool = False) -> Quat:
+def quat_from_matrix(m: Sequence[Sequence[float]] | np.ndarray, w_positive: bool = False) -> Quat:
     """Returns the unit quaternion (xyzw) of the rotation in the top-left 3×3 of `m`.
 
     Shepperd's method: branches on the largest of trace and diagonal, whose square-root argument

@@ -42,7 +42,7 @@ class ReachPolicy(Policy):
         near = np.linalg.norm(pos[:2] - above[:2]) < 0.02 and pos[2] < 0.09
         grip = GRIPPER_CLOSED if near else GRIPPER_OPEN
         down = np.array([1.0, 0.0, 0.0, 0.0])
-        return target_to_action(pos, quat, above, down, grip).reshape(1, 7)
+        return np.array(target_to_action(pos, quat, above, down, grip)).reshape(1, 7)
 
 
 class CounterPolicy(Policy):

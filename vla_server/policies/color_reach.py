@@ -245,7 +245,9 @@ class ColorReachPolicy(Policy):
             rel = self._down * Rotation.from_quat(quat).inv()
             target_rot = Rotation.from_rotvec(g * rel.as_rotvec()) * Rotation.from_quat(quat)
         action = target_to_action(pos, quat, target, target_rot.as_quat(), gripper)
-        return action.reshape(1, ACTION_DIM)
+        if action is None:
+            return stay  # only for a degenerate (non-finite) pose
+        return np.array(action).reshape(1, ACTION_DIM)
 
     def _retry(self, s: _Session) -> None:
         """Counts a failed attempt and starts over, or gives up."""
