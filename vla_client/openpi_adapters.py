@@ -78,7 +78,7 @@ class DroidAdapter:
         self.binarize_gripper = binarize_gripper
         self._q = self.kin.home.copy()
         self._gripper = GRIPPER_OPEN
-        self._lock = threading.Lock()  # one MjData inside the kinematics
+        self._lock = threading.Lock()  # guards the last joints and gripper
 
     def request(self, image: np.ndarray, instruction: str, state: RobotStateIn | None) -> tuple[dict[str, Any], Any]:
         from robot_formats.droid import make_request
