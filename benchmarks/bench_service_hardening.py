@@ -35,6 +35,7 @@ from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from robot_formats.image import JPEG_PREFIX, encode_jpeg_data_url  # noqa: E402
 from tests.test_api_guard import _post_raw  # noqa: E402 -- the raw-socket sender the test uses
 from tests.vla_serve_process import (  # noqa: E402
     ServeProcess,
@@ -48,7 +49,6 @@ from tests.vla_serve_process import (  # noqa: E402
 from tests.vla_service import auth_msg  # noqa: E402
 from vla_server.auth.store import KeyStore  # noqa: E402
 from vla_server.constants import MAX_FRAME_PIXELS  # noqa: E402
-from vla_server.protocol.image import JPEG_PREFIX, encode_jpeg_data_url  # noqa: E402
 
 MIB = 1024 * 1024
 

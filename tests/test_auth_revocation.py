@@ -20,6 +20,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from robot_formats.stream.limits import CLOSE_BAD_KEY
 from tests.vla_serve_process import (
     ServeProcess,
     droid_obs,
@@ -31,7 +32,6 @@ from tests.vla_serve_process import (
 from tests.vla_service import auth_msg, frame_msg
 from vla_server.auth.revocation import RevocationWatcher
 from vla_server.auth.store import KeyStore
-from vla_server.constants import CLOSE_BAD_KEY
 
 CLOSE_WAIT_S = 10.0  # generous bound for a loaded CI machine; the benchmark reports the real figure
 

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 from websockets.sync.client import ClientConnection, connect
 
+from robot_formats.image import JPEG_PREFIX
 from tests.vla_service import Service, auth_msg, frame_msg, running_service, scripted
 from vla_server.constants import MAX_FRAME_PIXELS
-from vla_server.protocol.image import JPEG_PREFIX
 from vla_server.registry import RegistryConfig
 from vla_server.workers.fair_queue import FairQueue
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from websockets.sync.client import ClientConnection, connect
 
-from vla_server.openpi.msgpack_numpy import packb, unpackb
+from robot_formats.openpi_codec import packb, unpackb
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

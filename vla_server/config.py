@@ -21,11 +21,9 @@ from typing import Any
 
 import yaml
 
+from robot_formats.stream.limits import DEFAULT_HOST, DEFAULT_OPENPI_PORT, DEFAULT_PORT
 from vla_server.constants import (
     DEFAULT_DATA_DIR,
-    DEFAULT_HOST,
-    DEFAULT_OPENPI_PORT,
-    DEFAULT_PORT,
     KEYS_DB_NAME,
     MAX_JSON_BODY_BYTES,
     QUEUE_ENV_VAR,

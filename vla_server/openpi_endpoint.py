@@ -1,13 +1,15 @@
 """Wires the registry to the openpi-compatible app (`vla_server.openpi.server`) served on the
-second port: requests become `Observation`s through `vla_server.openpi.bridge` (our native keys
-or DROID's; joint states through the Panda's forward kinematics, built on first use), replies
-carry our (H, 7) action chunk. The metadata frame names the model and the action space.
+second port: requests become `Observation`s through `robot_formats.openpi_request` (our native
+keys or DROID's; joint states through the Panda's forward kinematics, `robot_formats.kinematics`,
+numpy only), replies carry our (H, 7) action chunk. The metadata frame names the model and the
+action space.
 
 Connections are tenants like `/v1/stream` sessions: they need an active API key
 (``Authorization: Api-Key <key>``), count against the key's tier in the service's
 `SessionManager` (a full tier answers the handshake with 429), are paced to the tier's rate
-(``max_request_hz`` across the key's connections: a faster client is slowed, not refused), are listed in ``GET /v1/sessions``, and end within a poll period when their key is
-revoked (error text, then close 4001) or at shutdown (1001).
+(``max_request_hz`` across the key's connections: a faster client is slowed, not refused), are
+listed in ``GET /v1/sessions``, and end within a poll period when their key is revoked (error
+text, then close 4001) or at shutdown (1001).
 """
 
 from __future__ import annotations
@@ -16,19 +18,19 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI
 
-from vla_server.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
+from robot_formats.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
+from robot_formats.kinematics import forward as forward_kinematics
+from robot_formats.openpi_request import (
+    IMAGE_KEYS,
+    OpenPIObservationError,
+    parse_request,
+    reply_from_chunk,
+)
 from vla_server.auth.pacing import RequestPacer
 from vla_server.auth.store import ApiKey, KeyStore
 from vla_server.constants import MAX_FRAME_PIXELS
-from vla_server.openpi.bridge import (
-    IMAGE_KEYS,
-    OpenPIObservationError,
-    observation_from_request,
-    reply_from_chunk,
-)
 from vla_server.openpi.server import (
     OpenPIRequestError,
     OpenPIServerConfig,
@@ -45,20 +47,6 @@ ACTION_SPACE = (
     f"vla_server 7-D: linear xyz and rotation xyz in [-1, 1] as fractions of {MAX_LIN_STEP_M} m / "
     f"{MAX_ROT_STEP_RAD} rad per step (robot base frame), then gripper -1 open .. +1 closed"
 )
-
-
-class _LazyFk:
-    """Panda forward kinematics, built on the first joint-state request (it loads the MuJoCo model)."""
-
-    def __init__(self) -> None:
-        self._kin: Any = None
-
-    def __call__(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._kin is None:
-            from vla_server.policies.kinematics import PandaKinematics
-
-            self._kin = PandaKinematics()
-        return self._kin.forward(q)
 
 
 def check_pixel_budget(obs: Observation, max_pixels: int) -> None:
@@ -139,7 +127,7 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
     manager = sessions if sessions is not None else SessionManager()
     live: dict[str, OpenPISession] = {}
     pacer = RequestPacer()
-    fk = _LazyFk()
+    fk = forward_kinematics
 
     async def infer(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
         session = live[current_session.get()]
@@ -151,7 +139,9 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
         session.requests += 1
         step = session.steps
         try:
-            obs = observation_from_request(request, session=session.session_id, step=step, fk=fk)
+            req = parse_request(request, fk=fk)
+            obs = Observation(image=req.image, instruction=req.instruction, robot_state=req.robot_state,
+                              wrist_image=req.wrist_image, session=session.session_id, step=step)
             check_pixel_budget(obs, max_frame_pixels)
         except OpenPIObservationError as exc:
             raise OpenPIRequestError(f"bad observation: {exc}") from None

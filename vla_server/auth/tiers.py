@@ -1,6 +1,7 @@
 """Service tiers: how many concurrent sessions a key may hold (`/v1/stream` and openpi together),
-the highest `target_fps` it may ask for, and the request rate of its openpi connections. Whether a key may change things (load/unload models, arena runs,
-votes) is a separate `admin` flag on the key, not a tier."""
+the highest `target_fps` it may ask for, and the request rate of its openpi connections. Whether
+a key may change things (load/unload models, arena runs, votes) is a separate `admin` flag on the
+key, not a tier."""
 
 from __future__ import annotations
 

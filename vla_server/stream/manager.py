@@ -9,8 +9,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from robot_formats.stream.limits import CLOSE_BAD_KEY, CLOSE_GOING_AWAY
 from vla_server.auth.store import ApiKey
-from vla_server.constants import CLOSE_BAD_KEY, CLOSE_GOING_AWAY
 from vla_server.registry.types import ModelEvent
 
 log = logging.getLogger("vla_server.stream")

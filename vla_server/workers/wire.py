@@ -27,8 +27,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.workers.shm import ImageSlots, ShmError
 
 ALLOWED_DTYPES = frozenset(
@@ -180,8 +181,8 @@ def observation_to_wire(obs: Observation | EncodedObservation,
 
 
 def _decode(data: object, path: str) -> np.ndarray:
-    from vla_server.protocol.errors import BadImage
-    from vla_server.protocol.image import decode_jpeg
+    from robot_formats.image import decode_jpeg
+    from robot_formats.stream.errors import BadImage
 
     if not isinstance(data, bytes):
         raise WireError(f"obs.{path}: expected JPEG bytes")
