@@ -136,7 +136,9 @@ class JobManager:
             if ev.kind == "started":
                 live.status = RUNNING
                 self.store.mark_running(eid, str(ev.data.get("worker", "")))
-                self.store.append_log(eid, f"started on {ev.data.get('worker', '?')}")
+                host, _, pid = str(ev.data.get("worker", "?")).rpartition(":")
+                where = f"{host}, worker process {pid}" if host and pid.isdigit() else pid
+                self.store.append_log(eid, f"started on {where}")  # "started on vm, worker process 11408"
             elif ev.kind == "progress":
                 live.step, live.total = int(ev.data["step"]), int(ev.data["total"])
                 now = time.monotonic()
