@@ -8,7 +8,7 @@ thread         rate       owns
 vr             50 Hz      the VR source
 control        20/40 Hz   the policy, state check and command gate; feeds the command queue
                           (GatedCommands only; maxsize 2, freshest wins)
-robot          as robot   the robot client; feeds the response queue (maxsize 2); logs every
+robot          as robot   the robot client; publishes each reply (SharedState.robot); logs every
                           command it sends (numbered) for the recorder
 state-feed     100 Hz     the SUB socket on the server's state feed (every measured state, the
                           control reference while live; replies take over when it is silent)
@@ -18,6 +18,9 @@ cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
 =============  =========  ===============================================================
+
+The shared state is split by concern (`oculus_server.state`); each thread is handed only the
+parts it uses (the recorder and the dashboard read them all).
 
 The main thread runs the dashboard (or a status line) and waits for the stop event, which
 signal handlers, `--duration`, or any thread's failure set. Shutdown order: stop event → join
@@ -43,7 +46,6 @@ from frankateach.client import RobotClient
 from frankateach.constants import (
     COMMAND_QUEUE_SIZE,
     MCAP_QUEUE_SIZE,
-    RESPONSE_QUEUE_SIZE,
     SIM_CAMERAS,
 )
 from frankateach.messages import make_codec
@@ -176,7 +178,6 @@ class Daemon:
         self.signals = SignalFlag()
         self.writer_stop = threading.Event()
         self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
-        self.responses: queue.Queue = queue.Queue(maxsize=RESPONSE_QUEUE_SIZE)
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
         self.started_at = time.monotonic()
         self._switch_interval = sys.getswitchinterval()  # restored by shutdown()
@@ -208,14 +209,16 @@ class Daemon:
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
                 events=self._assist_event,
             )
-        self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
+        self.vr = VRThread(source, sv, st.vr, st.rates, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
-            self.policy, self.commands, self.responses, sv, st,
+            self.policy, self.commands, sv, vr=st.vr, robot=st.robot, command_out=st.commands,
+            counters=st.counters, interventions=st.safety, events=st.events, episode=st.episode, rates=st.rates,
             hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
             assist=self.blender,
         )
         self.robot = RobotCommThread(
-            self.client_factory, self.commands, self.responses, sv, st, safety=self.safety,
+            self.client_factory, self.commands, sv, robot=st.robot, sent=st.sent, counters=st.counters,
+            interventions=st.safety, events=st.events, rates=st.rates, safety=self.safety,
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
         self.recorder = RecorderThread(
@@ -224,7 +227,7 @@ class Daemon:
             robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}",
         )
         self.writer = McapWriterThread(
-            self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
+            self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir), self.writer_factory,
             base_metadata=metadata, realtime_priority=max(0, rt - 2),
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
@@ -232,20 +235,22 @@ class Daemon:
         # The server's measured-state feed: fresher state than the replies (falls back to them).
         self.state_feed: StateFeedThread | None = None
         if cfg.state_feed:
-            self.state_feed = StateFeedThread(cfg.robot_host, cfg.effective_state_port, codec, sv, st,
+            self.state_feed = StateFeedThread(cfg.robot_host, cfg.effective_state_port, codec, sv,
+                                              st.robot, st.counters, st.events, st.rates,
                                               timeout_s=cfg.state_feed_timeout_s, realtime_priority=max(0, rt - 1))
             self.loop_threads.append(self.state_feed)
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:
-            self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
+            self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv,
+                                        st.cameras, st.counters, st.events, st.rates,
                                         port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2),
                                         names=camera_names(cfg))
             self.loop_threads.append(self.cameras)
         # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
         self.sim_state: SimStateThread | None = None
         if cfg.debug:
-            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st)
+            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st.sim, st.counters)
             self.loop_threads.append(self.sim_state)
         # VLA assist: streams frames to the inference service; lowest priority of the loops.
         self.assist: AssistThread | None = None
@@ -254,14 +259,15 @@ class Daemon:
             from oculus_server.threads.assist import AssistThread
 
             assert self.assist_cfg.url is not None
-            self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv, st,
-                                       realtime_priority=max(0, rt - 3))
+            self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv,
+                                       frames=st.cameras, robot=st.robot, channel=st.assist, events=st.events,
+                                       rates=st.rates, realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
 
     def _assist_event(self, message: str, what: str) -> None:
         """An assist state change from the control thread: logged and shown (dashboard, /events)."""
         log.info("%s", message)
-        self.state.add_event("assist", message, state=what)
+        self.state.events.add("assist", message, state=what)
 
     @property
     def threads(self) -> list[DaemonThread]:
@@ -321,7 +327,7 @@ class Daemon:
             # A thread's failure goes into the recording too (an error event, and `ended_by`).
             failed = self.supervisor.failures()
             for f in failed:
-                self.state.add_event("error", f"thread '{f.thread}' failed: {f.error}", thread=f.thread)
+                self.state.events.add("error", f"thread '{f.thread}' failed: {f.error}", thread=f.thread)
             reason = "; ".join(f"thread '{f.thread}' failed: {f.error}" for f in failed)
             self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
@@ -339,9 +345,9 @@ class Daemon:
         faults = self.writer.faults
         for fault in faults:
             log.error("recording fault: %s", fault.describe())
-        never = self.state.robot() is None
+        never = self.state.robot.observation() is None
         if never:
-            link = self.state.link()
+            link = self.state.robot.link()
             log.error("the robot at %s:%d never answered (%d requests timed out, %d failed): nothing "
                       "was received from it", self.cfg.robot_host, self.cfg.robot_port, link.timeouts, link.errors)
         return 1 if failures or alive or faults or never else 0

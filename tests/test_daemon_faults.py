@@ -38,7 +38,7 @@ def test_a_robot_that_never_answers_is_said_so_and_its_episode_is_no_success(tmp
     daemon = Daemon(cfg, make_source(cfg.vr_source))
     daemon.start()
     time.sleep(3.0)  # record-on-start opens the episode after 2 s even without a robot
-    daemon.state.request_episode("success")
+    daemon.state.episode.request("success")
     time.sleep(0.2)
     code = daemon.shutdown()
     assert code == 1
@@ -62,11 +62,11 @@ def test_recording_faults_never_stop_teleop_and_make_the_exit_code_non_zero(tmp_
             daemon.start()
             assert wait_for(lambda: bool(list(tmp_path.glob("*.partial"))), 5.0)
             time.sleep(1.5)
-            daemon.state.request_episode("stop")  # closes into the immutable failure/
+            daemon.state.episode.request("stop")  # closes into the immutable failure/
             assert wait_for(lambda: bool(daemon.writer.faults), 5.0)
             sent_at_fault = len(backend.actions)
             assert daemon.writer.is_alive() and not daemon.stop_event.is_set()
-            daemon.state.request_episode("start")  # a new episode records normally
+            daemon.state.episode.request("start")  # a new episode records normally
             time.sleep(1.5)
             assert len(backend.actions) > sent_at_fault + 10  # teleop went on
             code = daemon.shutdown()  # the second episode cannot be filed either

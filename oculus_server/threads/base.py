@@ -11,12 +11,22 @@ import logging
 import threading
 import traceback
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
-from oculus_server.state import Failure, SharedState
+from oculus_server.state import RateBoard
 from oculus_server.threads.realtime import try_realtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A thread that died: its name and the exception text."""
+
+    thread: str
+    error: str
+    traceback: str = field(default="", repr=False)
 
 
 class Supervisor:
@@ -43,12 +53,9 @@ class Supervisor:
 class DaemonThread(threading.Thread, ABC):
     """A named thread whose exceptions stop the daemon instead of vanishing."""
 
-    def __init__(
-        self, name: str, supervisor: Supervisor, state: SharedState, realtime_priority: int = 0
-    ) -> None:
+    def __init__(self, name: str, supervisor: Supervisor, realtime_priority: int = 0) -> None:
         super().__init__(name=name, daemon=True)
         self.supervisor = supervisor
-        self.state = state
         self.stop_event = supervisor.stop
         self.realtime_priority = realtime_priority
         self.realtime = False
@@ -74,21 +81,21 @@ class DaemonThread(threading.Thread, ABC):
 
 
 class RateThread(DaemonThread):
-    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz`."""
+    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz` (its `RateStats` on `rates`)."""
 
     def __init__(
         self,
         name: str,
         hz: float,
         supervisor: Supervisor,
-        state: SharedState,
+        rates: RateBoard,
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__(name, supervisor, state, realtime_priority)
+        super().__init__(name, supervisor, realtime_priority)
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
-        state.register_rate(self.stats)
+        rates.register(self.stats)
 
     def body(self) -> None:
         self.setup()

@@ -27,7 +27,7 @@ from typing import Any
 from oculus_server.errors import RecordingError
 from oculus_server.recording.paths import outcome_dir
 from oculus_server.recording.writer import EpisodeWriter, Finalized
-from oculus_server.state import SharedState
+from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
 
@@ -71,14 +71,17 @@ class McapWriterThread(DaemonThread):
         self,
         mcap_queue: queue.Queue,
         supervisor: Supervisor,
-        state: SharedState,
+        counters: Counters,
+        episode: EpisodeChannel,
+        events: EventLog,
         recordings_dir: Path,
         writer_factory: WriterFactory,
         base_metadata: dict[str, Any] | None = None,
         drain_s: float = 0.5,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("mcap-writer", supervisor, state, realtime_priority)
+        super().__init__("mcap-writer", supervisor, realtime_priority)
+        self.counters, self.episode_status, self.events = counters, episode, events
         self.queue = mcap_queue
         self.dir = Path(recordings_dir)
         self.writer_factory = writer_factory
@@ -121,7 +124,7 @@ class McapWriterThread(DaemonThread):
             except queue.Empty:
                 break
             if isinstance(item, RecordTick):
-                self.state.count("records_dropped")
+                self.counters.count("records_dropped")
             else:
                 self._handle(item)
         self.finish()
@@ -138,7 +141,7 @@ class McapWriterThread(DaemonThread):
         except Exception as exc:
             log.exception("recording writer error")
             self._abort(f"unexpected writer error: {type(exc).__name__}: {exc}")
-        self.state.set_queue_depth("mcap", self.queue.qsize())
+        self.counters.set_queue_depth("mcap", self.queue.qsize())
 
     def _open(self, start: EpisodeStart) -> None:
         if self.writer is not None:
@@ -152,7 +155,7 @@ class McapWriterThread(DaemonThread):
         except (RecordingError, OSError) as exc:
             self._fault(f"cannot start the recording {path}: {exc}", None, False)
             return
-        self.state.set_episode(
+        self.episode_status.update(
             active=True, path=str(self.writer.path), started_wall=start.t_wall,
             messages=0, bytes_written=0, success=False, error="",
         )
@@ -177,7 +180,7 @@ class McapWriterThread(DaemonThread):
             self._keep(e for e in tick.events if "error" in e.kind)
             self._abort(f"recording stopped: {exc}")
             return
-        self.state.set_episode(messages=self.writer.messages, bytes_written=self.writer.bytes_written)
+        self.episode_status.update(messages=self.writer.messages, bytes_written=self.writer.bytes_written)
 
     def _close(self, stop: EpisodeStop) -> None:
         writer, self.writer = self.writer, None
@@ -212,7 +215,7 @@ class McapWriterThread(DaemonThread):
             log.exception("recording salvage failed")
             result = Finalized(writer.path, False, False, f"salvage failed: {exc}", writer.messages)
         assert result is not None
-        self.state.set_episode(active=False, path="")
+        self.episode_status.update(active=False, path="")
         path = result.path if result.path is not None and result.path.exists() else None
         self._fault(reason + (f" ({result.problem})" if result.problem and result.problem not in reason else ""),
                     path, result.complete)
@@ -222,12 +225,12 @@ class McapWriterThread(DaemonThread):
             assert result.path is not None
             self.saved.append(result.path)
             log.info("%s: %s", what, result.path)
-            self.state.set_episode(active=False, path="", last_saved=str(result.path))
+            self.episode_status.update(active=False, path="", last_saved=str(result.path))
             return
-        self.state.set_episode(active=False, path="")
+        self.episode_status.update(active=False, path="")
         if result.complete and result.path is not None:
             self.saved.append(result.path)
-            self.state.set_episode(last_saved=str(result.path))
+            self.episode_status.update(last_saved=str(result.path))
         self._fault(result.problem or "the recording could not be filed", result.path, result.complete)
 
     def _keep(self, events: Any) -> None:
@@ -243,6 +246,6 @@ class McapWriterThread(DaemonThread):
         data: dict[str, Any] = {"source": "recording", "episode": fault.episode, "complete": complete}
         if path is not None:
             data["path"] = str(path)
-        event = self.state.add_event("error", message, **data)
+        event = self.events.add("error", message, **data)
         self._keep([event])
-        self.state.set_episode(error=message)
+        self.episode_status.update(error=message)
