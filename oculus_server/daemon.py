@@ -65,7 +65,8 @@ from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
-from oculus_server.threads.realtime import reset_normal, try_realtime
+from oculus_server.threads.overrun import OverrunReporter
+from oculus_server.threads.realtime import describe_fix, realtime_error, reset_normal, try_realtime
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.threads.sim_state import SimStateThread
@@ -209,12 +210,14 @@ class Daemon:
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
                 events=self._assist_event,
             )
-        self.vr = VRThread(source, sv, st.vr, st.rates, hz=cfg.vr_hz, realtime_priority=rt)
+        # A tick that starts more than a period late is counted and shown (dashboard, /events).
+        self.overruns = OverrunReporter(st.events, st.counters)
+        self.vr = VRThread(source, sv, st.vr, st.rates, hz=cfg.vr_hz, realtime_priority=rt, overruns=self.overruns)
         self.control = ControlThread(
             self.policy, self.commands, sv, vr=st.vr, robot=st.robot, command_out=st.commands,
             counters=st.counters, interventions=st.safety, events=st.events, episode=st.episode, rates=st.rates,
             hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
-            assist=self.blender,
+            assist=self.blender, overruns=self.overruns,
         )
         self.robot = RobotCommThread(
             self.client_factory, self.commands, sv, robot=st.robot, sent=st.sent, counters=st.counters,
@@ -224,7 +227,7 @@ class Daemon:
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
-            robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}",
+            robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}", overruns=self.overruns,
         )
         self.writer = McapWriterThread(
             self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir), self.writer_factory,
@@ -232,6 +235,7 @@ class Daemon:
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
+        self.timekeepers: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
         # The server's measured-state feed: fresher state than the replies (falls back to them).
         self.state_feed: StateFeedThread | None = None
         if cfg.state_feed:
@@ -239,6 +243,9 @@ class Daemon:
                                               st.robot, st.counters, st.events, st.rates,
                                               timeout_s=cfg.state_feed_timeout_s, realtime_priority=max(0, rt - 1))
             self.loop_threads.append(self.state_feed)
+            self.timekeepers.append(self.state_feed)
+        for t in self.timekeepers:
+            t.slice_s = cfg.loop_slice_ms / 1e3
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:
@@ -298,6 +305,7 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         try_realtime(max(0, self.cfg.realtime_priority - 2))
+        self._say_scheduling()
         self.started_at = time.monotonic()
         for t in self.threads:
             t.start()
@@ -306,6 +314,15 @@ class Daemon:
             self.cfg.vr_hz, self.cfg.effective_control_hz, self.cfg.record_hz,
             self.cfg.robot_host, self.cfg.robot_port, self.source.name,
         )
+
+    def _say_scheduling(self) -> None:
+        """Without real-time scheduling, says once what that means and the command that fixes it."""
+        why = realtime_error(self.cfg.realtime_priority)
+        if not why:
+            return
+        message = describe_fix(why)
+        log.warning("%s", message)
+        self.state.events.add("scheduling", message, realtime=False, reason=why)
 
     def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
         """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
+from oculus_server.threads.overrun import KIND as OVERRUN
 from oculus_server.types import ControlMode
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
@@ -102,6 +103,9 @@ def status_line(state: SharedState, uptime_s: float) -> str:
     )
     if safety.fault:
         parts.append(f"STATE FAULT: {safety.fault}")
+    overrun = state.events.last(OVERRUN)
+    if overrun is not None:
+        parts.append(f"overruns {c.get('loop_overruns', 0):.0f}, last: {overrun.message}")
     assist = assist_summary(state)
     if assist:
         parts.append(f"assist: {assist}")
@@ -264,7 +268,13 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     if recent:
         saf.add_row("last", recent[-1].message)
     grid.add_row(saf, assist_table(state) or Text(""))
-    parts: list = [head, threads, grid]
+    parts: list = [head, threads]
+    overrun = state.events.last(OVERRUN)
+    if overrun is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(overrun.t_wall))
+        parts.append(Text(f"loop overruns: {c.get('loop_overruns', 0):.0f}; last {when}: {overrun.message}",
+                          style="bold yellow"))
+    parts.append(grid)
     err = state.events.last_error()
     if err:
         parts.append(Text(f"last error: {err}", style="red"))

@@ -27,6 +27,7 @@ class CounterValues:
     state_feed_errors: int = 0  # unreadable state-feed messages
     measured_unrecorded: int = 0  # measured states pushed out of the recorder's log (recorder stalled)
     sent_unrecorded: int = 0  # sent commands pushed out of the recorder's log (recorder stalled)
+    loop_overruns: int = 0  # loop ticks that started more than one period after their deadline
 
 
 class Counters:

@@ -21,12 +21,14 @@ class EventLog:
         self._log: DrainLog[Event] = DrainLog(LOG_SLOTS)  # for the recorder
         self._recent: deque[Event] = deque(maxlen=RECENT)  # for the dashboard
         self._last_error = ""
+        self._last: dict[str, Event] = {}  # the newest event of each kind
 
     def add(self, kind: str, message: str, **data: object) -> Event:
         ev = Event(kind=kind, message=message, t_wall=time.time(), data=dict(data))
         self._log.append(ev)
         with self._lock:
             self._recent.append(ev)
+            self._last[kind] = ev
             if kind == "error":
                 self._last_error = message
         return ev
@@ -38,6 +40,11 @@ class EventLog:
     def recent(self) -> tuple[Event, ...]:
         with self._lock:
             return tuple(self._recent)
+
+    def last(self, kind: str) -> Event | None:
+        """The newest event of `kind` (None if there was none)."""
+        with self._lock:
+            return self._last.get(kind)
 
     def last_error(self) -> str:
         with self._lock:

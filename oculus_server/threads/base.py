@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import RateBoard
-from oculus_server.threads.realtime import try_realtime
+from oculus_server.threads.overrun import OverrunReporter
+from oculus_server.threads.realtime import set_slice, try_realtime
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,16 @@ class DaemonThread(threading.Thread, ABC):
         self.stop_event = supervisor.stop
         self.realtime_priority = realtime_priority
         self.realtime = False
+        # A time-keeping thread without SCHED_FIFO asks for short time slices, so it preempts a
+        # CPU-bound process when it wakes at its deadline (no privilege needed; see `set_slice`).
+        self.slice_s = 0.0
+        self.short_slice = False
 
     def run(self) -> None:
         try:
             self.realtime = try_realtime(self.realtime_priority)
+            if not self.realtime and self.slice_s > 0:
+                self.short_slice = set_slice(self.slice_s)
             self.body()
         except BaseException as exc:  # noqa: BLE001 - everything must reach the main thread
             self.supervisor.fail(self.name, exc)
@@ -81,7 +88,8 @@ class DaemonThread(threading.Thread, ABC):
 
 
 class RateThread(DaemonThread):
-    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz` (its `RateStats` on `rates`)."""
+    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz` (its `RateStats` on `rates`;
+    ticks that start more than a period late go to `overruns`)."""
 
     def __init__(
         self,
@@ -91,8 +99,10 @@ class RateThread(DaemonThread):
         rates: RateBoard,
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
+        overruns: OverrunReporter | None = None,
     ) -> None:
         super().__init__(name, supervisor, realtime_priority)
+        self.overruns = overruns
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
         rates.register(self.stats)
@@ -100,6 +110,8 @@ class RateThread(DaemonThread):
     def body(self) -> None:
         self.setup()
         while self.ticker.wait(self.stop_event):
+            if self.overruns is not None:
+                self.overruns.check(self.name, self.ticker)
             self.step()
 
     def setup(self) -> None:

@@ -46,6 +46,7 @@ from oculus_server.state import (
     VRChannel,
 )
 from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.queues import put_freshest
 from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
 
@@ -74,6 +75,7 @@ class ControlThread(RateThread):
         realtime_priority: SCHED_FIFO priority (0: normal scheduling).
         assist: blends the VLA policy's newest action into the operator's proposal before the
             gate (`oculus_server.assist.blender`); None: assist off, the path is unchanged.
+        overruns: reports ticks that start more than a period late (None: not reported).
     """
 
     def __init__(
@@ -97,8 +99,10 @@ class ControlThread(RateThread):
         wall: Callable[[], float] = time.time,
         realtime_priority: int = 0,
         assist: AssistBlender | None = None,
+        overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__("control", hz, supervisor, rates, clock=clock, realtime_priority=realtime_priority)
+        super().__init__("control", hz, supervisor, rates, clock=clock, realtime_priority=realtime_priority,
+                         overruns=overruns)
         self.vr, self.robot, self.command_out, self.counters = vr, robot, command_out, counters
         self.interventions, self.events, self.episode = interventions, events, episode
         self.assist = assist  # VLA assist: blends the newest policy action in before the gate

@@ -9,7 +9,8 @@ items on the same queue, which keep a reserved margin; should even that be full 
 writer), they wait in order in the thread and go first on a later tick, never raising.
 A toggle within `debounce_s` of an episode's start is ignored, so a double press, or the A press
 of a scripted demo run with --record-on-start, cannot end an episode that has just begun.
-Error events that happen while no episode is open are kept for the next one. An episode in
+Error events (and the start-up note on scheduling) that happen while no episode is open are kept
+for the next one. An episode in
 which the robot never answered is never called a success.
 
 Every measured state (the state feed's, or the replies') and every command the robot thread sent
@@ -29,11 +30,18 @@ from collections import deque
 from frankateach.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
+KEPT_WHILE_IDLE = ("scheduling",)  # event kinds (besides errors) kept for the next episode
+
+
+def kept_while_idle(kind: str) -> bool:
+    """Whether an event of `kind` that happens while no episode is open goes into the next one."""
+    return "error" in kind or kind in KEPT_WHILE_IDLE
 
 
 class RecorderThread(RateThread):
@@ -52,8 +60,10 @@ class RecorderThread(RateThread):
         debounce_s: float = 1.0,
         realtime_priority: int = 0,
         robot_label: str = "the robot",
+        overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority)
+        super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority,
+                         overruns=overruns)
         self.state = state  # the recorder reads every part
         self.queue = mcap_queue
         self.robot_label = robot_label
@@ -233,7 +243,7 @@ class RecorderThread(RateThread):
             self.state.cameras.take_new()  # nothing to record: don't let frames pile up
             self.state.measured.take()
             self._take_sent()
-            self._idle_errors.extend(e for e in self.state.events.take() if "error" in e.kind)
+            self._idle_errors.extend(e for e in self.state.events.take() if kept_while_idle(e.kind))
             self.state.safety.take()
             self.state.assist.take()
         self.state.counters.set_queue_depth("mcap", self.queue.qsize())

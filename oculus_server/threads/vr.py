@@ -5,6 +5,7 @@ from __future__ import annotations
 from frankateach.constants import VR_FREQ
 from oculus_server.state import RateBoard, VRChannel
 from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.vr.source import VRSource
 
 
@@ -13,9 +14,9 @@ class VRThread(RateThread):
 
     def __init__(
         self, source: VRSource, supervisor: Supervisor, vr: VRChannel, rates: RateBoard, hz: float = VR_FREQ,
-        realtime_priority: int = 0,
+        realtime_priority: int = 0, overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__("vr", hz, supervisor, rates, realtime_priority=realtime_priority)
+        super().__init__("vr", hz, supervisor, rates, realtime_priority=realtime_priority, overruns=overruns)
         self.source = source
         self.vr = vr
 
