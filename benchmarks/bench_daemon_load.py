@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,7 @@ SCHEDS = {
     "fifo": {},
     "normal": {"realtime_priority": 0},
     "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0.0},
+    "normal-sliceall": {"realtime_priority": 0},
 }
 
 
@@ -122,6 +125,25 @@ def stop_load(procs: list[subprocess.Popen]) -> None:
 
 
 # -- one daemon run ---------------------------------------------------------------------------------
+def free_robot_port() -> int:
+    """A control port P whose simulator ports (P-1..P+2) and cameras (P+10, P+11) are all free."""
+    for _ in range(200):
+        p = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for q in (p - 1, p, p + 1, p + 2, p + 10, p + 11):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
 @dataclass
 class Result:
     load: str
@@ -147,11 +169,14 @@ def events(path: Path) -> list[dict]:
 def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     out = Path(tempfile.mkdtemp(prefix=f"rec_{sched}_", dir=tmp))
     cfg = out / "sched.yaml"
-    cfg.write_text("".join(f"{k}: {v}\n" for k, v in SCHEDS[sched].items()) or "{}\n")
+    port = free_robot_port()  # other daemons may run on this machine
+    cfg.write_text("".join(f"{k}: {v}\n" for k, v in {**SCHEDS[sched], "camera_port_offset": port + 10}.items()))
     cmd = [sys.executable, "-m", "oculus_server.cli", "--debug", "--performance", "--vr-source",
            "scripted:circle@loop=1", "--no-dashboard", "--record-on-start", "--recordings-dir", str(out),
-           "--duration", str(duration), "--config", str(cfg)]
+           "--duration", str(duration), "--config", str(cfg), "--robot-port", str(port)]
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    if sched == "normal-sliceall":
+        env["DS_SLICE_ALL"] = "0.001"
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)

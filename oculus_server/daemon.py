@@ -72,6 +72,7 @@ from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
+from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
 
 if TYPE_CHECKING:
@@ -192,6 +193,8 @@ class Daemon:
         self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
+        # Recordings are written in a helper process unless a test injects its own writer.
+        self._writer_process = writer_factory is None and cfg.writer_process
         self.policy = VRPolicy(pc)
         self.safety = safety_config(cfg)
         sv, st = self.supervisor, self.state
@@ -229,10 +232,17 @@ class Daemon:
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
             robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}", overruns=self.overruns,
         )
-        self.writer = McapWriterThread(
-            self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir), self.writer_factory,
-            base_metadata=metadata, realtime_priority=max(0, rt - 2),
-        )
+        self.writer: McapWriterThread | WriterProcessThread
+        if self._writer_process:
+            self.writer = WriterProcessThread(
+                self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir),
+                self._writer_options, base_metadata=metadata,
+            )
+        else:
+            self.writer = McapWriterThread(
+                self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir), self.writer_factory,
+                base_metadata=metadata, realtime_priority=max(0, rt - 2),
+            )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
         self.timekeepers: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
@@ -280,17 +290,21 @@ class Daemon:
     def threads(self) -> list[DaemonThread]:
         return [*self.loop_threads, self.writer]
 
-    def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
-        """The default writer factory (runs in the MCAP-writer thread)."""
+    def _writer_options(self) -> dict[str, Any]:
+        """`EpisodeWriter` keyword arguments for a new episode: the simulator's scene (waited for,
+        with --debug), policy gains, camera mounts (runs in the MCAP-writer thread)."""
         scene = None
         if self.sim_scene is not None:
             scene = self.sim_scene.result(SCENE_WAIT_S)
             if scene is None:
-                log.warning("recording %s without the simulator's scene (%s)", path.name,
-                            self.sim_scene.error or "not ready")
+                log.warning("recording without the simulator's scene (%s)", self.sim_scene.error or "not ready")
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
-        return EpisodeWriter(path, meta, attachments=scene.attachments() if scene else (),
-                             policy_gains=self._gains, camera_mounts=mounts)
+        return {"attachments": scene.attachments() if scene else (), "policy_gains": self._gains,
+                "camera_mounts": mounts}
+
+    def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
+        """The writer factory of an in-process writer thread."""
+        return EpisodeWriter(path, meta, **self._writer_options())
 
     def start(self) -> None:
         """Starts every thread."""
@@ -348,7 +362,14 @@ class Daemon:
             reason = "; ".join(f"thread '{f.thread}' failed: {f.error}" for f in failed)
             self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
-        self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
+        if isinstance(self.writer, WriterProcessThread):
+            # the recording process drains, finalizes and answers (or is killed and reported)
+            self.writer.join(timeout=self.writer.drain_s + FINALIZE_S + 1.0)
+            if self.writer.is_alive():
+                self.writer.abandon()
+                self.writer.join(timeout=2.0)
+        else:
+            self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))

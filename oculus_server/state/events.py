@@ -25,13 +25,18 @@ class EventLog:
 
     def add(self, kind: str, message: str, **data: object) -> Event:
         ev = Event(kind=kind, message=message, t_wall=time.time(), data=dict(data))
+        self.put(ev)
+        return ev
+
+    def put(self, ev: Event) -> None:
+        """Adds an event made elsewhere (e.g. by the recording process)."""
+        kind, message = ev.kind, ev.message
         self._log.append(ev)
         with self._lock:
             self._recent.append(ev)
             self._last[kind] = ev
             if kind == "error":
                 self._last_error = message
-        return ev
 
     def take(self) -> tuple[Event, ...]:
         """Returns and forgets the events since the previous call, oldest first."""

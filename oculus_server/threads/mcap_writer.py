@@ -27,7 +27,7 @@ from typing import Any
 from oculus_server.errors import RecordingError
 from oculus_server.recording.paths import outcome_dir
 from oculus_server.recording.writer import EpisodeWriter, Finalized
-from oculus_server.state import Counters, EpisodeChannel, EventLog
+from oculus_server.state.sinks import CountSink, EpisodeSink, EventSink
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
 
@@ -71,9 +71,9 @@ class McapWriterThread(DaemonThread):
         self,
         mcap_queue: queue.Queue,
         supervisor: Supervisor,
-        counters: Counters,
-        episode: EpisodeChannel,
-        events: EventLog,
+        counters: CountSink,
+        episode: EpisodeSink,
+        events: EventSink,
         recordings_dir: Path,
         writer_factory: WriterFactory,
         base_metadata: dict[str, Any] | None = None,
@@ -92,7 +92,9 @@ class McapWriterThread(DaemonThread):
         self.saved: list[Path] = []
         self.faults: list[RecordingFault] = []
         self._carry: list[Event] = []  # error events for the next episode's /events
-        self._carried: set[int] = set()  # ids of carried events already written (no duplicates)
+        # carried events already written (no duplicates); compared by value: with the writer in a
+        # helper process the recorder's copy of an event is not the object kept here
+        self._carried: list[Event] = []
 
     def body(self) -> None:
         while not self.stop_event.is_set():
@@ -160,7 +162,7 @@ class McapWriterThread(DaemonThread):
             messages=0, bytes_written=0, success=False, error="",
         )
         carried, self._carry = self._carry, []
-        self._carried = {id(e) for e in carried}
+        self._carried = list(carried)
         for event in carried:  # faults of earlier episodes go into this one's /events
             self.writer.write_event(event)
 
@@ -171,7 +173,7 @@ class McapWriterThread(DaemonThread):
             self._keep(e for e in tick.events if "error" in e.kind)
             return
         if self._carried and tick.events:
-            kept = tuple(e for e in tick.events if id(e) not in self._carried)
+            kept = tuple(e for e in tick.events if e not in self._carried)
             if len(kept) != len(tick.events):
                 tick = dataclasses.replace(tick, events=kept)
         try:
@@ -235,7 +237,7 @@ class McapWriterThread(DaemonThread):
 
     def _keep(self, events: Any) -> None:
         for e in events:
-            if len(self._carry) < CARRY_MAX and all(e is not c for c in self._carry):
+            if len(self._carry) < CARRY_MAX and e not in self._carry:
                 self._carry.append(e)
 
     def _fault(self, problem: str, path: Path | None, complete: bool) -> None:

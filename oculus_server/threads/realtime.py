@@ -127,7 +127,8 @@ def describe_fix(why: str) -> str:
     """What running without real-time scheduling means, and the one command that fixes it."""
     python = os.path.realpath(sys.executable)
     if why.startswith("realtime_priority is 0"):
-        fix = "set realtime_priority (e.g. 10) in the config; it also needs the privilege below"
+        fix = ("set realtime_priority (e.g. 10) in the config; it needs root, CAP_SYS_NICE or an rtprio "
+               "limit (see the README)")
     else:
         fix = f"run once: sudo setcap cap_sys_nice=ep {python}   (or the limits.conf lines in the README)"
     return (f"no real-time scheduling ({why}): the control, VR, robot and recording loops run at normal "
