@@ -230,6 +230,7 @@ def main() -> int:
     sim_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "simulator")
     service_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "inference service")
     other_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "other")
+    rec_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "recording process")
     print(f"daemon exit code {proc.returncode}")
 
     if args.kill:
@@ -275,6 +276,7 @@ def main() -> int:
             print(f"  {key:<20} {counters[key]:.3f}")
     print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%"
           + (f"; inference service (+ worker) {service_cpu:.1f}%" if args.assist else "")
+          + (f"; recording process {rec_cpu:.1f}%" if rec_cpu else "")
           + (f"; other children {other_cpu:.1f}%" if other_cpu else "")
           + f"  (over {t1 - t0:.1f} s)")
     if rss_samples:
@@ -322,6 +324,8 @@ def role(pid: int) -> str:
         return "simulator"
     if "oculus_server.assist.service_child" in cmdline:
         return "inference service"
+    if "multiprocessing.spawn" in cmdline:
+        return "recording process"
     return "other"
 
 

@@ -14,7 +14,8 @@ Loads (``--load``, repeatable):
 
 Scheduling (``--sched``): ``fifo`` (the default config: SCHED_FIFO where permitted), ``normal``
 (a config with ``realtime_priority: 0``: what an operator without privileges gets),
-``normal-noslice`` (also ``loop_slice_ms: 0``: the kernel's default time slice), or ``all``.
+``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
+before), ``normal-slice`` (``loop_slice_ms: 1``: short EEVDF time slices for the loops), or ``all``.
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
@@ -53,8 +54,8 @@ RECORD_HZ = 40.0
 SCHEDS = {
     "fifo": {},
     "normal": {"realtime_priority": 0},
-    "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0.0},
-    "normal-sliceall": {"realtime_priority": 0},
+    "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
+    "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 1.0},
 }
 
 
@@ -175,8 +176,6 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
            "scripted:circle@loop=1", "--no-dashboard", "--record-on-start", "--recordings-dir", str(out),
            "--duration", str(duration), "--config", str(cfg), "--robot-port", str(port)]
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    if sched == "normal-sliceall":
-        env["DS_SLICE_ALL"] = "0.001"
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)

@@ -19,7 +19,8 @@ from oculus_server.state import Counters, EventLog
 log = logging.getLogger(__name__)
 
 KIND = "loop_overrun"  # the /events kind
-REPORT_PERIOD_S = 1.0  # at most one report per loop this often
+REPORT_PERIOD_S = 1.0  # at most one report (event) per loop this often
+LOG_PERIOD_S = 10.0  # at most one log warning per loop this often (the events carry every report)
 
 
 @dataclass
@@ -28,6 +29,8 @@ class _Pending:
     worst_s: float = 0.0  # the largest lag among them, seconds
     skipped: int = 0  # ticks skipped among them
     last_report: float = float("-inf")
+    last_log: float = float("-inf")
+    unlogged: int = 0  # overruns reported since the last log line
 
 
 class OverrunReporter:
@@ -66,10 +69,15 @@ class OverrunReporter:
                 return
             count, worst, skipped = p.count, p.worst_s, p.skipped
             p.count, p.worst_s, p.skipped, p.last_report = 0, 0.0, 0, now
+            p.unlogged += count
+            logged = now - p.last_log >= LOG_PERIOD_S
+            if logged:
+                since, p.unlogged, p.last_log = p.unlogged, 0, now
         late_ms, period_ms = worst * 1e3, period_s * 1e3
         what = "a tick" if count == 1 else f"{count} ticks"
         message = (f"{loop} loop overran: {what} started up to {late_ms:.1f} ms late "
                    f"({late_ms / period_ms:.1f} periods of {period_ms:.1f} ms; {skipped} ticks skipped)")
-        log.warning("%s", message)
+        if logged:
+            log.warning("%s%s", message, f" ({since} overruns since the last warning)" if since > count else "")
         self.events.add(KIND, message, loop=loop, late_ms=round(late_ms, 3), period_ms=round(period_ms, 3),
                         ticks=count, skipped=skipped)
