@@ -236,7 +236,7 @@ class Daemon:
         if self._writer_process:
             self.writer = WriterProcessThread(
                 self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir),
-                self._writer_options, base_metadata=metadata,
+                self._writer_options, base_metadata=metadata, realtime_priority=max(0, rt - 2),
             )
         else:
             self.writer = McapWriterThread(
