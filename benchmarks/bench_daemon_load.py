@@ -204,7 +204,7 @@ def main() -> int:
     ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--load", action="append", help="mixed | cpu:N | none (repeatable; default mixed)")
-    ap.add_argument("--sched", default="all", choices=[*SCHEDS, "all"])
+    ap.add_argument("--sched", action="append", choices=[*SCHEDS, "all"], help="repeatable; default all")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds the load runs before the daemon starts")
     args = ap.parse_args()
@@ -218,7 +218,7 @@ def main() -> int:
             worker_arena(Path(rest[0]))
         return 0
 
-    scheds = list(SCHEDS) if args.sched == "all" else [args.sched]
+    scheds = list(SCHEDS) if not args.sched or "all" in args.sched else args.sched
     loads = args.load or ["mixed"]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench_daemon_load_") as td:
