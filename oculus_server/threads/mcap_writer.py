@@ -92,6 +92,7 @@ class McapWriterThread(DaemonThread):
         self.saved: list[Path] = []
         self.faults: list[RecordingFault] = []
         self._carry: list[Event] = []  # error events for the next episode's /events
+        self.finish_outcome, self.finish_reason = "shutdown", "daemon stopped"  # how `finish` ends an episode
         # carried events already written (no duplicates); compared by value: with the writer in a
         # helper process the recorder's copy of an event is not the object kept here
         self._carried: list[Event] = []
@@ -115,7 +116,7 @@ class McapWriterThread(DaemonThread):
     def finish(self) -> None:
         """Finalizes an episode left open (called in this thread's cleanup)."""
         if self.writer is not None:
-            self._close(EpisodeStop("shutdown", False, "daemon stopped"))
+            self._close(EpisodeStop(self.finish_outcome, False, self.finish_reason))
 
     def cleanup(self) -> None:
         # Past the drain budget only episode control items are still handled (the recorder's

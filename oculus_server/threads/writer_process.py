@@ -114,7 +114,9 @@ def child_main(items: Connection, status: Connection, recordings_dir: str, base_
         while True:
             try:
                 msg = items.recv()
-            except (EOFError, OSError):  # the daemon is gone (or closed its end): finish up
+            except (EOFError, OSError):  # the daemon is gone (killed, crashed): finish up
+                writer.finish_outcome = "crashed"
+                writer.finish_reason = "the daemon ended without stopping the episode (killed or crashed)"
                 break
             if msg[0] == "item":
                 q.put(msg[1])
