@@ -13,7 +13,8 @@ robot          as robot   the robot client; publishes each reply (SharedState.ro
 state-feed     100 Hz     the SUB socket on the server's state feed (every measured state, the
                           control reference while live; replies take over when it is silent)
 recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
-mcap-writer    queue      the EpisodeWriter (nothing else touches it)
+mcap-writer    queue      forwards the MCAP queue to the recording process, which owns the
+                          EpisodeWriter (writer_process: false: the EpisodeWriter, in this thread)
 cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
