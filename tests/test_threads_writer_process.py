@@ -128,6 +128,6 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
         parent.wait(10)
     assert wait_for(lambda: not Path(f"/proc/{child}").exists(), 20.0), "the recording process outlived the daemon"
     kept = tmp_path / "failure" / "c.mcap"
-    assert kept.exists() and _end(kept)["outcome"] == "shutdown"
+    assert kept.exists() and _end(kept)["outcome"] == "crashed" and "killed or crashed" in _end(kept)["ended_by"]
     with open(kept, "rb") as f:
         assert sum(1 for _ in make_reader(f).iter_messages()) > 0
