@@ -235,11 +235,21 @@ def main() -> int:
 
     if args.kill:
         partials = find_partials(out_dir)
-        report = recover(partials[0])
-        print(f"SIGKILL at wall {killed_at:.3f}; recover: {report.describe()}")
-        last = report.last_log_time_ns / 1e9
-        print(f"  data lost to SIGKILL: {killed_at - last:.3f} s (kill time − last recovered log time)")
-        files = [report.output]
+        if partials:  # the writer ran in the daemon (writer_process: false): recover the partial
+            report = recover(partials[0])
+            print(f"SIGKILL at wall {killed_at:.3f}; recover: {report.describe()}")
+            last = report.last_log_time_ns / 1e9
+            files = [report.output]
+        else:  # the recording process finalized the episode when the daemon died
+            time.sleep(3.0)
+            files = sorted(out_dir.glob("*/*.mcap"))
+            if not files:
+                print("no recording found")
+                return 1
+            with open(files[0], "rb") as f:
+                last = max(m.log_time for _, _, m in make_reader(f).iter_messages(log_time_order=False)) / 1e9
+            print(f"SIGKILL at wall {killed_at:.3f}; the recording process finalized {files[0]}")
+        print(f"  data lost to SIGKILL: {killed_at - last:.3f} s (kill time − last recorded log time)")
     else:
         files = sorted(out_dir.glob("*/*.mcap"))
     if not files:
