@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.vla_serve_process import HOST, ServeProcess, serve_process, status_kib, write_catalog
+from tests.vla_serve_process import HOST, ServeProcess, scripted_service, status_kib
 from vla_server.api.guard import BodyLimits
 from vla_server.constants import MAX_JSON_BODY_BYTES
 
@@ -27,8 +27,7 @@ MIB = 1024 * 1024
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     tmp = tmp_path_factory.mktemp("guard")
-    catalog = write_catalog(tmp / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
-    with serve_process(tmp, catalog, "--no-web", "--arena-executor", "inline", openpi=False) as s:
+    with scripted_service(tmp, "--no-web", "--arena-executor", "inline", openpi=False) as s:
         s.admin = s.new_key("ops", "enterprise", admin=True)  # type: ignore[attr-defined]
         yield s
 

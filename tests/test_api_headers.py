@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.vla_serve_process import ServeProcess, serve_process, write_catalog
+from tests.vla_serve_process import ServeProcess, scripted_service
 from vla_server.api.headers import CONTENT_SECURITY_POLICY
 from vla_server.app import create_app
 from vla_server.config import ServiceConfig
@@ -31,8 +31,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     tmp = tmp_path_factory.mktemp("headers")
-    catalog = write_catalog(tmp / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
-    with serve_process(tmp, catalog, "--no-arena", openpi=False) as s:
+    with scripted_service(tmp, "--no-arena", openpi=False) as s:
         yield s
 
 

@@ -26,8 +26,7 @@ from tests.vla_serve_process import (
     droid_obs,
     openpi_connect,
     openpi_infer,
-    serve_process,
-    write_catalog,
+    scripted_service,
 )
 from tests.vla_service import auth_msg
 from vla_server.auth.pacing import RequestPacer
@@ -37,8 +36,7 @@ from vla_server.constants import MAX_FRAME_PIXELS, RATE_BURST_FRAMES
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     tmp = tmp_path_factory.mktemp("openpi-endpoint")
-    catalog = write_catalog(tmp / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
-    with serve_process(tmp, catalog, "--no-web", "--no-arena") as s:
+    with scripted_service(tmp, "--no-web", "--no-arena") as s:
         yield s
 
 

@@ -116,6 +116,18 @@ def serve_process(tmp_path: Path, catalog: Path, *extra: str, openpi: bool = Tru
         reader.join(timeout=10)
 
 
+SCRIPTED_CATALOG = "  - {id: arm, backend: scripted, params: {horizon: 2}}\n"
+
+
+@contextlib.contextmanager
+def scripted_service(tmp_path: Path, *extra: str, openpi: bool = True,
+                     log_level: str = "info") -> Iterator[ServeProcess]:
+    """`serve_process` with a one-model catalog: ``arm``, a scripted (H=2) policy."""
+    catalog = write_catalog(tmp_path / "models.yaml", SCRIPTED_CATALOG)
+    with serve_process(tmp_path, catalog, *extra, openpi=openpi, log_level=log_level) as svc:
+        yield svc
+
+
 def openpi_connect(port: int, key: str | None, timeout_s: float = 10.0, query: str = "") -> tuple[ClientConnection,
                                                                                                   dict[str, Any]]:
     """Opens an openpi connection as openpi-client does; returns (connection, metadata)."""
