@@ -1,7 +1,7 @@
-"""Compatibility names: `ControlMode` and `RobotCommand` live in `oculus_server.types`."""
+"""Compatibility names: `ControlMode` and `RobotCommand` live in `robot_formats.recording.records`."""
 
 from __future__ import annotations
 
-from oculus_server.types import ControlMode, RobotCommand
+from robot_formats.recording.records import ControlMode, RobotCommand
 
 __all__ = ["ControlMode", "RobotCommand"]

@@ -34,8 +34,8 @@ from frankateach.constants import (
     VR_LINK_TIMEOUT_S,
 )
 from oculus_server.errors import ConfigError
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from oculus_server.safety.config import SafetyConfig
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 
 if TYPE_CHECKING:
     from oculus_server.assist.config import AssistConfig

@@ -55,7 +55,6 @@ from oculus_server.config import DaemonConfig, assist_config
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
@@ -70,6 +69,7 @@ from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.vr.source import VRSource
+from robot_formats.recording.writer import EpisodeWriter
 
 if TYPE_CHECKING:
     from oculus_server.threads.assist import AssistThread

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
-from oculus_server.types import ControlMode
+from robot_formats.recording.records import ControlMode
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
 

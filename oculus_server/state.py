@@ -20,7 +20,8 @@ from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
 from oculus_server.assist.channel import AssistChannel
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
-from oculus_server.types import (
+from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import (
     ControlMode,
     Event,
     RobotCommand,
@@ -30,7 +31,6 @@ from oculus_server.types import (
     SentCommand,
     VRSample,
 )
-from oculus_server.vr.source import SourceState, SourceStatus
 
 __all__ = ["Counters", "EpisodeStatus", "Failure", "RobotLink", "SafetyStatus", "SharedState", "freeze"]
 

@@ -16,7 +16,7 @@ from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick
 from tests.control_fakes import CommandFactory
 from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
 
@@ -126,7 +126,7 @@ def test_robot_link_down_is_shown_and_recovers_when_the_server_returns():
 
 def test_robot_thread_refuses_a_command_that_did_not_pass_the_gate():
     from frankateach.messages import FrankaAction
-    from oculus_server.types import ControlMode, RobotCommand
+    from robot_formats.recording.records import ControlMode, RobotCommand
 
     port = free_port_block()
     backend = KinematicBackend()
@@ -285,7 +285,7 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
 def test_record_on_start_waits_for_the_robot_then_opens():
     from frankateach.messages import FrankaState
     from oculus_server.state import RobotLink
-    from oculus_server.types import RobotObservation
+    from robot_formats.recording.records import RobotObservation
 
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)

@@ -22,7 +22,7 @@ from oculus_server.assist.local_service import LocalService
 from oculus_server.state import SharedState
 from oculus_server.threads.assist import AssistThread
 from oculus_server.threads.base import Supervisor
-from oculus_server.types import RobotLink
+from robot_formats.recording.records import RobotLink
 from tests.control_fakes import DOWN, observation
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ from oculus_server.safety.pose import angle_between, distance
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.control import ControlThread
-from oculus_server.types import AssistAction, AssistStatus, RobotLink, VRSample
+from robot_formats.recording.records import AssistAction, AssistStatus, RobotLink, VRSample
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock
 

@@ -112,7 +112,7 @@ def test_a_robot_state_from_before_the_episode_with_the_link_down_is_not_robot_d
 
 def _sent_command(st: SharedState, seq: int) -> None:
     from frankateach.messages import FrankaAction
-    from oculus_server.types import ControlMode, RobotCommand
+    from robot_formats.recording.records import ControlMode, RobotCommand
 
     target = FrankaAction(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, time.time())
     cmd = RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from oculus_server.types import analog_value
+from robot_formats.recording.records import analog_value
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from oculus_server.transforms import (
     quat_normalize,
     quat_to_euler_xyz,
 )
-from oculus_server.types import Vector
+from robot_formats.recording.records import Vector
 from vla_server.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,

@@ -45,7 +45,7 @@ from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.policy.droid import velocity_to_target
 from oculus_server.safety.gate import Proposal
-from oculus_server.types import AssistAction, BlendRecord, Vector, VRSample
+from robot_formats.recording.records import AssistAction, BlendRecord, Vector, VRSample
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from oculus_server.types import AssistAction, AssistStatus, AssistTick, BlendRecord
+from robot_formats.recording.records import AssistAction, AssistStatus, AssistTick, BlendRecord
 
 LOG_SLOTS = 4096  # actions / blend records kept for the recorder (~100 s at 40 Hz)
 
@@ -89,12 +89,12 @@ class AssistChannel:
 
 
 def summary_state(status: AssistStatus | None, blend: BlendRecord | None) -> str:
-    """The dashboard's word for assist: off, connecting, on or stale (`oculus_server.types`).
+    """The dashboard's word for assist: off, connecting, on or stale (`robot_formats.recording.records`).
 
     On while the policy is usable (moving the arm, or ready to as soon as the deadman is held);
     stale while connected but the newest action is too old, scored too low or not usable.
     """
-    from oculus_server.types import (
+    from robot_formats.recording.records import (
         ASSIST_CONNECTING,
         ASSIST_OFF,
         ASSIST_ON,

@@ -53,7 +53,7 @@ from oculus_server.policy.droid import (
 )
 from oculus_server.policy.sample import SampleKeys, parse_sample
 from oculus_server.transforms import Quat, quat_normalize
-from oculus_server.types import ControlMode, Vector, VRSample
+from robot_formats.recording.records import ControlMode, Vector, VRSample
 
 log = logging.getLogger(__name__)
 

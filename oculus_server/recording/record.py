@@ -1,7 +1,7 @@
-"""Compatibility names: the recording's cross-thread types live in `oculus_server.types`."""
+"""Compatibility names: the recording's cross-thread types live in `robot_formats.recording.records`."""
 
 from __future__ import annotations
 
-from oculus_server.types import Event, RecordTick, RobotObservation, SafetyRecord
+from robot_formats.recording.records import Event, RecordTick, RobotObservation, SafetyRecord
 
 __all__ = ["Event", "RecordTick", "RobotObservation", "SafetyRecord"]

@@ -64,7 +64,7 @@ def recordings_in(target: Path) -> list[Path]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.info import format_info, recording_info
+    from robot_formats.recording.info import format_info, recording_info
 
     info = recording_info(args.file, sequences=not args.no_seq)
     if args.json:
@@ -75,7 +75,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.recording.recover import recover
+    from robot_formats.recording.recover import recover
 
     report = recover(args.file, args.out)
     if args.json:
@@ -86,8 +86,8 @@ def cmd_recover(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.plot import plot_episode
+    from robot_formats.recording.episode import load_episode
 
     with _progress(console) as progress, _bar(progress, "reading") as update:
         ep = load_episode(args.file, images=False, progress=update)
@@ -97,9 +97,9 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.export import export_hdf5, export_mp4
     from oculus_server.replay.lerobot import export_lerobot
+    from robot_formats.recording.episode import load_episode
 
     files = recordings_in(Path(args.target))
     base = Path(args.target)
@@ -140,8 +140,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_play(args: argparse.Namespace, console: Console) -> int:
     from frankateach.client import RobotClient
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.play import play
+    from robot_formats.recording.episode import load_episode
 
     sim = None
     host, port = args.host, args.port

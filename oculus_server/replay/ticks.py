@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from oculus_server.errors import RecordingError
-from oculus_server.replay.episode import Episode, hold_index
+from robot_formats.recording.episode import Episode, hold_index
 
 
 def gripper01(g: np.ndarray) -> np.ndarray:

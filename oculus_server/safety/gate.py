@@ -47,7 +47,7 @@ from oculus_server.safety.pose import (
     turn_toward,
 )
 from oculus_server.transforms import Quat
-from oculus_server.types import (
+from robot_formats.recording.records import (
     ControlMode,
     RobotCommand,
     RobotObservation,

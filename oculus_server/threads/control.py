@@ -37,7 +37,7 @@ from oculus_server.safety.plausibility import StateCheck, Verdict
 from oculus_server.state import SafetyStatus, SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest, take_newest
-from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
+from robot_formats.recording.records import ControlMode, RobotObservation, SafetyRecord, Vector
 
 log = logging.getLogger(__name__)
 

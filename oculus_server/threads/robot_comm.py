@@ -33,7 +33,7 @@ from oculus_server.safety.gate import GatedCommand, check_gated
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.queues import put_freshest, take_newest
-from oculus_server.types import RobotLink, RobotObservation, SafetyRecord
+from robot_formats.recording.records import RobotLink, RobotObservation, SafetyRecord
 
 log = logging.getLogger(__name__)
 

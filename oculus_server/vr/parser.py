@@ -46,7 +46,6 @@ from frankateach.constants import (
     VR_MAX_HAND_DISTANCE_M,
     VR_RIGID_TOL,
 )
-from oculus_server.types import analog_value
 from oculus_server.vr.source import (
     LEFT_ANALOG,
     LEFT_BOOLS,
@@ -55,6 +54,7 @@ from oculus_server.vr.source import (
     ButtonValue,
     VRSample,
 )
+from robot_formats.recording.records import analog_value
 
 TAG_PREFIX = QUEST_LOG_TAG + ": "
 _TAG_BYTES = QUEST_LOG_TAG.encode("ascii")

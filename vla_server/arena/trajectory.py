@@ -25,7 +25,7 @@ from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.sim.model import FRONT_CAMERA_FOVY, WRIST_CAMERA_FOVY
 from oculus_server.command import ControlMode, RobotCommand
 from oculus_server.recording.record import Event, RecordTick, RobotObservation
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.writer import EpisodeWriter
 from vla_server.arena.config import PHYSICS_HZ
 
 _FOVY = {"front": FRONT_CAMERA_FOVY, "wrist": WRIST_CAMERA_FOVY}

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
+from robot_formats.recording import schemas as S
 from vla_server.web.jobs import DONE, JobRunner, JobStatus, Progress
 
 MAX_LISTED = 2000  # recordings listed at most (newest first)
@@ -167,7 +167,7 @@ class RecordingLibrary:
             cached = self._summaries.get(ck)
         if cached is not None:
             return cached
-        from oculus_server.replay.info import recording_info
+        from robot_formats.recording.info import recording_info
 
         folder = str(PurePosixPath(rid).parent) if "/" in rid else ""
         base = {"id": rid, "name": path.name, "folder": folder, "size_bytes": st.st_size, "modified": st.st_mtime}
@@ -199,7 +199,7 @@ class RecordingLibrary:
     # -- info --------------------------------------------------------------------------------------
     def info(self, rid: str) -> dict[str, Any]:
         """`teleop-replay info --json` for `rid`, plus ``text``: what `teleop-replay info` prints."""
-        from oculus_server.replay.info import format_info, recording_info
+        from robot_formats.recording.info import format_info, recording_info
 
         path = self.resolve(rid)
         info = recording_info(path)
@@ -211,8 +211,8 @@ class RecordingLibrary:
     # -- plot --------------------------------------------------------------------------------------
     def plot(self, rid: str) -> Path:
         """The `teleop-replay plot` PNG for `rid`, made on first request (a second or two) and cached."""
-        from oculus_server.replay.episode import load_episode
         from oculus_server.replay.plot import plot_episode
+        from robot_formats.recording.episode import load_episode
 
         path = self.resolve(rid)
         out = self.cache_dir / self._key(rid, path) / "plot.png"
@@ -274,8 +274,8 @@ class RecordingLibrary:
         return self.video_status(rid)
 
     def _make_video(self, path: Path, vdir: Path, progress: Progress) -> None:
-        from oculus_server.replay.episode import load_episode
         from oculus_server.replay.export import export_mp4
+        from robot_formats.recording.episode import load_episode
 
         ep = load_episode(path, images=True, progress=lambda d, t: progress("reading", d, t))
         if not ep.cameras or not any(c.jpeg for c in ep.cameras.values()):

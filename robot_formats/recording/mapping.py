@@ -1,7 +1,7 @@
 """Recording ticks → topic messages (what goes on which topic, with which times); no file I/O.
 
 `TickMapper` turns each `RecordTick` and `Event` into encoded messages for the topics in
-`oculus_server.recording.schemas`, skipping (and counting) malformed pieces, and keeps the
+`robot_formats.recording.schemas`, skipping (and counting) malformed pieces, and keeps the
 figures the ``recording_end`` record reports. See `schemas` for the per-message time rules.
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 from frankateach import constants as C
 from frankateach.messages import CameraFrame
 from oculus_server.errors import RecordingError
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount, camera_frame
-from oculus_server.types import (
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount, camera_frame
+from robot_formats.recording.records import (
     LEFT_ANALOG,
     LEFT_BOOLS,
     RIGHT_ANALOG,
@@ -214,7 +214,7 @@ class TickMapper:
             out.append(self._sim_state(tick, tick_ns))
         if tick.assist is not None:
             # imported here: assist_topics imports this module
-            from oculus_server.recording.assist_topics import assist_messages
+            from robot_formats.recording.assist_topics import assist_messages
 
             out += assist_messages(tick.assist, tick_ns)
         return out

@@ -25,10 +25,10 @@ from mcap.writer import CompressionType, IndexType, Writer
 
 from frankateach import constants as C
 from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.paths import final_name, reserve_path
-from oculus_server.recording.recover import finalize_partial
-from oculus_server.recording.sink import DurableFile, Opener, move_into, open_exclusive
+from robot_formats.recording import schemas as S
+from robot_formats.recording.paths import final_name, reserve_path
+from robot_formats.recording.recover import finalize_partial
+from robot_formats.recording.sink import DurableFile, Opener, move_into, open_exclusive
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A thin composition of the two halves of writing an episode: `mapping.TickMapper` (which topic
 each piece of a tick goes to, with which times) and `mcap_file.EpisodeFile` (the file's life:
 ``NAME.mcap.partial``, periodic flush + fsync, one final move, salvage after a write error).
-See `oculus_server.recording.schemas` for the topics.
+See `robot_formats.recording.schemas` for the topics.
 """
 
 from __future__ import annotations
@@ -21,26 +21,26 @@ import numpy as np
 
 from frankateach import constants as C
 from oculus_server.errors import RecordingError
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount
-from oculus_server.recording.mapping import (
+from oculus_server.recording.record import Event, RecordTick
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.mapping import (
     DEFAULT_WORLD_T_VR_HEAD,
     CameraSpec,
     Message,
     TickMapper,
 )
-from oculus_server.recording.mcap_file import (
+from robot_formats.recording.mcap_file import (
     COMPRESSIONS,
     RESERVE_BYTES,
     WRITER_NAME,
     EpisodeFile,
     Finalized,
 )
-from oculus_server.recording.paths import PARTIAL_SUFFIX, partial_path
-from oculus_server.recording.record import Event, RecordTick
-from oculus_server.recording.sink import Opener, open_exclusive
-from oculus_server.types import SentCommand
+from robot_formats.recording.paths import PARTIAL_SUFFIX, partial_path
+from robot_formats.recording.records import SentCommand
+from robot_formats.recording.sink import Opener, open_exclusive
 
 __all__ = [
     "COMPRESSIONS", "DEFAULT_WORLD_T_VR_HEAD", "PARTIAL_SUFFIX", "WRITER_NAME", "CameraSpec",
