@@ -19,13 +19,13 @@ from frankateach.messages import CameraFrame, FrankaState
 from frankateach.sim.state_message import SimStateSample
 from frankateach.timing import RateSnapshot, RateStats
 from oculus_server.assist.channel import AssistChannel
+from oculus_server.robot_link import RobotLink
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
 from oculus_server.vr.source import SourceState, SourceStatus
 from robot_formats.recording.records import (
     ControlMode,
     Event,
     RobotCommand,
-    RobotLink,
     RobotObservation,
     SafetyRecord,
     SentCommand,

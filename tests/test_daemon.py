@@ -20,9 +20,9 @@ import pytest
 
 from frankateach.messages import CameraFrame, encode_camera_frame
 from frankateach.network import Publisher
-from oculus_server.command import ControlMode
 from oculus_server.daemon import Daemon
 from oculus_server.vr import make_source
+from robot_formats.recording.records import ControlMode
 from robot_formats.recording.schemas import TOPIC_EE_POSE, TOPIC_EVENTS, TOPIC_MODE
 from tests.daemon_fakes import (
     FailingSource,

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcap.reader import make_reader
 
-from oculus_server.errors import RecordingError
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main as replay_main
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.recover import find_partials, recover
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -224,8 +224,8 @@ def test_recorder_episode_toggle_success_and_ticks():
     st.request_episode("toggle")
     rec.step()
     from frankateach.messages import FrankaState
-    from oculus_server.recording.record import RobotObservation
     from oculus_server.state import RobotLink
+    from robot_formats.recording.records import RobotObservation
 
     # The robot answers during the episode (an episode without robot data is never a success).
     state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))

@@ -19,10 +19,10 @@ from PIL import Image
 from frankateach.messages import CameraFrame
 from oculus_server.assist.config import AssistConfig
 from oculus_server.assist.local_service import LocalService
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SharedState
 from oculus_server.threads.assist import AssistThread
 from oculus_server.threads.base import Supervisor
-from robot_formats.recording.records import RobotLink
 from tests.control_fakes import DOWN, observation
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,11 @@ import time
 import numpy as np
 
 from frankateach.messages import FrankaState
-from oculus_server.recording.record import RecordTick, RobotObservation
 from oculus_server.state import RobotLink, SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
 from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import RecordTick, RobotObservation
 
 
 def _drain(q: queue.Queue) -> list:

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from oculus_server.errors import RecordingError
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.paths import FAILURE_DIR, RESERVE_SUFFIX, retire_note
 from robot_formats.recording.recover import find_partials, recover
 

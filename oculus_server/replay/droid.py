@@ -56,7 +56,6 @@ import h5py
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from oculus_server.errors import RecordingError
 from oculus_server.replay.ticks import TickTable, tick_table
 from oculus_server.replay.video import decode_jpeg
 from robot_formats.recording.camera_mounts import CameraMount
@@ -68,6 +67,7 @@ from robot_formats.recording.episode import (
     hold_index,
     metadata_json,
 )
+from robot_formats.recording.errors import RecordingError
 
 Progress = Callable[[int, int], None]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from oculus_server.errors import RecordingError
 from robot_formats.recording.episode import Episode, hold_index
+from robot_formats.recording.errors import RecordingError
 
 
 def gripper01(g: np.ndarray) -> np.ndarray:

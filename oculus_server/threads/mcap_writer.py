@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oculus_server.errors import RecordingError
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.paths import outcome_dir
 from robot_formats.recording.records import EpisodeStart, EpisodeStop, Event, RecordTick
 from robot_formats.recording.writer import EpisodeWriter, Finalized

@@ -12,16 +12,18 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from frankateach import constants as C
 from frankateach.messages import CameraFrame
-from oculus_server.errors import RecordingError
 from robot_formats.recording import encode as E
 from robot_formats.recording import schemas as S
+from robot_formats.recording.assist_topics import assist_messages
 from robot_formats.recording.camera_mounts import CameraMount, camera_frame
+from robot_formats.recording.encode import Message, finite_only
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.records import (
     LEFT_ANALOG,
     LEFT_BOOLS,
@@ -47,28 +49,6 @@ CameraSpec = tuple[int, int, float]  # (width px, height px, vertical field of v
 DEFAULT_WORLD_T_VR_HEAD = np.array(
     [[0.0, 0.0, -1.0, -0.6], [-1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.8], [0.0, 0.0, 0.0, 1.0]]
 )
-
-
-class Message(NamedTuple):
-    """One message to write: topic, encoded body, log time ns, publish time ns, sequence."""
-
-    topic: str
-    data: bytes
-    log_ns: int
-    publish_ns: int
-    sequence: int | None = None
-
-
-def finite_only(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Drops top-level numbers that are NaN/inf/None: a missing value is absent, never null."""
-    out: dict[str, Any] = {}
-    for k, v in body.items():
-        if v is None:
-            continue
-        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
-            continue
-        out[k] = v
-    return out
 
 
 def check_camera(name: str, spec: Any) -> CameraSpec:
@@ -213,9 +193,6 @@ class TickMapper:
         if tick.sim_state is not None:
             out.append(self._sim_state(tick, tick_ns))
         if tick.assist is not None:
-            # imported here: assist_topics imports this module
-            from robot_formats.recording.assist_topics import assist_messages
-
             out += assist_messages(tick.assist, tick_ns)
         return out
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from mcap.writer import CompressionType, IndexType, Writer
 
 from frankateach import constants as C
-from oculus_server.errors import RecordingError
 from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.paths import final_name, reserve_path
 from robot_formats.recording.recover import finalize_partial
 from robot_formats.recording.sink import DurableFile, Opener, move_into, open_exclusive

@@ -20,15 +20,14 @@ from typing import Any
 import numpy as np
 
 from frankateach import constants as C
-from oculus_server.errors import RecordingError
-from oculus_server.recording.record import Event, RecordTick
 from robot_formats.recording import encode as E
 from robot_formats.recording import schemas as S
 from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.encode import Message
+from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.mapping import (
     DEFAULT_WORLD_T_VR_HEAD,
     CameraSpec,
-    Message,
     TickMapper,
 )
 from robot_formats.recording.mcap_file import (
@@ -39,7 +38,7 @@ from robot_formats.recording.mcap_file import (
     Finalized,
 )
 from robot_formats.recording.paths import PARTIAL_SUFFIX, partial_path
-from robot_formats.recording.records import SentCommand
+from robot_formats.recording.records import Event, RecordTick, SentCommand
 from robot_formats.recording.sink import Opener, open_exclusive
 
 __all__ = [

@@ -23,8 +23,7 @@ import numpy as np
 from frankateach.constants import SIM_CAMERAS
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.sim.model import FRONT_CAMERA_FOVY, WRIST_CAMERA_FOVY
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
+from robot_formats.recording.records import ControlMode, Event, RecordTick, RobotCommand, RobotObservation
 from robot_formats.recording.writer import EpisodeWriter
 from vla_server.arena.config import PHYSICS_HZ
 

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oculus_server.errors import RecordingError
 from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
 from vla_server.web.jobs import DONE, JobRunner, JobStatus, Progress
 
 MAX_LISTED = 2000  # recordings listed at most (newest first)
