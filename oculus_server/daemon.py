@@ -40,18 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frankateach.client import RobotClient
-from frankateach.constants import (
-    COMMAND_QUEUE_SIZE,
-    MCAP_QUEUE_SIZE,
-    RESPONSE_QUEUE_SIZE,
-    SIM_CAMERAS,
-)
+from frankateach.constants import SIM_CAMERAS
 from frankateach.messages import make_codec
 from frankateach.signals import SignalFlag
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
+from oculus_server.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE, RESPONSE_QUEUE_SIZE
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch

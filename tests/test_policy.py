@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation as R
 
-from frankateach.constants import PERFORMANCE_CONTROL_FREQ
+from oculus_server.constants import PERFORMANCE_CONTROL_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.policy import (
     EVENT_CALIBRATED,

@@ -26,9 +26,9 @@ import queue
 import time
 from collections.abc import Callable
 
-from frankateach.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from frankateach.timing import MONOTONIC, Clock
 from oculus_server.assist.blender import AssistBlender
+from oculus_server.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from oculus_server.policy import VRPolicy
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig

@@ -26,7 +26,7 @@ import queue
 import time
 from collections import deque
 
-from frankateach.constants import RECORD_FREQ
+from oculus_server.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick, SentCommand

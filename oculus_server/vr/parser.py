@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frankateach.constants import (
+from oculus_server.constants import (
     QUEST_LOG_TAG,
     VR_ANALOG_SLACK,
     VR_BOTTOM_ROW_TOL,

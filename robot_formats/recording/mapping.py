@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from frankateach import constants as C
 from frankateach.messages import CameraFrame
 from robot_formats.recording import encode as E
 from robot_formats.recording import schemas as S
@@ -41,6 +40,8 @@ from robot_formats.recording.records import (
 
 log = logging.getLogger(__name__)
 
+MCAP_CALIBRATION_PERIOD_S = 2.0  # /camera/<name>/calibration is repeated this often, s
+MCAP_DEFAULT_CAMERA_FOVY_DEG = 45.0  # vertical field of view assumed for cameras not described (MuJoCo's default)
 OUT_OF_ORDER_S = 1.0  # a measured state up to this much older than the last recorded one is skipped
 CameraSpec = tuple[int, int, float]  # (width px, height px, vertical field of view degrees)
 
@@ -413,7 +414,7 @@ class TickMapper:
             return []
         if name not in self._cameras:
             mount = self._mounts.get(name)
-            fov = mount.fovy_deg if mount is not None and mount.fovy_deg else C.MCAP_DEFAULT_CAMERA_FOVY_DEG
+            fov = mount.fovy_deg if mount is not None and mount.fovy_deg else MCAP_DEFAULT_CAMERA_FOVY_DEG
             try:
                 self._cameras[name] = check_camera(name, (frame.width, frame.height, fov))
             except RecordingError as exc:
@@ -433,7 +434,7 @@ class TickMapper:
                     capture_ns,
                 )
             )
-            self._calib_due[name] = t + C.MCAP_CALIBRATION_PERIOD_S
+            self._calib_due[name] = t + MCAP_CALIBRATION_PERIOD_S
         out.append(
             Message(
                 S.camera_image_topic(name),

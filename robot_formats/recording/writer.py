@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from frankateach import constants as C
 from robot_formats.recording import encode as E
 from robot_formats.recording import schemas as S
 from robot_formats.recording.camera_mounts import CameraMount
@@ -32,6 +31,9 @@ from robot_formats.recording.mapping import (
 )
 from robot_formats.recording.mcap_file import (
     COMPRESSIONS,
+    MCAP_CHUNK_SIZE,
+    MCAP_COMPRESSION,
+    MCAP_FLUSH_PERIOD_S,
     RESERVE_BYTES,
     WRITER_NAME,
     EpisodeFile,
@@ -95,9 +97,9 @@ class EpisodeWriter:
         start_metadata: Mapping[str, Any],
         cameras: Mapping[str, CameraSpec] | None = None,
         attachments: Sequence[tuple[str, str, bytes]] = (),
-        flush_period_s: float = C.MCAP_FLUSH_PERIOD_S,
-        compression: str = C.MCAP_COMPRESSION,
-        chunk_size: int = C.MCAP_CHUNK_SIZE,
+        flush_period_s: float = MCAP_FLUSH_PERIOD_S,
+        compression: str = MCAP_COMPRESSION,
+        chunk_size: int = MCAP_CHUNK_SIZE,
         policy_gains: Mapping[str, float] | None = None,
         world_T_base: np.ndarray | None = None,
         world_T_vr_head: np.ndarray | None = None,
