@@ -31,8 +31,8 @@ from oculus_server.constants import (
     VR_UP_AXIS,
 )
 from oculus_server.errors import ConfigError
-from oculus_server.transforms import vec_to_reorder_mat
 from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.rotations import vec_to_reorder_mat
 
 GRIPPER_MODES = ("binary", "continuous")
 CALIBRATION_MODES = ("pose", "motion")
