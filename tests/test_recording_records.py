@@ -1,4 +1,4 @@
-"""Helpers that travel with the cross-thread types: the analog button value rule."""
+"""Helpers that travel with the recording records: the analog button value rule."""
 
 from __future__ import annotations
 
