@@ -15,7 +15,6 @@ RECORD_FREQ = 40
 # --- Queues between the threads (sizes as in the operators' existing tool) --------------------
 MCAP_QUEUE_SIZE = 1000
 COMMAND_QUEUE_SIZE = 2
-RESPONSE_QUEUE_SIZE = 2
 
 # --- Control ----------------------------------------------------------------------------------
 # Measured state older than this many control periods switches control to PREDICTIVE.
