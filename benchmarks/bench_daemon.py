@@ -332,7 +332,7 @@ def role(pid: int) -> str:
         return "other"
     if "frankateach.sim" in cmdline:
         return "simulator"
-    if "oculus_server.assist.service_child" in cmdline:
+    if "vla_server.cli serve" in cmdline:
         return "inference service"
     if "multiprocessing.spawn" in cmdline:
         return "recording process"

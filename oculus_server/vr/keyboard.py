@@ -35,10 +35,8 @@ from oculus_server.vr.trajectories import (
     left_buttons,
     make_pose,
     right_buttons,
-    rot_x,
-    rot_y,
-    rot_z,
 )
+from robot_formats.rotations import rot_x, rot_y, rot_z
 
 # key -> app-frame translation direction (unit vector).
 MOVE_KEYS = {
