@@ -40,7 +40,7 @@ from mcap.reader import make_reader
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oculus_server.recording.recover import find_partials, recover  # noqa: E402
+from robot_formats.recording.recover import find_partials, recover  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 

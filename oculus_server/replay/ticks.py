@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oculus_server.errors import RecordingError
-from oculus_server.replay.episode import Episode, hold_index
+from robot_formats.recording.episode import Episode, hold_index
+from robot_formats.recording.errors import RecordingError
 from robot_formats.rotations import quats_to_euler_xyz
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from frankateach.constants import VR_ANALOG_SLACK
+from oculus_server.constants import VR_ANALOG_SLACK
 from oculus_server.vr.parser import Rejection, rigid_problem
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
 
