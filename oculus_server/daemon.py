@@ -39,6 +39,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from frankateach.client import RobotClient
 from frankateach.constants import (
     COMMAND_QUEUE_SIZE,
@@ -144,6 +146,7 @@ def camera_names(cfg: DaemonConfig) -> dict[int, str]:
 
 
 SCENE_WAIT_S = 20.0  # the first episode waits this long at most for the simulator's scene
+MEASURED_FRESH_S = 0.5  # a measured state older than this is not shown to a scripted operator
 
 
 class Daemon:
@@ -208,6 +211,7 @@ class Daemon:
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
                 events=self._assist_event,
             )
+        source.watch_robot(self._measured_position)  # a scripted operator watches the arm
         self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
         self.control = ControlThread(
             self.policy, self.commands, self.responses, sv, st,
@@ -278,6 +282,13 @@ class Daemon:
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
         return EpisodeWriter(path, meta, attachments=scene.attachments() if scene else (),
                              policy_gains=self._gains, camera_mounts=mounts)
+
+    def _measured_position(self) -> np.ndarray | None:
+        """The newest measured TCP position (robot base frame, m), or None if none is fresh (0.5 s)."""
+        obs = self.state.robot()
+        if obs is None or time.monotonic() - obs.t_recv > MEASURED_FRESH_S:
+            return None
+        return np.asarray(obs.state.pos, dtype=float)
 
     def start(self) -> None:
         """Starts every thread."""
