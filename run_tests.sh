@@ -12,4 +12,8 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
   echo "[lint] mypy" >&2
   python -m mypy || { echo "[lint] mypy found type errors" >&2; exit 1; }
 fi
-exec python -m pytest -q "$@"
+# Two workers (the 2-core CI machine; PYTEST_WORKERS=N or 0 to change), tests in random order
+# (pytest-randomly prints its seed; rerun an order with --randomly-seed=SEED, or `-p no:randomly`
+# for file order). --dist loadgroup keeps each xdist_group on one worker (the
+# README-command tests that need the default ports).
+exec python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
