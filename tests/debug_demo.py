@@ -16,6 +16,7 @@ stopped with SIGINT sent to its process group, as Ctrl-C in a terminal does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -52,9 +53,16 @@ def sandbox(tmp: Path) -> Path:
 
 
 def venv_missing() -> str | None:
-    """Why the command cannot run here (no bootstrapped .venv), or None."""
+    """Why the command cannot run here (no .venv bootstrapped for this setup.cfg), or None.
+
+    The sandbox must find `.venv` current: were `tools/bootstrap.sh` to reinstall from the sandbox,
+    it would point the editable install at the temporary folder.
+    """
     if not (ROOT / ".venv" / "bin" / "oculus-server").exists():
         return f"{ROOT / '.venv'} has no oculus-server: run ./run_tests.sh (it bootstraps .venv)"
+    digest = hashlib.sha1((ROOT / "setup.cfg").read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not (ROOT / ".venv" / f".installed-{digest[:12]}").exists():
+        return f"{ROOT / '.venv'} is not installed from the current setup.cfg: run ./run_tests.sh (it reinstalls)"
     return None
 
 
@@ -96,6 +104,9 @@ def finished_episode(box: Path) -> Path | None:
 def run_debug_demo(tmp: Path, extra_args: Sequence[str] = (), timeout_s: float = 240.0) -> DemoRun:
     """Runs ``./run_server.sh --debug [extra_args]`` with no terminal until the first episode is filed,
     then stops it with SIGINT (Ctrl-C) and waits for it to exit."""
+    problem = venv_missing()
+    if problem:
+        raise AssertionError(problem)
     box = sandbox(tmp)
     wait_ports_free(DEFAULT_PORTS)
     log_path = tmp / "run_server.log"
