@@ -211,6 +211,20 @@ def test_damaged_header_and_attachment_are_repaired_or_dropped(finished: Path, t
         assert list(r.iter_attachments()) == [] and r.get_header().library.startswith("header damaged")
 
 
+def test_one_damaged_magic_byte_is_repaired_but_another_file_is_not_an_mcap(finished: Path, tmp_path: Path) -> None:
+    data = bytearray(finished.read_bytes())
+    data[3] ^= 0x10
+    flipped = tmp_path / "magic.mcap.partial"
+    flipped.write_bytes(bytes(data[: len(data) // 2]))
+    report = recover(flipped)
+    assert report.status == "recovered" and report.dropped == [f"repaired the magic bytes: magic bytes damaged: "
+                                                               f"{bytes(data[:8]).hex()}"]
+    assert read_whole(tmp_path / "magic.mcap") == report.messages_recovered > 0
+    other = tmp_path / "notes.mcap.partial"
+    other.write_bytes(b"\x89MCAQ0\r\n" + b"plain text that follows no header" * 3)
+    assert recover(other).status == "unrecoverable"
+
+
 def test_intact_file_and_cli_exit_codes(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     report = recover(finished)
     assert report.status == "intact" and report.exit_code == 0 and report.messages_recovered == _total(finished)

@@ -7,7 +7,8 @@ damaged chunk: everything before that point (`ScanResult.valid_end`) is intact. 
 metadata, attachment, schema, channel or message-index record whose frame is intact (the record
 after it parses) is dropped instead: `ScanResult.patches` turns its opcode into `DROPPED_OPCODE`, a
 private opcode every MCAP reader skips, and the scan goes on. A damaged header is repaired (same
-length, a library string that says so). `write_tail` then cuts the file there and appends what a
+length, a library string that says so), and so are magic bytes with one damaged byte before a
+header. `write_tail` then cuts the file there and appends what a
 finished MCAP has after its data (missing message indexes of the last chunk, extra metadata,
 DataEnd, summary with schemas/channels/statistics/indexes, footer, magic), so the standard
 readers (`mcap.reader.make_reader`) open it with its summary.
@@ -92,6 +93,8 @@ class Dropped:
 
     def describe(self) -> str:
         what = "repaired" if self.repaired else "dropped"
+        if self.offset == 0:
+            return f"repaired the magic bytes: {self.reason}"
         return f"{what} record (opcode 0x{self.opcode:02x}) at byte {self.offset}, {self.length} bytes: {self.reason}"
 
 
@@ -244,9 +247,14 @@ def scan(path: Path | str) -> ScanResult:
         size = f.seek(0, io.SEEK_END)
         f.seek(0)
         result = ScanResult(path=path, file_size=size)
-        if f.read(8) != MAGIC:
-            result.stop_reason = "not an MCAP file (bad or missing magic bytes)"
-            return result
+        magic = f.read(8)
+        if magic != MAGIC:
+            if not _damaged_magic(magic, f, size):
+                result.stop_reason = "not an MCAP file (bad or missing magic bytes)"
+                return result
+            result.dropped.append(Dropped(0, 8, 0, f"magic bytes damaged: {magic.hex()}", repaired=True))
+            result.patches.append((0, MAGIC))
+            f.seek(8)
         result.valid_end = pos = 8
         last_chunk: ChunkEntry | None = None
         # A damaged record is dropped (or a damaged header repaired) only once the record after it
@@ -323,6 +331,15 @@ def scan(path: Path | str) -> ScanResult:
         if pending is not None and pending[0].opcode == Opcode.HEADER:
             result.header = None  # the repair is not kept: the header's length was not right either
     return result
+
+
+def _damaged_magic(magic: bytes, f: BinaryIO, size: int) -> bool:
+    """True if `magic` differs from MCAP's in one byte and a header record follows it (a bit flip
+    in an MCAP file, not another kind of file)."""
+    if len(magic) != 8 or sum(a != b for a, b in zip(magic, MAGIC)) != 1 or size < 17:
+        return False
+    op, ln = RECORD_HEAD.unpack(f.read(9))
+    return op == Opcode.HEADER and 17 + ln <= size and _parses(Header, f.read(ln))
 
 
 def _commit(result: ScanResult, pending: tuple[Dropped, bytes]) -> None:
