@@ -85,6 +85,11 @@ class ScriptedSource(VRSource):
         self._waiting_since: float | None = None  # when the current gate started holding
         self.gate_waits: list[tuple[str, float, bool]] = []  # (gate, wall s held, reached) per gate held
 
+    @property
+    def run(self) -> int:
+        """Which run of a looping trajectory plays (0 first; -1 before the first sample)."""
+        return self._run
+
     def watch_robot(self, measured_position: Callable[[], np.ndarray | None]) -> None:
         """Holds the trajectory at its gates until the measured hand is there (see the module doc)."""
         self._measured = measured_position
