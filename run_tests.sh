@@ -5,12 +5,16 @@ cd "$(dirname "$0")"
 source tools/bootstrap.sh
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
+# The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
+[[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
 # Lint and type-check first (pyproject.toml: [tool.ruff], [tool.mypy]); SKIP_LINT=1 skips them.
 if [[ -z "${SKIP_LINT:-}" ]]; then
   echo "[lint] ruff check" >&2
   python -m ruff check --quiet . || { echo "[lint] ruff found problems (ruff check --fix fixes some)" >&2; exit 1; }
   echo "[lint] mypy" >&2
   python -m mypy || { echo "[lint] mypy found type errors" >&2; exit 1; }
+  echo "[lint] lint-imports (layers: pyproject.toml [tool.importlinter])" >&2
+  lint-imports --no-cache || { echo "[lint] an import runs up or sideways between packages" >&2; exit 1; }
 fi
 # Two workers (the 2-core CI machine; PYTEST_WORKERS=N or 0 to change), tests in random order
 # (pytest-randomly prints its seed; rerun an order with --randomly-seed=SEED, or `-p no:randomly`

@@ -18,6 +18,10 @@ import websockets
 from PIL import Image
 from websockets.sync.server import ServerConnection, serve
 
+from robot_formats.stream import limits as L
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.messages import FrameMessage
+from robot_formats.stream.parse import parse_client_message
 from vla_client import (
     AuthError,
     Backoff,
@@ -31,8 +35,6 @@ from vla_client import (
     Timeout,
     VLAStreamingClient,
 )
-from vla_server import constants as C
-from vla_server.protocol import FrameMessage, ProtocolError, parse_client_message
 
 KEY = "vla_good_key"
 IMG = np.full((48, 64, 3), 120, np.uint8)
@@ -63,7 +65,7 @@ class SpecServer:
 
     def stop(self) -> None:
         self._server.shutdown()
-        self.drop_all(C.CLOSE_GOING_AWAY)
+        self.drop_all(L.CLOSE_GOING_AWAY)
         assert self._thread is not None
         self._thread.join(5)
 
@@ -97,16 +99,16 @@ class SpecServer:
         with self.lock:
             tier = self.keys.get(getattr(auth, "api_key", ""))
             if tier is None:
-                self._refuse(ws, "invalid API key", C.CLOSE_BAD_KEY)
+                self._refuse(ws, "invalid API key", L.CLOSE_BAD_KEY)
                 return None
             if auth.model not in self.models:  # type: ignore[union-attr]
-                self._refuse(ws, f"unknown model {auth.model!r}", C.CLOSE_UNKNOWN_MODEL)  # type: ignore[union-attr]
+                self._refuse(ws, f"unknown model {auth.model!r}", L.CLOSE_UNKNOWN_MODEL)  # type: ignore[union-attr]
                 return None
             if auth.target_fps > tier[1]:  # type: ignore[union-attr]
-                self._refuse(ws, "target_fps above the tier's limit", C.CLOSE_FPS_TOO_HIGH)
+                self._refuse(ws, "target_fps above the tier's limit", L.CLOSE_FPS_TOO_HIGH)
                 return None
             if self.sessions.get(auth.api_key, 0) >= tier[0]:  # type: ignore[union-attr]
-                self._refuse(ws, "too many sessions", C.CLOSE_TOO_MANY_SESSIONS)
+                self._refuse(ws, "too many sessions", L.CLOSE_TOO_MANY_SESSIONS)
                 return None
             self.sessions[auth.api_key] = self.sessions.get(auth.api_key, 0) + 1  # type: ignore[union-attr]
         key: str = auth.api_key  # type: ignore[union-attr]
@@ -214,9 +216,9 @@ def test_connect_stream_actions_and_stats(server: SpecServer) -> None:
 @pytest.mark.parametrize(
     "key, model, fps, error, code",
     [
-        ("wrong", "color-reach", 10, AuthError, C.CLOSE_BAD_KEY),
-        (KEY, "nope", 10, ModelNotFound, C.CLOSE_UNKNOWN_MODEL),
-        (KEY, "color-reach", 60, RateLimitError, C.CLOSE_FPS_TOO_HIGH),
+        ("wrong", "color-reach", 10, AuthError, L.CLOSE_BAD_KEY),
+        (KEY, "nope", 10, ModelNotFound, L.CLOSE_UNKNOWN_MODEL),
+        (KEY, "color-reach", 60, RateLimitError, L.CLOSE_FPS_TOO_HIGH),
     ],
 )
 def test_refusals_raise_typed_errors(
@@ -240,7 +242,7 @@ def test_too_many_sessions(server: SpecServer) -> None:
         await b.connect("color-reach")
         with pytest.raises(RateLimitError) as err:
             await c.connect("color-reach")
-        assert err.value.close_code == C.CLOSE_TOO_MANY_SESSIONS
+        assert err.value.close_code == L.CLOSE_TOO_MANY_SESSIONS
         await a.close()
         await _eventually(lambda: server.sessions[KEY] == 1)
         await c.connect("color-reach")  # a freed its slot
@@ -325,6 +327,10 @@ def test_reconnects_after_a_drop_and_reports_the_outage(server: SpecServer) -> N
     async def main() -> None:
         async with _client(server.port, backoff=Backoff(0.3, 0.3)) as c:
             await c.connect("color-reach")
+            assert c.session_number == 1
+            assert await c.send_frame(IMG, "x") == 0 and await c.send_frame(IMG, "x") == 1
+            before = [await c.receive_action(timeout=2) for _ in range(2)]
+            assert [(a.session_number, a.frame_id) for a in before] == [(1, 0), (1, 1)]
             await asyncio.to_thread(server.drop_all)
             await _eventually(lambda: c.state != "connected")
             with pytest.raises(ConnectionLost):
@@ -332,9 +338,9 @@ def test_reconnects_after_a_drop_and_reports_the_outage(server: SpecServer) -> N
             with pytest.raises(ConnectionLost):
                 await c.receive_action(timeout=1)
             await _eventually(lambda: c.state == "connected")
-            await c.send_frame(IMG, "x")
+            assert await c.send_frame(IMG, "x") == 0  # a new server session: ids restart ...
             a = await c.receive_action(timeout=2)
-            assert a.frame_id == 0  # a new server session
+            assert (a.session_number, a.frame_id) == (c.session_number, 0) == (2, 0)  # ... in session 2
             assert c.client_stats().reconnects == 1
 
     asyncio.run(main())

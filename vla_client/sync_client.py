@@ -14,12 +14,12 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Self, TypeVar
 
+from robot_formats.stream.messages import ConnectedMessage, StatsMessage
 from vla_client.base import AsyncStreamingClient
 from vla_client.errors import NotConnected, Timeout
 from vla_client.frames import ImageLike, RobotStateLike
 from vla_client.stream_client import VLAStreamingClient
 from vla_client.types import ClientState, ClientStats, ReceivedAction
-from vla_server.protocol.messages import ConnectedMessage, StatsMessage
 
 T = TypeVar("T")
 MARGIN_S = 2.0  # beyond a call's own timeout, how long the caller waits for the loop thread
@@ -89,10 +89,16 @@ class SyncVLAStreamingClient:
             budget,
         )
 
-    def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> None:
-        """Encodes the frame in this thread, then sends it (see `VLAStreamingClient.send_frame`)."""
+    def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> int:
+        """Encodes the frame in this thread, then sends it; returns its frame id (see
+        `VLAStreamingClient.send_frame`)."""
         prepared = self.client.prepare_frame(image, instruction, robot_state)
-        self._call(self.client.send_prepared(prepared), self.client.send_timeout_s)
+        return int(self._call(self.client.send_prepared(prepared), self.client.send_timeout_s))
+
+    @property
+    def session_number(self) -> int:
+        """The current session's number (with a frame id, names a frame; see `ReceivedAction`)."""
+        return self.client.session_number
 
     def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction:
         """See `VLAStreamingClient.receive_action`."""
