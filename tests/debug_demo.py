@@ -6,8 +6,9 @@ The command runs in a *sandbox*: a temporary folder holding this checkout's `run
 linked to this checkout's, so the script does exactly what it does in a checkout while its
 `recordings/` and `logs/` land in the temporary folder (the user's recordings are never touched,
 their leftover partials never recovered by a test). It listens on the default ports (8900-8903,
-10005-10006), as the README's command does: the tests that run it share the xdist group
-`DEFAULT_PORTS_GROUP` so no two run at once.
+10005-10006), as the README's command does: every test that uses them holds `default_ports_lock`
+(a machine-wide file lock), so no two run at once, whichever xdist worker or test session they are
+in, and each releases it only once its ports are free again.
 
 No terminal (stdin is /dev/null, output to a file): the daemon loops the scripted pick-and-place.
 Once the first episode's file is finished (in `recordings/success/` or `failure/`), the run is
@@ -16,13 +17,16 @@ stopped with SIGINT sent to its process group, as Ctrl-C in a terminal does.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +37,8 @@ from oculus_server.vr.trajectories import CUBE_SIZE_M
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = {"state": 8900, "control": 8901, "commanded": 8902, "sim state": 8903, "camera 0": 10005,
                  "camera 1": 10006}
-DEFAULT_PORTS_GROUP = "readme_default_ports"  # xdist group of every test that runs on the default ports
+LOCK_PATH = Path(tempfile.gettempdir()) / "franka-vr-teleop-default-ports.lock"
+LOCK_TIMEOUT_S = 900.0  # another test (or session) may hold the default ports this long
 SANDBOX_FILES = ("run_server.sh", "setup.cfg", "pyproject.toml", "tools/bootstrap.sh")
 SCENE_ATTACHMENT = "panda_scene.xml"
 STACK_XY_TOL_M = 0.015  # a stacked cube's centre within this of the lower cube's (cubes are 4.5 cm)
@@ -85,6 +90,31 @@ def wait_ports_free(ports: dict[str, int], timeout_s: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def default_ports_lock(ports: Mapping[str, int] = DEFAULT_PORTS) -> Iterator[None]:
+    """Holds the machine-wide lock of the README's default ports: waits for `ports` to be free on
+    entry, and on exit until they are free again (a child such as the simulator may still be closing).
+
+    Raises:
+        AssertionError: the lock or the ports did not come free in time.
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    with open(LOCK_PATH, "a+b") as lock:
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{LOCK_PATH} held for over {LOCK_TIMEOUT_S} s"
+                time.sleep(0.2)
+        try:
+            wait_ports_free(dict(ports))
+            yield
+            wait_ports_free(dict(ports))
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 @dataclass
 class DemoRun:
     """One run of the command until its first episode was filed."""
@@ -108,7 +138,11 @@ def run_debug_demo(tmp: Path, extra_args: Sequence[str] = (), timeout_s: float =
     if problem:
         raise AssertionError(problem)
     box = sandbox(tmp)
-    wait_ports_free(DEFAULT_PORTS)
+    with default_ports_lock():
+        return _run(box, tmp, extra_args, timeout_s)
+
+
+def _run(box: Path, tmp: Path, extra_args: Sequence[str], timeout_s: float) -> DemoRun:
     log_path = tmp / "run_server.log"
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     t0 = time.monotonic()

@@ -1,8 +1,8 @@
 """The README's commands, run as written (subprocess, no terminal, real flags), checked on the real
 parts: the simulator's own state, the service's own protocol, the arena's files.
 
-`./run_server.sh --debug` runs on its default ports (see `tests/debug_demo.py`): those tests share
-one xdist group, so they never run at the same time.
+`./run_server.sh --debug` and `vla-server serve` run on their default ports: those tests hold one
+machine-wide lock (`tests/debug_demo.default_ports_lock`), so they never run at the same time.
 """
 
 from __future__ import annotations
@@ -19,14 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.debug_demo import (
-    DEFAULT_PORTS_GROUP,
-    ROOT,
-    demo_outcome,
-    run_debug_demo,
-    venv_missing,
-    wait_ports_free,
-)
+from tests.debug_demo import ROOT, default_ports_lock, demo_outcome, run_debug_demo, venv_missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(venv_missing() is not None, reason=venv_missing() or "")]
 
@@ -73,12 +66,10 @@ def _check_first_episode_stacks(tmp_path: Path) -> None:
     assert run.episode.parent.name == "success"
 
 
-@pytest.mark.xdist_group(DEFAULT_PORTS_GROUP)
 def test_run_server_debug_with_no_terminal_stacks_the_red_cube_on_the_blue_one(tmp_path: Path) -> None:
     _check_first_episode_stacks(tmp_path)
 
 
-@pytest.mark.xdist_group(DEFAULT_PORTS_GROUP)
 def test_run_server_debug_stacks_the_red_cube_beside_a_cpu_bound_process(tmp_path: Path) -> None:
     busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdin=subprocess.DEVNULL)
     try:
@@ -88,7 +79,6 @@ def test_run_server_debug_stacks_the_red_cube_beside_a_cpu_bound_process(tmp_pat
         busy.wait()
 
 
-@pytest.mark.xdist_group(DEFAULT_PORTS_GROUP)
 def test_run_server_debug_with_assist_blends_the_policy_into_the_operators_motion(tmp_path: Path) -> None:
     from oculus_server.recording.reader import RecordingReader
 
@@ -108,14 +98,17 @@ def test_run_server_debug_with_assist_blends_the_policy_into_the_operators_motio
     assert max(m["alpha"] for m in used) == pytest.approx(0.3)  # the README's default α
 
 
-@pytest.mark.xdist_group(DEFAULT_PORTS_GROUP)
 def test_vla_server_serve_answers_the_readmes_ten_line_stream_client(tmp_path: Path) -> None:
     env = user_shell_env()
     created = subprocess.run(readme_line("vla-server keys create"), cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    wait_ports_free({"http": 8000, "openpi": 8001})
+    with default_ports_lock({"http": 8000, "openpi": 8001}):
+        _serve_and_stream(tmp_path, env, key)
+
+
+def _serve_and_stream(tmp_path: Path, env: dict[str, str], key: str) -> None:
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(readme_line("vla-server serve"), cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
