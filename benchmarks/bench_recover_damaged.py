@@ -5,7 +5,7 @@
 Each copy is the recording cut at a random byte (a crash), in four equal shares: cut only; cut
 with a byte flipped near the start (first 4 kB: header, start metadata, the scene attachment);
 cut with a byte flipped just before the cut (last 4 kB); cut with a byte flipped anywhere. Each is
-recovered (`oculus_server.recording.recover.recover`, what `teleop-replay recover` runs) and
+recovered (`robot_formats.recording.recover.recover`, what `teleop-replay recover` runs) and
 every file written is read whole with the official `mcap` reader: every record in file order
 with CRCs checked, then every message, metadata record and attachment through the summary, the
 counts agreeing with its statistics. Prints how many read whole, and what was kept.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from mcap.reader import NonSeekingReader, make_reader  # noqa: E402
 from mcap.stream_reader import StreamReader  # noqa: E402
 
-from oculus_server.recording.recover import recover  # noqa: E402
+from robot_formats.recording.recover import recover  # noqa: E402
 
 KINDS = ("cut", "cut + flip near the start", "cut + flip before the cut", "cut + flip anywhere")
 SPAN = 4096  # bytes: "near the start" / "just before the cut"

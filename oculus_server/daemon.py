@@ -46,21 +46,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from frankateach.client import RobotClient
-from frankateach.constants import (
-    COMMAND_QUEUE_SIZE,
-    MCAP_QUEUE_SIZE,
-    SIM_CAMERAS,
-)
+from frankateach.constants import SIM_CAMERAS
 from frankateach.messages import make_codec
 from frankateach.signals import SignalFlag
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
+from oculus_server.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.recording.sim_scene import SimSceneFetch
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
@@ -77,6 +73,7 @@ from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
+from robot_formats.recording.writer import EpisodeWriter
 
 if TYPE_CHECKING:
     from oculus_server.threads.assist import AssistThread

@@ -202,7 +202,7 @@ def demo_outcome(path: Path) -> DemoOutcome:
     from mcap.reader import make_reader
 
     from frankateach.sim import state_blob
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     with open(path, "rb") as f:
         xml = next(a.data for a in make_reader(f).iter_attachments() if a.name == SCENE_ATTACHMENT)

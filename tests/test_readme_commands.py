@@ -80,7 +80,7 @@ def test_run_server_debug_stacks_the_red_cube_beside_a_cpu_bound_process(tmp_pat
 
 
 def test_run_server_debug_with_assist_blends_the_policy_into_the_operators_motion(tmp_path: Path) -> None:
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     argv = readme_line("./run_server.sh --debug --assist color-reach")
     assert argv[:2] == ["./run_server.sh", "--debug"]

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from mcap.reader import NonSeekingReader, make_reader
 from mcap.stream_reader import StreamReader
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.recover import find_partials, recover
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main as replay_main
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.recover import find_partials, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,7 +172,7 @@ def test_any_truncation_or_damage_recovers_a_file_the_official_reader_reads_whol
 def test_damaged_metadata_is_dropped_and_reported_and_the_rest_kept(finished: Path, tmp_path: Path) -> None:
     """The case hypothesis found in a fresh-clone run: a string length inside the start metadata
     grew past its record, so the official reader read into the next record (UnicodeDecodeError)."""
-    from oculus_server.recording.scan import scan
+    from robot_formats.recording.scan import scan
 
     s = scan(finished)
     offset, length, meta = s.metadata[0]
@@ -193,7 +193,7 @@ def test_damaged_metadata_is_dropped_and_reported_and_the_rest_kept(finished: Pa
 
 
 def test_damaged_header_and_attachment_are_repaired_or_dropped(finished: Path, tmp_path: Path) -> None:
-    from oculus_server.recording.scan import scan
+    from robot_formats.recording.scan import scan
 
     s = scan(finished)
     attachment = s.attachments[0]
@@ -246,7 +246,7 @@ def test_intact_file_and_cli_exit_codes(finished: Path, tmp_path: Path, capsys: 
 
 def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path) -> None:
     """A crash between a chunk and its message indexes: indexes are regenerated, nothing lost."""
-    from oculus_server.recording.scan import scan
+    from robot_formats.recording.scan import scan
 
     s = scan(finished)
     last = s.chunks[-1]
@@ -256,7 +256,7 @@ def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path
     report = recover(partial)
     assert report.messages_recovered == _total(finished)
     out = tmp_path / "idx.mcap"
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     with RecordingReader(out) as r:  # the fast index reads the rebuilt message indexes
         ix = r.index()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ import queue
 import time
 from collections import deque
 
-from frankateach.constants import RECORD_FREQ
+from oculus_server.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.overrun import OverrunReporter
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from frankateach.constants import VR_FREQ
+from oculus_server.constants import VR_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import SourceStatus, VRSample, VRSource, playback_state
 from oculus_server.vr.trajectories import GATE_TIMEOUT_S, GRIP_PRESS_T, Gate, Trajectory, get_trajectory

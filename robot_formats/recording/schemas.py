@@ -101,7 +101,7 @@ from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 from mcap_protobuf.schema import build_file_descriptor_set
 
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 
 SCHEMA_VERSION = "1"  # bump when a topic's content changes incompatibly
 
