@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sim-cameras", dest="sim_cameras", action="store_false", default=None)
     p.add_argument("--no-start-sim", dest="start_sim", action="store_false", default=None,
                    help="--debug without starting the simulator (one is already running)")
+    p.add_argument("--live", action="store_true", default=None,
+                   help="live view: serve every recorded topic to Foxglove (on by default with --debug)")
+    p.add_argument("--no-live", dest="live", action="store_false", help="no live view")
+    p.add_argument("--live-host", help="address the live view binds (default 127.0.0.1)")
+    p.add_argument("--live-port", type=int, help="live view port (default 8765, Foxglove's; 0: any free port)")
     p.add_argument("--operator", help="operator name, stored in each recording")
     p.add_argument("--task", help="task / instruction, stored in each recording")
     a = p.add_argument_group("VLA assist", "a policy served by the inference service helps the operator "
@@ -81,6 +86,7 @@ OVERRIDE_KEYS = (
     "performance", "debug", "vr_source", "left_controller", "quest_ip", "robot_host", "robot_port",
     "codec", "record", "record_on_start", "recordings_dir", "duration", "dashboard", "hot_reload",
     "control_hz", "record_hz", "vr_hz", "sim_latency_ms", "sim_cameras", "start_sim", "operator", "task",
+    "live", "live_host", "live_port",
 )
 
 

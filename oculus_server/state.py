@@ -100,6 +100,9 @@ class Counters:
     state_feed_errors: int = 0  # unreadable state-feed messages
     measured_unrecorded: int = 0  # measured states pushed out of the recorder's log (recorder stalled)
     sent_unrecorded: int = 0  # sent commands pushed out of the recorder's log (recorder stalled)
+    live_messages: int = 0  # messages sent to live viewers (Foxglove WebSocket)
+    live_dropped: int = 0  # messages not sent to live viewers: the live sink's queue was full
+    live_ticks_dropped: int = 0  # ticks between episodes not mapped for the live view (MCAP queue full)
 
 
 class SharedState:
@@ -319,6 +322,11 @@ class SharedState:
         with self._cam_lock:
             self._sim_state = sample
         self.count("sim_states")
+
+    def peek_sim_state(self) -> SimStateSample | None:
+        """The newest simulator state not yet recorded, left in place (the live view between episodes)."""
+        with self._cam_lock:
+            return self._sim_state
 
     def take_sim_state(self) -> SimStateSample | None:
         """Returns and forgets the state blob that arrived since the previous call (or None)."""

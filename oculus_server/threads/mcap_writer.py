@@ -11,6 +11,11 @@ written is kept as a recoverable file (a finished MCAP where possible, else the 
 logged, and written to `/events` of the next episode; the next episode starts a new file.
 Every fault is kept in `faults`, so the daemon exits non-zero and says where the data is.
 On shutdown the queue is drained for at most `drain_s` and an open episode is finalized.
+
+The live view (`live`): every batch an episode's writer maps goes to the live sink too (the
+writer's tap), and ticks between episodes (`LiveTick`) are mapped by a `TickMapper` of their own,
+only while a viewer is subscribed. A failure of the live view is logged and counted, never a
+recording fault.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from oculus_server.errors import RecordingError
+from oculus_server.recording.mapping import TickMapper
 from oculus_server.recording.paths import outcome_dir
 from oculus_server.recording.writer import EpisodeWriter, Finalized
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.live_sink import LiveSinkThread
+from oculus_server.threads.recorder import LiveTick
 from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
 
 log = logging.getLogger(__name__)
@@ -77,6 +85,8 @@ class McapWriterThread(DaemonThread):
         base_metadata: dict[str, Any] | None = None,
         drain_s: float = 0.5,
         realtime_priority: int = 0,
+        live: LiveSinkThread | None = None,
+        live_mapper: Callable[[], TickMapper] | None = None,
     ) -> None:
         super().__init__("mcap-writer", supervisor, state, realtime_priority)
         self.queue = mcap_queue
@@ -90,6 +100,10 @@ class McapWriterThread(DaemonThread):
         self.faults: list[RecordingFault] = []
         self._carry: list[Event] = []  # error events for the next episode's /events
         self._carried: set[int] = set()  # ids of carried events already written (no duplicates)
+        self.live = live
+        self.live_mapper_factory = live_mapper or TickMapper
+        self._live_mapper: TickMapper | None = None  # between episodes, while a viewer watches
+        self.live_errors = 0
 
     def body(self) -> None:
         while not self.stop_event.is_set():
@@ -131,6 +145,8 @@ class McapWriterThread(DaemonThread):
         try:
             if isinstance(item, RecordTick):
                 self._write(item)
+            elif isinstance(item, LiveTick):
+                self._live_tick(item.tick)
             elif isinstance(item, EpisodeStart):
                 self._open(item)
             elif isinstance(item, EpisodeStop):
@@ -139,6 +155,20 @@ class McapWriterThread(DaemonThread):
             log.exception("recording writer error")
             self._abort(f"unexpected writer error: {type(exc).__name__}: {exc}")
         self.state.set_queue_depth("mcap", self.queue.qsize())
+
+    def _live_tick(self, tick: RecordTick) -> None:
+        """A tick between episodes: mapped for the live view only, while a viewer is subscribed."""
+        if self.live is None or not self.live.wanted:
+            self._live_mapper = None  # a new viewer gets calibrations and the scene afresh
+            return
+        try:
+            if self._live_mapper is None:
+                self._live_mapper = self.live_mapper_factory()
+            self.live.offer(self._live_mapper.tick(tick))
+        except Exception:
+            self.live_errors += 1
+            if self.live_errors <= 3:
+                log.exception("live view: a tick could not be mapped")
 
     def _open(self, start: EpisodeStart) -> None:
         if self.writer is not None:
@@ -152,6 +182,9 @@ class McapWriterThread(DaemonThread):
         except (RecordingError, OSError) as exc:
             self._fault(f"cannot start the recording {path}: {exc}", None, False)
             return
+        self._live_mapper = None
+        if self.live is not None:
+            self.writer.tap = self.live.offer
         self.state.set_episode(
             active=True, path=str(self.writer.path), started_wall=start.t_wall,
             messages=0, bytes_written=0, success=False, error="",

@@ -16,6 +16,10 @@ Every measured state (the state feed's, or the replies') and every command the r
 since the previous tick go into the tick (`robot_states`, `sent_commands`), so each is recorded
 once whatever the scheduling; sent commands of a dropped tick go into the next one, and those sent
 after the last tick of an episode into its `EpisodeStop`.
+
+Between episodes, while a live viewer is subscribed (`live_wanted`), ticks are still built and
+queued as `LiveTick`s for the live view only (never written to a file); with no viewer nothing
+is built. A full queue drops them (`live_ticks_dropped`) before any episode tick would be.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import math
 import queue
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from frankateach.constants import RECORD_FREQ
 from oculus_server.state import SharedState
@@ -34,6 +40,14 @@ from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentComma
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
+LIVE_MARGIN = 200  # between episodes, live ticks leave this much of the queue free for an episode
+
+
+@dataclass(frozen=True)
+class LiveTick:
+    """A tick built between episodes, for the live view only (the writer never files it)."""
+
+    tick: RecordTick
 
 
 class RecorderThread(RateThread):
@@ -52,6 +66,7 @@ class RecorderThread(RateThread):
         debounce_s: float = 1.0,
         realtime_priority: int = 0,
         robot_label: str = "the robot",
+        live_wanted: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__("recording", hz, supervisor, state, realtime_priority=realtime_priority)
         self.queue = mcap_queue
@@ -60,6 +75,9 @@ class RecorderThread(RateThread):
         self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
         self._sent_carry: tuple[SentCommand, ...] = ()  # sent commands of a dropped tick
         self.enabled = enabled
+        self.live_wanted = live_wanted  # a viewer is subscribed: build ticks between episodes too
+        self._live_seq = 0
+        self._last_live_sim: object = None
         self.task = task
         self.timing_period_s = timing_period_s
         self.debounce_s = debounce_s
@@ -152,7 +170,9 @@ class RecorderThread(RateThread):
                 self._stop_episode()
 
     # -- ticks ----------------------------------------------------------------------------------
-    def _build(self) -> RecordTick:
+    def _build(self, live: bool = False) -> RecordTick:
+        """This tick's snapshot; `live`: between episodes (error events stay kept for the next one,
+        the simulator's state is only looked at)."""
         now = self.ticker.last_tick  # the wake-up time: what this tick stands for
         if math.isnan(now):  # stepped outside the ticker (tests, a first call)
             now = time.monotonic()
@@ -170,13 +190,23 @@ class RecorderThread(RateThread):
             for why, n in vrs.reject_reasons.items():
                 counters[f"vr_rejected_{why}"] = n
         events = self.state.take_events()
-        if self._idle_errors:
-            events = (*self._idle_errors, *events)
-            self._idle_errors.clear()
+        sim_state = None
+        if live:
+            self._idle_errors.extend(e for e in events if "error" in e.kind)
+            sim_state = self.state.peek_sim_state()
+            if sim_state is self._last_live_sim:
+                sim_state = None
+            else:
+                self._last_live_sim = sim_state
+        else:
+            if self._idle_errors:
+                events = (*self._idle_errors, *events)
+                self._idle_errors.clear()
+            sim_state = self.state.take_sim_state()  # newest only; kept while idle for the next episode
         robot = self.state.robot()
         self._note_robot(robot)
         return RecordTick(
-            seq=self.seq,
+            seq=self._live_seq if live else self.seq,
             t_mono=now,
             t_wall=wall,
             vr=self.state.vr(),
@@ -188,7 +218,7 @@ class RecorderThread(RateThread):
             rates=rates,
             counters=counters,
             safety=self.state.take_safety(),
-            sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
+            sim_state=sim_state,
             robot_states=self.state.take_measured(),
             sent_commands=self._take_sent(),
             assist=self.state.assist.take(),
@@ -212,6 +242,18 @@ class RecorderThread(RateThread):
             return
         self.state.count("records_queued")
 
+    def _live_tick(self) -> None:
+        """Between episodes, with a viewer: a tick for the live view only."""
+        tick = self._build(live=True)
+        self._live_seq += 1
+        if self.queue.qsize() >= self.queue.maxsize - LIVE_MARGIN:
+            self.state.count("live_ticks_dropped")
+            return
+        try:
+            self.queue.put_nowait(LiveTick(tick))
+        except queue.Full:
+            self.state.count("live_ticks_dropped")
+
     def _dropped(self, tick: RecordTick) -> None:
         """Counts a tick that found no room; its sent commands go into the next one."""
         self.state.count("records_dropped")
@@ -227,6 +269,9 @@ class RecorderThread(RateThread):
         self._handle_requests()
         if self.open:
             self._flush_tick()
+        elif self.live_wanted is not None and self.live_wanted():
+            self._send_control()
+            self._live_tick()
         else:
             self._send_control()
             self.state.take_new_frames()  # nothing to record: don't let frames pile up
