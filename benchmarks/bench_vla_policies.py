@@ -42,7 +42,7 @@ def _frames(n: int) -> list[np.ndarray]:
     """n front-camera frames of a short color-reach episode (the arm moving, cubes in view)."""
     from frankateach.messages import FrankaAction
     from frankateach.sim.backend import SimBackend
-    from vla_server.action_space import action_to_target
+    from robot_formats.action_space import action_to_target
     from vla_server.policies.base import Observation, RobotStateIn
     from vla_server.policies.color_reach import ColorReachPolicy
     from vla_server.policies.pose import pos_quat_to_pose

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import GRIPPER_CLOSED, GRIPPER_OPEN, target_to_action
+from robot_formats.action_space import GRIPPER_CLOSED, GRIPPER_OPEN, target_to_action
 from vla_server.arena.models import ModelNotFound
 from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, Policy, PolicyInfo

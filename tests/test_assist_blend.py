@@ -1,4 +1,4 @@
-"""The blend arithmetic: the same action space as the service (`vla_server.action_space`), the
+"""The blend arithmetic: the same action space as the service (`robot_formats.action_space`), the
 policy's action re-based on the tick's reference, the average, and the α ramp."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oculus_server.assist.blend import (
     policy_target,
     target_action,
 )
-from vla_server.action_space import (
+from robot_formats.action_space import (
     MAX_LIN_STEP_M,
     MAX_ROT_STEP_RAD,
     action_to_target,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robot_formats.openpi_request import observation_from_request, reply_from_chunk
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
 from vla_client import (
     AuthError,
@@ -24,7 +25,6 @@ from vla_client import (
 )
 from vla_client.openpi_adapters import DroidAdapter
 from vla_client.openpi_client import OpenPIClient
-from vla_server.openpi.bridge import observation_from_request, reply_from_chunk
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,

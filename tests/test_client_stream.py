@@ -18,6 +18,9 @@ import websockets
 from PIL import Image
 from websockets.sync.server import ServerConnection, serve
 
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.messages import FrameMessage
+from robot_formats.stream.parse import parse_client_message
 from vla_client import (
     AuthError,
     Backoff,
@@ -32,7 +35,6 @@ from vla_client import (
     VLAStreamingClient,
 )
 from vla_server import constants as C
-from vla_server.protocol import FrameMessage, ProtocolError, parse_client_message
 
 KEY = "vla_good_key"
 IMG = np.full((48, 64, 3), 120, np.uint8)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from robot_formats.action_space import MAX_LIN_STEP_M, action_to_target
 from tests.policy_sim import HOME_POSE, front_image, observation, sim_or_skip
-from vla_server.action_space import MAX_LIN_STEP_M, action_to_target
 from vla_server.policies.color_reach import ColorReachParams, ColorReachPolicy
 from vla_server.policies.pose import pos_quat_to_pose, pose_to_pos_quat
 from vla_server.policies.sim_rollout import RolloutConfig

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robot_formats.action_space import action_to_target
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
 from tests.policy_sim import HOME_POSE, front_image, observation
-from vla_server.action_space import action_to_target
 from vla_server.models import BACKENDS, ModelSpec
 from vla_server.policies.base import Observation, Policy
 from vla_server.policies.factory import BUILDERS, build_policy

@@ -10,7 +10,7 @@ Ten lines::
         client.connect("color-reach", target_fps=10)
         for image, pose in camera():
             client.send_frame(image, "pick up the red cube", {"pose": pose})
-            action = client.receive_action(timeout=1.0).action  # (7,) see vla_server.action_space
+            action = client.receive_action(timeout=1.0).action  # (7,) see robot_formats.action_space
 """
 
 from vla_client.backoff import Backoff

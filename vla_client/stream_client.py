@@ -27,6 +27,12 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from robot_formats.stream.messages import (
+    ActionMessage,
+    ConnectedMessage,
+    ErrorMessage,
+    StatsMessage,
+)
 from vla_client.backoff import Backoff, open_with_retry
 from vla_client.errors import (
     AuthError,
@@ -52,12 +58,6 @@ from vla_client.frames import (
 from vla_client.replies import parse_server_message
 from vla_client.types import ClientState, ClientStats, ReceivedAction
 from vla_server import constants as C
-from vla_server.protocol.messages import (
-    ActionMessage,
-    ConnectedMessage,
-    ErrorMessage,
-    StatsMessage,
-)
 
 log = logging.getLogger(__name__)
 

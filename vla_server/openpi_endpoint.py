@@ -1,5 +1,5 @@
 """Wires the registry to the openpi-compatible app (`vla_server.openpi.server`) served on the
-second port: requests become `Observation`s through `vla_server.openpi.bridge` (our native keys
+second port: requests become `Observation`s through `robot_formats.openpi_request` (our native keys
 or DROID's; joint states through the Panda's forward kinematics, built on first use), replies
 carry our (H, 7) action chunk. Connections need an active API key
 (``Authorization: Api-Key <key>``); they do not count against a key's `/v1/stream` session
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from vla_server.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
-from vla_server.auth.store import KeyStore
-from vla_server.openpi.bridge import (
+from robot_formats.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
+from robot_formats.openpi_request import (
     IMAGE_KEYS,
     observation_from_request,
     reply_from_chunk,
 )
+from vla_server.auth.store import KeyStore
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,

@@ -1,6 +1,6 @@
 """Blending a policy's action with the operator's: pure functions, no state, no clock.
 
-Both actions are 7-D in the same action space (`vla_server.action_space`, the daemon's DROID
+Both actions are 7-D in the same action space (`robot_formats.action_space`, the daemon's DROID
 action): ``[lin xyz, rot xyz (Euler), gripper]``, each in [−1, 1]; a full-scale linear part moves
 the target `max_lin` metres from a reference pose, the rotation part turns it `max_rot` radians
 about the base axes. The policy's action answers the pose it *saw* (the robot state sent with its
@@ -11,7 +11,7 @@ cube, however late its answer, and never overshoots by the distance the arm move
 (the arena applies actions the same way). The six motion values are then averaged
 (`blend_motion`): ``a = α·a_policy + (1 − α)·a_operator``. The gripper is never averaged.
 
-Floats only (`oculus_server.transforms`): this runs in the control loop. Frames: robot base
+Floats only (`robot_formats.rotations`): this runs in the control loop. Frames: robot base
 frame, metres, radians, quaternions xyzw.
 """
 
@@ -20,20 +20,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from oculus_server.transforms import (
+from oculus_server.types import Vector
+from robot_formats.action_space import (
+    ACTION_DIM,
+    MAX_LIN_STEP_M,
+    MAX_ROT_STEP_RAD,
+    MOTION_DIM,
+)
+from robot_formats.rotations import (
     Quat,
     euler_xyz_to_quat,
     quat_diff,
     quat_mul,
     quat_normalize,
     quat_to_euler_xyz,
-)
-from oculus_server.types import Vector
-from vla_server.action_space import (
-    ACTION_DIM,
-    MAX_LIN_STEP_M,
-    MAX_ROT_STEP_RAD,
-    MOTION_DIM,
 )
 
 Vec3 = tuple[float, float, float]

@@ -17,7 +17,7 @@ Nothing here keeps state; `VRPolicy` owns the origins and the calibration and ca
 Our `FrankaState.gripper` runs −1 open … +1 closed; DROID's 0 open … 1 closed, so
 ``robot_gripper_01 = (gripper + 1) / 2``. A non-finite value anywhere gives None (checked before
 clipping: ``min``/``max`` would turn NaN into a full-scale ±1). Rotation maths on plain floats
-(`oculus_server.transforms`, scipy's conventions; scipy itself is ~10× too slow for the budget).
+(`robot_formats.rotations`, scipy's conventions; scipy itself is ~10× too slow for the budget).
 Frames: VR poses head_T_controller in the headset app's frame; robot poses the hand TCP in the
 robot base frame; metres, radians, xyzw.
 """
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from oculus_server.policy.config import PolicyConfig
-from oculus_server.transforms import (
+from robot_formats.rotations import (
     Quat,
     euler_xyz_to_quat,
     quat_diff,

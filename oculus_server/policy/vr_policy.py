@@ -52,8 +52,8 @@ from oculus_server.policy.droid import (
     vr_state,
 )
 from oculus_server.policy.sample import SampleKeys, parse_sample
-from oculus_server.transforms import Quat, quat_normalize
 from oculus_server.types import ControlMode, Vector, VRSample
+from robot_formats.rotations import Quat, quat_normalize
 
 log = logging.getLogger(__name__)
 

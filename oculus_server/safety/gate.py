@@ -46,7 +46,6 @@ from oculus_server.safety.pose import (
     step_toward,
     turn_toward,
 )
-from oculus_server.transforms import Quat
 from oculus_server.types import (
     ControlMode,
     RobotCommand,
@@ -54,6 +53,7 @@ from oculus_server.types import (
     SafetyRecord,
     Vector,
 )
+from robot_formats.rotations import Quat
 
 Pose = tuple[Vec3, Quat]
 _BOX_TOL_M = 1e-9  # float slack when checking "inside the box"

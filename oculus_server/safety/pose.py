@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from oculus_server.transforms import Quat, quat_mul, quat_normalize
+from robot_formats.rotations import Quat, quat_mul, quat_normalize
 
 Vec3 = tuple[float, float, float]
 

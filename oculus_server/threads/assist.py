@@ -37,8 +37,8 @@ from frankateach.timing import MONOTONIC, Clock, RateStats
 from oculus_server.assist.config import AssistConfig
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.transforms import quat_normalize, quat_to_euler_xyz
 from oculus_server.types import AssistAction, AssistStatus
+from robot_formats.rotations import quat_normalize, quat_to_euler_xyz
 from vla_client import (
     Backoff,
     ConnectionLost,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ActionError,
     action_to_target,
     clip_action,

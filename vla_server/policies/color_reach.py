@@ -17,7 +17,7 @@ Per frame:
 
 The cube estimate is refined while approaching (only from frames where the blob is not
 occluded, i.e. at least `occluded_frac` of the largest area seen) and frozen from ``descend`` on,
-when the hand hides it. Actions follow `vla_server.action_space` (``target_to_action``: steps of
+when the hand hides it. Actions follow `robot_formats.action_space` (``target_to_action``: steps of
 at most 0.075 m and 0.15 rad toward the phase's target). Without ``robot_state`` the policy cannot
 know where the hand is: it answers "stay" (zero motion, gripper open) and keeps its phase.
 Deterministic: the output is a pure function of the session's observations.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     GRIPPER_CLOSED,
     GRIPPER_OPEN,

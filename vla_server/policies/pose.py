@@ -1,7 +1,7 @@
 """Conversions between the wire pose ``[x, y, z, roll, pitch, yaw]`` and position + quaternion.
 
 Angles are Euler ``"xyz"`` in scipy's convention (lower case: extrinsic rotations about the base
-axes), the convention of `vla_server.action_space`. Positions m, quaternions xyzw, base frame.
+axes), the convention of `robot_formats.action_space`. Positions m, quaternions xyzw, base frame.
 """
 
 from __future__ import annotations

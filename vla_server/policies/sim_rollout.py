@@ -3,7 +3,7 @@
 The same Panda scene, Cartesian controller and physics as ``frankateach-sim`` (a headless
 `frankateach.sim.backend.SimBackend`, stepped as fast as the CPU allows), the front camera
 rendered with `mujoco.Renderer`, the policy called at `control_hz` of sim time, its row-0 action
-applied with `vla_server.action_space.action_to_target`. Latency (optional) is counted in sim
+applied with `robot_formats.action_space.action_to_target`. Latency (optional) is counted in sim
 time: the action answering the frame of step t is applied `latency_ms` later, relative to the
 pose in that frame (``relative_to="observed"``, as the arena does) or to the pose when it is
 applied (``"current"``, as a naive streaming client would); meanwhile the previous target holds.
@@ -27,7 +27,7 @@ import numpy as np
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.model import build_model
-from vla_server.action_space import action_to_target
+from robot_formats.action_space import action_to_target
 from vla_server.policies.base import Observation, Policy, RobotStateIn
 from vla_server.policies.pose import pos_quat_to_pose
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
     MAX_ROT_STEP_RAD,

@@ -22,6 +22,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.messages import (
+    ActionMessage,
+    AuthMessage,
+    CloseRequest,
+    ConnectedMessage,
+    ErrorMessage,
+    FrameMessage,
+    ServerMessage,
+    StatsMessage,
+    StatsRequest,
+    encode_server_message,
+)
+from robot_formats.stream.parse import ParseLimits, parse_client_message
 from vla_server.auth.store import ApiKey, KeyStore
 from vla_server.constants import (
     CLOSE_AUTH_TIMEOUT,
@@ -32,21 +46,6 @@ from vla_server.constants import (
     CLOSE_UNKNOWN_MODEL,
     CLOSE_UNSUPPORTED_ROBOT,
     ROBOT_TYPES,
-)
-from vla_server.protocol import (
-    ActionMessage,
-    AuthMessage,
-    CloseRequest,
-    ConnectedMessage,
-    ErrorMessage,
-    FrameMessage,
-    ParseLimits,
-    ProtocolError,
-    ServerMessage,
-    StatsMessage,
-    StatsRequest,
-    encode_server_message,
-    parse_client_message,
 )
 from vla_server.registry.errors import (
     InvalidInput,

@@ -171,8 +171,8 @@ def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]
 
 
 def _decode(data: object, path: str) -> np.ndarray:
-    from vla_server.protocol.errors import BadImage
-    from vla_server.protocol.image import decode_jpeg
+    from robot_formats.image import decode_jpeg
+    from robot_formats.stream.errors import BadImage
 
     if not isinstance(data, bytes):
         raise WireError(f"obs.{path}: expected JPEG bytes")

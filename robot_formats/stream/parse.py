@@ -12,6 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from robot_formats.image import parse_data_url, probe_jpeg
+from robot_formats.stream.errors import (
+    InvalidField,
+    InvalidJSON,
+    MessageTooLarge,
+    UnknownMessageType,
+)
+from robot_formats.stream.messages import (
+    AuthMessage,
+    ClientMessage,
+    CloseRequest,
+    FrameMessage,
+    StatsRequest,
+)
 from vla_server.constants import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_IMAGE_SIDE_PX,
@@ -19,20 +33,6 @@ from vla_server.constants import (
     MIN_TARGET_FPS,
 )
 from vla_server.policies.base import RobotStateIn
-from vla_server.protocol.errors import (
-    InvalidField,
-    InvalidJSON,
-    MessageTooLarge,
-    UnknownMessageType,
-)
-from vla_server.protocol.image import parse_data_url, probe_jpeg
-from vla_server.protocol.messages import (
-    AuthMessage,
-    ClientMessage,
-    CloseRequest,
-    FrameMessage,
-    StatsRequest,
-)
 
 CLIENT_TYPES = ("auth", "frame", "stats", "close")
 MAX_TARGET_FPS = 1000.0  # sanity bound of the field itself; tiers allow far less

@@ -15,7 +15,7 @@ A request (msgpack map, decoded by `msgpack_numpy`) may use our *native* keys or
 ``prompt``                          the instruction (str; "" when absent)
 ==================================  =============================================================
 
-The reply is ``{"actions": (H, 7) float32}`` in *our* action space (`vla_server.action_space`),
+The reply is ``{"actions": (H, 7) float32}`` in *our* action space (`robot_formats.action_space`),
 not DROID's joint velocities: a client that needs DROID's must map them itself.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
+from robot_formats.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
 from vla_server.constants import MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
 from vla_server.policies.base import Observation, RobotStateIn
 

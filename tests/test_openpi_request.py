@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vla_server.openpi.bridge import (
+from robot_formats.openpi_codec import packb, unpackb
+from robot_formats.openpi_request import (
     OpenPIObservationError,
     native_request,
     observation_from_request,
     reply_from_chunk,
 )
-from vla_server.openpi.msgpack_numpy import packb, unpackb
 from vla_server.policies.base import RobotStateIn
 
 IMG = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation as R
 
-from oculus_server.transforms import (
+from robot_formats.rotations import (
     euler_xyz_to_quat,
     quat_diff,
     quat_from_matrix,

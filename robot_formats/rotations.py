@@ -3,7 +3,7 @@
 The policy runs at 20–40 Hz and must take well under a millisecond per step, while
 `scipy.spatial.transform.Rotation` costs tens of µs per call (its `from_matrix` alone is ~50 µs).
 These helpers implement the *same conventions* as scipy on plain Python floats, and
-``tests/test_transforms.py`` checks them against scipy:
+``tests/test_rotations.py`` checks them against scipy:
 
 * quaternions are ``(x, y, z, w)`` tuples (scipy's scalar-last order);
 * ``quat_mul(a, b)`` is the rotation ``R(a) · R(b)`` (scipy ``Rotation(a) * Rotation(b)``);

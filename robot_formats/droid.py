@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     GRIPPER_CLOSED,
     GRIPPER_OPEN,
