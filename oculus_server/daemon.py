@@ -17,6 +17,9 @@ mcap-writer    queue      the EpisodeWriter (nothing else touches it)
 cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
+live-sink      queue      the Foxglove WebSocket server (live view, --live / on with --debug):
+                          publishes what the writer thread maps (queue of 80 ticks, drops
+                          counted); normal priority
 =============  =========  ===============================================================
 
 The main thread runs the dashboard (or a status line) and waits for the stop event, which
@@ -44,6 +47,8 @@ from frankateach.constants import (
     COMMAND_QUEUE_SIZE,
     MCAP_QUEUE_SIZE,
     RESPONSE_QUEUE_SIZE,
+    SIM_CAMERA_HEIGHT,
+    SIM_CAMERA_WIDTH,
     SIM_CAMERAS,
 )
 from frankateach.messages import make_codec
@@ -54,7 +59,11 @@ from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.recording.sim_scene import SimSceneFetch
+from oculus_server.recording.camera_mounts import CameraMount
+from oculus_server.recording.live import LiveServer, advertised_topics
+from oculus_server.recording.mapping import TickMapper
+from oculus_server.recording.scene import ScenePainter
+from oculus_server.recording.sim_scene import SimScene, SimSceneFetch
 from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
@@ -62,6 +71,7 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
+from oculus_server.threads.live_sink import LiveSinkThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.realtime import reset_normal, try_realtime
 from oculus_server.threads.recorder import RecorderThread
@@ -186,7 +196,8 @@ class Daemon:
         )
         metadata = recording_metadata(cfg, source)
         pc = policy_config(cfg)
-        self._own_scene = sim_scene is None and cfg.debug and cfg.record and writer_factory is None
+        self._own_scene = sim_scene is None and cfg.debug and writer_factory is None and (
+            cfg.record or cfg.effective_live)
         self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
@@ -218,14 +229,23 @@ class Daemon:
             self.client_factory, self.commands, self.responses, sv, st, safety=self.safety,
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
+        # Live view: the recording's topics over Foxglove's WebSocket protocol (never fatal).
+        self.live: LiveSinkThread | None = None
+        if cfg.effective_live:
+            names = list(camera_names(cfg).values())
+            self.live = LiveSinkThread(
+                lambda: LiveServer(cfg.live_host, cfg.live_port, topics=advertised_topics(names)), sv, st)
+        live = self.live
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
             robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}",
+            live_wanted=(lambda: live.wanted) if live is not None else None,
         )
         self.writer = McapWriterThread(
             self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
             base_metadata=metadata, realtime_priority=max(0, rt - 2),
+            live=live, live_mapper=self._make_live_mapper,
         )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
@@ -258,6 +278,27 @@ class Daemon:
                                        realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
 
+    def _scene(self) -> SimScene | None:
+        """The simulator's scene (waits for it at most SCENE_WAIT_S; None without one)."""
+        if self.sim_scene is None:
+            return None
+        scene = self.sim_scene.result(SCENE_WAIT_S)
+        if scene is None:
+            log.warning("no simulator scene for the recordings and the live view (%s)",
+                        self.sim_scene.error or "not ready")
+        return scene
+
+    def _painter(self, scene: SimScene | None, mounts: dict[str, CameraMount]) -> ScenePainter:
+        """The 3D scene of one mapper: the arm by FK, target, frusta; the sim's table and cubes."""
+        sizes = {name: (SIM_CAMERA_WIDTH, SIM_CAMERA_HEIGHT) for name in SIM_CAMERAS} if self.cfg.debug else {}
+        return ScenePainter(mounts, sizes, scene.bodies if scene else None)
+
+    def _make_live_mapper(self) -> TickMapper:
+        """The live view's mapper between episodes (runs in the MCAP-writer thread)."""
+        scene = self._scene()
+        mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
+        return TickMapper(policy_gains=self._gains, camera_mounts=mounts, scene=self._painter(scene, mounts))
+
     def _assist_event(self, message: str, what: str) -> None:
         """An assist state change from the control thread: logged and shown (dashboard, /events)."""
         log.info("%s", message)
@@ -265,19 +306,15 @@ class Daemon:
 
     @property
     def threads(self) -> list[DaemonThread]:
-        return [*self.loop_threads, self.writer]
+        live = [self.live] if self.live is not None and self.live.server is not None else []
+        return [*self.loop_threads, self.writer, *live]
 
     def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
         """The default writer factory (runs in the MCAP-writer thread)."""
-        scene = None
-        if self.sim_scene is not None:
-            scene = self.sim_scene.result(SCENE_WAIT_S)
-            if scene is None:
-                log.warning("recording %s without the simulator's scene (%s)", path.name,
-                            self.sim_scene.error or "not ready")
+        scene = self._scene()
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
         return EpisodeWriter(path, meta, attachments=scene.attachments() if scene else (),
-                             policy_gains=self._gains, camera_mounts=mounts)
+                             policy_gains=self._gains, camera_mounts=mounts, scene=self._painter(scene, mounts))
 
     def start(self) -> None:
         """Starts every thread."""
@@ -293,6 +330,8 @@ class Daemon:
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         try_realtime(max(0, self.cfg.realtime_priority - 2))
         self.started_at = time.monotonic()
+        if self.live is not None and not self.live.open():  # a taken port: teleoperation goes on
+            self.state.add_event("live_warning", self.live.error, source="live")
         for t in self.threads:
             t.start()
         log.info(
@@ -326,6 +365,8 @@ class Daemon:
             self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
         self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
+        if self.live is not None and self.live.server is not None:
+            self.live.join(timeout=1.0)
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))

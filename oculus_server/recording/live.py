@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from oculus_server.errors import RecordingError
 from oculus_server.recording import schemas as S
@@ -92,7 +92,7 @@ class LiveServer:
         try:
             self._server = foxglove.start_server(
                 name=name, host=host, port=port, context=self._context,
-                server_listener=_Listener(self), message_backlog_size=backlog,
+                server_listener=cast(Any, _Listener(self)), message_backlog_size=backlog,
             )
         except Exception as exc:  # the SDK raises a plain RuntimeError for a taken port
             raise RecordingError(

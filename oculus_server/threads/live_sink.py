@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from oculus_server.errors import RecordingError
 from oculus_server.recording.live import LiveServer
 from oculus_server.recording.mapping import Message
 from oculus_server.state import SharedState
@@ -24,22 +25,41 @@ LIVE_QUEUE_SIZE = 80  # batches (one per recording tick): 2 s at 40 Hz
 
 
 class LiveSinkThread(DaemonThread):
-    """Owns the `LiveServer` from start to stop; publishes what the writer thread offers."""
+    """Owns the `LiveServer` from `open` to stop; publishes what the writer thread offers.
 
-    def __init__(self, server: LiveServer, supervisor: Supervisor, state: SharedState,
+    Args:
+        server_factory: binds the server (called by `open`, before the threads start).
+    """
+
+    def __init__(self, server_factory: Callable[[], LiveServer], supervisor: Supervisor, state: SharedState,
                  queue_size: int = LIVE_QUEUE_SIZE) -> None:
         super().__init__("live-sink", supervisor, state, realtime_priority=0)
-        self.server = server
+        self._factory = server_factory
+        self.server: LiveServer | None = None
+        self.error = ""
         self.queue: queue.Queue[Sequence[Message]] = queue.Queue(maxsize=queue_size)
+
+    def open(self) -> bool:
+        """Binds the server; False (the reason in `error`, logged) when it cannot serve."""
+        try:
+            self.server = self._factory()
+        except RecordingError as exc:
+            self.error = str(exc)
+            log.error("%s", exc)
+            return False
+        log.info("live view: in Foxglove, Open connection -> %s (layout: configs/foxglove_layout.json)",
+                 self.server.url)
+        return True
 
     @property
     def wanted(self) -> bool:
         """A client is subscribed to something: worth mapping ticks for (a lock-free read)."""
-        return self.server.wanted
+        server = self.server
+        return server is not None and server.wanted
 
     def offer(self, messages: Sequence[Message]) -> None:
         """Queues a batch for the clients; never blocks (a full queue drops it, counted)."""
-        if not messages or not self.server.wanted:
+        if not messages or not self.wanted:
             return
         try:
             self.queue.put_nowait(messages)
@@ -47,6 +67,8 @@ class LiveSinkThread(DaemonThread):
             self.state.count("live_dropped", len(messages))
 
     def body(self) -> None:
+        if self.server is None:
+            raise RecordingError("the live view was started without a server (call open() first)")
         while not self.stop_event.is_set():
             try:
                 batch = self.queue.get(timeout=0.1)
@@ -59,4 +81,5 @@ class LiveSinkThread(DaemonThread):
             self.state.set_queue_depth("live_subscriptions", self.server.subscriptions)
 
     def cleanup(self) -> None:
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
