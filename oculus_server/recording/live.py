@@ -29,6 +29,21 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765  # Foxglove's default for a WebSocket connection
 BACKLOG = 256  # messages buffered per client before its oldest are dropped (SDK default 1024)
+_SDK_OVERFLOW_LOGGER = "foxglove.websocket.connected_client.send_lossy"  # "outbox for client … full"
+
+
+class _OverflowCounter(logging.Filter):
+    """Counts the SDK's reports of a client whose backlog overflowed (it then drops that client's
+    oldest messages; the SDK reports it once per client and exposes no per-message count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "full" in record.getMessage():
+            self.count += 1
+        return True
 
 
 def advertised_topics(cameras: Iterable[str] = (), optional: bool = True) -> list[S.TopicSpec]:
@@ -87,6 +102,8 @@ class LiveServer:
         self.wanted = False  # read without the lock: a stale value only delays one batch
         self.published = 0
         self.unknown_topics: set[str] = set()
+        self._overflows = _OverflowCounter()
+        logging.getLogger(_SDK_OVERFLOW_LOGGER).addFilter(self._overflows)
         self._context = foxglove.Context()
         self._channels: dict[str, Any] = {}
         try:
@@ -95,6 +112,7 @@ class LiveServer:
                 server_listener=cast(Any, _Listener(self)), message_backlog_size=backlog,
             )
         except Exception as exc:  # the SDK raises a plain RuntimeError for a taken port
+            logging.getLogger(_SDK_OVERFLOW_LOGGER).removeFilter(self._overflows)
             raise RecordingError(
                 f"live view: cannot serve on {host}:{port} ({exc}); choose another --live-port or --no-live"
             ) from None
@@ -107,6 +125,11 @@ class LiveServer:
     def url(self) -> str:
         """ws:// address to open in Foxglove."""
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def client_overflows(self) -> int:
+        """Times a client's backlog overflowed (the SDK then dropped its oldest messages)."""
+        return self._overflows.count
 
     @property
     def subscriptions(self) -> int:
@@ -159,4 +182,5 @@ class LiveServer:
 
     def stop(self) -> None:
         """Closes every connection and the listening socket."""
+        logging.getLogger(_SDK_OVERFLOW_LOGGER).removeFilter(self._overflows)
         self._server.stop()

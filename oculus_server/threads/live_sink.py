@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Callable, Sequence
 
 from oculus_server.errors import RecordingError
@@ -79,7 +80,12 @@ class LiveSinkThread(DaemonThread):
                 self.state.count("live_messages", sent)
             self.state.set_queue_depth("live", self.queue.qsize())
             self.state.set_queue_depth("live_subscriptions", self.server.subscriptions)
+            self.state.set_queue_depth("live_client_overflows", self.server.client_overflows)
 
     def cleanup(self) -> None:
+        # The SDK's stop waits for each client's close handshake (seconds for one that stopped
+        # reading): it finishes in a thread of its own so the daemon's shutdown never waits on it.
         if self.server is not None:
-            self.server.stop()
+            stopper = threading.Thread(target=self.server.stop, name="live-stop", daemon=True)
+            stopper.start()
+            stopper.join(timeout=0.5)
