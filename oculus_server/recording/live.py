@@ -103,7 +103,10 @@ class LiveServer:
         self.published = 0
         self.unknown_topics: set[str] = set()
         self._overflows = _OverflowCounter()
-        logging.getLogger(_SDK_OVERFLOW_LOGGER).addFilter(self._overflows)
+        overflow_log = logging.getLogger(_SDK_OVERFLOW_LOGGER)
+        overflow_log.addFilter(self._overflows)
+        if not overflow_log.isEnabledFor(logging.INFO):  # the SDK reports an overflow at INFO
+            overflow_log.setLevel(logging.INFO)
         self._context = foxglove.Context()
         self._channels: dict[str, Any] = {}
         try:
