@@ -5,6 +5,8 @@ cd "$(dirname "$0")"
 source tools/bootstrap.sh
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
+# The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
+[[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
 # Lint and type-check first (pyproject.toml: [tool.ruff], [tool.mypy]); SKIP_LINT=1 skips them.
 if [[ -z "${SKIP_LINT:-}" ]]; then
   echo "[lint] ruff check" >&2
