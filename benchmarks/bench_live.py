@@ -4,7 +4,8 @@ Runs the daemon once per mode, the modes interleaved, each round with the same s
 
 * ``none``     no client connected (the live server listens; nothing is mapped between episodes);
 * ``all``      one client subscribed to every advertised topic, reading all the time;
-* ``stalled``  one client subscribed to everything that stops reading for 10 s mid-run, then reads on.
+* ``stalled``  one client subscribed to everything that stops reading for `--stall` s (10) mid-run,
+  then reads on (its socket's receive buffer is kept small, so the stall reaches the server).
 
 Prints per run: what the client received (/control/mode and each camera, Hz from the messages'
 log times), the recording's achieved rate, missing ticks and period jitter p99/max (from the
@@ -40,7 +41,7 @@ from bench_daemon import analyse, cpu_seconds, rss_kib  # noqa: E402
 from tests.foxglove_ws_client import FoxgloveClient  # noqa: E402
 from tests.robot_fakes import free_port_block  # noqa: E402
 
-STALL_S = 10.0
+CAMERA_TOPICS = ("/camera/front/image", "/camera/wrist/image")
 
 
 def free_port() -> int:
@@ -79,7 +80,18 @@ def hz(log_ns: list[int]) -> float:
     return float((t.size - 1) / (t[-1] - t[0])) if t.size > 1 else float("nan")
 
 
-def run(mode: str, duration: float, out_root: Path) -> dict:
+def recorded_hz(path: Path, topics: tuple[str, ...]) -> dict[str, float]:
+    """Hz of `topics` in a recording, from their log times."""
+    from mcap.reader import make_reader
+
+    times: dict[str, list[int]] = {t: [] for t in topics}
+    with open(path, "rb") as f:
+        for _schema, channel, msg in make_reader(f).iter_messages(topics=list(topics)):
+            times[channel.topic].append(msg.log_time)
+    return {t: hz(v) for t, v in times.items()}
+
+
+def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"live_{mode}_", dir=out_root))
     port, cams, live_port = free_port_block(3) + 1, free_port_block(2), free_port()
     (out / "d.yaml").write_text(f"camera_port_offset: {cams}\n")
@@ -94,7 +106,8 @@ def run(mode: str, duration: float, out_root: Path) -> dict:
         time.sleep(0.1)
     reader = None
     if mode != "none":
-        client = FoxgloveClient(f"ws://127.0.0.1:{live_port}")
+        # a small receive buffer: a client that stops reading pushes back on the server at once
+        client = FoxgloveClient(f"ws://127.0.0.1:{live_port}", rcvbuf=65536)
         topics = set(client.wait_channels({"/control/mode", "/camera/front/image", "/camera/wrist/image"}, 30))
         client.subscribe(sorted(topics))
         reader = Reader(client)
@@ -105,21 +118,21 @@ def run(mode: str, duration: float, out_root: Path) -> dict:
     rss = {"before": rss_kib(proc.pid)}
     stall = None
     if mode == "stalled":
-        pre = max(1.0, (window - STALL_S) / 2)
+        pre = max(1.0, (window - stall_s) / 2)
         time.sleep(pre)
         rss["before"] = rss_kib(proc.pid)
         assert reader is not None
         reader.paused.set()
         stall = (time.monotonic(), None)
         peak = 0
-        end = time.monotonic() + STALL_S
+        end = time.monotonic() + stall_s
         while time.monotonic() < end:
             peak = max(peak, rss_kib(proc.pid))
             time.sleep(0.5)
         rss["during_max"] = peak
         reader.paused.clear()
         stall = (stall[0], time.monotonic())
-        time.sleep(max(0.5, window - pre - STALL_S - 0.5))
+        time.sleep(max(0.5, window - pre - stall_s - 0.5))
         rss["after"] = rss_kib(proc.pid)
     else:
         time.sleep(max(1.0, window))
@@ -136,15 +149,15 @@ def run(mode: str, duration: float, out_root: Path) -> dict:
     if reader is not None:
         for topic, log_ns, _t in reader.got:
             got.setdefault(topic, []).append(log_ns)
-    return {"mode": mode, "code": code, "cpu_pct": cpu, "rss_kib": rss, "rec": res["recording"],
+    return {"mode": mode, "code": code, "recorded_hz": recorded_hz(path, CAMERA_TOPICS), "cpu_pct": cpu, "rss_kib": rss, "rec": res["recording"],
             "missing_ticks": res["missing_ticks"], "counters": counters, "got": got, "log": out / "daemon.log"}
 
 
 def show(r: dict) -> None:
     rec = r["rec"]
     got = r["got"]
-    recv = " ".join(f"{t}={hz(got[t]):.2f}Hz" for t in ("/control/mode", "/camera/front/image", "/camera/wrist/image")
-                    if t in got) or "-"
+    recv = " ".join(f"{t}={hz(got[t]):.2f}Hz" for t in ("/control/mode", *CAMERA_TOPICS) if t in got) or "-"
+    recorded = " ".join(f"{t}={v:.2f}Hz" for t, v in r["recorded_hz"].items())
     c = r["counters"]
     print(f"{r['mode']:8s} exit={r['code']} cpu={r['cpu_pct']:5.1f}%  recording {rec['achieved_hz']:.3f} Hz "
           f"missing={r['missing_ticks']} jitter p99={rec['jitter_p99_ms']:.2f} max={rec['jitter_max_ms']:.2f} ms  "
@@ -152,6 +165,7 @@ def show(r: dict) -> None:
     print(f"{'':8s} received: {recv}  live sent={c.get('live_messages', 0):.0f} dropped={c.get('live_dropped', 0):.0f} "
           f"ticks_dropped={c.get('live_ticks_dropped', 0):.0f} overflows={c.get('queue_live_client_overflows', 0):.0f}"
           f"  messages received={sum(len(v) for v in got.values())}")
+    print(f"{'':8s} recorded: {recorded}")
 
 
 def main() -> int:
@@ -159,13 +173,14 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--modes", default="none,all,stalled")
+    ap.add_argument("--stall", type=float, default=10.0, help="seconds the stalled client reads nothing")
     args = ap.parse_args()
     out_root = Path(tempfile.mkdtemp(prefix="bench_live_"))
     failed = False
     for i in range(args.rounds):
         print(f"round {i + 1}")
         for mode in args.modes.split(","):
-            r = run(mode, args.duration, out_root)
+            r = run(mode, args.duration, out_root, args.stall)
             show(r)
             failed |= r["code"] != 0
     return 1 if failed else 0

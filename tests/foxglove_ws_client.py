@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class FoxgloveClient:
     """A connection to a Foxglove WebSocket server."""
 
     url: str
+    rcvbuf: int = 0  # > 0: a small socket receive buffer, so a client that stops reading stalls the sender
     ws: ClientConnection = field(init=False)
     server_info: dict[str, Any] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
@@ -57,7 +59,16 @@ class FoxgloveClient:
     times: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.ws = connect(self.url, subprotocols=list(SUBPROTOCOLS), open_timeout=10, max_size=None)  # type: ignore[list-item]
+        sock = None
+        if self.rcvbuf > 0:
+            host, _, port = self.url.removeprefix("ws://").partition(":")
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.settimeout(10)
+            sock.connect((host, int(port)))
+        self.ws = connect(self.url, sock=sock, subprotocols=list(SUBPROTOCOLS),  # type: ignore[list-item]
+                          open_timeout=10, max_size=None, max_queue=4 if self.rcvbuf > 0 else 16,
+                          ping_interval=None)
 
     def close(self) -> None:
         self.ws.close()
