@@ -14,9 +14,11 @@ import json
 import socket
 import struct
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 SUBPROTOCOLS = ("foxglove.sdk.v1", "foxglove.websocket.v1")
@@ -57,6 +59,7 @@ class FoxgloveClient:
     channels: dict[int, Channel] = field(default_factory=dict)
     subscriptions: dict[int, int] = field(default_factory=dict)  # subscription id -> channel id
     times: list[int] = field(default_factory=list)
+    closed: bool = False  # the server closed the connection
 
     def __post_init__(self) -> None:
         sock = None
@@ -66,12 +69,13 @@ class FoxgloveClient:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.settimeout(10)
             sock.connect((host, int(port)))
-        self.ws = connect(self.url, sock=sock, subprotocols=list(SUBPROTOCOLS),  # type: ignore[list-item]
-                          open_timeout=10, max_size=None, max_queue=4 if self.rcvbuf > 0 else 16,
-                          ping_interval=None)
+        self._stack = ExitStack()
+        self.ws = self._stack.enter_context(connect(
+            self.url, sock=sock, subprotocols=list(SUBPROTOCOLS),  # type: ignore[list-item]
+            open_timeout=10, max_size=None, max_queue=4 if self.rcvbuf > 0 else 16, ping_interval=None))
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
     def by_topic(self) -> dict[str, Channel]:
         return {c.topic: c for c in self.channels.values()}
@@ -100,10 +104,16 @@ class FoxgloveClient:
         return None
 
     def recv(self, timeout: float) -> Received | None:
-        """Reads one frame (None for a control frame or a timeout)."""
+        """Reads one frame (None for a control frame, a timeout, or once the server has closed)."""
+        if self.closed:
+            time.sleep(timeout)
+            return None
         try:
             frame = self.ws.recv(timeout=timeout)
         except TimeoutError:
+            return None
+        except ConnectionClosed:
+            self.closed = True
             return None
         if isinstance(frame, str):
             self._handle_text(frame)

@@ -236,3 +236,47 @@ def test_debug_daemon_serves_live_at_the_recorded_rate_and_a_stalled_client_chan
     assert counters["records_dropped"] == 0
     assert counters["queue_live_client_overflows"] >= 1  # the stalled client's backlog overflowed
 
+
+
+@pytest.mark.slow
+def test_arena_run_live_publishes_the_episode_in_sim_time(tmp_path):
+    """`vla-arena run --live`: the episode's topics while it runs, stamped and timed in sim time."""
+    live_port = _free_port()
+    argv = [sys.executable, "-m", "vla_server.arena.cli", "--data", str(tmp_path / "data"), "--provider",
+            "tests.arena_fakes:TestProvider", "run", "--model", "reach", "--instruction", "pick up the red cube",
+            "--steps", "40", "--hz", "10", "--width", "64", "--height", "48", "--no-video", "--live",
+            "--live-port", str(live_port)]
+    log = open(tmp_path / "arena.log", "wb")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, MUJOCO_GL="egl"), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log)
+    try:
+        client = None
+        end = time.monotonic() + 60
+        while client is None:
+            try:
+                client = FoxgloveClient(f"ws://127.0.0.1:{live_port}")
+            except OSError:
+                assert time.monotonic() < end and proc.poll() is None, (tmp_path / "arena.log").read_text()
+                time.sleep(0.2)
+        topics = [S.TOPIC_JOINT_STATES, S.TOPIC_TF, S.TOPIC_SCENE, "/camera/front/image", S.TOPIC_EVENTS]
+        client.wait_channels(set(topics))
+        assert "time" in client.server_info["capabilities"]
+        client.subscribe(topics)
+        got = []
+        while not client.closed and time.monotonic() < end + 60:
+            got += client.collect(0.5)
+        assert proc.wait(30) == 0, (tmp_path / "arena.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    joints = [r for r in got if r.topic == S.TOPIC_JOINT_STATES]
+    assert len(joints) > 30
+    stamps = [json.loads(r.data)["timestamp"] for r in joints]
+    t = [s["sec"] + s["nsec"] / 1e9 for s in stamps]
+    assert statistics.median(b - a for a, b in zip(t, t[1:])) == pytest.approx(1 / 30, abs=0.002)  # 30 Hz sim time
+    assert client.times and client.times == sorted(client.times)  # the server's clock is the sim time
+    assert any(r.topic == "/camera/front/image" for r in got)
+    tf = FrameTransforms.FromString([r for r in got if r.topic == S.TOPIC_TF][-1].data)
+    assert link_frame("link7") in {x.child_frame_id for x in tf.transforms}

@@ -78,6 +78,8 @@ class LiveServer:
         topics: channels to advertise at start (others are advertised on their first message).
         name: the server name clients show.
         backlog: messages kept per client before the oldest are dropped.
+        time_capability: the server tells clients the current time (`broadcast_time`; sim time
+            for the arena) instead of their using the wall clock.
 
     Raises:
         RecordingError: foxglove-sdk is missing or the address cannot be bound (the message says
@@ -91,6 +93,7 @@ class LiveServer:
         topics: Iterable[S.TopicSpec] = (),
         name: str = "oculus-server",
         backlog: int = BACKLOG,
+        time_capability: bool = False,
     ) -> None:
         try:
             import foxglove
@@ -109,9 +112,10 @@ class LiveServer:
             overflow_log.setLevel(logging.INFO)
         self._context = foxglove.Context()
         self._channels: dict[str, Any] = {}
+        caps = [foxglove.Capability.Time] if time_capability else None
         try:
             self._server = foxglove.start_server(
-                name=name, host=host, port=port, context=self._context,
+                name=name, host=host, port=port, context=self._context, capabilities=caps,
                 server_listener=cast(Any, _Listener(self)), message_backlog_size=backlog,
             )
         except Exception as exc:  # the SDK raises a plain RuntimeError for a taken port
