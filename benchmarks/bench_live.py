@@ -149,7 +149,8 @@ def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
     if reader is not None:
         for topic, log_ns, _t in reader.got:
             got.setdefault(topic, []).append(log_ns)
-    return {"mode": mode, "code": code, "recorded_hz": recorded_hz(path, CAMERA_TOPICS), "cpu_pct": cpu, "rss_kib": rss, "rec": res["recording"],
+    return {"mode": mode, "code": code, "recorded_hz": recorded_hz(path, CAMERA_TOPICS), "cpu_pct": cpu,
+            "rss_kib": rss, "rec": res["recording"],
             "missing_ticks": res["missing_ticks"], "counters": counters, "got": got, "log": out / "daemon.log"}
 
 

@@ -19,8 +19,6 @@ import jsonschema
 import pytest
 from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
 from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
-from tests.foxglove_ws_client import FoxgloveClient
-from tests.robot_fakes import free_port_block
 
 from oculus_server.recording import schemas as S
 from oculus_server.recording.layout import foxglove_layout, topics_in
@@ -31,6 +29,8 @@ from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.live_sink import LiveSinkThread
+from tests.foxglove_ws_client import FoxgloveClient
+from tests.robot_fakes import free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent
 
