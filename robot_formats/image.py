@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from robot_formats.stream.errors import BadImage
-from vla_server.constants import MAX_IMAGE_SIDE_PX
+from robot_formats.stream.limits import MAX_IMAGE_SIDE_PX
 
 JPEG_PREFIX = "data:image/jpeg;base64,"
 _JPEG_SOI = b"\xff\xd8"

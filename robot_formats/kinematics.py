@@ -1,4 +1,5 @@
-"""The Franka Panda's forward kinematics, numpy only: TCP and every link's pose from the 7 joints.
+"""The Franka Panda's kinematics, numpy only: TCP and every link's pose from the 7 joints, the TCP
+Jacobian and a damped-least-squares IK (`PandaKinematics`).
 
 The chain is the simulator's MuJoCo model (`frankateach.sim.model.build_model`), whose arm joint
 vector *is* the real Panda's (Craig DH convention) and whose ``tcp`` site is the real hand's TCP
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_formats.rotations import quat_from_matrix, quat_normalize, quat_to_matrix
+from frankateach.constants import HOME_JOINTS, JOINT_LIMITS_HIGH, JOINT_LIMITS_LOW
+from robot_formats.rotations import quat_from_matrix, quat_normalize, quat_to_matrix, rotation_error
 
 ARM_DOF = 7
 FINGER_OPEN_M = 0.04  # each finger's travel, metres (0 closed … 0.04 open)
@@ -137,3 +139,107 @@ def forward(q: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """TCP (pos (3,) m, quat (4,) xyzw, w ≥ 0) in the base frame for joints `q` (7,) rad."""
     pose = tcp_pose(q)
     return pose.pos, pose.quat_xyzw
+
+
+def jacobian(q: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(6, 7) TCP Jacobian [linear; angular] in the base frame at joints `q` (MuJoCo's ``mj_jacSite``).
+
+    Column i: joint i turns about its link's z axis ``z_i`` through ``p_i``, so the TCP moves
+    ``z_i × (p_tcp − p_i)`` (m/rad) and turns ``z_i`` (rad/rad).
+    """
+    links = _chain(_joints(q))
+    hand = links[-1]
+    tcp = hand.pos + hand.rot @ _TCP_POS
+    out = np.empty((6, ARM_DOF))
+    for i, link in enumerate(links[1:]):
+        axis = link.rot[:, 2]
+        out[:3, i] = np.cross(axis, tcp - link.pos)
+        out[3:, i] = axis
+    return out
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """Outcome of `PandaKinematics.solve_ik`.
+
+    Attributes:
+        q: (7,) joints, rad (within the joint limits).
+        pos_err: remaining position error, m.
+        rot_err: remaining orientation error, rad.
+        iterations: iterations used.
+    """
+
+    q: np.ndarray
+    pos_err: float
+    rot_err: float
+    iterations: int
+
+    @property
+    def converged(self) -> bool:
+        return self.pos_err < 1e-3 and self.rot_err < 1e-2
+
+
+class PandaKinematics:
+    """FK, Jacobian and IK of the Panda's TCP with the real joint limits (stateless, thread-safe).
+
+    Attributes:
+        lower, upper: (7,) joint limits, rad.
+        home: (7,) the home posture, rad (IK's default seed and null-space attractor).
+    """
+
+    def __init__(self) -> None:
+        self.lower = JOINT_LIMITS_LOW.astype(np.float64).copy()
+        self.upper = JOINT_LIMITS_HIGH.astype(np.float64).copy()
+        self.home = HOME_JOINTS.astype(np.float64).copy()
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """TCP (pos (3,) m, quat (4,) xyzw, w ≥ 0) in the base frame for joints `q` (7,) rad."""
+        return forward(q)
+
+    def jacobian(self, q: np.ndarray) -> np.ndarray:
+        """(6, 7) TCP Jacobian [linear; angular] in the base frame at joints `q`."""
+        return jacobian(q)
+
+    def clip(self, q: np.ndarray) -> np.ndarray:
+        """`q` clipped to the joint limits."""
+        return np.clip(np.asarray(q, dtype=np.float64), self.lower, self.upper)
+
+    def solve_ik(
+        self,
+        pos: np.ndarray,
+        quat_xyzw: np.ndarray,
+        seed: np.ndarray | None = None,
+        iterations: int = 100,
+        damping: float = 0.01,
+        nullspace_gain: float = 0.1,
+    ) -> IKResult:
+        """Joints that put the TCP at (pos, quat), by damped least squares from `seed` (home if None).
+
+        The redundant DOF is pulled gently toward the home posture, so the answer is a smooth,
+        deterministic function of the target and the seed.
+        """
+        target_pos = np.asarray(pos, dtype=np.float64)
+        target_q = quat_normalize(tuple(float(v) for v in quat_xyzw))
+        q = self.clip(self.home if seed is None else seed)
+
+        def errors(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            pose = tcp_pose(q)
+            current = quat_from_matrix(pose.rot)
+            return target_pos - pose.pos, np.array(rotation_error(target_q, current))
+
+        e_pos, e_rot = errors(q)
+        it = 0
+        while it < iterations and (np.linalg.norm(e_pos) >= 5e-5 or np.linalg.norm(e_rot) >= 5e-4):
+            it += 1
+            jac = jacobian(q)
+            jjt = jac @ jac.T + damping**2 * np.eye(6)
+            pinv = np.linalg.solve(jjt, jac).T
+            pull = nullspace_gain * (self.home - q)
+            dq = pinv @ np.concatenate([e_pos, e_rot]) + pull - pinv @ (jac @ pull)
+            step = float(np.max(np.abs(dq)))
+            if step > 0.3:
+                dq *= 0.3 / step
+            q = self.clip(q + dq)
+            e_pos, e_rot = errors(q)
+        pos_err, rot_err = float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot))
+        return IKResult(q=q, pos_err=pos_err, rot_err=rot_err, iterations=it)

@@ -20,7 +20,7 @@ from robot_formats.droid import (
     make_request,
     resize_with_pad,
 )
-from vla_server.policies.kinematics import PandaKinematics
+from robot_formats.kinematics import PandaKinematics
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ import msgpack
 import numpy as np
 import pytest
 
+from robot_formats.robot_state import RobotStateIn
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.workers import wire
 from vla_server.workers.errors import (
     WorkerBadInput,

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from robot_formats.image import JPEG_PREFIX, encode_jpeg_data_url
+from robot_formats.robot_state import RobotStateIn
 from robot_formats.stream.parse import parse_robot_state
-from vla_server.policies.base import RobotStateIn
 
 RobotStateLike = RobotStateIn | Mapping[str, Any]
 """``{"pose": [6], "velocity": [6] (optional), "gripper": -1..1 (optional)}`` or a `RobotStateIn`."""

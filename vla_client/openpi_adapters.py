@@ -17,7 +17,7 @@ import numpy as np
 
 from robot_formats.action_space import ACTION_DIM, GRIPPER_OPEN, clip_action
 from robot_formats.openpi_request import native_request
-from vla_server.policies.base import RobotStateIn
+from robot_formats.robot_state import RobotStateIn
 
 DROID_ACTION_DT_S = 1.0 / 15.0  # DROID's control period: one chunk row per step
 
@@ -71,18 +71,18 @@ class DroidAdapter:
     action_dt_s: float | None = DROID_ACTION_DT_S
 
     def __init__(self, image_size: int = 224, binarize_gripper: bool = True) -> None:
-        from vla_server.policies.kinematics import PandaKinematics
+        from robot_formats.kinematics import PandaKinematics
 
         self.kin = PandaKinematics()
         self.image_size = image_size
         self.binarize_gripper = binarize_gripper
         self._q = self.kin.home.copy()
         self._gripper = GRIPPER_OPEN
-        self._lock = threading.Lock()  # one MjData inside the kinematics
+        self._lock = threading.Lock()  # guards the last joints and gripper
 
     def request(self, image: np.ndarray, instruction: str, state: RobotStateIn | None) -> tuple[dict[str, Any], Any]:
         from robot_formats.droid import make_request
-        from vla_server.policies.pose import pose_to_pos_quat
+        from robot_formats.robot_state import pose_to_pos_quat
 
         with self._lock:
             q, gripper = self._q, self._gripper

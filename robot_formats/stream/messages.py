@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from vla_server.policies.base import RobotStateIn
+from robot_formats.robot_state import RobotStateIn
 
 # ---- client -> server ---------------------------------------------------------------------------
 

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from robot_formats.image import parse_data_url, probe_jpeg
+from robot_formats.robot_state import RobotStateIn
 from robot_formats.stream.errors import (
     InvalidField,
     InvalidJSON,
     MessageTooLarge,
     UnknownMessageType,
+)
+from robot_formats.stream.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_IMAGE_SIDE_PX,
+    MAX_INSTRUCTION_CHARS,
+    MIN_TARGET_FPS,
 )
 from robot_formats.stream.messages import (
     AuthMessage,
@@ -26,13 +33,6 @@ from robot_formats.stream.messages import (
     FrameMessage,
     StatsRequest,
 )
-from vla_server.constants import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    MAX_IMAGE_SIDE_PX,
-    MAX_INSTRUCTION_CHARS,
-    MIN_TARGET_FPS,
-)
-from vla_server.policies.base import RobotStateIn
 
 CLIENT_TYPES = ("auth", "frame", "stats", "close")
 MAX_TARGET_FPS = 1000.0  # sanity bound of the field itself; tiers allow far less

@@ -444,7 +444,11 @@ class _Episode:
             raise EpisodeError(
                 f"policy {self.model.id!r} answered a bad action at observation {rt.observations}: {exc}"
             ) from None
-        pos, quat, grip = action_to_target(kin.tcp_pos, kin.tcp_quat_xyzw, action)
+        target = action_to_target(kin.tcp_pos, kin.tcp_quat_xyzw, action)
+        if target is None or target.gripper is None:
+            raise EpisodeError(f"observation {rt.observations}: the TCP pose is not finite ({kin.tcp_pos}, "
+                               f"{kin.tcp_quat_xyzw})")
+        pos, quat, grip = np.array(target.pos), np.array(target.quat), target.gripper
         delay = LatencyModel.to_steps(latency.draw_ms(rt.rng))
         rt.observations += 1
         tr = self.traj

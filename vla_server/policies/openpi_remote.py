@@ -9,7 +9,7 @@ configured. Codec: `robot_formats.openpi_codec` (strict; never pickle).
 Mapping (`droid_mapping`): our front frame, wrist frame and state become DROID's observation
 keys; the server's joint-velocity chunk becomes our (H, 7) actions through the Panda's forward
 kinematics. Our clients report the TCP pose, not the joints, so the joints sent are an IK
-solution of the reported pose (`kinematics.PandaKinematics`, seeded with the session's previous
+solution of the reported pose (`robot_formats.kinematics.PandaKinematics`, seeded with the session's previous
 solution, so it is continuous and deterministic). Without ``robot_state`` the session's last
 joints (home at first) are sent. The gripper sent is the reported one, else the session's last
 commanded one, else open.
@@ -35,10 +35,10 @@ from robot_formats.droid import (
     chunk_to_actions,
     make_request,
 )
+from robot_formats.kinematics import PandaKinematics
 from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
+from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
-from vla_server.policies.kinematics import PandaKinematics
-from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 

@@ -23,6 +23,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.limits import (
+    CLOSE_AUTH_TIMEOUT,
+    CLOSE_BAD_KEY,
+    CLOSE_FPS_TOO_HIGH,
+    CLOSE_NORMAL,
+    CLOSE_TOO_MANY_SESSIONS,
+    CLOSE_UNKNOWN_MODEL,
+    CLOSE_UNSUPPORTED_ROBOT,
+    ROBOT_TYPES,
+)
 from robot_formats.stream.messages import (
     ActionMessage,
     AuthMessage,
@@ -37,16 +47,6 @@ from robot_formats.stream.messages import (
 )
 from robot_formats.stream.parse import ParseLimits, parse_client_message
 from vla_server.auth.store import ApiKey, KeyStore
-from vla_server.constants import (
-    CLOSE_AUTH_TIMEOUT,
-    CLOSE_BAD_KEY,
-    CLOSE_FPS_TOO_HIGH,
-    CLOSE_NORMAL,
-    CLOSE_TOO_MANY_SESSIONS,
-    CLOSE_UNKNOWN_MODEL,
-    CLOSE_UNSUPPORTED_ROBOT,
-    ROBOT_TYPES,
-)
 from vla_server.registry.errors import (
     InvalidInput,
     ModelCrashed,

@@ -27,8 +27,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 
 ALLOWED_DTYPES = frozenset(
     np.dtype(t).str for t in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?")
