@@ -10,12 +10,12 @@ Loop (absolute deadlines on a monotonic clock, missed sends skipped, never a bur
    refusal (bad key, unknown model) is final: assist stays off, the daemon goes on.
 2. **Send** at each deadline: the newest frame of `camera` (JPEG bytes as received, never
    re-encoded) with the measured pose ``[x, y, z, roll, pitch, yaw]`` and gripper, if both are
-   fresh; the pose is remembered with its send time.
+   fresh; the pose is remembered under the frame's id (the client's session number, `send_frame`'s frame id).
 3. **Receive** until the next deadline, in slices of at most `RECEIVE_SLICE_S` (the stop event is
    seen at once): the newest action is published with its receive time, score, latency, and the
-   pose it answers — found from its round trip (send time = receive time − rtt). Stream actions
-   whose pose is no longer known are counted and not used; openpi chunk rows carry no pose (they
-   apply to the pose of the moment).
+   pose it answers — the pose sent with the frame whose id (session number, frame id) it carries.
+   Stream actions whose pose is no longer known are counted and not used; openpi chunk rows carry
+   no pose (they apply to the pose of the moment).
 
 It never touches the control thread: the control thread reads the newest action and its age.
 Every client call has a timeout (`vla_client`); the client's own event loop runs in a thread it
@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -60,8 +60,7 @@ FRAME_MAX_AGE_S = 1.0  # a camera frame older than this is not sent
 STATE_MAX_AGE_S = 0.5  # nor with a measured state older than this
 STATUS_PERIOD_S = 1.0  # status published (and recorded) this often, and on every link change
 SERVER_STATS_PERIOD_S = 5.0  # the service's own drop figures are asked for this often
-MATCH_TOL_S = 0.02  # an action's estimated send time must be this close to a recorded send
-SENT_KEPT = 256  # recent sends remembered (pose per send time)
+SENT_KEPT = 256  # recent sends remembered (pose per frame id)
 WINDOW = 200  # actions behind the latency percentiles and rates
 CLOSE_TIMEOUT_S = 0.5
 RATE_WINDOW_S = 2.0  # the action rate is counted over this trailing window
@@ -119,7 +118,8 @@ class AssistThread(DaemonThread):
         self.detail = ""
         self._ever_connected = False
         self._backoff = Backoff(0.25, 2.0)
-        self._sent: deque[tuple[float, Pos, Quat4]] = deque(maxlen=SENT_KEPT)  # (send time, pose sent)
+        # (client session number, frame id) -> the pose sent with that frame; the newest SENT_KEPT
+        self._sent: OrderedDict[tuple[int, int], tuple[Pos, Quat4]] = OrderedDict()
         self._latency: deque[float] = deque(maxlen=WINDOW)
         self._rtt: deque[float] = deque(maxlen=WINDOW)
         self._recv_times: deque[float] = deque(maxlen=WINDOW)
@@ -249,7 +249,7 @@ class AssistThread(DaemonThread):
             return
         jpeg, robot_state, pos, quat = payload
         try:
-            client.send_frame(jpeg, self.cfg.instruction, robot_state)
+            frame_id = client.send_frame(jpeg, self.cfg.instruction, robot_state)
         except ValueError as exc:  # bad input: nothing was sent
             self._counts["frames_skipped"] += 1
             self._skip_reason = f"frame refused by the client: {exc}"
@@ -262,7 +262,9 @@ class AssistThread(DaemonThread):
             self._skip_reason = f"send failed: {exc}"
             return
         self.stats.tick(now)
-        self._sent.append((self.clock.now(), pos, quat))
+        self._sent[(client.session_number, frame_id)] = (pos, quat)
+        while len(self._sent) > SENT_KEPT:
+            self._sent.popitem(last=False)
         self._counts["frames_sent"] += 1
         self._skip_reason = ""
 
@@ -325,7 +327,7 @@ class AssistThread(DaemonThread):
         seen_quat: Quat4 | None = None
         rtt = float(ra.rtt_ms) if ra.rtt_ms is not None else math.nan
         if self.rebase:
-            match = self._match(ra.received_at - rtt / 1000.0) if math.isfinite(rtt) else None
+            match = self._sent.get((ra.session_number, int(ra.frame_id)))
             if match is None:
                 self._counts["actions_unmatched"] += 1
                 return
@@ -351,17 +353,6 @@ class AssistThread(DaemonThread):
             smoothed=bool(ra.smoothed),
         ))
         self._seq += 1
-
-    def _match(self, t_send: float) -> tuple[Pos, Quat4] | None:
-        """The pose sent closest to `t_send` (within `MATCH_TOL_S`), or None."""
-        best = None
-        for t, pos, quat in reversed(self._sent):
-            d = abs(t - t_send)
-            if d <= MATCH_TOL_S and (best is None or d < best[0]):
-                best = (d, pos, quat)
-            if t < t_send - MATCH_TOL_S:
-                break
-        return None if best is None else (best[1], best[2])
 
     # -- figures ---------------------------------------------------------------------------------
     def _refresh_stats(self) -> None:
