@@ -125,6 +125,9 @@ class LiveServer:
             ) from None
         self.host = host
         self.port = int(self._server.port)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("live view on %s:%d: the Foxglove WebSocket protocol has no authentication; anyone who "
+                        "can reach this address sees every topic (cameras included)", host, self.port)
         for spec in topics:
             self._channel(spec.topic)
 
