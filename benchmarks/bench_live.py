@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,18 +37,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_daemon import analyse, cpu_seconds, rss_kib  # noqa: E402
 
-from tests.foxglove_ws_client import FoxgloveClient  # noqa: E402
+from tests.foxglove_ws_client import FoxgloveClient, connect_when_up, free_port  # noqa: E402
 from tests.robot_fakes import free_port_block  # noqa: E402
 
 CAMERA_TOPICS = ("/camera/front/image", "/camera/wrist/image")
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Reader(threading.Thread):
@@ -107,7 +98,7 @@ def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
     reader = None
     if mode != "none":
         # a small receive buffer: a client that stops reading pushes back on the server at once
-        client = FoxgloveClient(f"ws://127.0.0.1:{live_port}", rcvbuf=65536)
+        client = connect_when_up(f"ws://127.0.0.1:{live_port}", lambda: proc.poll() is None, 30, rcvbuf=65536)
         topics = set(client.wait_channels({"/control/mode", "/camera/front/image", "/camera/wrist/image"}, 30))
         client.subscribe(sorted(topics))
         reader = Reader(client)

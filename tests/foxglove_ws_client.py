@@ -14,6 +14,7 @@ import json
 import socket
 import struct
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,3 +148,24 @@ class FoxgloveClient:
             if r is not None:
                 out.append(r)
         return out
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def connect_when_up(url: str, alive: Callable[[], bool], timeout: float, **kwargs: Any) -> FoxgloveClient:
+    """Connects once the server listens; raises RuntimeError when `alive()` turns False or `timeout` s pass."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return FoxgloveClient(url, **kwargs)
+        except OSError:
+            if time.monotonic() > end or not alive():
+                raise RuntimeError(f"no Foxglove server at {url} within {timeout} s") from None
+            time.sleep(0.2)

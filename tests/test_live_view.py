@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.live_sink import LiveSinkThread
-from tests.foxglove_ws_client import FoxgloveClient
+from tests.foxglove_ws_client import FoxgloveClient, connect_when_up, free_port
 from tests.robot_fakes import free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,12 +174,19 @@ def test_the_shipped_layout_is_generated_and_reads_only_recorded_topics_and_fiel
             assert fields - {""} <= names, (topic, fields)
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def _start_and_connect(argv: list[str], cwd: Path, log_path: Path, live_port: int):
+    """Starts `argv` (its output in `log_path`) and connects to its live view once it listens."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(argv, cwd=cwd, env=dict(os.environ, MUJOCO_GL="egl"), stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log)
+    try:
+        client = connect_when_up(f"ws://127.0.0.1:{live_port}", lambda: proc.poll() is None, 60)
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        log.close()
+        raise AssertionError(log_path.read_text()) from None
+    return proc, log, client
 
 
 @pytest.mark.slow
@@ -189,24 +195,14 @@ def test_debug_daemon_serves_live_at_the_recorded_rate_and_a_stalled_client_chan
     the 3D scene; a second client that reads nothing for 10 s: no tick dropped, overflow counted."""
     port = free_port_block(3) + 1
     cams = free_port_block(2)
-    live_port = _free_port()
+    live_port = free_port()
     (tmp_path / "d.yaml").write_text(f"camera_port_offset: {cams}\nrealtime_priority: 0\n")
     argv = [sys.executable, "-m", "oculus_server.cli", "--config", str(tmp_path / "d.yaml"), "--debug",
             "--performance", "--vr-source", "scripted:circle", "--no-dashboard", "--robot-port", str(port),
             "--recordings-dir", str(tmp_path / "rec"), "--live-port", str(live_port), "--duration", "45",
             "--record-on-start"]
-    log = open(tmp_path / "daemon.log", "wb")
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=dict(os.environ, MUJOCO_GL="egl"), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=log)
+    proc, log, client = _start_and_connect(argv, tmp_path, tmp_path / "daemon.log", live_port)
     try:
-        client = None
-        end = time.monotonic() + 40
-        while client is None:
-            try:
-                client = FoxgloveClient(f"ws://127.0.0.1:{live_port}")
-            except OSError:
-                assert time.monotonic() < end and proc.poll() is None, (tmp_path / "daemon.log").read_text()
-                time.sleep(0.3)
         topics = {S.TOPIC_MODE, S.TOPIC_TF, S.TOPIC_SCENE, "/camera/front/image", "/camera/wrist/image"}
         client.wait_channels(topics, 30)
         client.subscribe(sorted(topics))
@@ -241,29 +237,20 @@ def test_debug_daemon_serves_live_at_the_recorded_rate_and_a_stalled_client_chan
 @pytest.mark.slow
 def test_arena_run_live_publishes_the_episode_in_sim_time(tmp_path):
     """`vla-arena run --live`: the episode's topics while it runs, stamped and timed in sim time."""
-    live_port = _free_port()
+    live_port = free_port()
     argv = [sys.executable, "-m", "vla_server.arena.cli", "--data", str(tmp_path / "data"), "--provider",
             "tests.arena_fakes:TestProvider", "run", "--model", "reach", "--instruction", "pick up the red cube",
             "--steps", "40", "--hz", "10", "--width", "64", "--height", "48", "--no-video", "--live",
             "--live-port", str(live_port)]
-    log = open(tmp_path / "arena.log", "wb")
-    proc = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, MUJOCO_GL="egl"), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=log)
+    proc, log, client = _start_and_connect(argv, ROOT, tmp_path / "arena.log", live_port)
     try:
-        client = None
-        end = time.monotonic() + 60
-        while client is None:
-            try:
-                client = FoxgloveClient(f"ws://127.0.0.1:{live_port}")
-            except OSError:
-                assert time.monotonic() < end and proc.poll() is None, (tmp_path / "arena.log").read_text()
-                time.sleep(0.2)
         topics = [S.TOPIC_JOINT_STATES, S.TOPIC_TF, S.TOPIC_SCENE, "/camera/front/image", S.TOPIC_EVENTS]
         client.wait_channels(set(topics))
         assert "time" in client.server_info["capabilities"]
         client.subscribe(topics)
         got = []
-        while not client.closed and time.monotonic() < end + 60:
+        end = time.monotonic() + 120
+        while not client.closed and time.monotonic() < end:
             got += client.collect(0.5)
         assert proc.wait(30) == 0, (tmp_path / "arena.log").read_text()[-3000:]
     finally:
