@@ -154,7 +154,7 @@ def show(r: dict) -> None:
     print(f"{r['mode']:8s} exit={r['code']} cpu={r['cpu_pct']:5.1f}%  recording {rec['achieved_hz']:.3f} Hz "
           f"missing={r['missing_ticks']} jitter p99={rec['jitter_p99_ms']:.2f} max={rec['jitter_max_ms']:.2f} ms  "
           f"rss={r['rss_kib']} KiB")
-    print(f"{'':8s} received: {recv}  live sent={c.get('live_messages', 0):.0f} dropped={c.get('live_dropped', 0):.0f} "
+    print(f"{'':8s} received: {recv}  live sent={c.get('live_messages', 0):.0f} "
           f"ticks_dropped={c.get('live_ticks_dropped', 0):.0f} overflows={c.get('queue_live_client_overflows', 0):.0f}"
           f"  messages received={sum(len(v) for v in got.values())}")
     print(f"{'':8s} recorded: {recorded}")

@@ -7,7 +7,6 @@ import queue
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -23,113 +22,105 @@ from oculus_server.cli import build_parser, config_from_args
 from oculus_server.config import DaemonConfig
 from oculus_server.errors import ConfigError
 from oculus_server.recording import schemas as S
+from oculus_server.recording.live import LiveServer, advertised_topics
+from oculus_server.recording.mapping import TickMapper
 from oculus_server.recording.record import RecordTick
 from oculus_server.recording.scene import ScenePainter, cube_poses, scene_model_from_dict
 from oculus_server.recording.sim_scene import _bodies
 from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.state import SharedState
+from oculus_server.state.counters import Counters
 from oculus_server.threads.base import Supervisor
-from oculus_server.threads.mcap_writer import McapWriterThread
-from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, LiveTick, RecorderThread
+from oculus_server.threads.live_sink import LiveSinkThread
+from oculus_server.threads.recorder import EpisodeStart, RecorderThread
+from tests.foxglove_ws_client import FoxgloveClient
 from tests.test_threads_recorder import _drain, _robot
 from vla_server.arena.scene import physics_model
 
 
 class FakeLive:
-    """What the writer thread needs of the live sink: `wanted` and `offer`."""
+    """What the recorder needs of the live sink: `wanted` and `offer_tick`."""
 
     def __init__(self, wanted: bool = True) -> None:
         self.wanted = wanted
-        self.batches: list[list] = []
+        self.ticks: list[RecordTick] = []
 
-    def offer(self, messages) -> None:
-        self.batches.append(list(messages))
+    def offer_tick(self, tick: RecordTick) -> None:
+        self.ticks.append(tick)
 
 
 def _sim_state(blob: str = "x") -> SimStateSample:
     return SimStateSample(1.0, 500, time.time(), "00", blob)
 
 
-def test_between_episodes_ticks_are_built_only_for_a_subscribed_viewer():
+def test_ticks_go_to_the_live_view_only_while_a_viewer_is_subscribed_episode_or_not():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=1000)
-    watching = [False]
-    rec = RecorderThread(q, sv, st, hz=100.0, live_wanted=lambda: watching[0])
-    _robot(st)
-    rec.step()
-    assert _drain(q) == []  # nobody watches: nothing built
-    watching[0] = True
-    st.set_sim_state(_sim_state())
-    st.add_event("error", "disk trouble")
-    rec.step()
-    rec.step()
-    items = _drain(q)
-    assert [type(i) for i in items] == [LiveTick, LiveTick]
-    assert items[0].tick.sim_state is not None and items[1].tick.sim_state is None  # each new state once
-    assert [e.kind for e in items[0].tick.events] == ["error"]
-    st.request_episode("start")
-    rec.step()
-    items = _drain(q)
-    ticks = [i for i in items if isinstance(i, RecordTick)]
-    assert isinstance(items[0], EpisodeStart)
-    assert ticks[0].sim_state is not None  # the live view only looked at it: the episode still gets it
-    assert "error" in [e.kind for e in ticks[0].events]  # idle errors still reach the episode
-
-
-def test_live_ticks_leave_room_for_an_episode_and_are_counted_when_dropped():
-    sv, st = Supervisor(), SharedState()
-    q: queue.Queue = queue.Queue(maxsize=210)
-    rec = RecorderThread(q, sv, st, hz=100.0, live_wanted=lambda: True)
-    _robot(st)
-    for _ in range(20):
-        rec.step()
-    assert q.qsize() == 10  # 200 slots stay free for an episode
-    assert st.counters()["live_ticks_dropped"] == 10
-
-
-def _writer_thread(tmp_path: Path, live: FakeLive) -> tuple[queue.Queue, McapWriterThread, Supervisor]:
-    q: queue.Queue = queue.Queue(maxsize=1000)
-    sv = Supervisor()
-    t = McapWriterThread(q, sv, SharedState(), tmp_path, lambda p, m: EpisodeWriter(p, m), live=live)  # type: ignore[arg-type]
-    t.start()
-    return q, t, sv
-
-
-def _settle(q: queue.Queue) -> None:
-    end = time.monotonic() + 10
-    while not q.empty() and time.monotonic() < end:
-        time.sleep(0.02)
-    time.sleep(0.2)
-
-
-def test_the_writer_thread_maps_live_ticks_for_a_viewer_and_taps_episodes_with_the_files_bytes(tmp_path):
     live = FakeLive(wanted=False)
-    q, thread, sv = _writer_thread(tmp_path, live)
+    rec = RecorderThread(q, sv, st, hz=100.0, live=live)
+    _robot(st)
+    rec.step()
+    assert _drain(q) == [] and live.ticks == []  # nobody watches: nothing built
+    live.wanted = True
+    st.sim.set(_sim_state())
+    st.events.add("error", "disk trouble")
+    rec.step()
+    rec.step()
+    assert _drain(q) == []  # between episodes: nothing for the file
+    assert len(live.ticks) == 2
+    assert live.ticks[0].sim_state is not None and live.ticks[1].sim_state is None  # each new state once
+    assert [e.kind for e in live.ticks[0].events] == ["error"]
+    st.episode.request("start")
+    rec.step()
+    items = _drain(q)
+    assert isinstance(items[0], EpisodeStart)
+    [tick] = [i for i in items if isinstance(i, RecordTick)]
+    assert live.ticks[-1] is tick  # the episode's tick, offered as queued
+    assert tick.sim_state is not None  # the live view only looked at it: the episode still gets it
+    assert "error" in [e.kind for e in tick.events]  # idle errors still reach the episode
+
+
+def test_the_live_sink_maps_ticks_into_the_files_bytes_and_drops_when_full(tmp_path):
+    server = LiveServer(port=0, topics=advertised_topics(["front"]))
+    counters = Counters()
+    sink = LiveSinkThread(lambda: server, lambda: TickMapper(scene=ScenePainter()), Supervisor(), counters,
+                          queue_size=3)
+    assert sink.open()
     ep = SyntheticEpisode(cameras={"front": (64, 48)})
+    ticks = list(ep.ticks(40))
+    client = FoxgloveClient(server.url)
     try:
-        q.put(LiveTick(ep.tick(0)))
-        _settle(q)
-        assert live.batches == []  # nobody watches: not even mapped
-        live.wanted = True
-        for i in range(1, 4):
-            q.put(LiveTick(ep.tick(i)))
-        _settle(q)
-        assert len(live.batches) == 3 and not list(tmp_path.rglob("*.mcap*"))  # live only: no file
-        live.batches.clear()
-        q.put(EpisodeStart("ep", time.time()))
-        for i in range(4, 44):
-            q.put(ep.tick(i))
-        q.put(EpisodeStop("success", True))
-        _settle(q)
+        client.wait_channels({S.TOPIC_TF})
+        sink.offer_tick(ticks[0])
+        assert sink.queue.qsize() == 0  # nobody subscribed: not even queued
+        client.subscribe(sorted(client.by_topic()))
+        end = time.monotonic() + 5
+        while not sink.wanted and time.monotonic() < end:
+            time.sleep(0.01)
+        for t in ticks[:5]:  # the thread is not running: nothing drains the queue
+            sink.offer_tick(t)
+        assert sink.queue.qsize() == 3 and counters.snapshot()["live_ticks_dropped"] == 2
+        while not sink.queue.empty():
+            sink.queue.get_nowait()
+        sink.start()
+        for t in ticks:
+            sink.offer_tick(t)
+            time.sleep(0.005)
+        got = client.collect(3.0)
     finally:
-        sv.stop.set()
-        thread.join(10)
-    [path] = list(tmp_path.rglob("*.mcap"))
+        sink.stop_event.set()
+        sink.join(5)
+        client.close()
+    writer = EpisodeWriter(tmp_path / "ep.mcap", {}, scene=ScenePainter())
+    for t in ticks:
+        writer.write(t)
+    path = writer.close("success")
     with open(path, "rb") as f:
         in_file = [(c.topic, m.data) for _s, c, m in make_reader(f).iter_messages(log_time_order=False)]
-    offered = [(m.topic, m.data) for b in live.batches for m in b]
-    assert sorted(offered) == sorted(in_file)  # one mapping, both sinks
+    live_bytes = sorted((r.topic, r.data) for r in got)
+    assert live_bytes == sorted(in_file)  # one mapping code: the viewer gets the file's bytes
+    assert counters.snapshot()["live_messages"] == len(got)
 
 
 def test_live_config_key_defaults_to_debug_and_flags_override():

@@ -25,9 +25,6 @@ from oculus_server.recording.live import LiveServer, advertised_topics
 from oculus_server.recording.mapping import Message, TickMapper
 from oculus_server.recording.scene import ScenePainter, link_frame
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.state import SharedState
-from oculus_server.threads.base import Supervisor
-from oculus_server.threads.live_sink import LiveSinkThread
 from tests.foxglove_ws_client import FoxgloveClient, connect_when_up, free_port
 from tests.robot_fakes import free_port_block
 
@@ -98,28 +95,6 @@ def test_a_subscriber_gets_the_mappers_bytes_decodable_with_the_advertised_schem
     assert {link_frame(f"link{i}") for i in range(8)} <= children  # the arm placed by FK
     scene = SceneUpdate.FromString(by_topic[S.TOPIC_SCENE][0])
     assert {e.frame_id for e in scene.entities} >= {link_frame("link3"), S.FRAME_EE_TARGET}
-
-
-def test_nothing_is_queued_without_a_subscriber_and_a_full_queue_drops_and_counts(server):
-    state = SharedState()
-    sink = LiveSinkThread(lambda: server, Supervisor(), state, queue_size=3)
-    assert sink.open()
-    batches = _mapped(10)
-    sink.offer(batches[0])
-    assert sink.queue.qsize() == 0  # nobody watches: not even queued
-    client = FoxgloveClient(server.url)
-    try:
-        client.wait_channels({S.TOPIC_MODE})
-        client.subscribe([S.TOPIC_MODE])
-        _wait(lambda: sink.wanted)
-        for b in batches:  # the thread is not running: nothing drains the queue
-            t0 = time.perf_counter()
-            sink.offer(b)
-            assert time.perf_counter() - t0 < 0.05
-        assert sink.queue.qsize() == 3
-        assert state.counters()["live_dropped"] == sum(len(b) for b in batches[3:])
-    finally:
-        client.close()
 
 
 def test_a_client_that_stops_reading_never_blocks_publishing_and_is_counted(server):

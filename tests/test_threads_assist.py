@@ -25,6 +25,7 @@ from oculus_server.threads.assist import AssistThread, ClientFactory
 from oculus_server.threads.base import Supervisor
 from oculus_server.types import RobotLink
 from tests.control_fakes import DOWN, observation
+from tests.shared_parts import assist_parts
 from vla_client import SyncVLAStreamingClient, make_client
 
 pytestmark = pytest.mark.slow
@@ -50,9 +51,9 @@ class Feeder:
     def _run(self) -> None:
         k = 0
         while not self.stop.wait(1 / 30):
-            self.state.add_frame(CameraFrame(0, "front", k, time.time(), 160, 120, self.frames[k % 4]))
+            self.state.cameras.add(CameraFrame(0, "front", k, time.time(), 160, 120, self.frames[k % 4]))
             obs = observation((0.40 + 0.0005 * k, 0.0, 0.25), DOWN, time.monotonic())
-            self.state.set_robot(obs, RobotLink(up=True, epoch=1))
+            self.state.robot.set_reply(obs, RobotLink(up=True, epoch=1))
             k += 1
 
     def __enter__(self) -> Feeder:
@@ -77,7 +78,7 @@ def start(
     cfg: AssistConfig, url: str, key: str, client_factory: ClientFactory | None = None
 ) -> tuple[AssistThread, SharedState, Supervisor]:
     state, sv = SharedState(), Supervisor()
-    t = AssistThread(cfg, url, key, sv, state, client_factory=client_factory)
+    t = AssistThread(cfg, url, key, sv, **assist_parts(state), client_factory=client_factory)
     t.start()
     return t, state, sv
 
@@ -116,7 +117,7 @@ def test_streams_at_the_target_rate_and_publishes_actions_with_the_pose_they_ans
     for a in tick.actions:
         assert a.seen_pos in sent_poses and a.seen_quat is not None  # matched to a pose that was sent
         assert np.isfinite(a.action).all() and 0.0 <= a.safety_score <= 1.0 and not a.action.flags.writeable
-    events = [e.message for e in state.recent_events() if e.kind == "assist"]
+    events = [e.message for e in state.events.recent() if e.kind == "assist"]
     assert any(m.startswith("assist connected: color-reach") for m in events)
 
 
@@ -182,7 +183,7 @@ def test_a_killed_service_is_noticed_at_once_and_rejoined_when_it_returns(tmp_pa
         svc.stop()
     assert lost < 1.0, f"the link loss took {lost:.2f} s to show"
     assert back < 10.0
-    messages = [e.message for e in state.recent_events() if e.kind == "assist"]
+    messages = [e.message for e in state.events.recent() if e.kind == "assist"]
     assert any("assist link lost" in m and "operator only" in m for m in messages)
     assert any(m.startswith("assist reconnected") for m in messages)
 
@@ -199,5 +200,5 @@ def test_a_refused_key_turns_assist_off_and_the_thread_still_stops_on_time(tmp_p
     finally:
         svc.stop()
     assert took < 1.5
-    (ev,) = [e for e in state.recent_events() if e.kind == "assist"]
+    (ev,) = [e for e in state.events.recent() if e.kind == "assist"]
     assert "refused" in ev.message and ev.data["error"] is True

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,6 @@ class EpisodeWriter:
         opener: opens the partial file for writing (hook for tests; default refuses to overwrite).
         camera_mounts: camera name → mount (its `/tf` frame); also stored in the start metadata.
         reserve_bytes: disk space held back for finalizing after a full disk.
-        tap: also given every batch of messages written (the live view), after the file took it.
         scene: draws the 3D scene (`mapping.ScenePainter`: link frames in /tf, /scene).
 
     Raises:
@@ -108,10 +107,8 @@ class EpisodeWriter:
         opener: Opener = open_exclusive,
         camera_mounts: Mapping[str, CameraMount] | None = None,
         reserve_bytes: int = RESERVE_BYTES,
-        tap: Callable[[list[Message]], None] | None = None,
         scene: ScenePainter | None = None,
     ) -> None:
-        self.tap = tap
         self.final_path = Path(final_path)
         if self.final_path.suffix != ".mcap":
             raise RecordingError(f"recording path must end in .mcap, got {self.final_path}")
@@ -177,8 +174,6 @@ class EpisodeWriter:
     def _put(self, messages: list[Message]) -> None:
         for m in messages:
             self._file.add(m.topic, m.data, m.log_ns, m.publish_ns, m.sequence)
-        if self.tap is not None and messages:
-            self.tap(messages)
 
     def write(self, tick: RecordTick) -> None:
         """Writes everything in one recording tick; flushes when the flush period is due.

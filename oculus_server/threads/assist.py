@@ -34,8 +34,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from frankateach.timing import MONOTONIC, Clock, RateStats
+from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
-from oculus_server.state import SharedState
+from oculus_server.state import CameraFrames, EventLog, RateBoard, RobotChannel
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.types import AssistAction, AssistStatus
 from robot_formats.rotations import quat_normalize, quat_to_euler_xyz
@@ -84,7 +85,10 @@ class AssistThread(DaemonThread):
         cfg: the resolved assist config.
         url: the service (``ws://…/v1/stream`` or ``openpi://…``).
         key: its API key (never logged or recorded).
-        supervisor, state: the daemon's.
+        supervisor: the daemon's.
+        frames, robot: the newest camera frame and measured state (read).
+        channel: where actions and the link status go.
+        events, rates: the daemon's.
         client_factory: builds the client (default `default_client`).
         clock: monotonic clock for the send deadlines (the client's own waits are real time).
         realtime_priority: SCHED_FIFO priority (the client's loop thread inherits it).
@@ -96,12 +100,18 @@ class AssistThread(DaemonThread):
         url: str,
         key: str,
         supervisor: Supervisor,
-        state: SharedState,
+        *,
+        frames: CameraFrames,
+        robot: RobotChannel,
+        channel: AssistChannel,
+        events: EventLog,
+        rates: RateBoard,
         client_factory: ClientFactory | None = None,
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("assist", supervisor, state, realtime_priority)
+        super().__init__("assist", supervisor, realtime_priority)
+        self.frames, self.robot, self.channel, self.events = frames, robot, channel, events
         if cfg.model is None:
             raise ValueError("the assist thread needs a model (assist.model)")
         self.cfg = cfg
@@ -111,7 +121,7 @@ class AssistThread(DaemonThread):
         self.clock = clock
         self.period = 1.0 / cfg.fps
         self.stats = RateStats("assist", cfg.fps)
-        state.register_rate(self.stats)
+        rates.register(self.stats)
         self.client: SyncVLAStreamingClient | None = None
         self.rebase = urlsplit(url).scheme in ("ws", "wss")  # stream actions answer the pose sent
         self.link = "connecting"
@@ -237,7 +247,7 @@ class AssistThread(DaemonThread):
         self.stop_event.wait(max(0.0, seconds))
 
     def _event(self, message: str, error: bool = False) -> None:
-        self.state.add_event("assist", message, model=self.model, link=self.link, error=error)
+        self.events.add("assist", message, model=self.model, link=self.link, error=error)
 
     # -- frames and actions ----------------------------------------------------------------------
     def _send(self, now: float) -> None:
@@ -270,11 +280,11 @@ class AssistThread(DaemonThread):
 
     def _frame(self, now: float) -> tuple[bytes, dict, Pos, Quat4] | None:
         """(JPEG, robot_state, pos, quat) to send now, or None (saying why in the status)."""
-        latest = self.state.latest_frame(self.cfg.camera)
+        latest = self.frames.latest(self.cfg.camera)
         if latest is None or now - latest[1] > FRAME_MAX_AGE_S:
             self._skip_reason = f"no fresh '{self.cfg.camera}' camera frame"
             return None
-        obs = self.state.robot()
+        obs = self.robot.observation()
         if obs is None or now - obs.t_recv > STATE_MAX_AGE_S:
             self._skip_reason = "no fresh robot state"
             return None
@@ -339,7 +349,7 @@ class AssistThread(DaemonThread):
         if math.isfinite(rtt):
             self._rtt.append(rtt)
         action = np.array(ra.action, dtype=np.float64).reshape(-1)
-        self.state.assist.publish_action(AssistAction(
+        self.channel.publish_action(AssistAction(
             seq=self._seq,
             frame_id=int(ra.frame_id),
             action=action,
@@ -408,6 +418,6 @@ class AssistThread(DaemonThread):
         )
 
     def _publish_status(self, record: bool) -> None:
-        self.state.assist.set_status(self.status(), record=record)
+        self.channel.set_status(self.status(), record=record)
         if record:
             self._next_status = self.clock.now() + STATUS_PERIOD_S
