@@ -15,6 +15,7 @@ from pathlib import Path
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
+from robot_formats.recording.errors import RecordingError
 
 __all__ = ["build_parser", "choose_source_spec", "config_from_args", "main", "recover_leftovers", "run"]
 
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # a bad flag or config value: same code as argparse / config errors
         log.error("%s", exc)
         return 2
-    except OculusServerError as exc:
+    except (OculusServerError, RecordingError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the daemon's own handler (e.g. while the sim starts)

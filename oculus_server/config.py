@@ -23,20 +23,16 @@ import yaml
 
 from frankateach.constants import (
     CAM_PORT_OFFSET,
-    CONTROL_FREQ,
     CONTROL_PORT,
     DEOXYS_LATENCY_MS,
     HOST,
-    PERFORMANCE_CONTROL_FREQ,
-    RECORD_FREQ,
-    RECORDINGS_DIR,
     REQUEST_TIMEOUT_S,
-    VR_FREQ,
-    VR_LINK_TIMEOUT_S,
 )
+from oculus_server.constants import CONTROL_FREQ, PERFORMANCE_CONTROL_FREQ, RECORD_FREQ, VR_FREQ, VR_LINK_TIMEOUT_S
 from oculus_server.errors import ConfigError
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from oculus_server.safety.config import SafetyConfig
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.paths import RECORDINGS_DIR
 
 if TYPE_CHECKING:
     from oculus_server.assist.config import AssistConfig

@@ -47,27 +47,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frankateach.client import RobotClient
-from frankateach.constants import (
-    COMMAND_QUEUE_SIZE,
-    MCAP_QUEUE_SIZE,
-    SIM_CAMERA_HEIGHT,
-    SIM_CAMERA_WIDTH,
-    SIM_CAMERAS,
-)
+from frankateach.constants import SIM_CAMERA_HEIGHT, SIM_CAMERA_WIDTH, SIM_CAMERAS
 from frankateach.messages import make_codec
 from frankateach.signals import SignalFlag
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
+from oculus_server.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.recording.camera_mounts import CameraMount
-from oculus_server.recording.live import LiveServer, advertised_topics
-from oculus_server.recording.mapping import TickMapper
-from oculus_server.recording.scene import ScenePainter
 from oculus_server.recording.sim_scene import SimScene, SimSceneFetch
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
@@ -85,6 +75,11 @@ from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
+from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.live import LiveServer, advertised_topics
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.scene import ScenePainter
+from robot_formats.recording.writer import EpisodeWriter
 
 if TYPE_CHECKING:
     from oculus_server.threads.assist import AssistThread

@@ -13,10 +13,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
 from oculus_server.threads.overrun import KIND as OVERRUN
-from oculus_server.types import ControlMode
+from robot_formats.recording.records import ControlMode, summary_state
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
 

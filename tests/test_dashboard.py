@@ -11,9 +11,10 @@ from rich.console import Console
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.timing import RateStats
 from oculus_server import dashboard
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SafetyStatus, SharedState
-from oculus_server.types import ControlMode, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
 from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import ControlMode, RobotCommand, RobotObservation, SafetyRecord, VRSample
 
 
 def _rate(name: str, hz: float, ticks: int, target: float | None = None, ended_s_ago: float = 0.0) -> RateStats:

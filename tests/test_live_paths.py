@@ -21,19 +21,19 @@ from frankateach.sim.state_message import SimStateSample
 from oculus_server.cli import build_parser, config_from_args
 from oculus_server.config import DaemonConfig
 from oculus_server.errors import ConfigError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.live import LiveServer, advertised_topics
-from oculus_server.recording.mapping import TickMapper
-from oculus_server.recording.record import RecordTick
-from oculus_server.recording.scene import ScenePainter, cube_poses, scene_model_from_dict
 from oculus_server.recording.sim_scene import _bodies
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.state import SharedState
 from oculus_server.state.counters import Counters
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.live_sink import LiveSinkThread
 from oculus_server.threads.recorder import EpisodeStart, RecorderThread
+from robot_formats.recording import schemas as S
+from robot_formats.recording.live import LiveServer, advertised_topics
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.records import RecordTick
+from robot_formats.recording.scene import ScenePainter, cube_poses, scene_model_from_dict
+from robot_formats.recording.writer import EpisodeWriter
 from tests.foxglove_ws_client import FoxgloveClient
 from tests.test_threads_recorder import _drain, _robot
 from vla_server.arena.scene import physics_model
@@ -137,7 +137,7 @@ def test_live_config_key_defaults_to_debug_and_flags_override():
 def test_state_blob_constants_are_mujocos_and_decoding_needs_no_mujoco():
     assert SB.STATE_SPEC == int(mujoco.mjtState.mjSTATE_INTEGRATION)
     assert SB.STATE_TIME == int(mujoco.mjtState.mjSTATE_TIME)
-    code = ("import sys, oculus_server.recording.scene, oculus_server.recording.live, "
+    code = ("import sys, robot_formats.recording.scene, robot_formats.recording.live, "
             "oculus_server.threads.live_sink; assert 'mujoco' not in sys.modules, 'mujoco imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

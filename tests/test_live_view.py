@@ -19,12 +19,13 @@ import pytest
 from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
 from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 
-from oculus_server.recording import schemas as S
-from oculus_server.recording.layout import foxglove_layout, topics_in
-from oculus_server.recording.live import LiveServer, advertised_topics
-from oculus_server.recording.mapping import Message, TickMapper
-from oculus_server.recording.scene import ScenePainter, link_frame
 from oculus_server.recording.synthetic import SyntheticEpisode
+from robot_formats.recording import schemas as S
+from robot_formats.recording.encode import Message
+from robot_formats.recording.layout import foxglove_layout, topics_in
+from robot_formats.recording.live import LiveServer, advertised_topics
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.scene import ScenePainter, link_frame
 from tests.foxglove_ws_client import FoxgloveClient, connect_when_up, free_port
 from tests.robot_fakes import free_port_block
 
@@ -129,7 +130,7 @@ def test_a_client_that_stops_reading_never_blocks_publishing_and_is_counted(serv
 
 
 def test_a_taken_port_is_a_clear_error(server):
-    from oculus_server.errors import RecordingError
+    from robot_formats.recording.errors import RecordingError
 
     with pytest.raises(RecordingError, match=rf"127\.0\.0\.1:{server.port}.*--live-port or --no-live"):
         LiveServer(port=server.port)
@@ -198,7 +199,7 @@ def test_debug_daemon_serves_live_at_the_recorded_rate_and_a_stalled_client_chan
     for cam in ("front", "wrist"):
         assert any(r.topic == f"/camera/{cam}/image" for r in got), cam
     assert any(r.topic == S.TOPIC_SCENE for r in got)
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     [rec] = list((tmp_path / "rec").rglob("*.mcap"))
     with RecordingReader(rec) as reader:

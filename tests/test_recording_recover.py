@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcap.reader import make_reader
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.recover import find_partials, recover
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main as replay_main
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.recover import find_partials, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,7 +148,7 @@ def test_intact_file_and_cli_exit_codes(finished: Path, tmp_path: Path, capsys: 
 
 def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path) -> None:
     """A crash between a chunk and its message indexes: indexes are regenerated, nothing lost."""
-    from oculus_server.recording.scan import scan
+    from robot_formats.recording.scan import scan
 
     s = scan(finished)
     last = s.chunks[-1]
@@ -158,7 +158,7 @@ def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path
     report = recover(partial)
     assert report.messages_recovered == _total(finished)
     out = tmp_path / "idx.mcap"
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     with RecordingReader(out) as r:  # the fast index reads the rebuilt message indexes
         ix = r.index()

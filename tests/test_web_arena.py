@@ -41,9 +41,8 @@ def write_debug_recording(path: Path, seconds: int = 4) -> list[float]:
     records it); returns the blobs' sim times."""
     from frankateach.sim import state_blob as SB
     from frankateach.sim.state_message import SimStateSample
-    from oculus_server.command import ControlMode
-    from oculus_server.recording.record import RecordTick
-    from oculus_server.recording.writer import EpisodeWriter
+    from robot_formats.recording.records import ControlMode, RecordTick
+    from robot_formats.recording.writer import EpisodeWriter
     from vla_server.arena.scene import ArenaScene
 
     scene = ArenaScene()

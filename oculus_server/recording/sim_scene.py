@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
-from oculus_server.recording.scene import SceneModel, scene_model_from_dict
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.scene import SceneModel, scene_model_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class SimScene:
         xml: the MJCF of the simulated scene (robot, table, cubes, cameras).
         cameras: camera name → mount (optical frame, base or TCP relative).
         bodies: the table's boxes and the cubes (where their poses are in a state blob), for the
-            3D view (`oculus_server.recording.scene`); None from an older description.
+            3D view (`robot_formats.recording.scene`); None from an older description.
     """
 
     xml: str

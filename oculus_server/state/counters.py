@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
-from oculus_server.types import SafetyRecord
+from robot_formats.recording.records import SafetyRecord
 
 
 @dataclass

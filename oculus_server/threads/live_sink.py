@@ -15,12 +15,12 @@ import queue
 import threading
 from collections.abc import Callable
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.live import LiveServer
-from oculus_server.recording.mapping import TickMapper
 from oculus_server.state.counters import Counters
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.types import RecordTick
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.live import LiveServer
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.records import RecordTick
 
 log = logging.getLogger(__name__)
 

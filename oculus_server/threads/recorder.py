@@ -32,11 +32,11 @@ import time
 from collections import deque
 from typing import Protocol
 
-from frankateach.constants import RECORD_FREQ
+from oculus_server.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.overrun import OverrunReporter
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 

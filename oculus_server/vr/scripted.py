@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from frankateach.constants import VR_FREQ
+from oculus_server.constants import VR_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import SourceStatus, VRSample, VRSource, playback_state
 from oculus_server.vr.trajectories import Trajectory, get_trajectory

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from oculus_server.types import (
+from robot_formats.recording.records import (
     LEFT_ANALOG,
     LEFT_BOOLS,
     RIGHT_ANALOG,
@@ -21,7 +21,7 @@ from oculus_server.types import (
     VRSample,
 )
 
-# VRSample and the button names cross threads: they live in oculus_server.types.
+# VRSample and the button names cross threads: they live in robot_formats.recording.records.
 __all__ = [
     "ButtonValue", "LEFT_ANALOG", "LEFT_BOOLS", "RIGHT_ANALOG", "RIGHT_BOOLS", "SourceState",
     "SourceStatus", "VRSample", "VRSource", "playback_state",

@@ -55,26 +55,9 @@ import numpy as np
 
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
+from robot_formats.rotations import rot_y
 
 GRIP_PRESS_T = 1.0  # s: first grip press of every trajectory (controller still for 1 s before)
-
-
-def rot_x(angle: float) -> np.ndarray:
-    """(3, 3) rotation about x by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def rot_y(angle: float) -> np.ndarray:
-    """(3, 3) rotation about y by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def rot_z(angle: float) -> np.ndarray:
-    """(3, 3) rotation about z by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def make_pose(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.live import LiveServer, advertised_topics
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.live import LiveServer, advertised_topics
 from vla_server.arena.blob import BlobError, blob_summary
 from vla_server.arena.config import (
     CAMERAS,

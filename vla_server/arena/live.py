@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from oculus_server.recording.live import LiveServer
-from oculus_server.recording.mapping import TickMapper
-from oculus_server.recording.scene import ScenePainter
+from robot_formats.recording.live import LiveServer
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.scene import ScenePainter
 from vla_server.arena.trajectory import McapSample, SampleTicks
 
 _current: ArenaLive | None = None

@@ -1,9 +1,10 @@
 """An episode's trajectory: deterministic arrays (hashed) and their MCAP form with the teleop topics.
 
 The arrays hold only what the simulation decides (no wall-clock times), so two runs of the same
-episode give the same `Trajectory.sha256()`. The MCAP file is written by the teleop recorder's own
-`EpisodeWriter` from `RecordTick`s, so it has the same topics and schemas as a teleop recording
-and ``teleop-replay info / plot / export`` read it: ``/robot/ee_pose`` and ``/robot/joint_states``
+episode give the same `Trajectory.sha256()`. The MCAP file is written by the recording format's
+`EpisodeWriter` (`robot_formats.recording`, the teleop recorder's own) from `RecordTick`s, so it
+has the same topics and schemas as a teleop recording and ``teleop-replay info / plot / export``
+read it: ``/robot/ee_pose`` and ``/robot/joint_states``
 at the video rate (30 Hz sim time), ``/robot/command``, ``/robot/ee_target`` and ``/action`` when
 an action takes effect, ``/camera/front/image`` with what the policy saw, ``/events`` for the
 episode's start and end. Message times are `time_base` (wall clock when the episode ran) plus
@@ -23,10 +24,9 @@ import numpy as np
 from frankateach.constants import SIM_CAMERAS
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.sim.model import FRONT_CAMERA_FOVY, WRIST_CAMERA_FOVY
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
-from oculus_server.recording.scene import ScenePainter
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.records import ControlMode, Event, RecordTick, RobotCommand, RobotObservation
+from robot_formats.recording.scene import ScenePainter
+from robot_formats.recording.writer import EpisodeWriter
 from vla_server.arena.config import PHYSICS_HZ
 
 _FOVY = {"front": FRONT_CAMERA_FOVY, "wrist": WRIST_CAMERA_FOVY}

@@ -3,7 +3,7 @@
 Panels: the 3D scene (arm, target, cameras' frusta, table and cubes, following ``robot_base``),
 both cameras, plots of the measured end-effector position against the commanded target, of the
 loops' achieved rates, of the assist blend, and the log. The file is made by this module
-(``python -m oculus_server.recording.layout > configs/foxglove_layout.json``); a test keeps the
+(``python -m robot_formats.recording.layout > configs/foxglove_layout.json``); a test keeps the
 shipped file equal to it and every topic and field it names among those the recording writes.
 In Foxglove: Layouts → Import from file… → configs/foxglove_layout.json.
 """
@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from frankateach.constants import SIM_CAMERAS
-from oculus_server.recording import schemas as S
+from robot_formats.recording import schemas as S
 
 LOOPS = ("vr", "control", "recording", "robot")
 

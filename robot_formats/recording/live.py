@@ -2,7 +2,7 @@
 
 `LiveServer` wraps foxglove-sdk's WebSocket server (``foxglove.start_server``, subprotocol
 ``foxglove.websocket.v1``, the Foxglove app's "Open connection" → ws://HOST:8765). Every topic of
-the recording (`oculus_server.recording.schemas`) is a channel with the same schema and message
+the recording (`robot_formats.recording.schemas`) is a channel with the same schema and message
 encoding as in the MCAP file, and what is published is the very bytes `TickMapper` made for the
 file (one source of truth for both sinks). Channels of the fixed topics, the given cameras and
 the optional topics are advertised at start, so a client can subscribe before any data comes.
@@ -20,9 +20,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any, cast
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.mapping import Message
+from robot_formats.recording import schemas as S
+from robot_formats.recording.encode import Message
+from robot_formats.recording.errors import RecordingError
 
 log = logging.getLogger(__name__)
 

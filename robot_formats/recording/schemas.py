@@ -109,7 +109,7 @@ from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 from mcap_protobuf.schema import build_file_descriptor_set
 
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 
 SCHEMA_VERSION = "1"  # bump when a topic's content changes incompatibly
 

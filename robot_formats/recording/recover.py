@@ -22,10 +22,10 @@ from typing import Any
 
 from mcap.reader import make_reader
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.paths import PARTIAL_SUFFIX, is_partial
-from oculus_server.recording.scan import ScanResult, scan, write_tail
-from oculus_server.recording.sink import fsync_dir, move_into
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.paths import PARTIAL_SUFFIX, is_partial
+from robot_formats.recording.scan import ScanResult, scan, write_tail
+from robot_formats.recording.sink import fsync_dir, move_into
 
 log = logging.getLogger(__name__)
 

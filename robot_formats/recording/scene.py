@@ -23,12 +23,13 @@ import numpy as np
 from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 
 from frankateach.sim.state_blob import STATE_TIME, StateBlobError, decode
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount, camera_frame
-from oculus_server.recording.mapping import Message, Transform
-from oculus_server.types import RecordTick
 from robot_formats import kinematics as K
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount, camera_frame
+from robot_formats.recording.encode import Message
+from robot_formats.recording.mapping import Transform
+from robot_formats.recording.records import RecordTick
 from robot_formats.rotations import quat_from_matrix
 
 log = logging.getLogger(__name__)
