@@ -3,7 +3,8 @@
 Start an episode from the form and see its progress move, its log stream in and then its video play
 (`video.currentTime` advances) beside its metrics, with a thumbnail in the history grid; continue from
 its final state blob; see an error shown in the page; start a battle, play both videos in sync, vote
-and see the leaderboard change. Screenshots go to docs/images/ui_arena*.png and ui_battles*.png.
+and see the leaderboard change. Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png
+(docs/images/ with tools/update_ui_screenshots.sh).
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from robot_formats.recording.records import (
     LEFT_ANALOG,
@@ -78,6 +80,10 @@ class VRSource(ABC):
     @abstractmethod
     def status(self) -> SourceStatus:
         """Returns the source's current health."""
+
+    def watch_robot(self, measured_position: Callable[[], np.ndarray | None]) -> None:
+        """Lets the source see the arm, as an operator does: `measured_position()` returns the
+        measured TCP position (robot base frame, m; None when no fresh state). Default: unused."""
 
     def close(self) -> None:
         """Releases the device or stream (idempotent)."""

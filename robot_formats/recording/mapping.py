@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,6 +52,22 @@ DEFAULT_WORLD_T_VR_HEAD = np.array(
 )
 
 
+Transform = tuple[str, str, Any, Any]  # (parent frame, child frame, translation (3,), rotation xyzw (4,))
+
+
+class ScenePainter(Protocol):
+    """Draws the 3D scene of a tick (`robot_formats.recording.scene`): extra `/tf` frames (the
+    arm's links) and messages such as ``/scene`` (foxglove.SceneUpdate). One per mapper."""
+
+    def transforms(self, tick: RecordTick) -> list[Transform]:
+        """Frames to add to this tick's `/tf`."""
+        ...
+
+    def messages(self, tick: RecordTick, tick_ns: int) -> list[Message]:
+        """Messages of this tick (usually none; the scene about once a second)."""
+        ...
+
+
 def check_camera(name: str, spec: Any) -> CameraSpec:
     """Validates (width px, height px, vertical fov deg) of camera `name`.
 
@@ -78,6 +94,7 @@ class TickMapper:
         policy_gains: gain name → value, shown on every /control/mode message.
         world_T_base: (4, 4) robot base pose in the world frame, metres (identity if None).
         world_T_vr_head: (4, 4) display placement of the VR headset frame in the world.
+        scene: draws the 3D scene (link frames in `/tf`, ``/scene``); None: no scene.
 
     Raises:
         RecordingError: a bad camera description or pose matrix.
@@ -90,7 +107,9 @@ class TickMapper:
         policy_gains: Mapping[str, float] | None = None,
         world_T_base: np.ndarray | None = None,
         world_T_vr_head: np.ndarray | None = None,
+        scene: ScenePainter | None = None,
     ) -> None:
+        self._scene = scene
         self._cameras: dict[str, CameraSpec] = {n: check_camera(n, s) for n, s in (cameras or {}).items()}
         self._mounts = dict(camera_mounts or {})
         self._gains = {str(k): float(v) for k, v in (policy_gains or {}).items()}
@@ -193,6 +212,8 @@ class TickMapper:
             out.append(self._timing(tick, tick_ns))
         if tick.sim_state is not None:
             out.append(self._sim_state(tick, tick_ns))
+        if self._scene is not None:
+            out += self._scene.messages(tick, tick_ns)
         if tick.assist is not None:
             out += assist_messages(tick.assist, tick_ns)
         return out
@@ -392,6 +413,8 @@ class TickMapper:
         for name, mount in self._mounts.items():
             parent = S.FRAME_BASE if mount.parent == "robot_base" else S.FRAME_EE
             tfs.append((parent, camera_frame(name), mount.position, mount.orientation))
+        if self._scene is not None:
+            tfs += self._scene.transforms(tick)
         return Message(S.TOPIC_TF, E.frame_transforms(tick_ns, tfs), tick_ns, tick_ns, tick.seq)
 
     def _mode(self, tick: RecordTick, tick_ns: int) -> Message:

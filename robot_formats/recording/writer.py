@@ -27,6 +27,7 @@ from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.mapping import (
     DEFAULT_WORLD_T_VR_HEAD,
     CameraSpec,
+    ScenePainter,
     TickMapper,
 )
 from robot_formats.recording.mcap_file import (
@@ -86,6 +87,7 @@ class EpisodeWriter:
         opener: opens the partial file for writing (hook for tests; default refuses to overwrite).
         camera_mounts: camera name → mount (its `/tf` frame); also stored in the start metadata.
         reserve_bytes: disk space held back for finalizing after a full disk.
+        scene: draws the 3D scene (`mapping.ScenePainter`: link frames in /tf, /scene).
 
     Raises:
         RecordingError: the file exists already or cannot be created.
@@ -106,13 +108,14 @@ class EpisodeWriter:
         opener: Opener = open_exclusive,
         camera_mounts: Mapping[str, CameraMount] | None = None,
         reserve_bytes: int = RESERVE_BYTES,
+        scene: ScenePainter | None = None,
     ) -> None:
         self.final_path = Path(final_path)
         if self.final_path.suffix != ".mcap":
             raise RecordingError(f"recording path must end in .mcap, got {self.final_path}")
         if self.final_path.exists():
             raise RecordingError(f"recording {self.final_path} already exists; refusing to overwrite it")
-        self._mapper = TickMapper(cameras, camera_mounts, policy_gains, world_T_base, world_T_vr_head)
+        self._mapper = TickMapper(cameras, camera_mounts, policy_gains, world_T_base, world_T_vr_head, scene)
         created = time.time()
         meta: dict[str, Any] = {
             **as_str_map(start_metadata, "start_metadata"),
