@@ -47,8 +47,9 @@ def test_info_of_a_clean_recording(clean: Path) -> None:
     assert _topic(info, "/robot/command")["rate_median_hz"] == pytest.approx(20.0, rel=1e-3)
     assert info["metadata"]["recording_start"]["task"] == "trace a circle"
     assert info["metadata"]["recording_end"]["topic_counts"]["/control/mode"] == 160
-    vr = _topic(info, "/vr/right/pose")  # 50 Hz source sampled by 40 Hz ticks: 1 in 5 skipped
-    assert vr["seq_missing"] == pytest.approx(40, abs=2)
+    vr = _topic(info, "/vr/right/pose")  # 50 Hz source sampled by 40 Hz ticks: 1 in 5 skipped, by design
+    assert vr["seq_missing"] == 0 and vr["seq_gaps"] == [] and vr["sampled"]
+    assert vr["seq_skipped"] == pytest.approx(40, abs=2) and vr["sample_every"] == pytest.approx(1.25, abs=0.01)
 
 
 def test_info_finds_an_injected_gap(gappy: Path) -> None:
@@ -61,7 +62,7 @@ def test_info_finds_an_injected_gap(gappy: Path) -> None:
     assert gap["at_s"] == pytest.approx(99 / 40 - 0.004, abs=0.01)  # relative to the first message
     assert gap["length_s"] == pytest.approx(21 / 40, abs=1e-3)
     cam = _topic(info, "/camera/front/image")
-    assert cam["seq_missing"] > 0 and cam["time_gap_count"] == 1
+    assert cam["seq_missing"] == 0 and cam["seq_skipped"] > 0 and cam["time_gap_count"] == 1  # newest-wins frames
     fast = recording_info(gappy, sequences=False)  # index only: time gaps still found
     assert _topic(fast, "/control/mode")["time_gap_count"] == 1 and _topic(fast, "/control/mode")["seq_missing"] == 0
 
@@ -71,6 +72,8 @@ def test_info_cli_text_and_json(gappy: Path, capsys: pytest.CaptureFixture) -> N
     text = capsys.readouterr().out
     assert "/control/mode: 20 sequence number(s) missing after 99" in text
     assert "no message for 0.525 s" in text
+    assert "/vr/right/pose: 160 of 200 headset samples recorded (40 skipped), by design:" in text
+    assert "/vr/right/pose: 1 sequence number(s) missing" not in text
     assert main(["info", str(gappy), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["dropped_ticks"] == 20 and data["file"] == str(gappy)

@@ -1,4 +1,10 @@
-"""`teleop-replay info`: what a recording holds, how regular it is, and where it has gaps."""
+"""`teleop-replay info`: what a recording holds, how regular it is, and where it has gaps.
+
+A topic declared sampled in `schemas` (``TopicSpec.sampled``: ``/sim/state``, VR, camera frames,
+``/robot/ee_target``) keeps some of its source's sequence numbers by design: its skipped numbers are
+reported as "N of M kept (1 of every K)", never as missing. On every other topic a skipped number
+is a message that was not recorded.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,12 @@ class TopicInfo:
     rate_min_hz: float | None = None  # 1 / longest interval
     rate_median_hz: float | None = None  # 1 / median interval
     rate_max_hz: float | None = None  # 1 / shortest non-zero interval
-    seq_missing: int = 0  # sequence numbers skipped in total
+    seq_missing: int = 0  # sequence numbers skipped in total (topics that record every number only)
+    sampled: str = ""  # plain words: why this topic keeps only some of its source's numbers ("": all)
+    sampled_unit: str = ""  # what those numbers count, e.g. "physics steps"
+    seq_span: int = 0  # sampled topics: numbers from the first to the last recorded one, inclusive
+    seq_skipped: int = 0  # sampled topics: numbers skipped by design (never counted as missing)
+    sample_every: float | None = None  # sampled topics: mean step between recorded numbers ("1 of every N")
     seq_gaps: list[dict[str, int]] = field(default_factory=list)  # largest: {"after": seq, "missing": n}
     seq_gap_count: int = 0
     seq_backwards: int = 0  # sequence went down (a source restarted)
@@ -43,6 +54,9 @@ class TopicInfo:
 def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR) -> TopicInfo:
     """Computes one topic's figures from its index."""
     info = TopicInfo(ix.topic, ix.schema, ix.encoding, ix.count)
+    spec = S.topic_spec(ix.topic)
+    if spec is not None and spec.sampled is not None:
+        info.sampled, info.sampled_unit = spec.sampled.why, spec.sampled.unit
     if ix.count == 0:
         return info
     t = np.sort(ix.log_ns.astype(np.int64) - t0_ns) / 1e9
@@ -70,9 +84,15 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
         d = np.diff(ix.sequence.astype(np.int64))
         d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
         gaps = np.nonzero(d > 1)[0]
+        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
+        if info.sampled:
+            ahead = d[d > 0]
+            info.seq_skipped = int((ahead - 1).sum())
+            info.seq_span = int(ahead.sum()) + 1
+            info.sample_every = round(float(ahead.mean()), 2) if ahead.size else None
+            return info
         info.seq_missing = int((d[gaps] - 1).sum())
         info.seq_gap_count = int(gaps.size)
-        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
         order = gaps[np.argsort(-d[gaps])][:MAX_LISTED_GAPS]
         info.seq_gaps = [{"after": int(ix.sequence[i]), "missing": int(d[i] - 1)} for i in sorted(order)]
     return info
@@ -119,9 +139,7 @@ def recording_info(path: Path | str, sequences: bool = True, gap_factor: float =
             "attachments": [{"name": n, "media_type": m, "size_bytes": s} for n, m, s in r.attachments()],
             "topics": [asdict(ti) for ti in topics],
             "dropped_ticks": tick.seq_missing if tick else None,
-            "gaps_found": any(
-                ti.time_gap_count or (ti.seq_missing and not ti.topic.startswith("/vr/")) for ti in topics
-            ),
+            "gaps_found": any(ti.time_gap_count or ti.seq_missing for ti in topics),
         }
 
 
@@ -151,19 +169,35 @@ def format_info(info: dict[str, Any], verbose: bool = False) -> str:
     lines.append(f"{'topic':34} {'schema':28} {'count':>7} {'Hz min/med/max':>20} {'seq missing':>12} {'time gaps':>9}")
     for t in info["topics"]:
         rates = f"{_fmt(t['rate_min_hz'])}/{_fmt(t['rate_median_hz'])}/{_fmt(t['rate_max_hz'])}"
+        missing = "sampled" if t.get("sampled") else str(t["seq_missing"])
         lines.append(
-            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} "
-            f"{t['seq_missing']:>12} {t['time_gap_count']:>9}"
+            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} {missing:>12} {t['time_gap_count']:>9}"
         )
     gap_lines = []
     for t in info["topics"]:
         for g in t["time_gaps"]:
             gap_lines.append(f"  {t['topic']}: no message for {g['length_s']:.3f} s after t={g['at_s']:.3f} s")
         for g in t["seq_gaps"]:
-            if not t["topic"].startswith("/vr/") or verbose:
-                gap_lines.append(f"  {t['topic']}: {g['missing']} sequence number(s) missing after {g['after']}")
+            gap_lines.append(f"  {t['topic']}: {g['missing']} sequence number(s) missing after {g['after']}")
+    sampled_lines = [f"  {line}" for t in info["topics"] if (line := sampled_text(t))]
     if gap_lines:
         lines.append("")
-        lines.append("gaps (largest first per topic; VR sequence skips are normal: 50 Hz source, 40 Hz ticks):")
+        lines.append("gaps (largest first per topic):")
         lines.extend(gap_lines)
+    if sampled_lines:
+        lines.append("")
+        lines.append("sampled by design (not data loss):")
+        lines.extend(sampled_lines)
     return "\n".join(lines)
+
+
+def sampled_text(t: dict[str, Any]) -> str:
+    """One topic's sampling in plain words (from a `TopicInfo` dict), or "" if it is not sampled or
+    skipped nothing; e.g. "/sim/state: 5 of 2001 physics steps recorded (1 of every
+    500), by design: the simulator's state is recorded about once a second"."""
+    every = t.get("sample_every")
+    if not t.get("sampled") or not every or not t["seq_skipped"]:
+        return ""
+    share = f"1 of every {every:.0f}" if every >= 1.95 else f"{t['seq_skipped']} skipped"
+    kept = t["seq_span"] - t["seq_skipped"]
+    return f"{t['topic']}: {kept} of {t['seq_span']} {t['sampled_unit']} recorded ({share}), by design: {t['sampled']}"
