@@ -38,12 +38,11 @@ class TopicInfo:
     rate_min_hz: float | None = None  # 1 / longest interval
     rate_median_hz: float | None = None  # 1 / median interval
     rate_max_hz: float | None = None  # 1 / shortest non-zero interval
-    seq_missing: int = 0  # sequence numbers skipped in total (topics that record every number only)
+    seq_missing: int = 0  # sequence numbers lost in total (sampled topics: only across a time gap)
     sampled: str = ""  # plain words: why this topic keeps only some of its source's numbers ("": all)
     sampled_unit: str = ""  # what those numbers count, e.g. "physics steps"
-    seq_span: int = 0  # sampled topics: numbers from the first to the last recorded one, inclusive
-    seq_skipped: int = 0  # sampled topics: numbers skipped by design (never counted as missing)
-    sample_every: float | None = None  # sampled topics: mean step between recorded numbers ("1 of every N")
+    seq_skipped: int = 0  # sampled topics: numbers skipped by design (not counted as missing)
+    sample_every: float | None = None  # sampled topics: mean step outside time gaps ("1 of every N")
     seq_gaps: list[dict[str, int]] = field(default_factory=list)  # largest: {"after": seq, "missing": n}
     seq_gap_count: int = 0
     seq_backwards: int = 0  # sequence went down (a source restarted)
@@ -52,16 +51,23 @@ class TopicInfo:
 
 
 def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR) -> TopicInfo:
-    """Computes one topic's figures from its index."""
+    """Computes one topic's figures from its index.
+
+    On a topic sampled by design (`schemas.TopicSpec.sampled`), a sequence step with no time gap
+    is sampling (`seq_skipped`, `sample_every`); only a step across a time gap is a loss
+    (`seq_missing`, `seq_gaps`). On every other topic each skipped number is a loss.
+    """
     info = TopicInfo(ix.topic, ix.schema, ix.encoding, ix.count)
     spec = S.topic_spec(ix.topic)
     if spec is not None and spec.sampled is not None:
         info.sampled, info.sampled_unit = spec.sampled.why, spec.sampled.unit
     if ix.count == 0:
         return info
-    t = np.sort(ix.log_ns.astype(np.int64) - t0_ns) / 1e9
+    by_time = np.argsort(ix.log_ns, kind="stable")
+    t = (ix.log_ns.astype(np.int64)[by_time] - t0_ns) / 1e9
     info.first_s, info.last_s = float(t[0]), float(t[-1])
     periodic = ix.topic not in APERIODIC
+    at_time_gap = np.zeros(max(ix.count - 1, 0), dtype=bool)  # step i → i+1 spans a time gap
     if ix.count >= 2 and periodic:
         dt = np.diff(t)
         span = t[-1] - t[0]
@@ -74,27 +80,31 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
             info.rate_min_hz = 1.0 / float(pos.max())
             info.rate_max_hz = 1.0 / float(pos.min())
             if pos.size >= 3:
-                big = np.nonzero(dt > gap_factor * med)[0]
+                at_time_gap = dt > gap_factor * med
+                big = np.nonzero(at_time_gap)[0]
                 info.time_gap_count = int(big.size)
                 order = big[np.argsort(-dt[big])][:MAX_LISTED_GAPS]
                 info.time_gaps = [
                     {"at_s": round(float(t[i]), 4), "length_s": round(float(dt[i]), 4)} for i in sorted(order)
                 ]
     if ix.sequence.size >= 2:
-        d = np.diff(ix.sequence.astype(np.int64))
-        d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
-        gaps = np.nonzero(d > 1)[0]
-        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
+        seq = ix.sequence.astype(np.int64)
         if info.sampled:
-            ahead = d[d > 0]
-            info.seq_skipped = int((ahead - 1).sum())
-            info.seq_span = int(ahead.sum()) + 1
-            info.sample_every = round(float(ahead.mean()), 2) if ahead.size else None
-            return info
+            seq = seq[by_time]  # aligned with the time steps
+        d = np.diff(seq)
+        d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
+        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
+        lost = d > 1
+        if info.sampled:
+            lost &= at_time_gap
+            sampling = d[(d > 0) & ~at_time_gap]
+            info.seq_skipped = int((sampling - 1).sum())
+            info.sample_every = round(float(sampling.mean()), 2) if sampling.size else None
+        gaps = np.nonzero(lost)[0]
         info.seq_missing = int((d[gaps] - 1).sum())
         info.seq_gap_count = int(gaps.size)
         order = gaps[np.argsort(-d[gaps])][:MAX_LISTED_GAPS]
-        info.seq_gaps = [{"after": int(ix.sequence[i]), "missing": int(d[i] - 1)} for i in sorted(order)]
+        info.seq_gaps = [{"after": int(seq[i]), "missing": int(d[i] - 1)} for i in sorted(order)]
     return info
 
 
@@ -169,9 +179,9 @@ def format_info(info: dict[str, Any], verbose: bool = False) -> str:
     lines.append(f"{'topic':34} {'schema':28} {'count':>7} {'Hz min/med/max':>20} {'seq missing':>12} {'time gaps':>9}")
     for t in info["topics"]:
         rates = f"{_fmt(t['rate_min_hz'])}/{_fmt(t['rate_median_hz'])}/{_fmt(t['rate_max_hz'])}"
-        missing = "sampled" if t.get("sampled") else str(t["seq_missing"])
         lines.append(
-            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} {missing:>12} {t['time_gap_count']:>9}"
+            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} {t['seq_missing']:>12} "
+            f"{t['time_gap_count']:>9}" + ("  sampled" if t.get("sampled") else "")
         )
     gap_lines = []
     for t in info["topics"]:
@@ -193,11 +203,11 @@ def format_info(info: dict[str, Any], verbose: bool = False) -> str:
 
 def sampled_text(t: dict[str, Any]) -> str:
     """One topic's sampling in plain words (from a `TopicInfo` dict), or "" if it is not sampled or
-    skipped nothing; e.g. "/sim/state: 5 of 2001 physics steps recorded (1 of every
-    500), by design: the simulator's state is recorded about once a second"."""
+    skipped nothing by design; e.g. "/sim/state: 1 of every 500 physics steps recorded, by design:
+    the simulator's state is recorded about once a second"."""
     every = t.get("sample_every")
     if not t.get("sampled") or not every or not t["seq_skipped"]:
         return ""
-    share = f"1 of every {every:.0f}" if every >= 1.95 else f"{t['seq_skipped']} skipped"
-    kept = t["seq_span"] - t["seq_skipped"]
-    return f"{t['topic']}: {kept} of {t['seq_span']} {t['sampled_unit']} recorded ({share}), by design: {t['sampled']}"
+    share = f"1 of every {every:.0f} {t['sampled_unit']} recorded" if every >= 1.95 else (
+        f"{t['seq_skipped']} {t['sampled_unit']} skipped")
+    return f"{t['topic']}: {share}, by design: {t['sampled']}"
