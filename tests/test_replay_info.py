@@ -62,11 +62,9 @@ def test_info_finds_an_injected_gap(gappy: Path) -> None:
     assert gap["at_s"] == pytest.approx(99 / 40 - 0.004, abs=0.01)  # relative to the first message
     assert gap["length_s"] == pytest.approx(21 / 40, abs=1e-3)
     cam = _topic(info, "/camera/front/image")
-    # camera frames are sampled by design (newest wins), but the ones lost with the ticks are missing
-    assert cam["seq_missing"] > 0 and cam["seq_gap_count"] == 1 and cam["time_gap_count"] == 1
-    assert cam["seq_skipped"] == 0  # 15 Hz camera, 40 Hz ticks: none skipped outside the gap
-    vr = _topic(info, "/vr/right/pose")
-    assert vr["seq_gap_count"] == 1 and vr["seq_missing"] >= 20 and vr["seq_skipped"] == pytest.approx(33, abs=2)
+    # camera frames are sampled by design (newest wins): the frames lost with the ticks show as a time gap
+    assert cam["seq_missing"] == 0 and cam["seq_skipped"] > 0 and cam["time_gap_count"] == 1
+    assert _topic(info, "/robot/command")["seq_missing"] > 0  # every command is recorded: lost ones are missing
     fast = recording_info(gappy, sequences=False)  # index only: time gaps still found
     assert _topic(fast, "/control/mode")["time_gap_count"] == 1 and _topic(fast, "/control/mode")["seq_missing"] == 0
 

@@ -2,7 +2,7 @@
 
 A topic declared sampled in `schemas` (``TopicSpec.sampled``: ``/sim/state``, VR, camera frames,
 ``/robot/ee_target``) keeps some of its source's sequence numbers by design: its skipped numbers are
-reported as "N of M kept (1 of every K)", never as missing. On every other topic a skipped number
+reported as "1 of every N ... recorded, by design" or "N ... skipped, by design", never as missing. On every other topic a skipped number
 is a message that was not recorded.
 """
 
@@ -38,11 +38,11 @@ class TopicInfo:
     rate_min_hz: float | None = None  # 1 / longest interval
     rate_median_hz: float | None = None  # 1 / median interval
     rate_max_hz: float | None = None  # 1 / shortest non-zero interval
-    seq_missing: int = 0  # sequence numbers lost in total (sampled topics: only across a time gap)
+    seq_missing: int = 0  # sequence numbers lost in total (topics that record every message; else 0)
     sampled: str = ""  # plain words: why this topic keeps only some of its source's numbers ("": all)
     sampled_unit: str = ""  # what those numbers count, e.g. "physics steps"
     seq_skipped: int = 0  # sampled topics: numbers skipped by design (not counted as missing)
-    sample_every: float | None = None  # sampled topics: mean step outside time gaps ("1 of every N")
+    sample_every: float | None = None  # sampled topics: mean sequence step ("1 of every N")
     seq_gaps: list[dict[str, int]] = field(default_factory=list)  # largest: {"after": seq, "missing": n}
     seq_gap_count: int = 0
     seq_backwards: int = 0  # sequence went down (a source restarted)
@@ -53,9 +53,10 @@ class TopicInfo:
 def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR) -> TopicInfo:
     """Computes one topic's figures from its index.
 
-    On a topic sampled by design (`schemas.TopicSpec.sampled`), a sequence step with no time gap
-    is sampling (`seq_skipped`, `sample_every`); only a step across a time gap is a loss
-    (`seq_missing`, `seq_gaps`). On every other topic each skipped number is a loss.
+    On a topic sampled by design (`schemas.TopicSpec.sampled`) skipped sequence numbers are
+    sampling (`seq_skipped`, `sample_every`), never missing: what the recording itself lost shows in
+    the tick sequence (``dropped_ticks``), on the topics that record every message and as time gaps.
+    On every other topic each skipped number is a lost message (`seq_missing`, `seq_gaps`).
     """
     info = TopicInfo(ix.topic, ix.schema, ix.encoding, ix.count)
     spec = S.topic_spec(ix.topic)
@@ -67,7 +68,6 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
     t = (ix.log_ns.astype(np.int64)[by_time] - t0_ns) / 1e9
     info.first_s, info.last_s = float(t[0]), float(t[-1])
     periodic = ix.topic not in APERIODIC
-    at_time_gap = np.zeros(max(ix.count - 1, 0), dtype=bool)  # step i → i+1 spans a time gap
     if ix.count >= 2 and periodic:
         dt = np.diff(t)
         span = t[-1] - t[0]
@@ -80,8 +80,7 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
             info.rate_min_hz = 1.0 / float(pos.max())
             info.rate_max_hz = 1.0 / float(pos.min())
             if pos.size >= 3:
-                at_time_gap = dt > gap_factor * med
-                big = np.nonzero(at_time_gap)[0]
+                big = np.nonzero(dt > gap_factor * med)[0]
                 info.time_gap_count = int(big.size)
                 order = big[np.argsort(-dt[big])][:MAX_LISTED_GAPS]
                 info.time_gaps = [
@@ -90,17 +89,16 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
     if ix.sequence.size >= 2:
         seq = ix.sequence.astype(np.int64)
         if info.sampled:
-            seq = seq[by_time]  # aligned with the time steps
+            seq = seq[by_time]  # in the order it was recorded
         d = np.diff(seq)
         d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
         info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
-        lost = d > 1
         if info.sampled:
-            lost &= at_time_gap
-            sampling = d[(d > 0) & ~at_time_gap]
-            info.seq_skipped = int((sampling - 1).sum())
-            info.sample_every = round(float(sampling.mean()), 2) if sampling.size else None
-        gaps = np.nonzero(lost)[0]
+            ahead = d[d > 0]
+            info.seq_skipped = int((ahead - 1).sum())
+            info.sample_every = round(float(ahead.mean()), 2) if ahead.size else None
+            return info
+        gaps = np.nonzero(d > 1)[0]
         info.seq_missing = int((d[gaps] - 1).sum())
         info.seq_gap_count = int(gaps.size)
         order = gaps[np.argsort(-d[gaps])][:MAX_LISTED_GAPS]
