@@ -9,12 +9,9 @@ made by copying that recording with the official `mcap` writer, leaving out one 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +23,7 @@ from mcap.writer import Writer
 
 from robot_formats.recording import schemas as S
 from robot_formats.recording.info import recording_info
-from tests.daemon_fakes import finished_files, wait_for
-from tests.robot_fakes import free_port_block
+from tests.daemon_fakes import record_debug_episode
 from vla_server.auth import KeyStore, require_reader
 from vla_server.web import mount_web
 
@@ -37,28 +33,7 @@ TELEOP_REPLAY = str(Path(sys.executable).with_name("teleop-replay"))
 @pytest.fixture(scope="module")
 def debug_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished recording of `oculus-server --debug` (about 3.5 s, no cameras)."""
-    tmp = tmp_path_factory.mktemp("debug")
-    port = free_port_block(4) + 1  # sim: state P-1, control P, commanded P+1, sim state P+2
-    cfg = tmp / "daemon.yaml"
-    cfg.write_text("cameras: []\nrealtime_priority: 0\n")
-    rec = tmp / "rec"
-    argv = [sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug", "--vr-source",
-            "scripted:circle", "--no-dashboard", "--no-sim-cameras", "--sim-latency-ms", "0", "--robot-port",
-            str(port), "--recordings-dir", str(rec), "--record-on-start"]
-    with open(tmp / "daemon.log", "wb") as log:
-        proc = subprocess.Popen(argv, cwd=tmp, env=dict(os.environ, MUJOCO_GL="egl"),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            assert wait_for(lambda: bool(list(rec.glob("*.mcap.partial"))) or proc.poll() is not None, 60, 0.1)
-            time.sleep(3.5)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0, (tmp / "daemon.log").read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-    (path,) = finished_files(rec)
-    return path
+    return record_debug_episode(tmp_path_factory.mktemp("debug"))
 
 
 def drop_one_command(src: Path, dst: Path) -> int:

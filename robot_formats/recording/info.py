@@ -2,8 +2,8 @@
 
 A topic declared sampled in `schemas` (``TopicSpec.sampled``: ``/sim/state``, VR, camera frames,
 ``/robot/ee_target``) keeps some of its source's sequence numbers by design: its skipped numbers are
-reported as "1 of every N ... recorded, by design" or "N ... skipped, by design", never as missing. On every other topic a skipped number
-is a message that was not recorded.
+reported as "1 of every N ... recorded, by design" or "N ... skipped, by design", never as missing.
+On every other topic a skipped number is a message that was not recorded.
 """
 
 from __future__ import annotations
