@@ -22,7 +22,13 @@ from typing import Any
 import yaml
 
 from robot_formats.stream.limits import DEFAULT_HOST, DEFAULT_OPENPI_PORT, DEFAULT_PORT
-from vla_server.constants import DEFAULT_DATA_DIR, KEYS_DB_NAME, QUEUE_ENV_VAR, TRANSPORT_MAX_FACTOR
+from vla_server.constants import (
+    DEFAULT_DATA_DIR,
+    KEYS_DB_NAME,
+    MAX_JSON_BODY_BYTES,
+    QUEUE_ENV_VAR,
+    TRANSPORT_MAX_FACTOR,
+)
 from vla_server.registry.config import RegistryConfig
 from vla_server.registry.devices import DeviceSpec
 from vla_server.stream.config import StreamConfig
@@ -55,6 +61,9 @@ class ServerConfig:
         arena_workers: arena pool size (None: cores − 1).
         arena_live_port: first port of an arena episode watched live (127.0.0.1; taken: the next
             free one; 0: any free port).
+        max_json_body_bytes: largest HTTP request body (the API takes JSON only); larger ones
+            get 413 before a byte of them is read.
+        api_docs: serve the interactive API docs (``/docs``, ``/openapi.json``); off by default.
     """
 
     host: str = DEFAULT_HOST
@@ -72,6 +81,8 @@ class ServerConfig:
     arena_executor: str = "local"
     arena_workers: int | None = None
     arena_live_port: int = 8765
+    max_json_body_bytes: int = MAX_JSON_BODY_BYTES
+    api_docs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("port", "openpi_port", "arena_live_port"):
@@ -86,6 +97,8 @@ class ServerConfig:
             raise ValueError(f"server.log_level: expected one of {LOG_LEVELS}, got {self.log_level!r}")
         if self.arena_workers is not None and self.arena_workers < 1:
             raise ValueError(f"server.arena_workers: expected >= 1 or null, got {self.arena_workers}")
+        if self.max_json_body_bytes < 1024:
+            raise ValueError(f"server.max_json_body_bytes: expected >= 1024, got {self.max_json_body_bytes}")
         if not (math.isfinite(self.shutdown_timeout_s) and self.shutdown_timeout_s > 0):
             raise ValueError(f"server.shutdown_timeout_s: expected > 0, got {self.shutdown_timeout_s}")
 
