@@ -3,8 +3,9 @@
 Start an episode from the form and see its progress move, its log stream in and then its video play
 (`video.currentTime` advances) beside its metrics, with a thumbnail in the history grid; continue from
 its final state blob; see an error shown in the page; start a battle, play both videos in sync, vote
-and see the leaderboard change; watch an episode live (the run page links to its Foxglove view). Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png
-(docs/images/ with tools/update_ui_screenshots.sh).
+and see the leaderboard change; watch an episode live (the run page links to its Foxglove view).
+Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png (docs/images/ with
+tools/update_ui_screenshots.sh); the live view's only to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -325,7 +326,8 @@ def test_run_page_links_to_the_live_view_while_the_episode_runs(service: Service
         client.close()
     assert driver.find_element(CSS, "#arena-episode .badge[data-state='running']")
     driver.save_screenshot(str(tmp_path / "ui_arena_live.png"))
-    wait_for(lambda: "The live view closed when the episode ended." in driver.find_element(CSS, "#arena-live-view").text,
-             90, what="the page saying the live view closed")
+    closed = "The live view closed when the episode ended."
+    wait_for(lambda: closed in driver.find_element(CSS, "#arena-live-view").text, 90,
+             what="the page saying the live view closed")
     assert not driver.find_elements(CSS, "#arena-live-link")
     assert not _errors(driver)
