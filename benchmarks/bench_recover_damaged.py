@@ -34,9 +34,11 @@ def damaged_copy(data: bytes, kind: int, rng: random.Random) -> bytes:
     cut = rng.randrange(1, len(data) + 1)
     if kind == 0:
         return damaged(data, cut)
-    where = {1: "start", 2: "cut", 3: "any"}[kind]
-    offset = rng.randrange(min(DAMAGE_SPAN, cut) if kind in (1, 2) else cut)
-    return damaged(data, cut, [(where, offset, 1 << rng.randrange(8))])
+    span = min(DAMAGE_SPAN, cut)
+    # all three offsets are drawn whatever the kind: the copies of a seed stay those of earlier runs
+    offsets = {"start": rng.randrange(span), "cut": rng.randrange(span), "any": rng.randrange(cut)}
+    where = ("start", "cut", "any")[kind - 1]
+    return damaged(data, cut, [(where, offsets[where], 1 << rng.randrange(8))])
 
 
 def main() -> int:
