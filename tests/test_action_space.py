@@ -24,20 +24,9 @@ from robot_formats.action_space import (
     validate_action,
     validate_chunk,
 )
+from tests.action_strategies import actions, finite, positions, quat, rotvecs, same_rotation
 
-finite = st.floats(-3.0, 3.0)
-actions = st.lists(finite, min_size=7, max_size=7)
-positions = st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3)
-rotvecs = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3)
 scales = st.tuples(st.floats(0.01, 0.2), st.floats(0.01, 0.5))
-
-
-def quat(rotvec) -> np.ndarray:
-    return Rotation.from_rotvec(rotvec).as_quat()
-
-
-def same_rotation(a, b, tol: float = 1e-9) -> bool:
-    return abs(abs(float(np.dot(a, b))) - 1.0) < tol
 
 
 @settings(max_examples=300, deadline=None)
