@@ -4,17 +4,27 @@ answers a zero (10, 7) chunk at once), driven the way openpi's client drives it;
 round trip through `OpenPIClient` (chunk scheduling included). Figures in ms (p50 / p99).
 
 Run: ``.venv/bin/python benchmarks/bench_openpi.py [--requests N]``.
+
+``--reference`` instead runs the side-by-side against openpi's own server with the unmodified
+openpi-client (`benchmarks/openpi_reference.py`): ``[--openpi-server PATH/TO/openpi/src/openpi/
+serving/websocket_policy_server.py] [--openpi-python VENV_PYTHON] [--rounds 5] [--seconds 5]``
+prints round trip p50/p99, 4-client throughput, server CPU per 1,000 infers and RSS, and the
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from websockets.sync.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from robot_formats.openpi_codec import packb, unpackb
 from vla_client.openpi_client import OpenPIClient
@@ -93,7 +103,17 @@ async def _bench_client(port: int, n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=200, help="requests per measurement")
+    ap.add_argument("--reference", action="store_true", help="side by side with openpi's own server")
+    ap.add_argument("--openpi-server", help="openpi's websocket_policy_server.py (from an openpi checkout)")
+    ap.add_argument("--openpi-python", help="a Python (or venv) with openpi-client; default: a fresh venv")
+    ap.add_argument("--rounds", type=int, default=5, help="alternated rounds (--reference)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="4-client throughput run length (--reference)")
     args = ap.parse_args()
+    if args.reference:
+        from benchmarks.openpi_reference import run_reference
+
+        run_reference(args)
+        return
     bench_codec(args.requests)
     bench_round_trip(args.requests)
 

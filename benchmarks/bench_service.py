@@ -129,7 +129,7 @@ class _ZeroModel:
     def release_session(self, model_id: str) -> None:
         pass
 
-    async def infer(self, model_id: str, obs: Any) -> InferResult:
+    async def infer(self, model_id: str, obs: Any, tenant: str | None = None) -> InferResult:
         await asyncio.to_thread(decode_jpeg, obs.jpeg)
         return InferResult(self.actions, 0.0, 0.0, 0.0, model_id, 0, "cpu")
 

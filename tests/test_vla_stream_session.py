@@ -232,7 +232,7 @@ def test_frames_beyond_target_fps_are_dropped_and_counted(svc: Service) -> None:
         stats = recv_type(ws, "stats")
         assert stats["total_frames"] == 40 and stats["dropped_frames"] >= 35
         assert stats["drop_rate_percent"] == pytest.approx(100 * stats["dropped_frames"] / 40, abs=0.01)
-        row = next(s for s in svc.get("/v1/sessions", svc.keys["free"]).json()["sessions"]
+        row = next(s for s in svc.get("/v1/sessions", svc.keys["admin"]).json()["sessions"]
                    if s["session_id"] == stats["session_id"])
         assert row["dropped_rate"] >= 35 and row["tier"] == "pro" and row["target_fps"] == 5.0
 
@@ -264,7 +264,7 @@ def test_newest_frame_wins_while_the_model_is_busy(svc: Service) -> None:
         stats = recv_type(ws, "stats")
         assert stats["total_frames"] == n + 1
         assert stats["dropped_frames"] == stats["total_frames"] - (len(actions) + 1)
-        row = next(s for s in svc.get("/v1/sessions", svc.keys["free"]).json()["sessions"]
+        row = next(s for s in svc.get("/v1/sessions", svc.keys["admin"]).json()["sessions"]
                    if s["session_id"] == stats["session_id"])
         assert row["dropped_stale"] > 0 and row["dropped_queue"] > 0
         assert row["dropped_stale"] + row["dropped_queue"] + row["dropped_rate"] == stats["dropped_frames"]
@@ -379,10 +379,10 @@ def test_http_models_and_sessions(svc: Service) -> None:
         assert k in stats
     with opened(svc, "fixed", fps=10) as (ws, connected):
         roundtrip(ws)
-        rows = svc.get("/v1/sessions", reader).json()["sessions"]
+        rows = svc.get("/v1/sessions", admin).json()["sessions"]
         row = next(r for r in rows if r["session_id"] == connected["session_id"])
         assert row["model"] == "fixed" and row["tier"] == "pro" and row["actions"] == 1
         assert row["target_fps"] == 10.0 and row["latency_p50_ms"] > 0
     time.sleep(0.3)
-    ids = [r["session_id"] for r in svc.get("/v1/sessions", reader).json()["sessions"]]
+    ids = [r["session_id"] for r in svc.get("/v1/sessions", admin).json()["sessions"]]
     assert connected["session_id"] not in ids

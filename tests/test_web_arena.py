@@ -223,9 +223,21 @@ def test_battle_vote_changes_the_leaderboard(service: Service, driver: Any) -> N
         "document.querySelector('#battle-video-b').currentTime]"
     )
     assert abs(ta - tb) < 0.25, (ta, tb)  # in sync
+    # a blind vote: both episodes are done, yet nothing tells the sides apart before the vote
+    wait_for(lambda: "No outcome yet" in driver.find_element(CSS, "#battle-outcome-text").text, 15,
+             what="the vote prompt")
+    for side in ("#battle-side-a", "#battle-side-b"):
+        text = driver.find_element(CSS, side).text
+        assert "results hidden until you vote" in text
+        assert not any(w in text for w in ("task success", "task failed", "progress", "color-reach")), text
+    blind = driver.find_element(CSS, "#battle-outcome").text
+    assert "metric" not in blind and "votes A" not in blind, blind
+    assert "_" not in driver.find_element(CSS, "#battle-status").text  # plain words, not "awaiting_vote"
     driver.find_element(CSS, "button[data-vote='a']").click()
     wait_for(lambda: "A wins" in driver.find_element(CSS, "#battle-outcome-text").text, 15, what="the outcome")
     assert "color-reach@openvla-7b" in driver.find_element(CSS, "#battle-side-b h3").text  # revealed
+    wait_for(lambda: "progress" in driver.find_element(CSS, "#battle-side-a").text, 15, what="results revealed")
+    assert "votes A 1" in driver.find_element(CSS, "#battle-outcome").text
     wait_for(
         lambda: driver.find_element(CSS, "#leaderboard-table tr[data-model='color-reach'] td.wlt").text == "1 / 0 / 0",
         15,

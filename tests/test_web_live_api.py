@@ -111,7 +111,7 @@ def test_models_feed_follows_a_load_and_an_unload(service: Service) -> None:
 def test_sessions_feed_sees_a_session_open_and_close(service: Service) -> None:
     from websockets.sync.client import connect
 
-    feed = Feed(service.url + "/v1/live/sessions", service.reader_key)
+    feed = Feed(service.url + "/v1/live/sessions", service.admin_key)
     try:
         _, first = feed.next_matching(lambda d: True, 5)
         assert first["count"] == 0

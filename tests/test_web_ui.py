@@ -149,7 +149,7 @@ def _stream(url: str, key: str, stop: threading.Event, fps: float = 8.0) -> None
 
 
 def test_live_sessions_page_updates(service: Service, driver: Any) -> None:
-    set_key(driver, service.url, service.reader_key, "sessions")
+    set_key(driver, service.url, service.admin_key, "sessions")
     wait_for(lambda: "0 open" in driver.find_element(CSS, "#sessions-count").text, what="no sessions")
     stop = threading.Event()
     errors: list[BaseException] = []

@@ -64,20 +64,20 @@ def make_driver(width: int = WINDOW[0], height: int = WINDOW[1]) -> Any:
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
 
 
-def free_socket() -> socket.socket:
-    """A listening-ready TCP socket bound to a free port on 127.0.0.1."""
+def free_socket(port: int = 0) -> socket.socket:
+    """A listening-ready TCP socket bound to 127.0.0.1:`port` (0: a free port)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
+    s.bind(("127.0.0.1", port))
     return s
 
 
 @contextmanager
-def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
-    """Serves the ASGI `app` with uvicorn in a thread on a free port; yields its base URL."""
+def serve(app: Any, timeout_s: float = 20.0, port: int = 0) -> Iterator[str]:
+    """Serves the ASGI `app` with uvicorn in a thread on `port` (0: a free one); yields its base URL."""
     import uvicorn
 
-    sock = free_socket()
+    sock = free_socket(port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
@@ -179,10 +179,11 @@ SLOW_MODEL = {"id": "scripted-slow", "backend": "scripted", "description": "test
 
 @contextmanager
 def run_service(
-    root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), **overrides: Any
+    root: Path, extra_models: tuple[dict[str, Any], ...] = (SLOW_MODEL,), port: int = 0,
+    reuse_keys: tuple[str, str] | None = None, **overrides: Any
 ) -> Iterator[Service]:
-    """Starts `create_app` (built-in catalog + `extra_models`, arena on a 1-process pool, web UI) on a
-    free port, with its data and recordings folders under `root`."""
+    """Starts `create_app` (built-in catalog + `extra_models`, arena on a 1-process pool, web UI) on
+    `port` (0: a free one), with its data and recordings folders under `root`."""
     from vla_server.app import create_app
     from vla_server.auth import KeyStore
     from vla_server.catalog import load_catalog
@@ -200,8 +201,11 @@ def run_service(
         spec = ModelSpec.from_dict(m)
         catalog[spec.id] = spec
     keys = KeyStore(config.keys_db)
-    _, admin = keys.create("ui-admin", "enterprise", admin=True)
-    _, reader = keys.create("ui-reader", "free")
+    if reuse_keys is not None:  # a restart on the same folder: the keys the first start made
+        admin, reader = reuse_keys
+    else:
+        _, admin = keys.create("ui-admin", "enterprise", admin=True)
+        _, reader = keys.create("ui-reader", "free")
     app = create_app(config, catalog=catalog, keystore=keys, web=True)
-    with serve(app) as url:
+    with serve(app, port=port) as url:
         yield Service(url, admin, reader, app, data, rec)

@@ -4,8 +4,13 @@
 Shared objects live in ``app.state`` for routes that others mount: ``keystore`` (`KeyStore`,
 used by `require_reader` / `require_admin`), ``registry`` (`ModelRegistry`), ``sessions``
 (`SessionManager`), ``config`` (`ServiceConfig`), ``stream_config``, ``catalog``, ``started_at``.
-The lifespan starts the registry and, at shutdown, closes every session with a reason (1001)
+The lifespan starts the registry and the `RevocationWatcher` (a key revoked by the CLI closes
+its sessions on both endpoints) and, at shutdown, closes every session with a reason (1001)
 before stopping the workers.
+
+Every HTTP request passes `RequestGuard` (body limits and, for writing requests, the key before
+the body is read) and `SecurityHeaders`. The API docs (``/docs``, ``/openapi.json``) are off
+unless ``server.api_docs`` is on.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from vla_server.api.guard import BodyLimits, RequestGuard
+from vla_server.api.headers import SecurityHeaders
 from vla_server.api.health import health_router
 from vla_server.api.models import models_router
 from vla_server.api.sessions import sessions_router
+from vla_server.auth.revocation import RevocationWatcher
 from vla_server.auth.store import KeyStore
 from vla_server.config import ServiceConfig
 from vla_server.models import ModelSpec
@@ -59,29 +67,39 @@ def create_app(
     registry = registry or ModelRegistry(catalog, config.registry, log_dir=config.data_path / "workers")
     sessions = SessionManager()
     registry.add_listener(sessions.on_model_event)
+    revocations = RevocationWatcher(keystore)
+    revocations.add_listener(sessions.on_key_revoked)
     arena_runtime = _arena_runtime(config) if (config.server.arena if arena is None else arena) else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        revocations.start()
         log.info("service started", extra={"event": "service_started", "models": list(catalog),
                                            "eviction": config.registry.eviction,
                                            "memory_budget_mb": config.registry.memory_budget_mb})
         try:
             yield
         finally:
+            await revocations.aclose()
             await sessions.close_all("server shutting down", timeout_s=config.server.shutdown_timeout_s)
             await registry.aclose()
             if arena_runtime is not None:
                 arena_runtime.close()
             log.info("service stopped", extra={"event": "service_stopped"})
 
-    app = FastAPI(title="vla_server", description="VLA policy inference service", lifespan=lifespan)
+    docs = config.server.api_docs
+    app = FastAPI(title="vla_server", description="VLA policy inference service", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    app.add_middleware(RequestGuard, limits=BodyLimits(default=config.server.max_json_body_bytes),
+                       verify=keystore.verify)
+    app.add_middleware(SecurityHeaders)
     app.state.config = config
     app.state.stream_config = config.stream
     app.state.keystore = keystore
     app.state.registry = registry
     app.state.sessions = sessions
+    app.state.revocations = revocations
     app.state.catalog = dict(catalog)
     app.state.started_at = time.time()
     app.include_router(health_router())

@@ -22,7 +22,13 @@ from typing import Any
 import yaml
 
 from robot_formats.stream.limits import DEFAULT_HOST, DEFAULT_OPENPI_PORT, DEFAULT_PORT
-from vla_server.constants import DEFAULT_DATA_DIR, KEYS_DB_NAME, QUEUE_ENV_VAR, TRANSPORT_MAX_FACTOR
+from vla_server.constants import (
+    DEFAULT_DATA_DIR,
+    KEYS_DB_NAME,
+    MAX_JSON_BODY_BYTES,
+    QUEUE_ENV_VAR,
+    TRANSPORT_MAX_FACTOR,
+)
 from vla_server.registry.config import RegistryConfig
 from vla_server.registry.devices import DeviceSpec
 from vla_server.stream.config import StreamConfig
@@ -53,6 +59,9 @@ class ServerConfig:
         arena: mount the arena API (``/v1/arena``; data in ``<data_dir>/arena``).
         arena_executor: ``local`` (process pool), ``inline`` (a thread) or ``ray``.
         arena_workers: arena pool size (None: cores − 1).
+        max_json_body_bytes: largest HTTP request body (the API takes JSON only); larger ones
+            get 413 before a byte of them is read.
+        api_docs: serve the interactive API docs (``/docs``, ``/openapi.json``); off by default.
     """
 
     host: str = DEFAULT_HOST
@@ -69,6 +78,8 @@ class ServerConfig:
     arena: bool = True
     arena_executor: str = "local"
     arena_workers: int | None = None
+    max_json_body_bytes: int = MAX_JSON_BODY_BYTES
+    api_docs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("port", "openpi_port"):
@@ -83,6 +94,8 @@ class ServerConfig:
             raise ValueError(f"server.log_level: expected one of {LOG_LEVELS}, got {self.log_level!r}")
         if self.arena_workers is not None and self.arena_workers < 1:
             raise ValueError(f"server.arena_workers: expected >= 1 or null, got {self.arena_workers}")
+        if self.max_json_body_bytes < 1024:
+            raise ValueError(f"server.max_json_body_bytes: expected >= 1024, got {self.max_json_body_bytes}")
         if not (math.isfinite(self.shutdown_timeout_s) and self.shutdown_timeout_s > 0):
             raise ValueError(f"server.shutdown_timeout_s: expected > 0, got {self.shutdown_timeout_s}")
 

@@ -14,6 +14,7 @@ DEFAULT_QUEUE_MAX_SIZE = 2  # INFERENCE_QUEUE_MAX_SIZE: frames held per session 
 QUEUE_ENV_VAR = "INFERENCE_QUEUE_MAX_SIZE"
 DEFAULT_SMOOTHING_ALPHA = 0.5  # EMA weight of the newest action (1 = no smoothing)
 DEFAULT_AUTH_TIMEOUT_S = 30.0  # no valid `auth` within this long -> close 4002
+MAX_FRAME_PIXELS = 1280 * 960  # decoded-pixel budget per image, from its header before any decode
 OUTBOX_MAX_SIZE = 64  # server->client messages waiting to be sent; the oldest action goes first
 FPS_WINDOW_S = 5.0  # actual_fps is measured over this trailing window
 RATE_BURST_FRAMES = 2.0  # token bucket depth of the target_fps gate (absorbs client jitter)
@@ -24,6 +25,9 @@ SAFETY_MAX_ANG_SPEED_RAD_S = 2.0
 SAFETY_MAX_MEASURED_LIN_SPEED_M_S = 1.0  # robot_state.velocity above this lowers the score
 SAFETY_MAX_JUMP = 1.0  # |motion(a_t) - motion(a_t-1)|, action units (full reversal = 2)
 SAFETY_WORKSPACE_MARGIN_M = 0.05  # a target this far outside the box scores 0 on that check
+
+# --- HTTP ------------------------------------------------------------------------------------
+MAX_JSON_BODY_BYTES = 256 * 1024  # the largest body a JSON API route accepts (413 above, before reading)
 
 # --- registry / workers ----------------------------------------------------------------------
 DEFAULT_MEMORY_BUDGET_MB = 4096.0

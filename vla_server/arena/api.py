@@ -177,8 +177,8 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
                 if ep["status"] in FINISHED:
                     yield _sse("end", _with_urls(ep))
                     return
-                if await request.is_disconnected():
-                    return
+                if await request.is_disconnected() or _stopping(request):
+                    return  # at shutdown the stream ends at once (the page reconnects to the next start)
                 await asyncio.sleep(SSE_POLL_S)
                 quiet += SSE_POLL_S
                 if quiet >= SSE_HEARTBEAT_S:
@@ -187,6 +187,10 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _stopping(request: Request) -> bool:
+        sessions = getattr(request.app.state, "sessions", None)
+        return sessions is not None and not getattr(sessions, "accepting", True)
 
     def file_route(kind: str) -> None:
         name, media = _FILES[kind]

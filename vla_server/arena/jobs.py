@@ -9,6 +9,7 @@ episodes still queued are queued again. Finished jobs can be rerun under the sam
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from vla_server.arena.models import ModelNotFound, PolicyProvider, ProviderRef
 from vla_server.arena.store import ArenaStore, StoreError
 from vla_server.arena.work import (
     CANCELLED,
+    FAILED,
     FINISHED,
     QUEUED,
     RUNNING,
@@ -134,7 +136,9 @@ class JobManager:
             if ev.kind == "started":
                 live.status = RUNNING
                 self.store.mark_running(eid, str(ev.data.get("worker", "")))
-                self.store.append_log(eid, f"started on {ev.data.get('worker', '?')}")
+                host, _, pid = str(ev.data.get("worker", "?")).rpartition(":")
+                where = f"{host}, worker process {pid}" if host and pid.isdigit() else pid
+                self.store.append_log(eid, f"started on {where}")  # "started on vm, worker process 11408"
             elif ev.kind == "progress":
                 live.step, live.total = int(ev.data["step"]), int(ev.data["total"])
                 now = time.monotonic()
@@ -152,6 +156,13 @@ class JobManager:
 
     def _on_done(self, result: JobResult) -> None:
         eid = result.job_id
+        if self._closed and result.status == CANCELLED:  # the service is stopping, nobody cancelled it
+            if not self._started(eid):
+                self.store.append_log(eid, "the service stopped before this episode started; it runs after "
+                                           "the restart")
+                return  # stays queued: `recover_interrupted` queues it again
+            result = dataclasses.replace(result, status=FAILED,
+                                         error="interrupted: the service stopped while this episode ran; rerun it")
         try:
             self.store.finish_episode(result)
             self.store.append_log(eid, f"{result.status}" + (f": {result.error}" if result.error else ""))
@@ -207,8 +218,15 @@ class JobManager:
             with self._changed:
                 self._changed.wait(0.5 if left is None else min(0.5, left))
 
+    def _started(self, episode_id: str) -> bool:
+        try:
+            return bool(self.store.episode(episode_id)["status"] != QUEUED)
+        except StoreError:
+            return False
+
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Stops the executor (unfinished jobs end as cancelled and can be rerun)."""
+        """Stops the executor: a running episode ends as failed ("interrupted", with its log; it can
+        be rerun), a queued one stays queued for the next start."""
         if self._closed:
             return
         self._closed = True

@@ -141,6 +141,18 @@ class KeyStore:
             return None
         return self._record(row)
 
+    def revoked_since(self, since: float) -> list[tuple[str, float]]:
+        """``(key_id, revoked_at)`` of keys revoked at or after `since` (unix s), oldest first.
+
+        One indexed-free scan of a small table; cheap enough to poll several times a second.
+        """
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT key_id, revoked_at FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at >= ? "
+                "ORDER BY revoked_at", (since,),
+            ).fetchall()
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     def list_keys(self, include_revoked: bool = True) -> list[ApiKey]:
         """All keys, oldest first."""
         sql = "SELECT key_id, name, tier, admin, created_at, revoked_at FROM api_keys"

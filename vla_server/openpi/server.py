@@ -13,7 +13,10 @@ Protocol (read from openpi's ``serving/websocket_policy_server.py`` and
   ``"actions"`` (shape (H, D)) and ``"server_timing"`` ({"infer_ms", "prev_total_ms"}; the
   latter from the second reply on, the previous request's receive-to-sent time);
 * an error is a *text* frame with the message, then close code 1011 (the client raises
-  ``RuntimeError`` with the text). We send a one-line message, never a traceback;
+  ``RuntimeError("Error in inference server:\n" + text)``, so the text carries no prefix of its
+  own). We send a one-line message, never a traceback;
+* the service may end a connection at any time (`SessionCloser`: a revoked key, shutdown): the
+  error text, then the close code it names;
 * ``GET /healthz`` answers ``200 OK``.
 
 Which model answers: `OpenPIServerConfig.model`, unless the client names another in the URL
@@ -34,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +51,19 @@ from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 log = logging.getLogger(__name__)
 
 CLOSE_INTERNAL_ERROR = 1011  # openpi's server closes with this after the error text frame
+_MAX_REASON_BYTES = 123  # RFC 6455: a close reason fits in a control frame
 API_KEY_SCHEME = "api-key"  # "Authorization: Api-Key <key>", scheme compared case-insensitively
 
 InferFn = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
 """``await infer(model_id, obs) -> {"actions": (H, D) ndarray, ...}``; may raise to report an error."""
-CheckKeyFn = Callable[[str | None], bool | Awaitable[bool]]
-"""``check_key(key_or_None) -> bool`` (sync or async): True lets the connection in."""
+CheckKeyFn = Callable[[str | None], Any]
+"""``check_key(key_or_None) -> principal`` (sync or async): a truthy value (e.g. the key's record)
+lets the connection in and is handed to `OpenSessionFn`; a falsy one refuses it (401)."""
+SessionCloser = Callable[[str, int], Coroutine[Any, Any, None]]
+"""``await close(message, code)``: sends `message` as the error text frame, then closes with `code`."""
+OpenSessionFn = Callable[[Any, str, str, SessionCloser], str | None | Awaitable[str | None]]
+"""``open_session(principal, model_id, session_id, close) -> None | refusal``: admits a
+connection (tier limits); a refusal text answers the handshake with HTTP 429."""
 MetadataArg = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 EndSessionFn = Callable[[str, str], None | Awaitable[None]]
 
@@ -138,6 +148,7 @@ def create_openpi_app(
     *,
     model: str | None = None,
     end_session: EndSessionFn | None = None,
+    open_session: OpenSessionFn | None = None,
 ) -> FastAPI:
     """Builds the openpi-protocol app.
 
@@ -149,6 +160,8 @@ def create_openpi_app(
         config: endpoint settings; or give just `model`.
         model: shorthand for ``OpenPIServerConfig(model=model)``.
         end_session: ``end_session(model_id, session_id)`` when a connection ends.
+        open_session: admits an authenticated connection (see `OpenSessionFn`); it also gets the
+            function that ends the connection from outside (revocation, shutdown).
 
     Returns:
         A FastAPI app; ``app.state.openpi_stats`` holds its `OpenPIEndpointStats`.
@@ -170,17 +183,33 @@ def create_openpi_app(
     @app.websocket("/")
     async def policy_socket(ws: WebSocket) -> None:
         key = parse_api_key(ws.headers.get("authorization"))
-        if check_key is not None and not await _maybe_await(check_key(key)):
-            stats.auth_failures += 1
-            why = "missing API key (send 'Authorization: Api-Key <key>')" if key is None else "invalid API key"
-            log.warning("openpi auth refused peer=%s reason=%r", ws.client, why)
-            await ws.send_denial_response(PlainTextResponse(why + "\n", status_code=401))
-            return
+        principal: Any = None
+        if check_key is not None:
+            principal = await _maybe_await(check_key(key))
+            if not principal:
+                stats.auth_failures += 1
+                why = "missing API key (send 'Authorization: Api-Key <key>')" if key is None else "invalid API key"
+                log.warning("openpi auth refused peer=%s reason=%r", ws.client, why)
+                await ws.send_denial_response(PlainTextResponse(why + "\n", status_code=401))
+                return
         model_id = cfg.model
         requested = ws.query_params.get("model")
         if requested and cfg.allow_model_query:
             model_id = requested
         session_id = str(uuid.uuid4())
+        if open_session is not None:
+
+            async def close(message: str, code: int) -> None:
+                await _fail(ws, message, code)
+
+            refusal = await _maybe_await(open_session(principal, model_id, session_id, close))
+            if refusal is not None:
+                log.warning("openpi session refused peer=%s reason=%r", ws.client, refusal)
+                await ws.send_denial_response(PlainTextResponse(refusal + "\n", status_code=429))
+                if end_session is not None:
+                    with contextlib.suppress(Exception):
+                        await _maybe_await(end_session(model_id, session_id))
+                return
         current_session.set(session_id)
         stats.connections_total += 1
         stats.connections_open += 1
@@ -259,16 +288,19 @@ def create_openpi_app(
         infer_ms = (time.monotonic() - t) * 1000.0
         return _check_reply(raw, model_id), infer_ms
 
-    async def _fail(ws: WebSocket, message: str) -> None:
+    async def _fail(ws: WebSocket, message: str, code: int = CLOSE_INTERNAL_ERROR) -> None:
         stats.errors += 1
         stats.last_error = message
         log.warning("openpi error: %s", message)
+        if ws.application_state == WebSocketState.DISCONNECTED:
+            return
         if ws.application_state != WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await ws.accept()
         with contextlib.suppress(Exception):
-            await ws.send_text(f"Error in inference server: {message}")
-            await ws.close(code=CLOSE_INTERNAL_ERROR, reason="Internal server error; message in previous frame")
+            await ws.send_text(message)  # the client adds "Error in inference server:" itself
+            reason = "Internal server error; message in previous frame" if code == CLOSE_INTERNAL_ERROR else message
+            await ws.close(code=code, reason=reason.encode()[:_MAX_REASON_BYTES].decode(errors="ignore"))
 
     return app
 

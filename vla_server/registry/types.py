@@ -67,6 +67,8 @@ class InferenceService(Protocol):
 
     def release_session(self, model_id: str) -> None: ...
 
-    async def infer(self, model_id: str, obs: Observation | EncodedObservation) -> InferResult: ...
+    async def infer(self, model_id: str, obs: Observation | EncodedObservation,
+                    tenant: str | None = None) -> InferResult:
+        """Runs the model; `tenant` (an API key id) is who the request is counted against."""
 
     async def end_session(self, model_id: str, session: str) -> None: ...

@@ -10,6 +10,7 @@ from vla_server.constants import (
     DEFAULT_AUTH_TIMEOUT_S,
     DEFAULT_QUEUE_MAX_SIZE,
     DEFAULT_SMOOTHING_ALPHA,
+    MAX_FRAME_PIXELS,
     OUTBOX_MAX_SIZE,
 )
 from vla_server.stream.safety import SafetyLimits
@@ -25,6 +26,9 @@ class StreamConfig:
         auth_timeout_s: a connection without a valid `auth` is closed (4002) after this.
         default_smoothing_alpha: EMA α when `auth` asks for smoothing without `smoothing_alpha`.
         max_image_side: decoded frames larger than this many px on a side are refused.
+        max_frame_pixels: decoded-pixel budget of one image (width × height, read from the JPEG
+            header before anything decodes it); a larger frame gets an `error` and never reaches
+            the model. Default: what the catalog's models need (1280 × 960).
         outbox_max_size: server messages waiting for a slow client; the oldest action goes first.
         safety: limits of the safety score.
     """
@@ -34,11 +38,13 @@ class StreamConfig:
     auth_timeout_s: float = DEFAULT_AUTH_TIMEOUT_S
     default_smoothing_alpha: float = DEFAULT_SMOOTHING_ALPHA
     max_image_side: int = MAX_IMAGE_SIDE_PX
+    max_frame_pixels: int = MAX_FRAME_PIXELS
     outbox_max_size: int = OUTBOX_MAX_SIZE
     safety: SafetyLimits = field(default_factory=SafetyLimits)
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "queue_max_size", "max_image_side", "outbox_max_size"):
+        for name in ("max_message_bytes", "queue_max_size", "max_image_side", "max_frame_pixels",
+                     "outbox_max_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"stream.{name}: expected an integer >= 1, got {v!r}")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robot_formats.image import probe_jpeg
 from robot_formats.stream.errors import ProtocolError
 from robot_formats.stream.limits import (
     CLOSE_AUTH_TIMEOUT,
@@ -253,6 +254,7 @@ class StreamSession:
         p50, p95 = s.latency.percentile(50), s.latency.percentile(95)
         return {
             "session_id": self.session_id,
+            "endpoint": "stream",
             "model": auth.model if auth else None,
             "key_name": key.name if key else None,
             "tier": key.tier.name if key else None,
@@ -349,11 +351,32 @@ class StreamSession:
         frame_id = self._next_frame_id
         self._next_frame_id += 1
         self.stats.total_frames += 1
+        too_big = self._over_pixel_budget(msg)
+        if too_big is not None:
+            self.stats.bad_frames += 1
+            self.error(f"frame {frame_id}: {too_big}")
+            return
         if not self._gate.admit(arrival):
             self.stats.dropped_rate += 1
             return
         self.stats.dropped_queue += self._queue.put(_Pending(frame_id, msg, arrival, self._wall()))
         self._frame_ready.set()
+
+    def _over_pixel_budget(self, msg: FrameMessage) -> str | None:
+        """Why the frame's images exceed the decoded-pixel budget (from their headers), or None."""
+        budget = self.config.max_frame_pixels
+        sizes = [("image", msg.width, msg.height)]
+        if msg.wrist_jpeg is not None:
+            try:
+                sizes.append(("wrist_image", *probe_jpeg(msg.wrist_jpeg, "frame.wrist_image",
+                                                         self.config.max_image_side)))
+            except ProtocolError as exc:
+                return str(exc)
+        for name, w, h in sizes:
+            if w * h > budget:
+                return (f"{name} is {w}x{h} = {w * h} px; this service decodes at most {budget} px per image "
+                        f"(stream.max_frame_pixels); send a smaller frame")
+        return None
 
     # ---- inference side ---------------------------------------------------------------------------
 
@@ -380,7 +403,8 @@ class StreamSession:
                                  session=self.session_id, step=item.frame_id, timestamp=item.arrival_wall,
                                  wrist_jpeg=msg.wrist_jpeg)
         try:
-            result = await self.registry.infer(auth.model, obs)  # the worker decodes the JPEG
+            tenant = self.key.key_id if self.key is not None else self.session_id
+            result = await self.registry.infer(auth.model, obs, tenant)  # the worker decodes the JPEG
         except InvalidInput as exc:
             self.stats.bad_frames += 1
             self.error(f"frame {item.frame_id}: {exc}")

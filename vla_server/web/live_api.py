@@ -2,7 +2,8 @@
 
     GET /v1/live/models     event "models":   the body of GET /v1/models, on every change of a
                             model's state, pin, device, memory or counters, and at least every 2 s
-    GET /v1/live/sessions   event "sessions": the body of GET /v1/sessions, when a session opens or
+    GET /v1/live/sessions   event "sessions": the body of GET /v1/sessions (the caller's own
+                            sessions unless it is an admin key), when a session opens or
                             closes, and every 0.5 s while any is open
 
 The server looks every `TICK_S` (in the event loop, where the registry and session manager live),
@@ -46,8 +47,9 @@ def models_signature(snap: dict[str, Any]) -> str:
     return json.dumps(sig, default=str)
 
 
-def sessions_snapshot(app_state: Any) -> dict[str, Any]:
-    sessions = app_state.sessions.snapshot()
+def sessions_snapshot(app_state: Any, viewer: Any = None) -> dict[str, Any]:
+    """The body of GET /v1/sessions as `viewer` (an `ApiKey`) may see it."""
+    sessions = app_state.sessions.snapshot(viewer)
     return {"count": len(sessions), "sessions": sessions}
 
 
@@ -101,7 +103,8 @@ def live_router(reader: Callable[..., Any]) -> APIRouter:
 
     @r.get("/sessions")
     async def live_sessions(request: Request, key: Annotated[Any, Depends(reader)]) -> StreamingResponse:
-        gen = _feed(request, "sessions", sessions_snapshot, sessions_signature, SESSIONS_REFRESH_S, False)
+        gen = _feed(request, "sessions", lambda st: sessions_snapshot(st, key), sessions_signature,
+                    SESSIONS_REFRESH_S, False)
         return StreamingResponse(gen, media_type="text/event-stream", headers=headers)
 
     return r

@@ -3,7 +3,9 @@
 Builds one policy from its `ModelSpec` (through `vla_server.policies.factory.build_policy`),
 loads it, says ``ready`` over the inherited socket (fd N) and serves requests until told to shut
 down. A reader thread answers ``ping`` at once even while the main thread is inside a long
-`infer`, so the service's health check tells a slow model from a dead one.
+`infer`, so the service's health check tells a slow model from a dead one. Requests wait in a
+`FairQueue` keyed by their ``tenant``: served round-robin across tenants, so one tenant cannot
+take more than its share of the model's time.
 
 It never outlives the service: PR_SET_PDEATHSIG(SIGKILL) is set first thing, the parent pid is
 checked against ``--parent`` (the parent may have died before prctl), and EOF on the socket (the
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import queue
 import signal
 import socket
 import sys
@@ -28,6 +29,7 @@ import traceback
 from typing import Any
 
 from vla_server.models import ModelSpec
+from vla_server.workers.fair_queue import FairQueue
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
@@ -51,9 +53,10 @@ class _Worker:
         self.wire = wire
         self.sock = sock
         self.send_lock = threading.Lock()
-        self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.jobs: FairQueue[dict[str, Any]] = FairQueue()
         self.stop = threading.Event()
         self.busy = False
+        self.slots: Any = None  # ImageSlots shared with the service, when it gave one
 
     def send(self, msg: dict[str, Any]) -> None:
         data = self.wire.pack(msg)
@@ -78,22 +81,18 @@ class _Worker:
                 self.send({"op": "pong", "id": msg.get("id"), "busy": self.busy})
             elif op == "shutdown":
                 self.stop.set()
-                self.jobs.put(None)
+                self.jobs.close()
                 self.send({"op": "ok", "id": msg.get("id")})
                 return
             else:
-                self.jobs.put(msg)
+                self.jobs.put(str(msg.get("tenant") or ""), msg)
 
     def serve(self, policy: Any) -> None:
         """Main-thread loop: runs queued requests one at a time."""
         while not self.stop.is_set():
-            try:
-                msg = self.jobs.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            if msg is None:
-                break
-            self.handle(policy, msg)
+            msg = self.jobs.get(_POLL_S)
+            if msg is not None:
+                self.handle(policy, msg)
 
     def handle(self, policy: Any, msg: dict[str, Any]) -> None:
         import numpy as np
@@ -101,7 +100,7 @@ class _Worker:
         rid, op = msg.get("id"), msg["op"]
         try:
             if op == "infer":
-                obs = self.wire.observation_from_wire(msg["obs"])
+                obs = self.wire.observation_from_wire(msg["obs"], self.slots)
                 self.busy = True
                 t0 = time.perf_counter()
                 try:
@@ -132,11 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="ModelSpec as JSON")
     parser.add_argument("--parent", type=int, required=True, help="the service's pid")
     parser.add_argument("--device", default="cpu", help="device assigned by the registry")
+    parser.add_argument("--shm-fd", type=int, help="inherited shared-memory file for images (ImageSlots)")
+    parser.add_argument("--shm-slots", type=int, default=0)
+    parser.add_argument("--shm-slot-bytes", type=int, default=0)
     args = parser.parse_args(argv)
     set_parent_death_signal(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
     sock = socket.socket(fileno=args.fd)
     worker = _Worker(sock)
+    if args.shm_fd is not None:
+        from vla_server.workers.shm import ImageSlots
+
+        worker.slots = ImageSlots.attach(args.shm_fd, args.shm_slots, args.shm_slot_bytes)
     threading.Thread(target=worker.reader, name="worker-reader", daemon=True).start()
     try:
         # the factory imports only the backend this spec names

@@ -10,6 +10,7 @@ All waits are bounded by timeouts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -36,9 +37,11 @@ from vla_server.workers.errors import (
     WorkerTimeout,
 )
 from vla_server.workers.memory import rss_mb
+from vla_server.workers.shm import ImageSlots
 
 _EXIT_WAIT_S = 2.0  # after EOF, how long to wait for the exit status
-_READER_LIMIT = 64 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
+_READER_LIMIT = 1024 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
+_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # socketpair buffers: an observation (two 224² images) in one go
 REPO_ROOT = Path(vla_server.__file__).resolve().parent.parent
 
 
@@ -74,7 +77,7 @@ def device_env(device: str) -> dict[str, str]:
 
 
 def spawn_worker(
-    spec: ModelSpec, device: str, log_dir: Path | None
+    spec: ModelSpec, device: str, log_dir: Path | None, slots: ImageSlots | None = None
 ) -> tuple[subprocess.Popen[bytes], socket.socket, Path | None]:
     """Starts the worker process; returns (process, the service's socket end, log path).
 
@@ -87,6 +90,10 @@ def spawn_worker(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(device_env(device))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for sock in (parent_sock, child_sock):  # a whole observation fits: one send, no write-ready rounds
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.[wr]mem_max
+                sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER_BYTES)
     log_path = None
     log_file = None
     if log_dir is not None:
@@ -95,9 +102,13 @@ def spawn_worker(
         log_file = open(log_path, "ab")  # noqa: SIM115 -- handed to the child, closed below
     cmd = [python, "-m", "vla_server.workers.main", "--fd", str(child_sock.fileno()),
            "--spec", spec.to_json(), "--parent", str(os.getpid()), "--device", device]
+    fds = [child_sock.fileno()]
+    if slots is not None:
+        cmd += ["--shm-fd", str(slots.fd), "--shm-slots", str(slots.slots), "--shm-slot-bytes", str(slots.slot_bytes)]
+        fds.append(slots.fd)
     try:
         proc = subprocess.Popen(
-            cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            cmd, pass_fds=tuple(fds), env=env, stdin=subprocess.DEVNULL,
             stdout=log_file if log_file else subprocess.DEVNULL,
             stderr=log_file if log_file else None, cwd=str(REPO_ROOT),
         )
@@ -133,6 +144,8 @@ class WorkerProcess:
         self._on_exit: Callable[[WorkerProcess, WorkerExit], None] | None = None
         self._stopping = False
         self.exit: WorkerExit | None = None
+        self._slots: ImageSlots | None = None
+        self._slot_of: dict[int, int] = {}  # request id -> image slot, freed when its reply comes
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -151,9 +164,16 @@ class WorkerProcess:
         Raises:
             WorkerStartError: load failed, the process exited, or `load_timeout_s` passed.
         """
-        proc, parent_sock, log_path = spawn_worker(spec, device, log_dir)
+        slots = ImageSlots.create()
+        try:
+            proc, parent_sock, log_path = spawn_worker(spec, device, log_dir, slots)
+        except BaseException:
+            if slots is not None:
+                slots.close()
+            raise
         reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=_READER_LIMIT)
         self = cls(spec, device, proc, reader, writer, log_path)
+        self._slots = slots
         try:
             first = await asyncio.wait_for(wire.read_message(reader), load_timeout_s)
         except asyncio.CancelledError:  # the service is stopping while this model loads
@@ -218,14 +238,21 @@ class WorkerProcess:
 
     # ---- requests -----------------------------------------------------------------------------
 
-    async def infer(self, obs: Observation | wire.EncodedObservation, timeout_s: float) -> tuple[np.ndarray, float]:
+    async def infer(self, obs: Observation | wire.EncodedObservation, timeout_s: float,
+                    tenant: str | None = None) -> tuple[np.ndarray, float]:
         """Runs the policy on `obs`; returns ((H, 7) float64 actions, model time in the worker, ms).
+        The worker serves requests round-robin across `tenant`s (default: the observation's session).
 
         Raises:
             WorkerBadInput: the observation's JPEG did not decode; WorkerRequestError: the policy
             failed; WorkerTimeout; WorkerCrashed.
         """
-        reply = await self._request({"op": "infer", "obs": wire.observation_to_wire(obs)}, timeout_s)
+        placed = None
+        if self._slots is not None and isinstance(obs, Observation):
+            placed = self._slots.put([obs.image] if obs.wrist_image is None else [obs.image, obs.wrist_image])
+        msg = {"op": "infer", "tenant": tenant or obs.session,
+               "obs": wire.observation_to_wire(obs, placed[1] if placed else None)}
+        reply = await self._request(msg, timeout_s, slot=placed[0] if placed else None)
         actions = reply.get("actions")
         if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[1] != 7:
             raise WorkerRequestError(f"model {self.spec.id!r}: reply without an (H, 7) 'actions' array")
@@ -241,10 +268,14 @@ class WorkerProcess:
         """Lets the policy forget a session's memory."""
         await self._request({"op": "end_session", "session": session}, timeout_s)
 
-    async def _request(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def _request(self, msg: dict[str, Any], timeout_s: float, slot: int | None = None) -> dict[str, Any]:
         if self.exit is not None:
+            if slot is not None and self._slots is not None:
+                self._slots.release(slot)
             raise WorkerCrashed(f"model {self.spec.id!r}: worker {self.exit.reason}")
         rid = next(self._ids)
+        if slot is not None:
+            self._slot_of[rid] = slot  # the worker may read it until it replies, even if we stop waiting
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
@@ -268,6 +299,9 @@ class WorkerProcess:
         try:
             while True:
                 msg = await wire.read_message(self._reader)
+                slot = self._slot_of.pop(msg.get("id"), None)  # type: ignore[arg-type]
+                if slot is not None and self._slots is not None:
+                    self._slots.release(slot)
                 fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
@@ -306,6 +340,9 @@ class WorkerProcess:
     def _close(self) -> None:
         if self._reader_task is not None and self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()
+        if self._slots is not None and self.proc.poll() is not None:  # the worker no longer maps it
+            self._slots.close()
+            self._slots = None
         try:
             self._writer.close()
         except (RuntimeError, OSError):

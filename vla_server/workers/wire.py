@@ -30,6 +30,7 @@ import numpy as np
 from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
 from vla_server.policies.base import Observation
+from vla_server.workers.shm import ImageSlots, ShmError
 
 ALLOWED_DTYPES = frozenset(
     np.dtype(t).str for t in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?")
@@ -101,7 +102,7 @@ def pack(msg: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
-def unpack(body: bytes) -> dict[str, Any]:
+def unpack(body: bytes | bytearray) -> dict[str, Any]:
     """Decodes one message body; raises `WireError`."""
     try:
         msg = msgpack.unpackb(body, object_hook=_hook, raw=False, strict_map_key=True, use_list=True)
@@ -123,14 +124,17 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
     return unpack(await reader.readexactly(length))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
+def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+    """Exactly `n` bytes, received in place (no chunk list, no final copy)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if not k:
             raise EOFError("peer closed the worker socket")
-        buf += chunk
-    return bytes(buf)
+        got += k
+    return buf
 
 
 def recv_message_sync(sock: socket.socket) -> dict[str, Any]:
@@ -144,8 +148,10 @@ def recv_message_sync(sock: socket.socket) -> dict[str, Any]:
 # ---- Observation <-> map --------------------------------------------------------------------
 
 
-def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]:
-    """The map sent in an ``infer`` request."""
+def observation_to_wire(obs: Observation | EncodedObservation,
+                        shm_refs: list[list[int]] | None = None) -> dict[str, Any]:
+    """The map sent in an ``infer`` request. `shm_refs`: where `ImageSlots.put` wrote the decoded
+    image (and the wrist image) — sent instead of the pixels."""
     state = None
     if obs.robot_state is not None:
         rs = obs.robot_state
@@ -165,6 +171,9 @@ def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]
     if isinstance(obs, EncodedObservation):
         out["image_jpeg"] = bytes(obs.jpeg)
         out["wrist_jpeg"] = None if obs.wrist_jpeg is None else bytes(obs.wrist_jpeg)
+    elif shm_refs is not None:
+        out["image_shm"] = shm_refs[0]
+        out["wrist_shm"] = shm_refs[1] if len(shm_refs) > 1 else None
     else:
         out["image"] = np.asarray(obs.image, dtype=np.uint8)
         out["wrist_image"] = None if obs.wrist_image is None else np.asarray(obs.wrist_image, dtype=np.uint8)
@@ -183,11 +192,27 @@ def _decode(data: object, path: str) -> np.ndarray:
         raise BadObservation(str(exc)) from None
 
 
-def observation_from_wire(d: dict[str, Any]) -> Observation:
-    """Inverse of `observation_to_wire` (JPEGs decoded here); raises `WireError` on a malformed map,
-    `BadObservation` on a JPEG that does not decode."""
+def _from_slots(slots: ImageSlots | None, ref: object, path: str) -> np.ndarray:
+    if slots is None:
+        raise WireError(f"obs.{path}: a shared-memory image, but this worker has no shared memory")
     try:
-        image = _decode(d["image_jpeg"], "image") if "image_jpeg" in d else d["image"]
+        return slots.take(ref)
+    except ShmError as exc:
+        raise WireError(f"obs.{path}: {exc}") from None
+
+
+def observation_from_wire(d: dict[str, Any], slots: ImageSlots | None = None) -> Observation:
+    """Inverse of `observation_to_wire` (JPEGs decoded here, shared-memory images copied out of
+    `slots`); raises `WireError` on a malformed map, `BadObservation` on a JPEG that does not decode."""
+    try:
+        if "image_jpeg" in d:
+            image = _decode(d["image_jpeg"], "image")
+        elif "image_shm" in d:
+            image = _from_slots(slots, d["image_shm"], "image")
+            if d.get("wrist_shm") is not None:
+                d = {**d, "wrist_image": _from_slots(slots, d["wrist_shm"], "wrist_image")}
+        else:
+            image = d["image"]
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             raise WireError("obs.image: expected an (H, W, 3) uint8 array")
         wrist = _decode(d["wrist_jpeg"], "wrist_image") if d.get("wrist_jpeg") is not None else d.get("wrist_image")

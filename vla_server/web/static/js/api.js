@@ -48,6 +48,34 @@ async function parseBody(res) {
   return res.text();
 }
 
+// -- the service going away and coming back -------------------------------------------------------------
+// A request that cannot reach the service marks it "away": the top bar says so and /health is polled
+// every second; when it answers, a "vla:service-back" event lets the app reload the page's lists and forms.
+const HEALTH_POLL_MS = 1000;
+let away = false;
+
+export function serviceAway() { return away; }
+
+function markAway() {
+  if (away) return;
+  away = true;
+  window.dispatchEvent(new CustomEvent("vla:service-away"));
+  const poll = async () => {
+    try {
+      const res = await fetch("/health", { cache: "no-store" });
+      if (res.ok) {
+        away = false;
+        window.dispatchEvent(new CustomEvent("vla:service-back"));
+        return;
+      }
+    } catch { /* still away */ }
+    setTimeout(poll, HEALTH_POLL_MS);
+  };
+  setTimeout(poll, HEALTH_POLL_MS);
+}
+
+const UNREACHABLE = "cannot reach the service; this page updates by itself when it is back";
+
 /** fetch() with the key; resolves to the parsed body; rejects with ApiError (HTTP) or Error (network). */
 export async function request(method, path, { body, signal, query } = {}) {
   let url = path;
@@ -64,7 +92,8 @@ export async function request(method, path, { body, signal, query } = {}) {
     res = await fetch(url, init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new Error(`cannot reach the service (${err.message})`);
+    markAway();
+    throw new Error(UNREACHABLE);
   }
   const parsed = await parseBody(res).catch(() => "");
   if (!res.ok) throw new ApiError(res.status, errorText(res.status, parsed), parsed);
@@ -82,7 +111,8 @@ export async function blobUrl(path, { signal } = {}) {
     res = await fetch(path, { headers: headers(), signal });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new Error(`cannot reach the service (${err.message})`);
+    markAway();
+    throw new Error(UNREACHABLE);
   }
   if (!res.ok) throw new ApiError(res.status, errorText(res.status, await parseBody(res).catch(() => "")));
   return URL.createObjectURL(await res.blob());

@@ -118,8 +118,26 @@ function setupKeyDialog() {
   return open;
 }
 
+/** The service went away: say so in the top bar; when it is back, check the key and mount the page
+ * afresh, so its lists and forms (e.g. the arena's models) are filled again without navigating. */
+function setupServiceWatch() {
+  const bar = document.querySelector(".keybox");
+  const note = h("span#service-status.badge.badge-bad", { hidden: true }, "service unreachable");
+  bar.prepend(note);
+  window.addEventListener("vla:service-away", () => { note.hidden = false; });
+  window.addEventListener("vla:service-back", async () => {
+    note.hidden = true;
+    await checkKey();
+    const main = document.getElementById("main");
+    delete main.dataset.page; // not the same page any more: mount it again
+    if (cleanup) cleanup.onArgs = null;
+    route();
+  });
+}
+
 window.addEventListener("DOMContentLoaded", async () => {
   const openKey = setupKeyDialog();
+  setupServiceWatch();
   window.addEventListener("hashchange", route);
   window.addEventListener("unhandledrejection", (ev) => { if (ev.reason?.name !== "AbortError") showError(ev.reason); });
   const ok = await checkKey();

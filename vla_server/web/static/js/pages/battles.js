@@ -6,6 +6,11 @@ import { blobUrl, get, post } from "../api.js";
 import { arena, battleView, leaderboardView } from "../arena_api.js";
 import { ago, badge, banner, fill, h, isNum, keyedFill, markReady, num, pct, poller, progressBar, showError, toast } from "../ui.js";
 
+const STATUS_WORDS = { queued: "waiting to start", running: "running", awaiting_vote: "waiting for a vote", decided: "decided",
+  done: "finished", failed: "failed", cancelled: "cancelled" };
+/** A battle's status in plain words (the API's names, e.g. "awaiting_vote", are for programs). */
+function battleStatusWords(status) { return STATUS_WORDS[status] || String(status).replace(/_/g, " "); }
+
 const LIST_MS = 3000;
 const BATTLE_MS = 500;
 const SVG = "http://www.w3.org/2000/svg";
@@ -178,11 +183,15 @@ export default {
         fill(headB, h("span", "B", reveal ? h("span.muted", ` · ${b.b.model}`) : null), h("span.grow"), b.outcome === "b" ? badge("won", "winner") : null);
         sideA.classList.toggle("winner", b.outcome === "a");
         sideB.classList.toggle("winner", b.outcome === "b");
-        const meta = (s) => [s.success === true ? badge("success", "task success") : s.success === false ? badge("failure", "task failed") : null,
-          isNum(s.progress) ? ` progress ${num(s.progress, 0)}/100` : ""];
+        // A blind vote: nothing that tells the sides apart (model, task success, progress, the metric's
+        // verdict, other people's votes) is shown until this person has voted or the battle is decided.
+        const meta = (s) => reveal
+          ? [s.success === true ? badge("success", "task success") : s.success === false ? badge("failure", "task failed") : null,
+            isNum(s.progress) ? ` progress ${num(s.progress, 0)}/100` : ""]
+          : h("span.muted", "results hidden until you vote");
         fill(metaA, meta(b.a));
         fill(metaB, meta(b.b));
-        fill(status, badge(b.status));
+        fill(status, badge(b.status, battleStatusWords(b.status)));
         if (!b.done) {
           const frac = (b.a.fraction + b.b.fraction) / 2;
           fill(outcome, h("p.muted", `running both episodes… ${Math.round(frac * 100)} %`), progressBar(frac));
@@ -204,8 +213,8 @@ export default {
         fill(outcome, h("p#battle-outcome-text", { style: { textAlign: "center" } },
           decided ? [h("strong", b.outcome === "tie" ? "Tie" : `${b.outcome.toUpperCase()} wins`), b.decidedBy ? h("span.muted", ` (by ${b.decidedBy})`) : null]
             : h("span.muted", "No outcome yet: watch both and vote."),
-          h("span.muted#battle-votes", ` · votes A ${b.votes.a ?? 0} · B ${b.votes.b ?? 0} · tie ${b.votes.tie ?? 0}`),
-          b.metricOutcome ? h("span.muted", ` · task metric says ${b.metricOutcome === "tie" ? "tie" : b.metricOutcome.toUpperCase()}`) : null));
+          reveal ? h("span.muted#battle-votes", ` · votes A ${b.votes.a ?? 0} · B ${b.votes.b ?? 0} · tie ${b.votes.tie ?? 0}`) : null,
+          reveal && b.metricOutcome ? h("span.muted", ` · task metric says ${b.metricOutcome === "tie" ? "tie" : b.metricOutcome.toUpperCase()}`) : null));
         if (decided && finished) return;
         finished = decided;
       }, BATTLE_MS);
@@ -224,7 +233,7 @@ export default {
           keyedFill(listBody, rows, (b) => b.id, (b) => JSON.stringify([b.status, b.outcome, b.id === current, Math.floor(Date.now() / 30000)]),
             (b) => h("tr.clickable", { dataset: { battle: b.id }, class: b.id === current ? "selected" : undefined, onclick: () => ctx.navigate("battles", b.id) },
           h("td", `${b.a.model} vs ${b.b.model}`), h("td", b.instruction),
-          h("td", badge(b.outcome ? (b.outcome === "tie" ? "tie" : "won") : b.status, b.outcome ? (b.outcome === "tie" ? "tie" : `${b.outcome.toUpperCase()} won`) : b.status)),
+          h("td", badge(b.outcome ? (b.outcome === "tie" ? "tie" : "won") : b.status, b.outcome ? (b.outcome === "tie" ? "tie" : `${b.outcome.toUpperCase()} won`) : battleStatusWords(b.status))),
           h("td.muted", ago(b.createdAt))));
         }
       } catch (err) {
