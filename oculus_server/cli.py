@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from frankateach.lifeline import stop_child
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
@@ -20,6 +21,7 @@ from robot_formats.recording.errors import RecordingError
 __all__ = ["build_parser", "choose_source_spec", "config_from_args", "main", "recover_leftovers", "run"]
 
 log = logging.getLogger("oculus_server")
+HOT_RELOAD_STOP_S = 10.0  # --hot-reload: SIGTERM to the old daemon → SIGKILL, s
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,13 +312,7 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
                 if snapshot_mtimes(watched_files(cfg_path)) != before:
                     changed = True
                     break
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            stop_child(child, HOT_RELOAD_STOP_S)
             if stop["flag"] or not changed:
                 return child.returncode if not stop["flag"] else 0
             log.info("hot reload: change detected, restarting the daemon (robot holds meanwhile)")

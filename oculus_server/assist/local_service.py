@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from frankateach.lifeline import stop_child
 from frankateach.port_holder import PortInUseError, check_ports_free
-from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt, terminate
+from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt
 from oculus_server.errors import OculusServerError
 from robot_formats.service_ready import MAX_READY_LINE_BYTES, ReadyLineError, parse_ready_line
 from robot_formats.stream.limits import STREAM_PATH
@@ -182,7 +183,7 @@ class LocalService:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, SIGKILL if it does not exit within `timeout_s`; removes a temporary folder."""
-        terminate(self.proc, timeout_s)
+        stop_child(self.proc, timeout_s)
         if self._ready_r is not None:
             os.close(self._ready_r)
             self._ready_r = None
