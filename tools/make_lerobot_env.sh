@@ -6,6 +6,7 @@
 #
 #   tools/make_lerobot_env.sh            # build (or check) the env, print its python
 #   tools/make_lerobot_env.sh --print    # only print where the env's python is (built or not)
+#   tools/make_lerobot_env.sh --check    # print it and exit 0 when the env is built and current, else exit 1
 #
 # Where: $LEROBOT_ENV, default ~/.cache/robot-arm/lerobot-0.4.4-py311 (outside the clone, so
 # every clone and every CI run on this machine reuses it). Which Python: $LEROBOT_PYTHON, else the
@@ -16,14 +17,15 @@
 # LeRobot's own pins (torch<2.11, torchvision<0.26, plus wandb, rerun, opencv, torchcodec …)
 # would download a CUDA torch of several GB, so it is installed --no-deps with the packages its
 # policies (ACT, Diffusion), LeRobotDataset (pyav video decoding) and lerobot-train import.
-# PyPI's torchvision cannot load its compiled ops beside CPU torch; its pure-Python models (what
-# ACT and Diffusion use) work once two op schemas exist: lerobot_compat.py does that, installed
-# here as a .pth import hook.
+# torchvision 0.25 is LeRobot's own newest allowed release and still has the pyav VideoReader
+# that LeRobotDataset's pyav backend decodes with (0.26+ dropped it). PyPI's torchvision cannot
+# load its compiled ops beside CPU torch; its pure-Python models (what ACT and Diffusion use) work
+# once two op schemas exist: lerobot_compat.py does that, installed here as a .pth import hook.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LEROBOT_VERSION="0.4.4"
 TORCH_SPEC="torch==2.13.0"
-TORCHVISION_SPEC="torchvision==0.28.0"
+TORCHVISION_SPEC="torchvision==0.25.0"
 DEPS=(
   "numpy>=1.26,<2.3" "scipy" "msgpack" "pillow" "pyyaml"
   "huggingface-hub>=0.34.2,<0.36" "safetensors" "draccus==0.10.0" "datasets>=4,<5"
@@ -37,6 +39,10 @@ if [[ "${1:-}" == "--print" ]]; then echo "$PY_OUT"; exit 0; fi
 
 recipe="lerobot==$LEROBOT_VERSION $TORCH_SPEC $TORCHVISION_SPEC ${DEPS[*]} $(sha1sum "$ROOT/vla_server/policies/lerobot_compat.py" | cut -c1-12)"
 stamp="$ENV_DIR/.robot-arm-$(echo "$recipe" | sha1sum | cut -c1-12)"
+if [[ "${1:-}" == "--check" ]]; then
+  [[ -f "$stamp" && -x "$PY_OUT" ]] || { echo "[lerobot-env] not built (or out of date): run $0" >&2; exit 1; }
+  echo "$PY_OUT"; exit 0
+fi
 if [[ -f "$stamp" && -x "$PY_OUT" ]]; then
   echo "[lerobot-env] up to date: $ENV_DIR ($(du -sh "$ENV_DIR" | cut -f1))" >&2
   echo "$PY_OUT"
@@ -59,9 +65,9 @@ esac
 
 t0=$(date +%s)
 echo "[lerobot-env] building $ENV_DIR with $PY (Python $ver): CPU torch, LeRobot $LEROBOT_VERSION (~4-6 min, ~1.8 GB)" >&2
-rm -rf "$ENV_DIR"
 mkdir -p "$(dirname "$ENV_DIR")"
-"$PY" -m venv "$ENV_DIR"
+[[ -x "$PY_OUT" ]] || "$PY" -m venv "$ENV_DIR"  # an existing env is brought up to the recipe in place
+rm -f "$ENV_DIR"/.robot-arm-*
 log="$ENV_DIR/install.log"
 pip_() { "$PY_OUT" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; }
 if ! { pip_ --upgrade pip \
