@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
+from tests.lerobot_env import tiny_checkpoint
 from tests.policy_sim import HOME_POSE, front_image, observation
 from vla_server.action_space import action_to_target
 from vla_server.models import BACKENDS, ModelSpec
@@ -16,7 +17,7 @@ from vla_server.policies.base import Observation, Policy
 from vla_server.policies.factory import BUILDERS, build_policy
 from vla_server.policies.pose import pos_quat_to_pose, pose_to_pos_quat
 
-CASES = ["color-reach", "onnx", "openpi-remote", "scripted", "latency-wrapped"]
+CASES = ["color-reach", "lerobot", "onnx", "openpi-remote", "scripted", "latency-wrapped"]
 
 
 def _droid_policy(obs: dict[str, Any]) -> dict[str, Any]:
@@ -37,12 +38,15 @@ def _spec(case: str, srv: FakeOpenPIServer) -> ModelSpec:
     if case == "scripted":
         return ModelSpec(id="s", backend=case, params={"sequence": [[0.1] * 6 + [1.0], [-0.2] * 6 + [-1.0]],
                                                        "horizon": 2})
+    if case == "lerobot":  # a tiny ACT trained here, in its own env's worker (skips without the env)
+        made = tiny_checkpoint()
+        return ModelSpec(id="act-tiny", backend=case, python=made.python, params={"path": str(made.path)})
     if case == "latency-wrapped":
         return ModelSpec(id="cr-slow", backend="color-reach", latency_ms=2.0)
     return ModelSpec(id=case, backend=case)
 
 
-@pytest.fixture(params=CASES)
+@pytest.fixture(params=[pytest.param(c, marks=pytest.mark.slow) if c == "lerobot" else c for c in CASES])
 def policy(request: pytest.FixtureRequest, openpi_server: FakeOpenPIServer) -> Iterator[tuple[Policy, ModelSpec]]:
     spec = _spec(request.param, openpi_server)
     p = build_policy(spec)

@@ -54,8 +54,12 @@ def train_command(python: str, args: argparse.Namespace) -> list[str]:
            "--policy.push_to_hub=false", f"--output_dir={args.out.resolve()}", f"--job_name={args.out.name}",
            f"--steps={args.steps}", f"--batch_size={args.batch_size}", "--num_workers=0",
            f"--save_freq={args.steps}", f"--log_freq={max(1, min(100, args.steps // 10))}", "--eval_freq=0",
-           "--wandb.enable=false", f"--seed={args.seed}", f"--optimizer.lr={args.lr}" if args.lr else ""]
-    return [c for c in cmd if c] + POLICY_FLAGS[args.policy] + list(args.extra)
+           "--wandb.enable=false", f"--seed={args.seed}"]
+    if args.lr:  # the policy's optimizer preset is used (use_policy_training_preset): set its rates
+        cmd.append(f"--policy.optimizer_lr={args.lr}")
+        if args.policy == "act":
+            cmd.append(f"--policy.optimizer_lr_backbone={args.lr}")
+    return cmd + POLICY_FLAGS[args.policy] + list(args.extra)
 
 
 def register(catalog: Path, model_id: str, python: str, checkpoint: Path, description: str) -> None:
