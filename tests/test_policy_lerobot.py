@@ -126,8 +126,7 @@ def _arena(*args: str, data: Path, catalog: Path) -> subprocess.CompletedProcess
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     cmd = [str(Path(sys.executable).parent / "vla-arena"), "--data", str(data), "--catalog", str(catalog),
            "--executor", "inline", *args]
-    return subprocess.run(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=900)
+    return subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow

@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained {args.policy} for {args.steps} steps in {took:.0f} s: {checkpoint}")
     if args.catalog is not None:
         model_id = args.id or f"lerobot-{args.out.name}"
-        register(args.catalog, model_id, python, checkpoint,
-                 f"LeRobot {args.policy.upper()} trained on {args.dataset.name} ({args.steps} steps, {took / 60:.0f} min CPU)")
+        what = f"LeRobot {args.policy.upper()} trained on {args.dataset.name} ({args.steps} steps, {took / 60:.0f} min)"
+        register(args.catalog, model_id, python, checkpoint, what)
         print(f"registered {model_id!r} in {args.catalog}")
     return 0
 

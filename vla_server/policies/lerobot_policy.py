@@ -191,7 +191,9 @@ class LeRobotPolicy(Policy):
             policy = get_policy_class(cfg.type).from_pretrained(str(folder), config=cfg, local_files_only=True)
             pre, post = make_pre_post_processors(cfg, pretrained_path=str(folder))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise LeRobotPolicyError(f"cannot load the LeRobot checkpoint {folder}: {type(exc).__name__}: {exc}") from exc
+            raise LeRobotPolicyError(
+                f"cannot load the LeRobot checkpoint {folder}: {type(exc).__name__}: {exc}"
+            ) from exc
         policy.eval()
         self._type = str(cfg.type)
         for key, feat in cfg.input_features.items():
@@ -216,8 +218,9 @@ class LeRobotPolicy(Policy):
         self._wrist = self._pick(self.params.wrist_key, "wrist", folder, required=False)
         action = cfg.output_features.get("action")
         if action is None or int(action.shape[0]) not in (7, 8):
+            got = None if action is None else action.shape
             raise LeRobotPolicyError(f"{folder}: output 'action' must have 7 values (this project's action space) "
-                                     f"or 8 (target pos, quat, gripper), got {None if action is None else action.shape}")
+                                     f"or 8 (target pos, quat, gripper), got {got}")
         self._action_dim = int(action.shape[0])
         self._n_obs = max(1, int(getattr(cfg, "n_obs_steps", 1)))
         self._n_act = max(1, int(getattr(cfg, "n_action_steps", 1)))

@@ -47,6 +47,7 @@ class WorkerPolicy(Policy):
         self._ids = itertools.count(1)
         self._info: dict[str, Any] = {}
         self.load_ms = 0.0
+        self.model_ms: list[float] = []  # the worker's own time of each infer (the newest 10 000)
 
     def info(self) -> PolicyInfo:
         i = self._info
@@ -107,6 +108,8 @@ class WorkerPolicy(Policy):
 
     def infer(self, obs: Observation) -> np.ndarray:
         reply = self._request({"op": "infer", "obs": wire.observation_to_wire(obs)})
+        self.model_ms.append(float(reply.get("model_ms", 0.0)))
+        del self.model_ms[:-10_000]
         return np.asarray(reply["actions"], dtype=np.float64)
 
     def end_session(self, session: str) -> None:
