@@ -46,7 +46,8 @@ def _spec(case: str, srv: FakeOpenPIServer) -> ModelSpec:
     return ModelSpec(id=case, backend=case)
 
 
-@pytest.fixture(params=[pytest.param(c, marks=pytest.mark.slow) if c == "lerobot" else c for c in CASES])
+@pytest.fixture(params=[pytest.param(c, marks=[pytest.mark.slow, pytest.mark.timeout(900)]) if c == "lerobot" else c
+                        for c in CASES])
 def policy(request: pytest.FixtureRequest, openpi_server: FakeOpenPIServer) -> Iterator[tuple[Policy, ModelSpec]]:
     spec = _spec(request.param, openpi_server)
     p = build_policy(spec)

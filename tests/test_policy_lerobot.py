@@ -62,12 +62,13 @@ def test_catalog_resolves_the_checkpoint_and_interpreter_beside_the_file(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
 def test_reads_features_from_the_checkpoint_config() -> None:
     made = tiny_checkpoint()
     cfg = json.loads((made.path / "config.json").read_text())
     assert cfg["type"] == "act" and cfg["pretrained_backbone_weights"] is None
     p = build_policy(ModelSpec(id="act-tiny", backend="lerobot", python=made.python,
-                               params={"path": str(made.path.parent.parent.parent.parent)}))  # the training folder
+                               params={"path": str(made.path.parents[2])}))  # the training folder
     p.load()
     try:
         info = p.info()
@@ -80,6 +81,7 @@ def test_reads_features_from_the_checkpoint_config() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
 def test_a_bad_checkpoint_folder_is_a_clear_load_error(tmp_path: Path) -> None:
     made = tiny_checkpoint()
     p = WorkerPolicy(ModelSpec(id="bad", backend="lerobot", python=made.python, params={"path": str(tmp_path)}))
@@ -89,6 +91,7 @@ def test_a_bad_checkpoint_folder_is_a_clear_load_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
 def test_served_through_v1_stream_and_the_openpi_endpoint(tmp_path: Path) -> None:
     from tests.openpi_service import service_with_openpi
     from vla_client import OpenPIClient, SyncVLAStreamingClient, Timeout
@@ -130,6 +133,7 @@ def _arena(*args: str, data: Path, catalog: Path) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
 def test_arena_episode_battle_and_leaderboard_with_the_trained_policy(tmp_path: Path) -> None:
     made = tiny_checkpoint()
     data = tmp_path / "arena"

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, required=True, help="0: any free port")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--model", required=True)
+    p.add_argument("--catalog", default=None, help="model catalog YAML (default: the built-in one)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -55,6 +56,7 @@ async def _serve(args: argparse.Namespace) -> int:
         "server.log_level": args.log_level,
         "server.log_format": "text",
         "registry.pinned": [args.model],
+        **({"server.catalog": args.catalog} if args.catalog else {}),
     }, env={})
 
     def ready(ports: dict[str, int]) -> None:
@@ -76,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(args.log_level, "text")  # also silences uvicorn's access log (it would log keys)
 
-    catalog = load_catalog()
+    try:
+        catalog = load_catalog(args.catalog)
+    except ValueError as exc:  # CatalogError: unreadable or invalid file
+        print(f"oculus-assist-service: {exc}", file=sys.stderr, flush=True)
+        return 2
     if args.model not in catalog:
         print(f"oculus-assist-service: model {args.model!r} is not in the service's catalog; "
               f"expected one of {', '.join(sorted(catalog))}", file=sys.stderr, flush=True)
