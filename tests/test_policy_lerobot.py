@@ -152,3 +152,24 @@ def test_arena_episode_battle_and_leaderboard_with_the_trained_policy(tmp_path: 
     rows = json.loads(r.stdout)
     assert {row["model"] for row in (rows if isinstance(rows, list) else rows["rows"])} >= {made.model_id,
                                                                                           "color-reach"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_trained_policy_assists_through_the_daemons_local_service(tmp_path: Path) -> None:
+    """`--assist act-tiny --assist-catalog CATALOG` in --debug starts this local service."""
+    from oculus_server.assist.local_service import LocalService
+    from vla_client import SyncVLAStreamingClient
+
+    made = tiny_checkpoint()
+    svc = LocalService(made.model_id, log_path=tmp_path / "svc.log", catalog=str(made.catalog))
+    svc.start(timeout_s=600)  # the model is pinned: loaded before the service says ready
+    try:
+        image, _ = front_image()
+        with SyncVLAStreamingClient(svc.url, svc.key) as client:
+            client.connect(made.model_id, target_fps=5)
+            client.send_frame(image, "pick up the red cube", {"pose": [0.45, 0.0, 0.3, 3.1, 0.0, 0.0]})
+            action = client.receive_action(timeout=120)
+            assert action.action.shape == (7,) and np.all(np.abs(action.action) <= 1.0)
+    finally:
+        svc.stop()
