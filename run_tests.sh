@@ -5,6 +5,8 @@ cd "$(dirname "$0")"
 source tools/bootstrap.sh
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
+# The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
+[[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
 # The LeRobot environment (tools/make_lerobot_env.sh: CPU torch + LeRobot, ~1.7 GB under ~/.cache, reused
 # by every clone on this machine; a few minutes the first time) for the lerobot backend's tests, which
 # skip without it. SKIP_LEROBOT_ENV=1 skips building it.

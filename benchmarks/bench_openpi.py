@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from websockets.sync.client import connect
 
+from robot_formats.openpi_codec import packb, unpackb
 from vla_client.openpi_client import OpenPIClient
-from vla_server.openpi.msgpack_numpy import packb, unpackb
 from vla_server.openpi.server import create_openpi_app, serve_in_thread
 
 SIZES = {"224x224 (DROID)": (224, 224), "320x240": (240, 320), "640x480": (480, 640)}

@@ -41,16 +41,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from robot_formats.image import decode_jpeg, encode_jpeg_data_url
+from robot_formats.robot_state import RobotStateIn
+from robot_formats.stream.messages import ActionMessage, encode_server_message
+from robot_formats.stream.parse import parse_client_message
 from vla_server.auth.store import KeyStore
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation, RobotStateIn
-from vla_server.protocol import (
-    decode_jpeg,
-    encode_jpeg_data_url,
-    encode_server_message,
-    parse_client_message,
-)
-from vla_server.protocol.messages import ActionMessage
+from vla_server.policies.base import Observation
 from vla_server.registry.types import InferResult
 from vla_server.stream.config import StreamConfig
 from vla_server.stream.session import StreamSession
@@ -193,7 +190,7 @@ def bench_overhead(n: int) -> None:
 
 
 def _limits() -> Any:
-    from vla_server.protocol import ParseLimits
+    from robot_formats.stream.parse import ParseLimits
 
     return ParseLimits(max_message_bytes=8 * 1024 * 1024)
 
@@ -314,8 +311,8 @@ def bench_color_reach(steps: int) -> None:
     from frankateach.messages import FrankaAction
     from frankateach.sim.backend import SimBackend
     from frankateach.sim.model import build_model
-    from vla_server.action_space import action_to_target
-    from vla_server.policies.pose import pos_quat_to_pose
+    from robot_formats.action_space import action_to_target
+    from robot_formats.robot_state import pos_quat_to_pose
 
     print("\n3. End-to-end with color-reach (sim frames at 10 Hz -> service -> actions drive the sim)")
     svc = ServiceProcess("models:\n  - {id: color-reach, backend: color-reach}\n")
@@ -346,8 +343,10 @@ def bench_color_reach(steps: int) -> None:
                 if k > 0:  # frame 0 waits for the cold start
                     rtt.append((time.perf_counter() - t0) * 1000.0)
                     server.append(msg["latency_ms"])
-                target, quat, grip = action_to_target(st.pos, st.quat, np.asarray(msg["action"]))
-                backend.apply_action(FrankaAction(pos=target, quat=quat, gripper=grip, reset=False,
+                target = action_to_target(st.pos, st.quat, msg["action"])
+                assert target is not None and target.gripper is not None
+                backend.apply_action(FrankaAction(pos=np.array(target.pos), quat=np.array(target.quat),
+                                                  gripper=target.gripper, reset=False,
                                                   timestamp=backend.sim_time))
                 backend.step(steps_per_call)
         lift = float(backend.body_position("red_cube")[2]) - start_z

@@ -42,10 +42,10 @@ def _frames(n: int) -> list[np.ndarray]:
     """n front-camera frames of a short color-reach episode (the arm moving, cubes in view)."""
     from frankateach.messages import FrankaAction
     from frankateach.sim.backend import SimBackend
-    from vla_server.action_space import action_to_target
-    from vla_server.policies.base import Observation, RobotStateIn
+    from robot_formats.action_space import action_to_target
+    from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+    from vla_server.policies.base import Observation
     from vla_server.policies.color_reach import ColorReachPolicy
-    from vla_server.policies.pose import pos_quat_to_pose
     from vla_server.policies.sim_rollout import SimRollout
 
     sim = SimRollout()
@@ -60,8 +60,10 @@ def _frames(n: int) -> list[np.ndarray]:
         st = backend.read_state()
         act = guide.infer(Observation(image=img, instruction="pick up the red cube", session="f", step=k,
                                       robot_state=RobotStateIn(pose=pos_quat_to_pose(st.pos, st.quat))))
-        tp, tq, g = action_to_target(st.pos, st.quat, act[0])
-        backend.apply_action(FrankaAction(pos=tp, quat=tq, gripper=g, reset=False, timestamp=0.0))
+        target = action_to_target(st.pos, st.quat, act[0])
+        assert target is not None and target.gripper is not None
+        backend.apply_action(FrankaAction(pos=np.array(target.pos), quat=np.array(target.quat), gripper=target.gripper,
+                                          reset=False, timestamp=0.0))
         backend.step(50)
     sim.close()
     return out
@@ -69,8 +71,9 @@ def _frames(n: int) -> list[np.ndarray]:
 
 def one(backend: str, frames_file: Path) -> dict[str, float]:
     """Measures one backend in this interpreter (frames read from `frames_file`); returns the figures."""
+    from robot_formats.robot_state import RobotStateIn
     from vla_server.models import ModelSpec
-    from vla_server.policies.base import Observation, RobotStateIn
+    from vla_server.policies.base import Observation
     from vla_server.policies.factory import build_policy
 
     frames = list(np.load(frames_file)["frames"])

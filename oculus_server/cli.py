@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="40 Hz control, position gain 10, rotation gain 3, 5 cm / 0.1 rad max step")
     p.add_argument("--debug", action="store_true", default=None,
                    help="start the MuJoCo simulator as the robot; simulated VR if no headset is found")
-    p.add_argument("--vr-source", help="quest | scripted:NAME | replay:FILE | keyboard | fake_headset")
+    p.add_argument("--vr-source", help="quest | webxr (the headset's browser, no APK) | scripted:NAME | "
+                   "replay:FILE | keyboard | fake_headset; options after @, e.g. webxr@bind=0.0.0.0")
     p.add_argument("--left-controller", action="store_true", default=None, help="teleoperate with the left controller")
     p.add_argument("--ip", dest="quest_ip", help="Quest IP address for network adb (port 5555)")
     p.add_argument("--robot-host", help="robot server host (default 127.0.0.1)")
@@ -207,6 +208,11 @@ def run(cfg: DaemonConfig) -> int:
             cfg = cfg.replace(vr_source=spec)
         source = make_source(spec, left=cfg.left_controller, ip=cfg.quest_ip)
         daemon = Daemon(cfg, source, sim_scene=scene)
+        attach = getattr(source, "attach_feedback", None)
+        if attach is not None:  # the WebXR page shows the daemon's view (arm follows, recording)
+            from oculus_server.vr.webxr_feedback import operator_feedback
+
+            attach(lambda: operator_feedback(daemon.state))
 
         daemon.signals.install()  # the handler only records the signal; Daemon.wait stops
         use_dashboard = cfg.dashboard and sys.stdout.isatty()

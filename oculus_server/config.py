@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -199,6 +200,11 @@ class DaemonConfig:
             return self.record_on_start
         return self.vr_source.startswith(("scripted", "replay"))
 
+    @property
+    def vr_source_public(self) -> str:
+        """`vr_source` with a session token (``webxr@token=...``) hidden, for logs and recordings."""
+        return re.sub(r"(?<=token=)[^,@]*", "<set>", self.vr_source)
+
     def replace(self, **changes: Any) -> DaemonConfig:
         _known(changes, "config")
         return dataclasses.replace(self, **changes)
@@ -206,6 +212,7 @@ class DaemonConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON/YAML-ready values (for the recording's metadata)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["vr_source"] = self.vr_source_public  # never a WebXR session token
         out["cameras"] = list(self.cameras)
         out["camera_mounts"] = {k: m.to_dict() for k, m in self.camera_mounts.items()}
         out["policy"] = dict(self.policy)

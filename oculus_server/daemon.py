@@ -108,7 +108,7 @@ def recording_metadata(cfg: DaemonConfig, source: VRSource) -> dict[str, Any]:
         "task": cfg.task,
         "robot": "frankateach-sim (MuJoCo Panda)" if cfg.debug else f"franka@{cfg.robot_host}",
         "robot_host": f"{cfg.robot_host}:{cfg.robot_port}",
-        "vr_source": f"{cfg.vr_source} ({source.name})",
+        "vr_source": f"{cfg.vr_source_public} ({source.name})",
         "controller": "left" if cfg.left_controller else "right",
         "mode": "performance" if cfg.performance else "default",
         "rates_hz": f"vr={cfg.vr_hz} control={cfg.effective_control_hz} record={cfg.record_hz}",

@@ -337,7 +337,7 @@ class AssistAction:
     Attributes:
         seq: the daemon's count of actions received, from 0.
         frame_id: the frame (per service session) it answers.
-        action: (7,) as received (`vla_server.action_space`), read-only; not trusted: the
+        action: (7,) as received (`robot_formats.action_space`), read-only; not trusted: the
             control thread uses only finite values.
         received_at: `time.monotonic()` when it reached the daemon, seconds.
         received_wall: `time.time()` at the same moment, seconds.

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import GRIPPER_CLOSED, GRIPPER_OPEN, target_to_action
+from robot_formats.action_space import GRIPPER_CLOSED, GRIPPER_OPEN, target_to_action
+from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.arena.models import ModelNotFound
 from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, Policy, PolicyInfo
-from vla_server.policies.pose import pose_to_pos_quat
 
 RED_CUBE_XY = np.array([0.50, 0.0])
 
@@ -42,7 +42,7 @@ class ReachPolicy(Policy):
         near = np.linalg.norm(pos[:2] - above[:2]) < 0.02 and pos[2] < 0.09
         grip = GRIPPER_CLOSED if near else GRIPPER_OPEN
         down = np.array([1.0, 0.0, 0.0, 0.0])
-        return target_to_action(pos, quat, above, down, grip).reshape(1, 7)
+        return np.array(target_to_action(pos, quat, above, down, grip)).reshape(1, 7)
 
 
 class CounterPolicy(Policy):

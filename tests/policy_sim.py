@@ -8,7 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from vla_server.policies.base import Observation, RobotStateIn
+from robot_formats.robot_state import RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.policies.sim_rollout import SimRollout
 
 HOME_POSE = (0.4577, 0.032, 0.2656, 3.124, -0.029, 0.018)  # ~ the sim's home TCP, [x y z r p y]

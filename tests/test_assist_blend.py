@@ -1,5 +1,5 @@
-"""The blend arithmetic: the same action space as the service (`vla_server.action_space`), the
-policy's action re-based on the tick's reference, the average, and the α ramp."""
+"""The blend arithmetic: the policy's action re-based on the tick's reference (through the one
+`robot_formats.action_space` pair), the average, and the α ramp."""
 
 from __future__ import annotations
 
@@ -14,17 +14,14 @@ from scipy.spatial.transform import Rotation
 from oculus_server.assist.blend import (
     as_action,
     blend_motion,
-    clip_motion,
     next_alpha,
-    policy_target,
-    target_action,
+    rebase_motion,
 )
-from vla_server.action_space import (
+from robot_formats.action_space import (
     MAX_LIN_STEP_M,
     MAX_ROT_STEP_RAD,
-    action_to_target,
     clip_action,
-    target_to_action,
+    clip_motion,
 )
 
 finite = st.floats(-3.0, 3.0)
@@ -41,37 +38,11 @@ def same_rotation(a, b, tol: float = 1e-9) -> bool:
     return abs(abs(float(np.dot(a, b))) - 1.0) < tol
 
 
-@settings(max_examples=300, deadline=None)
-@given(actions, positions, rotvecs)
-def test_policy_target_is_the_action_spaces_own_target(action, pos, rv) -> None:
-    q = quat(rv)
-    want_pos, want_quat, _ = action_to_target(np.array(pos), q, np.array(action))
-    got = policy_target(action, pos, q)
-    assert got is not None
-    np.testing.assert_allclose(got[0], want_pos, atol=1e-12)
-    assert same_rotation(got[1], want_quat)
-
-
-@settings(max_examples=300, deadline=None)
-@given(positions, rotvecs, st.lists(st.floats(-0.2, 0.2), min_size=3, max_size=3),
-       st.lists(st.floats(-0.5, 0.5), min_size=3, max_size=3))
-def test_target_action_is_the_action_spaces_inverse(pos, rv, dpos, drv) -> None:
-    q = quat(rv)
-    tq = (Rotation.from_rotvec(drv) * Rotation.from_quat(q)).as_quat()
-    tp = np.array(pos) + np.array(dpos)
-    want = target_to_action(np.array(pos), q, tp, tq, 0.5)[:6]
-    got = target_action(pos, q, tp, tq, MAX_LIN_STEP_M, MAX_ROT_STEP_RAD)
-    assert got is not None
-    np.testing.assert_allclose(got, want, atol=1e-9)
-
-
 @settings(max_examples=200, deadline=None)
 @given(actions, positions, rotvecs)
 def test_an_action_re_based_on_the_pose_it_saw_is_itself(action, pos, rv) -> None:
     q = quat(rv)
-    target = policy_target(action, pos, q)
-    assert target is not None
-    motion = target_action(pos, q, target[0], target[1], MAX_LIN_STEP_M, MAX_ROT_STEP_RAD)
+    motion = rebase_motion(action, pos, q, pos, q, MAX_LIN_STEP_M, MAX_ROT_STEP_RAD)
     assert motion is not None
     np.testing.assert_allclose(motion, clip_action(np.array(action))[:6], atol=1e-9)
 
@@ -81,9 +52,7 @@ def test_a_late_answer_keeps_its_target_instead_of_overshooting() -> None:
     0.43 m: re-based, the action asks for the remaining 2 cm, not another 5."""
     down = np.array([1.0, 0.0, 0.0, 0.0])
     action = [0.05 / MAX_LIN_STEP_M, 0, 0, 0, 0, 0, 1.0]
-    target = policy_target(action, (0.40, 0.0, 0.2), down)
-    assert target is not None
-    motion = target_action((0.43, 0.0, 0.2), down, target[0], target[1], MAX_LIN_STEP_M, MAX_ROT_STEP_RAD)
+    motion = rebase_motion(action, (0.40, 0.0, 0.2), down, (0.43, 0.0, 0.2), down, MAX_LIN_STEP_M, MAX_ROT_STEP_RAD)
     assert motion is not None
     assert motion[0] * MAX_LIN_STEP_M == pytest.approx(0.02) and max(abs(v) for v in motion[1:]) < 1e-12
 
@@ -91,7 +60,7 @@ def test_a_late_answer_keeps_its_target_instead_of_overshooting() -> None:
 def test_the_operator_scale_is_used_for_the_blend() -> None:
     """--performance moves 5 cm per full-scale action: the policy's 3 cm is 0.6 of that."""
     down = np.array([1.0, 0.0, 0.0, 0.0])
-    motion = target_action((0.4, 0, 0.2), down, (0.43, 0, 0.2), down, 0.05, 0.1)
+    motion = rebase_motion([0.03 / MAX_LIN_STEP_M, 0, 0, 0, 0, 0], (0.4, 0, 0.2), down, (0.4, 0, 0.2), down, 0.05, 0.1)
     assert motion is not None and motion[0] == pytest.approx(0.6)
 
 
@@ -107,10 +76,11 @@ def test_blend_is_the_weighted_average_of_the_motion_values() -> None:
 def test_anything_not_finite_gives_none(bad: float) -> None:
     down = (1.0, 0.0, 0.0, 0.0)
     assert as_action([0, 0, 0, 0, 0, bad, 0]) is None and as_action([0] * 6) is None and as_action("abcdefg") is None
-    assert policy_target([bad, 0, 0, 0, 0, 0, 0], (0.4, 0, 0.2), down) is None
-    assert policy_target([0] * 7, (0.4, bad, 0.2), down) is None
-    assert policy_target([0] * 7, (0.4, 0, 0.2), (0, 0, 0, 0)) is None
-    assert target_action((0.4, 0, 0.2), down, (bad, 0, 0), down, 0.075, 0.15) is None
+    here = (0.4, 0, 0.2)
+    assert rebase_motion([bad, 0, 0, 0, 0, 0, 0], here, down, here, down, 0.075, 0.15) is None
+    assert rebase_motion([0] * 7, (0.4, bad, 0.2), down, here, down, 0.075, 0.15) is None
+    assert rebase_motion([0] * 7, here, (0, 0, 0, 0), here, down, 0.075, 0.15) is None
+    assert rebase_motion([0] * 7, here, down, (bad, 0, 0), down, 0.075, 0.15) is None
 
 
 @settings(max_examples=300, deadline=None)

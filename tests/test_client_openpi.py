@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robot_formats.openpi_request import parse_request, reply_from_chunk
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
 from vla_client import (
     AuthError,
@@ -24,7 +25,6 @@ from vla_client import (
 )
 from vla_client.openpi_adapters import DroidAdapter
 from vla_client.openpi_client import OpenPIClient
-from vla_server.openpi.bridge import observation_from_request, reply_from_chunk
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,
@@ -233,7 +233,7 @@ def test_against_our_openpi_endpoint() -> None:
     seen: list[tuple[str, Any]] = []
 
     async def infer(model_id: str, obs: dict[str, Any]) -> dict[str, Any]:
-        o = observation_from_request(obs)
+        o = parse_request(obs)
         seen.append((model_id, o))
         assert o.robot_state is not None
         x = o.robot_state.pose[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robot_formats.stream import limits as L
 from tests.openpi_service import RunningService, service_with_openpi
 from tests.vla_service import Service, running_service, scripted
 from vla_client import (
@@ -24,7 +25,6 @@ from vla_client import (
     Timeout,
     VLAStreamingClient,
 )
-from vla_server import constants as C
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +59,9 @@ def test_stream_client_against_the_service(service: Service) -> None:
 @pytest.mark.parametrize(
     "key, model, fps, error, code",
     [
-        ("vla_nope_000000000000", "scripted-reach", 10, AuthError, C.CLOSE_BAD_KEY),
-        ("pro", "no-such-model", 10, ModelNotFound, C.CLOSE_UNKNOWN_MODEL),
-        ("free", "scripted-reach", 30, RateLimitError, C.CLOSE_FPS_TOO_HIGH),
+        ("vla_nope_000000000000", "scripted-reach", 10, AuthError, L.CLOSE_BAD_KEY),
+        ("pro", "no-such-model", 10, ModelNotFound, L.CLOSE_UNKNOWN_MODEL),
+        ("free", "scripted-reach", 30, RateLimitError, L.CLOSE_FPS_TOO_HIGH),
     ],
 )
 def test_refusals_from_the_service(service: Service, key: str, model: str, fps: float, error: type, code: int) -> None:
@@ -81,7 +81,7 @@ def test_free_tier_allows_one_session(service: Service) -> None:
         await a.connect("scripted-reach", target_fps=5)
         with pytest.raises(RateLimitError) as err:
             await b.connect("scripted-reach", target_fps=5)
-        assert err.value.close_code == C.CLOSE_TOO_MANY_SESSIONS
+        assert err.value.close_code == L.CLOSE_TOO_MANY_SESSIONS
         await a.close()
 
     asyncio.run(main())

@@ -18,6 +18,10 @@ import websockets
 from PIL import Image
 from websockets.sync.server import ServerConnection, serve
 
+from robot_formats.stream import limits as L
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.messages import FrameMessage
+from robot_formats.stream.parse import parse_client_message
 from vla_client import (
     AuthError,
     Backoff,
@@ -31,8 +35,6 @@ from vla_client import (
     Timeout,
     VLAStreamingClient,
 )
-from vla_server import constants as C
-from vla_server.protocol import FrameMessage, ProtocolError, parse_client_message
 
 KEY = "vla_good_key"
 IMG = np.full((48, 64, 3), 120, np.uint8)
@@ -63,7 +65,7 @@ class SpecServer:
 
     def stop(self) -> None:
         self._server.shutdown()
-        self.drop_all(C.CLOSE_GOING_AWAY)
+        self.drop_all(L.CLOSE_GOING_AWAY)
         assert self._thread is not None
         self._thread.join(5)
 
@@ -97,16 +99,16 @@ class SpecServer:
         with self.lock:
             tier = self.keys.get(getattr(auth, "api_key", ""))
             if tier is None:
-                self._refuse(ws, "invalid API key", C.CLOSE_BAD_KEY)
+                self._refuse(ws, "invalid API key", L.CLOSE_BAD_KEY)
                 return None
             if auth.model not in self.models:  # type: ignore[union-attr]
-                self._refuse(ws, f"unknown model {auth.model!r}", C.CLOSE_UNKNOWN_MODEL)  # type: ignore[union-attr]
+                self._refuse(ws, f"unknown model {auth.model!r}", L.CLOSE_UNKNOWN_MODEL)  # type: ignore[union-attr]
                 return None
             if auth.target_fps > tier[1]:  # type: ignore[union-attr]
-                self._refuse(ws, "target_fps above the tier's limit", C.CLOSE_FPS_TOO_HIGH)
+                self._refuse(ws, "target_fps above the tier's limit", L.CLOSE_FPS_TOO_HIGH)
                 return None
             if self.sessions.get(auth.api_key, 0) >= tier[0]:  # type: ignore[union-attr]
-                self._refuse(ws, "too many sessions", C.CLOSE_TOO_MANY_SESSIONS)
+                self._refuse(ws, "too many sessions", L.CLOSE_TOO_MANY_SESSIONS)
                 return None
             self.sessions[auth.api_key] = self.sessions.get(auth.api_key, 0) + 1  # type: ignore[union-attr]
         key: str = auth.api_key  # type: ignore[union-attr]
@@ -214,9 +216,9 @@ def test_connect_stream_actions_and_stats(server: SpecServer) -> None:
 @pytest.mark.parametrize(
     "key, model, fps, error, code",
     [
-        ("wrong", "color-reach", 10, AuthError, C.CLOSE_BAD_KEY),
-        (KEY, "nope", 10, ModelNotFound, C.CLOSE_UNKNOWN_MODEL),
-        (KEY, "color-reach", 60, RateLimitError, C.CLOSE_FPS_TOO_HIGH),
+        ("wrong", "color-reach", 10, AuthError, L.CLOSE_BAD_KEY),
+        (KEY, "nope", 10, ModelNotFound, L.CLOSE_UNKNOWN_MODEL),
+        (KEY, "color-reach", 60, RateLimitError, L.CLOSE_FPS_TOO_HIGH),
     ],
 )
 def test_refusals_raise_typed_errors(
@@ -240,7 +242,7 @@ def test_too_many_sessions(server: SpecServer) -> None:
         await b.connect("color-reach")
         with pytest.raises(RateLimitError) as err:
             await c.connect("color-reach")
-        assert err.value.close_code == C.CLOSE_TOO_MANY_SESSIONS
+        assert err.value.close_code == L.CLOSE_TOO_MANY_SESSIONS
         await a.close()
         await _eventually(lambda: server.sessions[KEY] == 1)
         await c.connect("color-reach")  # a freed its slot

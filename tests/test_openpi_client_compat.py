@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vla_server.openpi.msgpack_numpy import packb
+from robot_formats.openpi_codec import packb
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.sync.client import ClientConnection, connect
 
-from vla_server.openpi.msgpack_numpy import packb, unpackb
+from robot_formats.openpi_codec import packb, unpackb
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,

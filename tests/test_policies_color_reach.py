@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from robot_formats.action_space import MAX_LIN_STEP_M, action_to_target
+from robot_formats.robot_state import pos_quat_to_pose, pose_to_pos_quat
 from tests.policy_sim import HOME_POSE, front_image, observation, sim_or_skip
-from vla_server.action_space import MAX_LIN_STEP_M, action_to_target
 from vla_server.policies.color_reach import ColorReachParams, ColorReachPolicy
-from vla_server.policies.pose import pos_quat_to_pose, pose_to_pos_quat
 from vla_server.policies.sim_rollout import RolloutConfig
 
 
@@ -189,7 +189,8 @@ def test_picks_up_the_red_cube_through_the_sim_server_over_zmq(policy: ColorReac
     from frankateach.messages import FrankaAction, decode_camera_frame
     from frankateach.network import Subscriber
     from frankateach.sim.server import start_sim_server
-    from vla_server.policies.base import Observation, RobotStateIn
+    from robot_formats.robot_state import RobotStateIn
+    from vla_server.policies.base import Observation
 
     try:
         sim = start_sim_server(cameras=True, require_cameras=True, camera_fps=15.0)

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robot_formats.action_space import action_to_target
+from robot_formats.robot_state import pos_quat_to_pose, pose_to_pos_quat
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
 from tests.lerobot_env import tiny_checkpoint
 from tests.policy_sim import HOME_POSE, front_image, observation
-from vla_server.action_space import action_to_target
 from vla_server.models import BACKENDS, ModelSpec
 from vla_server.policies.base import Observation, Policy
 from vla_server.policies.factory import BUILDERS, build_policy
-from vla_server.policies.pose import pos_quat_to_pose, pose_to_pos_quat
 
 CASES = ["color-reach", "lerobot", "onnx", "openpi-remote", "scripted", "latency-wrapped"]
 

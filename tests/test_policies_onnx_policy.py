@@ -10,7 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from vla_server.policies.base import Observation, RobotStateIn
+from robot_formats.robot_state import RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.policies.onnx_policy import (
     OnnxParams,
     OnnxPolicy,

@@ -8,21 +8,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robot_formats.action_space import action_to_target
+from robot_formats.droid import MAX_JOINT_DELTA_RAD, resize_with_pad
+from robot_formats.kinematics import PandaKinematics
+from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
 from tests.fakes.net import free_port
-from vla_server.action_space import action_to_target
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation, RobotStateIn
-from vla_server.policies.droid_mapping import MAX_JOINT_DELTA_RAD, resize_with_pad
+from vla_server.policies.base import Observation
 from vla_server.policies.factory import build_policy
-from vla_server.policies.kinematics import PandaKinematics
 from vla_server.policies.openpi_remote import (
     OpenPIRemoteError,
     OpenPIRemoteParams,
     OpenPIRemotePolicy,
 )
 from vla_server.policies.params import PolicyParamsError
-from vla_server.policies.pose import pos_quat_to_pose
 
 Q_GOAL = np.array([0.3, 0.1, -0.1, -2.2, 0.1, 2.5, 0.6])  # the fake policy's joint target, rad
 

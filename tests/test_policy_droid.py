@@ -20,8 +20,8 @@ from scipy.spatial.transform import Rotation as R
 
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.policy.droid import droid_action, vr_state
-from oculus_server.transforms import vec_to_reorder_mat
 from oculus_server.types import ControlMode, VRSample
+from robot_formats.rotations import vec_to_reorder_mat
 
 TOL = 1e-15  # VR position / quaternion in the robot frame
 TOL_ACTION = 4e-15  # the 7-D action

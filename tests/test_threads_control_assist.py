@@ -13,19 +13,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from oculus_server.assist.blend import policy_target, target_action
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.policy.droid import velocity_to_target
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand
-from oculus_server.safety.pose import angle_between, distance
+from oculus_server.safety.pose import distance
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.control import ControlThread
 from oculus_server.types import AssistAction, AssistStatus, RobotLink, VRSample
+from robot_formats.action_space import action_to_target, target_to_action
+from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock
 
@@ -145,9 +145,9 @@ def test_the_blend_is_the_weighted_average_and_alpha_ramps_by_a_tenth() -> None:
         op, pol = np.array(rec.operator), np.array(rec.policy)
         np.testing.assert_allclose(rec.blended[:6], rec.alpha * pol[:6] + (1 - rec.alpha) * op[:6], atol=1e-12)
         np.testing.assert_allclose(c.command.action[:6], rec.blended[:6], atol=1e-12)
-        want = velocity_to_target(rec.blended, HOME, DOWN, 0.075, 0.15)
+        want = action_to_target(HOME, DOWN, rec.blended, 0.075, 0.15)
         assert want is not None
-        np.testing.assert_allclose(c.command.target.pos, want[0], atol=1e-9)  # inside the box, one small step
+        np.testing.assert_allclose(c.command.target.pos, want.pos, atol=1e-9)  # inside the box, one small step
         assert c.command.source == "assist" and c.command.target.gripper == -1.0  # the operator's gripper
     assert alphas == pytest.approx([0.1, 0.2, 0.3, 0.3, 0.3, 0.3])
 
@@ -158,7 +158,7 @@ def test_drive_mode_gives_the_policy_the_arm_and_its_target_is_kept_however_late
     rig.engage()
     arm = np.array(HOME)
     goal = np.array(HOME) + [0.05, 0.0, -0.03]
-    action = list(target_action(HOME, DOWN, goal, DOWN, 0.075, 0.15)) + [1.0]  # seen at HOME
+    action = list(target_to_action(HOME, DOWN, goal, DOWN, None, 0.075, 0.15)) + [1.0]  # seen at HOME
     for _ in range(30):
         rig.vr(I4, RG=True)
         rig.robot(pos=arm)
@@ -290,10 +290,10 @@ def test_a_failure_inside_the_blender_leaves_the_operator_in_charge() -> None:
 def test_policy_target_in_the_rig_is_the_pose_asked_for() -> None:
     """Sanity of the rig's own helper: the action built from a goal points at that goal."""
     goal = np.array(HOME) + [0.02, 0.01, 0.0]
-    a = list(target_action(HOME, DOWN, goal, DOWN, 0.075, 0.15)) + [0.0]
-    t = policy_target(a, HOME, DOWN)
+    a = list(target_to_action(HOME, DOWN, goal, DOWN, None, 0.075, 0.15)) + [0.0]
+    t = action_to_target(HOME, DOWN, a)
     assert t is not None
-    np.testing.assert_allclose(t[0], goal, atol=1e-12)
+    np.testing.assert_allclose(t.pos, goal, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------

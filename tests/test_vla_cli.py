@@ -18,9 +18,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from robot_formats.openpi_codec import packb, unpackb
 from tests.vla_service import auth_msg, frame_msg
 from vla_server.cli import main
-from vla_server.openpi.msgpack_numpy import packb, unpackb
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
-from vla_server.action_space import MAX_LIN_STEP_M, action_to_target
-from vla_server.policies.base import RobotStateIn
+from robot_formats.action_space import MAX_LIN_STEP_M, action_to_target
+from robot_formats.robot_state import RobotStateIn
 from vla_server.stream.safety import (
     SafetyLimits,
     assess,

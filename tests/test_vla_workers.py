@@ -15,8 +15,9 @@ import msgpack
 import numpy as np
 import pytest
 
+from robot_formats.robot_state import RobotStateIn
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 from vla_server.workers import wire
 from vla_server.workers.errors import (
     WorkerBadInput,
@@ -113,7 +114,7 @@ def test_ping_is_answered_while_the_model_is_busy() -> None:
 
 
 def test_jpeg_observations_are_decoded_in_the_worker() -> None:
-    from vla_server.protocol.image import encode_jpeg_data_url, parse_data_url
+    from robot_formats.image import encode_jpeg_data_url, parse_data_url
 
     jpeg = parse_data_url(encode_jpeg_data_url(np.full((24, 32, 3), 90, np.uint8)), "image")
 

@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import uvicorn
 
+from robot_formats.image import encode_jpeg_data_url
 from vla_server.app import create_app
 from vla_server.auth.store import KeyStore
 from vla_server.config import ServiceConfig
 from vla_server.models import ModelSpec
-from vla_server.protocol import encode_jpeg_data_url
 from vla_server.registry import RegistryConfig
 from vla_server.serve import bind
 from vla_server.stream.config import StreamConfig

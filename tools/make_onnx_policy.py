@@ -11,7 +11,7 @@ runtime, loading, memory accounting and eviction, not manipulation skill):
       → Flatten (32·12·12 = 4608) → Gemm 128, ReLU                      (image features)
     state (1, 7) float32 [x, y, z, roll, pitch, yaw, gripper]
     concat(features, state) (1, 135) → Gemm 64, ReLU → Gemm 28 → Tanh → Reshape
-      → action (1, 4, 7): a chunk of 4 actions in [−1, 1] (`vla_server.action_space`)
+      → action (1, 4, 7): a chunk of 4 actions in [−1, 1] (`robot_formats.action_space`)
 
 About 0.6 M parameters (2.4 MB of float32). Initialisation: He-normal for the hidden layers,
 N(0, 0.5/fan_in) for the last layer (outputs mostly inside tanh's linear range), zero biases

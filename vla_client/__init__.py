@@ -10,7 +10,13 @@ Ten lines::
         client.connect("color-reach", target_fps=10)
         for image, pose in camera():
             client.send_frame(image, "pick up the red cube", {"pose": pose})
-            action = client.receive_action(timeout=1.0).action  # (7,) see vla_server.action_space
+            action = client.receive_action(timeout=1.0).action  # (7,) see robot_formats.action_space
+
+Installable on its own (a robot PC needs the client, not the service): it imports only the shared
+contract `robot_formats` (which brings `frankateach`'s constants) and these third-party packages:
+``numpy``, ``websockets`` (≥ 13), ``msgpack`` (openpi codec) and ``pillow`` (JPEG frames). Never
+`vla_server` or `oculus_server` (import-linter checks it). The Panda kinematics the DROID adapter
+needs are `robot_formats.kinematics` (numpy, no MuJoCo).
 """
 
 from vla_client.backoff import Backoff

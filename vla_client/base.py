@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from robot_formats.stream.messages import ConnectedMessage, StatsMessage
 from vla_client.frames import ImageLike, RobotStateLike
 from vla_client.types import ClientState, ClientStats, ReceivedAction
-from vla_server.protocol.messages import ConnectedMessage, StatsMessage
 
 
 class AsyncStreamingClient(Protocol):

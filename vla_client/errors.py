@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from vla_server import constants as C
+from robot_formats.stream import limits as L
 
 
 class VLAClientError(Exception):
@@ -59,12 +59,12 @@ class ProtocolViolation(VLAClientError):
 
 
 _REJECTIONS: dict[int, type[SessionRejected]] = {
-    C.CLOSE_BAD_KEY: AuthError,
-    C.CLOSE_AUTH_TIMEOUT: AuthError,
-    C.CLOSE_TOO_MANY_SESSIONS: RateLimitError,
-    C.CLOSE_FPS_TOO_HIGH: RateLimitError,
-    C.CLOSE_UNKNOWN_MODEL: ModelNotFound,
-    C.CLOSE_UNSUPPORTED_ROBOT: UnsupportedRobot,
+    L.CLOSE_BAD_KEY: AuthError,
+    L.CLOSE_AUTH_TIMEOUT: AuthError,
+    L.CLOSE_TOO_MANY_SESSIONS: RateLimitError,
+    L.CLOSE_FPS_TOO_HIGH: RateLimitError,
+    L.CLOSE_UNKNOWN_MODEL: ModelNotFound,
+    L.CLOSE_UNSUPPORTED_ROBOT: UnsupportedRobot,
 }
 
 

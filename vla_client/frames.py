@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.policies.base import RobotStateIn
-from vla_server.protocol.image import JPEG_PREFIX, encode_jpeg_data_url
-from vla_server.protocol.parse import parse_robot_state
+from robot_formats.image import JPEG_PREFIX, encode_jpeg_data_url
+from robot_formats.robot_state import RobotStateIn
+from robot_formats.stream.parse import parse_robot_state
 
 RobotStateLike = RobotStateIn | Mapping[str, Any]
 """``{"pose": [6], "velocity": [6] (optional), "gripper": -1..1 (optional)}`` or a `RobotStateIn`."""

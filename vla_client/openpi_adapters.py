@@ -1,11 +1,11 @@
 """How `OpenPIClient` talks to a given kind of openpi server: the request it builds from a frame
 and how it reads the reply's action chunk into our (H, 7) action space.
 
-* `NativeAdapter` — our own openpi endpoint (`vla_server.openpi.bridge` keys; replies already
+* `NativeAdapter` — our own openpi endpoint (`robot_formats.openpi_request` keys; replies already
   in our action space).
 * `DroidAdapter` — a real openpi DROID server (``pi0*_droid``): DROID observation keys, joints
   from the reported TCP pose by IK, the joint-velocity chunk integrated through the Panda's
-  kinematics (`vla_server.policies.droid_mapping`); DROID acts at 15 Hz.
+  kinematics (`robot_formats.droid`); DROID acts at 15 Hz.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vla_server.action_space import ACTION_DIM, GRIPPER_OPEN, clip_action
-from vla_server.openpi.bridge import native_request
-from vla_server.policies.base import RobotStateIn
+from robot_formats.action_space import ACTION_DIM, GRIPPER_OPEN, clip_action
+from robot_formats.openpi_request import native_request
+from robot_formats.robot_state import RobotStateIn
 
 DROID_ACTION_DT_S = 1.0 / 15.0  # DROID's control period: one chunk row per step
 
@@ -71,18 +71,18 @@ class DroidAdapter:
     action_dt_s: float | None = DROID_ACTION_DT_S
 
     def __init__(self, image_size: int = 224, binarize_gripper: bool = True) -> None:
-        from vla_server.policies.kinematics import PandaKinematics
+        from robot_formats.kinematics import PandaKinematics
 
         self.kin = PandaKinematics()
         self.image_size = image_size
         self.binarize_gripper = binarize_gripper
         self._q = self.kin.home.copy()
         self._gripper = GRIPPER_OPEN
-        self._lock = threading.Lock()  # one MjData inside the kinematics
+        self._lock = threading.Lock()  # guards the last joints and gripper
 
     def request(self, image: np.ndarray, instruction: str, state: RobotStateIn | None) -> tuple[dict[str, Any], Any]:
-        from vla_server.policies.droid_mapping import make_request
-        from vla_server.policies.pose import pose_to_pos_quat
+        from robot_formats.droid import make_request
+        from robot_formats.robot_state import pose_to_pos_quat
 
         with self._lock:
             q, gripper = self._q, self._gripper
@@ -95,7 +95,7 @@ class DroidAdapter:
         return make_request(image, None, q, gripper, instruction, self.image_size), q.copy()
 
     def actions(self, chunk: object, context: Any) -> np.ndarray:
-        from vla_server.policies.droid_mapping import (
+        from robot_formats.droid import (
             DroidMappingError,
             chunk_to_actions,
         )

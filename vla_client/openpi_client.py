@@ -38,6 +38,11 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from robot_formats.image import decode_jpeg
+from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
+from robot_formats.robot_state import RobotStateIn
+from robot_formats.stream.messages import ConnectedMessage, StatsMessage
+from robot_formats.stream.parse import parse_robot_state
 from vla_client.backoff import Backoff, open_with_retry
 from vla_client.chunks import ChunkScheduler, Scheme
 from vla_client.errors import (
@@ -53,11 +58,6 @@ from vla_client.frames import ImageLike, RobotStateLike, SessionConfig, robot_st
 from vla_client.openpi_adapters import NativeAdapter, OpenPIAdapter
 from vla_client.stream_client import counts_to_stats
 from vla_client.types import ClientState, ClientStats, ReceivedAction
-from vla_server.openpi.msgpack_numpy import OpenPICodecError, packb, unpackb
-from vla_server.policies.base import RobotStateIn
-from vla_server.protocol.image import decode_jpeg
-from vla_server.protocol.messages import ConnectedMessage, StatsMessage
-from vla_server.protocol.parse import parse_robot_state
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ import json
 import math
 from typing import Any
 
-from vla_client.errors import ProtocolViolation
-from vla_server.protocol.messages import (
+from robot_formats.stream.messages import (
     ActionMessage,
     ConnectedMessage,
     ErrorMessage,
     ServerMessage,
     StatsMessage,
 )
+from vla_client.errors import ProtocolViolation
 
 
 def _num(d: dict[str, Any], key: str, kind: str) -> float:

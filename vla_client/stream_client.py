@@ -27,6 +27,13 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from robot_formats.stream import limits as L
+from robot_formats.stream.messages import (
+    ActionMessage,
+    ConnectedMessage,
+    ErrorMessage,
+    StatsMessage,
+)
 from vla_client.backoff import Backoff, open_with_retry
 from vla_client.errors import (
     AuthError,
@@ -51,17 +58,10 @@ from vla_client.frames import (
 )
 from vla_client.replies import parse_server_message
 from vla_client.types import ClientState, ClientStats, ReceivedAction
-from vla_server import constants as C
-from vla_server.protocol.messages import (
-    ActionMessage,
-    ConnectedMessage,
-    ErrorMessage,
-    StatsMessage,
-)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = f"ws://{C.DEFAULT_HOST}:{C.DEFAULT_PORT}{C.STREAM_PATH}"
+DEFAULT_URL = f"ws://{L.DEFAULT_HOST}:{L.DEFAULT_PORT}{L.STREAM_PATH}"
 RTT_WINDOW = 256  # client round-trip samples kept for p50/p95
 SENT_TIMES_KEPT = 1024  # frame send times remembered to measure round trips
 CLOSE_WAIT_S = 1.0  # after an `error` reply to auth, how long to wait for the close that may follow
@@ -441,7 +441,7 @@ class VLAStreamingClient:
                 self._fail_stats_waiters(ConnectionLost(self._last_error))
                 rejected = rejection_for(code, reason or f"closed with code {code}")
                 if rejected is not None and not (
-                    isinstance(rejected, RateLimitError) and code == C.CLOSE_TOO_MANY_SESSIONS
+                    isinstance(rejected, RateLimitError) and code == L.CLOSE_TOO_MANY_SESSIONS
                 ):
                     self._give_up(rejected)
                     return
@@ -470,7 +470,7 @@ class VLAStreamingClient:
                 self._last_error = str(exc)
                 continue
             except RateLimitError as exc:
-                if exc.close_code == C.CLOSE_TOO_MANY_SESSIONS:
+                if exc.close_code == L.CLOSE_TOO_MANY_SESSIONS:
                     self._last_error = str(exc)
                     continue
                 self._give_up(exc)

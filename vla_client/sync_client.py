@@ -14,12 +14,12 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Self, TypeVar
 
+from robot_formats.stream.messages import ConnectedMessage, StatsMessage
 from vla_client.base import AsyncStreamingClient
 from vla_client.errors import NotConnected, Timeout
 from vla_client.frames import ImageLike, RobotStateLike
 from vla_client.stream_client import VLAStreamingClient
 from vla_client.types import ClientState, ClientStats, ReceivedAction
-from vla_server.protocol.messages import ConnectedMessage, StatsMessage
 
 T = TypeVar("T")
 MARGIN_S = 2.0  # beyond a call's own timeout, how long the caller waits for the loop thread

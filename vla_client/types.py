@@ -17,7 +17,7 @@ class ReceivedAction:
     Attributes:
         frame_id: the frame (observation) it answers; for blended openpi chunks the newest one.
         timestamp: when the server produced it (stream) or it was emitted (openpi), unix s.
-        action: (7,) float64, see `vla_server.action_space` (base frame, [−1, 1], gripper last).
+        action: (7,) float64, see `robot_formats.action_space` (base frame, [−1, 1], gripper last).
         safety_score: 0..1 from the service; openpi servers score nothing: 1.0 (the daemon's
             command gate still applies).
         latency_ms: the service's frame→action latency (stream), or the age of the observation

@@ -21,15 +21,8 @@ from typing import Any
 
 import yaml
 
-from vla_server.constants import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_HOST,
-    DEFAULT_OPENPI_PORT,
-    DEFAULT_PORT,
-    KEYS_DB_NAME,
-    QUEUE_ENV_VAR,
-    TRANSPORT_MAX_FACTOR,
-)
+from robot_formats.stream.limits import DEFAULT_HOST, DEFAULT_OPENPI_PORT, DEFAULT_PORT
+from vla_server.constants import DEFAULT_DATA_DIR, KEYS_DB_NAME, QUEUE_ENV_VAR, TRANSPORT_MAX_FACTOR
 from vla_server.registry.config import RegistryConfig
 from vla_server.registry.devices import DeviceSpec
 from vla_server.stream.config import StreamConfig

@@ -1,41 +1,22 @@
-"""Service-wide constants of `vla_server`: ports, limits, close codes, defaults — one place.
+"""Service-wide constants of `vla_server`: limits and defaults — one place.
 
-Close codes are sent on `/v1/stream` after an `error` message; 4000–4999 is the range RFC 6455
-leaves to applications.
+What the client shares (ports, the stream path, message limits, close codes) is
+`robot_formats.stream.limits`.
 """
 
 from __future__ import annotations
 
 # --- network -----------------------------------------------------------------------------------
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000  # HTTP + ws://HOST:8000/v1/stream
-DEFAULT_OPENPI_PORT = 8001  # openpi-compatible websocket at the root path
-STREAM_PATH = "/v1/stream"
 
 # --- /v1/stream limits and defaults ----------------------------------------------------------
-DEFAULT_MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # a client message above this gets `error`, session lives
 TRANSPORT_MAX_FACTOR = 4  # the websocket layer closes (1009) above this many times the limit
 DEFAULT_QUEUE_MAX_SIZE = 2  # INFERENCE_QUEUE_MAX_SIZE: frames held per session while the model is busy
 QUEUE_ENV_VAR = "INFERENCE_QUEUE_MAX_SIZE"
 DEFAULT_SMOOTHING_ALPHA = 0.5  # EMA weight of the newest action (1 = no smoothing)
 DEFAULT_AUTH_TIMEOUT_S = 30.0  # no valid `auth` within this long -> close 4002
-MAX_INSTRUCTION_CHARS = 1000
-MAX_IMAGE_SIDE_PX = 4096  # decoded frames larger than this (either side) are refused
-MIN_TARGET_FPS = 0.1
 OUTBOX_MAX_SIZE = 64  # server->client messages waiting to be sent; the oldest action goes first
 FPS_WINDOW_S = 5.0  # actual_fps is measured over this trailing window
 RATE_BURST_FRAMES = 2.0  # token bucket depth of the target_fps gate (absorbs client jitter)
-ROBOT_TYPES = ("franka_panda",)
-
-# --- close codes (documented in the README) --------------------------------------------------
-CLOSE_NORMAL = 1000  # the client sent {"type":"close"}
-CLOSE_GOING_AWAY = 1001  # the service is shutting down
-CLOSE_BAD_KEY = 4001  # missing, unknown or revoked API key
-CLOSE_AUTH_TIMEOUT = 4002  # no valid `auth` message within the auth timeout
-CLOSE_TOO_MANY_SESSIONS = 4003  # the key's tier allows no further concurrent session
-CLOSE_UNKNOWN_MODEL = 4004  # `model` is not in the catalog
-CLOSE_UNSUPPORTED_ROBOT = 4005  # `robot_type` is not supported
-CLOSE_FPS_TOO_HIGH = 4008  # `target_fps` above the tier's maximum
 
 # --- safety score defaults -------------------------------------------------------------------
 SAFETY_MAX_LIN_SPEED_M_S = 1.0  # commanded TCP speed implied by one action at target_fps

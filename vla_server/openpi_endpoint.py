@@ -1,6 +1,6 @@
 """Wires the registry to the openpi-compatible app (`vla_server.openpi.server`) served on the
-second port: requests become `Observation`s through `vla_server.openpi.bridge` (our native keys
-or DROID's; joint states through the Panda's forward kinematics, built on first use), replies
+second port: requests become `Observation`s through `robot_formats.openpi_request` (our native keys
+or DROID's; joint states through the Panda's forward kinematics, `robot_formats.kinematics`), replies
 carry our (H, 7) action chunk. Connections need an active API key
 (``Authorization: Api-Key <key>``); they do not count against a key's `/v1/stream` session
 limit. The metadata frame names the model and the action space.
@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI
 
-from vla_server.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
-from vla_server.auth.store import KeyStore
-from vla_server.openpi.bridge import (
+from robot_formats.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
+from robot_formats.kinematics import forward as forward_kinematics
+from robot_formats.openpi_request import (
     IMAGE_KEYS,
-    observation_from_request,
+    parse_request,
     reply_from_chunk,
 )
+from vla_server.auth.store import KeyStore
 from vla_server.openpi.server import (
     OpenPIServerConfig,
     create_openpi_app,
     current_session,
 )
+from vla_server.policies.base import Observation
 from vla_server.registry.registry import ModelRegistry
 
 ACTION_SPACE = (
@@ -33,31 +34,19 @@ ACTION_SPACE = (
 )
 
 
-class _LazyFk:
-    """Panda forward kinematics, built on the first joint-state request (it loads the MuJoCo model)."""
-
-    def __init__(self) -> None:
-        self._kin: Any = None
-
-    def __call__(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._kin is None:
-            from vla_server.policies.kinematics import PandaKinematics
-
-            self._kin = PandaKinematics()
-        return self._kin.forward(q)
-
-
 def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: str,
                            max_message_bytes: int, infer_timeout_s: float) -> FastAPI:
     """The openpi-protocol app serving `registry`'s models (`model` unless the client asks ``?model=``)."""
     steps: dict[str, int] = {}
-    fk = _LazyFk()
+    fk = forward_kinematics
 
     async def infer(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
         session = current_session.get()
         step = steps.get(session, 0)
         steps[session] = step + 1
-        obs = observation_from_request(request, session=session, step=step, fk=fk)
+        req = parse_request(request, fk=fk)
+        obs = Observation(image=req.image, instruction=req.instruction, robot_state=req.robot_state,
+                          wrist_image=req.wrist_image, session=session, step=step)
         result = await registry.infer(model_id, obs)
         return reply_from_chunk(result.actions)
 

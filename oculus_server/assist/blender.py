@@ -14,7 +14,7 @@ Each control tick, given the VR policy's proposal (the operator's action and tar
   alone would have put it.
 * **Blend.** `oculus_server.assist.blend`: the six motion values are averaged with weight α, the
   result is turned into a target from the tick's reference pose exactly as the VR policy turns
-  its own action (`droid.velocity_to_target`). With α = 0 the proposal passes unchanged.
+  its own action (`action_space.action_to_target`). With α = 0 the proposal passes unchanged.
 * **Gripper.** Never averaged: the operator's, unless ``gripper: policy`` hands it over (then the
   policy's while α > 0, the last target while the policy is briefly unusable, and the operator's
   again when assist is off or the deadman released).
@@ -38,14 +38,13 @@ from oculus_server.assist.blend import (
     as_action,
     blend_motion,
     next_alpha,
-    policy_target,
-    target_action,
+    rebase_motion,
 )
 from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
-from oculus_server.policy.droid import velocity_to_target
 from oculus_server.safety.gate import Proposal
 from oculus_server.types import AssistAction, BlendRecord, Vector, VRSample
+from robot_formats.action_space import action_to_target
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ class AssistBlender:
         elif self.alpha > 0.0:
             assert pol.motion
             motion = blend_motion(self.alpha, pol.motion, operator)
-            target = velocity_to_target(motion, ref_pos, ref_quat, self.max_lin, self.max_rot)  # type: ignore[arg-type]
+            target = action_to_target(ref_pos, ref_quat, motion, self.max_lin, self.max_rot)
             gripper = proposal.gripper
             if self.cfg.gripper == "policy":
                 gripper, gripper_source = pol.motion[6], "policy"
@@ -172,8 +171,8 @@ class AssistBlender:
                 out, blended, reanchor = _hold(proposal), _ZERO7, True
                 self.alpha = 0.0
             else:
-                out = dataclasses.replace(proposal, source=SOURCE_ASSIST, pos=np.array(target[0]),
-                                          quat=np.array(target[1]), gripper=gripper, action=np.array(blended))
+                out = dataclasses.replace(proposal, source=SOURCE_ASSIST, pos=np.array(target.pos),
+                                          quat=np.array(target.quat), gripper=gripper, action=np.array(blended))
         else:
             out = proposal
             blended = operator
@@ -218,13 +217,9 @@ class AssistBlender:
         score = float(act.safety_score)
         if not (math.isfinite(score) and score >= self.cfg.min_score):
             return _Policy("low_score", act, (), age)
-        if act.seen_pos is not None and act.seen_quat is not None:
-            target = policy_target(a, act.seen_pos, act.seen_quat)
-        else:
-            target = policy_target(a, ref_pos, ref_quat)
-        motion = None
-        if target is not None:
-            motion = target_action(ref_pos, ref_quat, target[0], target[1], self.max_lin, self.max_rot)
+        seen = (act.seen_pos, act.seen_quat) if act.seen_pos is not None and act.seen_quat is not None else None
+        seen_pos, seen_quat = seen if seen is not None else (ref_pos, ref_quat)
+        motion = rebase_motion(a, seen_pos, seen_quat, ref_pos, ref_quat, self.max_lin, self.max_rot)
         if motion is None:
             return _Policy("invalid", act, (), age)
         return _Policy("on", act, (*motion, min(1.0, max(-1.0, a[6]))), age)

@@ -25,7 +25,7 @@ import numpy as np
 
 from oculus_server.policy.config import PolicyConfig
 from oculus_server.policy.droid import inverse
-from oculus_server.transforms import vec_to_reorder_mat
+from robot_formats.rotations import vec_to_reorder_mat
 
 
 class CalibrationUpdate(NamedTuple):

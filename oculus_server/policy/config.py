@@ -31,8 +31,8 @@ from frankateach.constants import (
 )
 from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
-from oculus_server.transforms import vec_to_reorder_mat
 from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.rotations import vec_to_reorder_mat
 
 GRIPPER_MODES = ("binary", "continuous")
 CALIBRATION_MODES = ("pose", "motion")

@@ -9,15 +9,16 @@ Nothing here keeps state; `VRPolicy` owns the origins and the calibration and ca
   quat_diff(robot_quat, robot_origin_quat)))`` with ``quat_diff(a, b) = R(a)·R(b)⁻¹``;
   ``gripper_action = 1.5 · vr_gripper − robot_gripper_01``; gains, then each part scaled down to
   its max velocity norm, concatenated, clipped to [−1, 1]. DROID's ``_calculate_action``.
-* `velocity_to_target`: what DROID leaves to its robot side (``RobotIKSolver`` conventions):
-  ``lin`` / ``rot`` renormalised to norm ≤ 1, ``target_pos = reference_pos + lin · max_lin_delta``,
-  ``target_rot = R_xyz(rot · max_rot_delta) · R(reference_quat)`` — the delta applied about the
-  robot *base* axes (DROID's ``add_angles(delta, source)``).
+* the pose target is `robot_formats.action_space.action_to_target` (what DROID leaves to its
+  robot side, ``RobotIKSolver`` conventions): ``lin`` / ``rot`` renormalised to norm ≤ 1,
+  ``target_pos = reference_pos + lin · max_lin_delta``, ``target_rot = R_xyz(rot · max_rot_delta)
+  · R(reference_quat)`` — the delta applied about the robot *base* axes (DROID's
+  ``add_angles(delta, source)``).
 
 Our `FrankaState.gripper` runs −1 open … +1 closed; DROID's 0 open … 1 closed, so
 ``robot_gripper_01 = (gripper + 1) / 2``. A non-finite value anywhere gives None (checked before
 clipping: ``min``/``max`` would turn NaN into a full-scale ±1). Rotation maths on plain floats
-(`oculus_server.transforms`, scipy's conventions; scipy itself is ~10× too slow for the budget).
+(`robot_formats.rotations`, scipy's conventions; scipy itself is ~10× too slow for the budget).
 Frames: VR poses head_T_controller in the headset app's frame; robot poses the hand TCP in the
 robot base frame; metres, radians, xyzw.
 """
@@ -30,12 +31,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from oculus_server.policy.config import PolicyConfig
-from oculus_server.transforms import (
+from robot_formats.rotations import (
     Quat,
-    euler_xyz_to_quat,
     quat_diff,
     quat_from_matrix,
-    quat_mul,
     quat_normalize,
     quat_to_euler_xyz,
 )
@@ -120,30 +119,3 @@ def droid_action(
     if not all_finite(raw):  # check before clipping: min/max would turn NaN into ±1
         return None
     return [min(1.0, max(-1.0, v)) for v in raw]
-
-
-def velocity_to_target(
-    action: Sequence[float], ref_pos: Sequence[float], ref_quat: Quat, max_lin_delta: float, max_rot_delta: float
-) -> tuple[tuple[float, float, float], Quat] | None:
-    """Velocity action → pose target (DROID's cartesian_velocity_to_delta + add_poses); None if non-finite.
-
-    Args:
-        action: (≥6,) lin xyz, rot xyz in [−1, 1].
-        ref_pos, ref_quat: the reference pose the delta is added to.
-        max_lin_delta: metres for a full-scale linear action.
-        max_rot_delta: radians for a full-scale rotation action.
-    """
-    lx, ly, lz, rx, ry, rz = action[:6]
-    n = math.sqrt(lx * lx + ly * ly + lz * lz)
-    if n > 1.0:
-        lx, ly, lz = lx / n, ly / n, lz / n
-    n = math.sqrt(rx * rx + ry * ry + rz * rz)
-    if n > 1.0:
-        rx, ry, rz = rx / n, ry / n, rz / n
-    d = max_lin_delta
-    pos = (ref_pos[0] + lx * d, ref_pos[1] + ly * d, ref_pos[2] + lz * d)
-    d = max_rot_delta
-    quat = quat_normalize(quat_mul(euler_xyz_to_quat((rx * d, ry * d, rz * d)), ref_quat))
-    if not (all_finite(pos) and all_finite(quat)):
-        return None
-    return pos, quat

@@ -2,7 +2,7 @@
 
 One `VRPolicy.step` per control period takes the newest `VRSample`, the robot's pose and a
 *reference* pose, and returns DROID's 7-D velocity action and, when the arm is meant to move, the
-Cartesian target (`droid.velocity_to_target` from the reference). When the arm is not meant to
+Cartesian target (`robot_formats.action_space.action_to_target` from the reference). When the arm is not meant to
 move the output says why (``hold_reason``) and carries no target: *what* a held arm is sent is
 decided by the command gate (`oculus_server.safety.gate`), which owns holding, limits and
 refusals. DROID's arithmetic itself is in `oculus_server.policy.droid`, the calibration in
@@ -48,12 +48,12 @@ from oculus_server.policy.config import PolicyConfig
 from oculus_server.policy.droid import (
     all_finite,
     droid_action,
-    velocity_to_target,
     vr_state,
 )
 from oculus_server.policy.sample import SampleKeys, parse_sample
-from oculus_server.transforms import Quat, quat_normalize
 from oculus_server.types import ControlMode, Vector, VRSample
+from robot_formats.action_space import action_to_target
+from robot_formats.rotations import Quat, quat_normalize
 
 log = logging.getLogger(__name__)
 
@@ -316,10 +316,10 @@ class VRPolicy:
                               self._robot_origin, self._vr_origin)
         target = None
         if action is not None:
-            target = velocity_to_target(action, ref_pos, ref_quat, self.config.max_lin_delta, self.config.max_rot_delta)
+            target = action_to_target(ref_pos, ref_quat, action, self.config.max_lin_delta, self.config.max_rot_delta)
         if action is None or target is None:
             return self._non_finite(events, info)
-        t_pos, t_quat = target
+        t_pos, t_quat = target.pos, target.quat
         if self._binary:
             gripper = GRIPPER_CLOSE if trig > self.config.trigger_threshold else GRIPPER_OPEN
         else:

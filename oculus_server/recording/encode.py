@@ -18,7 +18,7 @@ from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
 from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
 
-from oculus_server.transforms import quat_from_matrix
+from robot_formats.rotations import quat_from_matrix
 
 NS_PER_S = 1_000_000_000
 Vector = Sequence[float] | np.ndarray  # a position (3,) or quaternion (4,)

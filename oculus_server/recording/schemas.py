@@ -329,7 +329,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     ),
 }
 
-_ACTION7 = {"type": "object", "description": "7-D action (vla_server.action_space)",
+_ACTION7 = {"type": "object", "description": "7-D action (robot_formats.action_space)",
             "properties": {name: _NUM for name in ACTION_FIELDS}}
 _MS = {**_NUM, "description": "milliseconds"}
 

@@ -38,15 +38,12 @@ from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.pose import (
     Vec3,
-    angle_between,
     as_floats,
     clamp_box,
     distance,
     finite,
     step_toward,
-    turn_toward,
 )
-from oculus_server.transforms import Quat
 from oculus_server.types import (
     ControlMode,
     RobotCommand,
@@ -54,6 +51,7 @@ from oculus_server.types import (
     SafetyRecord,
     Vector,
 )
+from robot_formats.rotations import Quat, angle_between, turn_toward
 
 Pose = tuple[Vec3, Quat]
 _BOX_TOL_M = 1e-9  # float slack when checking "inside the box"

@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 
 from oculus_server.safety.config import SafetyConfig
-from oculus_server.safety.pose import angle_between, as_floats, distance, finite
-from oculus_server.transforms import Quat
+from oculus_server.safety.pose import as_floats, distance, finite
 from oculus_server.types import RobotObservation
+from robot_formats.rotations import Quat, angle_between
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,9 @@ from frankateach.timing import MONOTONIC, Clock, RateStats
 from oculus_server.assist.config import AssistConfig
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.transforms import quat_normalize, quat_to_euler_xyz
 from oculus_server.types import AssistAction, AssistStatus
+from robot_formats.rotations import quat_normalize, quat_to_euler_xyz
+from robot_formats.stream import limits as L
 from vla_client import (
     Backoff,
     ConnectionLost,
@@ -51,7 +52,6 @@ from vla_client import (
     VLAClientError,
     make_client,
 )
-from vla_server import constants as VC
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class AssistThread(DaemonThread):
             client.connect(self.model, target_fps=self.cfg.fps, enable_smoothing=self.cfg.smoothing,
                            enable_safety=True)
         except RateLimitError as exc:
-            if exc.close_code != VC.CLOSE_TOO_MANY_SESSIONS:
+            if exc.close_code != L.CLOSE_TOO_MANY_SESSIONS:
                 self._fail(f"the service refused the session: {exc}")
                 return
             self._retry(str(exc))

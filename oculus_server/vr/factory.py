@@ -11,10 +11,13 @@ spec                            source
 ``scripted:NAME``               `ScriptedSource` (hold, circle, figure8, pick_place)
 ``keyboard``                    `KeyboardSource` on stdin
 ``replay:FILE``                 `ReplaySource` over ``replay_loader(FILE)`` (keyword arg)
+``webxr``                       `WebXRSource`: a page for the headset's browser (no APK, no adb)
+``webxr@bind=0.0.0.0``          `WebXRSource` on the LAN (HTTPS, self-signed certificate)
 ==============================  ==========================================================
 
 Options per kind (see `OPTIONS`): e.g. ``scripted:pick_place@speed=0.5,loop=1``,
-``quest@ip=10.0.0.2,start_app=1``, ``fake_headset:circle@rate=50,drop_after=5``.
+``quest@ip=10.0.0.2,start_app=1``, ``fake_headset:circle@rate=50,drop_after=5``,
+``webxr@bind=0.0.0.0,port=8443``.
 Keyword arguments of `make_source` go to the constructor and win over spec options.
 """
 
@@ -93,6 +96,16 @@ OPTIONS: Mapping[str, Mapping[str, tuple[str, Callable[[str], Any]]]] = {
     },
     "replay": {
         "speed": ("speed", float),
+    },
+    "webxr": {
+        "bind": ("bind", str),
+        "port": ("port", int),
+        "https": ("https", _bool),
+        "token": ("token", str),
+        "cert_dir": ("cert_dir", str),
+        "stale_timeout": ("stale_timeout_s", float),
+        "late_after": ("late_after_s", float),
+        "emulate": ("emulate", str),
     },
 }
 _FAKE_CLI_OPTIONS = (
@@ -176,8 +189,8 @@ def make_source(
         spec: e.g. "quest", "quest@ip=10.0.0.2", "scripted:pick_place@speed=0.5", "keyboard",
             "fake_headset:circle@drop_after=3", "replay:session.mcap".
         left: the operator uses the left controller: simulated sources (scripted, keyboard,
-            fake_headset) move it instead of the right one. Ignored by quest and replay, which
-            carry both controllers. A spec option ``left=1`` also selects it.
+            fake_headset) move it instead of the right one. Ignored by quest, webxr and replay,
+            which carry both controllers. A spec option ``left=1`` also selects it.
         ip: headset IP for network mode (quest, fake_headset); ignored by the other kinds.
             None keeps the spec's ``ip`` option, if any.
         replay_loader: for "replay:FILE": path -> iterable of (t_seconds, poses, buttons).
@@ -190,6 +203,7 @@ def make_source(
     from oculus_server.vr.quest import QuestReader
     from oculus_server.vr.replay import ReplaySource
     from oculus_server.vr.scripted import ScriptedSource
+    from oculus_server.vr.webxr import WebXRSource
 
     kind, arg, raw = parse_spec(spec)
     if kind not in OPTIONS:
@@ -212,6 +226,10 @@ def make_source(
         if not arg:
             raise ConfigError(f"expected 'scripted:NAME' (e.g. scripted:circle); got {spec!r}")
         return _build(ScriptedSource, spec, arg, **opts)
+    if kind == "webxr":
+        if arg:
+            raise ConfigError(f"'webxr' takes no argument (options go after '@', e.g. webxr@port=8443); got {spec!r}")
+        return _build(WebXRSource, spec, **opts)
     if kind == "keyboard":
         if arg:
             raise ConfigError(f"'keyboard' takes no argument; got {spec!r}")

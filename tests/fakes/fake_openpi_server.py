@@ -25,7 +25,7 @@ import websockets
 from websockets.frames import CloseCode
 from websockets.sync.server import Request, Response, ServerConnection, serve
 
-from vla_server.openpi.msgpack_numpy import OpenPICodecError, packb, unpackb
+from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 
 PolicyFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 

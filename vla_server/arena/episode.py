@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ActionError,
     action_to_target,
     clip_action,
@@ -445,7 +445,11 @@ class _Episode:
             raise EpisodeError(
                 f"policy {self.model.id!r} answered a bad action at observation {rt.observations}: {exc}"
             ) from None
-        pos, quat, grip = action_to_target(kin.tcp_pos, kin.tcp_quat_xyzw, action)
+        target = action_to_target(kin.tcp_pos, kin.tcp_quat_xyzw, action)
+        if target is None or target.gripper is None:
+            raise EpisodeError(f"observation {rt.observations}: the TCP pose is not finite ({kin.tcp_pos}, "
+                               f"{kin.tcp_quat_xyzw})")
+        pos, quat, grip = np.array(target.pos), np.array(target.quat), target.gripper
         delay = LatencyModel.to_steps(latency.draw_ms(rt.rng))
         rt.observations += 1
         tr = self.traj

@@ -52,7 +52,7 @@ class PendingAction:
     Attributes:
         apply_step: physics step at which it takes effect.
         obs_step: physics step of the observation it was computed from.
-        action: (7,) the policy's action (see `vla_server.action_space`).
+        action: (7,) the policy's action (see `robot_formats.action_space`).
         target_pos: (3,) TCP target it sets, m, base frame.
         target_quat_xyzw: (4,) TCP target orientation.
         gripper: gripper target, −1 open … +1 closed.

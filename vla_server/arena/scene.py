@@ -30,6 +30,7 @@ from frankateach.sim.controller import (
     quat_wxyz_to_xyzw,
 )
 from frankateach.sim.model import CUBE_HALF_SIZE, CUBES, TABLE_TOP_Z, build_model
+from robot_formats.robot_state import RobotStateIn
 from vla_server.arena.config import (
     CONTROL_EVERY,
     GRASP_POINT_OFFSET_M,
@@ -37,7 +38,6 @@ from vla_server.arena.config import (
     SHUFFLE_XY_M,
     SHUFFLE_YAW_RAD,
 )
-from vla_server.policies.base import RobotStateIn
 
 _MODEL_LOCK = threading.Lock()
 _PHYSICS_MODEL: mujoco.MjModel | None = None

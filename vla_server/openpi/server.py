@@ -43,7 +43,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from vla_server.openpi.msgpack_numpy import OpenPICodecError, packb, unpackb
+from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 
 log = logging.getLogger(__name__)
 

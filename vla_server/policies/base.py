@@ -17,20 +17,7 @@ from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class RobotStateIn:
-    """Robot state as a client reports it.
-
-    Attributes:
-        pose: (6,) x, y, z (m), roll, pitch, yaw (rad, Euler xyz), TCP in the base frame.
-        velocity: (6,) linear (m/s) and angular (rad/s) velocity, or None when not sent.
-        gripper: −1 open … +1 closed, or None when not known.
-    """
-
-    pose: tuple[float, float, float, float, float, float]
-    velocity: tuple[float, float, float, float, float, float] | None = None
-    gripper: float | None = None
+from robot_formats.robot_state import RobotStateIn
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ Per frame:
 
 The cube estimate is refined while approaching (only from frames where the blob is not
 occluded, i.e. at least `occluded_frac` of the largest area seen) and frozen from ``descend`` on,
-when the hand hides it. Actions follow `vla_server.action_space` (``target_to_action``: steps of
+when the hand hides it. Actions follow `robot_formats.action_space` (``target_to_action``: steps of
 at most 0.075 m and 0.15 rad toward the phase's target). Without ``robot_state`` the policy cannot
 know where the hand is: it answers "stay" (zero motion, gripper open) and keeps its phase.
 Deterministic: the output is a pure function of the session's observations.
@@ -37,15 +37,15 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     GRIPPER_CLOSED,
     GRIPPER_OPEN,
     target_to_action,
 )
+from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.camera_model import SceneGeometry, scene_geometry_from_sim
-from vla_server.policies.pose import pose_to_pos_quat
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 from vla_server.policies.vision import COLOURS, find_blob, parse_colour
@@ -245,7 +245,9 @@ class ColorReachPolicy(Policy):
             rel = self._down * Rotation.from_quat(quat).inv()
             target_rot = Rotation.from_rotvec(g * rel.as_rotvec()) * Rotation.from_quat(quat)
         action = target_to_action(pos, quat, target, target_rot.as_quat(), gripper)
-        return action.reshape(1, ACTION_DIM)
+        if action is None:
+            return stay  # only for a degenerate (non-finite) pose
+        return np.array(action).reshape(1, ACTION_DIM)
 
     def _retry(self, s: _Session) -> None:
         """Counts a failed attempt and starts over, or gives up."""

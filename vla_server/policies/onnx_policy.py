@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vla_server.action_space import ACTION_DIM, clip_action
+from robot_formats.action_space import ACTION_DIM, clip_action
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 
 DEFAULT_MODEL = "tiny_policy.onnx"  # inside vla_server/policies/assets

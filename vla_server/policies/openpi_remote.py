@@ -4,12 +4,12 @@ Wire format: openpi's (``openpi_client.WebsocketClientPolicy``): a WebSocket to 
 root, a msgpack metadata frame on connect, then one msgpack-numpy request per `infer` answered by
 a map with ``"actions"`` (and ``server_timing``); a text frame instead means a server error
 (openpi then closes with 1011). An ``Authorization: Api-Key <key>`` header is sent when a key is
-configured. Codec: `vla_server.openpi.msgpack_numpy` (strict; never pickle).
+configured. Codec: `robot_formats.openpi_codec` (strict; never pickle).
 
 Mapping (`droid_mapping`): our front frame, wrist frame and state become DROID's observation
 keys; the server's joint-velocity chunk becomes our (H, 7) actions through the Panda's forward
 kinematics. Our clients report the TCP pose, not the joints, so the joints sent are an IK
-solution of the reported pose (`kinematics.PandaKinematics`, seeded with the session's previous
+solution of the reported pose (`robot_formats.kinematics.PandaKinematics`, seeded with the session's previous
 solution, so it is continuous and deterministic). Without ``robot_state`` the session's last
 joints (home at first) are sent. The gripper sent is the reported one, else the session's last
 commanded one, else open.
@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import GRIPPER_OPEN
-from vla_server.openpi.msgpack_numpy import OpenPICodecError, packb, unpackb
-from vla_server.policies.base import Observation, Policy, PolicyInfo
-from vla_server.policies.droid_mapping import (
+from robot_formats.action_space import GRIPPER_OPEN
+from robot_formats.droid import (
     IMAGE_SIZE,
     DroidMappingError,
     chunk_to_actions,
     make_request,
 )
-from vla_server.policies.kinematics import PandaKinematics
-from vla_server.policies.pose import pose_to_pos_quat
+from robot_formats.kinematics import PandaKinematics
+from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
+from robot_formats.robot_state import pose_to_pos_quat
+from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import ACTION_DIM, GRIPPER_OPEN
+from robot_formats.action_space import ACTION_DIM, GRIPPER_OPEN
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 
 _KNOWN = {"action", "sequence", "horizon", "infer_ms", "load_ms", "memory_mb", "fail_instruction",

@@ -3,7 +3,7 @@
 The same Panda scene, Cartesian controller and physics as ``frankateach-sim`` (a headless
 `frankateach.sim.backend.SimBackend`, stepped as fast as the CPU allows), the front camera
 rendered with `mujoco.Renderer`, the policy called at `control_hz` of sim time, its row-0 action
-applied with `vla_server.action_space.action_to_target`. Latency (optional) is counted in sim
+applied with `robot_formats.action_space.action_to_target`. Latency (optional) is counted in sim
 time: the action answering the frame of step t is applied `latency_ms` later, relative to the
 pose in that frame (``relative_to="observed"``, as the arena does) or to the pose when it is
 applied (``"current"``, as a naive streaming client would); meanwhile the previous target holds.
@@ -27,9 +27,9 @@ import numpy as np
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.model import build_model
-from vla_server.action_space import action_to_target
-from vla_server.policies.base import Observation, Policy, RobotStateIn
-from vla_server.policies.pose import pos_quat_to_pose
+from robot_formats.action_space import ActionError, action_to_target, validate_action
+from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+from vla_server.policies.base import Observation, Policy
 
 LIFT_SUCCESS_M = 0.05  # the named cube must end this far above where it started
 MIN_CUBE_GAP_M = 0.09
@@ -190,8 +190,11 @@ class SimRollout:
                 while pending and pending[0][0] <= now:
                     _, action, seen = pending.pop(0)
                     ref = seen if cfg.relative_to == "observed" else backend.read_state()
-                    target, quat, grip = action_to_target(ref.pos, ref.quat, action)
-                    backend.apply_action(FrankaAction(pos=target, quat=quat, gripper=grip, reset=False,
+                    target = action_to_target(ref.pos, ref.quat, validate_action(action))
+                    if target is None or target.gripper is None:
+                        raise ActionError(f"no pose target from the pose {ref.pos}, {ref.quat}")
+                    backend.apply_action(FrankaAction(pos=np.array(target.pos), quat=np.array(target.quat),
+                                                      gripper=target.gripper, reset=False,
                                                       timestamp=backend.sim_time))
                 nxt = min(end, pending[0][0]) if pending else end
                 backend.step(nxt - now)

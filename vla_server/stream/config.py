@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from robot_formats.stream.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_IMAGE_SIDE_PX
 from vla_server.constants import (
     DEFAULT_AUTH_TIMEOUT_S,
-    DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_QUEUE_MAX_SIZE,
     DEFAULT_SMOOTHING_ALPHA,
-    MAX_IMAGE_SIDE_PX,
     OUTBOX_MAX_SIZE,
 )
 from vla_server.stream.safety import SafetyLimits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vla_server.action_space import ACTION_DIM, MOTION_DIM
+from robot_formats.action_space import ACTION_DIM, MOTION_DIM
 
 
 class EmaSmoother:

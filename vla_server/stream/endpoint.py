@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
-from vla_server.constants import STREAM_PATH
+from robot_formats.stream.limits import STREAM_PATH
 from vla_server.stream.session import StreamSession
 
 _MAX_REASON_BYTES = 123  # RFC 6455: the close reason fits in a control frame

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
-from vla_server.constants import CLOSE_GOING_AWAY
+from robot_formats.stream.limits import CLOSE_GOING_AWAY
 from vla_server.registry.types import ModelEvent
 from vla_server.stream.session import StreamSession
 

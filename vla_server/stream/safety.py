@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
     MAX_ROT_STEP_RAD,
     MOTION_DIM,
     clip_action,
 )
+from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import (
     SAFETY_MAX_ANG_SPEED_RAD_S,
     SAFETY_MAX_JUMP,
@@ -44,7 +45,6 @@ from vla_server.constants import (
     SAFETY_MAX_MEASURED_LIN_SPEED_M_S,
     SAFETY_WORKSPACE_MARGIN_M,
 )
-from vla_server.policies.base import RobotStateIn
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vla_server.auth.store import ApiKey, KeyStore
-from vla_server.constants import (
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.limits import (
     CLOSE_AUTH_TIMEOUT,
     CLOSE_BAD_KEY,
     CLOSE_FPS_TOO_HIGH,
@@ -33,21 +33,20 @@ from vla_server.constants import (
     CLOSE_UNSUPPORTED_ROBOT,
     ROBOT_TYPES,
 )
-from vla_server.protocol import (
+from robot_formats.stream.messages import (
     ActionMessage,
     AuthMessage,
     CloseRequest,
     ConnectedMessage,
     ErrorMessage,
     FrameMessage,
-    ParseLimits,
-    ProtocolError,
     ServerMessage,
     StatsMessage,
     StatsRequest,
     encode_server_message,
-    parse_client_message,
 )
+from robot_formats.stream.parse import ParseLimits, parse_client_message
+from vla_server.auth.store import ApiKey, KeyStore
 from vla_server.registry.errors import (
     InvalidInput,
     ModelCrashed,

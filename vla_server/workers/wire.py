@@ -27,8 +27,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
-from vla_server.policies.base import Observation, RobotStateIn
+from vla_server.policies.base import Observation
 
 ALLOWED_DTYPES = frozenset(
     np.dtype(t).str for t in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?")
@@ -171,8 +172,8 @@ def observation_to_wire(obs: Observation | EncodedObservation) -> dict[str, Any]
 
 
 def _decode(data: object, path: str) -> np.ndarray:
-    from vla_server.protocol.errors import BadImage
-    from vla_server.protocol.image import decode_jpeg
+    from robot_formats.image import decode_jpeg
+    from robot_formats.stream.errors import BadImage
 
     if not isinstance(data, bytes):
         raise WireError(f"obs.{path}: expected JPEG bytes")

@@ -1,7 +1,7 @@
 """The `/v1/stream` message types, defined once (the server, tests, benchmarks and clients share them).
 
 Client → server: `AuthMessage`, `FrameMessage`, `StatsRequest`, `CloseRequest` (parsed by
-`vla_server.protocol.parse`). Server → client: `ConnectedMessage`, `ActionMessage`,
+`robot_formats.stream.parse`). Server → client: `ConnectedMessage`, `ActionMessage`,
 `StatsMessage`, `ErrorMessage`, each with `to_dict()` giving exactly the documented JSON object.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from vla_server.policies.base import RobotStateIn
+from robot_formats.robot_state import RobotStateIn
 
 # ---- client -> server ---------------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class ActionMessage:
     Attributes:
         frame_id: index of the frame among the session's valid frames (0-based).
         timestamp: when the action was produced, unix s.
-        action: 7 values (see `vla_server.action_space`), finite, within [−1, 1].
+        action: 7 values (see `robot_formats.action_space`), finite, within [−1, 1].
         safety_score: 0..1 (see `vla_server.stream.safety`).
         latency_ms: from the frame's arrival at the service to this message being ready.
         smoothed: whether the EMA was applied.

@@ -26,13 +26,13 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vla_server.action_space import (
+from robot_formats.action_space import (
     ACTION_DIM,
     GRIPPER_CLOSED,
     GRIPPER_OPEN,
     target_to_action,
 )
-from vla_server.policies.kinematics import PandaKinematics
+from robot_formats.kinematics import PandaKinematics
 
 IMAGE_SIZE = 224
 MAX_JOINT_DELTA_RAD = 0.2  # DROID RobotIKSolver.max_joint_delta: joint motion per step at |v| = 1
@@ -141,6 +141,9 @@ def chunk_to_actions(
     for k, row in enumerate(arr):
         q = kin.clip(q + joint_velocity_to_delta(row[:7]))
         nxt_pos, nxt_quat = kin.forward(q)
-        out[k] = target_to_action(pos, quat, nxt_pos, nxt_quat, droid_to_gripper(row[7], binarize_gripper))
+        action = target_to_action(pos, quat, nxt_pos, nxt_quat, droid_to_gripper(row[7], binarize_gripper))
+        if action is None:
+            raise DroidMappingError(f"row {k}: the integrated pose is not finite")
+        out[k] = action
         pos, quat = nxt_pos, nxt_quat
     return out, q

@@ -9,26 +9,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.vla_service import frame_url
-from vla_server.protocol import (
+from robot_formats.stream.errors import (
+    BadImage,
+    InvalidField,
+    InvalidJSON,
+    MessageTooLarge,
+    ProtocolError,
+    UnknownMessageType,
+)
+from robot_formats.stream.messages import (
     ActionMessage,
     AuthMessage,
-    BadImage,
     CloseRequest,
     ConnectedMessage,
     ErrorMessage,
     FrameMessage,
-    InvalidField,
-    InvalidJSON,
-    MessageTooLarge,
-    ParseLimits,
-    ProtocolError,
     StatsMessage,
     StatsRequest,
-    UnknownMessageType,
     encode_server_message,
-    parse_client_message,
 )
+from robot_formats.stream.parse import ParseLimits, parse_client_message
+from tests.vla_service import frame_url
 
 AUTH = {"type": "auth", "api_key": "vla_x", "model": "color-reach", "robot_type": "franka_panda",
         "target_fps": 10, "enable_smoothing": True, "enable_safety": True}

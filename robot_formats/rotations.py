@@ -3,7 +3,7 @@
 The policy runs at 20–40 Hz and must take well under a millisecond per step, while
 `scipy.spatial.transform.Rotation` costs tens of µs per call (its `from_matrix` alone is ~50 µs).
 These helpers implement the *same conventions* as scipy on plain Python floats, and
-``tests/test_transforms.py`` checks them against scipy:
+``tests/test_rotations.py`` checks them against scipy:
 
 * quaternions are ``(x, y, z, w)`` tuples (scipy's scalar-last order);
 * ``quat_mul(a, b)`` is the rotation ``R(a) · R(b)`` (scipy ``Rotation(a) * Rotation(b)``);
@@ -21,6 +21,7 @@ import numpy as np
 
 Quat = tuple[float, float, float, float]  # (x, y, z, w)
 Vec3 = tuple[float, float, float]
+Floats = Sequence[float] | np.ndarray  # a short vector: a tuple, a list or a 1-D array
 
 # Below this value of cos(β) the xyz decomposition is treated as gimbal-locked (scipy: ~1e-7 rad).
 _GIMBAL_EPS = 1e-7
@@ -44,7 +45,7 @@ def vec_to_reorder_mat(vec: Sequence[int]) -> np.ndarray:
     return g
 
 
-def quat_from_matrix(m: Sequence[Sequence[float]], w_positive: bool = False) -> Quat:
+def quat_from_matrix(m: Sequence[Sequence[float]] | np.ndarray, w_positive: bool = False) -> Quat:
     """Returns the unit quaternion (xyzw) of the rotation in the top-left 3×3 of `m`.
 
     Shepperd's method: branches on the largest of trace and diagonal, whose square-root argument
@@ -163,3 +164,69 @@ def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def quat_xyzw_to_wxyz(q: Sequence[float]) -> np.ndarray:
+    """Reorders a quaternion from xyzw (this package, scipy) to wxyz (MuJoCo)."""
+    return np.array([q[3], q[0], q[1], q[2]], dtype=np.float64)
+
+
+def quat_wxyz_to_xyzw(q: Sequence[float]) -> np.ndarray:
+    """Reorders a quaternion from wxyz (MuJoCo) to xyzw (this package, scipy)."""
+    return np.array([q[1], q[2], q[3], q[0]], dtype=np.float64)
+
+
+def quat_to_rotvec(q: Sequence[float]) -> Vec3:
+    """Rotation vector (axis · angle, rad, angle in [0, π]) of a unit quaternion (xyzw), the short way."""
+    x, y, z, w = q
+    if w < 0.0:
+        x, y, z, w = -x, -y, -z, -w
+    s = math.sqrt(x * x + y * y + z * z)  # sin(angle / 2)
+    if s < 1e-12:
+        return (2.0 * x, 2.0 * y, 2.0 * z)  # small-angle limit: angle ≈ 2 s
+    k = 2.0 * math.atan2(s, w) / s
+    return (x * k, y * k, z * k)
+
+
+def rotvec_to_quat(v: Sequence[float]) -> Quat:
+    """Unit quaternion (xyzw, w ≥ 0 for angles ≤ π) of a rotation vector (axis · angle, rad)."""
+    vx, vy, vz = float(v[0]), float(v[1]), float(v[2])
+    angle = math.sqrt(vx * vx + vy * vy + vz * vz)
+    if angle < 1e-12:
+        return quat_normalize((0.5 * vx, 0.5 * vy, 0.5 * vz, 1.0))
+    k = math.sin(0.5 * angle) / angle
+    return (vx * k, vy * k, vz * k, math.cos(0.5 * angle))
+
+
+def rotation_error(target: Sequence[float], current: Sequence[float]) -> Vec3:
+    """Rotation vector (rad, base frame) that turns unit quaternion `current` into `target` (xyzw),
+    the short way: ``rotvec(R(target) · R(current)⁻¹)``."""
+    return quat_to_rotvec(quat_diff(target, current))
+
+
+def angle_between(a: Sequence[float], b: Sequence[float]) -> float:
+    """Rotation angle from unit quaternion `a` to unit quaternion `b`, radians in [0, π]."""
+    dot = abs(a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3])
+    return 2.0 * math.acos(min(1.0, dot))
+
+
+def turn_toward(start: Quat, goal: Quat, max_angle: float) -> tuple[Quat, bool]:
+    """The orientation at most `max_angle` from `start` on the shortest way to `goal` (slerp).
+
+    Both unit quaternions (xyzw). Returns (orientation, True if it was limited).
+    """
+    angle = angle_between(start, goal)
+    if angle <= max_angle:
+        return goal, False
+    # relative rotation r = goal · start⁻¹ on the short side, scaled to max_angle about its axis
+    sx, sy, sz, sw = start
+    r = quat_mul(goal, (-sx, -sy, -sz, sw))
+    if r[3] < 0.0:
+        r = (-r[0], -r[1], -r[2], -r[3])
+    s = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])  # = sin(angle / 2)
+    if s < 1e-12:  # acos noise made equal orientations look ~1e-8 rad apart: nothing to limit
+        return goal, False
+    half = 0.5 * max_angle
+    k = math.sin(half) / s
+    step = (r[0] * k, r[1] * k, r[2] * k, math.cos(half))
+    return quat_normalize(quat_mul(step, start)), True

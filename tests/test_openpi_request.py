@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vla_server.openpi.bridge import (
+from robot_formats.openpi_codec import packb, unpackb
+from robot_formats.openpi_request import (
     OpenPIObservationError,
     native_request,
-    observation_from_request,
+    parse_request,
     reply_from_chunk,
 )
-from vla_server.openpi.msgpack_numpy import packb, unpackb
-from vla_server.policies.base import RobotStateIn
+from robot_formats.robot_state import RobotStateIn
 
 IMG = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
 
@@ -22,20 +22,20 @@ IMG = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
 def test_native_request_round_trips_through_the_wire() -> None:
     state = RobotStateIn(pose=(0.5, 0.0, 0.3, 3.1, 0.0, 0.1), gripper=1.0)
     wire = packb(native_request(IMG, "pick up the red cube", state, wrist_image=IMG[::-1]))
-    obs = observation_from_request(unpackb(wire), session="s", step=3, timestamp=1.5)
+    obs = parse_request(unpackb(wire))
     assert np.array_equal(obs.image, IMG) and np.array_equal(obs.wrist_image, IMG[::-1])  # type: ignore[arg-type]
-    assert obs.instruction == "pick up the red cube" and (obs.session, obs.step, obs.timestamp) == ("s", 3, 1.5)
+    assert obs.instruction == "pick up the red cube"
     assert obs.robot_state == state
 
 
 def test_state_without_gripper_and_no_state() -> None:
-    obs = observation_from_request({"observation/image": IMG, "observation/state": np.zeros(6)})
+    obs = parse_request({"observation/image": IMG, "observation/state": np.zeros(6)})
     assert obs.robot_state == RobotStateIn(pose=(0.0,) * 6, gripper=None) and obs.instruction == ""
-    assert observation_from_request({"image": IMG, "prompt": "x"}).robot_state is None
+    assert parse_request({"image": IMG, "prompt": "x"}).robot_state is None
 
 
 def test_droid_keys_through_forward_kinematics() -> None:
-    from vla_server.policies.kinematics import PandaKinematics
+    from robot_formats.kinematics import PandaKinematics
 
     kin = PandaKinematics()
     req = {
@@ -45,7 +45,7 @@ def test_droid_keys_through_forward_kinematics() -> None:
         "observation/gripper_position": np.array([1.0]),
         "prompt": "pick",
     }
-    obs = observation_from_request(unpackb(packb(req)), fk=kin.forward)
+    obs = parse_request(unpackb(packb(req)), fk=kin.forward)
     pos, _ = kin.forward(kin.home)
     assert obs.robot_state is not None and np.allclose(obs.robot_state.pose[:3], pos)
     assert obs.robot_state.gripper == 1.0 and obs.wrist_image is not None
@@ -69,7 +69,7 @@ def test_droid_keys_through_forward_kinematics() -> None:
 )
 def test_bad_requests_name_the_key(req: dict[str, Any], fragment: str) -> None:
     with pytest.raises(OpenPIObservationError, match=fragment):
-        observation_from_request(req)
+        parse_request(req)
 
 
 def test_reply_from_chunk() -> None:

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vla_server.openpi.msgpack_numpy import OpenPICodecError, packb, unpackb
+from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 
 
 def _bin(s: bytes) -> bytes:

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from frankateach.sim.controller import CartesianController
 from frankateach.sim.model import build_model
-from vla_server.action_space import action_to_target
-from vla_server.policies.droid_mapping import (
+from robot_formats.action_space import action_to_target
+from robot_formats.droid import (
     MAX_JOINT_DELTA_RAD,
     DroidMappingError,
     chunk_to_actions,
@@ -20,7 +20,7 @@ from vla_server.policies.droid_mapping import (
     make_request,
     resize_with_pad,
 )
-from vla_server.policies.kinematics import PandaKinematics
+from robot_formats.kinematics import PandaKinematics
 
 
 @pytest.fixture(scope="module")

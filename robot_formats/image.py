@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from vla_server.constants import MAX_IMAGE_SIDE_PX
-from vla_server.protocol.errors import BadImage
+from robot_formats.stream.errors import BadImage
+from robot_formats.stream.limits import MAX_IMAGE_SIDE_PX
 
 JPEG_PREFIX = "data:image/jpeg;base64,"
 _JPEG_SOI = b"\xff\xd8"

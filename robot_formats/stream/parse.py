@@ -12,21 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vla_server.constants import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    MAX_IMAGE_SIDE_PX,
-    MAX_INSTRUCTION_CHARS,
-    MIN_TARGET_FPS,
-)
-from vla_server.policies.base import RobotStateIn
-from vla_server.protocol.errors import (
+from robot_formats.image import parse_data_url, probe_jpeg
+from robot_formats.robot_state import RobotStateIn
+from robot_formats.stream.errors import (
     InvalidField,
     InvalidJSON,
     MessageTooLarge,
     UnknownMessageType,
 )
-from vla_server.protocol.image import parse_data_url, probe_jpeg
-from vla_server.protocol.messages import (
+from robot_formats.stream.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_IMAGE_SIDE_PX,
+    MAX_INSTRUCTION_CHARS,
+    MIN_TARGET_FPS,
+)
+from robot_formats.stream.messages import (
     AuthMessage,
     ClientMessage,
     CloseRequest,

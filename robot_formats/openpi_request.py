@@ -1,4 +1,4 @@
-"""openpi requests ↔ our `Observation` and action chunks: what the openpi endpoint accepts.
+"""openpi requests and replies: what our openpi endpoint accepts and answers, for both ends.
 
 A request (msgpack map, decoded by `msgpack_numpy`) may use our *native* keys or DROID's:
 
@@ -15,20 +15,21 @@ A request (msgpack map, decoded by `msgpack_numpy`) may use our *native* keys or
 ``prompt``                          the instruction (str; "" when absent)
 ==================================  =============================================================
 
-The reply is ``{"actions": (H, 7) float32}`` in *our* action space (`vla_server.action_space`),
+The reply is ``{"actions": (H, 7) float32}`` in *our* action space (`robot_formats.action_space`),
 not DROID's joint velocities: a client that needs DROID's must map them itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vla_server.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
-from vla_server.constants import MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
-from vla_server.policies.base import Observation, RobotStateIn
+from robot_formats.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
+from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+from robot_formats.stream.limits import MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
 
 IMAGE_KEYS = ("observation/image", "observation/exterior_image_1_left", "image")
 WRIST_KEYS = ("observation/wrist_image", "observation/wrist_image_left", "wrist_image")
@@ -39,6 +40,23 @@ PROMPT_KEY = "prompt"
 
 ForwardKinematics = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(7,) joints, rad → ((3,) position m, (4,) quaternion xyzw) of the TCP, base frame."""
+
+
+@dataclass(frozen=True)
+class OpenPIRequest:
+    """A decoded openpi request.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB front frame.
+        instruction: the prompt ("" when absent).
+        robot_state: the reported state (from ``observation/state`` or DROID's joints), or None.
+        wrist_image: (H, W, 3) uint8 RGB wrist frame, or None.
+    """
+
+    image: np.ndarray
+    instruction: str
+    robot_state: RobotStateIn | None = None
+    wrist_image: np.ndarray | None = None
 
 
 class OpenPIObservationError(ValueError):
@@ -87,8 +105,6 @@ def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn
             raise OpenPIObservationError(
                 f"{JOINTS_KEY}: joint states need forward kinematics, which this endpoint lacks"
             )
-        from vla_server.policies.pose import pos_quat_to_pose
-
         q = _vector(obs, JOINTS_KEY, (7,))
         pos, quat = fk(q)
         gripper = None
@@ -99,14 +115,8 @@ def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn
     return None
 
 
-def observation_from_request(
-    obs: Mapping[str, Any],
-    session: str = "",
-    step: int = 0,
-    timestamp: float = 0.0,
-    fk: ForwardKinematics | None = None,
-) -> Observation:
-    """Builds the policy input from a decoded openpi request (keys in the module docstring).
+def parse_request(obs: Mapping[str, Any], fk: ForwardKinematics | None = None) -> OpenPIRequest:
+    """Reads a decoded openpi request (keys in the module docstring).
 
     Raises:
         OpenPIObservationError: a missing image, a wrong type or shape, a non-finite state.
@@ -124,13 +134,10 @@ def observation_from_request(
         raise OpenPIObservationError(
             f"{PROMPT_KEY}: expected at most {MAX_INSTRUCTION_CHARS} characters, got {len(prompt)}"
         )
-    return Observation(
+    return OpenPIRequest(
         image=image,
         instruction=prompt,
         robot_state=_state(obs, fk),
-        session=session,
-        step=step,
-        timestamp=timestamp,
         wrist_image=_image(obs, WRIST_KEYS, required=False),
     )
 
@@ -138,7 +145,7 @@ def observation_from_request(
 def native_request(
     image: np.ndarray, instruction: str, state: RobotStateIn | None = None, wrist_image: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """The request our own clients send (native keys); inverse of `observation_from_request`."""
+    """The request our own clients send (native keys); inverse of `parse_request`."""
     req: dict[str, Any] = {IMAGE_KEYS[0]: np.ascontiguousarray(image, dtype=np.uint8), PROMPT_KEY: instruction}
     if wrist_image is not None:
         req[WRIST_KEYS[0]] = np.ascontiguousarray(wrist_image, dtype=np.uint8)

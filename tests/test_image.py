@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vla_server.protocol import BadImage, decode_jpeg, encode_jpeg_data_url
-from vla_server.protocol.image import JPEG_PREFIX, parse_data_url, probe_jpeg
+from robot_formats.image import JPEG_PREFIX, decode_jpeg, encode_jpeg_data_url, parse_data_url, probe_jpeg
+from robot_formats.stream.errors import BadImage
 
 
 def test_round_trip_keeps_size_and_roughly_the_pixels() -> None:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation as R
 
-from oculus_server.transforms import (
+from robot_formats.rotations import (
+    angle_between,
     euler_xyz_to_quat,
     quat_diff,
     quat_from_matrix,
@@ -20,6 +21,12 @@ from oculus_server.transforms import (
     quat_normalize,
     quat_to_euler_xyz,
     quat_to_matrix,
+    quat_to_rotvec,
+    quat_wxyz_to_xyzw,
+    quat_xyzw_to_wxyz,
+    rotation_error,
+    rotvec_to_quat,
+    turn_toward,
     vec_to_reorder_mat,
 )
 
@@ -146,3 +153,52 @@ def test_reorder_mat_is_signed_permutation(vec):
     np.testing.assert_array_equal(g @ g.T, np.eye(len(vec)))
     for i, v in enumerate(vec):
         assert g[i, abs(v) - 1] == np.sign(v)
+
+
+# ---- rotation vectors, error, slerp step, wxyz (consolidated here from the sim and the gate) ----
+
+rotvecs = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3).filter(lambda v: np.linalg.norm(v) < math.pi - 1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(quats)
+def test_quat_to_rotvec_matches_scipy(q):
+    ours = np.array(quat_to_rotvec(q))
+    assert np.linalg.norm(ours) <= math.pi + 1e-12
+    assert same_rotation(R.from_rotvec(ours).as_quat(), q)
+    if np.linalg.norm(ours) < math.pi - 1e-6:  # at π, v and −v are the same rotation
+        np.testing.assert_allclose(ours, R.from_quat(q).as_rotvec(), atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rotvecs)
+def test_rotvec_to_quat_matches_scipy_and_round_trips(v):
+    q = rotvec_to_quat(v)
+    assert same_rotation(q, R.from_rotvec(v).as_quat())
+    np.testing.assert_allclose(quat_to_rotvec(q), v, atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(quats, quats)
+def test_rotation_error_is_the_sims_mujoco_rotation_error(target, current):
+    from frankateach.sim.controller import rotation_error as mujoco_rotation_error
+
+    want = mujoco_rotation_error(quat_xyzw_to_wxyz(target), quat_xyzw_to_wxyz(current))
+    np.testing.assert_allclose(rotation_error(target, current), want, atol=1e-9)
+
+
+def test_wxyz_reorders_both_ways():
+    q = (0.1, 0.2, 0.3, 0.9)
+    np.testing.assert_array_equal(quat_xyzw_to_wxyz(q), [0.9, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(quat_wxyz_to_xyzw(quat_xyzw_to_wxyz(q)), q)
+
+
+@settings(max_examples=200, deadline=None)
+@given(quats, quats, st.floats(0.0, 3.0))
+def test_turn_toward_steps_at_most_the_limit_on_the_way_to_the_goal(start, goal, limit):
+    out, limited = turn_toward(start, goal, limit)
+    total = angle_between(start, goal)
+    assert not limited or total > limit
+    assert limited or total <= limit + 1e-6  # equal orientations may read ~1e-8 rad apart (acos)
+    assert angle_between(start, out) <= min(limit, total) + 1e-6  # acos near 1: ~1e-8 rad noise
+    assert angle_between(out, goal) <= max(0.0, total - limit) + 1e-6 or not limited

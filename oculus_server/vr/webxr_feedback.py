@@ -1,0 +1,60 @@
+"""What the WebXR page shows about the daemon: whether the arm follows and whether it records."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from oculus_server.types import RobotCommand
+
+
+class _Safety(Protocol):
+    @property
+    def held(self) -> str: ...
+
+    @property
+    def sending(self) -> bool: ...
+
+
+class _Episode(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def messages(self) -> int: ...
+
+
+class DaemonView(Protocol):
+    """The part of the daemon's shared state the page's status needs (`oculus_server.state.SharedState`)."""
+
+    def command(self) -> RobotCommand | None: ...
+
+    def safety_status(self) -> _Safety: ...
+
+    def episode(self) -> _Episode: ...
+
+
+def operator_feedback(state: DaemonView) -> dict[str, Any]:
+    """The daemon's view for the headset, as the dashboard shows it.
+
+    Returns:
+        ``engaged``: the last command moves the arm (deadman held, link fine, gate lets it out);
+        ``held``: why the arm holds ("" while it follows); ``recording``: an episode is open;
+        ``success``: it is marked successful (B); ``messages``: messages written to it so far.
+    """
+    cmd = state.command()
+    safety = state.safety_status()
+    episode = state.episode()
+    engaged = bool(cmd is not None and cmd.engaged and safety.sending)
+    return {
+        "engaged": engaged,
+        "held": "" if engaged else (safety.held or (cmd.source if cmd is not None else "starting")),
+        "recording": bool(episode.active),
+        "success": bool(episode.success),
+        "messages": int(episode.messages),
+    }
+
+
+__all__ = ["DaemonView", "operator_feedback"]

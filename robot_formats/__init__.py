@@ -1,0 +1,17 @@
+"""The shared contract: every type, unit convention and wire format that crosses a package boundary.
+
+Layer: above `frankateach`, below the daemon (`oculus_server`), the inference service
+(`vla_server`) and the client library (`vla_client`), which may all import it; it imports only
+`frankateach`, numpy, msgpack and the standard library — never a package above it. A format is
+defined here once, its encoder beside its decoder, so both ends of a link always agree.
+
+Modules (one concept each; see docs/ARCHITECTURE.md, "Layers"):
+
+* `rotations` — quaternions (xyzw), matrices, Euler xyz, rotation vectors: the one rotations module.
+* `kinematics` — the Panda's forward kinematics (TCP and link poses from the 7 joints), numpy only.
+* `action_space` — the 7-value policy action and the one action ↔ pose-target pair of functions.
+* `robot_state` — the robot state a client sends with a frame.
+* `image` — JPEG data URLs (encode, probe, decode).
+* `stream` — the `/v1/stream` messages, their parsing and encoding, limits and close codes.
+* `openpi_codec` — openpi's msgpack-numpy wire codec (no pickle).
+"""
