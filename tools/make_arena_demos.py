@@ -9,7 +9,7 @@ teleop recording format) under ``<out>_episodes/``, then exports the successful 
 same code as ``teleop-replay export --to lerobot --success-only --fps <control rate>`` into a
 LeRobot v3.0 dataset: ``observation.images.front`` (what the policy saw), ``observation.state``
 [x, y, z, qx, qy, qz, qw, gripper −1…1], ``action`` (the 7-D action space of
-`vla_server.action_space`, decided at that frame). One frame per control step.
+`robot_formats.action_space`, decided at that frame). One frame per control step.
 """
 
 from __future__ import annotations

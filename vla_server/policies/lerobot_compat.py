@@ -20,6 +20,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -53,6 +54,10 @@ def ensure_torchvision_importable() -> None:
     if _done:
         return
     _done = True
+    # expected here, and said once per process otherwise: the compiled image decoders are missing
+    # too (LeRobot decodes video with pyav), and torchvision's video API is marked deprecated
+    warnings.filterwarnings("ignore", message="Failed to load image Python extension")
+    warnings.filterwarnings("ignore", message="The video decoding and encoding capabilities of torchvision")
     if _compiled_ops_load():
         return
     import torch

@@ -16,7 +16,7 @@ unnormalise actions. The mapping to and from this project:
   ``teleop-replay export --to lerobot`` writes), 7 = [x, y, z, roll, pitch, yaw, gripper],
   6 = the pose only. The quaternion's sign is the one nearest the training mean (q and −q are
   one rotation). A missing robot state or gripper becomes the training mean.
-* action of 7 = this project's action space (`vla_server.action_space`), clipped; 8 = an
+* action of 7 = this project's action space (`robot_formats.action_space`), clipped; 8 = an
   absolute target [x, y, z, qx, qy, qz, qw, gripper], turned into actions from the observed pose.
 
 The chunk returned is ``n_action_steps`` rows. Session memory: the last ``n_obs_steps − 1``
@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vla_server.action_space import ACTION_DIM, clip_action, target_to_action
+from robot_formats.action_space import ACTION_DIM, GRIPPER_INDEX, clip_action, target_to_action
+from robot_formats.robot_state import pose_to_pos_quat
+from robot_formats.rotations import euler_xyz_to_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
@@ -260,12 +262,10 @@ class LeRobotPolicy(Policy):
         rs = obs.robot_state
         if rs is None:
             return mean.copy()
-        from scipy.spatial.transform import Rotation
-
         pos = np.asarray(rs.pose[:3], np.float64)
         grip = float(mean[-1]) if rs.gripper is None else float(rs.gripper)
         if self._state_dim == 8:
-            q = Rotation.from_euler("xyz", rs.pose[3:6]).as_quat()
+            q = np.asarray(euler_xyz_to_quat(tuple(float(v) for v in rs.pose[3:6])), np.float64)
             if float(np.dot(q, mean[3:7])) < 0:
                 q = -q
             vec = np.concatenate([pos, q, [grip]])
@@ -345,14 +345,13 @@ class LeRobotPolicy(Policy):
         if self._action_dim == ACTION_DIM:
             return clip_action(row)
         # absolute target [x, y, z, qx, qy, qz, qw, gripper] -> action from the observed pose
-        from vla_server.policies.pose import pose_to_pos_quat
-
+        grip = float(np.clip(row[7], -1.0, 1.0))
+        hold = np.r_[np.zeros(GRIPPER_INDEX), grip]
         if obs.robot_state is None:
-            return clip_action(np.r_[np.zeros(6), np.clip(row[7], -1.0, 1.0)])
+            return clip_action(hold)
         pos, quat = pose_to_pos_quat(obs.robot_state.pose)
-        q = np.asarray(row[3:7], np.float64)
-        q = q / max(float(np.linalg.norm(q)), 1e-9)
-        return target_to_action(pos, quat, row[0:3], q, float(np.clip(row[7], -1.0, 1.0)))
+        action = target_to_action(pos, quat, row[0:3], row[3:7], grip)
+        return clip_action(np.asarray(action if action is not None else hold, np.float64))
 
     # ---- sessions -----------------------------------------------------------------------------------
     def end_session(self, session: str) -> None:
