@@ -331,7 +331,8 @@ class LeRobotPolicy(Policy):
 
         policy.reset()
         for b in [batches[0]] * (self._n_obs - len(batches)) + batches:
-            b = dict(b)
+            # as select_action: no "action" key (the processors add it empty) in the queues
+            b = {k: v for k, v in b.items() if v is not None and k != "action"}
             if policy.config.image_features:
                 b[OBS_IMAGES] = self._torch.stack([b[k] for k in policy.config.image_features], dim=-4)
             policy._queues = populate_queues(policy._queues, b)
