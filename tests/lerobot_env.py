@@ -9,7 +9,9 @@ LeRobot dataset and trains a small ACT for a few steps with ``lerobot-train``
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,7 @@ def tiny_checkpoint() -> TinyCheckpoint:
         if _made:
             return _made[0]
         root = Path(tempfile.mkdtemp(prefix="lerobot-tiny-"))
+        atexit.register(shutil.rmtree, root, True)
         dataset = root / "demos"
         _run([sys.executable, "tools/make_arena_demos.py", "--out", str(dataset), "--episodes", "2", "--steps", "12",
               "--width", "64", "--height", "48", "--all"], "recording the demonstrations")
