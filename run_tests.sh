@@ -18,5 +18,7 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
   python -m ruff check --quiet . || { echo "[lint] ruff found problems (ruff check --fix fixes some)" >&2; exit 1; }
   echo "[lint] mypy" >&2
   python -m mypy || { echo "[lint] mypy found type errors" >&2; exit 1; }
+  echo "[lint] lint-imports (layers: pyproject.toml [tool.importlinter])" >&2
+  lint-imports --no-cache || { echo "[lint] an import runs up or sideways between packages" >&2; exit 1; }
 fi
 exec python -m pytest -q "$@"

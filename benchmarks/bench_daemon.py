@@ -230,15 +230,26 @@ def main() -> int:
     sim_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "simulator")
     service_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "inference service")
     other_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "other")
+    rec_cpu = sum(v for p, v in child_cpu.items() if roles[p] == "recording process")
     print(f"daemon exit code {proc.returncode}")
 
     if args.kill:
         partials = find_partials(out_dir)
-        report = recover(partials[0])
-        print(f"SIGKILL at wall {killed_at:.3f}; recover: {report.describe()}")
-        last = report.last_log_time_ns / 1e9
-        print(f"  data lost to SIGKILL: {killed_at - last:.3f} s (kill time − last recovered log time)")
-        files = [report.output]
+        if partials:  # the writer ran in the daemon (writer_process: false): recover the partial
+            report = recover(partials[0])
+            print(f"SIGKILL at wall {killed_at:.3f}; recover: {report.describe()}")
+            last = report.last_log_time_ns / 1e9
+            files = [report.output]
+        else:  # the recording process finalized the episode when the daemon died
+            time.sleep(3.0)
+            files = sorted(out_dir.glob("*/*.mcap"))
+            if not files:
+                print("no recording found")
+                return 1
+            with open(files[0], "rb") as f:
+                last = max(m.log_time for _, _, m in make_reader(f).iter_messages(log_time_order=False)) / 1e9
+            print(f"SIGKILL at wall {killed_at:.3f}; the recording process finalized {files[0]}")
+        print(f"  data lost to SIGKILL: {killed_at - last:.3f} s (kill time − last recorded log time)")
     else:
         files = sorted(out_dir.glob("*/*.mcap"))
     if not files:
@@ -275,6 +286,7 @@ def main() -> int:
             print(f"  {key:<20} {counters[key]:.3f}")
     print(f"CPU: daemon {daemon_cpu:.1f}% of one core; simulator (physics + renderer) {sim_cpu:.1f}%"
           + (f"; inference service (+ worker) {service_cpu:.1f}%" if args.assist else "")
+          + (f"; recording process {rec_cpu:.1f}%" if rec_cpu else "")
           + (f"; other children {other_cpu:.1f}%" if other_cpu else "")
           + f"  (over {t1 - t0:.1f} s)")
     if rss_samples:
@@ -322,6 +334,8 @@ def role(pid: int) -> str:
         return "simulator"
     if "oculus_server.assist.service_child" in cmdline:
         return "inference service"
+    if "multiprocessing.spawn" in cmdline:
+        return "recording process"
     return "other"
 
 

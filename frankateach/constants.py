@@ -31,7 +31,6 @@ STATUS_LOG_PERIOD_S = 5.0
 # --- Queues (sizes as in the operators' existing tool) -----------------------------------------
 MCAP_QUEUE_SIZE = 1000
 COMMAND_QUEUE_SIZE = 2
-RESPONSE_QUEUE_SIZE = 2
 
 # --- Robot --------------------------------------------------------------------------------------
 # Franka-Teach's workspace box for the hand position (robot base frame, metres).

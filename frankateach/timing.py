@@ -205,6 +205,8 @@ class Ticker:
         self._k = 0  # grid index of the last tick
         self._work_start: float | None = None
         self.last_tick = float("nan")  # clock time of the latest wake-up (what the tick measured)
+        self.last_lag = 0.0  # how long after its deadline the latest tick started, seconds (≥ 0)
+        self.last_skipped = 0  # grid points skipped before the latest tick (it was that many periods late)
 
     def wait(self, stop: threading.Event) -> bool:
         """Sleeps until the next deadline; returns False once `stop` is set.
@@ -218,24 +220,26 @@ class Ticker:
             self.stats.work(now - self._work_start)
         if stop.is_set():
             return False
+        self.last_lag, self.last_skipped = 0.0, 0
         if self._t0 is None:
             self._t0 = now
             self._k = 0
         else:
             k = self._k + 1
+            deadline = self._t0 + k * self.period
             position = (now - self._t0) / self.period  # in periods since t0
             if position > k + self._GRID_TOLERANCE:  # late: the next deadline already passed
                 latest = max(k, math.floor(position + self._GRID_TOLERANCE))
                 self.stats.missed += latest - k
                 self.stats.late += 1
+                self.last_skipped = latest - k
                 self._k = latest
             else:
                 self._k = k
-                if position < k - self._GRID_TOLERANCE and not self.clock.sleep_until(
-                    self._t0 + k * self.period, stop
-                ):
+                if position < k - self._GRID_TOLERANCE and not self.clock.sleep_until(deadline, stop):
                     return False
                 now = self.clock.now()
+            self.last_lag = max(0.0, now - deadline)  # a busy machine can wake a sleeper late, too
         self.stats.tick(now)
         self._work_start = now
         self.last_tick = now

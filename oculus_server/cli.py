@@ -212,7 +212,7 @@ def run(cfg: DaemonConfig) -> int:
         if attach is not None:  # the WebXR page shows the daemon's view (arm follows, recording)
             from oculus_server.vr.webxr_feedback import operator_feedback
 
-            attach(lambda: operator_feedback(daemon.state))
+            attach(lambda: operator_feedback(daemon.state.commands, daemon.state.safety, daemon.state.episode))
 
         daemon.signals.install()  # the handler only records the signal; Daemon.wait stops
         use_dashboard = cfg.dashboard and sys.stdout.isatty()

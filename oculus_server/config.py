@@ -159,6 +159,9 @@ class DaemonConfig:
     hold_after_s: float = _rule(VR_LINK_TIMEOUT_S, Rule("float", lo=0.0, hi=60.0, lo_open=True, unit="s"),
                                 "no fresh robot state for this long: hold the arm")
     realtime_priority: int = _rule(10, Rule("int", lo=0, hi=99), "SCHED_FIFO priority (0: off)")
+    writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
+    loop_slice_ms: float = _rule(0.0, Rule("float", lo=0.0, hi=100.0, unit="ms"),
+                                 "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")
     operator: str = _rule("", Rule("str"), "operator name")
     task: str = _rule("", Rule("str"), "task / instruction")
     camera_mounts: Mapping[str, CameraMount] = _rule({}, Rule("mounts"), "camera poses for /tf")

@@ -8,16 +8,20 @@ thread         rate       owns
 vr             50 Hz      the VR source
 control        20/40 Hz   the policy, state check and command gate; feeds the command queue
                           (GatedCommands only; maxsize 2, freshest wins)
-robot          as robot   the robot client; feeds the response queue (maxsize 2); logs every
+robot          as robot   the robot client; publishes each reply (SharedState.robot); logs every
                           command it sends (numbered) for the recorder
 state-feed     100 Hz     the SUB socket on the server's state feed (every measured state, the
                           control reference while live; replies take over when it is silent)
 recording      40 Hz      builds RecordTicks; feeds the MCAP queue (maxsize 1000)
-mcap-writer    queue      the EpisodeWriter (nothing else touches it)
+mcap-writer    queue      forwards the MCAP queue to the recording process, which owns the
+                          EpisodeWriter (writer_process: false: the EpisodeWriter, in this thread)
 cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
 =============  =========  ===============================================================
+
+The shared state is split by concern (`oculus_server.state`); each thread is handed only the
+parts it uses (the recorder and the dashboard read them all).
 
 The main thread runs the dashboard (or a status line) and waits for the stop event, which
 signal handlers, `--duration`, or any thread's failure set. Shutdown order: stop event → join
@@ -43,7 +47,6 @@ from frankateach.client import RobotClient
 from frankateach.constants import (
     COMMAND_QUEUE_SIZE,
     MCAP_QUEUE_SIZE,
-    RESPONSE_QUEUE_SIZE,
     SIM_CAMERAS,
 )
 from frankateach.messages import make_codec
@@ -63,12 +66,14 @@ from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
-from oculus_server.threads.realtime import reset_normal, try_realtime
+from oculus_server.threads.overrun import OverrunReporter
+from oculus_server.threads.realtime import describe_fix, realtime_error, reset_normal, try_realtime
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
+from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
 
 if TYPE_CHECKING:
@@ -176,7 +181,6 @@ class Daemon:
         self.signals = SignalFlag()
         self.writer_stop = threading.Event()
         self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
-        self.responses: queue.Queue = queue.Queue(maxsize=RESPONSE_QUEUE_SIZE)
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
         self.started_at = time.monotonic()
         self._switch_interval = sys.getswitchinterval()  # restored by shutdown()
@@ -190,6 +194,8 @@ class Daemon:
         self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
+        # Recordings are written in a helper process unless a test injects its own writer.
+        self._writer_process = writer_factory is None and cfg.writer_process
         self.policy = VRPolicy(pc)
         self.safety = safety_config(cfg)
         sv, st = self.supervisor, self.state
@@ -208,44 +214,61 @@ class Daemon:
                 self.assist_cfg, st.assist, cfg.effective_control_hz, pc.max_lin_delta, pc.max_rot_delta,
                 events=self._assist_event,
             )
-        self.vr = VRThread(source, sv, st, hz=cfg.vr_hz, realtime_priority=rt)
+        # A tick that starts more than a period late is counted and shown (dashboard, /events).
+        self.overruns = OverrunReporter(st.events, st.counters)
+        self.vr = VRThread(source, sv, st.vr, st.rates, hz=cfg.vr_hz, realtime_priority=rt, overruns=self.overruns)
         self.control = ControlThread(
-            self.policy, self.commands, self.responses, sv, st,
+            self.policy, self.commands, sv, vr=st.vr, robot=st.robot, command_out=st.commands,
+            counters=st.counters, interventions=st.safety, events=st.events, episode=st.episode, rates=st.rates,
             hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
-            assist=self.blender,
+            assist=self.blender, overruns=self.overruns,
         )
         self.robot = RobotCommThread(
-            self.client_factory, self.commands, self.responses, sv, st, safety=self.safety,
+            self.client_factory, self.commands, sv, robot=st.robot, sent=st.sent, counters=st.counters,
+            interventions=st.safety, events=st.events, rates=st.rates, safety=self.safety,
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
-            robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}",
+            robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}", overruns=self.overruns,
         )
-        self.writer = McapWriterThread(
-            self.mcap_queue, sv, st, Path(cfg.recordings_dir), self.writer_factory,
-            base_metadata=metadata, realtime_priority=max(0, rt - 2),
-        )
+        self.writer: McapWriterThread | WriterProcessThread
+        if self._writer_process:
+            self.writer = WriterProcessThread(
+                self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir),
+                self._writer_options, base_metadata=metadata, realtime_priority=max(0, rt - 2),
+            )
+        else:
+            self.writer = McapWriterThread(
+                self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir), self.writer_factory,
+                base_metadata=metadata, realtime_priority=max(0, rt - 2),
+            )
         self.writer.stop_event = self.writer_stop  # the writer outlives the others to finalize
         self.loop_threads: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
+        self.timekeepers: list[DaemonThread] = [self.vr, self.control, self.robot, self.recorder]
         # The server's measured-state feed: fresher state than the replies (falls back to them).
         self.state_feed: StateFeedThread | None = None
         if cfg.state_feed:
-            self.state_feed = StateFeedThread(cfg.robot_host, cfg.effective_state_port, codec, sv, st,
+            self.state_feed = StateFeedThread(cfg.robot_host, cfg.effective_state_port, codec, sv,
+                                              st.robot, st.counters, st.events, st.rates,
                                               timeout_s=cfg.state_feed_timeout_s, realtime_priority=max(0, rt - 1))
             self.loop_threads.append(self.state_feed)
+            self.timekeepers.append(self.state_feed)
+        for t in self.timekeepers:
+            t.slice_s = cfg.loop_slice_ms / 1e3
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:
-            self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv, st,
+            self.cameras = CameraThread(cfg.robot_host, list(cfg.cameras), sv,
+                                        st.cameras, st.counters, st.events, st.rates,
                                         port_offset=cfg.camera_port_offset, realtime_priority=max(0, rt - 2),
                                         names=camera_names(cfg))
             self.loop_threads.append(self.cameras)
         # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
         self.sim_state: SimStateThread | None = None
         if cfg.debug:
-            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st)
+            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st.sim, st.counters)
             self.loop_threads.append(self.sim_state)
         # VLA assist: streams frames to the inference service; lowest priority of the loops.
         self.assist: AssistThread | None = None
@@ -254,30 +277,35 @@ class Daemon:
             from oculus_server.threads.assist import AssistThread
 
             assert self.assist_cfg.url is not None
-            self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv, st,
-                                       realtime_priority=max(0, rt - 3))
+            self.assist = AssistThread(self.assist_cfg, self.assist_cfg.url, self.assist_cfg.key, sv,
+                                       frames=st.cameras, robot=st.robot, channel=st.assist, events=st.events,
+                                       rates=st.rates, realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
 
     def _assist_event(self, message: str, what: str) -> None:
         """An assist state change from the control thread: logged and shown (dashboard, /events)."""
         log.info("%s", message)
-        self.state.add_event("assist", message, state=what)
+        self.state.events.add("assist", message, state=what)
 
     @property
     def threads(self) -> list[DaemonThread]:
         return [*self.loop_threads, self.writer]
 
-    def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
-        """The default writer factory (runs in the MCAP-writer thread)."""
+    def _writer_options(self) -> dict[str, Any]:
+        """`EpisodeWriter` keyword arguments for a new episode: the simulator's scene (waited for,
+        with --debug), policy gains, camera mounts (runs in the MCAP-writer thread)."""
         scene = None
         if self.sim_scene is not None:
             scene = self.sim_scene.result(SCENE_WAIT_S)
             if scene is None:
-                log.warning("recording %s without the simulator's scene (%s)", path.name,
-                            self.sim_scene.error or "not ready")
+                log.warning("recording without the simulator's scene (%s)", self.sim_scene.error or "not ready")
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
-        return EpisodeWriter(path, meta, attachments=scene.attachments() if scene else (),
-                             policy_gains=self._gains, camera_mounts=mounts)
+        return {"attachments": scene.attachments() if scene else (), "policy_gains": self._gains,
+                "camera_mounts": mounts}
+
+    def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
+        """The writer factory of an in-process writer thread."""
+        return EpisodeWriter(path, meta, **self._writer_options())
 
     def start(self) -> None:
         """Starts every thread."""
@@ -292,6 +320,7 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         try_realtime(max(0, self.cfg.realtime_priority - 2))
+        self._say_scheduling()
         self.started_at = time.monotonic()
         for t in self.threads:
             t.start()
@@ -300,6 +329,15 @@ class Daemon:
             self.cfg.vr_hz, self.cfg.effective_control_hz, self.cfg.record_hz,
             self.cfg.robot_host, self.cfg.robot_port, self.source.name,
         )
+
+    def _say_scheduling(self) -> None:
+        """Without real-time scheduling, says once what that means and the command that fixes it."""
+        why = realtime_error(self.cfg.realtime_priority)
+        if not why:
+            return
+        message = describe_fix(why)
+        log.warning("%s", message)
+        self.state.events.add("scheduling", message, realtime=False, reason=why)
 
     def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
         """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""
@@ -321,11 +359,18 @@ class Daemon:
             # A thread's failure goes into the recording too (an error event, and `ended_by`).
             failed = self.supervisor.failures()
             for f in failed:
-                self.state.add_event("error", f"thread '{f.thread}' failed: {f.error}", thread=f.thread)
+                self.state.events.add("error", f"thread '{f.thread}' failed: {f.error}", thread=f.thread)
             reason = "; ".join(f"thread '{f.thread}' failed: {f.error}" for f in failed)
             self.recorder.finish(reason=reason or "daemon stopped")
         self.writer_stop.set()
-        self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
+        if isinstance(self.writer, WriterProcessThread):
+            # the recording process drains, finalizes and answers (or is killed and reported)
+            self.writer.join(timeout=self.writer.drain_s + FINALIZE_S + 1.0)
+            if self.writer.is_alive():
+                self.writer.abandon()
+                self.writer.join(timeout=2.0)
+        else:
+            self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
@@ -339,9 +384,9 @@ class Daemon:
         faults = self.writer.faults
         for fault in faults:
             log.error("recording fault: %s", fault.describe())
-        never = self.state.robot() is None
+        never = self.state.robot.observation() is None
         if never:
-            link = self.state.link()
+            link = self.state.robot.link()
             log.error("the robot at %s:%d never answered (%d requests timed out, %d failed): nothing "
                       "was received from it", self.cfg.robot_host, self.cfg.robot_port, link.timeouts, link.errors)
         return 1 if failures or alive or faults or never else 0

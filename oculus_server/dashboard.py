@@ -15,6 +15,7 @@ from rich.text import Text
 
 from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
+from oculus_server.threads.overrun import KIND as OVERRUN
 from oculus_server.types import ControlMode
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
@@ -55,7 +56,7 @@ SAFETY_LABELS = (
 
 def safety_summary(state: SharedState) -> str:
     """Non-zero safety counters, e.g. "box 3 step 12 bad-state 1" ("none" if all are zero)."""
-    counts = state.safety_counts()
+    counts = state.counters.safety_counts()
     parts = [f"{label} {counts[k]}" for k, label in SAFETY_LABELS if counts.get(k)]
     return " ".join(parts) or "none"
 
@@ -78,30 +79,33 @@ def assist_summary(state: SharedState) -> str:
 
 def status_line(state: SharedState, uptime_s: float) -> str:
     """One compact line: rates, mode, robot link, queues, recording."""
-    rates = state.rates()
-    c = state.counters()
-    link = state.link()
-    ep = state.episode()
-    vr = state.vr_status()
-    parts = [f"t={uptime_s:.0f}s", state.mode().value]
+    rates = state.rates.snapshot()
+    c = state.counters.snapshot()
+    link = state.robot.link()
+    ep = state.episode.status()
+    vr = state.vr.status()
+    parts = [f"t={uptime_s:.0f}s", state.commands.mode().value]
     for name in THREAD_ORDER:
         r = rates.get(name)
         if r is not None and r.ticks:
             parts.append(
                 f"{name}={_f(r.achieved_hz)}Hz" + (f"(p99 {_f(r.jitter_p99_ms, '.2f')}ms)" if r.target_hz else "")
             )
-    if state.robot() is None and not link.up:
+    if state.robot.observation() is None and not link.up:
         parts.append(f"robot: NEVER ANSWERED ({link.timeouts} timeouts)")
     else:
         parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
     parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
-    safety = state.safety_status()
+    safety = state.safety.status()
     parts.append(
         f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else "")
     )
     if safety.fault:
         parts.append(f"STATE FAULT: {safety.fault}")
+    overrun = state.events.last(OVERRUN)
+    if overrun is not None:
+        parts.append(f"overruns {c.get('loop_overruns', 0):.0f}, last: {overrun.message}")
     assist = assist_summary(state)
     if assist:
         parts.append(f"assist: {assist}")
@@ -143,20 +147,20 @@ def assist_table(state: SharedState) -> Table | None:
 
 def render(state: SharedState, uptime_s: float, title: str = "oculus-server", help_text: str = "") -> Group:
     """The full dashboard as a rich renderable."""
-    rates = state.rates()
-    c = state.counters()
-    link = state.link()
-    mode = state.mode()
-    cmd = state.command()
-    obs = state.robot()
-    vr = state.vr()
-    vrs = state.vr_status()
-    ep = state.episode()
+    rates = state.rates.snapshot()
+    c = state.counters.snapshot()
+    link = state.robot.link()
+    mode = state.commands.mode()
+    cmd = state.commands.command()
+    obs = state.robot.observation()
+    vr = state.vr.sample()
+    vrs = state.vr.status()
+    ep = state.episode.status()
 
     head = Text()
     head.append(f"{title}  ", style="bold")
     head.append(f" {mode.value} ", style="black on green" if mode is ControlMode.REAL_TIME else "black on yellow")
-    safety = state.safety_status()
+    safety = state.safety.status()
     engaged = cmd is not None and cmd.engaged and safety.sending
     head.append("  ENGAGED " if engaged else "  holding ", style="bold green" if engaged else "dim")
     if safety.held and not safety.sending:
@@ -213,7 +217,6 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
         "command (2)",
         f"depth {c.get('queue_command', 0)}  dropped {c.get('commands_dropped', 0)}  sent {c.get('commands_sent', 0)}",
     )
-    queues.add_row("response (2)", f"depth {c.get('queue_response', 0)}")
     queues.add_row("mcap (1000)", f"depth {c.get('queue_mcap', 0)}  dropped {c.get('records_dropped', 0)}")
     queues.add_row("camera frames", f"{c.get('camera_frames', 0)}  bad {c.get('camera_errors', 0)}")
 
@@ -261,15 +264,21 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
         "robot state",
         Text(f"NOT BELIEVED: {safety.fault}", style="bold red") if safety.fault else Text("believed", style="green"),
     )
-    recent = state.recent_safety()
+    recent = state.safety.recent()
     if recent:
         saf.add_row("last", recent[-1].message)
     grid.add_row(saf, assist_table(state) or Text(""))
-    parts: list = [head, threads, grid]
-    err = state.last_error()
+    parts: list = [head, threads]
+    overrun = state.events.last(OVERRUN)
+    if overrun is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(overrun.t_wall))
+        parts.append(Text(f"loop overruns: {c.get('loop_overruns', 0):.0f}; last {when}: {overrun.message}",
+                          style="bold yellow"))
+    parts.append(grid)
+    err = state.events.last_error()
     if err:
         parts.append(Text(f"last error: {err}", style="red"))
-    events = state.recent_events()[-4:]
+    events = state.events.recent()[-4:]
     if events:
         parts.append(
             Text(

@@ -44,11 +44,12 @@ def test_stream_client_against_the_service(service: Service) -> None:
     with SyncVLAStreamingClient(service.ws, service.keys["pro"]) as c:
         connected = c.connect("scripted-reach", target_fps=20, enable_smoothing=False)
         assert connected.model == "scripted-reach" and connected.target_fps == 20
-        got = []
+        got, ids = [], []
         for _ in range(3):
-            c.send_frame(IMG, "pick up the red cube", STATE)
+            ids.append(c.send_frame(IMG, "pick up the red cube", STATE))
             got.append(c.receive_action(timeout=20))  # the first frame starts the worker
-        assert [a.frame_id for a in got] == [0, 1, 2]
+        assert [a.frame_id for a in got] == ids == [0, 1, 2]  # send_frame returns the server's id
+        assert {a.session_number for a in got} == {c.session_number} == {1}
         assert got[-1].action.tolist() == pytest.approx(REACH) and not got[-1].smoothed
         assert 0.0 <= got[-1].safety_score <= 1.0 and got[-1].rtt_ms is not None
         stats = c.get_stats(timeout=5)
@@ -109,3 +110,19 @@ def test_openpi_client_against_the_services_openpi_port(tmp_path: Path) -> None:
 
     with service_with_openpi(tmp_path, models) as svc:
         asyncio.run(main(svc))
+
+
+def test_frame_ids_returned_by_send_frame_name_the_actions_under_load(service: Service) -> None:
+    """Frames sent faster than the fps gate admits (some dropped, some queued): every action
+    carries an id `send_frame` returned, in order, and the stats count every valid frame."""
+    with SyncVLAStreamingClient(service.ws, service.keys["pro"]) as c:
+        c.connect("scripted-reach", target_fps=20, enable_smoothing=False)
+        ids = [c.send_frame(IMG, "pick up the red cube", STATE) for _ in range(40)]
+        assert ids == list(range(40))
+        seen = []
+        with contextlib.suppress(Timeout):
+            while True:
+                seen.append(c.receive_action(timeout=3))
+        assert seen and all(a.frame_id in ids and a.session_number == c.session_number for a in seen)
+        assert [a.frame_id for a in seen] == sorted({a.frame_id for a in seen})
+        assert c.get_stats(timeout=5).total_frames == 40

@@ -327,6 +327,10 @@ def test_reconnects_after_a_drop_and_reports_the_outage(server: SpecServer) -> N
     async def main() -> None:
         async with _client(server.port, backoff=Backoff(0.3, 0.3)) as c:
             await c.connect("color-reach")
+            assert c.session_number == 1
+            assert await c.send_frame(IMG, "x") == 0 and await c.send_frame(IMG, "x") == 1
+            before = [await c.receive_action(timeout=2) for _ in range(2)]
+            assert [(a.session_number, a.frame_id) for a in before] == [(1, 0), (1, 1)]
             await asyncio.to_thread(server.drop_all)
             await _eventually(lambda: c.state != "connected")
             with pytest.raises(ConnectionLost):
@@ -334,9 +338,9 @@ def test_reconnects_after_a_drop_and_reports_the_outage(server: SpecServer) -> N
             with pytest.raises(ConnectionLost):
                 await c.receive_action(timeout=1)
             await _eventually(lambda: c.state == "connected")
-            await c.send_frame(IMG, "x")
+            assert await c.send_frame(IMG, "x") == 0  # a new server session: ids restart ...
             a = await c.receive_action(timeout=2)
-            assert a.frame_id == 0  # a new server session
+            assert (a.session_number, a.frame_id) == (c.session_number, 0) == (2, 0)  # ... in session 2
             assert c.client_stats().reconnects == 1
 
     asyncio.run(main())

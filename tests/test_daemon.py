@@ -105,7 +105,7 @@ def test_daemon_records_a_valid_episode_and_drives_the_robot(tmp_path: Path, rob
     assert int(end["ticks_last_seq"]) == seqs[-1]
     assert daemon.writer.saved == files
     # No cameras configured: no camera loop, so none is shown or recorded as a dead thread.
-    assert set(daemon.state.rates()) == {"vr", "control", "robot", "recording"}
+    assert set(daemon.state.rates.snapshot()) == {"vr", "control", "robot", "recording"}
     assert "cameras" not in json.loads(end["achieved_rates"])
 
 
@@ -118,8 +118,8 @@ def test_predictive_mode_while_the_robot_is_slow_and_back_to_real_time(tmp_path:
     daemon.start()
     try:
         def predictive_engaged() -> bool:
-            cmd = state.command()
-            return state.mode() is ControlMode.PREDICTIVE and cmd is not None and cmd.engaged
+            cmd = state.commands.command()
+            return state.commands.mode() is ControlMode.PREDICTIVE and cmd is not None and cmd.engaged
 
         assert wait_for(predictive_engaged, 8.0), "no PREDICTIVE step while engaged with a 150 ms robot"
         time.sleep(0.5)
@@ -128,7 +128,7 @@ def test_predictive_mode_while_the_robot_is_slow_and_back_to_real_time(tmp_path:
         streak = {"since": None}
 
         def real_time_for_half_a_second() -> bool:
-            if state.mode() is not ControlMode.REAL_TIME:
+            if state.commands.mode() is not ControlMode.REAL_TIME:
                 streak["since"] = None
                 return False
             streak["since"] = streak["since"] or time.monotonic()
@@ -196,13 +196,13 @@ def test_robot_server_lost_and_restarted_while_recording(tmp_path: Path, robot):
     state = daemon.state
     daemon.start()
     try:
-        assert wait_for(lambda: state.link().up and daemon.recorder.open, 5.0)
+        assert wait_for(lambda: state.robot.link().up and daemon.recorder.open, 5.0)
         time.sleep(1.5)  # engaged (grip from 1 s)
         servers.pop().stop()
         t_lost = time.monotonic()
-        assert wait_for(lambda: not state.link().up, 5.0), "link still up after the server stopped"
+        assert wait_for(lambda: not state.robot.link().up, 5.0), "link still up after the server stopped"
         print(f"link down seen {time.monotonic() - t_lost:.2f} s after the server stopped")
-        link = state.link()
+        link = state.robot.link()
         assert link.failures >= 1 and link.last_error
         seq_down = daemon.recorder.seq
         time.sleep(1.0)
@@ -212,7 +212,7 @@ def test_robot_server_lost_and_restarted_while_recording(tmp_path: Path, robot):
         new_backend = KinematicBackend(pos=(0.5, 0.1, 0.25))
         servers.append(start_robot_server(new_backend, port))
         t_back = time.monotonic()
-        assert wait_for(lambda: state.link().up, 10.0), "link did not come back"
+        assert wait_for(lambda: state.robot.link().up, 10.0), "link did not come back"
         print(f"link up {time.monotonic() - t_back:.2f} s after the server restarted")
         assert wait_for(lambda: len(new_backend.actions) >= 10, 5.0), "no commands after the link returned"
     finally:
@@ -246,14 +246,14 @@ def test_no_recording_runs_and_writes_nothing(tmp_path: Path, robot):
     daemon.start()
     try:
         time.sleep(1.0)
-        daemon.state.request_episode("start")  # an A press is ignored too
+        daemon.state.episode.request("start")  # an A press is ignored too
         time.sleep(1.0)
     finally:
         daemon.stop_event.set()
         code = daemon.shutdown()
     assert code == 0
     assert not daemon.recorder.open and daemon.writer.saved == []
-    assert not daemon.state.episode().active
+    assert not daemon.state.episode.status().active
     assert not rec_dir.exists() or not any(rec_dir.rglob("*"))
     assert len(backend.actions) > 0  # teleoperation itself ran
 
@@ -296,10 +296,10 @@ def test_camera_frames_reach_the_recording_and_bad_frames_are_counted(tmp_path: 
         cam.join(2.0)
         pub.close()
     assert code == 0
-    counters = daemon.state.counters()
+    counters = daemon.state.counters.snapshot()
     print(f"camera: published {len(published)}, received {counters['camera_frames']}, bad {counters['camera_errors']}")
     assert counters["camera_frames"] >= 10 and counters["camera_errors"] >= 1
-    assert "cameras" in daemon.state.rates()
+    assert "cameras" in daemon.state.rates.snapshot()
 
     (path,) = finished_files(tmp_path)
     ep = read_episode(path)

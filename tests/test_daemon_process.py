@@ -45,12 +45,12 @@ def _sims_on(port: int) -> list[int]:
 class DaemonProcess:
     """The daemon under --debug with a scripted source, in its own folder and port block."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, config: str = "") -> None:
         self.tmp = tmp
         self.rec = tmp / "rec"
         self.port = free_port_block(3) + 1  # sim: state P-1, control P, commanded P+1
         cfg = tmp / "daemon.yaml"
-        cfg.write_text("cameras: []\nrealtime_priority: 0\n")
+        cfg.write_text("cameras: []\nrealtime_priority: 0\n" + config)
         self.stderr_path = tmp / "daemon.log"
         argv = [
             sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug",
@@ -91,8 +91,8 @@ class DaemonProcess:
 def daemon_process(tmp_path: Path):
     procs: list[DaemonProcess] = []
 
-    def start() -> DaemonProcess:
-        procs.append(DaemonProcess(tmp_path))
+    def start(config: str = "") -> DaemonProcess:
+        procs.append(DaemonProcess(tmp_path, config))
         return procs[-1]
 
     yield start
@@ -131,8 +131,51 @@ def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process)
     assert _sims_on(d.port) == []
 
 
-def test_sigkill_leaves_a_partial_that_recovers_with_about_a_flush_period_lost(daemon_process):
+def test_sigkill_the_recording_process_finalizes_the_episode_and_exits(daemon_process):
     d = daemon_process()
+    partial = d.wait_recording()
+    time.sleep(2.5)
+    (writer,) = _writer_children(d.proc.pid)
+    t_kill = time.time()
+    d.proc.send_signal(signal.SIGKILL)
+    assert d.proc.wait(timeout=5.0) == -signal.SIGKILL
+    # The recording process sees the daemon's end of its pipe close: it writes what it has,
+    # finalizes the file into failure/ and exits.
+    assert wait_for(lambda: bool(finished_files(d.rec)), 15.0), "the recording process did not finalize"
+    (path,) = finished_files(d.rec)
+    assert not partial.exists() and path.parent.name == "failure"
+    assert path.name == partial.name.removesuffix(".partial")
+    assert wait_for(lambda: not _alive(writer), 5.0), "the recording process outlived the daemon"
+    ep = read_episode(path)
+    end = ep.metadata["recording_end"]
+    assert end["outcome"] == "crashed" and "killed or crashed" in end["ended_by"]
+    with open(path, "rb") as f:
+        last_ns = max(m.log_time for _, _, m in make_reader(f).iter_messages(log_time_order=False))
+    assert -0.1 <= t_kill - last_ns / 1e9 <= 1.5
+    seqs = [m.sequence for m in ep.topic("/control/mode")]
+    assert seqs == list(range(len(seqs))) and len(seqs) > 40
+
+
+def _writer_children(daemon_pid: int) -> list[int]:
+    """The daemon's spawned recording process (a child started by multiprocessing's spawn)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{daemon_pid}/task").glob("*"):  # children are listed by the thread that started them
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [p for p in kids if "multiprocessing.spawn import spawn_main" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_sigkill_with_the_writer_in_a_thread_leaves_a_partial_that_recovers(daemon_process):
+    d = daemon_process("writer_process: false\n")
     partial = d.wait_recording()
     time.sleep(2.5)
     t_kill = time.time()

@@ -177,7 +177,7 @@ def test_a_jump_on_the_feed_is_not_believed_and_not_followed(tmp_path: Path):
     steps = [float(np.linalg.norm(np.subtract(b.pos, a.pos))) for (_, a), (_, b) in itertools.pairwise(wire)]
     assert far < 0.2, "a target went toward the jumped state"
     assert max(steps) <= 2 * STEP_M + 1e-9  # at most one skipped period between two sends
-    assert daemon.state.counters()["safety_implausible_state"] >= 1
+    assert daemon.state.counters.snapshot()["safety_implausible_state"] >= 1
 
 
 def test_an_outage_on_a_feed_server_does_not_move_the_arm_after_it(tmp_path: Path):
@@ -192,11 +192,11 @@ def test_an_outage_on_a_feed_server_does_not_move_the_arm_after_it(tmp_path: Pat
         assert wait_for(lambda: len(servers[0].actions()) > 20, 5.0)
         servers[0].stop()  # the feed and the control port go together
         arm = backend.pos.copy()
-        assert wait_for(lambda: not daemon.state.link().up and not daemon.state.feed_live(), 3.0)
+        assert wait_for(lambda: not daemon.state.robot.link().up and not daemon.state.robot.feed_live(), 3.0)
         moved = KinematicBackend(pos=tuple(arm + [0.0, 0.05, 0.0]))  # the arm was moved meanwhile
         servers.append(WireLogServer(moved, "127.0.0.1", ports=(port, port + 1, port + 2)))
         servers[1].start()
-        assert wait_for(lambda: daemon.state.link().up and daemon.state.feed_live(), 5.0)
+        assert wait_for(lambda: daemon.state.robot.link().up and daemon.state.robot.feed_live(), 5.0)
         time.sleep(0.5)
     finally:
         daemon.stop_event.set()
@@ -211,4 +211,4 @@ def test_an_outage_on_a_feed_server_does_not_move_the_arm_after_it(tmp_path: Pat
     np.testing.assert_allclose(after[0].pos, arm + [0.0, 0.05, 0.0], atol=1e-9)
     steps = [float(np.linalg.norm(np.subtract(b.pos, a.pos))) for a, b in itertools.pairwise(after)]
     assert max(steps) <= 2 * STEP_M + 1e-9
-    assert daemon.state.counters()["safety_implausible_state"] == 0  # a new epoch: no false alarm
+    assert daemon.state.counters.snapshot()["safety_implausible_state"] == 0  # a new epoch: no false alarm

@@ -30,26 +30,26 @@ def _filled_state(mode: ControlMode = ControlMode.PREDICTIVE) -> SharedState:
     st = SharedState()
     pose = np.eye(4)
     pose[:3, 3] = [0.1, -0.3, -0.3]
-    st.set_vr(
+    st.vr.set_sample(
         VRSample({"r": pose}, {"rightGrip": 1.0, "rightTrig": 0.25, "A": False, "RG": True}, time.monotonic(), 17)
     )
-    st.set_vr_status(SourceStatus(SourceState.CONNECTED, samples=321, rejected=2, detail="scripted"))
+    st.vr.set_status(SourceStatus(SourceState.CONNECTED, samples=321, rejected=2, detail="scripted"))
     state = FrankaState(np.array([0.45, -0.05, 0.31]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
-    st.set_robot(
+    st.robot.set_reply(
         RobotObservation(state, time.monotonic(), time.time(), 0.004),
         RobotLink(up=True, rtt_last_s=0.004, rtt_mean_s=0.0042, rtt_p95_s=0.0071),
     )
     target = FrankaAction(np.array([0.46, -0.04, 0.32]), np.array([1.0, 0, 0, 0]), 1.0, False, time.time())
-    st.set_command(RobotCommand(41, time.monotonic(), np.zeros(7), target, mode, True, 17, time.monotonic()))
-    st.set_safety_status(SafetyStatus(held="", fault="", sending=True))
+    st.commands.set_command(RobotCommand(41, time.monotonic(), np.zeros(7), target, mode, True, 17, time.monotonic()))
+    st.safety.set_status(SafetyStatus(held="", fault="", sending=True))
     for name, hz in (("vr", 50.0), ("control", 40.0), ("recording", 40.0)):
-        st.register_rate(_rate(name, hz, 200))
-    st.register_rate(_rate("robot", 38.0, 150, target=0.0))
-    st.count("commands_dropped", 3)
-    st.count("records_dropped", 5)
-    st.set_episode(active=True, path="/data/rec/20250101-120000-000.mcap.partial", started_wall=time.time() - 12.0,
+        st.rates.register(_rate(name, hz, 200))
+    st.rates.register(_rate("robot", 38.0, 150, target=0.0))
+    st.counters.count("commands_dropped", 3)
+    st.counters.count("records_dropped", 5)
+    st.episode.update(active=True, path="/data/rec/20250101-120000-000.mcap.partial", started_wall=time.time() - 12.0,
                    messages=4321, bytes_written=3 * 1024 * 1024)
-    st.add_event("error", "recording stopped: [Errno 28] No space left on device")
+    st.events.add("error", "recording stopped: [Errno 28] No space left on device")
     return st
 
 
@@ -83,7 +83,7 @@ def test_dashboard_shows_threads_mode_link_queues_recording_and_last_error():
 
 def test_dashboard_shows_real_time_and_a_down_link():
     st = _filled_state(ControlMode.REAL_TIME)
-    st.set_link(RobotLink(up=False, failures=4, last_error="RobotTimeoutError: no reply"))
+    st.robot.set_link(RobotLink(up=False, failures=4, last_error="RobotTimeoutError: no reply"))
     text = _text(dashboard.render(st, 5.0, help_text="w/s: forward/back"))
     assert "REAL-TIME" in text and "PREDICTIVE" not in text
     assert "DOWN (4 failed)" in text
@@ -111,8 +111,8 @@ def test_status_line_has_rates_mode_link_and_drops():
     assert "REC 4321 msgs 3.0 MB" in parts
     assert "vr=connected rej=2" in parts  # VR rejections are counted in the status line
 
-    st.set_link(RobotLink(up=False))
-    st.set_episode(active=False, error="disk full")
+    st.robot.set_link(RobotLink(up=False))
+    st.episode.update(active=False, error="disk full")
     line = dashboard.status_line(st, 1.0)
     assert "link=DOWN rtt=–/–ms" in line and "rec-error: disk full" in line and "REC " not in line
 
@@ -121,11 +121,11 @@ def test_safety_counters_fault_and_held_state_are_shown():
     st = _filled_state(ControlMode.REAL_TIME)
     assert "safety: none" in dashboard.status_line(st, 1.0).split(" | ")
     now = time.time()
-    st.add_safety([SafetyRecord("box", "target clamped", now), SafetyRecord("box", "target clamped", now),
+    st.safety.add([SafetyRecord("box", "target clamped", now), SafetyRecord("box", "target clamped", now),
                    SafetyRecord("step_pos", "position step 0.076 m limited to 0.040 m", now)])
-    st.add_safety([SafetyRecord("implausible_state", "position jumped 0.760 m within 0.200 s", now)])
-    st.set_safety_status(SafetyStatus(held="robot state not believed", fault="position jumped 0.760 m", sending=False))
-    counters = st.counters()
+    st.safety.add([SafetyRecord("implausible_state", "position jumped 0.760 m within 0.200 s", now)])
+    st.safety.set_status(SafetyStatus(held="robot state not believed", fault="position jumped 0.760 m", sending=False))
+    counters = st.counters.snapshot()
     assert counters["safety_box"] == 2 and counters["safety_step_pos"] == 1 and counters["safety_expired"] == 0
 
     line = dashboard.status_line(st, 1.0)
@@ -143,22 +143,22 @@ def test_safety_counters_fault_and_held_state_are_shown():
 def test_event_driven_rate_drops_to_zero_during_an_outage():
     """Cameras (no target rate) that stopped sending 11 s ago show 0 Hz, not their old 30 Hz."""
     st = _filled_state()
-    st.register_rate(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=11.0))
+    st.rates.register(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=11.0))
     assert "cameras=0.0Hz" in dashboard.status_line(st, 60.0).split(" | ")
-    st.register_rate(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=0.0))
+    st.rates.register(_rate("cameras", 30.0, 300, target=0.0, ended_s_ago=0.0))
     assert "cameras=30.0Hz" in dashboard.status_line(st, 60.0).split(" | ")
     # A loop with a target rate keeps its figures (its missed ticks say it stalled).
-    st.register_rate(_rate("control", 40.0, 200, ended_s_ago=11.0))
+    st.rates.register(_rate("control", 40.0, 200, ended_s_ago=11.0))
     assert any(p.startswith("control=40.0Hz") for p in dashboard.status_line(st, 60.0).split(" | "))
 
 
 def test_a_robot_that_never_answered_is_said_so():
     st = SharedState()
-    st.set_link(RobotLink(up=False, failures=9, timeouts=9))
+    st.robot.set_link(RobotLink(up=False, failures=9, timeouts=9))
     line = dashboard.status_line(st, 10.0)
     assert "robot: NEVER ANSWERED (9 timeouts)" in line.split(" | ")
     assert "NEVER ANSWERED (9 timeouts)" in _text(dashboard.render(st, 10.0))
     # Once it has answered, a lost link is DOWN, not "never answered".
     st2 = _filled_state()
-    st2.set_link(RobotLink(up=False, failures=2))
+    st2.robot.set_link(RobotLink(up=False, failures=2))
     assert "NEVER" not in dashboard.status_line(st2, 10.0)

@@ -286,9 +286,9 @@ def test_daemon_in_pickle_mode_drives_the_simulator_and_records_its_franka_teach
     finally:
         sim.stop()
         sys.setswitchinterval(switch)
-    counters = daemon.state.counters()
+    counters = daemon.state.counters.snapshot()
     print(f"pickle mode: {counters.get('camera_frames', 0)} camera frames, "
-          f"{counters.get('camera_errors', 0)} bad, robot link {daemon.state.link()}")
+          f"{counters.get('camera_errors', 0)} bad, robot link {daemon.state.robot.link()}")
     assert code == 0
     assert counters.get("camera_frames", 0) >= 10 and counters.get("camera_errors", 0) == 0
-    assert daemon.state.link().up and sim.server.errors == 0
+    assert daemon.state.robot.link().up and sim.server.errors == 0

@@ -121,8 +121,8 @@ def test_an_arm_parked_outside_the_box_is_not_pulled_in_by_more_than_a_step(tmp_
     finally:
         server.stop()
     assert server.actions() == []
-    assert daemon.state.counters()["safety_outside_box"] == 1
-    assert "outside box" in daemon.state.safety_status().held
+    assert daemon.state.counters.snapshot()["safety_outside_box"] == 1
+    assert "outside box" in daemon.state.safety.status().held
 
 
 def test_a_jump_of_the_measured_state_is_not_followed(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_a_jump_of_the_measured_state_is_not_followed(tmp_path: Path) -> None:
     assert _wire_steps_within_limits(wire) <= STEP_M + 1e-9
     during = [a for t, a in wire if 2.0 <= t - backend.t0 < 2.6]
     assert during == [] or max(float(np.linalg.norm(np.asarray(a.pos) - start)) for a in during) < 0.2
-    assert daemon.state.counters()["safety_implausible_state"] >= 1
+    assert daemon.state.counters.snapshot()["safety_implausible_state"] >= 1
 
     (path,) = finished_files(tmp_path)
     ep = read_episode(path)
@@ -182,7 +182,7 @@ def test_link_outage_with_the_grip_released_does_not_move_the_arm(tmp_path: Path
         assert not source.buttons_at(time.monotonic() - t0)["RG"]
         back = KinematicBackend(pos=tuple(arm))
         servers.append(start_wire_log_server(back, port))
-        assert wait_for(lambda: daemon.state.link().up, 5.0)
+        assert wait_for(lambda: daemon.state.robot.link().up, 5.0)
         time.sleep(1.0)
     finally:
         daemon.stop_event.set()

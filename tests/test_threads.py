@@ -19,11 +19,12 @@ from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
 from tests.control_fakes import CommandFactory
 from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
+from tests.shared_parts import robot_parts
 
 
 class Exploding(RateThread):
     def __init__(self, sv: Supervisor, st: SharedState) -> None:
-        super().__init__("exploding", 200.0, sv, st)
+        super().__init__("exploding", 200.0, sv, st.rates)
         self.n = 0
 
     def step(self) -> None:
@@ -57,17 +58,16 @@ def test_robot_thread_always_sends_the_freshest_command():
     server = start_robot_server(backend, port)
     sv, st = Supervisor(), SharedState()
     commands: queue.Queue = queue.Queue(maxsize=2)
-    responses: queue.Queue = queue.Queue(maxsize=2)
     # generous age limit: this test is about freshness, not expiry (a loaded machine is slow)
-    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, responses, sv, st,
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, sv, **robot_parts(st),
                              safety=SafetyConfig(max_command_age_periods=40.0))
     factory = CommandFactory(hz=200.0)
     thread.start()
     try:
-        assert wait_until(lambda: st.link().up, 5.0)  # commands are made for the live link
+        assert wait_until(lambda: st.robot.link().up, 5.0)  # commands are made for the live link
         produced = 0
         for seq in range(100):  # 200 Hz producer for 0.5 s
-            st.count("commands_dropped", put_freshest(commands, factory.make([0.4, 0.0, 0.3 + 0.0001 * seq])))
+            st.counters.count("commands_dropped", put_freshest(commands, factory.make([0.4, 0.0, 0.3 + 0.0001 * seq])))
             produced += 1
             time.sleep(0.005)
         time.sleep(0.3)
@@ -80,12 +80,12 @@ def test_robot_thread_always_sends_the_freshest_command():
     assert len(sent) >= 3
     assert sent == sorted(sent) and len(set(sent)) == len(sent)  # never an older one after a newer
     assert sent[-1] == 99  # the last command produced is the last sent
-    counters = st.counters()
+    counters = st.counters.snapshot()
     dropped = counters["commands_dropped"]
     assert counters["safety_expired"] == 0 and counters["safety_stale_link"] == 0
     assert dropped > 0 and dropped + len(sent) == produced
-    assert st.link().up and np.isfinite(st.link().rtt_mean_s)
-    obs = st.robot()
+    assert st.robot.link().up and np.isfinite(st.robot.link().rtt_mean_s)
+    obs = st.robot.observation()
     assert obs is not None and obs.state.pos[2] == pytest.approx(0.3 + 0.0099)
 
 
@@ -95,27 +95,27 @@ def test_robot_link_down_is_shown_and_recovers_when_the_server_returns():
     sv, st = Supervisor(), SharedState()
     thread = RobotCommThread(
         lambda: RobotClient("127.0.0.1", port, timeout_s=0.2),
-        queue.Queue(maxsize=2), queue.Queue(maxsize=2), sv, st, idle_poll_s=0.02, retry_s=0.05,
+        queue.Queue(maxsize=2), sv, **robot_parts(st), idle_poll_s=0.02, retry_s=0.05,
     )
     thread.start()
     try:
         deadline = time.monotonic() + 5
-        while not st.link().up and time.monotonic() < deadline:
+        while not st.robot.link().up and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert st.link().up
+        assert st.robot.link().up
         server.stop()
         deadline = time.monotonic() + 5
-        while st.link().up and time.monotonic() < deadline:
+        while st.robot.link().up and time.monotonic() < deadline:
             time.sleep(0.02)
-        link = st.link()
+        link = st.robot.link()
         assert not link.up and link.failures >= 1 and "RobotTimeoutError" in link.last_error
         server = start_robot_server(KinematicBackend(pos=(0.5, 0.1, 0.2)), port)
         deadline = time.monotonic() + 10
-        while not st.link().up and time.monotonic() < deadline:
+        while not st.robot.link().up and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert st.link().up
-        assert st.robot().state.pos[1] == pytest.approx(0.1)
-        kinds = [e.message for e in st.recent_events() if e.kind == "robot_link"]
+        assert st.robot.link().up
+        assert st.robot.observation().state.pos[1] == pytest.approx(0.1)
+        kinds = [e.message for e in st.events.recent() if e.kind == "robot_link"]
         assert any("down" in k for k in kinds) and any("restored" in k for k in kinds)
     finally:
         sv.stop.set()
@@ -133,10 +133,10 @@ def test_robot_thread_refuses_a_command_that_did_not_pass_the_gate():
     server = start_robot_server(backend, port)
     sv, st = Supervisor(), SharedState()
     commands: queue.Queue = queue.Queue(maxsize=2)
-    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, queue.Queue(2), sv, st)
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=1.0), commands, sv, **robot_parts(st))
     thread.start()
     try:
-        assert wait_until(lambda: st.link().up, 5.0)
+        assert wait_until(lambda: st.robot.link().up, 5.0)
         target = FrankaAction(np.array([0.4, 0.0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, 0.0)
         commands.put(RobotCommand(0, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True))
         thread.join(3.0)
@@ -159,33 +159,33 @@ def test_robot_thread_never_sends_expired_or_pre_outage_commands():
     server = start_robot_server(backend, port)
     sv, st = Supervisor(), SharedState()
     commands: queue.Queue = queue.Queue(maxsize=2)
-    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=0.2), commands, queue.Queue(2), sv, st,
+    thread = RobotCommThread(lambda: RobotClient("127.0.0.1", port, timeout_s=0.2), commands, sv, **robot_parts(st),
                              idle_poll_s=0.02, retry_s=0.05)
     factory = CommandFactory(hz=50.0)
     thread.start()
     try:
-        assert wait_until(lambda: st.link().up and st.link().epoch == 1, 5.0)
+        assert wait_until(lambda: st.robot.link().up and st.robot.link().epoch == 1, 5.0)
         old = factory.make([0.4, 0.0, 0.31])
         time.sleep(0.1)  # older than 2 control periods (40 ms) when taken
         commands.put(old)
-        assert wait_until(lambda: st.counters()["safety_expired"] == 1, 2.0)
+        assert wait_until(lambda: st.counters.snapshot()["safety_expired"] == 1, 2.0)
         commands.put(factory.make([0.4, 0.0, 0.305], epoch=0))  # made for an older link
-        assert wait_until(lambda: st.counters()["safety_stale_link"] == 1, 2.0)
+        assert wait_until(lambda: st.counters.snapshot()["safety_stale_link"] == 1, 2.0)
         assert backend.actions == []
         commands.put(factory.make([0.4, 0.0, 0.302]))  # a fresh one for this link goes out
         assert wait_until(lambda: len(backend.actions) == 1, 2.0)
         # outage: the server goes away and comes back; epoch 2 starts with the first reply
         server.stop()
-        assert wait_until(lambda: not st.link().up, 3.0)
+        assert wait_until(lambda: not st.robot.link().up, 3.0)
         pre_outage = factory.make([0.4, 0.0, 0.303])  # made for epoch 1
         server = start_robot_server(KinematicBackend(), port)
         commands.put(pre_outage)
-        assert wait_until(lambda: st.link().up and st.link().epoch == 2, 5.0)
-        assert wait_until(lambda: st.counters()["safety_stale_link"] == 2, 2.0)
-        records = st.take_safety()
+        assert wait_until(lambda: st.robot.link().up and st.robot.link().epoch == 2, 5.0)
+        assert wait_until(lambda: st.counters.snapshot()["safety_stale_link"] == 2, 2.0)
+        records = st.safety.take()
         assert [r.kind for r in records] == ["expired", "stale_link", "stale_link"]
         assert "not sent" in records[0].message and records[0].command_seq == old.command.seq
-        obs = st.robot()
+        obs = st.robot.observation()
         assert obs is not None and obs.link_epoch == 2
     finally:
         sv.stop.set()
@@ -194,7 +194,7 @@ def test_robot_thread_never_sends_expired_or_pre_outage_commands():
     assert not sv.failures()
     assert len(backend.actions) == 1
     # Only what went on the wire is in the send log (numbered from 0); refused ones are not.
-    sent = st.take_sent()
+    sent = st.sent.take()
     assert [s.send_seq for s in sent] == [0]
     assert list(sent[0].command.target.pos) == list(backend.actions[0].pos)
 
@@ -221,19 +221,19 @@ def test_recorder_episode_toggle_success_and_ticks():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=1000)
     rec = RecorderThread(q, sv, st, hz=100.0, task="pick cube", debounce_s=0.0)
-    st.request_episode("toggle")
+    st.episode.request("toggle")
     rec.step()
     from frankateach.messages import FrankaState
     from oculus_server.recording.record import RobotObservation
-    from oculus_server.state import RobotLink
+    from oculus_server.types import RobotLink
 
     # The robot answers during the episode (an episode without robot data is never a success).
     state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
-    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
     rec.step()
-    st.request_episode("success")
+    st.episode.request("success")
     rec.step()
-    st.request_episode("toggle")
+    st.episode.request("toggle")
     rec.step()
     rec.step()  # closed: nothing queued
     items = _drain(q)
@@ -251,7 +251,7 @@ def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=12)
     rec = RecorderThread(q, sv, st, hz=100.0)
-    st.request_episode("start")
+    st.episode.request("start")
     for _ in range(10):
         rec.step()
     items = _drain(q)  # the writer catches up
@@ -263,20 +263,20 @@ def test_recorder_drops_ticks_on_a_full_queue_but_never_control_items():
     assert items[-1].outcome == "shutdown"
     seqs = [i.seq for i in items if isinstance(i, RecordTick)]
     assert seqs == [0, 1, 2, 10, 11]  # 12 slots - 8 reserved; the gap stays visible
-    assert st.counters()["records_dropped"] == 7
+    assert st.counters.snapshot()["records_dropped"] == 7
 
 
 def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.5)
-    st.request_episode("start")
+    st.episode.request("start")
     rec.step()
-    st.request_episode("toggle")  # e.g. the scripted demo's own A press
+    st.episode.request("toggle")  # e.g. the scripted demo's own A press
     rec.step()
     assert rec.open
     time.sleep(0.55)
-    st.request_episode("toggle")
+    st.episode.request("toggle")
     rec.step()
     assert not rec.open
     assert isinstance(_drain(q)[-1], EpisodeStop)
@@ -284,8 +284,7 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
 
 def test_record_on_start_waits_for_the_robot_then_opens():
     from frankateach.messages import FrankaState
-    from oculus_server.state import RobotLink
-    from oculus_server.types import RobotObservation
+    from oculus_server.types import RobotLink, RobotObservation
 
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
@@ -293,6 +292,6 @@ def test_record_on_start_waits_for_the_robot_then_opens():
     rec.step()
     assert not rec.open and q.empty()  # no robot state yet
     state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
-    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
     rec.step()
     assert rec.open and isinstance(q.get_nowait(), EpisodeStart)

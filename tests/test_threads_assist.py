@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,10 +21,12 @@ from frankateach.messages import CameraFrame
 from oculus_server.assist.config import AssistConfig
 from oculus_server.assist.local_service import LocalService
 from oculus_server.state import SharedState
-from oculus_server.threads.assist import AssistThread
+from oculus_server.threads.assist import AssistThread, ClientFactory
 from oculus_server.threads.base import Supervisor
 from oculus_server.types import RobotLink
 from tests.control_fakes import DOWN, observation
+from tests.shared_parts import assist_parts
+from vla_client import SyncVLAStreamingClient, make_client
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +51,9 @@ class Feeder:
     def _run(self) -> None:
         k = 0
         while not self.stop.wait(1 / 30):
-            self.state.add_frame(CameraFrame(0, "front", k, time.time(), 160, 120, self.frames[k % 4]))
+            self.state.cameras.add(CameraFrame(0, "front", k, time.time(), 160, 120, self.frames[k % 4]))
             obs = observation((0.40 + 0.0005 * k, 0.0, 0.25), DOWN, time.monotonic())
-            self.state.set_robot(obs, RobotLink(up=True, epoch=1))
+            self.state.robot.set_reply(obs, RobotLink(up=True, epoch=1))
             k += 1
 
     def __enter__(self) -> Feeder:
@@ -71,9 +74,11 @@ def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def start(cfg: AssistConfig, url: str, key: str) -> tuple[AssistThread, SharedState, Supervisor]:
+def start(
+    cfg: AssistConfig, url: str, key: str, client_factory: ClientFactory | None = None
+) -> tuple[AssistThread, SharedState, Supervisor]:
     state, sv = SharedState(), Supervisor()
-    t = AssistThread(cfg, url, key, sv, state)
+    t = AssistThread(cfg, url, key, sv, **assist_parts(state), client_factory=client_factory)
     t.start()
     return t, state, sv
 
@@ -96,7 +101,7 @@ def test_streams_at_the_target_rate_and_publishes_actions_with_the_pose_they_ans
         t, state, sv = start(CFG, svc.url, svc.key)
         with Feeder(state):
             wait_for(lambda: (state.assist.status() or t.status()).actions_received >= 45, 40, "45 actions")
-            sent_poses = {p for _, p, _ in t._sent}
+            sent_poses = {p for p, _ in t._sent.values()}
             status = t.status()
         took = stop(t, sv)
     finally:
@@ -112,8 +117,47 @@ def test_streams_at_the_target_rate_and_publishes_actions_with_the_pose_they_ans
     for a in tick.actions:
         assert a.seen_pos in sent_poses and a.seen_quat is not None  # matched to a pose that was sent
         assert np.isfinite(a.action).all() and 0.0 <= a.safety_score <= 1.0 and not a.action.flags.writeable
-    events = [e.message for e in state.recent_events() if e.kind == "assist"]
+    events = [e.message for e in state.events.recent() if e.kind == "assist"]
     assert any(m.startswith("assist connected: color-reach") for m in events)
+
+
+class LateReturn(SyncVLAStreamingClient):
+    """The real client, but `send_frame` returns 40 ms after the frame left (the thread was
+    descheduled, as under CPU load): the frame's send time as the thread sees it is 40 ms late."""
+
+    def send_frame(self, *args: Any, **kwargs: Any) -> int:
+        frame_id = super().send_frame(*args, **kwargs)
+        time.sleep(0.04)
+        return frame_id
+
+
+def test_actions_are_matched_to_the_pose_sent_with_their_frame_by_id(tmp_path: Path) -> None:
+    """The thread learns of each send 40 ms late: matching by round-trip time (±20 ms) would find
+    nothing; by frame id every action finds the pose sent with its frame."""
+    svc = LocalService("color-reach", log_path=tmp_path / "svc.log")
+    svc.start()
+    try:
+        cfg = AssistConfig(model="color-reach", instruction="pick up the red cube", fps=10.0, connect_timeout_s=1.0)
+        t, state, sv = start(cfg, svc.url, svc.key,
+                             lambda: LateReturn(client=make_client(svc.url, svc.key, connect_timeout_s=1.0)))
+        with Feeder(state):
+            wait_for(lambda: t.status().actions_received >= 20, 40, "20 actions")
+            sent = t._sent.copy()
+            tick = state.assist.take()
+            status = t.status()
+        stop(t, sv)
+    finally:
+        svc.stop()
+    assert status.actions_unmatched == 0
+    assert tick is not None and tick.actions
+    checked = 0
+    for a in tick.actions:
+        pose = sent.get((1, a.frame_id))
+        if pose is not None:  # still among the newest SENT_KEPT
+            assert (a.seen_pos, a.seen_quat) == pose
+            checked += 1
+    assert checked >= 10
+    assert len({a.seen_pos for a in tick.actions}) > 1  # the arm moved: distinct poses, each its own
 
 
 def test_a_killed_service_is_noticed_at_once_and_rejoined_when_it_returns(tmp_path: Path) -> None:
@@ -139,7 +183,7 @@ def test_a_killed_service_is_noticed_at_once_and_rejoined_when_it_returns(tmp_pa
         svc.stop()
     assert lost < 1.0, f"the link loss took {lost:.2f} s to show"
     assert back < 10.0
-    messages = [e.message for e in state.recent_events() if e.kind == "assist"]
+    messages = [e.message for e in state.events.recent() if e.kind == "assist"]
     assert any("assist link lost" in m and "operator only" in m for m in messages)
     assert any(m.startswith("assist reconnected") for m in messages)
 
@@ -156,5 +200,5 @@ def test_a_refused_key_turns_assist_off_and_the_thread_still_stops_on_time(tmp_p
     finally:
         svc.stop()
     assert took < 1.5
-    (ev,) = [e for e in state.recent_events() if e.kind == "assist"]
+    (ev,) = [e for e in state.events.recent() if e.kind == "assist"]
     assert "refused" in ev.message and ev.data["error"] is True

@@ -27,6 +27,7 @@ from oculus_server.types import ControlMode, RobotLink, VRSample
 from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock
+from tests.shared_parts import control_parts
 
 I4 = np.eye(4)
 LO = (0.2, -0.4, 0.05)
@@ -49,7 +50,7 @@ class ControlRig:
         self.commands: queue.Queue = queue.Queue(maxsize=100_000)
         self.policy = VRPolicy(PolicyConfig(control_hz=hz))
         self.thread = ControlThread(
-            self.policy, self.commands, queue.Queue(maxsize=2), Supervisor(), self.state, hz=hz,
+            self.policy, self.commands, Supervisor(), **control_parts(self.state), hz=hz,
             hold_after_s=hold_after_s, safety=safety, clock=self.clock, wall=lambda: 1.7e9 + self.clock.now(),
         )
         self.vr_seq = 0
@@ -61,16 +62,16 @@ class ControlRig:
 
     def vr(self, pose=I4, age: float = 0.0, **buttons) -> None:
         self.vr_seq += 1
-        self.state.set_vr(VRSample({"r": np.asarray(pose, dtype=float)}, buttons, self.now - age, self.vr_seq))
+        self.state.vr.set_sample(VRSample({"r": np.asarray(pose, dtype=float)}, buttons, self.now - age, self.vr_seq))
 
     def robot(self, pos=HOME, quat=DOWN, age: float = 0.0, up: bool = True, epoch: int | None = None) -> None:
         if epoch is not None:
             self.epoch = epoch
         obs = observation(pos, quat, self.now - age, self.epoch)
-        self.state.set_robot(obs, RobotLink(up=up, epoch=self.epoch))
+        self.state.robot.set_reply(obs, RobotLink(up=up, epoch=self.epoch))
 
     def link_down(self) -> None:
-        self.state.set_link(RobotLink(up=False, last_error="RobotTimeoutError: no reply", epoch=self.epoch))
+        self.state.robot.set_link(RobotLink(up=False, last_error="RobotTimeoutError: no reply", epoch=self.epoch))
 
     def tick(self, dt: float | None = None) -> list[GatedCommand]:
         self.clock.advance(1.0 / self.hz if dt is None else dt)
@@ -98,8 +99,8 @@ def test_nothing_is_sent_before_the_robot_answers() -> None:
     rig = ControlRig()
     rig.vr(I4, RG=True)
     assert rig.tick() == [] and rig.tick() == []
-    assert rig.state.mode() is ControlMode.PREDICTIVE
-    assert rig.state.safety_status().held == "robot state not yet received"
+    assert rig.state.commands.mode() is ControlMode.PREDICTIVE
+    assert rig.state.safety.status().held == "robot state not yet received"
 
 
 def test_first_command_holds_then_the_arm_follows_the_hand_every_tick() -> None:
@@ -122,8 +123,8 @@ def test_first_command_holds_then_the_arm_follows_the_hand_every_tick() -> None:
         (c,) = rig.tick()
         assert c.command.engaged and c.command.mode is ControlMode.REAL_TIME
     assert c.command.target.pos[1] < -0.005
-    assert rig.state.command() is c.command
-    assert rig.state.safety_status() == rig.state.safety_status().__class__(held="", fault="", sending=True)
+    assert rig.state.commands.command() is c.command
+    assert rig.state.safety.status() == rig.state.safety.status().__class__(held="", fault="", sending=True)
 
 
 def test_a_down_or_silent_link_sends_nothing_and_the_return_holds_the_fresh_pose() -> None:
@@ -132,7 +133,7 @@ def test_a_down_or_silent_link_sends_nothing_and_the_return_holds_the_fresh_pose
     rig.link_down()
     rig.vr(vr_pose((0.02, 0, 0)), RG=True)
     assert rig.tick() == []
-    assert rig.state.safety_status().held.startswith("robot link down: RobotTimeoutError")
+    assert rig.state.safety.status().held.startswith("robot link down: RobotTimeoutError")
     rig.robot(pos=HOME + [0.05, 0.0, 0.0], epoch=2)  # back, and the arm is elsewhere
     rig.vr(vr_pose((0.03, 0, 0)), RG=True)
     (c,) = rig.tick()
@@ -146,7 +147,7 @@ def test_a_down_or_silent_link_sends_nothing_and_the_return_holds_the_fresh_pose
     # silence on an "up" link: older than hold_after_s → nothing
     rig.vr(vr_pose((0.04, 0, 0)), RG=True)
     assert rig.tick(0.6) == []
-    assert rig.state.safety_status().held.startswith("no robot state for 0.6")
+    assert rig.state.safety.status().held.startswith("no robot state for 0.6")
 
 
 def test_predictive_reference_is_the_last_target_that_left() -> None:
@@ -159,7 +160,7 @@ def test_predictive_reference_is_the_last_target_that_left() -> None:
     np.testing.assert_allclose(a.command.target.pos, HOME + [0, -0.00375, 0], atol=1e-12)
     rig.vr(vr_pose((0.01, 0, 0)), RG=True)  # the hand stays; the measured state is not refreshed
     (b,) = rig.tick(0.11)  # older than 2 periods: PREDICTIVE
-    assert b.command.mode is ControlMode.PREDICTIVE and rig.state.mode() is ControlMode.PREDICTIVE
+    assert b.command.mode is ControlMode.PREDICTIVE and rig.state.commands.mode() is ControlMode.PREDICTIVE
     # the last sent target stands in for the robot: error −0.01 − (−0.00375) → action −0.03125
     np.testing.assert_allclose(b.command.action[:3], [0, -0.03125, 0], atol=1e-12)
     np.testing.assert_allclose(b.command.target.pos, a.command.target.pos + [0, -0.03125 * 0.075, 0], atol=1e-12)
@@ -171,13 +172,13 @@ def test_an_implausible_state_holds_tells_the_operator_and_is_recorded() -> None
     rig.robot(pos=HOME + [0.25, 0.35, 0.3])  # 0.53 m in one period
     rig.vr(vr_pose((0.01, 0, 0)), RG=True)
     assert rig.tick() == []
-    status = rig.state.safety_status()
+    status = rig.state.safety.status()
     assert "position jumped 0.5" in status.fault and status.held.startswith("robot state not believed")
-    (ev,) = [e for e in rig.state.recent_events() if e.kind == "safety_warning"]
+    (ev,) = [e for e in rig.state.events.recent() if e.kind == "safety_warning"]
     assert "the arm holds" in ev.message
-    records = rig.state.take_safety()
+    records = rig.state.safety.take()
     assert [r.kind for r in records] == [kinds.IMPLAUSIBLE_STATE] and records[0].source == "robot_state"
-    assert rig.state.counters()["safety_implausible_state"] == 1
+    assert rig.state.counters.snapshot()["safety_implausible_state"] == 1
     for _ in range(10):
         rig.robot(pos=HOME + [0.25, 0.35, 0.3])
         rig.vr(vr_pose((0.01, 0, 0)), RG=True)
@@ -187,7 +188,7 @@ def test_an_implausible_state_holds_tells_the_operator_and_is_recorded() -> None
     (c,) = rig.tick()
     assert not c.command.engaged and c.command.interventions == (kinds.HOLD_RESTORE,)
     np.testing.assert_allclose(c.command.target.pos, HOME)
-    assert [r.kind for r in rig.state.take_safety()] == [kinds.STATE_PLAUSIBLE, kinds.HOLD_RESTORE]
+    assert [r.kind for r in rig.state.safety.take()] == [kinds.STATE_PLAUSIBLE, kinds.HOLD_RESTORE]
 
 
 def test_outage_with_the_grip_released_returns_to_the_measured_pose_not_an_extrapolation() -> None:
@@ -320,14 +321,14 @@ def test_every_command_that_leaves_is_finite_in_the_box_step_limited_and_still_w
         if extra == "down":
             rig.link_down()
         elif extra == "new_epoch":
-            obs = rig.state.robot()
+            obs = rig.state.robot.observation()
             rig.robot(HOME if obs is None else obs.state.pos, DOWN, epoch=rig.epoch + 1)
         out = rig.tick(dt / hz)
         b = rig.thread.check.believed
         if b is not None and (not believed or believed[-1][0] is not b.state.pos):
             believed.append((b.state.pos, np.asarray(b.state.quat) / np.linalg.norm(b.state.quat)))
         if not out:
-            status = rig.state.safety_status()
+            status = rig.state.safety.status()
             if status.held and not status.held.startswith(("not engaged", "outside")):
                 broken = True  # robot not OK: the gate forgot the previous target
             continue

@@ -28,6 +28,7 @@ from robot_formats.action_space import action_to_target, target_to_action
 from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock
+from tests.shared_parts import control_parts
 
 I4 = np.eye(4)
 LO = (0.2, -0.4, 0.05)
@@ -61,7 +62,7 @@ class AssistRig:
                                          events=lambda m, s: self.events.append((m, s)),
                                          wall=lambda: 1.7e9 + self.clock.now())
         self.thread = ControlThread(
-            self.policy, self.commands, queue.Queue(maxsize=2), Supervisor(), self.state, hz=hz,
+            self.policy, self.commands, Supervisor(), **control_parts(self.state), hz=hz,
             clock=self.clock, wall=lambda: 1.7e9 + self.clock.now(), assist=self.blender,
         )
         self.vr_seq = 0
@@ -73,10 +74,10 @@ class AssistRig:
 
     def vr(self, pose=I4, age: float = 0.0, **buttons) -> None:
         self.vr_seq += 1
-        self.state.set_vr(VRSample({"r": np.asarray(pose, dtype=float)}, buttons, self.now - age, self.vr_seq))
+        self.state.vr.set_sample(VRSample({"r": np.asarray(pose, dtype=float)}, buttons, self.now - age, self.vr_seq))
 
     def robot(self, pos=HOME, quat=DOWN, age: float = 0.0, epoch: int = 1) -> None:
-        self.state.set_robot(observation(pos, quat, self.now - age, epoch), RobotLink(up=True, epoch=epoch))
+        self.state.robot.set_reply(observation(pos, quat, self.now - age, epoch), RobotLink(up=True, epoch=epoch))
 
     def link(self, status: AssistStatus = CONNECTED) -> None:
         self.state.assist.set_status(status)

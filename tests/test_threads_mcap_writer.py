@@ -25,7 +25,7 @@ class Harness:
     def __init__(self, folder: Path, factory=None) -> None:
         self.q: queue.Queue = queue.Queue(maxsize=1000)
         self.sv, self.st = Supervisor(), SharedState()
-        self.thread = McapWriterThread(self.q, self.sv, self.st, folder,
+        self.thread = McapWriterThread(self.q, self.sv, self.st.counters, self.st.episode, self.st.events, folder,
                                        factory or (lambda p, m: EpisodeWriter(p, m, chunk_size=32 * 1024)))
         self.ep = SyntheticEpisode(cameras={"front": (320, 240)})
         self.i = 0
@@ -71,8 +71,8 @@ def test_immutable_success_folder_keeps_the_file_and_the_thread(tmp_path: Path) 
         assert kept.exists() and _end(kept)["outcome"] == "success"  # finished, beside its partial
         (fault,) = h.thread.faults
         assert fault.path == kept and fault.complete and "cannot move a.mcap into" in fault.problem
-        assert "not permitted" in h.st.episode().error and str(kept) in h.st.episode().error
-        assert str(kept) in h.st.last_error()  # the dashboard's last error says where the data is
+        assert "not permitted" in h.st.episode.status().error and str(kept) in h.st.episode.status().error
+        assert str(kept) in h.st.events.last_error()  # the dashboard's last error says where the data is
         h.episode("b", 40)  # teleop and recording go on
         h.settle()
     h.stop()

@@ -10,9 +10,10 @@ import numpy as np
 
 from frankateach.messages import FrankaState
 from oculus_server.recording.record import RecordTick, RobotObservation
-from oculus_server.state import RobotLink, SharedState
+from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
+from oculus_server.types import RobotLink
 from oculus_server.vr.source import SourceState, SourceStatus
 
 
@@ -27,7 +28,7 @@ def _drain(q: queue.Queue) -> list:
 
 def _robot(st: SharedState) -> None:
     state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
-    st.set_robot(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
 
 
 def test_a_stalled_writer_never_makes_the_recorder_raise_and_keeps_start_stop_in_order():
@@ -36,10 +37,10 @@ def test_a_stalled_writer_never_makes_the_recorder_raise_and_keeps_start_stop_in
     rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
     _robot(st)
     for _ in range(4):  # start, stop, start, stop with nothing drained
-        st.request_episode("toggle")
+        st.episode.request("toggle")
         rec.step()
         rec.step()
-    assert rec.control_waiting > 0 and st.counters()["records_dropped"] >= 4  # counted, not raised
+    assert rec.control_waiting > 0 and st.counters.snapshot()["records_dropped"] >= 4  # counted, not raised
     items = _drain(q)
     for _ in range(3):
         rec.step()
@@ -55,10 +56,10 @@ def test_error_events_while_idle_reach_the_next_episode():
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0)
     _robot(st)
-    st.add_event("error", "could not move a.mcap into success/")
-    st.add_event("robot_link", "link up")  # not an error: not carried
+    st.events.add("error", "could not move a.mcap into success/")
+    st.events.add("robot_link", "link up")  # not an error: not carried
     rec.step()  # idle
-    st.request_episode("start")
+    st.episode.request("start")
     rec.step()
     ticks = [i for i in _drain(q) if isinstance(i, RecordTick)]
     kinds = [e.kind for e in ticks[0].events]
@@ -69,10 +70,10 @@ def test_vr_rejections_are_recorded_as_counters():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0)
-    st.set_vr_status(
+    st.vr.set_status(
         SourceStatus(SourceState.CONNECTED, samples=10, rejected=4, reject_reasons={"bad_pose": 3, "parse": 1})
     )
-    st.request_episode("start")
+    st.episode.request("start")
     rec.step()
     tick = next(i for i in _drain(q) if isinstance(i, RecordTick))
     assert tick.counters["vr_rejected"] == 4
@@ -83,11 +84,11 @@ def test_an_episode_in_which_the_robot_never_answered_is_not_a_success():
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0, robot_label="the robot at 10.0.0.9:8901")
-    st.request_episode("start")
+    st.episode.request("start")
     rec.step()
-    st.request_episode("success")  # B pressed, but nothing ever came from the robot
+    st.episode.request("success")  # B pressed, but nothing ever came from the robot
     rec.step()
-    st.request_episode("stop")
+    st.episode.request("stop")
     rec.step()
     items = _drain(q)
     assert isinstance(items[0], EpisodeStart)
@@ -102,8 +103,8 @@ def test_a_robot_state_from_before_the_episode_with_the_link_down_is_not_robot_d
     q: queue.Queue = queue.Queue(maxsize=100)
     rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
     _robot(st)
-    st.set_link(RobotLink(up=False, failures=5))  # the robot went away before the episode
-    st.request_episode("start")
+    st.robot.set_link(RobotLink(up=False, failures=5))  # the robot went away before the episode
+    st.episode.request("start")
     rec.step()
     rec.finish()
     stop = _drain(q)[-1]
@@ -116,7 +117,7 @@ def _sent_command(st: SharedState, seq: int) -> None:
 
     target = FrankaAction(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, time.time())
     cmd = RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)
-    st.mark_sent(cmd, time.monotonic())
+    st.sent.mark_sent(cmd, time.monotonic())
 
 
 def test_every_sent_command_reaches_a_tick_or_the_stop_even_when_ticks_are_dropped():
@@ -125,14 +126,14 @@ def test_every_sent_command_reaches_a_tick_or_the_stop_even_when_ticks_are_dropp
     rec = RecorderThread(q, sv, st, hz=100.0, debounce_s=0.0)
     _robot(st)
     _sent_command(st, 0)  # before the episode: not part of it
-    st.request_episode("start")
+    st.episode.request("start")
     rec.step()
     for k in range(1, 4):
         _sent_command(st, k)
     for _ in range(12):  # fill the queue up to the control margin: this tick is dropped
         q.put_nowait(object())
     rec.step()
-    assert st.counters()["records_dropped"] == 1
+    assert st.counters.snapshot()["records_dropped"] == 1
     for _ in range(12):
         q.get_nowait()
     _sent_command(st, 4)

@@ -29,7 +29,8 @@ def _server(codec: str, backend: KinematicBackend) -> tuple[RobotServer, int]:
 
 def _thread(state: SharedState, port: int, codec: str = "msgpack", **kw) -> tuple[StateFeedThread, Supervisor]:
     sv = Supervisor()
-    t = StateFeedThread("127.0.0.1", port, make_codec(codec), sv, state, **kw)
+    t = StateFeedThread("127.0.0.1", port, make_codec(codec), sv, state.robot, state.counters, state.events,
+                        state.rates, **kw)
     t.start()
     return t, sv
 
@@ -48,22 +49,22 @@ def test_feed_states_arrive_at_the_servers_rate_and_are_recorded_in_order(codec:
     state = SharedState()
     t, sv = _thread(state, feed_port, codec)
     try:
-        assert wait_for(lambda: state.feed_live(), 3.0), "the feed never became live"
-        state.take_measured()
+        assert wait_for(lambda: state.robot.feed_live(), 3.0), "the feed never became live"
+        state.measured.take()
         time.sleep(1.0)
-        states = state.take_measured()
+        states = state.measured.take()
     finally:
         _stop(t, sv)
         server.stop()
-    assert not state.feed_live()  # a stopped thread leaves the replies in charge
+    assert not state.robot.feed_live()  # a stopped thread leaves the replies in charge
     print(f"{codec}: {len(states)} feed states in 1 s")
     assert 60 <= len(states) <= 130  # 100 Hz on a shared machine
     stamps = [o.state.timestamp for o in states]
     assert all(b > a for a, b in itertools.pairwise(stamps)), "feed states out of order"
     assert all(np.allclose(o.state.pos, (0.4, 0.1, 0.3)) for o in states)
     assert all(np.isnan(o.rtt_s) for o in states)  # no round trip: a PUB state
-    assert state.robot() is states[-1] or state.robot().t_recv >= states[-1].t_recv
-    assert "state-feed" in state.rates() and state.counters()["state_feed_states"] >= len(states)
+    assert state.robot.observation() is states[-1] or state.robot.observation().t_recv >= states[-1].t_recv
+    assert "state-feed" in state.rates.snapshot() and state.counters.snapshot()["state_feed_states"] >= len(states)
 
 
 def test_feed_states_carry_the_link_epoch_only_while_the_link_is_up():
@@ -72,13 +73,13 @@ def test_feed_states_carry_the_link_epoch_only_while_the_link_is_up():
     state = SharedState()
     t, sv = _thread(state, feed_port)
     try:
-        assert wait_for(lambda: state.robot() is not None, 3.0)
-        assert state.robot().link_epoch == 0  # no reply yet: the epoch is unknown
+        assert wait_for(lambda: state.robot.observation() is not None, 3.0)
+        assert state.robot.observation().link_epoch == 0  # no reply yet: the epoch is unknown
         reply = RobotObservation(backend.read_state(), time.monotonic(), time.time(), 0.01, 3)
-        state.set_robot(reply, RobotLink(up=True, epoch=3))
-        assert wait_for(lambda: state.robot() is not reply and state.robot().link_epoch == 3, 2.0)
-        state.set_link(RobotLink(up=False, epoch=3))  # an outage: the arm may be anywhere after it
-        assert wait_for(lambda: state.robot().link_epoch == 0, 2.0)
+        state.robot.set_reply(reply, RobotLink(up=True, epoch=3))
+        assert wait_for(lambda: (obs := state.robot.observation()) is not reply and obs.link_epoch == 3, 2.0)
+        state.robot.set_link(RobotLink(up=False, epoch=3))  # an outage: the arm may be anywhere after it
+        assert wait_for(lambda: state.robot.observation().link_epoch == 0, 2.0)
     finally:
         _stop(t, sv)
         server.stop()
@@ -88,16 +89,16 @@ def test_replies_are_recorded_only_while_the_feed_is_not_live():
     state = SharedState()
     backend = KinematicBackend()
     r1 = RobotObservation(backend.read_state(), 1.0, time.time(), 0.1, 1)
-    state.set_robot(r1, RobotLink(up=True, epoch=1))
-    assert state.take_measured() == (r1,)
-    state.set_feed_live(True)
-    f1 = state.add_feed_state(backend.read_state(), 2.0, time.time())
+    state.robot.set_reply(r1, RobotLink(up=True, epoch=1))
+    assert state.measured.take() == (r1,)
+    state.robot.set_feed_live(True)
+    f1 = state.robot.add_feed_state(backend.read_state(), 2.0, time.time())
     r2 = RobotObservation(backend.read_state(), 3.0, time.time(), 0.1, 1)
-    state.set_robot(r2, RobotLink(up=True, epoch=1))
-    assert state.robot() is r2  # the newest received is the reference
-    state.add_feed_state(backend.read_state(), 2.5, time.time())  # received before r2: not the reference
-    assert state.robot() is r2
-    assert [o.t_recv for o in state.take_measured()] == [f1.t_recv, 2.5]  # the feed only
+    state.robot.set_reply(r2, RobotLink(up=True, epoch=1))
+    assert state.robot.observation() is r2  # the newest received is the reference
+    state.robot.add_feed_state(backend.read_state(), 2.5, time.time())  # received before r2: not the reference
+    assert state.robot.observation() is r2
+    assert [o.t_recv for o in state.measured.take()] == [f1.t_recv, 2.5]  # the feed only
 
 
 def test_no_feed_is_reported_once_then_a_server_that_starts_publishing_is_picked_up():
@@ -105,18 +106,18 @@ def test_no_feed_is_reported_once_then_a_server_that_starts_publishing_is_picked
     state = SharedState()
     t, sv = _thread(state, port + 1, absent_after_s=0.3, timeout_s=0.2)
     try:
-        assert wait_for(lambda: any(e.kind == "state_feed" for e in state.recent_events()), 3.0)
-        (absent,) = [e for e in state.recent_events() if e.kind == "state_feed"]
-        assert "no robot state feed" in absent.message and not state.feed_live()
-        assert "state-feed" not in state.rates()  # an absent feed is no dead loop on the dashboard
+        assert wait_for(lambda: any(e.kind == "state_feed" for e in state.events.recent()), 3.0)
+        (absent,) = [e for e in state.events.recent() if e.kind == "state_feed"]
+        assert "no robot state feed" in absent.message and not state.robot.feed_live()
+        assert "state-feed" not in state.rates.snapshot()  # an absent feed is no dead loop on the dashboard
         server = RobotServer(KinematicBackend(), "127.0.0.1", ports=(port, port + 1, port + 2))
         server.start()
         try:
-            assert wait_for(state.feed_live, 3.0), "a feed that starts later was not picked up"
+            assert wait_for(state.robot.feed_live, 3.0), "a feed that starts later was not picked up"
         finally:
             server.stop()
-        assert wait_for(lambda: not state.feed_live(), 2.0), "a silent feed stayed live"
-        kinds = [e.message for e in state.recent_events() if e.kind == "state_feed"]
+        assert wait_for(lambda: not state.robot.feed_live(), 2.0), "a silent feed stayed live"
+        kinds = [e.message for e in state.events.recent() if e.kind == "state_feed"]
         assert len(kinds) == 3 and "live" in kinds[1] and "silent" in kinds[2]
     finally:
         _stop(t, sv)
@@ -134,10 +135,10 @@ def test_unreadable_feed_messages_are_counted_and_never_fatal():
         def published() -> bool:
             for payload in (b"\x00garbage", b"robot_state \x80\x04junk", good):
                 pub.publish(payload)
-            return state.feed_live()
+            return state.robot.feed_live()
 
         assert wait_for(published, 3.0)
-        assert wait_for(lambda: state.counters()["state_feed_errors"] >= 2, 2.0)
+        assert wait_for(lambda: state.counters.snapshot()["state_feed_errors"] >= 2, 2.0)
         assert t.is_alive()
     finally:
         _stop(t, sv)

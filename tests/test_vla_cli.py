@@ -159,3 +159,69 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def _ephemeral(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """Starts `vla-server serve --ephemeral-key` as users and the daemon run it; returns the
+    process and its ready line (stdout)."""
+    cmd = [sys.executable, "-m", "vla_server.cli", "serve", "--no-config", "--port", "0", "--no-openpi",
+           "--no-web", "--no-arena", "--log-format", "text", "--log-level", "warning", "--ephemeral-key", "pro",
+           *args]
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    with open(tmp_path / "svc.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path / "tmp")))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, f"no ready line; log: {(tmp_path / 'svc.log').read_text()[-2000:]}"
+    return proc, line
+
+
+def _stream_one_action(port: int, key: str) -> None:
+    with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as ws:
+        ws.send(auth_msg(key, model="color-reach"))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connected"
+        ws.send(frame_msg())
+        assert json.loads(ws.recv(timeout=30))["type"] == "action"
+
+
+def test_serve_with_an_ephemeral_key_prints_it_and_cleans_up(tmp_path: Path) -> None:
+    """No --data-dir: a temporary key store, gone after SIGTERM; the key works while it runs and
+    never reaches the log."""
+    from robot_formats.service_ready import parse_ready_line
+
+    proc, line = _ephemeral([], tmp_path)
+    try:
+        ready = parse_ready_line(line)
+        assert ready.key and ready.key.startswith("vla_") and ready.openpi_port is None
+        _stream_one_action(ready.port, ready.key)
+        temp_dirs = list((tmp_path / "tmp").glob("vla-server-*"))
+        assert len(temp_dirs) == 1 and (temp_dirs[0] / "keys.sqlite3").is_file()  # the temporary key store
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert not temp_dirs[0].exists()
+    assert ready.key not in (tmp_path / "svc.log").read_text()
+
+
+def test_ephemeral_key_in_a_given_data_dir_is_revoked_at_exit_and_the_parent_lifeline_holds(tmp_path: Path) -> None:
+    from robot_formats.service_ready import parse_ready_line
+
+    data = tmp_path / "data"
+    proc, line = _ephemeral(["--data-dir", str(data), "--parent-pid", str(os.getpid())], tmp_path)
+    try:
+        ready = parse_ready_line(line)
+        assert ready.key is not None
+        _stream_one_action(ready.port, ready.key)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    from vla_server.auth.store import KeyStore
+
+    store = KeyStore(data / "keys.sqlite3")
+    assert store.verify(ready.key) is None and len(store.list_keys()) == 1
+
+
+def test_a_pinned_model_not_in_the_catalog_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--no-config", "--port", "0", "--pin", "no-such-model", "--ephemeral-key", "pro"]) == 2
+    assert "'no-such-model' is not in the service's catalog" in capsys.readouterr().err

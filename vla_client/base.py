@@ -34,11 +34,19 @@ class AsyncStreamingClient(Protocol):
     def prepare_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> Any:
         """Encodes a frame; pure, callable from any thread."""
 
-    async def send_prepared(self, prepared: Any) -> None: ...
+    @property
+    def session_number(self) -> int:
+        """How many sessions this client has opened (0 before the first); a reconnect to
+        `/v1/stream` opens a new one (frame ids restart at 0), so (session_number, frame_id)
+        names a frame for good."""
+
+    async def send_prepared(self, prepared: Any) -> int:
+        """Sends (queues) a frame made by `prepare_frame`; returns its frame id."""
 
     async def send_frame(
         self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None
-    ) -> None: ...
+    ) -> int:
+        """Sends one frame; returns the frame id the actions answering it will carry."""
 
     async def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction: ...
 

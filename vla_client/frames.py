@@ -13,7 +13,8 @@ import numpy as np
 
 from robot_formats.image import JPEG_PREFIX, encode_jpeg_data_url
 from robot_formats.robot_state import RobotStateIn
-from robot_formats.stream.parse import parse_robot_state
+from robot_formats.stream.errors import ProtocolError
+from robot_formats.stream.parse import parse_client_message, parse_robot_state
 
 RobotStateLike = RobotStateIn | Mapping[str, Any]
 """``{"pose": [6], "velocity": [6] (optional), "gripper": -1..1 (optional)}`` or a `RobotStateIn`."""
@@ -97,14 +98,27 @@ def robot_state_dict(state: RobotStateLike | None) -> dict[str, Any] | None:
 def frame_text(
     image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None, jpeg_quality: int = 85
 ) -> str:
-    """The ``frame`` message (encodes the image; call it off the event loop for big frames)."""
+    """The ``frame`` message (encodes the image; call it off the event loop for big frames).
+
+    The text is checked with the protocol's own parser at its default limits, so a service with
+    those limits accepts every frame sent and numbers them as the client counts them (`send_frame`'s
+    frame id).
+
+    Raises:
+        ValueError: a bad image, instruction or state, or a message the service would refuse.
+    """
     if not isinstance(instruction, str):
         raise TypeError(f"instruction: expected a string, got {type(instruction).__name__}")
     msg: dict[str, Any] = {"type": "frame", "image": image_data_url(image, jpeg_quality), "instruction": instruction}
     state = robot_state_dict(robot_state)
     if state is not None:
         msg["robot_state"] = state
-    return json.dumps(msg, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(msg, separators=(",", ":"), allow_nan=False)
+    try:
+        parse_client_message(text)
+    except ProtocolError as exc:
+        raise ValueError(f"the service would refuse this frame: {exc}") from None
+    return text
 
 
 STATS_TEXT = '{"type":"stats"}'

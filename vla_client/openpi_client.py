@@ -144,6 +144,8 @@ class OpenPIClient:
         self._counts = {"frames_sent": 0, "frames_dropped": 0, "actions_received": 0, "actions_dropped": 0,
                         "server_errors": 0, "protocol_violations": 0, "reconnects": 0}
         self._frame_seq = 0
+        self._pending_id = -1
+        self._session_number = 0
         self._last_error = ""
 
     # ---- public API -------------------------------------------------------------------------
@@ -151,6 +153,11 @@ class OpenPIClient:
     @property
     def state(self) -> ClientState:
         return self._state
+
+    @property
+    def session_number(self) -> int:
+        """Sessions opened by `connect` (frame ids run on across reconnects, so 1 after it)."""
+        return self._session_number
 
     @property
     def action_dt_s(self) -> float:
@@ -193,6 +200,7 @@ class OpenPIClient:
             self._state = "closed"
             raise
         self._session_id = str(uuid.uuid4())
+        self._session_number += 1
         self._started = self._clock()
         self._attach(ws)
         self._worker = asyncio.create_task(self._run(), name="openpi-client-worker")
@@ -221,23 +229,28 @@ class OpenPIClient:
         request, context = self.adapter.request(arr, instruction, state)
         return PreparedObservation(request, context, self._clock())
 
-    async def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> None:
-        """Queues a frame (newest wins while a request is in flight).
+    async def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> int:
+        """Queues a frame (newest wins while a request is in flight); returns its frame id (ids
+        count the frames queued since `connect`; a frame replaced before it was sent never gets
+        an answer).
 
         Raises:
             ValueError: bad input. ConnectionLost: link down. NotConnected, SessionRejected.
         """
         self._check_usable()
-        await self.send_prepared(self.prepare_frame(image, instruction, robot_state))
+        return await self.send_prepared(self.prepare_frame(image, instruction, robot_state))
 
-    async def send_prepared(self, prepared: PreparedObservation) -> None:
-        """Queues a frame made by `prepare_frame`."""
+    async def send_prepared(self, prepared: PreparedObservation) -> int:
+        """Queues a frame made by `prepare_frame`; returns its frame id."""
         self._check_usable(need_link=True)
         if self._pending is not None:
             self._counts["frames_dropped"] += 1
         self._pending = prepared
+        self._pending_id = self._frame_seq
+        self._frame_seq += 1
         assert self._work is not None
         self._work.set()
+        return self._pending_id
 
     async def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction:
         """The action scheduled for now: paced one per action period, or at once with `latest`.
@@ -274,6 +287,7 @@ class OpenPIClient:
                     latency_ms=(now - planned.t_obs) * 1000.0,
                     smoothed=len(planned.sources) > 1,
                     received_at=now,
+                    session_number=self._session_number,
                 )
             self._check_usable(need_link=True)
             if now >= deadline:
@@ -477,8 +491,7 @@ class OpenPIClient:
                 if self._pending is None:
                     continue
             prepared, self._pending = self._pending, None
-            frame_id = self._frame_seq
-            self._frame_seq += 1
+            frame_id = self._pending_id
             t_send = self._clock()
             try:
                 async with asyncio.timeout(self.send_timeout_s):

@@ -147,6 +147,7 @@ class VLAStreamingClient:
         self._fatal: VLAClientError | None = None
         self._sent_at: dict[int, float] = {}
         self._frames_this_session = 0
+        self._session_number = 0
         self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
         self._counts = {"frames_sent": 0, "actions_received": 0, "actions_dropped": 0, "server_errors": 0,
                         "protocol_violations": 0, "reconnects": 0}
@@ -163,6 +164,11 @@ class VLAStreamingClient:
     def session(self) -> ConnectedMessage | None:
         """The server's ``connected`` reply of the current session."""
         return self._session
+
+    @property
+    def session_number(self) -> int:
+        """Sessions this client has opened (0 before the first; +1 at each reconnect)."""
+        return self._session_number
 
     async def connect(
         self,
@@ -215,9 +221,14 @@ class VLAStreamingClient:
         """
         return frame_text(image, instruction, robot_state, self.jpeg_quality)
 
-    async def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> None:
+    async def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> int:
         """Sends one frame. `image`: (H, W, 3) uint8 RGB array or JPEG bytes; `robot_state`:
         ``{"pose": [x, y, z, roll, pitch, yaw], "velocity": [6]}`` (m, rad, base frame) or None.
+
+        Returns:
+            The frame id the server assigns it (its ``action`` carries it): the server numbers a
+            session's valid frames from 0 and this client sends only frames the protocol's own
+            parser accepts, so the id is the count of frames sent before it in this session.
 
         Raises:
             ValueError: bad input (nothing sent). ConnectionLost: the link is down.
@@ -225,10 +236,10 @@ class VLAStreamingClient:
         """
         self._check_usable()
         text = await asyncio.to_thread(self.prepare_frame, image, instruction, robot_state)
-        await self.send_prepared(text)
+        return await self.send_prepared(text)
 
-    async def send_prepared(self, prepared: str) -> None:
-        """Sends a frame made by `prepare_frame`."""
+    async def send_prepared(self, prepared: str) -> int:
+        """Sends a frame made by `prepare_frame`; returns its frame id (see `send_frame`)."""
         ws = self._check_usable()
         try:
             async with asyncio.timeout(self.send_timeout_s):
@@ -237,11 +248,13 @@ class VLAStreamingClient:
             raise Timeout(f"sending a frame took longer than {self.send_timeout_s} s") from exc
         except websockets.ConnectionClosed as exc:
             raise ConnectionLost(f"connection to {self.url} lost while sending: {exc}") from exc
-        self._sent_at[self._frames_this_session] = self._clock()
+        frame_id = self._frames_this_session
+        self._sent_at[frame_id] = self._clock()
         if len(self._sent_at) > SENT_TIMES_KEPT:
             del self._sent_at[next(iter(self._sent_at))]
         self._frames_this_session += 1
         self._counts["frames_sent"] += 1
+        return frame_id
 
     async def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction:
         """The next action (oldest first), or with `latest` the newest one, dropping older ones.
@@ -423,6 +436,7 @@ class VLAStreamingClient:
         self._session = connected
         self._sent_at.clear()
         self._frames_this_session = 0
+        self._session_number += 1
         self._state = "connected"
         self._poke()
         log.info("vla stream session %s model=%s", connected.session_id, connected.model)
@@ -539,6 +553,7 @@ class VLAStreamingClient:
                 smoothed=msg.smoothed,
                 received_at=now,
                 rtt_ms=rtt,
+                session_number=self._session_number,
             )
         )
 

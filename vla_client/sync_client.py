@@ -89,10 +89,16 @@ class SyncVLAStreamingClient:
             budget,
         )
 
-    def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> None:
-        """Encodes the frame in this thread, then sends it (see `VLAStreamingClient.send_frame`)."""
+    def send_frame(self, image: ImageLike, instruction: str, robot_state: RobotStateLike | None = None) -> int:
+        """Encodes the frame in this thread, then sends it; returns its frame id (see
+        `VLAStreamingClient.send_frame`)."""
         prepared = self.client.prepare_frame(image, instruction, robot_state)
-        self._call(self.client.send_prepared(prepared), self.client.send_timeout_s)
+        return int(self._call(self.client.send_prepared(prepared), self.client.send_timeout_s))
+
+    @property
+    def session_number(self) -> int:
+        """The current session's number (with a frame id, names a frame; see `ReceivedAction`)."""
+        return self.client.session_number
 
     def receive_action(self, timeout: float = 1.0, latest: bool = False) -> ReceivedAction:
         """See `VLAStreamingClient.receive_action`."""

@@ -25,6 +25,9 @@ class ReceivedAction:
         smoothed: EMA applied by the service (stream), or more than one chunk blended (openpi).
         received_at: client monotonic clock when it reached the client (stream) or was emitted, s.
         rtt_ms: client-measured frame-sent → action-received time, ms, when known.
+        session_number: the client's session the frame was sent in (1 = the first; each
+            reconnect opens the next); with `frame_id` it names the frame `send_frame` returned
+            that id for (stream frame ids restart at 0 in each session).
     """
 
     frame_id: int
@@ -35,6 +38,7 @@ class ReceivedAction:
     smoothed: bool
     received_at: float
     rtt_ms: float | None = None
+    session_number: int = 0
 
 
 @dataclass(frozen=True)

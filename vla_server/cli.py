@@ -1,6 +1,8 @@
 """``vla-server``: run the inference service and manage API keys.
 
     vla-server serve [--config configs/vla_server.yaml] [--port 8000] [--openpi-port 8001] ...
+    vla-server serve --no-config --port 0 --pin MODEL --ephemeral-key pro --ready-fd 3 \
+        --parent-pid PID    # as a child: a temporary key and the ports on fd 3 (vla_server.child_mode)
     vla-server keys create --tier pro --name lab-a [--admin]     # prints the key once
     vla-server keys list
     vla-server keys revoke lab-a                                  # by name or key id
@@ -74,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--arena-workers", type=int, help="arena process pool size (default: cores - 1)")
     s.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     s.add_argument("--log-format", choices=("json", "text"))
+    s.add_argument("--no-config", action="store_true", help=f"ignore {DEFAULT_CONFIG} (built-in defaults + flags)")
+    s.add_argument("--ephemeral-key", metavar="TIER", choices=sorted(TIERS),
+                   help="make a temporary key of this tier (in a temporary data folder unless --data-dir) "
+                        "and print it on the ready line; revoked when the service stops")
+    s.add_argument("--ready-fd", type=int, metavar="FD",
+                   help="write the ready line (ports, the ephemeral key) to this inherited fd once listening")
+    s.add_argument("--parent-pid", type=int, metavar="PID", help="stop when this process dies (lifeline)")
+    s.add_argument("--parent-death-signal", type=int, default=15, metavar="SIG",
+                   help="with --parent-pid: PR_SET_PDEATHSIG signal (0: watch the pid only)")
 
     k = sub.add_parser("keys", help="manage API keys")
     k.add_argument("--config", help="configuration (for server.data_dir)")
@@ -96,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> ServiceConfig:
     path = getattr(args, "config", None)
+    if getattr(args, "no_config", False):
+        if path is not None:
+            raise ConfigError("--config and --no-config: expected at most one")
+        return load_config(None, overrides, env={})
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     return load_config(path, overrides)
@@ -112,16 +127,55 @@ def _serve(args: argparse.Namespace) -> int:
     if args.pin:
         base = _config(args, {})
         overrides["registry.pinned"] = list(dict.fromkeys((*base.registry.pinned, *args.pin)))
-    config = _config(args, overrides)
-    from vla_server.logs import configure_logging
-    from vla_server.serve import PortInUse, run_service
+    ephemeral = None
+    if args.ephemeral_key is not None:
+        from vla_server.child_mode import EphemeralKey
 
-    configure_logging(config.server.log_level, config.server.log_format)
+        ephemeral = EphemeralKey(args.ephemeral_key, Path(args.data_dir) if args.data_dir else None)
+        overrides["server.data_dir"] = str(ephemeral.data_dir)
     try:
-        return asyncio.run(run_service(config))
-    except PortInUse as exc:
-        print(f"vla-server: {exc}", file=sys.stderr)
-        return 1
+        config = _config(args, overrides)
+        _check_pinned(config)
+        from vla_server.logs import configure_logging
+        from vla_server.serve import PortInUse
+
+        configure_logging(config.server.log_level, config.server.log_format)
+        key = ephemeral.create(config.keys_db) if ephemeral is not None else None
+        try:
+            return asyncio.run(_run(config, args, key))
+        except PortInUse as exc:
+            print(f"vla-server: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        if ephemeral is not None:
+            ephemeral.close()
+
+
+def _check_pinned(config: ServiceConfig) -> None:
+    """A pinned model that is not in the catalog is a configuration error (exit 2), said at once."""
+    if not config.registry.pinned:
+        return
+    from vla_server.catalog import load_catalog
+
+    catalog = load_catalog(config.server.catalog)
+    for model in config.registry.pinned:
+        if model not in catalog:
+            raise ConfigError(f"model {model!r} is not in the service's catalog; expected one of "
+                              f"{', '.join(sorted(catalog))}")
+
+
+async def _run(config: ServiceConfig, args: argparse.Namespace, key: str | None) -> int:
+    from vla_server.child_mode import ready_writer, watch_parent
+    from vla_server.serve import run_service
+
+    stop = asyncio.Event()
+    watch = watch_parent(args.parent_pid, args.parent_death_signal, stop) if args.parent_pid is not None else None
+    ready = ready_writer(args.ready_fd, key) if args.ready_fd is not None or key is not None else None
+    try:
+        return await run_service(config, ready=ready, stop=stop)
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@
 * `blender` — `AssistBlender`, used by the control thread before the command gate (α, ramp,
   freshness, score, deadman, gripper, toggle button).
 * `channel` — `AssistChannel` in `SharedState.assist`: newest action, link status, records.
-* `local_service` / `service_child` — the service as the daemon's child for ``--debug``.
+* `local_service` — the service as the daemon's child for ``--debug`` (through `vla-server serve`).
 
 The assist thread itself is `oculus_server.threads.assist.AssistThread`.
 """

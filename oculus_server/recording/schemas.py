@@ -45,7 +45,8 @@ topic                           schema                      content (written whe
                                                             of view (first frame, then every
                                                             MCAP_CALIBRATION_PERIOD_S)
 ``/events``                     teleop.Event                kind, message, data (episode start /
-                                                            stop / success, errors, link changes)
+                                                            stop / success, errors, link changes,
+                                                            loop overruns, scheduling)
 ``/log``                        foxglove.Log                the same events, for the Log panel
 ``/timing``                     teleop.Timing               per-loop achieved Hz, jitter p50/p99/
                                                             max, missed/late ticks, queue depths
@@ -285,7 +286,10 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
         "Something that happened during the episode.",
         {
             "timestamp": _TIME,
-            "kind": _STR,
+            "kind": {**_STR, "description": "e.g. episode_start, episode_stop, success, error, robot_link, "
+                     "control, safety_warning, assist; scheduling (no real-time scheduling: what it means, "
+                     "the fix); loop_overrun (a loop's tick started more than a period late; data: loop, "
+                     "late_ms, period_ms, ticks, skipped)"},
             "message": _STR,
             "data": {"type": "object", "description": "free-form fields of this kind of event", "properties": {}},
         },

@@ -10,12 +10,12 @@ Loop (absolute deadlines on a monotonic clock, missed sends skipped, never a bur
    refusal (bad key, unknown model) is final: assist stays off, the daemon goes on.
 2. **Send** at each deadline: the newest frame of `camera` (JPEG bytes as received, never
    re-encoded) with the measured pose ``[x, y, z, roll, pitch, yaw]`` and gripper, if both are
-   fresh; the pose is remembered with its send time.
+   fresh; the pose is remembered under the frame's id (the client's session number, `send_frame`'s frame id).
 3. **Receive** until the next deadline, in slices of at most `RECEIVE_SLICE_S` (the stop event is
    seen at once): the newest action is published with its receive time, score, latency, and the
-   pose it answers — found from its round trip (send time = receive time − rtt). Stream actions
-   whose pose is no longer known are counted and not used; openpi chunk rows carry no pose (they
-   apply to the pose of the moment).
+   pose it answers — the pose sent with the frame whose id (session number, frame id) it carries.
+   Stream actions whose pose is no longer known are counted and not used; openpi chunk rows carry
+   no pose (they apply to the pose of the moment).
 
 It never touches the control thread: the control thread reads the newest action and its age.
 Every client call has a timeout (`vla_client`); the client's own event loop runs in a thread it
@@ -27,15 +27,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from frankateach.timing import MONOTONIC, Clock, RateStats
+from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
-from oculus_server.state import SharedState
+from oculus_server.state import CameraFrames, EventLog, RateBoard, RobotChannel
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.types import AssistAction, AssistStatus
 from robot_formats.rotations import quat_normalize, quat_to_euler_xyz
@@ -60,8 +61,7 @@ FRAME_MAX_AGE_S = 1.0  # a camera frame older than this is not sent
 STATE_MAX_AGE_S = 0.5  # nor with a measured state older than this
 STATUS_PERIOD_S = 1.0  # status published (and recorded) this often, and on every link change
 SERVER_STATS_PERIOD_S = 5.0  # the service's own drop figures are asked for this often
-MATCH_TOL_S = 0.02  # an action's estimated send time must be this close to a recorded send
-SENT_KEPT = 256  # recent sends remembered (pose per send time)
+SENT_KEPT = 256  # recent sends remembered (pose per frame id)
 WINDOW = 200  # actions behind the latency percentiles and rates
 CLOSE_TIMEOUT_S = 0.5
 RATE_WINDOW_S = 2.0  # the action rate is counted over this trailing window
@@ -85,7 +85,10 @@ class AssistThread(DaemonThread):
         cfg: the resolved assist config.
         url: the service (``ws://…/v1/stream`` or ``openpi://…``).
         key: its API key (never logged or recorded).
-        supervisor, state: the daemon's.
+        supervisor: the daemon's.
+        frames, robot: the newest camera frame and measured state (read).
+        channel: where actions and the link status go.
+        events, rates: the daemon's.
         client_factory: builds the client (default `default_client`).
         clock: monotonic clock for the send deadlines (the client's own waits are real time).
         realtime_priority: SCHED_FIFO priority (the client's loop thread inherits it).
@@ -97,12 +100,18 @@ class AssistThread(DaemonThread):
         url: str,
         key: str,
         supervisor: Supervisor,
-        state: SharedState,
+        *,
+        frames: CameraFrames,
+        robot: RobotChannel,
+        channel: AssistChannel,
+        events: EventLog,
+        rates: RateBoard,
         client_factory: ClientFactory | None = None,
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("assist", supervisor, state, realtime_priority)
+        super().__init__("assist", supervisor, realtime_priority)
+        self.frames, self.robot, self.channel, self.events = frames, robot, channel, events
         if cfg.model is None:
             raise ValueError("the assist thread needs a model (assist.model)")
         self.cfg = cfg
@@ -112,14 +121,15 @@ class AssistThread(DaemonThread):
         self.clock = clock
         self.period = 1.0 / cfg.fps
         self.stats = RateStats("assist", cfg.fps)
-        state.register_rate(self.stats)
+        rates.register(self.stats)
         self.client: SyncVLAStreamingClient | None = None
         self.rebase = urlsplit(url).scheme in ("ws", "wss")  # stream actions answer the pose sent
         self.link = "connecting"
         self.detail = ""
         self._ever_connected = False
         self._backoff = Backoff(0.25, 2.0)
-        self._sent: deque[tuple[float, Pos, Quat4]] = deque(maxlen=SENT_KEPT)  # (send time, pose sent)
+        # (client session number, frame id) -> the pose sent with that frame; the newest SENT_KEPT
+        self._sent: OrderedDict[tuple[int, int], tuple[Pos, Quat4]] = OrderedDict()
         self._latency: deque[float] = deque(maxlen=WINDOW)
         self._rtt: deque[float] = deque(maxlen=WINDOW)
         self._recv_times: deque[float] = deque(maxlen=WINDOW)
@@ -237,7 +247,7 @@ class AssistThread(DaemonThread):
         self.stop_event.wait(max(0.0, seconds))
 
     def _event(self, message: str, error: bool = False) -> None:
-        self.state.add_event("assist", message, model=self.model, link=self.link, error=error)
+        self.events.add("assist", message, model=self.model, link=self.link, error=error)
 
     # -- frames and actions ----------------------------------------------------------------------
     def _send(self, now: float) -> None:
@@ -249,7 +259,7 @@ class AssistThread(DaemonThread):
             return
         jpeg, robot_state, pos, quat = payload
         try:
-            client.send_frame(jpeg, self.cfg.instruction, robot_state)
+            frame_id = client.send_frame(jpeg, self.cfg.instruction, robot_state)
         except ValueError as exc:  # bad input: nothing was sent
             self._counts["frames_skipped"] += 1
             self._skip_reason = f"frame refused by the client: {exc}"
@@ -262,17 +272,19 @@ class AssistThread(DaemonThread):
             self._skip_reason = f"send failed: {exc}"
             return
         self.stats.tick(now)
-        self._sent.append((self.clock.now(), pos, quat))
+        self._sent[(client.session_number, frame_id)] = (pos, quat)
+        while len(self._sent) > SENT_KEPT:
+            self._sent.popitem(last=False)
         self._counts["frames_sent"] += 1
         self._skip_reason = ""
 
     def _frame(self, now: float) -> tuple[bytes, dict, Pos, Quat4] | None:
         """(JPEG, robot_state, pos, quat) to send now, or None (saying why in the status)."""
-        latest = self.state.latest_frame(self.cfg.camera)
+        latest = self.frames.latest(self.cfg.camera)
         if latest is None or now - latest[1] > FRAME_MAX_AGE_S:
             self._skip_reason = f"no fresh '{self.cfg.camera}' camera frame"
             return None
-        obs = self.state.robot()
+        obs = self.robot.observation()
         if obs is None or now - obs.t_recv > STATE_MAX_AGE_S:
             self._skip_reason = "no fresh robot state"
             return None
@@ -325,7 +337,7 @@ class AssistThread(DaemonThread):
         seen_quat: Quat4 | None = None
         rtt = float(ra.rtt_ms) if ra.rtt_ms is not None else math.nan
         if self.rebase:
-            match = self._match(ra.received_at - rtt / 1000.0) if math.isfinite(rtt) else None
+            match = self._sent.get((ra.session_number, int(ra.frame_id)))
             if match is None:
                 self._counts["actions_unmatched"] += 1
                 return
@@ -337,7 +349,7 @@ class AssistThread(DaemonThread):
         if math.isfinite(rtt):
             self._rtt.append(rtt)
         action = np.array(ra.action, dtype=np.float64).reshape(-1)
-        self.state.assist.publish_action(AssistAction(
+        self.channel.publish_action(AssistAction(
             seq=self._seq,
             frame_id=int(ra.frame_id),
             action=action,
@@ -351,17 +363,6 @@ class AssistThread(DaemonThread):
             smoothed=bool(ra.smoothed),
         ))
         self._seq += 1
-
-    def _match(self, t_send: float) -> tuple[Pos, Quat4] | None:
-        """The pose sent closest to `t_send` (within `MATCH_TOL_S`), or None."""
-        best = None
-        for t, pos, quat in reversed(self._sent):
-            d = abs(t - t_send)
-            if d <= MATCH_TOL_S and (best is None or d < best[0]):
-                best = (d, pos, quat)
-            if t < t_send - MATCH_TOL_S:
-                break
-        return None if best is None else (best[1], best[2])
 
     # -- figures ---------------------------------------------------------------------------------
     def _refresh_stats(self) -> None:
@@ -417,6 +418,6 @@ class AssistThread(DaemonThread):
         )
 
     def _publish_status(self, record: bool) -> None:
-        self.state.assist.set_status(self.status(), record=record)
+        self.channel.set_status(self.status(), record=record)
         if record:
             self._next_status = self.clock.now() + STATUS_PERIOD_S

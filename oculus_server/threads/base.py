@@ -11,12 +11,23 @@ import logging
 import threading
 import traceback
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
-from oculus_server.state import Failure, SharedState
-from oculus_server.threads.realtime import try_realtime
+from oculus_server.state import RateBoard
+from oculus_server.threads.overrun import OverrunReporter
+from oculus_server.threads.realtime import set_slice, try_realtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A thread that died: its name and the exception text."""
+
+    thread: str
+    error: str
+    traceback: str = field(default="", repr=False)
 
 
 class Supervisor:
@@ -43,19 +54,22 @@ class Supervisor:
 class DaemonThread(threading.Thread, ABC):
     """A named thread whose exceptions stop the daemon instead of vanishing."""
 
-    def __init__(
-        self, name: str, supervisor: Supervisor, state: SharedState, realtime_priority: int = 0
-    ) -> None:
+    def __init__(self, name: str, supervisor: Supervisor, realtime_priority: int = 0) -> None:
         super().__init__(name=name, daemon=True)
         self.supervisor = supervisor
-        self.state = state
         self.stop_event = supervisor.stop
         self.realtime_priority = realtime_priority
         self.realtime = False
+        # A time-keeping thread without SCHED_FIFO asks for short time slices, so it preempts a
+        # CPU-bound process when it wakes at its deadline (no privilege needed; see `set_slice`).
+        self.slice_s = 0.0
+        self.short_slice = False
 
     def run(self) -> None:
         try:
             self.realtime = try_realtime(self.realtime_priority)
+            if not self.realtime and self.slice_s > 0:
+                self.short_slice = set_slice(self.slice_s)
             self.body()
         except BaseException as exc:  # noqa: BLE001 - everything must reach the main thread
             self.supervisor.fail(self.name, exc)
@@ -74,25 +88,30 @@ class DaemonThread(threading.Thread, ABC):
 
 
 class RateThread(DaemonThread):
-    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz`."""
+    """A `DaemonThread` that calls `step()` on absolute deadlines at `hz` (its `RateStats` on `rates`;
+    ticks that start more than a period late go to `overruns`)."""
 
     def __init__(
         self,
         name: str,
         hz: float,
         supervisor: Supervisor,
-        state: SharedState,
+        rates: RateBoard,
         clock: Clock = MONOTONIC,
         realtime_priority: int = 0,
+        overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__(name, supervisor, state, realtime_priority)
+        super().__init__(name, supervisor, realtime_priority)
+        self.overruns = overruns
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
-        state.register_rate(self.stats)
+        rates.register(self.stats)
 
     def body(self) -> None:
         self.setup()
         while self.ticker.wait(self.stop_event):
+            if self.overruns is not None:
+                self.overruns.check(self.name, self.ticker)
             self.step()
 
     def setup(self) -> None:

@@ -23,7 +23,7 @@ from frankateach.constants import CAM_PORT_OFFSET
 from frankateach.errors import ProtocolError
 from frankateach.network import sub_socket
 from frankateach.timing import RateStats
-from oculus_server.state import SharedState
+from oculus_server.state import CameraFrames, Counters, EventLog, RateBoard
 from oculus_server.threads.base import DaemonThread, Supervisor
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,16 @@ class CameraErrorReporter:
     """Turns camera decode errors into warnings and events without flooding either.
 
     Args:
-        state: where errors are counted and events added.
+        counters: where errors are counted.
+        events: where reports go.
         period_s: minimum time between two reports for one camera, seconds.
         clock: monotonic clock, seconds (injectable for tests).
     """
 
-    def __init__(self, state: SharedState, period_s: float = ERROR_REPORT_PERIOD_S,
+    def __init__(self, counters: Counters, events: EventLog, period_s: float = ERROR_REPORT_PERIOD_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.state = state
+        self.counters = counters
+        self.events = events
         self.period_s = period_s
         self._clock = clock
         self._last_report: dict[int, float] = {}
@@ -52,7 +54,7 @@ class CameraErrorReporter:
     def error(self, camera_id: int, port: int, exc: Exception) -> None:
         """Counts one unreadable message from `camera_id`; reports it if the period allows."""
         self.total += 1
-        self.state.count("camera_errors")
+        self.counters.count("camera_errors")
         self._unreported[camera_id] = self._unreported.get(camera_id, 0) + 1
         now = self._clock()
         last = self._last_report.get(camera_id)
@@ -63,13 +65,15 @@ class CameraErrorReporter:
         what = "unreadable frame" if n == 1 else f"{n} unreadable frames"
         message = f"camera {camera_id} (port {port}): {what}: {exc}"
         log.warning("%s", message)
-        self.state.add_event("error", message, camera=camera_id, port=port, frames=n)
+        self.events.add("error", message, camera=camera_id, port=port, frames=n)
 
 
 class CameraThread(DaemonThread):
     """Receives frames from cameras `ids` on `host` (ports ``port_offset + id``).
 
     Args:
+        frames: where frames go; counters, events: where errors are counted and reported.
+        rates: where the receive rate is shown.
         names: name per camera id for frames that carry none (Franka-Teach's); default ``cam_<id>``.
     """
 
@@ -78,20 +82,24 @@ class CameraThread(DaemonThread):
         host: str,
         ids: list[int],
         supervisor: Supervisor,
-        state: SharedState,
+        frames: CameraFrames,
+        counters: Counters,
+        events: EventLog,
+        rates: RateBoard,
         port_offset: int = CAM_PORT_OFFSET,
         poll_s: float = 0.1,
         realtime_priority: int = 0,
         names: dict[int, str] | None = None,
     ) -> None:
-        super().__init__("cameras", supervisor, state, realtime_priority)
+        super().__init__("cameras", supervisor, realtime_priority)
+        self.frames = frames
         self.host = host
         self.ids = ids
         self.port_offset = port_offset
         self.poll_s = poll_s
         self.stats = RateStats("cameras", 0.0)
-        state.register_rate(self.stats)
-        self.errors = CameraErrorReporter(state)
+        rates.register(self.stats)
+        self.errors = CameraErrorReporter(counters, events)
         self.decoders = {i: CameraDecoder(i, (names or {}).get(i)) for i in ids}
         self._ctx: zmq.Context = zmq.Context.instance()
         self._socks: dict[zmq.Socket, int] = {}
@@ -114,7 +122,7 @@ class CameraThread(DaemonThread):
                 if frame is None:  # a Franka-Teach non-image topic (intrinsics, depth)
                     continue
                 self.stats.tick(time.monotonic())
-                self.state.add_frame(frame)
+                self.frames.add(frame)
 
     def cleanup(self) -> None:
         for s in self._socks:

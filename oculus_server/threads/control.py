@@ -34,9 +34,20 @@ from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import SOURCE_POLICY, CommandGate, Proposal, RobotView
 from oculus_server.safety.plausibility import StateCheck, Verdict
-from oculus_server.state import SafetyStatus, SharedState
+from oculus_server.state import (
+    CommandChannel,
+    Counters,
+    EpisodeChannel,
+    EventLog,
+    RateBoard,
+    RobotChannel,
+    SafetyChannel,
+    SafetyStatus,
+    VRChannel,
+)
 from oculus_server.threads.base import RateThread, Supervisor
-from oculus_server.threads.queues import put_freshest, take_newest
+from oculus_server.threads.overrun import OverrunReporter
+from oculus_server.threads.queues import put_freshest
 from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
 
 log = logging.getLogger(__name__)
@@ -50,8 +61,12 @@ class ControlThread(RateThread):
     Args:
         policy: the VR policy.
         commands: the command queue (`GatedCommand`s to the robot thread).
-        responses: the robot thread's "new state" signal queue (drained here).
-        supervisor, state: the daemon's.
+        supervisor: the daemon's.
+        vr: the newest VR sample (read).
+        robot: the newest measured state and the link (read).
+        command_out: where the newest command and the mode go.
+        counters, interventions, events, episode, rates: the daemon's counters, safety log,
+            events, episode requests (the episode buttons), rates.
         hz: control rate, Hz.
         hold_after_s: no believed state for this long → the robot is not OK: nothing is sent.
         safety: the gate's and the state check's limits.
@@ -60,15 +75,23 @@ class ControlThread(RateThread):
         realtime_priority: SCHED_FIFO priority (0: normal scheduling).
         assist: blends the VLA policy's newest action into the operator's proposal before the
             gate (`oculus_server.assist.blender`); None: assist off, the path is unchanged.
+        overruns: reports ticks that start more than a period late (None: not reported).
     """
 
     def __init__(
         self,
         policy: VRPolicy,
         commands: queue.Queue,
-        responses: queue.Queue,
         supervisor: Supervisor,
-        state: SharedState,
+        *,
+        vr: VRChannel,
+        robot: RobotChannel,
+        command_out: CommandChannel,
+        counters: Counters,
+        interventions: SafetyChannel,
+        events: EventLog,
+        episode: EpisodeChannel,
+        rates: RateBoard,
         hz: float = CONTROL_FREQ,
         hold_after_s: float = 0.5,
         safety: SafetyConfig | None = None,
@@ -76,12 +99,15 @@ class ControlThread(RateThread):
         wall: Callable[[], float] = time.time,
         realtime_priority: int = 0,
         assist: AssistBlender | None = None,
+        overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__("control", hz, supervisor, state, clock=clock, realtime_priority=realtime_priority)
+        super().__init__("control", hz, supervisor, rates, clock=clock, realtime_priority=realtime_priority,
+                         overruns=overruns)
+        self.vr, self.robot, self.command_out, self.counters = vr, robot, command_out, counters
+        self.interventions, self.events, self.episode = interventions, events, episode
         self.assist = assist  # VLA assist: blends the newest policy action in before the gate
         self.policy = policy
         self.commands = commands
-        self.responses = responses
         self.period = 1.0 / hz
         self.hold_after_s = hold_after_s
         self.clock = clock
@@ -96,16 +122,14 @@ class ControlThread(RateThread):
 
     def step(self) -> None:
         now = self.clock.now()
-        take_newest(self.responses, 0.0)  # the robot thread signals fresh state; keep it drained
-        self.state.set_queue_depth("response", self.responses.qsize())
         view = self._robot_view(now)
-        self.state.set_mode(view.mode)
+        self.command_out.set_mode(view.mode)
         obs = view.obs
         if obs is None:
             self._publish_status(view.why, False)
             return  # nothing to anchor a target to yet
 
-        sample = self.state.vr()
+        sample = self.vr.sample()
         last = self.gate.last_sent
         ref_pos: Vector = obs.state.pos
         ref_quat: Vector = obs.state.quat
@@ -148,22 +172,22 @@ class ControlThread(RateThread):
             self._publish_records(result.records)
         gated = result.command
         if gated is not None:
-            self.state.set_command(gated.command)
+            self.command_out.set_command(gated.command)
             dropped = put_freshest(self.commands, gated)
             if dropped:
-                self.state.count("commands_dropped", dropped)
+                self.counters.count("commands_dropped", dropped)
         why = result.why_held if result.held else ""
         if not why and out.info.get("hold_reason"):
             why = str(out.info["hold_reason"])
         self._publish_status(why, gated is not None)
-        self.state.set_queue_depth("command", self.commands.qsize())
+        self.counters.set_queue_depth("command", self.commands.qsize())
 
     # -- pieces ----------------------------------------------------------------------------------
 
     def _robot_view(self, now: float) -> RobotView:
         """Judges a new state and says whether the robot may be commanded now."""
-        obs = self.state.robot()
-        link = self.state.link()
+        obs = self.robot.observation()
+        link = self.robot.link()
         if obs is not None and obs is not self._judged:
             self._judged = obs
             self._on_verdict(self.check.judge(obs, self.gate.last_sent), obs)
@@ -189,33 +213,33 @@ class ControlThread(RateThread):
         if verdict.fault_started:
             msg = f"robot state not believed: {verdict.reason}; the arm holds (nothing is sent)"
             log.warning(msg)
-            self.state.add_event("safety_warning", msg, reason=verdict.reason)
+            self.events.add("safety_warning", msg, reason=verdict.reason)
             pos = tuple(float(v) for v in obs.state.pos) if len(obs.state.pos) == 3 else ()
             self._publish_records([SafetyRecord(kinds.IMPLAUSIBLE_STATE, verdict.reason, self.wall(), -1, "robot_state",
                                                 pos if all(math.isfinite(v) for v in pos) else ())])
         elif verdict.fault_ended:
             msg = "robot state believed again; the arm holds its measured pose until the operator moves it"
             log.info(msg)
-            self.state.add_event("safety", msg)
+            self.events.add("safety", msg)
             self._publish_records([SafetyRecord(kinds.STATE_PLAUSIBLE, msg, self.wall(), -1, "robot_state")])
 
     def _publish_records(self, records: tuple[SafetyRecord, ...] | list[SafetyRecord]) -> None:
-        self.state.add_safety(records)
+        self.interventions.add(records)
         for r in records:
             if r.kind in (kinds.OUTSIDE_BOX, kinds.REFUSED_NONFINITE, kinds.REFUSED_QUAT):
                 log.warning("safety: %s", r.message)
-                self.state.add_event("safety_warning", r.message, intervention=r.kind)
+                self.events.add("safety_warning", r.message, intervention=r.kind)
 
     def _publish_status(self, held: str, sending: bool) -> None:
         status = SafetyStatus(held=held, fault=self.check.fault_reason, sending=sending)
         if status != self._status:
             self._status = status
-            self.state.set_safety_status(status)
+            self.interventions.set_status(status)
 
     def _on_policy_event(self, event: str) -> None:
         if event == "episode_toggle":
-            self.state.request_episode("toggle")
+            self.episode.request("toggle")
         elif event == "success":
-            self.state.request_episode("success")
+            self.episode.request("success")
         elif event in _POLICY_EVENTS:
-            self.state.add_event("control", event)
+            self.events.add("control", event)

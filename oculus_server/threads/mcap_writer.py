@@ -27,7 +27,7 @@ from typing import Any
 from oculus_server.errors import RecordingError
 from oculus_server.recording.paths import outcome_dir
 from oculus_server.recording.writer import EpisodeWriter, Finalized
-from oculus_server.state import SharedState
+from oculus_server.state.sinks import CountSink, EpisodeSink, EventSink
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
 
@@ -71,14 +71,17 @@ class McapWriterThread(DaemonThread):
         self,
         mcap_queue: queue.Queue,
         supervisor: Supervisor,
-        state: SharedState,
+        counters: CountSink,
+        episode: EpisodeSink,
+        events: EventSink,
         recordings_dir: Path,
         writer_factory: WriterFactory,
         base_metadata: dict[str, Any] | None = None,
         drain_s: float = 0.5,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("mcap-writer", supervisor, state, realtime_priority)
+        super().__init__("mcap-writer", supervisor, realtime_priority)
+        self.counters, self.episode_status, self.events = counters, episode, events
         self.queue = mcap_queue
         self.dir = Path(recordings_dir)
         self.writer_factory = writer_factory
@@ -89,7 +92,10 @@ class McapWriterThread(DaemonThread):
         self.saved: list[Path] = []
         self.faults: list[RecordingFault] = []
         self._carry: list[Event] = []  # error events for the next episode's /events
-        self._carried: set[int] = set()  # ids of carried events already written (no duplicates)
+        self.finish_outcome, self.finish_reason = "shutdown", "daemon stopped"  # how `finish` ends an episode
+        # carried events already written (no duplicates); compared by value: with the writer in a
+        # helper process the recorder's copy of an event is not the object kept here
+        self._carried: list[Event] = []
 
     def body(self) -> None:
         while not self.stop_event.is_set():
@@ -110,7 +116,7 @@ class McapWriterThread(DaemonThread):
     def finish(self) -> None:
         """Finalizes an episode left open (called in this thread's cleanup)."""
         if self.writer is not None:
-            self._close(EpisodeStop("shutdown", False, "daemon stopped"))
+            self._close(EpisodeStop(self.finish_outcome, False, self.finish_reason))
 
     def cleanup(self) -> None:
         # Past the drain budget only episode control items are still handled (the recorder's
@@ -121,7 +127,7 @@ class McapWriterThread(DaemonThread):
             except queue.Empty:
                 break
             if isinstance(item, RecordTick):
-                self.state.count("records_dropped")
+                self.counters.count("records_dropped")
             else:
                 self._handle(item)
         self.finish()
@@ -138,7 +144,7 @@ class McapWriterThread(DaemonThread):
         except Exception as exc:
             log.exception("recording writer error")
             self._abort(f"unexpected writer error: {type(exc).__name__}: {exc}")
-        self.state.set_queue_depth("mcap", self.queue.qsize())
+        self.counters.set_queue_depth("mcap", self.queue.qsize())
 
     def _open(self, start: EpisodeStart) -> None:
         if self.writer is not None:
@@ -152,12 +158,12 @@ class McapWriterThread(DaemonThread):
         except (RecordingError, OSError) as exc:
             self._fault(f"cannot start the recording {path}: {exc}", None, False)
             return
-        self.state.set_episode(
+        self.episode_status.update(
             active=True, path=str(self.writer.path), started_wall=start.t_wall,
             messages=0, bytes_written=0, success=False, error="",
         )
         carried, self._carry = self._carry, []
-        self._carried = {id(e) for e in carried}
+        self._carried = list(carried)
         for event in carried:  # faults of earlier episodes go into this one's /events
             self.writer.write_event(event)
 
@@ -168,7 +174,7 @@ class McapWriterThread(DaemonThread):
             self._keep(e for e in tick.events if "error" in e.kind)
             return
         if self._carried and tick.events:
-            kept = tuple(e for e in tick.events if id(e) not in self._carried)
+            kept = tuple(e for e in tick.events if e not in self._carried)
             if len(kept) != len(tick.events):
                 tick = dataclasses.replace(tick, events=kept)
         try:
@@ -177,7 +183,7 @@ class McapWriterThread(DaemonThread):
             self._keep(e for e in tick.events if "error" in e.kind)
             self._abort(f"recording stopped: {exc}")
             return
-        self.state.set_episode(messages=self.writer.messages, bytes_written=self.writer.bytes_written)
+        self.episode_status.update(messages=self.writer.messages, bytes_written=self.writer.bytes_written)
 
     def _close(self, stop: EpisodeStop) -> None:
         writer, self.writer = self.writer, None
@@ -212,7 +218,7 @@ class McapWriterThread(DaemonThread):
             log.exception("recording salvage failed")
             result = Finalized(writer.path, False, False, f"salvage failed: {exc}", writer.messages)
         assert result is not None
-        self.state.set_episode(active=False, path="")
+        self.episode_status.update(active=False, path="")
         path = result.path if result.path is not None and result.path.exists() else None
         self._fault(reason + (f" ({result.problem})" if result.problem and result.problem not in reason else ""),
                     path, result.complete)
@@ -222,17 +228,17 @@ class McapWriterThread(DaemonThread):
             assert result.path is not None
             self.saved.append(result.path)
             log.info("%s: %s", what, result.path)
-            self.state.set_episode(active=False, path="", last_saved=str(result.path))
+            self.episode_status.update(active=False, path="", last_saved=str(result.path))
             return
-        self.state.set_episode(active=False, path="")
+        self.episode_status.update(active=False, path="")
         if result.complete and result.path is not None:
             self.saved.append(result.path)
-            self.state.set_episode(last_saved=str(result.path))
+            self.episode_status.update(last_saved=str(result.path))
         self._fault(result.problem or "the recording could not be filed", result.path, result.complete)
 
     def _keep(self, events: Any) -> None:
         for e in events:
-            if len(self._carry) < CARRY_MAX and all(e is not c for c in self._carry):
+            if len(self._carry) < CARRY_MAX and e not in self._carry:
                 self._carry.append(e)
 
     def _fault(self, problem: str, path: Path | None, complete: bool) -> None:
@@ -243,6 +249,6 @@ class McapWriterThread(DaemonThread):
         data: dict[str, Any] = {"source": "recording", "episode": fault.episode, "complete": complete}
         if path is not None:
             data["path"] = str(path)
-        event = self.state.add_event("error", message, **data)
+        event = self.events.add("error", message, **data)
         self._keep([event])
-        self.state.set_episode(error=message)
+        self.episode_status.update(error=message)

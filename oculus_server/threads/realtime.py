@@ -1,27 +1,59 @@
-"""Optional real-time scheduling for the daemon's fixed-rate threads.
+"""Scheduling for the daemon's threads: real-time when permitted, the best a normal user gets otherwise.
 
-On Linux a thread may ask for SCHED_FIFO (needs root or CAP_SYS_NICE). A FIFO thread is woken at
-its deadline ahead of ordinary processes (the simulator, a renderer, a browser), which is what
-keeps period jitter under a millisecond on a busy 2-core machine. Without the privilege the
-request fails harmlessly and the thread runs with normal priority; the daemon says so once.
+On Linux a thread may ask for SCHED_FIFO (root, CAP_SYS_NICE, or an ``rtprio`` limit in
+``/etc/security/limits.conf``). A FIFO thread is woken at its deadline ahead of ordinary processes
+(the simulator, a renderer, a browser), which is what keeps period jitter under a millisecond on a
+busy 2-core machine. Without the privilege the request fails harmlessly and the thread runs under
+the normal policy. Two things still help there and need no privilege:
+
+* **a short time slice** (`set_slice`; Linux ≥ 6.12, EEVDF): a thread that asks for a slice shorter
+  than the default gets an earlier virtual deadline, so when it wakes at its tick it preempts a
+  CPU-bound process instead of waiting for that process's slice to end. Its fair share of CPU is
+  unchanged (that is what nice sets);
+* **a higher nice value** for work that can wait (`lower_priority`; raising nice is always
+  allowed, lowering it back is not). Only for processes that do not share the daemon's GIL: a
+  thread of this process preempted while holding the GIL would stall every loop behind it.
+
+`describe_fix` is the one-line remedy the daemon prints once at start when it has no real-time
+scheduling.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import platform
+import sys
+import threading
 
 log = logging.getLogger(__name__)
 
-_warned = False
+# sched_setattr(2): syscall numbers by machine; struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes).
+_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
+_SCHED_FLAG_RESET_ON_FORK = 0x01
+SLICE_MIN_S, SLICE_MAX_S = 100e-6, 0.1  # what the kernel clamps a requested slice to
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("sched_policy", ctypes.c_uint32),
+        ("sched_flags", ctypes.c_uint64),
+        ("sched_nice", ctypes.c_int32),
+        ("sched_priority", ctypes.c_uint32),
+        ("sched_runtime", ctypes.c_uint64),
+        ("sched_deadline", ctypes.c_uint64),
+        ("sched_period", ctypes.c_uint64),
+    ]
 
 
 def try_realtime(priority: int) -> bool:
     """Puts the calling thread under SCHED_FIFO at `priority` (1–99); returns True on success.
 
-    `priority` 0 means "don't" and returns False.
+    `priority` 0 means "don't" and returns False. A failure is silent: the daemon says once at
+    start what running without real-time scheduling means (`describe_fix`).
     """
-    global _warned
     if priority <= 0 or not hasattr(os, "sched_setscheduler"):
         return False
     try:
@@ -29,15 +61,79 @@ def try_realtime(priority: int) -> bool:
         policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
         os.sched_setscheduler(0, policy, os.sched_param(priority))  # 0 = the calling thread
         return True
-    except (PermissionError, OSError) as exc:
-        if not _warned:
-            _warned = True
-            log.info(
-                "real-time scheduling unavailable (%s); loops run at normal priority "
-                "(grant CAP_SYS_NICE or run as root for lower jitter, or set realtime_priority: 0)",
-                exc,
-            )
+    except (PermissionError, OSError):
         return False
+
+
+def realtime_error(priority: int) -> str:
+    """Why the calling thread cannot get SCHED_FIFO at `priority` ("" if it can; nothing is changed).
+
+    Tries it on a short-lived helper thread, so the caller's own policy stays as it is.
+    """
+    if priority <= 0:
+        return "realtime_priority is 0 in the config"
+    if not hasattr(os, "sched_setscheduler"):
+        return f"no SCHED_FIFO on {platform.system()}"
+    result: list[str] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            result.append("")
+        except OSError as exc:
+            result.append(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    t = threading.Thread(target=probe, name="rt-probe", daemon=True)
+    t.start()
+    t.join(2.0)
+    return result[0] if result else "the check did not finish"
+
+
+def set_slice(seconds: float) -> bool:
+    """Asks the kernel for time slices of `seconds` for the calling thread (normal policy, same nice).
+
+    Returns True if the kernel took it (Linux ≥ 6.12 with EEVDF; older kernels accept the call and
+    ignore the value, which is harmless). No privilege is needed.
+    """
+    nr = _SCHED_SETATTR.get(platform.machine())
+    if nr is None or not sys.platform.startswith("linux") or seconds <= 0:
+        return False
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        attr = _SchedAttr(size=ctypes.sizeof(_SchedAttr), sched_policy=0, sched_flags=_SCHED_FLAG_RESET_ON_FORK,
+                          sched_nice=nice, sched_runtime=int(min(max(seconds, SLICE_MIN_S), SLICE_MAX_S) * 1e9))
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.syscall(nr, 0, ctypes.byref(attr), 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def lower_priority(nice: int, pid: int = 0) -> bool:
+    """Raises the nice value of process `pid` (0: this process's calling thread) to at least `nice`.
+
+    Never lowers it (that needs privilege). Returns True if it is now at least `nice`.
+    """
+    who = pid or threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, who) >= nice:
+            return True
+        os.setpriority(os.PRIO_PROCESS, who, nice)
+        return True
+    except OSError:
+        return False
+
+
+def describe_fix(why: str) -> str:
+    """What running without real-time scheduling means, and the one command that fixes it."""
+    python = os.path.realpath(sys.executable)
+    if why.startswith("realtime_priority is 0"):
+        fix = ("set realtime_priority (e.g. 10) in the config; it needs root, CAP_SYS_NICE or an rtprio "
+               "limit (see the README)")
+    else:
+        fix = f"run once: sudo setcap cap_sys_nice=ep {python}   (or the limits.conf lines in the README)"
+    return (f"no real-time scheduling ({why}): the control, VR, robot and recording loops run at normal "
+            "priority, so on a busy machine another process can delay a tick by tens of ms (each loop "
+            f"overrun is reported on the dashboard and in /events). To fix it, {fix}")
 
 
 def reset_normal() -> None:

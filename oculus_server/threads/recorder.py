@@ -9,7 +9,8 @@ items on the same queue, which keep a reserved margin; should even that be full 
 writer), they wait in order in the thread and go first on a later tick, never raising.
 A toggle within `debounce_s` of an episode's start is ignored, so a double press, or the A press
 of a scripted demo run with --record-on-start, cannot end an episode that has just begun.
-Error events that happen while no episode is open are kept for the next one. An episode in
+Error events (and the start-up note on scheduling) that happen while no episode is open are kept
+for the next one. An episode in
 which the robot never answered is never called a success.
 
 Every measured state (the state feed's, or the replies') and every command the robot thread sent
@@ -29,11 +30,18 @@ from collections import deque
 from frankateach.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
+from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
+KEPT_WHILE_IDLE = ("scheduling",)  # event kinds (besides errors) kept for the next episode
+
+
+def kept_while_idle(kind: str) -> bool:
+    """Whether an event of `kind` that happens while no episode is open goes into the next one."""
+    return "error" in kind or kind in KEPT_WHILE_IDLE
 
 
 class RecorderThread(RateThread):
@@ -52,8 +60,11 @@ class RecorderThread(RateThread):
         debounce_s: float = 1.0,
         realtime_priority: int = 0,
         robot_label: str = "the robot",
+        overruns: OverrunReporter | None = None,
     ) -> None:
-        super().__init__("recording", hz, supervisor, state, realtime_priority=realtime_priority)
+        super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority,
+                         overruns=overruns)
+        self.state = state  # the recorder reads every part
         self.queue = mcap_queue
         self.robot_label = robot_label
         self._pending_control: deque[object] = deque()  # control items waiting for queue room
@@ -100,46 +111,46 @@ class RecorderThread(RateThread):
         self._opened_at = time.monotonic()
         self.success = False
         self._next_timing = 0.0
-        self._robot_at_open = self.state.robot()
+        self._robot_at_open = self.state.robot.observation()
         self._robot_seen = False
-        self.state.take_measured()  # the episode records what happens from now on
+        self.state.measured.take()  # the episode records what happens from now on
         self._take_sent()
         self._control(EpisodeStart(name=name, t_wall=now))
-        self.state.add_event("episode_start", f"episode {name} started", name=name)
+        self.state.events.add("episode_start", f"episode {name} started", name=name)
         log.info("episode %s started", name)
 
     def _note_robot(self, obs: object) -> None:
         """Marks the episode as having robot data: a new measured state, or the link up."""
-        if not self._robot_seen and obs is not None and (obs is not self._robot_at_open or self.state.link().up):
+        if not self._robot_seen and obs is not None and (obs is not self._robot_at_open or self.state.robot.link().up):
             self._robot_seen = True
 
     def _stop_episode(self, outcome: str | None = None, reason: str = "") -> None:
-        self._note_robot(self.state.robot())
+        self._note_robot(self.state.robot.observation())
         if not self._robot_seen:
             why = f"{self.robot_label} never answered during this episode: it holds no robot data"
-            self.state.add_event("error", why, robot=self.robot_label)
+            self.state.events.add("error", why, robot=self.robot_label)
             log.error("episode: %s", why)
             if self.success:
                 self.success = False
                 outcome = "failure" if outcome in (None, "success") else outcome
             reason = f"{reason}; {why}" if reason else why
         outcome = outcome or ("success" if self.success else "failure")
-        self.state.add_event("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
-        events = self.state.take_events()  # the stop itself among them: written before closing
+        self.state.events.add("episode_stop", f"episode stopped ({outcome})", outcome=outcome)
+        events = self.state.events.take()  # the stop itself among them: written before closing
         self._control(EpisodeStop(outcome=outcome, success=self.success, reason=reason, events=events,
                                   sent_commands=self._take_sent()))
         self.open = False
         log.info("episode stopped (%s)", outcome)
 
     def _handle_requests(self) -> None:
-        for req in self.state.take_episode_requests():
+        for req in self.state.episode.take_requests():
             if not self.enabled:
                 continue
             if req == "success":
                 if self.open:
                     self.success = True
-                    self.state.set_episode(success=True)
-                    self.state.add_event("success", "episode marked successful")
+                    self.state.episode.update(success=True)
+                    self.state.events.add("success", "episode marked successful")
             elif req == "start" or (req == "toggle" and not self.open):
                 if not self.open:
                     self._start_episode()
@@ -160,36 +171,36 @@ class RecorderThread(RateThread):
         rates, counters = {}, {}
         if now >= self._next_timing:
             self._next_timing = now + self.timing_period_s
-            rates = self.state.rates()
-            counters = self.state.counters()
+            rates = self.state.rates.snapshot()
+            counters = self.state.counters.snapshot()
             counters.update(self.state.latency_figures())
-            link = self.state.link()
+            link = self.state.robot.link()
             counters.update(rtt_mean_ms=link.rtt_mean_s * 1e3, rtt_p95_ms=link.rtt_p95_s * 1e3)
-            vrs = self.state.vr_status()
+            vrs = self.state.vr.status()
             counters["vr_rejected"] = vrs.rejected
             for why, n in vrs.reject_reasons.items():
                 counters[f"vr_rejected_{why}"] = n
-        events = self.state.take_events()
+        events = self.state.events.take()
         if self._idle_errors:
             events = (*self._idle_errors, *events)
             self._idle_errors.clear()
-        robot = self.state.robot()
+        robot = self.state.robot.observation()
         self._note_robot(robot)
         return RecordTick(
             seq=self.seq,
             t_mono=now,
             t_wall=wall,
-            vr=self.state.vr(),
+            vr=self.state.vr.sample(),
             robot=robot,
-            command=self.state.command(),
-            mode=self.state.mode(),
-            cameras=self.state.take_new_frames(),
+            command=self.state.commands.command(),
+            mode=self.state.commands.mode(),
+            cameras=self.state.cameras.take_new(),
             events=events,
             rates=rates,
             counters=counters,
-            safety=self.state.take_safety(),
-            sim_state=self.state.take_sim_state(),  # newest only; kept while idle for the next episode
-            robot_states=self.state.take_measured(),
+            safety=self.state.safety.take(),
+            sim_state=self.state.sim.take(),  # newest only; kept while idle for the next episode
+            robot_states=self.state.measured.take(),
             sent_commands=self._take_sent(),
             assist=self.state.assist.take(),
         )
@@ -197,7 +208,7 @@ class RecorderThread(RateThread):
     def _take_sent(self) -> tuple[SentCommand, ...]:
         """Commands sent since the previous tick, after those of a dropped tick."""
         carried, self._sent_carry = self._sent_carry, ()
-        return carried + self.state.take_sent()
+        return carried + self.state.sent.take()
 
     def _flush_tick(self) -> None:
         tick = self._build()
@@ -210,32 +221,32 @@ class RecorderThread(RateThread):
         except queue.Full:
             self._dropped(tick)
             return
-        self.state.count("records_queued")
+        self.state.counters.count("records_queued")
 
     def _dropped(self, tick: RecordTick) -> None:
         """Counts a tick that found no room; its sent commands go into the next one."""
-        self.state.count("records_dropped")
+        self.state.counters.count("records_dropped")
         self._sent_carry = tuple(tick.sent_commands or ())
 
     def step(self) -> None:
         self._wall_at_tick = time.time()
         if self._pending_start is not None and (
-            self.state.robot() is not None or time.monotonic() >= self._pending_start
+            self.state.robot.observation() is not None or time.monotonic() >= self._pending_start
         ):
             self._pending_start = None  # --record-on-start: once the robot answers (or 2 s)
-            self.state.request_episode("start")
+            self.state.episode.request("start")
         self._handle_requests()
         if self.open:
             self._flush_tick()
         else:
             self._send_control()
-            self.state.take_new_frames()  # nothing to record: don't let frames pile up
-            self.state.take_measured()
+            self.state.cameras.take_new()  # nothing to record: don't let frames pile up
+            self.state.measured.take()
             self._take_sent()
-            self._idle_errors.extend(e for e in self.state.take_events() if "error" in e.kind)
-            self.state.take_safety()
+            self._idle_errors.extend(e for e in self.state.events.take() if kept_while_idle(e.kind))
+            self.state.safety.take()
             self.state.assist.take()
-        self.state.set_queue_depth("mcap", self.queue.qsize())
+        self.state.counters.set_queue_depth("mcap", self.queue.qsize())
 
     def finish(self, reason: str = "daemon stopped") -> None:
         """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'.

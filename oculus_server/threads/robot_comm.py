@@ -30,9 +30,9 @@ from frankateach.timing import RateStats
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand, check_gated
-from oculus_server.state import SharedState
+from oculus_server.state import Counters, EventLog, RateBoard, RobotChannel, SafetyChannel, SendLog
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.threads.queues import put_freshest, take_newest
+from oculus_server.threads.queues import take_newest
 from oculus_server.types import RobotLink, RobotObservation, SafetyRecord
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,10 @@ class RobotCommThread(DaemonThread):
     Args:
         client_factory: builds the robot client (called in the thread).
         commands: queue of `GatedCommand`s from the control thread.
-        responses: gets each new `RobotObservation` (the control thread drains it).
-        supervisor, state: the daemon's.
+        supervisor: the daemon's.
+        robot: where each reply and the link's health go.
+        sent: logs every command sent (for the recorder).
+        counters, interventions, events, rates: the daemon's counters, safety log, events, rates.
         safety: the limits (box for the last check, command age limit).
         idle_poll_s: one control period: how long to wait for a command, seconds.
         retry_s: first back-off after a failure (grows per failure up to 1 s), seconds.
@@ -58,19 +60,25 @@ class RobotCommThread(DaemonThread):
         self,
         client_factory: Callable[[], RobotClient],
         commands: queue.Queue,
-        responses: queue.Queue,
         supervisor: Supervisor,
-        state: SharedState,
+        *,
+        robot: RobotChannel,
+        sent: SendLog,
+        counters: Counters,
+        interventions: SafetyChannel,
+        events: EventLog,
+        rates: RateBoard,
         safety: SafetyConfig | None = None,
         idle_poll_s: float = 0.05,
         retry_s: float = 0.2,
         max_age_s: float | None = None,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("robot", supervisor, state, realtime_priority)
+        super().__init__("robot", supervisor, realtime_priority)
         self.client_factory = client_factory
         self.commands = commands
-        self.responses = responses
+        self.robot, self.sent, self.counters = robot, sent, counters
+        self.interventions, self.events = interventions, events
         self.safety = safety if safety is not None else SafetyConfig()
         self.idle_poll_s = idle_poll_s
         self.retry_s = retry_s
@@ -79,7 +87,7 @@ class RobotCommThread(DaemonThread):
         self.max_age_s = idle_poll_s if max_age_s is None else max_age_s
         self.expire_s = self.safety.max_command_age_periods * idle_poll_s
         self.stats = RateStats("robot", 0.0)
-        state.register_rate(self.stats)
+        rates.register(self.stats)
         self.client: RobotClient | None = None
         self._failures = 0
         self._errors = 0
@@ -96,8 +104,8 @@ class RobotCommThread(DaemonThread):
                 if fresher is not None:
                     cmd, skipped = self._check(fresher), skipped + more + 1
             if skipped:
-                self.state.count("commands_dropped", skipped)
-            self.state.set_queue_depth("command", self.commands.qsize())
+                self.counters.count("commands_dropped", skipped)
+            self.counters.set_queue_depth("command", self.commands.qsize())
             self._exchange(self._usable(cmd))
 
     def _check(self, item: object) -> GatedCommand | None:
@@ -123,7 +131,7 @@ class RobotCommThread(DaemonThread):
 
     def _refuse(self, kind: str, message: str, cmd: GatedCommand) -> None:
         pos = tuple(float(v) for v in cmd.command.target.pos)
-        self.state.add_safety([SafetyRecord(kind, message, time.time(), cmd.command.seq, cmd.command.source, pos)])
+        self.interventions.add([SafetyRecord(kind, message, time.time(), cmd.command.seq, cmd.command.source, pos)])
         log.debug(message)
 
     def _exchange(self, cmd: GatedCommand | None) -> None:
@@ -132,7 +140,7 @@ class RobotCommThread(DaemonThread):
         self.stats.tick(t0)
         try:
             if cmd is not None:
-                self.state.mark_sent(cmd.command, t0)
+                self.sent.mark_sent(cmd.command, t0)
                 reply = self.client.send(cmd.command.target)
             else:
                 reply = self.client.get_state()
@@ -146,12 +154,11 @@ class RobotCommThread(DaemonThread):
         obs = RobotObservation(state=reply, t_recv=now, t_recv_wall=time.time(), rtt_s=now - t0, link_epoch=self.epoch)
         last, mean, p95 = self.client.latency_stats()
         if self._failures:
-            self.state.add_event("robot_link", "robot link restored", up=True, epoch=self.epoch)
+            self.events.add("robot_link", "robot link restored", up=True, epoch=self.epoch)
             log.info("robot link restored after %d failed requests", self._failures)
         self._failures = 0
         link = RobotLink(True, last, mean, p95, 0, self.client.timeouts, self._errors, "", self.epoch)
-        self.state.set_robot(obs, link)
-        put_freshest(self.responses, obs)
+        self.robot.set_reply(obs, link)
         self.stats.work(now - t0)
 
     def _on_failure(self, exc: FrankaTeachError) -> None:
@@ -159,12 +166,12 @@ class RobotCommThread(DaemonThread):
         self._failures += 1
         self._errors += 1
         self._new_epoch = True  # whatever comes back next is a new link: nothing older is sent
-        old = self.state.link()
+        old = self.robot.link()
         msg = f"{exc.__class__.__name__}: {exc}"
         if self._failures == 1:
-            self.state.add_event("robot_link", f"robot link down: {msg}", up=False)
+            self.events.add("robot_link", f"robot link down: {msg}", up=False)
             log.warning("robot link down: %s", msg)
-        self.state.set_link(
+        self.robot.set_link(
             RobotLink(False, old.rtt_last_s, old.rtt_mean_s, old.rtt_p95_s, self._failures,
                       self.client.timeouts, self._errors, msg, self.epoch)
         )

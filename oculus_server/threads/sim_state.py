@@ -15,7 +15,7 @@ import zmq
 from frankateach.errors import ProtocolError
 from frankateach.network import sub_socket
 from frankateach.sim.state_message import decode_sim_state
-from oculus_server.state import SharedState
+from oculus_server.state import Counters, SimStateSlot
 from oculus_server.threads.base import DaemonThread, Supervisor
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 class SimStateThread(DaemonThread):
     """Subscribes to the simulator's state blobs on `host:port`."""
 
-    def __init__(self, host: str, port: int, supervisor: Supervisor, state: SharedState, poll_s: float = 0.2) -> None:
-        super().__init__("sim-state", supervisor, state)
+    def __init__(self, host: str, port: int, supervisor: Supervisor, sim: SimStateSlot, counters: Counters,
+                 poll_s: float = 0.2) -> None:
+        super().__init__("sim-state", supervisor)
+        self.sim, self.counters = sim, counters
         self.host, self.port, self.poll_s = host, int(port), poll_s
         self._sock: zmq.Socket | None = None
         self.received = 0
@@ -41,11 +43,11 @@ class SimStateThread(DaemonThread):
             try:
                 sample = decode_sim_state(data)
             except ProtocolError as exc:
-                self.state.count("sim_state_errors")
+                self.counters.count("sim_state_errors")
                 log.warning("unreadable simulator state on port %d: %s", self.port, exc)
                 continue
             self.received += 1
-            self.state.set_sim_state(sample)
+            self.sim.set(sample)
 
     def cleanup(self) -> None:
         if self._sock is not None:

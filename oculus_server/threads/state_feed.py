@@ -5,7 +5,7 @@ layout: control port − 1; in pickle mode with their ``robot_state `` topic pre
 codec strips). This thread owns that SUB socket and reads every message (no conflation, a buffer
 for `HWM` messages), so that:
 
-* each state is recorded (`SharedState.add_feed_state` → the recorder's measured-state log →
+* each state is recorded (`RobotChannel.add_feed_state` → the recorder's measured-state log →
   ``/robot/ee_pose``, ``/robot/joint_states`` at the feed's rate, stamped with the measurement
   time), and
 * the newest one is the control reference: the control thread judges it with `StateCheck` like
@@ -31,7 +31,7 @@ from frankateach.codec import Codec
 from frankateach.errors import FrankaTeachError
 from frankateach.network import sub_socket
 from frankateach.timing import RateStats
-from oculus_server.state import SharedState
+from oculus_server.state import Counters, EventLog, RateBoard, RobotChannel
 from oculus_server.threads.base import DaemonThread, Supervisor
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ class StateFeedThread(DaemonThread):
     Args:
         host, port: where the robot server publishes its state feed.
         codec: the wire codec (`decode_state_feed`).
-        supervisor, state: the daemon's.
+        supervisor: the daemon's.
+        robot: where states go; counters, events, rates: the daemon's.
         timeout_s: no message for this long → the feed is not live (replies take over), seconds.
         poll_s: longest wait for a message before checking the stop event and the timeout, s.
         absent_after_s: no message at all this long after start: say once that there is no feed.
@@ -62,7 +63,10 @@ class StateFeedThread(DaemonThread):
         port: int,
         codec: Codec,
         supervisor: Supervisor,
-        state: SharedState,
+        robot: RobotChannel,
+        counters: Counters,
+        events: EventLog,
+        rates: RateBoard,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         poll_s: float = 0.05,
         absent_after_s: float = ABSENT_AFTER_S,
@@ -70,7 +74,8 @@ class StateFeedThread(DaemonThread):
         wall: Callable[[], float] = time.time,
         realtime_priority: int = 0,
     ) -> None:
-        super().__init__("state-feed", supervisor, state, realtime_priority)
+        super().__init__("state-feed", supervisor, realtime_priority)
+        self.robot, self.counters, self.events, self.rates = robot, counters, events, rates
         self.host, self.port, self.codec = host, int(port), codec
         self.timeout_s = timeout_s
         self.absent_after_s = absent_after_s
@@ -114,7 +119,7 @@ class StateFeedThread(DaemonThread):
             st = self.codec.decode_state_feed(data)
         except FrankaTeachError as exc:  # malformed, or not a state
             self.errors += 1
-            self.state.count("state_feed_errors")
+            self.counters.count("state_feed_errors")
             if now - self._last_error_log >= ERROR_LOG_PERIOD_S:
                 self._last_error_log = now
                 log.warning("unreadable message on the state feed %s (%d so far): %s", self.where, self.errors, exc)
@@ -122,33 +127,33 @@ class StateFeedThread(DaemonThread):
         self.received += 1
         self._last_msg = now
         self.stats.tick(now)
-        self.state.add_feed_state(st, now, self.wall())
+        self.robot.add_feed_state(st, now, self.wall())
         if not self.live:
             if self.received == 1:
-                self.state.register_rate(self.stats)
+                self.rates.register(self.stats)
             self.live = True
-            self.state.set_feed_live(True)
+            self.robot.set_feed_live(True)
             msg = f"robot state feed live on {self.where}: measured state at the server's rate"
             log.info("%s", msg)
-            self.state.add_event("state_feed", msg, live=True, port=self.port)
+            self.events.add("state_feed", msg, live=True, port=self.port)
 
     def _check_timeout(self, now: float) -> None:
         if self.live and now - self._last_msg > self.timeout_s:
             self.live = False
-            self.state.set_feed_live(False)
+            self.robot.set_feed_live(False)
             msg = (f"robot state feed {self.where} silent for {now - self._last_msg:.2f} s: "
                    "robot state from request replies until it returns")
             log.warning("%s", msg)
-            self.state.add_event("state_feed", msg, live=False, port=self.port)
+            self.events.add("state_feed", msg, live=False, port=self.port)
         elif not self._absent_told and self.received == 0 and now - self._t_start >= self.absent_after_s:
             self._absent_told = True
             msg = (f"no robot state feed on {self.where} after {self.absent_after_s:g} s: robot state from "
                    "request replies only (PREDICTIVE between them); still listening")
             log.info("%s", msg)
-            self.state.add_event("state_feed", msg, live=False, port=self.port)
+            self.events.add("state_feed", msg, live=False, port=self.port)
 
     def cleanup(self) -> None:
         if self.live:
-            self.state.set_feed_live(False)
+            self.robot.set_feed_live(False)
         if self._sock is not None:
             self._sock.close(linger=0)

@@ -26,17 +26,25 @@ class _Episode(Protocol):
     def messages(self) -> int: ...
 
 
-class DaemonView(Protocol):
-    """The part of the daemon's shared state the page's status needs (`oculus_server.state.SharedState`)."""
+class CommandSource(Protocol):
+    """The newest command (`oculus_server.state.CommandChannel`)."""
 
     def command(self) -> RobotCommand | None: ...
 
-    def safety_status(self) -> _Safety: ...
 
-    def episode(self) -> _Episode: ...
+class SafetySource(Protocol):
+    """The command path's status (`oculus_server.state.SafetyChannel`)."""
+
+    def status(self) -> _Safety: ...
 
 
-def operator_feedback(state: DaemonView) -> dict[str, Any]:
+class EpisodeSource(Protocol):
+    """The recording's status (`oculus_server.state.EpisodeChannel`)."""
+
+    def status(self) -> _Episode: ...
+
+
+def operator_feedback(commands: CommandSource, safety_channel: SafetySource, episodes: EpisodeSource) -> dict[str, Any]:
     """The daemon's view for the headset, as the dashboard shows it.
 
     Returns:
@@ -44,9 +52,9 @@ def operator_feedback(state: DaemonView) -> dict[str, Any]:
         ``held``: why the arm holds ("" while it follows); ``recording``: an episode is open;
         ``success``: it is marked successful (B); ``messages``: messages written to it so far.
     """
-    cmd = state.command()
-    safety = state.safety_status()
-    episode = state.episode()
+    cmd = commands.command()
+    safety = safety_channel.status()
+    episode = episodes.status()
     engaged = bool(cmd is not None and cmd.engaged and safety.sending)
     return {
         "engaged": engaged,
@@ -57,4 +65,4 @@ def operator_feedback(state: DaemonView) -> dict[str, Any]:
     }
 
 
-__all__ = ["DaemonView", "operator_feedback"]
+__all__ = ["CommandSource", "EpisodeSource", "SafetySource", "operator_feedback"]

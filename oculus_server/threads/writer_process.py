@@ -1,0 +1,304 @@
+"""MCAP writing in a helper process, so encoding, compression and file writes never hold the
+daemon's GIL.
+
+Profiled under load without real-time scheduling (py-spy ``--gil``), the MCAP writer was the
+thread holding the daemon's GIL most (JSON and protobuf encoding, chunk compression, writes): when
+the machine preempts it while it holds the GIL, every loop waits until it runs again. Here the
+daemon keeps only a forwarder, the ``mcap-writer`` thread: it takes items from the MCAP queue and
+sends them down a pipe to a child process (this program, started by this process: the pipe is
+ours alone) that runs the same `McapWriterThread` logic. What the writer reports — episode status,
+events, counters, faults, saved files — comes back on a second pipe and is applied to the shared
+state by a receiver thread. Nothing the loops do waits on either pipe: the recorder only ever
+`put_nowait`s on the MCAP queue.
+
+A stalled child (a hung disk, SIGSTOP) fills the pipe, then the MCAP queue; ticks are dropped and
+counted as with a stalled writer thread, and teleoperation goes on. The child dies with the daemon:
+when the daemon's end of the pipe closes (whatever the reason) it finalizes the episode within the
+drain budget and exits. At shutdown a child that does not finish in time is killed and its
+``.partial`` file reported as a fault (``teleop-replay recover``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from oculus_server.recording.writer import EpisodeWriter, Finalized
+from oculus_server.state import Counters, EpisodeChannel, EventLog
+from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.mcap_writer import McapWriterThread, RecordingFault
+from oculus_server.types import EpisodeStart, Event
+
+log = logging.getLogger(__name__)
+
+FINALIZE_S = 3.0  # after the drain budget, how long the child may take to finalize and answer
+START_S = 60.0  # how long the child may take to import and answer at start (a busy machine)
+
+
+class _Relay:
+    """The child's counters, episode status and events: each update goes back to the daemon."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, msg: tuple) -> None:
+        with self._lock:
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError):  # the daemon is gone: nothing to report to
+                pass
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.send(("count", name, n))
+
+    def set_queue_depth(self, name: str, depth: int) -> None:
+        """Not sent: the daemon shows its own MCAP queue's depth."""
+
+    def update(self, **changes: Any) -> None:
+        self.send(("episode", changes))
+
+    def add(self, kind: str, message: str, **data: object) -> Event:
+        ev = Event(kind=kind, message=message, t_wall=time.time(), data=dict(data))
+        self.send(("event", ev))
+        return ev
+
+
+class _ChildWriter(McapWriterThread):
+    """The writer in the recording process: each fault and saved file is reported as it happens."""
+
+    relay: _Relay
+
+    def _fault(self, problem: str, path: Path | None, complete: bool) -> None:
+        super()._fault(problem, path, complete)
+        self.relay.send(("fault", self.faults[-1]))
+
+    def _filed(self, result: Finalized, what: str) -> None:
+        before = len(self.saved)
+        super()._filed(result, what)
+        for p in self.saved[before:]:
+            self.relay.send(("saved", p))
+
+
+def child_main(items: Connection, status: Connection, recordings_dir: str, base_metadata: dict,
+               drain_s: float) -> None:
+    """The recording process: runs an `McapWriterThread` on what arrives on `items`.
+
+    Ctrl-C reaches the whole process group: the daemon decides when recording stops, so SIGINT
+    is ignored here; the process ends on "stop" or when the daemon's end of `items` closes.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    relay = _Relay(status)
+    q: queue.Queue = queue.Queue()
+    options: dict[str, dict[str, Any]] = {}  # episode name → EpisodeWriter keyword arguments
+
+    def factory(path: Path, meta: dict) -> EpisodeWriter:
+        return EpisodeWriter(path, meta, **options.pop(str(meta.get("episode", "")), {}))
+
+    sv = Supervisor()
+    writer = _ChildWriter(q, sv, relay, relay, relay, Path(recordings_dir), factory,
+                          base_metadata=base_metadata, drain_s=drain_s)
+    writer.relay = relay
+    writer.stop_event = threading.Event()
+    writer.start()
+    relay.send(("ready",))
+    try:
+        while True:
+            try:
+                msg = items.recv()
+            except (EOFError, OSError):  # the daemon is gone (killed, crashed): finish up
+                writer.finish_outcome = "crashed"
+                writer.finish_reason = "the daemon ended without stopping the episode (killed or crashed)"
+                break
+            if msg[0] == "item":
+                q.put(msg[1])
+            elif msg[0] == "start":
+                options[msg[1].name] = msg[2]
+                q.put(msg[1])
+            elif msg[0] == "stop":
+                break
+    finally:
+        writer.stop_event.set()
+        writer.join()
+        relay.send(("done", [f.error for f in sv.failures()]))
+
+
+class WriterProcessThread(DaemonThread):
+    """The daemon's side of the recording process (thread name ``mcap-writer``).
+
+    Args:
+        mcap_queue: what the recorder queues (`RecordTick`, `EpisodeStart`, `EpisodeStop`).
+        supervisor: the daemon's.
+        counters, episode, events: where the writer's reports go.
+        recordings_dir: where episodes are written.
+        writer_options: called (in this thread) for each new episode: the `EpisodeWriter` keyword
+            arguments (attachments, policy gains, camera mounts).
+        base_metadata: metadata of every recording.
+        drain_s: at shutdown, how long the child writes what is still queued, seconds.
+    """
+
+    def __init__(
+        self,
+        mcap_queue: queue.Queue,
+        supervisor: Supervisor,
+        counters: Counters,
+        episode: EpisodeChannel,
+        events: EventLog,
+        recordings_dir: Path,
+        writer_options: Callable[[], dict[str, Any]],
+        base_metadata: dict[str, Any] | None = None,
+        drain_s: float = 0.5,
+        realtime_priority: int = 0,
+    ) -> None:
+        super().__init__("mcap-writer", supervisor, realtime_priority)
+        self.queue = mcap_queue
+        self.counters, self.episode_status, self.events = counters, episode, events
+        self.dir = Path(recordings_dir)
+        self.writer_options = writer_options
+        self.base_metadata = dict(base_metadata or {})
+        self.drain_s = drain_s
+        self.faults: list[RecordingFault] = []
+        self.saved: list[Path] = []
+        self.proc: multiprocessing.process.BaseProcess | None = None
+        self._items: Connection | None = None
+        self._status: Connection | None = None
+        self._rx: threading.Thread | None = None
+        self._done = threading.Event()
+        self._ready = threading.Event()
+        self._episode = ""  # the open episode's name and file, for a fault if the child dies
+        self._path = ""
+        self._broken = False
+
+    # -- the forwarder (this thread) ----------------------------------------------------------
+    def body(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process with running threads
+        status_r, status_w = ctx.Pipe(duplex=False)
+        items_r, items_w = ctx.Pipe(duplex=False)
+        self._items, self._status = items_w, status_r
+        self.proc = ctx.Process(target=child_main, name="mcap-writer",
+                                args=(items_r, status_w, str(self.dir), self.base_metadata, self.drain_s),
+                                daemon=True)
+        self.proc.start()
+        items_r.close()
+        status_w.close()
+        self._rx = threading.Thread(target=self._receive, name="mcap-writer-rx", daemon=True)
+        self._rx.start()
+        while not self.stop_event.is_set():
+            try:
+                item = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._send(item)
+            self.counters.set_queue_depth("mcap", self.queue.qsize())
+        # Shutdown: hand over what is queued (the child writes it within its drain budget).
+        while True:
+            try:
+                self._send(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        self._send_msg(("stop",))
+        wait_s = self.drain_s + FINALIZE_S + (0.0 if self._ready.is_set() else START_S)
+        if not self._done.wait(wait_s):
+            self.abandon(f"the recording process did not finish within {wait_s:.1f} s")
+
+    def _send(self, item: object) -> None:
+        if isinstance(item, EpisodeStart):
+            self._send_msg(("start", item, self.writer_options()))
+        else:
+            self._send_msg(("item", item))
+
+    def _send_msg(self, msg: tuple) -> None:
+        if self._broken or self._items is None:
+            return
+        try:
+            self._items.send(msg)
+        except (OSError, ValueError) as exc:  # the child died (or was killed by `abandon`)
+            self._broken = True
+            if not self._done.is_set():
+                self._lost(f"the recording process is gone ({type(exc).__name__})")
+
+    def abandon(self, why: str = "the recording process stopped answering") -> None:
+        """Kills a child that does not finish (called at shutdown); its episode becomes a fault."""
+        proc = self.proc
+        if proc is not None and proc.is_alive() and not self._done.is_set():
+            log.error("%s: killing it", why)
+            proc.kill()
+            proc.join(2.0)
+            self._lost(why)
+        self._broken = True
+
+    def _lost(self, why: str) -> None:
+        """Records the open episode (if any) as a fault: its data is in the ``.partial`` file."""
+        if self._done.is_set():
+            return
+        self._done.set()
+        code = self.proc.exitcode if self.proc is not None else None
+        problem = why + (f" (exit code {code})" if code is not None else "")
+        path = Path(self._path) if self._path else None
+        if path is not None and not path.exists():
+            path = None
+        fault = RecordingFault(self._episode or "?", problem, path, False)
+        self.faults.append(fault)
+        message = fault.describe()
+        log.error("%s", message)
+        self.events.add("error", message, source="recording", episode=fault.episode, complete=False)
+        self.episode_status.update(active=False, path="", error=message)
+
+    # -- the receiver ---------------------------------------------------------------------------
+    def _receive(self) -> None:
+        assert self._status is not None
+        while True:
+            try:
+                msg = self._status.recv()
+            except (EOFError, OSError):
+                break
+            self._apply(msg)
+            if msg[0] == "done":
+                return
+        if not self._done.is_set():
+            self._lost("the recording process exited unexpectedly")
+
+    def _apply(self, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "count":
+            self.counters.count(msg[1], msg[2])
+        elif kind == "episode":
+            changes = msg[1]
+            if changes.get("active"):
+                self._path = str(changes.get("path", ""))
+                self._episode = Path(self._path).name.split(".")[0] if self._path else ""
+            elif changes.get("active") is False:
+                self._path = ""
+            self.episode_status.update(**changes)
+        elif kind == "event":
+            self.events.put(msg[1])
+        elif kind == "ready":
+            self._ready.set()
+        elif kind == "fault":
+            self.faults.append(msg[1])
+        elif kind == "saved":
+            self.saved.append(msg[1])
+        elif kind == "done":
+            for f in msg[1]:
+                log.error("recording process: %s", f)
+            self._done.set()
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.join(1.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(2.0)
+        if self._rx is not None:
+            self._rx.join(1.0)
+        for c in (self._items, self._status):
+            if c is not None:
+                c.close()

@@ -1,0 +1,133 @@
+"""The recording process: a real child writes what the daemon's forwarder sends, reports back
+(episode status, saved files, faults), never makes a producer wait when it stalls (SIGSTOP), is
+killed and reported at shutdown when it does not finish, and finalizes its file when the daemon
+dies (SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from mcap.reader import make_reader
+
+from oculus_server.recording.synthetic import SyntheticEpisode
+from oculus_server.state import SharedState
+from oculus_server.threads.base import Supervisor
+from oculus_server.threads.writer_process import WriterProcessThread
+from oculus_server.types import EpisodeStart, EpisodeStop
+from tests.daemon_fakes import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _writer(folder: Path, q: queue.Queue) -> tuple[WriterProcessThread, SharedState, Supervisor]:
+    sv, st = Supervisor(), SharedState()
+    w = WriterProcessThread(q, sv, st.counters, st.episode, st.events, folder, lambda: {"policy_gains": {"g": 1.0}},
+                            base_metadata={"operator": "test"})
+    return w, st, sv
+
+
+def _end(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        return {m.name: dict(m.metadata) for m in make_reader(f).iter_metadata()}["recording_end"]
+
+
+def test_the_child_writes_the_episode_and_reports_back(tmp_path: Path) -> None:
+    q: queue.Queue = queue.Queue(maxsize=1000)
+    w, st, sv = _writer(tmp_path, q)
+    ep = SyntheticEpisode(cameras={"front": (320, 240)})
+    w.start()
+    q.put(EpisodeStart("a", time.time()))
+    for i in range(40):
+        q.put(ep.tick(i))
+    assert wait_for(lambda: st.episode.status().messages > 0, 60.0)  # status comes back while writing
+    assert st.episode.status().active and st.episode.status().path.endswith("a.mcap.partial")
+    q.put(EpisodeStop("success", True))
+    assert wait_for(lambda: bool(w.saved), 30.0)
+    sv.stop.set()
+    w.join(10.0)
+    assert not w.is_alive() and w.proc is not None and w.proc.exitcode == 0
+    (saved,) = w.saved
+    assert saved == tmp_path / "success" / "a.mcap" and _end(saved)["outcome"] == "success"
+    assert st.episode.status().last_saved == str(saved) and not w.faults and not sv.failures()
+    with open(saved, "rb") as f:
+        meta = {m.name: dict(m.metadata) for m in make_reader(f).iter_metadata()}
+    assert meta["recording_start"]["operator"] == "test"
+
+
+def test_a_stalled_child_never_blocks_a_producer_and_is_killed_and_reported_at_shutdown(tmp_path: Path) -> None:
+    q: queue.Queue = queue.Queue(maxsize=20)
+    w, st, sv = _writer(tmp_path, q)
+    ep = SyntheticEpisode(cameras={"front": (320, 240)})
+    w.start()
+    q.put(EpisodeStart("b", time.time()))
+    assert wait_for(lambda: st.episode.status().active, 60.0)
+    assert w.proc is not None and w.proc.pid is not None
+    os.kill(w.proc.pid, signal.SIGSTOP)  # the disk hangs
+    try:
+        full = 0
+        for i in range(400):  # the pipe and then the queue fill: put_nowait says so, never waits
+            try:
+                q.put_nowait(ep.tick(i))
+            except queue.Full:
+                full += 1
+        assert full > 0 and w.is_alive()
+        sv.stop.set()
+        w.join(w.drain_s + 5.0)
+        if w.is_alive():  # what the daemon's shutdown does with a child that does not finish
+            w.abandon()
+            w.join(5.0)
+    finally:
+        if w.proc.is_alive():
+            os.kill(w.proc.pid, signal.SIGCONT)
+    assert not w.is_alive() and not w.proc.is_alive()
+    (fault,) = w.faults
+    assert fault.episode == "b" and not fault.complete and fault.path == tmp_path / "b.mcap.partial"
+    assert "recording process" in fault.problem
+    assert st.episode.status().error and "teleop-replay recover" in st.events.last_error()
+
+
+def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import queue, sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        from oculus_server.recording.synthetic import SyntheticEpisode
+        from oculus_server.state import SharedState
+        from oculus_server.threads.base import Supervisor
+        from oculus_server.threads.writer_process import WriterProcessThread
+        from oculus_server.types import EpisodeStart
+
+        if __name__ == "__main__":
+            q = queue.Queue()
+            st = SharedState()
+            w = WriterProcessThread(q, Supervisor(), st.counters, st.episode, st.events, Path({str(tmp_path)!r}),
+                                    lambda: {{}})
+            w.start()
+            q.put(EpisodeStart("c", time.time()))
+            ep = SyntheticEpisode()
+            for i in range(40):
+                q.put(ep.tick(i))
+            while st.episode.status().messages < 10:
+                time.sleep(0.02)
+            print(w.proc.pid, flush=True)
+            time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline() if parent.stdout else ""
+        child = int(line)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    assert wait_for(lambda: not Path(f"/proc/{child}").exists(), 20.0), "the recording process outlived the daemon"
+    kept = tmp_path / "failure" / "c.mcap"
+    assert kept.exists() and _end(kept)["outcome"] == "crashed" and "killed or crashed" in _end(kept)["ended_by"]
+    with open(kept, "rb") as f:
+        assert sum(1 for _ in make_reader(f).iter_messages()) > 0
