@@ -21,4 +21,8 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
   echo "[lint] lint-imports (layers: pyproject.toml [tool.importlinter])" >&2
   lint-imports --no-cache || { echo "[lint] an import runs up or sideways between packages" >&2; exit 1; }
 fi
-exec python -m pytest -q "$@"
+# Two workers (the 2-core CI machine; PYTEST_WORKERS=N or 0 to change), tests in random order
+# (pytest-randomly prints its seed; rerun an order with --randomly-seed=SEED, or `-p no:randomly`
+# for file order). Tests that need the README's default ports take a machine-wide lock
+# (tests/debug_demo.py), not an xdist group: --dist loadgroup does not group under pytest 9.2.
+exec python -m pytest -q -n "${PYTEST_WORKERS:-2}" "$@"

@@ -40,7 +40,7 @@ from mcap.reader import make_reader
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oculus_server.recording.recover import find_partials, recover  # noqa: E402
+from robot_formats.recording.recover import find_partials, recover  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -332,7 +332,7 @@ def role(pid: int) -> str:
         return "other"
     if "frankateach.sim" in cmdline:
         return "simulator"
-    if "oculus_server.assist.service_child" in cmdline:
+    if "vla_server.cli serve" in cmdline:
         return "inference service"
     if "multiprocessing.spawn" in cmdline:
         return "recording process"

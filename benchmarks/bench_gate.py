@@ -22,7 +22,7 @@ from frankateach.messages import FrankaState
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import CommandGate, Proposal, RobotView
 from oculus_server.safety.plausibility import StateCheck
-from oculus_server.types import ControlMode, RobotObservation
+from robot_formats.recording.records import ControlMode, RobotObservation
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation as R
 
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.types import ControlMode, VRSample
+from robot_formats.recording.records import ControlMode, VRSample
 
 REF_POS = np.array([0.5, 0.0, 0.4])
 REF_QUAT = np.array([1.0, 0.0, 0.0, 0.0])

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
-from oculus_server.replay.info import recording_info
+from robot_formats.recording.info import recording_info
+from robot_formats.recording.writer import EpisodeWriter
 
 HZ = 40.0
 

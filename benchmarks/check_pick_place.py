@@ -22,13 +22,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oculus_server.recording.reader import RecordingReader  # noqa: E402
 from oculus_server.vr.trajectories import (  # noqa: E402
     GRIP_PRESS_T,
     MOVE_PHASES,
     PICK_PLACE_TIMES,
     PICK_PLACE_WAYPOINTS,
 )
+from robot_formats.recording.reader import RecordingReader  # noqa: E402
 
 # Cumulative expected hand displacement (m, robot base frame) at the end of each move phase.
 EXPECTED = {phase: tuple(PICK_PLACE_WAYPOINTS[phase]) for phase in MOVE_PHASES}

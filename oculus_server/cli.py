@@ -15,6 +15,7 @@ from pathlib import Path
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
+from robot_formats.recording.errors import RecordingError
 
 __all__ = ["build_parser", "choose_source_spec", "config_from_args", "main", "recover_leftovers", "run"]
 
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sim-cameras", dest="sim_cameras", action="store_false", default=None)
     p.add_argument("--no-start-sim", dest="start_sim", action="store_false", default=None,
                    help="--debug without starting the simulator (one is already running)")
+    p.add_argument("--live", action="store_true", default=None,
+                   help="live view: serve every recorded topic to Foxglove (on by default with --debug)")
+    p.add_argument("--no-live", dest="live", action="store_false", help="no live view")
+    p.add_argument("--live-host", help="address the live view binds (default 127.0.0.1)")
+    p.add_argument("--live-port", type=int, help="live view port (default 8765, Foxglove's; 0: any free port)")
     p.add_argument("--operator", help="operator name, stored in each recording")
     p.add_argument("--task", help="task / instruction, stored in each recording")
     a = p.add_argument_group("VLA assist", "a policy served by the inference service helps the operator "
@@ -84,6 +90,7 @@ OVERRIDE_KEYS = (
     "performance", "debug", "vr_source", "left_controller", "quest_ip", "robot_host", "robot_port",
     "codec", "record", "record_on_start", "recordings_dir", "duration", "dashboard", "hot_reload",
     "control_hz", "record_hz", "vr_hz", "sim_latency_ms", "sim_cameras", "start_sim", "operator", "task",
+    "live", "live_host", "live_port",
 )
 
 
@@ -183,7 +190,7 @@ def run(cfg: DaemonConfig) -> int:
     service = None
     # The simulated scene (MJCF + camera mounts) is described by a child process while the
     # simulator starts, so the daemon never builds the MuJoCo model itself.
-    scene = SimSceneFetch().start() if cfg.debug and cfg.record else None
+    scene = SimSceneFetch().start() if cfg.debug and (cfg.record or cfg.effective_live) else None
     try:
         assist = assist_config(cfg)
         if assist is not None and assist.url is None:  # --debug without --assist-url: a local service
@@ -339,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # a bad flag or config value: same code as argparse / config errors
         log.error("%s", exc)
         return 2
-    except OculusServerError as exc:
+    except (OculusServerError, RecordingError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the daemon's own handler (e.g. while the sim starts)

@@ -23,20 +23,16 @@ import yaml
 
 from frankateach.constants import (
     CAM_PORT_OFFSET,
-    CONTROL_FREQ,
     CONTROL_PORT,
     DEOXYS_LATENCY_MS,
     HOST,
-    PERFORMANCE_CONTROL_FREQ,
-    RECORD_FREQ,
-    RECORDINGS_DIR,
     REQUEST_TIMEOUT_S,
-    VR_FREQ,
-    VR_LINK_TIMEOUT_S,
 )
+from oculus_server.constants import CONTROL_FREQ, PERFORMANCE_CONTROL_FREQ, RECORD_FREQ, VR_FREQ, VR_LINK_TIMEOUT_S
 from oculus_server.errors import ConfigError
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from oculus_server.safety.config import SafetyConfig
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.paths import RECORDINGS_DIR
 
 if TYPE_CHECKING:
     from oculus_server.assist.config import AssistConfig
@@ -162,6 +158,10 @@ class DaemonConfig:
     writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
     loop_slice_ms: float = _rule(0.0, Rule("float", lo=0.0, hi=100.0, unit="ms"),
                                  "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")
+    live: bool | None = _rule(None, Rule("bool", optional=True),
+                              "live view in Foxglove over WebSocket (null: on with debug)")
+    live_host: str = _rule("127.0.0.1", Rule("str", nonempty=True), "address the live view binds")
+    live_port: int = _rule(8765, Rule("int", lo=0, hi=65535), "live view port (0: any free port)")
     operator: str = _rule("", Rule("str"), "operator name")
     task: str = _rule("", Rule("str"), "task / instruction")
     camera_mounts: Mapping[str, CameraMount] = _rule({}, Rule("mounts"), "camera poses for /tf")
@@ -196,6 +196,11 @@ class DaemonConfig:
         if self.control_hz is not None:
             return float(self.control_hz)
         return float(PERFORMANCE_CONTROL_FREQ if self.performance else CONTROL_FREQ)
+
+    @property
+    def effective_live(self) -> bool:
+        """The live view is on: `live`, or by default with `debug`."""
+        return self.debug if self.live is None else self.live
 
     @property
     def effective_record_on_start(self) -> bool:

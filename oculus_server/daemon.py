@@ -18,6 +18,9 @@ mcap-writer    queue      forwards the MCAP queue to the recording process, whic
 cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
+live-sink      queue      the Foxglove WebSocket server (live view, --live / on with --debug):
+                          maps the ticks the recorder offers while a viewer is subscribed
+                          (queue of 80 ticks, drops counted) and publishes; normal priority
 =============  =========  ===============================================================
 
 The shared state is split by concern (`oculus_server.state`); each thread is handed only the
@@ -43,28 +46,27 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from frankateach.client import RobotClient
-from frankateach.constants import (
-    COMMAND_QUEUE_SIZE,
-    MCAP_QUEUE_SIZE,
-    SIM_CAMERAS,
-)
+from frankateach.constants import SIM_CAMERA_HEIGHT, SIM_CAMERA_WIDTH, SIM_CAMERAS
 from frankateach.messages import make_codec
 from frankateach.signals import SignalFlag
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
 from oculus_server.config import DaemonConfig, assist_config
+from oculus_server.constants import COMMAND_QUEUE_SIZE, MCAP_QUEUE_SIZE
 from oculus_server.errors import ConfigError
 from oculus_server.policy import PolicyConfig, VRPolicy
-from oculus_server.recording.sim_scene import SimSceneFetch
-from oculus_server.recording.writer import EpisodeWriter
+from oculus_server.recording.sim_scene import SimScene, SimSceneFetch
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
+from oculus_server.threads.live_sink import LiveSinkThread
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.realtime import describe_fix, realtime_error, reset_normal, try_realtime
@@ -75,6 +77,11 @@ from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
 from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
+from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.live import LiveServer, advertised_topics
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.scene import ScenePainter
+from robot_formats.recording.writer import EpisodeWriter
 
 if TYPE_CHECKING:
     from oculus_server.threads.assist import AssistThread
@@ -149,6 +156,7 @@ def camera_names(cfg: DaemonConfig) -> dict[int, str]:
 
 
 SCENE_WAIT_S = 20.0  # the first episode waits this long at most for the simulator's scene
+MEASURED_FRESH_S = 0.5  # a measured state older than this is not shown to a scripted operator
 
 
 class Daemon:
@@ -190,7 +198,8 @@ class Daemon:
         )
         metadata = recording_metadata(cfg, source)
         pc = policy_config(cfg)
-        self._own_scene = sim_scene is None and cfg.debug and cfg.record and writer_factory is None
+        self._own_scene = sim_scene is None and cfg.debug and writer_factory is None and (
+            cfg.record or cfg.effective_live)
         self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
@@ -216,6 +225,7 @@ class Daemon:
             )
         # A tick that starts more than a period late is counted and shown (dashboard, /events).
         self.overruns = OverrunReporter(st.events, st.counters)
+        source.watch_robot(self._measured_position)  # a scripted operator watches the arm
         self.vr = VRThread(source, sv, st.vr, st.rates, hz=cfg.vr_hz, realtime_priority=rt, overruns=self.overruns)
         self.control = ControlThread(
             self.policy, self.commands, sv, vr=st.vr, robot=st.robot, command_out=st.commands,
@@ -228,10 +238,19 @@ class Daemon:
             interventions=st.safety, events=st.events, rates=st.rates, safety=self.safety,
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
+        # Live view: the recording's topics over Foxglove's WebSocket protocol (never fatal).
+        self.live: LiveSinkThread | None = None
+        if cfg.effective_live:
+            names = list(camera_names(cfg).values())
+            self.live = LiveSinkThread(
+                lambda: LiveServer(cfg.live_host, cfg.live_port, topics=advertised_topics(names)),
+                self._make_live_mapper, sv, st.counters)
+        live = self.live
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
             robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}", overruns=self.overruns,
+            live=live,
         )
         self.writer: McapWriterThread | WriterProcessThread
         if self._writer_process:
@@ -282,6 +301,27 @@ class Daemon:
                                        rates=st.rates, realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
 
+    def _scene(self) -> SimScene | None:
+        """The simulator's scene (waits for it at most SCENE_WAIT_S; None without one)."""
+        if self.sim_scene is None:
+            return None
+        scene = self.sim_scene.result(SCENE_WAIT_S)
+        if scene is None:
+            log.warning("no simulator scene for the recordings and the live view (%s)",
+                        self.sim_scene.error or "not ready")
+        return scene
+
+    def _painter(self, scene: SimScene | None, mounts: dict[str, CameraMount]) -> ScenePainter:
+        """The 3D scene of one mapper: the arm by FK, target, frusta; the sim's table and cubes."""
+        sizes = {name: (SIM_CAMERA_WIDTH, SIM_CAMERA_HEIGHT) for name in SIM_CAMERAS} if self.cfg.debug else {}
+        return ScenePainter(mounts, sizes, scene.bodies if scene else None)
+
+    def _make_live_mapper(self) -> TickMapper:
+        """The live view's mapper, one per viewing session (runs in the live-sink thread)."""
+        scene = self._scene()
+        mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
+        return TickMapper(policy_gains=self._gains, camera_mounts=mounts, scene=self._painter(scene, mounts))
+
     def _assist_event(self, message: str, what: str) -> None:
         """An assist state change from the control thread: logged and shown (dashboard, /events)."""
         log.info("%s", message)
@@ -289,23 +329,27 @@ class Daemon:
 
     @property
     def threads(self) -> list[DaemonThread]:
-        return [*self.loop_threads, self.writer]
+        live = [self.live] if self.live is not None and self.live.server is not None else []
+        return [*self.loop_threads, self.writer, *live]
 
     def _writer_options(self) -> dict[str, Any]:
         """`EpisodeWriter` keyword arguments for a new episode: the simulator's scene (waited for,
-        with --debug), policy gains, camera mounts (runs in the MCAP-writer thread)."""
-        scene = None
-        if self.sim_scene is not None:
-            scene = self.sim_scene.result(SCENE_WAIT_S)
-            if scene is None:
-                log.warning("recording without the simulator's scene (%s)", self.sim_scene.error or "not ready")
+        with --debug), policy gains, camera mounts, the 3D scene (runs in the MCAP-writer thread)."""
+        scene = self._scene()
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
         return {"attachments": scene.attachments() if scene else (), "policy_gains": self._gains,
-                "camera_mounts": mounts}
+                "camera_mounts": mounts, "scene": self._painter(scene, mounts)}
 
     def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
         """The writer factory of an in-process writer thread."""
         return EpisodeWriter(path, meta, **self._writer_options())
+
+    def _measured_position(self) -> np.ndarray | None:
+        """The newest measured TCP position (robot base frame, m), or None if none is fresh (0.5 s)."""
+        obs = self.state.robot.observation()
+        if obs is None or time.monotonic() - obs.t_recv > MEASURED_FRESH_S:
+            return None
+        return np.asarray(obs.state.pos, dtype=float)
 
     def start(self) -> None:
         """Starts every thread."""
@@ -322,6 +366,8 @@ class Daemon:
         try_realtime(max(0, self.cfg.realtime_priority - 2))
         self._say_scheduling()
         self.started_at = time.monotonic()
+        if self.live is not None and not self.live.open():  # a taken port: teleoperation goes on
+            self.state.events.add("live_warning", self.live.error, source="live")
         for t in self.threads:
             t.start()
         log.info(
@@ -371,6 +417,8 @@ class Daemon:
                 self.writer.join(timeout=2.0)
         else:
             self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
+        if self.live is not None and self.live.server is not None:
+            self.live.join(timeout=1.0)
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))

@@ -13,10 +13,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
 from oculus_server.threads.overrun import KIND as OVERRUN
-from oculus_server.types import ControlMode
+from robot_formats.recording.records import ControlMode, summary_state
 
 THREAD_ORDER = ("vr", "control", "robot", "recording", "cameras", "assist")
 
@@ -97,6 +96,10 @@ def status_line(state: SharedState, uptime_s: float) -> str:
         parts.append(f"link={'up' if link.up else 'DOWN'} rtt={_f(link.rtt_mean_s * 1e3)}/{_f(link.rtt_p95_s * 1e3)}ms")
     parts.append(f"vr={vr.state.value} rej={vr.rejected}")
     parts.append(f"drops cmd={c.get('commands_dropped', 0)} rec={c.get('records_dropped', 0)}")
+    if "queue_live" in c:  # the live view is serving
+        parts.append(f"live subs={c.get('queue_live_subscriptions', 0)} sent={c.get('live_messages', 0)} "
+                     f"dropped={c.get('live_ticks_dropped', 0)} ticks "
+                     f"overflows={c.get('queue_live_client_overflows', 0)}")
     safety = state.safety.status()
     parts.append(
         f"safety: {safety_summary(state)}" + (f" HELD ({safety.held})" if safety.held and not safety.sending else "")
@@ -218,6 +221,13 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
         f"depth {c.get('queue_command', 0)}  dropped {c.get('commands_dropped', 0)}  sent {c.get('commands_sent', 0)}",
     )
     queues.add_row("mcap (1000)", f"depth {c.get('queue_mcap', 0)}  dropped {c.get('records_dropped', 0)}")
+    if "queue_live" in c:
+        queues.add_row(
+            "live view (80)",
+            f"depth {c.get('queue_live', 0)}  subs {c.get('queue_live_subscriptions', 0)}  "
+            f"sent {c.get('live_messages', 0)}  dropped {c.get('live_ticks_dropped', 0)} ticks  "
+            f"client overflows {c.get('queue_live_client_overflows', 0)}",
+        )
     queues.add_row("camera frames", f"{c.get('camera_frames', 0)}  bad {c.get('camera_errors', 0)}")
 
     vrt = Table(title="VR", expand=True, box=None, show_header=False)

@@ -1,4 +1,7 @@
-"""The one error hierarchy of the daemon side (`oculus_server`)."""
+"""The one error hierarchy of the daemon side (`oculus_server`).
+
+Recording format errors are `robot_formats.recording.errors.RecordingError`.
+"""
 
 from frankateach.errors import FrankaTeachError
 
@@ -13,10 +16,6 @@ class ConfigError(OculusServerError):
 
 class VRSourceError(OculusServerError):
     """A VR source could not be opened or failed while running."""
-
-
-class RecordingError(OculusServerError):
-    """A recording could not be written, read or recovered."""
 
 
 class SafetyError(OculusServerError):

@@ -2,7 +2,9 @@
 
 Layer: above `frankateach`, below the daemon (`oculus_server`), the inference service
 (`vla_server`) and the client library (`vla_client`), which may all import it; it imports only
-`frankateach`, numpy, msgpack and the standard library — never a package above it. A format is
+`frankateach`, numpy, msgpack, Pillow (JPEG), the standard library and (for `recording`) the MCAP
+and Foxglove-schema libraries — never a package above it, never MuJoCo or scipy (a robot PC with
+only the client needs none of them). A format is
 defined here once, its encoder beside its decoder, so both ends of a link always agree.
 
 Modules (one concept each; see docs/ARCHITECTURE.md, "Layers"):
@@ -14,4 +16,8 @@ Modules (one concept each; see docs/ARCHITECTURE.md, "Layers"):
 * `image` — JPEG data URLs (encode, probe, decode).
 * `stream` — the `/v1/stream` messages, their parsing and encoding, limits and close codes.
 * `openpi_codec` — openpi's msgpack-numpy wire codec (no pickle).
+* `openpi_request` — openpi request keys (ours and DROID's) and the reply.
+* `droid` — a DROID policy server's observation keys and joint-velocity chunks ↔ our actions.
+* `service_ready` — the line `vla-server serve` writes to the parent that started it.
+* `recording` — the teleop recording format: topics and schemas, records, writer, reader, recovery.
 """

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from frankateach.constants import HOME_JOINTS, JOINT_LIMITS_HIGH, JOINT_LIMITS_LOW
-from robot_formats.rotations import quat_from_matrix, quat_normalize, quat_to_matrix, rotation_error
+from robot_formats.rotations import quat_from_matrix, quat_normalize, quat_to_matrix, rot_z, rotation_error
 
 ARM_DOF = 7
 FINGER_OPEN_M = 0.04  # each finger's travel, metres (0 closed … 0.04 open)
@@ -37,11 +37,6 @@ def _rx(sign: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -sign], [0.0, sign, 0.0]])
 
 
-def _rz(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 # Each arm joint i: its body's fixed offset from the parent (position, rotation), then a rotation
 # about the body's own z axis by q[i]. These are the compiled model's body_pos / body_quat.
 _JOINT_OFFSETS: tuple[tuple[np.ndarray, np.ndarray], ...] = (
@@ -53,7 +48,7 @@ _JOINT_OFFSETS: tuple[tuple[np.ndarray, np.ndarray], ...] = (
     (np.zeros(3), _rx(1.0)),
     (np.array([0.088, 0.0, 0.0]), _rx(1.0)),
 )
-_HAND_ROT = _rz(-np.pi / 4)  # link7 → hand (TCP): −π/4 about link7 z
+_HAND_ROT = rot_z(-np.pi / 4)  # link7 → hand (TCP): −π/4 about link7 z
 # The finger bodies' frame in link7, as the asset gives it (−π/4 about z to ~1e-6 rad).
 _FINGER_ROT = quat_to_matrix(quat_normalize((0.0, 0.0, -0.38268289803626016, 0.9238797538373538)))
 _TCP_POS = np.array([0.0, 0.0, FLANGE_OFFSET_M + TCP_OFFSET_M])  # in link7
@@ -99,7 +94,7 @@ def _chain(q: np.ndarray) -> list[Pose]:
     out = [Pose(pos, rot)]
     for qi, (offset, fixed) in zip(q, _JOINT_OFFSETS):
         pos = pos + rot @ offset
-        rot = rot @ fixed @ _rz(float(qi))
+        rot = rot @ fixed @ rot_z(float(qi))
         out.append(Pose(pos, rot))
     return out
 

@@ -1,6 +1,6 @@
 """openpi requests and replies: what our openpi endpoint accepts and answers, for both ends.
 
-A request (msgpack map, decoded by `msgpack_numpy`) may use our *native* keys or DROID's:
+A request (msgpack map, decoded by `robot_formats.openpi_codec`) may use our *native* keys or DROID's:
 
 ==================================  =============================================================
 ``observation/image``               (H, W, 3) uint8 RGB front frame (or DROID's

@@ -230,3 +230,41 @@ def turn_toward(start: Quat, goal: Quat, max_angle: float) -> tuple[Quat, bool]:
     k = math.sin(half) / s
     step = (r[0] * k, r[1] * k, r[2] * k, math.cos(half))
     return quat_normalize(quat_mul(step, start)), True
+
+
+def rot_x(angle: float) -> np.ndarray:
+    """(3, 3) rotation about x by `angle` rad."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rot_y(angle: float) -> np.ndarray:
+    """(3, 3) rotation about y by `angle` rad."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def rot_z(angle: float) -> np.ndarray:
+    """(3, 3) rotation about z by `angle` rad."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def quats_to_euler_xyz(quats: np.ndarray) -> np.ndarray:
+    """`quat_to_euler_xyz` over rows: (n, 4) unit quaternions xyzw → (n, 3) extrinsic x-y-z angles,
+    rad (scipy's ``as_euler("xyz")``; in gimbal lock the third angle is 0)."""
+    q = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
+    x, y, z, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    r20 = 2.0 * (x * z - y * w)
+    r21 = 2.0 * (y * z + x * w)
+    r22 = 1.0 - 2.0 * (x * x + y * y)
+    r00 = 1.0 - 2.0 * (y * y + z * z)
+    r10 = 2.0 * (x * y + z * w)
+    cos_b = np.hypot(r00, r10)
+    beta = np.arctan2(-r20, cos_b)
+    free = cos_b > _GIMBAL_EPS
+    r11 = 1.0 - 2.0 * (x * x + z * z)
+    r12 = 2.0 * (y * z - x * w)
+    alpha = np.where(free, np.arctan2(r21, r22), np.arctan2(-r12, r11))
+    gamma = np.where(free, np.arctan2(r10, r00), 0.0)
+    return np.stack([alpha, beta, gamma], axis=1)

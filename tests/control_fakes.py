@@ -11,7 +11,7 @@ import numpy as np
 from frankateach.messages import FrankaState
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import CommandGate, GatedCommand, Proposal, RobotView
-from oculus_server.types import ControlMode, RobotObservation
+from robot_formats.recording.records import ControlMode, RobotObservation
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # hand pointing down (180° about x), xyzw
 HOME = np.array([0.45, 0.0, 0.3])

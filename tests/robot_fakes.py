@@ -45,12 +45,18 @@ class KinematicBackend(RobotBackend):
 
 
 def free_port_block(n: int = 3) -> int:
-    """Returns a base port such that base .. base+n-1 are free on 127.0.0.1."""
+    """Returns a base port such that base .. base+n-1 are free on 127.0.0.1.
+
+    Drawn from the OS's entropy, not the `random` module: pytest-randomly reseeds `random` with the
+    same seed before every test, in every xdist worker, so two workers would draw the same ports.
+    Below Linux's ephemeral range (32768-60999), so no connection's local port takes them meanwhile.
+    """
     import random
     import socket
 
+    rng = random.SystemRandom()
     for _ in range(200):
-        base = random.randint(20000, 60000)
+        base = rng.randint(20000, 32000)
         socks = []
         try:
             for i in range(n):

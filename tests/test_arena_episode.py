@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oculus_server.recording.reader import RecordingReader
 from oculus_server.replay.cli import main as replay_main
+from robot_formats.recording.reader import RecordingReader
 from tests.arena_fakes import TestProvider
 from vla_server.arena.config import EpisodeSpec, SpecError
 from vla_server.arena.episode import (

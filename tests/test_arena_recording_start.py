@@ -18,11 +18,10 @@ from frankateach.network import sub_socket
 from frankateach.sim import state_blob as SB
 from frankateach.sim.server import start_sim_server
 from frankateach.sim.state_message import SimStateSample, decode_sim_state
-from oculus_server.command import ControlMode
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader
-from oculus_server.recording.record import RecordTick
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording import schemas as S
+from robot_formats.recording.reader import RecordingReader
+from robot_formats.recording.records import ControlMode, RecordTick
+from robot_formats.recording.writer import EpisodeWriter
 from tests.arena_fakes import TestProvider
 from tests.daemon_fakes import finished_files, wait_for
 from tests.robot_fakes import free_port_block

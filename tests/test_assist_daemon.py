@@ -31,9 +31,9 @@ from scipy.spatial.transform import Rotation
 from frankateach.sim import state_blob as SB
 from oculus_server.daemon import Daemon
 from oculus_server.errors import ConfigError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader
 from oculus_server.vr import make_source
+from robot_formats.recording import schemas as S
+from robot_formats.recording.reader import RecordingReader
 from tests.daemon_fakes import daemon_config, finished_files, wait_for
 from tests.recording_checks import validate_json_messages
 from tests.robot_fakes import free_port_block

@@ -20,10 +20,10 @@ import pytest
 
 from frankateach.messages import CameraFrame, encode_camera_frame
 from frankateach.network import Publisher
-from oculus_server.command import ControlMode
 from oculus_server.daemon import Daemon
-from oculus_server.recording.schemas import TOPIC_EE_POSE, TOPIC_EVENTS, TOPIC_MODE
 from oculus_server.vr import make_source
+from robot_formats.recording.records import ControlMode
+from robot_formats.recording.schemas import TOPIC_EE_POSE, TOPIC_EVENTS, TOPIC_MODE
 from tests.daemon_fakes import (
     FailingSource,
     LoggingBackend,
@@ -315,7 +315,7 @@ def test_debug_names_franka_teach_camera_frames_as_the_simulator_does(tmp_path: 
     """Franka-Teach's frames carry no name: under --debug camera i is the simulator's SIM_CAMERAS[i]
     (so a pickle-mode simulator records /camera/front like a msgpack one), else cam_<id>."""
     from frankateach.camera_format import encode_franka_teach_frame
-    from oculus_server.recording.writer import EpisodeWriter
+    from robot_formats.recording.writer import EpisodeWriter
 
     port, _, _ = robot
     cam_offset = free_port_block(2)

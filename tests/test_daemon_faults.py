@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from oculus_server.daemon import Daemon
-from oculus_server.recording.schemas import TOPIC_EVENTS
-from oculus_server.recording.writer import EpisodeWriter
-from oculus_server.types import RecordTick
 from oculus_server.vr import make_source
+from robot_formats.recording.records import RecordTick
+from robot_formats.recording.schemas import TOPIC_EVENTS
+from robot_formats.recording.writer import EpisodeWriter
 from tests.daemon_fakes import daemon_config, finished_files, read_episode, wait_for
 from tests.fs_faults import immutable
 from tests.recording_checks import validate_json_messages

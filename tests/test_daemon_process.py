@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mcap.reader import make_reader
 
-from oculus_server.recording.recover import recover
+from robot_formats.recording.recover import recover
 from tests.daemon_fakes import finished_files, read_episode, wait_for
 from tests.robot_fakes import free_port_block
 

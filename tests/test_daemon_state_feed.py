@@ -21,14 +21,14 @@ import pytest
 
 from frankateach.messages import FrankaState
 from oculus_server.daemon import Daemon
-from oculus_server.recording.schemas import (
+from oculus_server.vr import make_source
+from robot_formats.recording.schemas import (
     TOPIC_ACTION,
     TOPIC_COMMAND,
     TOPIC_EE_POSE,
     TOPIC_EE_TARGET,
     TOPIC_MODE,
 )
-from oculus_server.vr import make_source
 from tests.daemon_fakes import (
     LoggingBackend,
     daemon_config,

@@ -11,9 +11,10 @@ from rich.console import Console
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.timing import RateStats
 from oculus_server import dashboard
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SafetyStatus, SharedState
-from oculus_server.types import ControlMode, RobotCommand, RobotLink, RobotObservation, SafetyRecord, VRSample
 from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import ControlMode, RobotCommand, RobotObservation, SafetyRecord, VRSample
 
 
 def _rate(name: str, hz: float, ticks: int, target: float | None = None, ended_s_ago: float = 0.0) -> RateStats:
@@ -162,3 +163,18 @@ def test_a_robot_that_never_answered_is_said_so():
     st2 = _filled_state()
     st2.robot.set_link(RobotLink(up=False, failures=2))
     assert "NEVER" not in dashboard.status_line(st2, 10.0)
+
+
+def test_live_view_subscriptions_and_drops_are_shown_only_when_it_serves():
+    st = SharedState()
+    assert "live" not in dashboard.status_line(st, 1.0)
+    assert "live view" not in _text(dashboard.render(st, 1.0))
+    st.counters.set_queue_depth("live", 0)
+    st.counters.set_queue_depth("live_subscriptions", 3)
+    st.counters.set_queue_depth("live_client_overflows", 1)
+    st.counters.count("live_messages", 1200)
+    st.counters.count("live_ticks_dropped", 17)
+    line = dashboard.status_line(st, 1.0)
+    assert "live subs=3 sent=1200 dropped=17 ticks overflows=1" in line
+    text = _text(dashboard.render(st, 1.0))
+    assert "live view (80)" in text and "dropped 17 ticks" in text and "client overflows 1" in text

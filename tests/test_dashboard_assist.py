@@ -10,9 +10,8 @@ import pytest
 from rich.console import Console
 
 from oculus_server import dashboard
-from oculus_server.assist.channel import summary_state
 from oculus_server.state import SharedState
-from oculus_server.types import AssistStatus, BlendRecord
+from robot_formats.recording.records import AssistStatus, BlendRecord, summary_state
 
 OP = (0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 POL = (1.0, 0.0, -0.5, 0.0, 0.0, 0.0, 1.0)

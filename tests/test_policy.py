@@ -18,8 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation as R
 
-from frankateach.constants import PERFORMANCE_CONTROL_FREQ
-from oculus_server.command import ControlMode
+from oculus_server.constants import PERFORMANCE_CONTROL_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.policy import (
     EVENT_CALIBRATED,
@@ -44,6 +43,7 @@ from oculus_server.policy import (
     VRPolicy,
 )
 from oculus_server.vr.source import VRSample
+from robot_formats.recording.records import ControlMode
 
 REF_POS = np.array([0.5, 0.0, 0.4])  # robot hand position, m
 REF_QUAT = np.array([1.0, 0.0, 0.0, 0.0])  # hand pointing down (180° about x), xyzw

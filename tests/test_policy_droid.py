@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation as R
 
 from oculus_server.policy import PolicyConfig, VRPolicy
 from oculus_server.policy.droid import droid_action, vr_state
-from oculus_server.types import ControlMode, VRSample
+from robot_formats.recording.records import ControlMode, VRSample
 from robot_formats.rotations import vec_to_reorder_mat
 
 TOL = 1e-15  # VR position / quaternion in the robot frame

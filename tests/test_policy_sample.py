@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oculus_server.policy.sample import SampleKeys, parse_sample
-from oculus_server.types import VRSample
 from oculus_server.vr.parser import rigid_problem
+from robot_formats.recording.records import VRSample
 
 KEYS = SampleKeys("r", "RG", "RJ", "rightTrig", "A", "B")
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
-from oculus_server.types import AssistAction, AssistStatus, AssistTick, BlendRecord
+from robot_formats.recording import schemas as S
+from robot_formats.recording.reader import RecordingReader
+from robot_formats.recording.records import AssistAction, AssistStatus, AssistTick, BlendRecord
+from robot_formats.recording.writer import EpisodeWriter
 from tests.recording_checks import validate_json_messages
 
 T0 = 1_750_000_000.0

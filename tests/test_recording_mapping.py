@@ -16,14 +16,12 @@ from mcap_protobuf.decoder import DecoderFactory
 
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.timing import RateSnapshot
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount, camera_mount_from_dict
-from oculus_server.recording.mapping import TickMapper
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
-from oculus_server.types import SentCommand
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount, camera_mount_from_dict
+from robot_formats.recording.mapping import TickMapper
+from robot_formats.recording.records import ControlMode, Event, RecordTick, RobotCommand, RobotObservation, SentCommand
+from robot_formats.recording.writer import EpisodeWriter
 from tests.recording_checks import validate_json_messages
 
 T0 = 1_750_000_000.0

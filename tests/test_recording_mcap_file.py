@@ -12,9 +12,9 @@ import pytest
 from mcap.reader import make_reader
 
 from oculus_server.recording.leftovers import recover_leftovers
-from oculus_server.recording.paths import reserve_path
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.paths import reserve_path
+from robot_formats.recording.writer import EpisodeWriter
 from tests.fs_faults import fill, immutable, tiny_disk
 
 T0 = 1_750_000_000.0
@@ -69,7 +69,7 @@ def test_a_folder_that_cannot_be_created_keeps_the_file(tmp_path: Path) -> None:
 _KILL_AFTER_START = """
 import sys, time
 from pathlib import Path
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.writer import EpisodeWriter
 w = EpisodeWriter(Path(sys.argv[1]), {"operator": "ada", "task": "first 0.1 s"})
 print("READY", flush=True)
 time.sleep(60)

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcap.reader import make_reader
+from mcap.reader import NonSeekingReader, make_reader
+from mcap.stream_reader import StreamReader
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.recover import find_partials, recover
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main as replay_main
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.recover import find_partials, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,11 +91,53 @@ def test_sigkill_mid_recording_loses_at_most_a_second(tmp_path: Path) -> None:
     assert meta["recording_start"]["operator"] == "synthetic"
 
 
+MJCF = b"<mujoco model='panda'>" + b"<body name='link'/>" * 40 + b"</mujoco>"  # like a --debug recording's
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(
-        tmp_path_factory.mktemp("fin") / "ep.mcap", seconds=2.0, cameras={"front": (64, 48)}, chunk_size=8_000
+        tmp_path_factory.mktemp("fin") / "ep.mcap", seconds=2.0, cameras={"front": (64, 48)}, chunk_size=8_000,
+        attachments=[("panda.xml", "application/xml", MJCF)],
     )
+
+
+def read_whole(path: Path) -> int:
+    """Reads `path` whole with the official reader, as every tool would, and returns its message count.
+
+    Every record in file order (NonSeekingReader, CRCs checked), then through the summary: every
+    message, metadata record and attachment; the counts must agree with the summary's statistics.
+    """
+    with open(path, "rb") as f:
+        linear = sum(1 for _ in NonSeekingReader(f, validate_crcs=True).iter_messages())
+    with open(path, "rb") as f:
+        for _ in StreamReader(f, validate_crcs=True).records:
+            pass
+    with open(path, "rb") as f:
+        r = make_reader(f)
+        summary = r.get_summary()
+        assert summary is not None
+        indexed = sum(1 for _ in r.iter_messages())
+        metadata = list(r.iter_metadata())
+        attachments = list(r.iter_attachments())
+    assert linear == indexed == summary.statistics.message_count
+    assert len(metadata) == summary.statistics.metadata_count
+    assert len(attachments) == summary.statistics.attachment_count
+    return indexed
+
+
+def _damage(data: bytes, cut: float, flips: list[tuple[str, float]]) -> bytes:
+    """`data` cut at fraction `cut`, with bytes flipped: ("start", u) within its first 4 kB, ("cut", u)
+    within the 4 kB before the cut, ("any", u) anywhere (u in [0, 1])."""
+    out = bytearray(data[: int(cut * len(data))])
+    for where, u in flips:
+        if not out:
+            break
+        span = min(len(out), 4096)
+        at = {"start": int(u * (span - 1)), "cut": len(out) - 1 - int(u * (span - 1))}
+        i = at.get(where, int(u * (len(out) - 1)))
+        out[i] ^= 0x5A
+    return bytes(out)
 
 
 def _total(path: Path) -> int:
@@ -102,29 +145,84 @@ def _total(path: Path) -> int:
         return make_reader(f).get_summary().statistics.message_count
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.floats(0.0, 1.0), flip=st.none() | st.floats(0.0, 1.0))
-def test_any_truncation_or_damage_recovers_a_valid_prefix(finished: Path, cut: float, flip: float | None) -> None:
-    data = bytearray(finished.read_bytes())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.floats(0.0, 1.0),
+    flips=st.lists(st.tuples(st.sampled_from(["start", "cut", "any"]), st.floats(0.0, 1.0)), max_size=3),
+)
+def test_any_truncation_or_damage_recovers_a_file_the_official_reader_reads_whole(
+    finished: Path, cut: float, flips: list[tuple[str, float]]
+) -> None:
+    data = _damage(finished.read_bytes(), cut, flips)
     total = _total(finished)
-    data = data[: int(cut * len(data))]
-    if flip is not None and data:
-        data[int(flip * (len(data) - 1))] ^= 0x5A
     with tempfile.TemporaryDirectory() as d:
         partial = Path(d) / "x.mcap.partial"
-        partial.write_bytes(bytes(data))
+        partial.write_bytes(data)
         report = recover(partial)
         if report.status == "unrecoverable":
             assert report.exit_code == 1 and report.output is None and not (Path(d) / "x.mcap").exists()
             return
         assert report.output is not None
-        with open(report.output, "rb") as f:
-            r = make_reader(f)
-            got = sum(1 for _ in r.iter_messages())
-            assert r.get_summary().statistics.message_count == got == report.messages_recovered
-        assert got <= total
-        if flip is None:
-            assert report.exit_code in (0, 3)
+        got = read_whole(report.output)
+        assert got == report.messages_recovered <= total
+        if not flips:
+            assert report.exit_code in (0, 3) and not report.dropped
+
+
+def test_damaged_metadata_is_dropped_and_reported_and_the_rest_kept(finished: Path, tmp_path: Path) -> None:
+    """The case hypothesis found in a fresh-clone run: a string length inside the start metadata
+    grew past its record, so the official reader read into the next record (UnicodeDecodeError)."""
+    from robot_formats.recording.scan import scan
+
+    s = scan(finished)
+    offset, length, meta = s.metadata[0]
+    assert meta.name == "recording_start"
+    data = bytearray(finished.read_bytes())
+    name_len = len(meta.name.encode())
+    value_len_at = offset + 9 + 4 + name_len + 4 + 4 + len(next(iter(meta.metadata)).encode())  # 1st value's length
+    data[value_len_at + 1] ^= 0x5A  # the value now claims ~23 kB more than its record holds
+    partial = tmp_path / "meta.mcap.partial"
+    partial.write_bytes(bytes(data[: len(data) * 3 // 4]))
+    report = recover(partial)
+    assert report.status == "recovered" and report.exit_code == 3
+    assert len(report.dropped) == 1 and f"at byte {offset}" in report.dropped[0] and "dropped" in report.dropped[0]
+    assert read_whole(tmp_path / "meta.mcap") == report.messages_recovered > 0  # the chunks after it are kept
+    with open(tmp_path / "meta.mcap", "rb") as f:
+        meta_out = {m.name: m.metadata for m in make_reader(f).iter_metadata()}
+    assert "recording_start" not in meta_out and report.dropped[0] in meta_out["recovery"]["dropped"]
+
+
+def test_damaged_header_and_attachment_are_repaired_or_dropped(finished: Path, tmp_path: Path) -> None:
+    from robot_formats.recording.scan import scan
+
+    s = scan(finished)
+    attachment = s.attachments[0]
+    data = bytearray(finished.read_bytes())
+    data[8 + 9 + 4] ^= 0x80  # inside the header's first string: not UTF-8 any more
+    data[attachment.offset + attachment.length - 10] ^= 0x01  # inside the MJCF: CRC mismatch
+    src = tmp_path / "both.mcap"
+    src.write_bytes(bytes(data))
+    report = recover(src)
+    assert report.status == "recovered" and len(report.dropped) == 2
+    assert "repaired record (opcode 0x01)" in report.dropped[0] and "CRC" in report.dropped[1]
+    assert read_whole(tmp_path / "both.recovered.mcap") == report.messages_recovered == _total(finished)
+    with open(tmp_path / "both.recovered.mcap", "rb") as f:
+        r = make_reader(f)
+        assert list(r.iter_attachments()) == [] and r.get_header().library.startswith("header damaged")
+
+
+def test_one_damaged_magic_byte_is_repaired_but_another_file_is_not_an_mcap(finished: Path, tmp_path: Path) -> None:
+    data = bytearray(finished.read_bytes())
+    data[3] ^= 0x10
+    flipped = tmp_path / "magic.mcap.partial"
+    flipped.write_bytes(bytes(data[: len(data) // 2]))
+    report = recover(flipped)
+    assert report.status == "recovered" and report.dropped == [f"repaired the magic bytes: magic bytes damaged: "
+                                                               f"{bytes(data[:8]).hex()}"]
+    assert read_whole(tmp_path / "magic.mcap") == report.messages_recovered > 0
+    other = tmp_path / "notes.mcap.partial"
+    other.write_bytes(b"\x89MCAQ0\r\n" + b"plain text that follows no header" * 3)
+    assert recover(other).status == "unrecoverable"
 
 
 def test_intact_file_and_cli_exit_codes(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -148,7 +246,7 @@ def test_intact_file_and_cli_exit_codes(finished: Path, tmp_path: Path, capsys: 
 
 def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path) -> None:
     """A crash between a chunk and its message indexes: indexes are regenerated, nothing lost."""
-    from oculus_server.recording.scan import scan
+    from robot_formats.recording.scan import scan
 
     s = scan(finished)
     last = s.chunks[-1]
@@ -158,7 +256,7 @@ def test_cut_inside_message_indexes_rebuilds_them(finished: Path, tmp_path: Path
     report = recover(partial)
     assert report.messages_recovered == _total(finished)
     out = tmp_path / "idx.mcap"
-    from oculus_server.recording.reader import RecordingReader
+    from robot_formats.recording.reader import RecordingReader
 
     with RecordingReader(out) as r:  # the fast index reads the rebuilt message indexes
         ix = r.index()

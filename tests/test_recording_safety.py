@@ -10,10 +10,10 @@ from pathlib import Path
 import jsonschema
 from mcap.reader import make_reader
 
-from oculus_server.recording import schemas as S
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
-from oculus_server.types import SafetyRecord
+from robot_formats.recording import schemas as S
+from robot_formats.recording.records import SafetyRecord
+from robot_formats.recording.writer import EpisodeWriter
 
 T0 = 1_750_000_000.0
 

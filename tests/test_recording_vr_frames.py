@@ -6,9 +6,9 @@ import numpy as np
 
 from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.recording.vr_frames import load_vr_frames
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.vr import make_source
 from oculus_server.vr.source import SourceState
+from robot_formats.recording.writer import EpisodeWriter
 
 
 def _write(tmp_path, n=40):

@@ -16,15 +16,14 @@ from mcap_protobuf.decoder import DecoderFactory
 from scipy.spatial.transform import Rotation
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.errors import RecordingError
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import JsonDecoderFactory, RecordingReader
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
 from oculus_server.recording.synthetic import SyntheticEpisode, make_jpeg
-from oculus_server.recording.writer import EpisodeWriter, partial_path
 from oculus_server.vr.source import VRSample
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.reader import JsonDecoderFactory, RecordingReader
+from robot_formats.recording.records import ControlMode, Event, RecordTick, RobotCommand, RobotObservation
+from robot_formats.recording.writer import EpisodeWriter, partial_path
 
 T0 = 1_750_000_000.0  # a fixed wall-clock origin, s
 

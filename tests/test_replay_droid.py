@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from oculus_server.recording.camera_mounts import CameraMount
 from oculus_server.recording.synthetic import SyntheticEpisode, write_synthetic
 from oculus_server.replay.cli import main
 from oculus_server.replay.droid import camera_ids
+from robot_formats.recording.camera_mounts import CameraMount
 
 T0 = 1_750_000_000.0
 CAMS = {"front": (96, 64), "wrist": (64, 48)}

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from oculus_server.errors import RecordingError
 from oculus_server.recording.synthetic import SyntheticEpisode, write_synthetic
 from oculus_server.replay.cli import main
-from oculus_server.replay.episode import load_episode
 from oculus_server.replay.lerobot import export_lerobot
+from robot_formats.recording.episode import load_episode
+from robot_formats.recording.errors import RecordingError
 
 T0 = 1_750_000_000.0
 CAMS = {"front": (96, 64), "wrist": (64, 48)}

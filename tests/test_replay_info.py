@@ -10,7 +10,7 @@ from PIL import Image
 
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main
-from oculus_server.replay.info import recording_info
+from robot_formats.recording.info import recording_info
 
 T0 = 1_750_000_000.0
 

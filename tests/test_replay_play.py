@@ -17,12 +17,12 @@ from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError
 from frankateach.messages import FrankaAction, FrankaState
 from frankateach.server_base import RobotBackend, RobotServer
-from oculus_server.errors import RecordingError
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main
-from oculus_server.replay.episode import load_episode
 from oculus_server.replay.play import ReplayGuard, play
 from oculus_server.safety import SafetyConfig
+from robot_formats.recording.episode import load_episode
+from robot_formats.recording.errors import RecordingError
 
 T0 = 1_750_000_000.0
 HOME = np.array([0.45, 0.0, 0.4])

@@ -24,6 +24,10 @@ from robot_formats.rotations import (
     quat_to_rotvec,
     quat_wxyz_to_xyzw,
     quat_xyzw_to_wxyz,
+    quats_to_euler_xyz,
+    rot_x,
+    rot_y,
+    rot_z,
     rotation_error,
     rotvec_to_quat,
     turn_toward,
@@ -202,3 +206,20 @@ def test_turn_toward_steps_at_most_the_limit_on_the_way_to_the_goal(start, goal,
     assert limited or total <= limit + 1e-6  # equal orientations may read ~1e-8 rad apart (acos)
     assert angle_between(start, out) <= min(limit, total) + 1e-6  # acos near 1: ~1e-8 rad noise
     assert angle_between(out, goal) <= max(0.0, total - limit) + 1e-6 or not limited
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(quats, min_size=0, max_size=20))
+def test_quats_to_euler_xyz_is_the_scalar_version_row_by_row(qs):
+    arr = np.array(qs, dtype=float).reshape(-1, 4)
+    out = quats_to_euler_xyz(arr)
+    assert out.shape == (len(qs), 3)
+    for q, row in zip(qs, out):
+        np.testing.assert_allclose(row, quat_to_euler_xyz(q), atol=1e-12)
+
+
+def test_axis_rotations_are_scipys():
+    for angle in (-2.0, -0.3, 0.0, 0.7, 3.0):
+        np.testing.assert_allclose(rot_x(angle), R.from_euler("x", angle).as_matrix(), atol=1e-15)
+        np.testing.assert_allclose(rot_y(angle), R.from_euler("y", angle).as_matrix(), atol=1e-15)
+        np.testing.assert_allclose(rot_z(angle), R.from_euler("z", angle).as_matrix(), atol=1e-15)

@@ -18,7 +18,7 @@ from oculus_server.safety.gate import (
     RobotView,
     check_gated,
 )
-from oculus_server.types import ControlMode, RobotCommand
+from robot_formats.recording.records import ControlMode, RobotCommand
 from tests.control_fakes import DOWN, HOME, move, observation, rest, view
 
 LO = np.array([0.2, -0.4, 0.05])

@@ -26,8 +26,8 @@ import pytest
 
 from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
 from oculus_server.daemon import Daemon
-from oculus_server.recording.schemas import TOPIC_COMMAND, TOPIC_EVENTS, TOPIC_SAFETY
 from oculus_server.vr import make_source
+from robot_formats.recording.schemas import TOPIC_COMMAND, TOPIC_EVENTS, TOPIC_SAFETY
 from tests.daemon_fakes import (
     ManualSource,
     daemon_config,

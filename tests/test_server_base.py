@@ -20,6 +20,7 @@ from frankateach.network import ReqClient, Subscriber, endpoint
 from frankateach.port_holder import PortInUseError
 from frankateach.server_base import RobotServer, clamp_to_workspace
 from tests.fakes import HOME_POS, TargetBackend, free_ports, served
+from tests.fakes.net import wait_until_bindable
 
 HOST = "127.0.0.1"
 CODECS = [MsgpackCodec(), PickleCodec()]
@@ -201,17 +202,10 @@ def test_start_raises_when_the_state_port_is_taken():
             server.start()
         # The ports it had bound were released: a new server can take them all.
         squatter.close()
-        # ZMQ closes sockets asynchronously (in its I/O thread): allow the port a moment to free.
-        deadline = time.monotonic() + 5.0
-        while True:
-            again = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
-            try:
-                again.start()
-                break
-            except zmq.ZMQError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        # ZMQ closes sockets asynchronously (in its I/O thread): wait until all three ports are free.
+        wait_until_bindable((control, state, commanded))
+        again = RobotServer(TargetBackend(), host=HOST, ports=(control, state, commanded))
+        again.start()
         again.stop()
     finally:
         squatter.close()

@@ -6,7 +6,7 @@ from mcap.reader import make_reader
 
 from oculus_server.cli import recover_leftovers
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.writer import EpisodeWriter
 
 
 def test_leftover_partial_is_recovered_into_failure(tmp_path):

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from frankateach.messages import FrankaAction, FrankaState
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import Counters, MeasuredLog, RobotChannel, SendLog, SharedState
 from oculus_server.state.drain import DrainLog
-from oculus_server.types import ControlMode, RobotCommand, RobotLink, RobotObservation
+from robot_formats.recording.records import ControlMode, RobotCommand, RobotObservation
 
 
 def _state(x: float = 0.4) -> FrankaState:

@@ -16,7 +16,7 @@ from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.queues import put_freshest
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick
 from tests.control_fakes import CommandFactory
 from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
 from tests.shared_parts import robot_parts
@@ -126,7 +126,7 @@ def test_robot_link_down_is_shown_and_recovers_when_the_server_returns():
 
 def test_robot_thread_refuses_a_command_that_did_not_pass_the_gate():
     from frankateach.messages import FrankaAction
-    from oculus_server.types import ControlMode, RobotCommand
+    from robot_formats.recording.records import ControlMode, RobotCommand
 
     port = free_port_block()
     backend = KinematicBackend()
@@ -224,8 +224,8 @@ def test_recorder_episode_toggle_success_and_ticks():
     st.episode.request("toggle")
     rec.step()
     from frankateach.messages import FrankaState
-    from oculus_server.recording.record import RobotObservation
-    from oculus_server.types import RobotLink
+    from oculus_server.robot_link import RobotLink
+    from robot_formats.recording.records import RobotObservation
 
     # The robot answers during the episode (an episode without robot data is never a success).
     state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
@@ -284,7 +284,8 @@ def test_recorder_ignores_a_toggle_right_after_the_episode_opened():
 
 def test_record_on_start_waits_for_the_robot_then_opens():
     from frankateach.messages import FrankaState
-    from oculus_server.types import RobotLink, RobotObservation
+    from oculus_server.robot_link import RobotLink
+    from robot_formats.recording.records import RobotObservation
 
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=100)

@@ -20,10 +20,10 @@ from PIL import Image
 from frankateach.messages import CameraFrame
 from oculus_server.assist.config import AssistConfig
 from oculus_server.assist.local_service import LocalService
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SharedState
 from oculus_server.threads.assist import AssistThread, ClientFactory
 from oculus_server.threads.base import Supervisor
-from oculus_server.types import RobotLink
 from tests.control_fakes import DOWN, observation
 from tests.shared_parts import assist_parts
 from vla_client import SyncVLAStreamingClient, make_client

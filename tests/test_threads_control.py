@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation as R
 
 from oculus_server.policy import PolicyConfig, VRPolicy
+from oculus_server.robot_link import RobotLink
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand
@@ -23,7 +24,7 @@ from oculus_server.safety.pose import clamp_box, distance
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.control import ControlThread
-from oculus_server.types import ControlMode, RobotLink, VRSample
+from robot_formats.recording.records import ControlMode, VRSample
 from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock

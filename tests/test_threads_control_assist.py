@@ -17,14 +17,15 @@ from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.policy import PolicyConfig, VRPolicy
+from oculus_server.robot_link import RobotLink
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand
 from oculus_server.safety.pose import distance
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.control import ControlThread
-from oculus_server.types import AssistAction, AssistStatus, RobotLink, VRSample
 from robot_formats.action_space import action_to_target, target_to_action
+from robot_formats.recording.records import AssistAction, AssistStatus, VRSample
 from robot_formats.rotations import angle_between
 from tests.control_fakes import DOWN, HOME, observation
 from tests.fakes.clock import FakeClock

@@ -11,11 +11,11 @@ import pytest
 from mcap.reader import make_reader
 
 from oculus_server.recording.synthetic import SyntheticEpisode
-from oculus_server.recording.writer import EpisodeWriter
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.mcap_writer import McapWriterThread
 from oculus_server.threads.recorder import EpisodeStart, EpisodeStop
+from robot_formats.recording.writer import EpisodeWriter
 from tests.fs_faults import fill, immutable, tiny_disk
 
 

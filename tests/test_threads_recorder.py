@@ -9,12 +9,12 @@ import time
 import numpy as np
 
 from frankateach.messages import FrankaState
-from oculus_server.recording.record import RecordTick, RobotObservation
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.recorder import EpisodeStart, EpisodeStop, RecorderThread
-from oculus_server.types import RobotLink
 from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import RecordTick, RobotObservation
 
 
 def _drain(q: queue.Queue) -> list:
@@ -113,7 +113,7 @@ def test_a_robot_state_from_before_the_episode_with_the_link_down_is_not_robot_d
 
 def _sent_command(st: SharedState, seq: int) -> None:
     from frankateach.messages import FrankaAction
-    from oculus_server.types import ControlMode, RobotCommand
+    from robot_formats.recording.records import ControlMode, RobotCommand
 
     target = FrankaAction(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, False, time.time())
     cmd = RobotCommand(seq, time.monotonic(), np.zeros(7), target, ControlMode.REAL_TIME, True)

@@ -12,10 +12,11 @@ import zmq
 from frankateach.codec import make_codec
 from frankateach.network import Publisher
 from frankateach.server_base import RobotServer
+from oculus_server.robot_link import RobotLink
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.state_feed import StateFeedThread
-from oculus_server.types import RobotLink, RobotObservation
+from robot_formats.recording.records import RobotObservation
 from tests.daemon_fakes import wait_for
 from tests.robot_fakes import KinematicBackend, free_port_block
 

@@ -20,7 +20,7 @@ from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.writer_process import WriterProcessThread
-from oculus_server.types import EpisodeStart, EpisodeStop
+from robot_formats.recording.records import EpisodeStart, EpisodeStop
 from tests.daemon_fakes import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
         from oculus_server.state import SharedState
         from oculus_server.threads.base import Supervisor
         from oculus_server.threads.writer_process import WriterProcessThread
-        from oculus_server.types import EpisodeStart
+        from robot_formats.recording.records import EpisodeStart
 
         if __name__ == "__main__":
             q = queue.Queue()

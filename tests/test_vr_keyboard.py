@@ -11,7 +11,8 @@ import pytest
 
 from oculus_server.vr.keyboard import KEYBOARD_HELP, KeyboardSource
 from oculus_server.vr.source import SourceState
-from oculus_server.vr.trajectories import REST_RIGHT_POS, REST_ROT, rot_x, rot_y
+from oculus_server.vr.trajectories import REST_RIGHT_POS, REST_ROT
+from robot_formats.rotations import rot_x, rot_y
 
 
 class ManualClock:

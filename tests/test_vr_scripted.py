@@ -10,8 +10,10 @@ from oculus_server.vr.parser import rigid_problem
 from oculus_server.vr.scripted import ScriptedSource
 from oculus_server.vr.source import SourceState
 from oculus_server.vr.trajectories import (
+    _APP_TO_ROBOT,
     BLUE_CUBE_XY,
     CUBE_SIZE_M,
+    GATE_TOL_M,
     GRASP_Z,
     GRIP_PRESS_T,
     HOVER_Z,
@@ -21,6 +23,7 @@ from oculus_server.vr.trajectories import (
     PICK_PLACE_WAYPOINTS,
     PUT_RED_BACK,
     RED_CUBE_XY,
+    REST_RIGHT_POS,
     TRAJECTORIES,
     get_trajectory,
 )
@@ -279,3 +282,81 @@ def test_left_hand_variant_moves_the_left_controller_with_left_buttons() -> None
     clock.t += 2.0
     s = src.poll()
     assert s.buttons["LG"] is True and s.buttons["RG"] is False
+
+
+# -- gates: the scripted operator waits for the arm ------------------------------------------------
+
+class LaggingArm:
+    """A hand that follows the controller's robot-frame displacement at most `speed` m/s (a slow arm)."""
+
+    def __init__(self, speed: float, origin=PICK_PLACE_START_TCP) -> None:
+        self.origin = np.array(origin, dtype=float)
+        self.pos = self.origin.copy()
+        self.speed = speed
+
+    def follow(self, sample, dt: float) -> None:
+        goal = self.origin + _APP_TO_ROBOT @ (sample.poses["r"][:3, 3] - REST_RIGHT_POS)
+        step = goal - self.pos
+        n = float(np.linalg.norm(step))
+        self.pos = goal if n <= self.speed * dt else self.pos + step * (self.speed * dt / n)
+
+
+def _drive(src: ScriptedSource, arm: LaggingArm, clock: ManualClock, seconds: float, dt: float = 0.02):
+    """Polls like the VR thread for `seconds` of wall time; yields (sample, the arm's position)."""
+    last = None
+    for _ in range(int(round(seconds / dt))):
+        clock.t += dt
+        s = src.poll()
+        last = s or last
+        if last is not None:
+            arm.follow(last, dt)
+        if s is not None:
+            yield s, arm.pos.copy()
+
+
+def _closing_starts(src: ScriptedSource, arm: LaggingArm, clock: ManualClock) -> np.ndarray:
+    """The arm's position when the trigger first rises (the fingers start closing)."""
+    for s, pos in _drive(src, arm, clock, 60.0):
+        if s.buttons["rightTrig"] > 0.0:
+            return pos
+    raise AssertionError("the trigger never rose")
+
+
+def test_pick_place_waits_for_a_slow_arm_before_closing_the_fingers() -> None:
+    grasp = np.array([*RED_CUBE_XY, GRASP_Z])
+    clock = ManualClock()
+    blind = ScriptedSource("pick_place", clock=clock)  # plays on the clock: the slow arm is still far
+    blind.start()
+    assert np.linalg.norm(_closing_starts(blind, LaggingArm(0.05), clock) - grasp) > 0.05
+
+    clock = ManualClock()
+    arm = LaggingArm(0.05)
+    src = ScriptedSource("pick_place", clock=clock)
+    src.watch_robot(lambda: arm.pos.copy())
+    src.start()
+    at_close = _closing_starts(src, arm, clock)
+    assert np.linalg.norm(at_close - grasp) <= GATE_TOL_M
+    waited = dict((name, (s, ok)) for name, s, ok in src.gate_waits)
+    assert waited["approach"][1] and waited["down"][1] and waited["down"][0] > 0.5
+
+
+def test_a_gate_gives_up_after_its_timeout_and_no_state_plays_on_the_clock() -> None:
+    clock = ManualClock()
+    src = ScriptedSource("pick_place", clock=clock, gate_timeout_s=2.0)
+    stuck = np.array(PICK_PLACE_START_TCP)
+    src.watch_robot(lambda: stuck)  # an arm that never moves
+    src.start()
+    t_close = None
+    for s, _ in _drive(src, LaggingArm(0.0), clock, 30.0):
+        if s.buttons["rightTrig"] > 0.0:
+            t_close = clock.t - 500.0
+            break
+    assert t_close == pytest.approx(PICK_PLACE_TIMES["close"][0] + 2 * 2.0, abs=0.05)  # approach, down: 2 s each
+    assert [(n, ok) for n, _, ok in src.gate_waits] == [("approach", False), ("down", False)]
+
+    clock = ManualClock()
+    blind = ScriptedSource("pick_place", clock=clock)
+    blind.watch_robot(lambda: None)  # no fresh state at the grip press: no gates
+    blind.start()
+    clock.t += PICK_PLACE_TIMES["close"][0] + 0.05
+    assert blind.poll().buttons["rightTrig"] > 0.0 and blind.gate_waits == []

@@ -3,7 +3,8 @@
 Start an episode from the form and see its progress move, its log stream in and then its video play
 (`video.currentTime` advances) beside its metrics, with a thumbnail in the history grid; continue from
 its final state blob; see an error shown in the page; start a battle, play both videos in sync, vote
-and see the leaderboard change. Screenshots go to docs/images/ui_arena*.png and ui_battles*.png.
+and see the leaderboard change. Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png
+(docs/images/ with tools/update_ui_screenshots.sh).
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ def write_debug_recording(path: Path, seconds: int = 4) -> list[float]:
     records it); returns the blobs' sim times."""
     from frankateach.sim import state_blob as SB
     from frankateach.sim.state_message import SimStateSample
-    from oculus_server.command import ControlMode
-    from oculus_server.recording.record import RecordTick
-    from oculus_server.recording.writer import EpisodeWriter
+    from robot_formats.recording.records import ControlMode, RecordTick
+    from robot_formats.recording.writer import EpisodeWriter
     from vla_server.arena.scene import ArenaScene
 
     scene = ArenaScene()

@@ -3,7 +3,7 @@
 Models: load and unload a model from its card and see the state change. Live sessions: a real
 `/v1/stream` client appears and its frame count moves. Recordings: open one, see its plot, make
 its MP4 and see it play. Keys: a read-only key cannot write, a wrong key is refused in the page.
-Screenshots of each page go to docs/images/ui_*.png.
+Screenshots of each page go to build/screenshots/ui_*.png (docs/images/ with tools/update_ui_screenshots.sh).
 """
 
 from __future__ import annotations

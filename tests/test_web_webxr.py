@@ -23,9 +23,10 @@ import pytest
 
 from oculus_server.vr.scripted import ScriptedSource
 from oculus_server.vr.source import SourceState, VRSample
-from oculus_server.vr.trajectories import make_pose, rot_x, rot_y
+from oculus_server.vr.trajectories import make_pose
 from oculus_server.vr.webxr import WebXRSource
 from oculus_server.vr.webxr_frames import app_to_grip, matrix_to_quat_pos
+from robot_formats.rotations import rot_x, rot_y
 from tests.web_browser import browser_missing, make_driver, page_errors, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,19 +42,24 @@ import zlib
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
 from frankateach.constants import HOME_JOINTS, ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
 from frankateach.errors import FrankaTeachError
 
 if TYPE_CHECKING:
+    import mujoco
+
     from frankateach.sim.backend import SimBackend
     from frankateach.sim.controller import ControllerGains
 
 BLOB_MAGIC = b"VLAB"
 BLOB_VERSION = 1
-STATE_SPEC = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+# MuJoCo is imported only where a model is used (capture, restore, scene_hash), so a blob can be
+# decoded without it (the daemon's live view reads cube poses from it). mjtState bits, checked
+# against MuJoCo's enum in tests/test_state_blob.py:
+STATE_TIME = 1  # mjSTATE_TIME: the state starts with the time, then qpos (mjSTATE_QPOS = 2)
+STATE_SPEC = 0x7FFF  # mjSTATE_INTEGRATION
 SCENE_HASH_BYTES = 16
 MAX_BLOB_CHARS = 1 << 20  # a blob is ~1-2 kB; anything this large is not one
 MAX_RAW_BYTES = 1 << 22  # decompressed size limit (zip-bomb guard)
@@ -111,7 +116,7 @@ class SimSnapshot:
     @property
     def time(self) -> float:
         """Sim time of the snapshot, s (the first entry of an mjSTATE_TIME-bearing state)."""
-        return float(self.state[0]) if self.state_spec & int(mujoco.mjtState.mjSTATE_TIME) else float("nan")
+        return float(self.state[0]) if self.state_spec & STATE_TIME else float("nan")
 
     def with_extension(self, extension: bytes) -> SimSnapshot:
         """The same snapshot carrying `extension` instead."""
@@ -128,6 +133,8 @@ def scene_hash(model: mujoco.MjModel, gains: ControllerGains, control_every: int
         gains: the controller's tuning.
         control_every: the controller runs every this many physics steps.
     """
+    import mujoco
+
     buf = np.zeros(mujoco.mj_sizeModel(model), dtype=np.uint8)
     mujoco.mj_saveModel(model, None, buf)
     h = hashlib.sha256()
@@ -157,6 +164,8 @@ def capture(backend: SimBackend, extension: bytes = b"", quat_xyzw: np.ndarray |
         extension: producer bytes to carry.
         quat_xyzw: sign reference to store (default: the backend's own).
     """
+    import mujoco
+
     h = backend_scene_hash(backend)
     with backend._lock:
         state = np.empty(mujoco.mj_stateSize(backend.model, STATE_SPEC))
@@ -179,6 +188,8 @@ def restore(backend: SimBackend, snap: SimSnapshot) -> None:
         StateBlobError: the snapshot is from another scene, or its state vector does not fit.
         SimBackendError: the backend's real-time thread is running.
     """
+    import mujoco
+
     from frankateach.sim.backend import SimBackendError
 
     if backend.running:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from oculus_server.types import Vector
 from robot_formats.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
@@ -31,6 +30,7 @@ from robot_formats.action_space import (
     action_to_target,
     target_to_action,
 )
+from robot_formats.recording.records import Vector
 
 
 def finite(values: Sequence[float]) -> bool:

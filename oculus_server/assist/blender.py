@@ -43,8 +43,8 @@ from oculus_server.assist.blend import (
 from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.safety.gate import Proposal
-from oculus_server.types import AssistAction, BlendRecord, Vector, VRSample
 from robot_formats.action_space import action_to_target
+from robot_formats.recording.records import AssistAction, BlendRecord, Vector, VRSample
 
 log = logging.getLogger(__name__)
 

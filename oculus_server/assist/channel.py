@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from oculus_server.types import AssistAction, AssistStatus, AssistTick, BlendRecord
+from robot_formats.recording.records import AssistAction, AssistStatus, AssistTick, BlendRecord
 
 LOG_SLOTS = 4096  # actions / blend records kept for the recorder (~100 s at 40 Hz)
 
@@ -86,31 +86,3 @@ class AssistChannel:
             self._blends.clear()
             self._status_pending = None
         return tick
-
-
-def summary_state(status: AssistStatus | None, blend: BlendRecord | None) -> str:
-    """The dashboard's word for assist: off, connecting, on or stale (`oculus_server.types`).
-
-    On while the policy is usable (moving the arm, or ready to as soon as the deadman is held);
-    stale while connected but the newest action is too old, scored too low or not usable.
-    """
-    from oculus_server.types import (
-        ASSIST_CONNECTING,
-        ASSIST_OFF,
-        ASSIST_ON,
-        ASSIST_STALE,
-    )
-
-    if status is None and blend is None:
-        return ASSIST_OFF
-    if blend is not None and blend.state == "off":
-        return ASSIST_OFF
-    if status is None or not status.connected:
-        return ASSIST_CONNECTING
-    if blend is None:
-        return ASSIST_STALE
-    # With the deadman released the policy has no say; it still counts as on when its action is
-    # usable (the record then carries the policy's motion).
-    if blend.state == "on" or (blend.state == "released" and blend.policy):
-        return ASSIST_ON
-    return ASSIST_STALE

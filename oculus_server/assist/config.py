@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 
 MODES = ("blend", "drive")  # drive: α = 1 while the deadman is held (evaluating a policy)
 GRIPPER_OWNERS = ("operator", "policy")

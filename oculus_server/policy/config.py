@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from frankateach.constants import (
+from oculus_server.config_section import section_values
+from oculus_server.constants import (
     CONTROL_FREQ,
     GRIPPER_TRIGGER_THRESHOLD,
     PERFORMANCE_CONTROL_FREQ,
@@ -29,9 +30,8 @@ from frankateach.constants import (
     VR_POSE_JUMP_M,
     VR_UP_AXIS,
 )
-from oculus_server.config_section import section_values
 from oculus_server.errors import ConfigError
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 from robot_formats.rotations import vec_to_reorder_mat
 
 GRIPPER_MODES = ("binary", "continuous")

@@ -3,7 +3,7 @@
 A sample is unusable (the policy holds for that step; it does not count as a link sample) when
 the pose for the chosen side is missing or fails the package's one rigidity rule
 (`oculus_server.vr.parser.rigid_problem`: finite, rigid, within reach of the head), when its
-receive time is not finite, or when its trigger (read as `oculus_server.types.analog_value`,
+receive time is not finite, or when its trigger (read as `robot_formats.recording.records.analog_value`,
 like every button map) is not a finite number.
 """
 
@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from oculus_server.types import VRSample, analog_value
 from oculus_server.vr.parser import rigid_problem
+from robot_formats.recording.records import VRSample, analog_value
 
 
 class SampleKeys(NamedTuple):

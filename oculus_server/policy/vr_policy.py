@@ -51,8 +51,8 @@ from oculus_server.policy.droid import (
     vr_state,
 )
 from oculus_server.policy.sample import SampleKeys, parse_sample
-from oculus_server.types import ControlMode, Vector, VRSample
 from robot_formats.action_space import action_to_target
+from robot_formats.recording.records import ControlMode, Vector, VRSample
 from robot_formats.rotations import Quat, quat_normalize
 
 log = logging.getLogger(__name__)

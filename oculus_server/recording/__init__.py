@@ -1,8 +1,8 @@
-"""Episode recording: Foxglove-native MCAP files written crash-safely, and their recovery.
+"""The daemon's own recording pieces; the format itself (writer, reader, recovery, schemas) is
+`robot_formats.recording`.
 
-* `writer.EpisodeWriter` — streams `record.RecordTick`s into ``NAME.mcap.partial``, renamed to
-  ``NAME.mcap`` on `close`; `abort` finalizes what it can after a write error.
-* `recover.recover` / `recover.find_partials` — rebuild files left by a crash.
-* `reader.RecordingReader` — summary, metadata, decoded messages and a fast index.
-* `schemas` — the topic list and message schemas (its docstring documents them).
+* `leftovers.recover_leftovers` — start-up: finish and file the partials a crash left.
+* `vr_frames.load_vr_frames` — a recording's VR samples for the replay VR source.
+* `sim_scene.SimSceneFetch` — the simulator's scene for the recording's start metadata.
+* `synthetic` — synthetic episodes (tests, benchmarks).
 """

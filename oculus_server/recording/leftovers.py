@@ -13,9 +13,9 @@ import logging
 import os
 from pathlib import Path
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.paths import FAILURE_DIR, RESERVE_SUFFIX, retire_note
-from oculus_server.recording.recover import find_partials, recover
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.paths import FAILURE_DIR, RESERVE_SUFFIX, retire_note
+from robot_formats.recording.recover import find_partials, recover
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.scene import SceneModel, scene_model_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,13 @@ class SimScene:
     Attributes:
         xml: the MJCF of the simulated scene (robot, table, cubes, cameras).
         cameras: camera name → mount (optical frame, base or TCP relative).
+        bodies: the table's boxes and the cubes (where their poses are in a state blob), for the
+            3D view (`robot_formats.recording.scene`); None from an older description.
     """
 
     xml: str
     cameras: dict[str, CameraMount] = field(default_factory=dict)
+    bodies: SceneModel | None = None
 
     def attachments(self) -> list[tuple[str, str, bytes]]:
         """The recording attachment: (name, media type, bytes)."""
@@ -53,7 +57,8 @@ def parse_scene(text: str) -> SimScene:
     d = json.loads(text)
     if not isinstance(d, dict) or not isinstance(d.get("xml"), str):
         raise ValueError("expected a JSON object with an 'xml' string")  # noqa: TRY004 - bad input, like bad JSON
-    return SimScene(d["xml"], camera_mounts_from_dict(d.get("cameras") or {}))
+    bodies = scene_model_from_dict(d["bodies"]) if isinstance(d.get("bodies"), dict) else None
+    return SimScene(d["xml"], camera_mounts_from_dict(d.get("cameras") or {}), bodies)
 
 
 class SimSceneFetch:
@@ -170,7 +175,35 @@ def describe_scene() -> dict[str, Any]:
             "orientation": [float(quat_wxyz[1]), float(quat_wxyz[2]), float(quat_wxyz[3]), float(quat_wxyz[0])],
             "fovy_deg": float(model.cam_fovy[cam_id]),
         }
-    return {"xml": xml, "cameras": cameras}
+    return {"xml": xml, "cameras": cameras, "bodies": _bodies(model)}
+
+
+def _bodies(model: Any) -> dict[str, Any]:
+    """The world's boxes (table top and legs) and the free cubes, as `scene.SceneModel` reads them."""
+    import mujoco
+
+    from frankateach.sim.model import CUBES
+
+    def quat_xyzw(wxyz: Any) -> list[float]:
+        return [float(wxyz[1]), float(wxyz[2]), float(wxyz[3]), float(wxyz[0])]
+
+    boxes = []
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] == 0 and model.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX:
+            boxes.append({"position": [float(v) for v in model.geom_pos[g]],
+                          "orientation": quat_xyzw(model.geom_quat[g]),
+                          "half_size": [float(v) for v in model.geom_size[g]],
+                          "rgba": [float(v) for v in model.geom_rgba[g]]})
+    cubes = {}
+    for name in CUBES:
+        b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if b < 0:
+            continue
+        g = int(model.body_geomadr[b])
+        cubes[name] = {"qpos": int(model.jnt_qposadr[model.body_jntadr[b]]),
+                       "half_size": [float(v) for v in model.geom_size[g]],
+                       "rgba": [float(v) for v in model.geom_rgba[g]]}
+    return {"nq": int(model.nq), "boxes": boxes, "cubes": cubes}
 
 
 def main(argv: list[str] | None = None) -> int:

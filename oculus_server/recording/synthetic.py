@@ -25,7 +25,15 @@ from PIL import Image
 
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.timing import RateSnapshot
-from oculus_server.types import ButtonValue, ControlMode, Event, RecordTick, RobotCommand, RobotObservation, VRSample
+from robot_formats.recording.records import (
+    ButtonValue,
+    ControlMode,
+    Event,
+    RecordTick,
+    RobotCommand,
+    RobotObservation,
+    VRSample,
+)
 
 
 def make_jpeg(width: int, height: int, index: int, quality: int = 85) -> bytes:
@@ -164,7 +172,7 @@ def write_synthetic(
     **writer_kwargs: object,
 ) -> Path:
     """Records a synthetic episode as fast as possible and returns the finished file's path."""
-    from oculus_server.recording.writer import EpisodeWriter
+    from robot_formats.recording.writer import EpisodeWriter
 
     ep = SyntheticEpisode(hz=hz, cameras=cameras, t0_wall=t0_wall, drop_ticks=drop_ticks)
     meta = {"operator": "synthetic", "task": "trace a circle", "record_hz": str(hz), **(metadata or {})}
@@ -177,7 +185,7 @@ def write_synthetic(
 
 def main(argv: list[str] | None = None) -> int:
     """Records a synthetic episode; see the module docstring."""
-    from oculus_server.recording.writer import EpisodeWriter
+    from robot_formats.recording.writer import EpisodeWriter
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path)

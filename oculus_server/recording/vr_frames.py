@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording import schemas as S
+from robot_formats.recording.reader import RecordingReader
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 
 _SIDES = {"right": ("r", RIGHT_BOOLS, "rightTrig", "rightGrip", "rightJS"),
           "left": ("l", LEFT_BOOLS, "leftTrig", "leftGrip", "leftJS")}

@@ -6,6 +6,11 @@
     teleop-replay plot FILE -o OUT.png
     teleop-replay recover FILE [-o OUT] [--json]
 
+Options before the command: ``--progress json`` prints progress as JSON lines on stdout
+(``{"phase": "reading", "what": "reading NAME.mcap", "done": N, "total": M}``, at most one per
+percent), for programs that run this command (the web UI does); ``--parent-pid PID`` ends the
+command when that process exits (a child never outlives its parent).
+
 Exit status: 0 success; 1 error; 2 bad arguments; `recover` also 3 (valid file written but data
 was lost) and 1 (nothing recoverable), as `mcap recover` does.
 """
@@ -21,15 +26,62 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from frankateach.constants import CONTROL_PORT, HOST
 from frankateach.errors import FrankaTeachError
+from frankateach.lifeline import ParentWatch
 
 log = logging.getLogger("teleop-replay")
 
 
-def _progress(console: Console) -> Progress:
+class JsonProgress:
+    """`rich.progress.Progress`'s task interface, printing JSON lines on stdout instead of bars.
+
+    One line per task update that moves its completion by at least a percent (and its first and
+    last update): ``{"phase": <first word of the description>, "what": <description>, "done": N,
+    "total": M}``.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[TaskID, tuple[str, int, int, int]] = {}  # id -> (description, done, total, last percent)
+
+    def __enter__(self) -> JsonProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID:
+        task = TaskID(len(self._tasks))
+        self._tasks[task] = (description, 0, int(total or 0), -1)
+        return task
+
+    def update(self, task: TaskID, completed: float | None = None, total: float | None = None) -> None:
+        description, done, tot, last = self._tasks[task]
+        done = int(completed) if completed is not None else done
+        tot = int(total) if total is not None else tot
+        percent = int(100 * done / tot) if tot > 0 else 0
+        if percent != last or done == tot:
+            line = {"phase": description.split(" ", 1)[0], "what": description, "done": done, "total": tot}
+            print(json.dumps(line), flush=True)
+        self._tasks[task] = (description, done, tot, percent)
+
+    def advance(self, task: TaskID, advance: float = 1) -> None:
+        self.update(task, completed=self._tasks[task][1] + int(advance))
+
+
+def _progress(console: Console, mode: str = "bar") -> Progress | JsonProgress:
+    if mode == "json":
+        return JsonProgress()
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal,
@@ -37,7 +89,7 @@ def _progress(console: Console) -> Progress:
 
 
 @contextmanager
-def _bar(progress: Progress, description: str) -> Iterator:
+def _bar(progress: Progress | JsonProgress, description: str) -> Iterator:
     task = progress.add_task(description, total=None)
 
     def update(done: int, total: int) -> None:
@@ -64,7 +116,7 @@ def recordings_in(target: Path) -> list[Path]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.info import format_info, recording_info
+    from robot_formats.recording.info import format_info, recording_info
 
     info = recording_info(args.file, sequences=not args.no_seq)
     if args.json:
@@ -75,7 +127,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.recording.recover import recover
+    from robot_formats.recording.recover import recover
 
     report = recover(args.file, args.out)
     if args.json:
@@ -86,10 +138,10 @@ def cmd_recover(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.plot import plot_episode
+    from robot_formats.recording.episode import load_episode
 
-    with _progress(console) as progress, _bar(progress, "reading") as update:
+    with _progress(console, args.progress) as progress, _bar(progress, "reading") as update:
         ep = load_episode(args.file, images=False, progress=update)
     out = plot_episode(ep, args.out)
     print(f"wrote {out}")
@@ -97,16 +149,16 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.export import export_hdf5, export_mp4
     from oculus_server.replay.lerobot import export_lerobot
+    from robot_formats.recording.episode import load_episode
 
     files = recordings_in(Path(args.target))
     base = Path(args.target)
     single = base.is_file()
     images = args.to in ("mp4", "lerobot") or args.images
     written: list[Path] = []
-    with _progress(console) as progress:
+    with _progress(console, args.progress) as progress:
         overall = progress.add_task("recordings", total=len(files))
         if args.to == "lerobot":
             episodes = []
@@ -144,8 +196,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_play(args: argparse.Namespace, console: Console) -> int:
     from frankateach.client import RobotClient
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.play import play
+    from robot_formats.recording.episode import load_episode
 
     sim = None
     host, port = args.host, args.port
@@ -165,7 +217,7 @@ def cmd_play(args: argparse.Namespace, console: Console) -> int:
         safety = SafetyConfig.from_dict(load_config(args.config).safety)
     client = RobotClient(host, port)
     try:
-        with _progress(console) as progress:
+        with _progress(console, args.progress) as progress:
             with _bar(progress, "reading") as update:
                 ep = load_episode(args.file, images=False, progress=update)
             with _bar(progress, f"replaying at {args.speed:g}×") as update:
@@ -200,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="teleop-replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar",
+                   help="bar: progress bars on a terminal; json: JSON lines on stdout (for programs)")
+    p.add_argument("--parent-pid", type=int, default=0, help="exit when this process (the parent) exits")
+    p.add_argument("--parent-death-signal", type=int, default=0, help="signal the kernel sends when the parent exits")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="duration, topics, rates, gaps, metadata")
@@ -255,6 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     console = Console(stderr=True)
+    if args.parent_pid:
+        if args.parent_pid < 0:
+            print(f"error: --parent-pid must be a pid (or 0), got {args.parent_pid}", file=sys.stderr)
+            return 2
+        # no clean stop to ask for: the watch ends the process shortly after the parent is gone
+        ParentWatch(args.parent_pid, lambda: None, death_signal=args.parent_death_signal).start()
     try:
         return int(args.func(args, console))
     except FrankaTeachError as exc:  # RecordingError included

@@ -56,18 +56,18 @@ import h5py
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.camera_mounts import CameraMount
-from oculus_server.recording.encode import pinhole
-from oculus_server.replay.episode import (
+from oculus_server.replay.ticks import TickTable, tick_table
+from oculus_server.replay.video import decode_jpeg
+from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.encode import pinhole
+from robot_formats.recording.episode import (
     CameraStream,
     Episode,
     camera_mounts,
     hold_index,
     metadata_json,
 )
-from oculus_server.replay.ticks import TickTable, tick_table
-from oculus_server.replay.video import decode_jpeg
+from robot_formats.recording.errors import RecordingError
 
 Progress = Callable[[int, int], None]
 

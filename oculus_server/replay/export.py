@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from oculus_server.errors import RecordingError
 from oculus_server.replay.droid import export_hdf5
-from oculus_server.replay.episode import Episode
 from oculus_server.replay.video import decode_jpeg, write_jpegs
+from robot_formats.recording.episode import Episode
+from robot_formats.recording.errors import RecordingError
 
 __all__ = ["export_hdf5", "export_mp4"]
 

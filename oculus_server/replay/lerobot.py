@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.schemas import ACTION_FIELDS
-from oculus_server.replay.episode import Episode, hold_index
 from oculus_server.replay.ticks import TickTable, tick_table
 from oculus_server.replay.video import Mp4Writer, codec_label, decode_jpeg
+from robot_formats.recording.episode import Episode, hold_index
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.schemas import ACTION_FIELDS
 
 Progress = Callable[[int, int], None]
 CODEBASE_VERSION = "v3.0"

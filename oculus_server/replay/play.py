@@ -29,10 +29,10 @@ import numpy as np
 from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError, RobotTimeoutError
 from frankateach.messages import FrankaAction, FrankaState
-from oculus_server.errors import RecordingError
-from oculus_server.replay.episode import Episode
 from oculus_server.safety import CommandGate, Proposal, RobotView, SafetyConfig, StateCheck
-from oculus_server.types import ControlMode, RobotObservation
+from robot_formats.recording.episode import Episode
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.records import ControlMode, RobotObservation
 
 log = logging.getLogger(__name__)
 

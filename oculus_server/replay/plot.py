@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from oculus_server.replay.episode import Episode  # noqa: E402
+from robot_formats.recording.episode import Episode  # noqa: E402
 
 EVENT_COLOURS = {"error": "tab:red", "success": "tab:green", "episode_start": "tab:blue", "episode_stop": "tab:purple"}
 

@@ -10,22 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from oculus_server.errors import RecordingError
-from oculus_server.replay.episode import Episode, hold_index
+from robot_formats.recording.episode import Episode, hold_index
+from robot_formats.recording.errors import RecordingError
+from robot_formats.rotations import quats_to_euler_xyz
 
 
 def gripper01(g: np.ndarray) -> np.ndarray:
     """Maps the protocol's −1 open … +1 closed to DROID's 0 open … 1 closed."""
     return np.clip((np.asarray(g, dtype=float) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def euler_xyz(quat: np.ndarray) -> np.ndarray:
-    """(n, 4) xyzw → (n, 3) extrinsic x-y-z Euler angles, rad (DROID's cartesian convention)."""
-    if quat.shape[0] == 0:
-        return np.zeros((0, 3))
-    return Rotation.from_quat(quat).as_euler("xyz")
 
 
 @dataclass
@@ -99,14 +92,14 @@ def tick_table(ep: Episode) -> TickTable:
         t_rel=t - t[0],
         ee_pos=ee_pos,
         ee_quat=ee_quat,
-        ee_euler=euler_xyz(ee_quat),
+        ee_euler=quats_to_euler_xyz(ee_quat),
         gripper=grip,
         joints=ep.joints[ridx],
         robot_meas_t=ep.robot_meas_t[ridx],
         robot_recv_t=ep.robot_t[ridx],
         target_pos=tpos,
         target_quat=tquat,
-        target_euler=euler_xyz(tquat),
+        target_euler=quats_to_euler_xyz(tquat),
         target_gripper=tgrip,
         action=action,
         predictive=ep.tick_predictive[keep],

@@ -12,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from oculus_server.errors import RecordingError
+from robot_formats.recording.errors import RecordingError
 
 Progress = Callable[[int, int], None]
 

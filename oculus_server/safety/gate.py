@@ -44,7 +44,7 @@ from oculus_server.safety.pose import (
     finite,
     step_toward,
 )
-from oculus_server.types import (
+from robot_formats.recording.records import (
     ControlMode,
     RobotCommand,
     RobotObservation,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.pose import as_floats, distance, finite
-from oculus_server.types import RobotObservation
+from robot_formats.recording.records import RobotObservation
 from robot_formats.rotations import Quat, angle_between
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import numpy as np
 from oculus_server.state.counters import Counters
 from oculus_server.state.drain import DrainLog
 from oculus_server.state.freeze import freeze
-from oculus_server.types import ControlMode, RobotCommand, SentCommand
+from robot_formats.recording.records import ControlMode, RobotCommand, SentCommand
 
 LOG_SLOTS = 4096  # sent commands kept for the recorder
 LATENCY_SLOTS = 2000  # latency samples kept for the percentiles

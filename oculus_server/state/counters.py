@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from oculus_server.safety.kinds import ALL_KINDS, counter_name
-from oculus_server.types import SafetyRecord
+from robot_formats.recording.records import SafetyRecord
 
 
 @dataclass
@@ -28,6 +28,8 @@ class CounterValues:
     measured_unrecorded: int = 0  # measured states pushed out of the recorder's log (recorder stalled)
     sent_unrecorded: int = 0  # sent commands pushed out of the recorder's log (recorder stalled)
     loop_overruns: int = 0  # loop ticks that started more than one period after their deadline
+    live_messages: int = 0  # messages sent to live viewers (Foxglove WebSocket)
+    live_ticks_dropped: int = 0  # ticks not shown live: the live sink's queue was full (a slow viewer)
 
 
 class Counters:

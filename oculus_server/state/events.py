@@ -7,7 +7,7 @@ import time
 from collections import deque
 
 from oculus_server.state.drain import DrainLog
-from oculus_server.types import Event
+from robot_formats.recording.records import Event
 
 LOG_SLOTS = 1000  # events kept for the recorder
 RECENT = 20  # events kept for the dashboard

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 
 from frankateach.messages import FrankaState
+from oculus_server.robot_link import RobotLink
 from oculus_server.state.counters import Counters
 from oculus_server.state.drain import DrainLog
 from oculus_server.state.freeze import freeze
-from oculus_server.types import RobotLink, RobotObservation
+from robot_formats.recording.records import RobotObservation
 
 LOG_SLOTS = 4096  # measured states kept for the recorder (~40 s at 100 Hz)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from oculus_server.state.counters import Counters
 from oculus_server.state.drain import DrainLog
-from oculus_server.types import SafetyRecord
+from robot_formats.recording.records import SafetyRecord
 
 LOG_SLOTS = 2000  # interventions kept for the recorder
 RECENT = 20  # interventions kept for the dashboard

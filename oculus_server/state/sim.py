@@ -27,3 +27,8 @@ class SimStateSlot:
         with self._lock:
             out, self._sample = self._sample, None
         return out
+
+    def peek(self) -> SimStateSample | None:
+        """The newest state blob not yet recorded, left in place (the live view between episodes)."""
+        with self._lock:
+            return self._sample

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from oculus_server.types import Event
+from robot_formats.recording.records import Event
 
 
 class CountSink(Protocol):

@@ -6,8 +6,8 @@ import threading
 
 from oculus_server.state.counters import Counters
 from oculus_server.state.freeze import freeze
-from oculus_server.types import VRSample
 from oculus_server.vr.source import SourceState, SourceStatus
+from robot_formats.recording.records import VRSample
 
 
 class VRChannel:

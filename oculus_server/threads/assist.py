@@ -38,7 +38,7 @@ from oculus_server.assist.channel import AssistChannel
 from oculus_server.assist.config import AssistConfig
 from oculus_server.state import CameraFrames, EventLog, RateBoard, RobotChannel
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.types import AssistAction, AssistStatus
+from robot_formats.recording.records import AssistAction, AssistStatus
 from robot_formats.rotations import quat_normalize, quat_to_euler_xyz
 from robot_formats.stream import limits as L
 from vla_client import (

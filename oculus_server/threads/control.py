@@ -26,9 +26,9 @@ import queue
 import time
 from collections.abc import Callable
 
-from frankateach.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from frankateach.timing import MONOTONIC, Clock
 from oculus_server.assist.blender import AssistBlender
+from oculus_server.constants import CONTROL_FREQ, PREDICTIVE_AFTER_PERIODS
 from oculus_server.policy import VRPolicy
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
@@ -48,7 +48,7 @@ from oculus_server.state import (
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.queues import put_freshest
-from oculus_server.types import ControlMode, RobotObservation, SafetyRecord, Vector
+from robot_formats.recording.records import ControlMode, RobotObservation, SafetyRecord, Vector
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.paths import outcome_dir
-from oculus_server.recording.writer import EpisodeWriter, Finalized
 from oculus_server.state.sinks import CountSink, EpisodeSink, EventSink
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.types import EpisodeStart, EpisodeStop, Event, RecordTick
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.paths import outcome_dir
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, Event, RecordTick
+from robot_formats.recording.writer import EpisodeWriter, Finalized
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,10 @@ Every measured state (the state feed's, or the replies') and every command the r
 since the previous tick go into the tick (`robot_states`, `sent_commands`), so each is recorded
 once whatever the scheduling; sent commands of a dropped tick go into the next one, and those sent
 after the last tick of an episode into its `EpisodeStop`.
+
+The live view (`live`): while a viewer is subscribed every tick is also offered to the live sink
+(a `put_nowait`; it maps and publishes in its own thread), and between episodes ticks are built
+for it alone; with no viewer nothing is built or offered.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ import math
 import queue
 import time
 from collections import deque
+from typing import Protocol
 
-from frankateach.constants import RECORD_FREQ
+from oculus_server.constants import RECORD_FREQ
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.overrun import OverrunReporter
-from oculus_server.types import EpisodeStart, EpisodeStop, RecordTick, SentCommand
+from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTick, SentCommand
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,19 @@ KEPT_WHILE_IDLE = ("scheduling",)  # event kinds (besides errors) kept for the n
 def kept_while_idle(kind: str) -> bool:
     """Whether an event of `kind` that happens while no episode is open goes into the next one."""
     return "error" in kind or kind in KEPT_WHILE_IDLE
+
+
+class LiveTicks(Protocol):
+    """Where the live view takes ticks (`oculus_server.threads.live_sink.LiveSinkThread`)."""
+
+    @property
+    def wanted(self) -> bool:
+        """A viewer is subscribed (a lock-free read)."""
+        ...
+
+    def offer_tick(self, tick: RecordTick) -> None:
+        """Queues a tick for the viewers; never blocks."""
+        ...
 
 
 class RecorderThread(RateThread):
@@ -61,12 +79,16 @@ class RecorderThread(RateThread):
         realtime_priority: int = 0,
         robot_label: str = "the robot",
         overruns: OverrunReporter | None = None,
+        live: LiveTicks | None = None,
     ) -> None:
         super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority,
                          overruns=overruns)
         self.state = state  # the recorder reads every part
         self.queue = mcap_queue
         self.robot_label = robot_label
+        self.live = live  # the live view: every tick while a viewer is subscribed, episode or not
+        self._live_seq = 0
+        self._last_live_sim: object = None
         self._pending_control: deque[object] = deque()  # control items waiting for queue room
         self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
         self._sent_carry: tuple[SentCommand, ...] = ()  # sent commands of a dropped tick
@@ -163,7 +185,9 @@ class RecorderThread(RateThread):
                 self._stop_episode()
 
     # -- ticks ----------------------------------------------------------------------------------
-    def _build(self) -> RecordTick:
+    def _build(self, live: bool = False) -> RecordTick:
+        """This tick's snapshot; `live`: between episodes, for the live view only (error events
+        stay kept for the next episode, the simulator's state is only looked at)."""
         now = self.ticker.last_tick  # the wake-up time: what this tick stands for
         if math.isnan(now):  # stepped outside the ticker (tests, a first call)
             now = time.monotonic()
@@ -181,13 +205,23 @@ class RecorderThread(RateThread):
             for why, n in vrs.reject_reasons.items():
                 counters[f"vr_rejected_{why}"] = n
         events = self.state.events.take()
-        if self._idle_errors:
-            events = (*self._idle_errors, *events)
-            self._idle_errors.clear()
+        sim_state = None
+        if live:
+            self._idle_errors.extend(e for e in events if kept_while_idle(e.kind))
+            sim_state = self.state.sim.peek()
+            if sim_state is self._last_live_sim:
+                sim_state = None
+            else:
+                self._last_live_sim = sim_state
+        else:
+            if self._idle_errors:
+                events = (*self._idle_errors, *events)
+                self._idle_errors.clear()
+            sim_state = self.state.sim.take()  # newest only; kept while idle for the next episode
         robot = self.state.robot.observation()
         self._note_robot(robot)
         return RecordTick(
-            seq=self.seq,
+            seq=self._live_seq if live else self.seq,
             t_mono=now,
             t_wall=wall,
             vr=self.state.vr.sample(),
@@ -199,7 +233,7 @@ class RecorderThread(RateThread):
             rates=rates,
             counters=counters,
             safety=self.state.safety.take(),
-            sim_state=self.state.sim.take(),  # newest only; kept while idle for the next episode
+            sim_state=sim_state,
             robot_states=self.state.measured.take(),
             sent_commands=self._take_sent(),
             assist=self.state.assist.take(),
@@ -213,6 +247,8 @@ class RecorderThread(RateThread):
     def _flush_tick(self) -> None:
         tick = self._build()
         self.seq += 1
+        if self.live is not None:
+            self.live.offer_tick(tick)  # never blocks; nothing at all without a viewer
         if not self._send_control() or self.queue.qsize() >= self.queue.maxsize - CONTROL_MARGIN:
             self._dropped(tick)
             return
@@ -238,6 +274,10 @@ class RecorderThread(RateThread):
         self._handle_requests()
         if self.open:
             self._flush_tick()
+        elif self.live is not None and self.live.wanted:  # between episodes, for a viewer only
+            self._send_control()
+            self.live.offer_tick(self._build(live=True))
+            self._live_seq += 1
         else:
             self._send_control()
             self.state.cameras.take_new()  # nothing to record: don't let frames pile up

@@ -27,13 +27,14 @@ from collections.abc import Callable
 from frankateach.client import RobotClient
 from frankateach.errors import FrankaTeachError
 from frankateach.timing import RateStats
+from oculus_server.robot_link import RobotLink
 from oculus_server.safety import kinds
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.safety.gate import GatedCommand, check_gated
 from oculus_server.state import Counters, EventLog, RateBoard, RobotChannel, SafetyChannel, SendLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.queues import take_newest
-from oculus_server.types import RobotLink, RobotObservation, SafetyRecord
+from robot_formats.recording.records import RobotObservation, SafetyRecord
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from frankateach.constants import VR_FREQ
+from oculus_server.constants import VR_FREQ
 from oculus_server.state import RateBoard, VRChannel
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.overrun import OverrunReporter

@@ -31,11 +31,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from oculus_server.recording.writer import EpisodeWriter, Finalized
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.mcap_writer import McapWriterThread, RecordingFault
-from oculus_server.types import EpisodeStart, Event
+from robot_formats.recording.records import EpisodeStart, Event
+from robot_formats.recording.writer import EpisodeWriter, Finalized
 
 log = logging.getLogger(__name__)
 

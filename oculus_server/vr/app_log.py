@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from frankateach.constants import QUEST_LOG_TAG
-from oculus_server.types import analog_value
+from oculus_server.constants import QUEST_LOG_TAG
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
+from robot_formats.recording.records import analog_value
 
 _SIDE_BUTTONS = (
     ("R", RIGHT_BOOLS, "rightJS", "rightTrig", "rightGrip"),

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from frankateach.constants import VR_FREQ
+from oculus_server.constants import VR_FREQ
 from oculus_server.vr.app_log import format_buttons, format_logcat_line, format_matrix, format_payload, logcat_prefix
 from oculus_server.vr.parser import TAG_PREFIX
 from oculus_server.vr.source import ButtonValue

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from frankateach.constants import KEYBOARD_STEP_M, KEYBOARD_STEP_RAD, VR_BUTTON_PRESS_S
+from oculus_server.constants import KEYBOARD_STEP_M, KEYBOARD_STEP_RAD, VR_BUTTON_PRESS_S
 from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource
 from oculus_server.vr.trajectories import (
     REST_LEFT_POS,
@@ -35,10 +35,8 @@ from oculus_server.vr.trajectories import (
     left_buttons,
     make_pose,
     right_buttons,
-    rot_x,
-    rot_y,
-    rot_z,
 )
+from robot_formats.rotations import rot_x, rot_y, rot_z
 
 # key -> app-frame translation direction (unit vector).
 MOVE_KEYS = {

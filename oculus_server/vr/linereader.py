@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from frankateach.constants import QUEST_MAX_LINE_BYTES, QUEST_MAX_READ_BYTES
+from oculus_server.constants import QUEST_MAX_LINE_BYTES, QUEST_MAX_READ_BYTES
 
 _CHUNK = 65536
 

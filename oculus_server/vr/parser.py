@@ -39,14 +39,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frankateach.constants import (
+from oculus_server.constants import (
     QUEST_LOG_TAG,
     VR_ANALOG_SLACK,
     VR_BOTTOM_ROW_TOL,
     VR_MAX_HAND_DISTANCE_M,
     VR_RIGID_TOL,
 )
-from oculus_server.types import analog_value
 from oculus_server.vr.source import (
     LEFT_ANALOG,
     LEFT_BOOLS,
@@ -55,6 +54,7 @@ from oculus_server.vr.source import (
     ButtonValue,
     VRSample,
 )
+from robot_formats.recording.records import analog_value
 
 TAG_PREFIX = QUEST_LOG_TAG + ": "
 _TAG_BYTES = QUEST_LOG_TAG.encode("ascii")

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from frankateach.constants import (
+from oculus_server.constants import (
     QUEST_ADB_PORT,
     QUEST_ADB_STEP_TIMEOUT_S,
     QUEST_APP_ACTIVITY,

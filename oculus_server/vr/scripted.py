@@ -1,21 +1,30 @@
 """A VR source that plays a named trajectory (see `oculus_server.vr.trajectories`) on a clock.
 
 Samples lie on a fixed grid of `rate_hz`: the k-th sample is the trajectory at trajectory time
-``k / rate_hz · speed`` and carries ``seq = k``, so the samples depend only on elapsed time (and a
-slow poller sees seq gaps, like with a real headset). The clock is injectable for tests.
+``(k / rate_hz − held) · speed`` and carries ``seq = k``, so the samples depend only on elapsed
+time (and a slow poller sees seq gaps, like with a real headset). ``held`` is the wall time spent
+waiting at the trajectory's gates for the arm (`watch_robot`; 0 when the source cannot see it, so
+the trajectory then plays on the clock alone). The clock is injectable for tests.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 
-from frankateach.constants import VR_FREQ
+import numpy as np
+
+from oculus_server.constants import VR_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import SourceStatus, VRSample, VRSource, playback_state
-from oculus_server.vr.trajectories import Trajectory, get_trajectory
+from oculus_server.vr.trajectories import GATE_TIMEOUT_S, GRIP_PRESS_T, Gate, Trajectory, get_trajectory
+
+log = logging.getLogger(__name__)
+
+ORIGIN_WINDOW_S = 0.15  # trajectory s after the grip press in which the hand's pose is taken as origin
 
 
 class ScriptedSource(VRSource):
@@ -30,6 +39,7 @@ class ScriptedSource(VRSource):
             `alternate`, e.g. pick_place / place_back, so the scene is restored every other run).
         left: the left controller performs the motion (X/Y/LG/LTr buttons) instead of the right.
         clock: monotonic clock, seconds (default `time.monotonic`).
+        gate_timeout_s: wall seconds a gate waits for the arm at most.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class ScriptedSource(VRSource):
         loop: bool = False,
         left: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        gate_timeout_s: float = GATE_TIMEOUT_S,
     ) -> None:
         if not (math.isfinite(speed) and speed > 0):
             raise ConfigError(f"scripted source speed must be a positive number, got {speed!r}")
@@ -65,6 +76,23 @@ class ScriptedSource(VRSource):
         self._samples = 0
         self._finished = False
         self._lock = threading.Lock()
+        self.gate_timeout_s = float(gate_timeout_s)
+        self._measured: Callable[[], np.ndarray | None] | None = None
+        self._held_s = 0.0  # wall seconds spent holding at gates
+        self._run = -1  # the run (loop index) the gate state below belongs to
+        self._origin: np.ndarray | None = None  # measured hand at this run's grip press
+        self._passed = 0  # gates of this run already passed
+        self._waiting_since: float | None = None  # when the current gate started holding
+        self.gate_waits: list[tuple[str, float, bool]] = []  # (gate, wall s held, reached) per gate held
+
+    @property
+    def run(self) -> int:
+        """Which run of a looping trajectory plays (0 first; -1 before the first sample)."""
+        return self._run
+
+    def watch_robot(self, measured_position: Callable[[], np.ndarray | None]) -> None:
+        """Holds the trajectory at its gates until the measured hand is there (see the module doc)."""
+        self._measured = measured_position
 
     def start(self) -> None:
         """Anchors trajectory time 0 at the current clock reading."""
@@ -79,14 +107,58 @@ class ScriptedSource(VRSource):
 
         Looping, run n (from 0) plays the trajectory, or its `alternate` when n is odd.
         """
-        t = k / self.rate_hz * self.speed
+        return self._split(self._elapsed(k))[1:]
+
+    def _elapsed(self, k: int) -> float:
+        """Trajectory seconds played at grid sample `k` (gate holds excluded), all runs together."""
+        return (k / self.rate_hz - self._held_s) * self.speed
+
+    def _split(self, t: float) -> tuple[int, Trajectory, float]:
+        """(run, trajectory, time in it) for `t` trajectory seconds played in all."""
         duration = self.trajectory.duration_s
         if not (self.loop and duration is not None):
-            return self.trajectory, t
+            return 0, self.trajectory, t
         run = int(t // duration)
         if run % 2 and self._alternate is not None:
-            return self._alternate, t - run * duration
-        return self.trajectory, t - run * duration
+            return run, self._alternate, t - run * duration
+        return run, self.trajectory, t - run * duration
+
+    def _hold_at_gates(self, now: float, run: int, trajectory: Trajectory, t: float) -> bool:
+        """Passes the gates up to `t` whose pose the arm has reached; True if one holds (the
+        caller replays the same trajectory time: the held wall time is added to `_held_s`)."""
+        if run != self._run:
+            self._run, self._origin, self._passed, self._waiting_since = run, None, 0, None
+        if self._measured is None or not trajectory.gates:
+            return False
+        if self._origin is None and GRIP_PRESS_T <= t < GRIP_PRESS_T + ORIGIN_WINDOW_S:
+            self._origin = self._measured()  # the hand at the grip press (the arm is still then)
+        if self._origin is None:
+            return False  # the arm was not seen at the grip press: play on the clock
+        while self._passed < len(trajectory.gates) and trajectory.gates[self._passed].t <= t:
+            gate = trajectory.gates[self._passed]
+            reached = self._at(gate)
+            if self._waiting_since is None and not reached:
+                self._waiting_since = now
+            waited = 0.0 if self._waiting_since is None else now - self._waiting_since
+            if not reached and waited < self.gate_timeout_s:
+                self._held_s += (t - gate.t) / self.speed  # hold the controller at the gate
+                return True
+            if self._waiting_since is not None:
+                self.gate_waits.append((gate.name, waited, reached))
+                if not reached:
+                    log.warning("scripted %s: the arm did not reach the end of %r within %.1f s; going on",
+                                trajectory.name, gate.name, waited)
+            self._waiting_since = None
+            self._passed += 1
+        return False
+
+    def _at(self, gate: Gate) -> bool:
+        """True if the measured hand is within the gate's tolerance of its pose."""
+        measured = self._measured() if self._measured is not None else None
+        if measured is None or self._origin is None:
+            return False
+        error = np.asarray(measured, dtype=float) - (np.asarray(self._origin, dtype=float) + gate.displacement)
+        return bool(np.linalg.norm(error) <= gate.tol_m)
 
     def poll(self) -> VRSample | None:
         """Returns the newest grid sample not yet returned, or None (also once finished)."""
@@ -98,12 +170,14 @@ class ScriptedSource(VRSource):
         k = int(math.floor((now - self._t0) * self.rate_hz + 1e-9))
         if k <= self._last_k:
             return None
+        run, trajectory, t = self._split(self._elapsed(k))
+        if self._hold_at_gates(now, run, trajectory, t):
+            run, trajectory, t = self._split(self._elapsed(k))
         duration = self.trajectory.duration_s
-        if duration is not None and not self.loop and k / self.rate_hz * self.speed > duration:
+        if duration is not None and not self.loop and self._elapsed(k) > duration:
             with self._lock:
                 self._finished = True
             return None
-        trajectory, t = self.trajectory_at(k)
         poses, buttons = trajectory.sample(t, left=self.left)
         self._last_k = k
         with self._lock:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from oculus_server.types import (
+import numpy as np
+
+from robot_formats.recording.records import (
     LEFT_ANALOG,
     LEFT_BOOLS,
     RIGHT_ANALOG,
@@ -21,7 +23,7 @@ from oculus_server.types import (
     VRSample,
 )
 
-# VRSample and the button names cross threads: they live in oculus_server.types.
+# VRSample and the button names cross threads: they live in robot_formats.recording.records.
 __all__ = [
     "ButtonValue", "LEFT_ANALOG", "LEFT_BOOLS", "RIGHT_ANALOG", "RIGHT_BOOLS", "SourceState",
     "SourceStatus", "VRSample", "VRSource", "playback_state",
@@ -78,6 +80,10 @@ class VRSource(ABC):
     @abstractmethod
     def status(self) -> SourceStatus:
         """Returns the source's current health."""
+
+    def watch_robot(self, measured_position: Callable[[], np.ndarray | None]) -> None:
+        """Lets the source see the arm, as an operator does: `measured_position()` returns the
+        measured TCP position (robot base frame, m; None when no fresh state). Default: unused."""
 
     def close(self) -> None:
         """Releases the device or stream (idempotent)."""

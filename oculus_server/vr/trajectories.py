@@ -43,6 +43,15 @@ end                   15.1         the trajectory is over
 rest pose, pressing X/Y/LG/LTr/LJ), for a policy configured for the left hand.
 
 Motions follow minimum-jerk profiles (zero velocity and acceleration at both ends).
+
+The arm lags the controller (a ~150 ms robot round trip, the step limits, a loaded machine), so
+a pick-and-place played on the clock alone can close the fingers before the hand is down at the
+cube. Like an operator who watches the arm, `pick_place` and `place_back` have **gates** at the
+end of each move phase (`Trajectory.gates`): when the source can see the measured hand
+(`ScriptedSource.watch_robot`), it holds the controller still at a gate until the hand is within
+the gate's tolerance of where the motion leads (the displacement from the hand's pose at the grip
+press), at most `GATE_TIMEOUT_S`; then the trajectory goes on. Without the arm's state the
+trajectory plays on the clock, as in the table.
 """
 
 from __future__ import annotations
@@ -55,26 +64,9 @@ import numpy as np
 
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
+from robot_formats.rotations import rot_y
 
 GRIP_PRESS_T = 1.0  # s: first grip press of every trajectory (controller still for 1 s before)
-
-
-def rot_x(angle: float) -> np.ndarray:
-    """(3, 3) rotation about x by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def rot_y(angle: float) -> np.ndarray:
-    """(3, 3) rotation about y by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def rot_z(angle: float) -> np.ndarray:
-    """(3, 3) rotation about z by `angle` rad."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def make_pose(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -118,6 +110,27 @@ CUBE_SIZE_M = 0.045
 HOVER_Z = 0.20  # TCP height for moving between cubes (the cube in hand clears the other)
 GRASP_Z = 0.06  # TCP height that closes the simulated fingers around a cube on the table
 RELEASE_CLEARANCE_M = 0.01  # a placed cube is let go this far above its resting height
+GATE_TOL_M = 0.006  # the hand must be this close to the grasp / release pose before the fingers move
+GATE_TOL_TRAVEL_M = 0.015  # ... and to the other waypoints before the next move starts
+GATE_TIMEOUT_S = 6.0  # wall seconds a gate waits for the arm at most (then the trajectory goes on)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A point where a scripted operator waits for the arm.
+
+    Attributes:
+        t: trajectory time (s, within one run) at which the controller holds still.
+        displacement: (3,) where the hand should be then, relative to its pose at the grip press
+            (robot base frame, m).
+        tol_m: how close (m) the measured hand must be.
+        name: the phase that ends here (for logs).
+    """
+
+    t: float
+    displacement: np.ndarray
+    tol_m: float
+    name: str
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,7 @@ class Trajectory:
         right: t (trajectory seconds) -> ((4, 4) head_T_right, right-side button map).
         alternate: when looping, every other run plays this trajectory instead (same duration),
             e.g. the pick-and-place and its undoing, so the scene is restored each second run.
+        gates: where a source that sees the arm waits for it (sorted by time; see `Gate`).
     """
 
     name: str
@@ -212,6 +226,7 @@ class Trajectory:
     description: str
     right: RightFn
     alternate: str | None = None
+    gates: tuple[Gate, ...] = ()
 
     def sample(self, t: float, left: bool = False) -> tuple[dict[str, np.ndarray], dict[str, ButtonValue]]:
         """Returns (poses, buttons) at trajectory time `t` (s), both controllers included.
@@ -315,6 +330,16 @@ def _pick_place_fn(plan: PickPlacePlan) -> RightFn:
     return right
 
 
+def _pick_place_gates(plan: PickPlacePlan) -> tuple[Gate, ...]:
+    """A gate at the end of every move phase; tight before the fingers close or open."""
+    waypoints = plan.waypoints()
+    tight = {"down", "lower"}
+    return tuple(
+        Gate(PICK_PLACE_TIMES[phase][1], waypoints[phase], GATE_TOL_M if phase in tight else GATE_TOL_TRAVEL_M, phase)
+        for phase in MOVE_PHASES
+    )
+
+
 TRAJECTORIES: Mapping[str, Trajectory] = {
     t.name: t
     for t in (
@@ -332,6 +357,7 @@ TRAJECTORIES: Mapping[str, Trajectory] = {
             "pick the red cube, stack it on the blue one, come back; B (success), A",
             _pick_place_fn(PICK_RED_ONTO_BLUE),
             alternate="place_back",
+            gates=_pick_place_gates(PICK_RED_ONTO_BLUE),
         ),
         Trajectory(
             "place_back",
@@ -339,6 +365,7 @@ TRAJECTORIES: Mapping[str, Trajectory] = {
             "take the red cube off the blue one, put it back where it was; B, A",
             _pick_place_fn(PUT_RED_BACK),
             alternate="pick_place",
+            gates=_pick_place_gates(PUT_RED_BACK),
         ),
     )
 }

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from frankateach.constants import VR_LINK_TIMEOUT_S
+from oculus_server.constants import VR_LINK_TIMEOUT_S
 from oculus_server.errors import ConfigError
 from oculus_server.vr.parser import Rejection
 from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from oculus_server.types import RobotCommand
+from robot_formats.recording.records import RobotCommand
 
 
 class _Safety(Protocol):

@@ -42,9 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from frankateach.constants import VR_ANALOG_SLACK
+from oculus_server.constants import VR_ANALOG_SLACK
 from oculus_server.vr.parser import Rejection, rigid_problem
 from oculus_server.vr.source import LEFT_BOOLS, RIGHT_BOOLS, ButtonValue
+from robot_formats.rotations import quat_from_matrix, quat_to_matrix
 
 MAX_MESSAGE_BYTES = 8192  # a frame message is ~400 bytes; anything bigger is refused unread
 PRESS_THRESHOLD = 0.5  # trigger / squeeze value at which RTr / RG (LTr / LG) count as pressed
@@ -94,23 +95,16 @@ class WebXRFrame:
 
 def quat_pos_to_matrix(q: Sequence[float], p: Sequence[float]) -> np.ndarray:
     """(4, 4) transform from a unit quaternion (x, y, z, w) and a translation (m)."""
-    x, y, z, w = (float(v) for v in q)
     m = np.eye(4)
-    m[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
+    m[:3, :3] = quat_to_matrix([float(v) for v in q])
     m[:3, 3] = [float(v) for v in p]
     return m
 
 
 def matrix_to_quat_pos(m: np.ndarray) -> tuple[list[float], list[float]]:
     """Inverse of `quat_pos_to_matrix` for a rigid transform: ((x, y, z, w), (x, y, z))."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(np.asarray(m, dtype=float)[:3, :3]).as_quat()
-    return [float(v) for v in q], [float(v) for v in np.asarray(m, dtype=float)[:3, 3]]
+    a = np.asarray(m, dtype=float)
+    return [float(v) for v in quat_from_matrix(a[:3, :3])], [float(v) for v in a[:3, 3]]
 
 
 def grip_to_app(head_t_grip: np.ndarray) -> np.ndarray:

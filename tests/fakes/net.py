@@ -36,6 +36,31 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def wait_until_bindable(ports: Sequence[int], timeout_s: float = 5.0, host: str = LOCALHOST) -> None:
+    """Waits until every port in `ports` can be bound on `host` (with SO_REUSEADDR, as ZMQ binds).
+
+    ZMQ closes a socket in its I/O thread, after `close()` has returned: a port a closed ZMQ socket
+    held frees a moment later. This waits for that to have happened, so that a bind which follows
+    can only fail for a real reason.
+
+    Raises:
+        AssertionError: a port is still held after `timeout_s` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                    break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port {port} on {host} still held {timeout_s} s after its socket was closed")
+            time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def served(
     backend: RobotBackend, codec: Codec | None = None, latency_s: float = 0.0, attempts: int = 5

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.live import LiveServer, advertised_topics
 from vla_server.arena.blob import BlobError, blob_summary
 from vla_server.arena.config import (
     CAMERAS,
@@ -37,6 +39,8 @@ from vla_server.arena.config import (
     default_data_dir,
 )
 from vla_server.arena.executors import EXECUTORS
+from vla_server.arena.live import ArenaLive
+from vla_server.arena.live import install as install_live
 from vla_server.arena.models import DEFAULT_PROVIDER, ModelNotFound, ProviderRef
 from vla_server.arena.recording_start import RecordingStartError
 from vla_server.arena.runtime import ArenaConfig, ArenaRuntime, spec_with_start
@@ -90,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     _add_start(s)
     s.add_argument("--out", type=Path, default=None, help="also copy video, trajectory and blobs here")
+    s.add_argument("--live", action="store_true",
+                   help="watch it in Foxglove while it runs (ws://HOST:PORT, sim time, paced to real time)")
+    s.add_argument("--live-host", default="127.0.0.1", help="address the live view binds (default 127.0.0.1)")
+    s.add_argument("--live-port", type=int, default=8765, help="live view port (default 8765; 0: any free port)")
+    s.add_argument("--live-fast", action="store_true", help="with --live: do not pace the episode to real time")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("battle", help="run battles: two models from the same start")
@@ -200,8 +209,38 @@ def _print_episode(ep: dict[str, Any], as_json: bool) -> None:
         print(f"  files: {', '.join(ep['files'])}")
 
 
+def _start_live(args: argparse.Namespace) -> ArenaLive | None:
+    """`--live`: a Foxglove WebSocket server for the episode this process runs (inline executor)."""
+    if not args.live:
+        return None
+    if (args.executor or "inline") != "inline":
+        raise SpecError(f"--live shows an episode run in this process: use --executor inline, not {args.executor}")
+    if args.no_trajectory:
+        raise SpecError("--live publishes the trajectory's topics: drop --no-trajectory")
+    try:
+        server = LiveServer(args.live_host, args.live_port, topics=advertised_topics(["front"]), name="vla-arena",
+                            time_capability=True)
+    except RecordingError as exc:
+        raise SpecError(str(exc)) from None
+    print(f"live view: in Foxglove, Open connection -> {server.url} (layout: configs/foxglove_layout.json)",
+          file=sys.stderr, flush=True)
+    live = ArenaLive(server, realtime=not args.live_fast)
+    install_live(live)
+    return live
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     spec = _spec(args, args.model)
+    live = _start_live(args)
+    try:
+        return _run(args, spec)
+    finally:
+        if live is not None:
+            install_live(None)
+            live.server.stop()
+
+
+def _run(args: argparse.Namespace, spec: Any) -> int:
     with _runtime(args, "inline") as rt:
         eid = rt.jobs.submit(spec)
         ep = _follow(rt, [eid], args.json)[0]

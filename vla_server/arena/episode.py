@@ -39,6 +39,7 @@ from robot_formats.action_space import (
     clip_action,
     validate_action,
 )
+from vla_server.arena import live as arena_live
 from vla_server.arena.blob import EpisodeRuntime, decode_blob, encode_blob, new_rng
 from vla_server.arena.config import (
     OBS_JPEG_QUALITY,
@@ -171,6 +172,8 @@ class _Episode:
         self.inference_ms: list[float] = []
         self.progress_series: list[float] = []  # task progress at each observation (relative to the start)
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []
+        self.live = arena_live.current()  # `vla-arena run --live`: published as it runs
+        self._live_events = 0  # events already published
 
     def say(self, text: str) -> None:
         log.debug("%s: %s", self.id, text)
@@ -224,6 +227,8 @@ class _Episode:
         video = VideoEncoder(self.out_dir / "video.mp4", spec.width, spec.height) if spec.video else None
         self.events.append((s0, "episode_start", f"arena episode {self.id}: {spec.instruction}",
                             {"model": self.model.id, "latency_ms": latency.mean_ms}))
+        if self.live is not None:
+            self.live.begin(s0, self.time_base)
 
         def frame_step(j: int) -> int:
             return s0 + -(-j * PHYSICS_HZ // VIDEO_FPS)  # ceil(j · 500 / 30)
@@ -489,6 +494,10 @@ class _Episode:
         self.samples.append(McapSample(cur, kin.tcp_pos, kin.tcp_quat_xyzw, kin.gripper, kin.joints,
                                        self.command, self.frames_pending))
         self.frames_pending = {}
+        if self.live is not None:
+            new = self.events[self._live_events:]
+            self._live_events = len(self.events)
+            self.live.sample(len(self.samples) - 1, self.samples[-1], new)
 
 
 def split_check(a: EpisodeResult, b: EpisodeResult) -> bool:

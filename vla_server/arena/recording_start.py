@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader
+from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.reader import RecordingReader
 
 
 class RecordingStartError(ValueError):

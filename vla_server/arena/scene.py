@@ -19,18 +19,14 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from frankateach.messages import FrankaAction
 from frankateach.sim import state_blob as SB
 from frankateach.sim.backend import SimBackend
-from frankateach.sim.controller import (
-    finger_to_gripper,
-    mat_to_quat_wxyz,
-    quat_wxyz_to_xyzw,
-)
+from frankateach.sim.controller import finger_to_gripper
 from frankateach.sim.model import CUBE_HALF_SIZE, CUBES, TABLE_TOP_Z, build_model
-from robot_formats.robot_state import RobotStateIn
+from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
+from robot_formats.rotations import quat_from_matrix
 from vla_server.arena.config import (
     CONTROL_EVERY,
     GRASP_POINT_OFFSET_M,
@@ -82,8 +78,7 @@ class Kinematics:
 
     def robot_state(self) -> RobotStateIn:
         """The state as a client would report it (pose = xyz + Euler xyz roll/pitch/yaw)."""
-        euler = Rotation.from_quat(self.tcp_quat_xyzw).as_euler("xyz")
-        pose = tuple(float(v) for v in (*self.tcp_pos, *euler))
+        pose = pos_quat_to_pose(self.tcp_pos, self.tcp_quat_xyzw)
         vel = tuple(float(v) for v in self.tcp_vel)
         return RobotStateIn(pose=pose, velocity=vel, gripper=float(self.gripper))  # type: ignore[arg-type]
 
@@ -186,7 +181,7 @@ class ArenaScene:
         mujoco.mj_comPos(m, s)
         mujoco.mj_comVel(m, s)
         site = idx.tcp_site
-        quat = quat_wxyz_to_xyzw(mat_to_quat_wxyz(s.site_xmat[site]))
+        quat = np.array(quat_from_matrix(s.site_xmat[site].reshape(3, 3)))
         if float(np.dot(quat, self.quat_ref)) < 0.0:
             quat = -quat
         if update_ref:

@@ -1,9 +1,10 @@
 """An episode's trajectory: deterministic arrays (hashed) and their MCAP form with the teleop topics.
 
 The arrays hold only what the simulation decides (no wall-clock times), so two runs of the same
-episode give the same `Trajectory.sha256()`. The MCAP file is written by the teleop recorder's own
-`EpisodeWriter` from `RecordTick`s, so it has the same topics and schemas as a teleop recording
-and ``teleop-replay info / plot / export`` read it: ``/robot/ee_pose`` and ``/robot/joint_states``
+episode give the same `Trajectory.sha256()`. The MCAP file is written by the recording format's
+`EpisodeWriter` (`robot_formats.recording`, the teleop recorder's own) from `RecordTick`s, so it
+has the same topics and schemas as a teleop recording and ``teleop-replay info / plot / export``
+read it: ``/robot/ee_pose`` and ``/robot/joint_states``
 at the video rate (30 Hz sim time), ``/robot/command``, ``/robot/ee_target`` and ``/action`` when
 an action takes effect, ``/camera/front/image`` with what the policy saw, ``/events`` for the
 episode's start and end. Message times are `time_base` (wall clock when the episode ran) plus
@@ -13,7 +14,7 @@ sim time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ import numpy as np
 from frankateach.constants import SIM_CAMERAS
 from frankateach.messages import CameraFrame, FrankaAction, FrankaState
 from frankateach.sim.model import FRONT_CAMERA_FOVY, WRIST_CAMERA_FOVY
-from oculus_server.command import ControlMode, RobotCommand
-from oculus_server.recording.record import Event, RecordTick, RobotObservation
-from oculus_server.recording.writer import EpisodeWriter
+from robot_formats.recording.records import ControlMode, Event, RecordTick, RobotCommand, RobotObservation
+from robot_formats.recording.scene import ScenePainter
+from robot_formats.recording.writer import EpisodeWriter
 from vla_server.arena.config import PHYSICS_HZ
 
 _FOVY = {"front": FRONT_CAMERA_FOVY, "wrist": WRIST_CAMERA_FOVY}
@@ -106,6 +107,53 @@ class McapSample:
     frames: dict[str, list[tuple[int, int, bytes, int, int]]] = field(default_factory=dict)
 
 
+class SampleTicks:
+    """`RecordTick`s from an episode's samples, in sim time: the MCAP file and the live view use it.
+
+    Args:
+        start_step: physics step of the episode's start (time zero).
+        time_base: wall time (s) that sim time zero maps to.
+    """
+
+    def __init__(self, start_step: int, time_base: float) -> None:
+        self.start_step = start_step
+        self.time_base = time_base
+
+    def wall(self, step: int) -> float:
+        """The message time of physics step `step`, s (time base + sim time)."""
+        return self.time_base + (step - self.start_step) / PHYSICS_HZ
+
+    def mono(self, step: int) -> float:
+        """Sim time of physics step `step` since the start, s."""
+        return (step - self.start_step) / PHYSICS_HZ
+
+    def tick(self, i: int, s: McapSample, events: Sequence[tuple[int, str, str, dict[str, Any]]] = ()) -> RecordTick:
+        """Tick `i` of sample `s`, carrying `events` ((step, kind, message, data))."""
+        t_wall = self.wall(s.step)
+        robot = RobotObservation(
+            _state((s.tcp_pos, s.tcp_quat_xyzw, s.gripper, s.joints), t_wall), t_recv=self.mono(s.step),
+            t_recv_wall=t_wall, rtt_s=float("nan"),
+        )
+        cmd = None
+        if s.command is not None:
+            seq, applied, action, tpos, tquat, grip = s.command
+            cmd = RobotCommand(
+                seq=seq, created=self.mono(applied), action=action,
+                target=FrankaAction(tpos, tquat, grip, False, self.wall(applied)),
+                mode=ControlMode.REAL_TIME, engaged=True,
+            )
+        frames = {
+            name: tuple(CameraFrame(SIM_CAMERAS.index(name) if name in SIM_CAMERAS else 0, name, fseq,
+                                    self.wall(fstep), w, h, data) for (fseq, fstep, data, w, h) in fs)
+            for name, fs in s.frames.items()
+        }
+        evs = tuple(Event(kind, msg, self.wall(st), data) for st, kind, msg, data in events)
+        return RecordTick(
+            seq=i, t_mono=self.mono(s.step), t_wall=t_wall, vr=None, robot=robot, command=cmd,
+            mode=ControlMode.REAL_TIME, cameras=frames, events=evs,
+        )
+
+
 def write_mcap(
     path: Path,
     samples: list[McapSample],
@@ -127,47 +175,21 @@ def write_mcap(
         outcome: "success" or "failure" (the writer's outcome word).
         events: (step, kind, message, data) to write on /events and /log.
     """
-    def wall(step: int) -> float:
-        return time_base + (step - start_step) / PHYSICS_HZ
-
-    def mono(step: int) -> float:
-        return (step - start_step) / PHYSICS_HZ
-
+    ticks = SampleTicks(start_step, time_base)
     cameras = {n: (0, 0, _FOVY.get(n, FRONT_CAMERA_FOVY)) for n in SIM_CAMERAS}
     sizes = {n: (w, h) for s in samples for n, fs in s.frames.items() for (_, _, _, w, h) in fs}
     cam_specs = {n: (w, h, cameras[n][2]) for n, (w, h) in sizes.items() if n in cameras}
-    writer = EpisodeWriter(path, start_metadata=dict(metadata), cameras=cam_specs, compression="zstd")
+    writer = EpisodeWriter(path, start_metadata=dict(metadata), cameras=cam_specs, compression="zstd",
+                           scene=ScenePainter())
     try:
         pending_events = sorted(events, key=lambda e: e[0])
         ei = 0
         for i, s in enumerate(samples):
-            t_wall = wall(s.step)
             evs = []
             while ei < len(pending_events) and (pending_events[ei][0] <= s.step or i == len(samples) - 1):
-                st, kind, msg, data = pending_events[ei]
-                evs.append(Event(kind, msg, wall(st), data))
+                evs.append(pending_events[ei])
                 ei += 1
-            robot = RobotObservation(
-                _state((s.tcp_pos, s.tcp_quat_xyzw, s.gripper, s.joints), t_wall), t_recv=mono(s.step),
-                t_recv_wall=t_wall, rtt_s=float("nan"),
-            )
-            cmd = None
-            if s.command is not None:
-                seq, applied, action, tpos, tquat, grip = s.command
-                cmd = RobotCommand(
-                    seq=seq, created=mono(applied), action=action,
-                    target=FrankaAction(tpos, tquat, grip, False, wall(applied)),
-                    mode=ControlMode.REAL_TIME, engaged=True,
-                )
-            frames = {
-                name: tuple(CameraFrame(SIM_CAMERAS.index(name) if name in SIM_CAMERAS else 0, name, fseq,
-                                        wall(fstep), w, h, data) for (fseq, fstep, data, w, h) in fs)
-                for name, fs in s.frames.items()
-            }
-            writer.write(RecordTick(
-                seq=i, t_mono=mono(s.step), t_wall=t_wall, vr=None, robot=robot, command=cmd,
-                mode=ControlMode.REAL_TIME, cameras=frames, events=tuple(evs),
-            ))
+            writer.write(ticks.tick(i, s, evs))
         return writer.close(outcome, end_metadata)
     except BaseException:
         writer.abort("arena episode failed while writing its trajectory")

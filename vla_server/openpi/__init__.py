@@ -1,6 +1,6 @@
 """openpi-compatible serving: Physical Intelligence's `openpi-client` wire format and a server for it.
 
-`msgpack_numpy` is the codec (ndarrays and numpy scalars inside msgpack maps, as openpi packs
+The codec is `robot_formats.openpi_codec` (ndarrays and numpy scalars inside msgpack maps, as openpi packs
 them; never pickle), `server` the ASGI app that answers the unmodified
 ``WebsocketClientPolicy(host, port, api_key)`` at the root path.
 """

@@ -9,7 +9,7 @@ Protocol (read from openpi's ``serving/websocket_policy_server.py`` and
   and refuse the handshake with HTTP 401 (the client raises ``InvalidStatus``);
 * on connect the server sends one binary frame: the msgpack metadata map;
 * then request/reply: the client sends a msgpack map (the observation, numpy arrays packed by
-  `msgpack_numpy`), the server answers with a msgpack map holding the action chunk under
+  `robot_formats.openpi_codec`), the server answers with a msgpack map holding the action chunk under
   ``"actions"`` (shape (H, D)) and ``"server_timing"`` ({"infer_ms", "prev_total_ms"}; the
   latter from the second reply on, the previous request's receive-to-sent time);
 * an error is a *text* frame with the message, then close code 1011 (the client raises

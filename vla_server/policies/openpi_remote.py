@@ -6,7 +6,7 @@ a map with ``"actions"`` (and ``server_timing``); a text frame instead means a s
 (openpi then closes with 1011). An ``Authorization: Api-Key <key>`` header is sent when a key is
 configured. Codec: `robot_formats.openpi_codec` (strict; never pickle).
 
-Mapping (`droid_mapping`): our front frame, wrist frame and state become DROID's observation
+Mapping (`robot_formats.droid`): our front frame, wrist frame and state become DROID's observation
 keys; the server's joint-velocity chunk becomes our (H, 7) actions through the Panda's forward
 kinematics. Our clients report the TCP pose, not the joints, so the joints sent are an IK
 solution of the reported pose (`robot_formats.kinematics.PandaKinematics`, seeded with the session's previous

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from frankateach.constants import RECORDINGS_DIR
+from robot_formats.recording.paths import RECORDINGS_DIR
 from vla_server.web.live_api import live_router
 from vla_server.web.recordings import RecordingLibrary
 from vla_server.web.recordings_api import recordings_router

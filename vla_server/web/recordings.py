@@ -1,8 +1,9 @@
 """`RecordingLibrary`: the teleop recordings folder as the web UI sees it.
 
 Per finished recording (``*.mcap`` anywhere under the folder, e.g. ``success/NAME.mcap``): a summary
-for the list, what `teleop-replay info` says (JSON and its text), the `teleop-replay plot` PNG and
-one MP4 per camera (`teleop-replay export --to mp4`), both made on demand and cached on disk.
+for the list, what `teleop-replay info` says (JSON and its text; `robot_formats.recording.info`), the
+`teleop-replay plot` PNG and one MP4 per camera (`teleop-replay export --to mp4`), both made on demand
+by running the `teleop-replay` command (`replay_command`) and cached on disk.
 
 A recording's id is its path relative to the folder with ``/`` separators. Ids are checked before
 any file is touched: no absolute paths, no ``..``, no hidden parts, ``.mcap`` only, and the resolved
@@ -26,12 +27,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
+from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.info import format_info, recording_info
 from vla_server.web.jobs import DONE, JobRunner, JobStatus, Progress
+from vla_server.web.replay_command import COMMAND, run_replay
 
 MAX_LISTED = 2000  # recordings listed at most (newest first)
-SIM_STATE_TOPIC = getattr(S, "TOPIC_SIM_STATE", "/sim/state")
+PLOT_TIMEOUT_S = 120.0  # `teleop-replay plot` is stopped after this long, s
+VIDEO_TIMEOUT_S = 1800.0  # `teleop-replay export --to mp4` is stopped after this long, s
 
 
 class RecordingNotFound(LookupError):
@@ -167,8 +171,6 @@ class RecordingLibrary:
             cached = self._summaries.get(ck)
         if cached is not None:
             return cached
-        from oculus_server.replay.info import recording_info
-
         folder = str(PurePosixPath(rid).parent) if "/" in rid else ""
         base = {"id": rid, "name": path.name, "folder": folder, "size_bytes": st.st_size, "modified": st.st_mtime}
         try:
@@ -190,7 +192,7 @@ class RecordingLibrary:
                 messages=int(info["messages"]),
                 gaps_found=bool(info["gaps_found"]),
                 recovered=bool(info["recovered"]),
-                sim_state=any(t["topic"] == SIM_STATE_TOPIC and t["count"] for t in info["topics"]),
+                sim_state=any(t["topic"] == S.TOPIC_SIM_STATE and t["count"] for t in info["topics"]),
             )
         with self._lock:
             self._summaries[ck] = summary
@@ -199,8 +201,6 @@ class RecordingLibrary:
     # -- info --------------------------------------------------------------------------------------
     def info(self, rid: str) -> dict[str, Any]:
         """`teleop-replay info --json` for `rid`, plus ``text``: what `teleop-replay info` prints."""
-        from oculus_server.replay.info import format_info, recording_info
-
         path = self.resolve(rid)
         info = recording_info(path)
         info["file"] = rid  # never the server's absolute path
@@ -210,22 +210,22 @@ class RecordingLibrary:
 
     # -- plot --------------------------------------------------------------------------------------
     def plot(self, rid: str) -> Path:
-        """The `teleop-replay plot` PNG for `rid`, made on first request (a second or two) and cached."""
-        from oculus_server.replay.episode import load_episode
-        from oculus_server.replay.plot import plot_episode
+        """The `teleop-replay plot` PNG for `rid`, made on first request (a second or two) and cached.
 
+        Raises:
+            RecordingError: the plot could not be made (the command's message).
+        """
         path = self.resolve(rid)
         out = self.cache_dir / self._key(rid, path) / "plot.png"
         if out.is_file():
             return out
-        with self._plot_lock:
+        with self._plot_lock:  # one plot at a time: a second request for it waits and finds it made
             if out.is_file():
                 return out
             out.parent.mkdir(parents=True, exist_ok=True)
-            ep = load_episode(path, images=False)
             tmp = out.with_name(f".plot.{os.getpid()}.{threading.get_ident()}.png")
             try:
-                plot_episode(ep, tmp)
+                run_replay(["plot", str(path), "-o", str(tmp)], PLOT_TIMEOUT_S, hide=[(str(path), rid)])
                 os.replace(tmp, out)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -274,16 +274,19 @@ class RecordingLibrary:
         return self.video_status(rid)
 
     def _make_video(self, path: Path, vdir: Path, progress: Progress) -> None:
-        from oculus_server.replay.episode import load_episode
-        from oculus_server.replay.export import export_mp4
-
-        ep = load_episode(path, images=True, progress=lambda d, t: progress("reading", d, t))
-        if not ep.cameras or not any(c.jpeg for c in ep.cameras.values()):
+        rid = path.relative_to(self.root.resolve()).as_posix()
+        info = recording_info(path, sequences=False)
+        if not any(S.camera_name_from_topic(t["topic"]) for t in info["topics"] if t["count"]):
             raise RecordingError(f"{path.name} has no camera frames to make a video of")
         tmp = vdir.with_name(f".video.{os.getpid()}.{time.monotonic_ns()}")
         try:
-            written = export_mp4(ep, tmp, progress=lambda d, t: progress("encoding", d, t))
-            (tmp / "cameras.json").write_text(json.dumps({n: p.name for n, p in written.items()}))
+            run_replay(["export", str(path), "--to", "mp4", "-o", str(tmp)], VIDEO_TIMEOUT_S, progress,
+                       hide=[(str(path), rid), (str(tmp), "the video cache")])
+            stem = path.name[: -len(".mcap")]
+            written = {f.name[len(stem) + 1 : -len(".mp4")]: f.name for f in tmp.glob(f"{stem}.*.mp4")}
+            if not written:
+                raise RecordingError(f"{COMMAND} export wrote no video for {rid}")
+            (tmp / "cameras.json").write_text(json.dumps(written))
             if vdir.exists():
                 shutil.rmtree(vdir)
             os.replace(tmp, vdir)

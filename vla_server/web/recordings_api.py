@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 
-from oculus_server.errors import RecordingError
+from robot_formats.recording.errors import RecordingError
 from vla_server.web.recordings import (
     BadRecordingId,
     RecordingLibrary,

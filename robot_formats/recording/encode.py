@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
@@ -22,6 +22,28 @@ from robot_formats.rotations import quat_from_matrix
 
 NS_PER_S = 1_000_000_000
 Vector = Sequence[float] | np.ndarray  # a position (3,) or quaternion (4,)
+
+
+class Message(NamedTuple):
+    """One message to write: topic, encoded body, log time ns, publish time ns, sequence."""
+
+    topic: str
+    data: bytes
+    log_ns: int
+    publish_ns: int
+    sequence: int | None = None
+
+
+def finite_only(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Drops top-level numbers that are NaN/inf/None: a missing value is absent, never null."""
+    out: dict[str, Any] = {}
+    for k, v in body.items():
+        if v is None:
+            continue
+        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+            continue
+        out[k] = v
+    return out
 
 
 def to_ns(t_s: float) -> int:

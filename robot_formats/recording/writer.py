@@ -3,7 +3,7 @@
 A thin composition of the two halves of writing an episode: `mapping.TickMapper` (which topic
 each piece of a tick goes to, with which times) and `mcap_file.EpisodeFile` (the file's life:
 ``NAME.mcap.partial``, periodic flush + fsync, one final move, salvage after a write error).
-See `oculus_server.recording.schemas` for the topics.
+See `robot_formats.recording.schemas` for the topics.
 """
 
 from __future__ import annotations
@@ -19,28 +19,30 @@ from typing import Any
 
 import numpy as np
 
-from frankateach import constants as C
-from oculus_server.errors import RecordingError
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount
-from oculus_server.recording.mapping import (
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount
+from robot_formats.recording.encode import Message
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.mapping import (
     DEFAULT_WORLD_T_VR_HEAD,
     CameraSpec,
-    Message,
+    ScenePainter,
     TickMapper,
 )
-from oculus_server.recording.mcap_file import (
+from robot_formats.recording.mcap_file import (
     COMPRESSIONS,
+    MCAP_CHUNK_SIZE,
+    MCAP_COMPRESSION,
+    MCAP_FLUSH_PERIOD_S,
     RESERVE_BYTES,
     WRITER_NAME,
     EpisodeFile,
     Finalized,
 )
-from oculus_server.recording.paths import PARTIAL_SUFFIX, partial_path
-from oculus_server.recording.record import Event, RecordTick
-from oculus_server.recording.sink import Opener, open_exclusive
-from oculus_server.types import SentCommand
+from robot_formats.recording.paths import PARTIAL_SUFFIX, partial_path
+from robot_formats.recording.records import Event, RecordTick, SentCommand
+from robot_formats.recording.sink import Opener, open_exclusive
 
 __all__ = [
     "COMPRESSIONS", "DEFAULT_WORLD_T_VR_HEAD", "PARTIAL_SUFFIX", "WRITER_NAME", "CameraSpec",
@@ -85,6 +87,7 @@ class EpisodeWriter:
         opener: opens the partial file for writing (hook for tests; default refuses to overwrite).
         camera_mounts: camera name → mount (its `/tf` frame); also stored in the start metadata.
         reserve_bytes: disk space held back for finalizing after a full disk.
+        scene: draws the 3D scene (`mapping.ScenePainter`: link frames in /tf, /scene).
 
     Raises:
         RecordingError: the file exists already or cannot be created.
@@ -96,22 +99,23 @@ class EpisodeWriter:
         start_metadata: Mapping[str, Any],
         cameras: Mapping[str, CameraSpec] | None = None,
         attachments: Sequence[tuple[str, str, bytes]] = (),
-        flush_period_s: float = C.MCAP_FLUSH_PERIOD_S,
-        compression: str = C.MCAP_COMPRESSION,
-        chunk_size: int = C.MCAP_CHUNK_SIZE,
+        flush_period_s: float = MCAP_FLUSH_PERIOD_S,
+        compression: str = MCAP_COMPRESSION,
+        chunk_size: int = MCAP_CHUNK_SIZE,
         policy_gains: Mapping[str, float] | None = None,
         world_T_base: np.ndarray | None = None,
         world_T_vr_head: np.ndarray | None = None,
         opener: Opener = open_exclusive,
         camera_mounts: Mapping[str, CameraMount] | None = None,
         reserve_bytes: int = RESERVE_BYTES,
+        scene: ScenePainter | None = None,
     ) -> None:
         self.final_path = Path(final_path)
         if self.final_path.suffix != ".mcap":
             raise RecordingError(f"recording path must end in .mcap, got {self.final_path}")
         if self.final_path.exists():
             raise RecordingError(f"recording {self.final_path} already exists; refusing to overwrite it")
-        self._mapper = TickMapper(cameras, camera_mounts, policy_gains, world_T_base, world_T_vr_head)
+        self._mapper = TickMapper(cameras, camera_mounts, policy_gains, world_T_base, world_T_vr_head, scene)
         created = time.time()
         meta: dict[str, Any] = {
             **as_str_map(start_metadata, "start_metadata"),

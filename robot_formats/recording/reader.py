@@ -21,8 +21,8 @@ from mcap.records import Channel, Schema
 from mcap.summary import Summary
 from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.scan import CHUNK_HEAD, RECORD_HEAD, ChunkError, decompress
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.scan import CHUNK_HEAD, RECORD_HEAD, ChunkError, decompress
 
 _MSG_SEQ_AT = 9 + 2  # record head, channel id
 _MSG_PUB_AT = 9 + 2 + 4 + 8  # … sequence, log time

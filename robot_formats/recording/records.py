@@ -1,16 +1,16 @@
-"""The values that cross between the daemon's threads: one home for each type.
+"""The records a teleop recording is made of: what the daemon (and the arena) hand the writer.
 
-Everything here is a frozen dataclass (arrays inside are marked read-only by `SharedState` when
-published), so a value handed to another thread can be read without a lock.
+Everything here is a frozen dataclass (arrays inside are marked read-only by the daemon's
+`SharedState` when published), so a value handed to another thread can be read without a lock.
+`RecordTick` carries one recording tick; `mapping.TickMapper` turns it into topic messages.
 
-Who makes what:
+Who makes what in the daemon (the arena makes `RecordTick`s of its own simulation):
 
 =====================  ===================  ==========================================================
 type                   made by              read by
 =====================  ===================  ==========================================================
 `VRSample`             VR thread (sources)  control thread (policy), recorder
 `RobotObservation`     robot / state-feed   control thread (plausibility, policy, gate), recorder
-`RobotLink`            robot thread         control thread, dashboard, recorder
 `RobotCommand`         the command gate     robot thread (inside a `GatedCommand`), recorder
 `SentCommand`          robot thread         recorder (`/robot/command`: every command sent, once)
 `SafetyRecord`         the command gate     dashboard, recorder (`/safety`)
@@ -23,8 +23,7 @@ type                   made by              read by
 `AssistTick`           recorder             MCAP-writer thread
 =====================  ===================  ==========================================================
 
-`GatedCommand` (the only thing the robot thread sends) lives with its maker in
-`oculus_server.safety.gate`, so nothing else can construct one.
+The daemon's own thread values (`RobotLink`, `GatedCommand`) live in `oculus_server`.
 
 Frames and units: positions metres and quaternions xyzw of the hand TCP in the robot base frame;
 times `time.monotonic()` seconds unless the name says wall (`time.time()`).
@@ -127,30 +126,6 @@ class RobotObservation:
     t_recv_wall: float
     rtt_s: float = float("nan")
     link_epoch: int = 0
-
-
-@dataclass(frozen=True)
-class RobotLink:
-    """Health of the robot connection.
-
-    Attributes:
-        up: the last request got a valid reply.
-        rtt_last_s, rtt_mean_s, rtt_p95_s: round-trip figures, seconds.
-        failures: consecutive failed requests.
-        timeouts, errors: totals since start.
-        last_error: text of the last failure.
-        epoch: 0 before the first reply, then +1 for the first reply after each outage.
-    """
-
-    up: bool = False
-    rtt_last_s: float = float("nan")
-    rtt_mean_s: float = float("nan")
-    rtt_p95_s: float = float("nan")
-    failures: int = 0
-    timeouts: int = 0
-    errors: int = 0
-    last_error: str = ""
-    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -466,3 +441,24 @@ class AssistTick:
     actions: tuple[AssistAction, ...] = ()
     blends: tuple[BlendRecord, ...] = ()
     status: AssistStatus | None = None
+
+
+def summary_state(status: AssistStatus | None, blend: BlendRecord | None) -> str:
+    """The dashboard's word for assist: off, connecting, on or stale (the ``state`` of `/assist/status`).
+
+    On while the policy is usable (moving the arm, or ready to as soon as the deadman is held);
+    stale while connected but the newest action is too old, scored too low or not usable.
+    """
+    if status is None and blend is None:
+        return ASSIST_OFF
+    if blend is not None and blend.state == "off":
+        return ASSIST_OFF
+    if status is None or not status.connected:
+        return ASSIST_CONNECTING
+    if blend is None:
+        return ASSIST_STALE
+    # With the deadman released the policy has no say; it still counts as on when its action is
+    # usable (the record then carries the policy's motion).
+    if blend.state == "on" or (blend.state == "released" and blend.policy):
+        return ASSIST_ON
+    return ASSIST_STALE

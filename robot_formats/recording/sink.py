@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from oculus_server.errors import RecordingError
+from robot_formats.recording.errors import RecordingError
 
 Opener = Callable[[Path], BinaryIO]
 

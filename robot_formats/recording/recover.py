@@ -1,8 +1,13 @@
 """Rebuilding unfinished recordings (after a crash, SIGKILL, power loss or a full disk).
 
 `recover` keeps every intact chunk of a ``.partial`` file, cuts the damaged tail, and appends a
-summary and index in place, so the result opens in every MCAP reader. It reports exactly what
-was kept and estimates what was lost. `find_partials` lists leftovers for the daemon's start-up.
+summary and index in place, so the result opens in every MCAP reader. Damaged metadata,
+attachment, schema or channel records are dropped (marked as a private record every reader
+skips) and a damaged header is repaired; each is listed in the report. Before the result takes
+its final name it is read whole with the official reader (every record in file order, then the
+summary, metadata and attachments through the index): a file that would not read is never
+written under the output name. It reports exactly what was kept and estimates what was lost.
+`find_partials` lists leftovers for the daemon's start-up.
 A partial that holds its header but no message yet (a crash in an episode's first flush period)
 still becomes a valid, empty recording, so its start metadata survives and it is filed once.
 This module knows nothing of the writer: the writer imports it (to salvage), never the reverse.
@@ -21,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from mcap.reader import make_reader
+from mcap.stream_reader import StreamReader
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording.paths import PARTIAL_SUFFIX, is_partial
-from oculus_server.recording.scan import ScanResult, scan, write_tail
-from oculus_server.recording.sink import fsync_dir, move_into
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.paths import PARTIAL_SUFFIX, is_partial
+from robot_formats.recording.scan import ScanResult, scan, write_tail
+from robot_formats.recording.sink import fsync_dir, move_into
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class RecoverReport:
         unflushed_max_s: upper bound of data still in memory when the writer died (its flush
             period; 0 when the file was closed).
         start_metadata: the "recording_start" metadata, if recovered.
+        dropped: damaged records left out or repaired (one line each: which, where, why).
     """
 
     source: Path
@@ -72,6 +79,7 @@ class RecoverReport:
     truncated_estimate_s: float = 0.0
     unflushed_max_s: float = 0.0
     start_metadata: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def data_lost(self) -> bool:
@@ -109,6 +117,7 @@ class RecoverReport:
         ]
         if self.status != "intact":
             lines.append(f"  scan stopped: {self.stop_reason}")
+        lines.extend(f"  {d}" for d in self.dropped)
         if self.data_lost:
             lines.append(
                 f"  lost: {self.truncated_bytes} bytes of damaged tail (~{self.truncated_estimate_s:.2f} s) "
@@ -142,6 +151,7 @@ def _report(path: Path, output: Path | None, status: str, s: ScanResult) -> Reco
         truncated_estimate_s=(s.truncated_bytes / rate) if (lost and rate > 0) else 0.0,
         unflushed_max_s=(flush if math.isfinite(flush) else 1.0) if (lost and not had_end) else 0.0,
         start_metadata=dict(start),
+        dropped=[d.describe() for d in s.dropped],
     )
 
 
@@ -170,7 +180,34 @@ def _recovery_metadata(report: RecoverReport) -> dict[str, str]:
         "stop_reason": report.stop_reason,
         "estimated_lost_s": f"{report.estimated_lost_s:.3f}",
         "topic_counts": json.dumps(report.topic_counts, separators=(",", ":")),
+        "dropped": json.dumps(report.dropped),
     }
+
+
+def verify_readable(path: Path) -> None:
+    """Reads `path` whole with the official `mcap` reader: every record in file order (chunks as
+    records; their content was checked by the scan), then the summary, every metadata record and
+    attachment through the index.
+
+    Raises:
+        RecordingError: a record does not read (saying which exception the reader raised).
+    """
+    try:
+        with open(path, "rb") as f:
+            for _ in StreamReader(f, emit_chunks=True).records:
+                pass
+            f.seek(0)
+            reader = make_reader(f)
+            if reader.get_summary() is None:
+                raise RecordingError("no summary")
+            for _ in reader.iter_metadata():
+                pass
+            for _ in reader.iter_attachments():
+                pass
+    except RecordingError as exc:
+        raise RecordingError(f"{path} does not read with the mcap reader: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the mcap library raises many types on a bad file
+        raise RecordingError(f"{path} does not read with the mcap reader: {type(exc).__name__}: {exc}") from exc
 
 
 def _finish(
@@ -194,13 +231,17 @@ def _finish(
                     dst.write(block)
                     remaining -= len(block)
         with open(work, "r+b") as f:
+            for offset, patch in s.patches:  # drop (or repair) damaged records in place
+                f.seek(offset)
+                f.write(patch)
             write_tail(f, s, extra)
             f.flush()
             os.fsync(f.fileno())
+        verify_readable(work)
         if work != target:
             os.replace(work, target)
         fsync_dir(target.parent)
-    except OSError as exc:
+    except (OSError, RecordingError) as exc:
         if not in_place:
             work.unlink(missing_ok=True)
         raise RecordingError(f"cannot write recovered recording {target}: {exc}") from exc
@@ -228,7 +269,7 @@ def recover(path: Path | str, out: Path | str | None = None) -> RecoverReport:
     except OSError as exc:
         raise RecordingError(f"cannot read {path}: {exc}") from exc
     target = Path(out) if out is not None else None
-    if s.complete and _summary_readable(path):
+    if s.complete and not s.dropped and _summary_readable(path):
         if target is None and is_partial(path):
             target = _default_output(path)  # finished but never renamed (e.g. the move failed)
             if target.exists():
@@ -248,7 +289,9 @@ def recover(path: Path | str, out: Path | str | None = None) -> RecoverReport:
         raise RecordingError(f"{target} already exists; pass another output (-o)")
     had_end = s.metadata_named("recording_end") is not None
     last_is_end = had_end and bool(s.metadata) and (not s.chunks or s.metadata[-1][0] > s.chunks[-1].offset)
-    if s.complete or (last_is_end and s.metadata[-1][2].name == "recording_end"):
+    if s.dropped:
+        status = "recovered"  # damaged records were left out
+    elif s.complete or (last_is_end and s.metadata[-1][2].name == "recording_end"):
         status = "repaired"  # every message is there; only the summary was missing or damaged
     else:
         status = "recovered"
@@ -294,7 +337,7 @@ def finalize_partial(
         raise RecordingError(f"cannot read {partial}: {exc}") from exc
     if s.header is None:
         raise RecordingError(f"{partial} has no MCAP header: {s.stop_reason}")
-    report = _report(partial, dest, "repaired" if not s.truncated_bytes else "recovered", s)
+    report = _report(partial, dest, "repaired" if not (s.truncated_bytes or s.dropped) else "recovered", s)
     _finish(
         partial, partial, s, [("recording_end", dict(end_metadata)), ("recovery", _recovery_metadata(report))], True
     )

@@ -1,4 +1,4 @@
-"""Helpers that travel with the cross-thread types: the analog button value rule."""
+"""Helpers that travel with the recording records: the analog button value rule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from oculus_server.types import analog_value
+from robot_formats.recording.records import analog_value
 
 
 @pytest.mark.parametrize(

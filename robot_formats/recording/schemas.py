@@ -68,6 +68,13 @@ topic                           schema                      content (written whe
                                                             blended one, action age, score
 ``/assist/status``              teleop.AssistStatus         service link, latency p50/p95, rates,
                                                             drops, reconnects (about 1 Hz)
+``/scene``                      foxglove.SceneUpdate        the 3D view: the arm's links (frames
+                                                            panda_link0 … panda_link7, fingers,
+                                                            in /tf from the measured joints),
+                                                            the commanded target, camera frusta,
+                                                            the simulator's table and cubes
+                                                            (about 1 Hz, and at each new sim
+                                                            state; registered on first use)
 ==============================  ==========================  ======================================
 
 Per message: ``log_time`` is when the daemon received the data (robot states: their receive wall
@@ -99,9 +106,10 @@ from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
 from foxglove_schemas_protobuf.Log_pb2 import Log
 from foxglove_schemas_protobuf.PoseInFrame_pb2 import PoseInFrame
+from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 from mcap_protobuf.schema import build_file_descriptor_set
 
-from oculus_server.types import LEFT_BOOLS, RIGHT_BOOLS
+from robot_formats.recording.records import LEFT_BOOLS, RIGHT_BOOLS
 
 SCHEMA_VERSION = "1"  # bump when a topic's content changes incompatibly
 
@@ -132,6 +140,7 @@ TOPIC_SAFETY = "/safety"
 TOPIC_ASSIST_ACTION = "/assist/action"
 TOPIC_ASSIST_BLEND = "/assist/blend"
 TOPIC_ASSIST_STATUS = "/assist/status"
+TOPIC_SCENE = "/scene"
 
 
 def camera_image_topic(name: str) -> str:
@@ -415,7 +424,7 @@ JSON_SCHEMAS.update(
 
 PROTO_CLASSES: dict[str, Any] = {
     cls.DESCRIPTOR.full_name: cls
-    for cls in (FrameTransforms, PoseInFrame, CompressedImage, CameraCalibration, Log)
+    for cls in (FrameTransforms, PoseInFrame, CompressedImage, CameraCalibration, Log, SceneUpdate)
 }
 
 
@@ -456,6 +465,7 @@ OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first messag
     TopicSpec(TOPIC_ASSIST_ACTION, "teleop.AssistAction"),
     TopicSpec(TOPIC_ASSIST_BLEND, "teleop.AssistBlend"),
     TopicSpec(TOPIC_ASSIST_STATUS, "teleop.AssistStatus"),
+    TopicSpec(TOPIC_SCENE, "foxglove.SceneUpdate"),
 )
 
 

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from oculus_server.assist.channel import summary_state
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.mapping import Message, finite_only
-from oculus_server.types import AssistAction, AssistStatus, AssistTick, BlendRecord
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.encode import Message, finite_only
+from robot_formats.recording.records import AssistAction, AssistStatus, AssistTick, BlendRecord, summary_state
 
 
 def action7(values: Sequence[float] | np.ndarray) -> dict[str, float] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RECORDINGS_DIR = "recordings"  # the default recordings folder (the daemon writes, the web UI lists)
 PARTIAL_SUFFIX = ".partial"
 RESERVE_SUFFIX = ".reserve"  # hidden space reserve beside a partial (see mcap_file.EpisodeFile)
 SUCCESS_DIR = "success"

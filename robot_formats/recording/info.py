@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from frankateach.constants import REPLAY_GAP_FACTOR
-from oculus_server.recording import schemas as S
-from oculus_server.recording.reader import RecordingReader, TopicIndex
+from robot_formats.recording import schemas as S
+from robot_formats.recording.reader import RecordingReader, TopicIndex
 
 # Topics that are event-driven, not periodic: no rates or time gaps for them.
 APERIODIC = {S.TOPIC_EVENTS, S.TOPIC_LOG}
 MAX_LISTED_GAPS = 10
+REPLAY_GAP_FACTOR = 2.5  # an interval longer than this × the median period is a gap
 
 
 @dataclass

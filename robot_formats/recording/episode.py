@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount, camera_mounts_from_dict
-from oculus_server.recording.reader import RecordingReader
+from robot_formats.recording import schemas as S
+from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.reader import RecordingReader
 
 Progress = Callable[[int, int], None]  # (done, total) messages
 

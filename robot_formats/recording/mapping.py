@@ -1,7 +1,7 @@
 """Recording ticks → topic messages (what goes on which topic, with which times); no file I/O.
 
 `TickMapper` turns each `RecordTick` and `Event` into encoded messages for the topics in
-`oculus_server.recording.schemas`, skipping (and counting) malformed pieces, and keeps the
+`robot_formats.recording.schemas`, skipping (and counting) malformed pieces, and keeps the
 figures the ``recording_end`` record reports. See `schemas` for the per-message time rules.
 """
 
@@ -12,17 +12,18 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
 import numpy as np
 
-from frankateach import constants as C
 from frankateach.messages import CameraFrame
-from oculus_server.errors import RecordingError
-from oculus_server.recording import encode as E
-from oculus_server.recording import schemas as S
-from oculus_server.recording.camera_mounts import CameraMount, camera_frame
-from oculus_server.types import (
+from robot_formats.recording import encode as E
+from robot_formats.recording import schemas as S
+from robot_formats.recording.assist_topics import assist_messages
+from robot_formats.recording.camera_mounts import CameraMount, camera_frame
+from robot_formats.recording.encode import Message, finite_only
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.records import (
     LEFT_ANALOG,
     LEFT_BOOLS,
     RIGHT_ANALOG,
@@ -39,6 +40,8 @@ from oculus_server.types import (
 
 log = logging.getLogger(__name__)
 
+MCAP_CALIBRATION_PERIOD_S = 2.0  # /camera/<name>/calibration is repeated this often, s
+MCAP_DEFAULT_CAMERA_FOVY_DEG = 45.0  # vertical field of view assumed for cameras not described (MuJoCo's default)
 OUT_OF_ORDER_S = 1.0  # a measured state up to this much older than the last recorded one is skipped
 CameraSpec = tuple[int, int, float]  # (width px, height px, vertical field of view degrees)
 
@@ -49,26 +52,20 @@ DEFAULT_WORLD_T_VR_HEAD = np.array(
 )
 
 
-class Message(NamedTuple):
-    """One message to write: topic, encoded body, log time ns, publish time ns, sequence."""
-
-    topic: str
-    data: bytes
-    log_ns: int
-    publish_ns: int
-    sequence: int | None = None
+Transform = tuple[str, str, Any, Any]  # (parent frame, child frame, translation (3,), rotation xyzw (4,))
 
 
-def finite_only(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Drops top-level numbers that are NaN/inf/None: a missing value is absent, never null."""
-    out: dict[str, Any] = {}
-    for k, v in body.items():
-        if v is None:
-            continue
-        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
-            continue
-        out[k] = v
-    return out
+class ScenePainter(Protocol):
+    """Draws the 3D scene of a tick (`robot_formats.recording.scene`): extra `/tf` frames (the
+    arm's links) and messages such as ``/scene`` (foxglove.SceneUpdate). One per mapper."""
+
+    def transforms(self, tick: RecordTick) -> list[Transform]:
+        """Frames to add to this tick's `/tf`."""
+        ...
+
+    def messages(self, tick: RecordTick, tick_ns: int) -> list[Message]:
+        """Messages of this tick (usually none; the scene about once a second)."""
+        ...
 
 
 def check_camera(name: str, spec: Any) -> CameraSpec:
@@ -97,6 +94,7 @@ class TickMapper:
         policy_gains: gain name → value, shown on every /control/mode message.
         world_T_base: (4, 4) robot base pose in the world frame, metres (identity if None).
         world_T_vr_head: (4, 4) display placement of the VR headset frame in the world.
+        scene: draws the 3D scene (link frames in `/tf`, ``/scene``); None: no scene.
 
     Raises:
         RecordingError: a bad camera description or pose matrix.
@@ -109,7 +107,9 @@ class TickMapper:
         policy_gains: Mapping[str, float] | None = None,
         world_T_base: np.ndarray | None = None,
         world_T_vr_head: np.ndarray | None = None,
+        scene: ScenePainter | None = None,
     ) -> None:
+        self._scene = scene
         self._cameras: dict[str, CameraSpec] = {n: check_camera(n, s) for n, s in (cameras or {}).items()}
         self._mounts = dict(camera_mounts or {})
         self._gains = {str(k): float(v) for k, v in (policy_gains or {}).items()}
@@ -212,10 +212,9 @@ class TickMapper:
             out.append(self._timing(tick, tick_ns))
         if tick.sim_state is not None:
             out.append(self._sim_state(tick, tick_ns))
+        if self._scene is not None:
+            out += self._scene.messages(tick, tick_ns)
         if tick.assist is not None:
-            # imported here: assist_topics imports this module
-            from oculus_server.recording.assist_topics import assist_messages
-
             out += assist_messages(tick.assist, tick_ns)
         return out
 
@@ -414,6 +413,8 @@ class TickMapper:
         for name, mount in self._mounts.items():
             parent = S.FRAME_BASE if mount.parent == "robot_base" else S.FRAME_EE
             tfs.append((parent, camera_frame(name), mount.position, mount.orientation))
+        if self._scene is not None:
+            tfs += self._scene.transforms(tick)
         return Message(S.TOPIC_TF, E.frame_transforms(tick_ns, tfs), tick_ns, tick_ns, tick.seq)
 
     def _mode(self, tick: RecordTick, tick_ns: int) -> Message:
@@ -436,7 +437,7 @@ class TickMapper:
             return []
         if name not in self._cameras:
             mount = self._mounts.get(name)
-            fov = mount.fovy_deg if mount is not None and mount.fovy_deg else C.MCAP_DEFAULT_CAMERA_FOVY_DEG
+            fov = mount.fovy_deg if mount is not None and mount.fovy_deg else MCAP_DEFAULT_CAMERA_FOVY_DEG
             try:
                 self._cameras[name] = check_camera(name, (frame.width, frame.height, fov))
             except RecordingError as exc:
@@ -456,7 +457,7 @@ class TickMapper:
                     capture_ns,
                 )
             )
-            self._calib_due[name] = t + C.MCAP_CALIBRATION_PERIOD_S
+            self._calib_due[name] = t + MCAP_CALIBRATION_PERIOD_S
         out.append(
             Message(
                 S.camera_image_topic(name),

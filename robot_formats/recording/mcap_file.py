@@ -23,18 +23,20 @@ from pathlib import Path
 
 from mcap.writer import CompressionType, IndexType, Writer
 
-from frankateach import constants as C
-from oculus_server.errors import RecordingError
-from oculus_server.recording import schemas as S
-from oculus_server.recording.paths import final_name, reserve_path
-from oculus_server.recording.recover import finalize_partial
-from oculus_server.recording.sink import DurableFile, Opener, move_into, open_exclusive
+from robot_formats.recording import schemas as S
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.paths import final_name, reserve_path
+from robot_formats.recording.recover import finalize_partial
+from robot_formats.recording.sink import DurableFile, Opener, move_into, open_exclusive
 
 log = logging.getLogger(__name__)
 
 WRITER_NAME = "oculus_server.recording"
 COMPRESSIONS = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "none": CompressionType.NONE}
 RESERVE_BYTES = 1 << 20  # released on a write error: room for the summary of an aborted file
+MCAP_FLUSH_PERIOD_S = 0.5  # flush + fsync at least this often (crash loses at most ~this)
+MCAP_CHUNK_SIZE = 1024 * 1024  # bytes per chunk (before compression)
+MCAP_COMPRESSION = "lz4"  # chunk compression: "zstd", "lz4" or "none" (see benchmarks/bench_recording.py)
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,9 @@ class EpisodeFile:
         partial: Path,
         start_metadata: Mapping[str, str],
         attachments: Sequence[tuple[str, str, bytes]] = (),
-        flush_period_s: float = C.MCAP_FLUSH_PERIOD_S,
-        compression: str = C.MCAP_COMPRESSION,
-        chunk_size: int = C.MCAP_CHUNK_SIZE,
+        flush_period_s: float = MCAP_FLUSH_PERIOD_S,
+        compression: str = MCAP_COMPRESSION,
+        chunk_size: int = MCAP_CHUNK_SIZE,
         opener: Opener = open_exclusive,
         reserve_bytes: int = RESERVE_BYTES,
         clock: Callable[[], float] = time.monotonic,
