@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         p.error("--episodes: expected >= 1")
 
-    from oculus_server.replay.episode import load_episode
     from oculus_server.replay.lerobot import export_lerobot
+    from robot_formats.recording.episode import load_episode
     from vla_server.arena.config import EpisodeSpec
     from vla_server.arena.episode import run_episode
     from vla_server.arena.models import CatalogProvider
