@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--assist-toggle", dest="assist_toggle_button", metavar="BUTTON",
                    help="controller button that switches assist on/off (X with the right controller, A with the left)")
     a.add_argument("--assist-fps", type=float, metavar="HZ", help="frames sent to the service per second (15)")
+    a.add_argument("--assist-catalog", metavar="FILE",
+                   help="model catalog of the local --debug service (e.g. one with a policy you trained)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -106,6 +108,7 @@ ASSIST_FLAGS = {
     "assist_min_score": ("min_score", "--assist-min-score"),
     "assist_toggle_button": ("toggle_button", "--assist-toggle"),
     "assist_fps": ("fps", "--assist-fps"),
+    "assist_catalog": ("catalog", "--assist-catalog"),
 }
 
 
@@ -196,7 +199,7 @@ def run(cfg: DaemonConfig) -> int:
             from oculus_server.assist.local_service import LocalService
 
             assert assist.model is not None
-            service = LocalService(assist.model, tier=assist.service_tier)
+            service = LocalService(assist.model, tier=assist.service_tier, catalog=assist.catalog)
             service.launch()  # starts while the simulator does
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),

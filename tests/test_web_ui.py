@@ -69,7 +69,18 @@ def _no_page_errors(driver: Any, allowed: tuple[str, ...] = ()) -> None:
     assert not errors, errors
 
 
+def _make_cold(service: Service, model: str) -> None:
+    """Unloads `model` through the API: other tests of this module (run in any order) may have warmed it."""
+    import httpx
+
+    headers = {"X-API-Key": service.admin_key}
+    httpx.post(f"{service.url}/v1/models/{model}/unload", headers=headers, timeout=30)
+    wait_for(lambda: httpx.get(f"{service.url}/v1/models/{model}", headers=headers, timeout=10).json()["state"]
+             == "cold", 30, what=f"{model} cold before the test")
+
+
 def test_models_page_load_and_unload(service: Service, driver: Any) -> None:
+    _make_cold(service, "scripted-slow")
     set_key(driver, service.url, service.admin_key, "models")
     wait_for(lambda: driver.find_elements(CSS, ".card[data-model='scripted-slow']"), what="model cards")
     cards = {c.get_attribute("data-model") for c in driver.find_elements(CSS, ".card")}

@@ -55,6 +55,7 @@ class LocalService:
         tier: tier of the temporary key (its fps and session limits).
         log_path: the child's log.
         data_dir: the service's data folder (None: a temporary one, removed by `stop`).
+        catalog: the service's model catalog YAML (None: the built-in one).
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class LocalService:
         tier: str = "pro",
         log_path: Path | None = None,
         data_dir: Path | None = None,
+        catalog: str | None = None,
     ) -> None:
         self.model = model
+        self.catalog = catalog
         self.port = port
         self.tier = tier
         self.log_path = log_path or Path("logs") / "vla-service.log"
@@ -94,6 +97,7 @@ class LocalService:
             "--ready-fd", str(ready_fd),
             "--log-level", "warning", "--log-format", "text",
             *lifeline_args(),
+            *(["--catalog", str(Path(self.catalog).resolve())] if self.catalog else []),
         ]
 
     def start(self, timeout_s: float = 90.0) -> None:

@@ -247,6 +247,7 @@ class _Episode:
         last_state = None
         last_frame: tuple[int, np.ndarray] | None = None
         max_in_flight = len(pipeline)
+        sample_due = False
         try:
             while True:
                 cur = scene.step_count
@@ -259,7 +260,7 @@ class _Episode:
                     if cur < end:
                         self.traj.sample_step.append(cur)
                         self.traj.sample_qpos.append(qpos)
-                        self._sample(scene, cur)
+                        sample_due = True
                     if video is not None:
                         t = time.perf_counter()
                         img = renderer.render(qpos, spec.camera)
@@ -301,6 +302,11 @@ class _Episode:
                     if k % 10 == 0 or k == spec.steps:
                         extra = f", progress {last_state.progress:.0f}" if last_state is not None else ""
                         self.say(f"step {k}/{spec.steps}: t={scene.time:.2f} s, in flight {len(pipeline)}{extra}")
+                if sample_due:
+                    # after the observation: a tick at an observation step carries the action
+                    # decided there and the frame seen there (LeRobot's pairing of a frame)
+                    self._sample(scene, cur)
+                    sample_due = False
                 if cur >= end:
                     break
                 nxt = min(end, frame_step(j), next_obs if k < spec.steps else end)
