@@ -426,6 +426,17 @@ def test_calls_before_connect_and_after_close() -> None:
     asyncio.run(main())
 
 
+def test_sync_wrapper_reports_the_clients_own_timeout(server: SpecServer) -> None:
+    """The async client's `Timeout` (a TimeoutError too) reaches the caller with its own message,
+    at its own timeout, not re-labelled as an event loop that did not answer."""
+    with SyncVLAStreamingClient(f"ws://127.0.0.1:{server.port}/v1/stream", KEY) as c:
+        c.connect("color-reach", target_fps=20)
+        with pytest.raises(Timeout, match=r"^no action within 0.2 s$"):
+            c.receive_action(timeout=0.2)
+        c.send_frame(IMG, "x")
+        assert c.receive_action(timeout=2).frame_id == 0  # the session goes on
+
+
 def test_sync_wrapper_from_several_threads(server: SpecServer) -> None:
     with SyncVLAStreamingClient(f"ws://127.0.0.1:{server.port}/v1/stream", KEY, backoff=Backoff(0.01, 0.05)) as c:
         assert c.connect("color-reach", target_fps=20).model == "color-reach"

@@ -58,11 +58,13 @@ class SyncVLAStreamingClient:
             coro.close()
             raise NotConnected("the client was closed")
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return fut.result(timeout_s + MARGIN_S)
-        except concurrent.futures.TimeoutError as exc:
+        # wait, then read the result: the async client's own `Timeout` is a TimeoutError too and
+        # must reach the caller as it is, not as "the loop did not answer"
+        done, _ = concurrent.futures.wait([fut], timeout_s + MARGIN_S)
+        if not done:
             fut.cancel()
-            raise Timeout(f"the client's event loop did not answer within {timeout_s + MARGIN_S:.1f} s") from exc
+            raise Timeout(f"the client's event loop did not answer within {timeout_s + MARGIN_S:.1f} s")
+        return fut.result()
 
     @property
     def state(self) -> ClientState:
