@@ -7,6 +7,11 @@ source tools/bootstrap.sh
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
 # The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
+# The LeRobot environment (tools/make_lerobot_env.sh: CPU torch + LeRobot, ~1.7 GB under ~/.cache, reused
+# by every clone on this machine; a few minutes the first time) for the lerobot backend's tests, which
+# skip without it. SKIP_LEROBOT_ENV=1 skips building it.
+[[ -n "${SKIP_LEROBOT_ENV:-}" ]] || tools/make_lerobot_env.sh >/dev/null \
+  || echo "[lerobot-env] could not be built; the lerobot tests will skip" >&2
 # Lint and type-check first (pyproject.toml: [tool.ruff], [tool.mypy]); SKIP_LINT=1 skips them.
 if [[ -z "${SKIP_LINT:-}" ]]; then
   echo "[lint] ruff check" >&2

@@ -23,45 +23,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mcap.reader import NonSeekingReader, make_reader  # noqa: E402
-from mcap.stream_reader import StreamReader  # noqa: E402
-
 from robot_formats.recording.recover import recover  # noqa: E402
+from tests.recording_checks import DAMAGE_SPAN, damaged, read_whole  # noqa: E402
 
 KINDS = ("cut", "cut + flip near the start", "cut + flip before the cut", "cut + flip anywhere")
-SPAN = 4096  # bytes: "near the start" / "just before the cut"
 
 
-def read_whole(path: Path) -> int:
-    """Reads `path` whole with the official reader; returns its message count (raises on any problem)."""
-    with open(path, "rb") as f:
-        linear = sum(1 for _ in NonSeekingReader(f, validate_crcs=True).iter_messages())
-    with open(path, "rb") as f:
-        for _ in StreamReader(f, validate_crcs=True).records:
-            pass
-    with open(path, "rb") as f:
-        r = make_reader(f)
-        summary = r.get_summary()
-        if summary is None:
-            raise ValueError("no summary")
-        indexed = sum(1 for _ in r.iter_messages())
-        metadata = sum(1 for _ in r.iter_metadata())
-        attachments = sum(1 for _ in r.iter_attachments())
-    stats = summary.statistics
-    if not (linear == indexed == stats.message_count and metadata == stats.metadata_count
-            and attachments == stats.attachment_count):
-        raise ValueError(f"counts disagree: linear {linear}, indexed {indexed}, statistics {stats}")
-    return indexed
-
-
-def damaged(data: bytes, kind: int, rng: random.Random) -> bytes:
-    out = bytearray(data[: rng.randrange(1, len(data) + 1)])
+def damaged_copy(data: bytes, kind: int, rng: random.Random) -> bytes:
+    """A copy of `data` damaged as `KINDS[kind]` says, drawn from `rng`."""
+    cut = rng.randrange(1, len(data) + 1)
     if kind == 0:
-        return bytes(out)
-    span = min(SPAN, len(out))
-    i = {1: rng.randrange(span), 2: len(out) - 1 - rng.randrange(span), 3: rng.randrange(len(out))}[kind]
-    out[i] ^= 1 << rng.randrange(8)
-    return bytes(out)
+        return damaged(data, cut)
+    span = min(DAMAGE_SPAN, cut)
+    # all three offsets are drawn whatever the kind: the copies of a seed stay those of earlier runs
+    offsets = {"start": rng.randrange(span), "cut": rng.randrange(span), "any": rng.randrange(cut)}
+    where = ("start", "cut", "any")[kind - 1]
+    return damaged(data, cut, [(where, offsets[where], 1 << rng.randrange(8))])
 
 
 def main() -> int:
@@ -82,7 +59,7 @@ def main() -> int:
         for i in range(args.copies):
             kind = i % len(KINDS)
             partial = Path(d) / f"copy{i}.mcap.partial"
-            partial.write_bytes(damaged(data, kind, rng))
+            partial.write_bytes(damaged_copy(data, kind, rng))
             t0 = time.perf_counter()
             try:
                 report = recover(partial)

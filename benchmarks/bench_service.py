@@ -41,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from frankateach.lifeline import stop_child
 from robot_formats.image import decode_jpeg, encode_jpeg_data_url
 from robot_formats.robot_state import RobotStateIn
 from robot_formats.stream.messages import ActionMessage, encode_server_message
@@ -258,12 +259,7 @@ class ServiceProcess:
         return total
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_child(self.proc, 15)
         self.dir.cleanup()
 
 

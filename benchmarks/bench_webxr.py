@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from frankateach.lifeline import stop_child  # noqa: E402
 from oculus_server.vr.scripted import ScriptedSource  # noqa: E402
 from tests.robot_fakes import free_port_block  # noqa: E402
 from tests.test_web_webxr import IWER, iwer_step, open_page  # noqa: E402
@@ -66,13 +67,8 @@ def start_daemon(spec: str, tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    """Ctrl-C, as an operator stops the daemon; SIGKILL after 30 s."""
+    stop_child(proc, 30, sig=signal.SIGINT, kill_wait_s=5)
 
 
 def steps_for_loop(seconds: float) -> list[dict[str, Any]]:

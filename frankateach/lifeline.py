@@ -13,6 +13,9 @@ On the parent's death `on_parent_exit` runs (e.g. sets the stop event for a clea
 if the process is still alive `grace_s` later it leaves with ``os._exit(EXIT_PARENT_GONE)``, so
 the process is gone within ``poll_s + grace_s`` (< 1 s with the defaults) even when its shutdown
 hangs.
+
+Parent side: `child_death_signal` (what a child started now should ask for) and `stop_child`
+(signal, then SIGKILL), the one way the daemon and the service stop their children.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ctypes
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -32,6 +36,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_PARENT_GONE = 75  # exit status of a child that left because its parent died (EX_TEMPFAIL)
 PARENT_POLL_S = 0.1  # getppid() poll period, s
 PARENT_GRACE_S = 0.4  # after the parent's death: time for a clean shutdown before os._exit, s
+KILL_WAIT_S = 2.0  # after SIGKILL, how long to wait for the child to be reaped, s
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -60,6 +65,28 @@ def child_death_signal(sig: int = signal.SIGTERM) -> int:
     started from the main thread asks for `sig`; elsewhere 0 (the parent-pid watch suffices).
     """
     return int(sig) if threading.current_thread() is threading.main_thread() else 0
+
+
+def stop_child(
+    proc: subprocess.Popen | None,
+    timeout_s: float,
+    sig: int = signal.SIGTERM,
+    kill_wait_s: float = KILL_WAIT_S,
+) -> None:
+    """Sends `sig` to `proc`, then SIGKILL if it has not exited within `timeout_s` s, and reaps it
+    (waiting at most `kill_wait_s` s after SIGKILL). A no-op if `proc` is None or has exited.
+
+    Raises:
+        subprocess.TimeoutExpired: still not reaped `kill_wait_s` s after SIGKILL.
+    """
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(kill_wait_s)
 
 
 def parent_alive(parent_pid: int) -> bool:

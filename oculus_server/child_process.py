@@ -1,16 +1,15 @@
 """What the daemon's helper children (the --debug simulator, the local assist inference service)
-share: the lifeline arguments that keep them from outliving the daemon, stopping one (SIGTERM,
-then SIGKILL), the tail of its log, and leaving no child behind when start-up is interrupted.
+share: the lifeline arguments that keep them from outliving the daemon, the tail of its log, and
+leaving no child behind when start-up is interrupted.
 
-The children themselves watch their parent with `frankateach.lifeline.ParentWatch`.
+The children themselves watch their parent with `frankateach.lifeline.ParentWatch`; the daemon
+stops them with `frankateach.lifeline.stop_child` (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,24 +19,11 @@ from frankateach.lifeline import child_death_signal
 log = logging.getLogger(__name__)
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-KILL_WAIT_S = 2.0  # after SIGKILL, how long to wait for the child to be reaped, s
 
 
 def lifeline_args() -> list[str]:
     """``--parent-pid``/``--parent-death-signal`` for a child started now from this thread."""
     return ["--parent-pid", str(os.getpid()), "--parent-death-signal", str(child_death_signal())]
-
-
-def terminate(proc: subprocess.Popen | None, timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL if `proc` does not exit within `timeout_s` s (no-op if it has exited)."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(KILL_WAIT_S)
 
 
 def log_tail(path: Path, n: int = 20) -> str:

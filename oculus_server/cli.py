@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from frankateach.lifeline import stop_child
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
@@ -20,6 +21,7 @@ from robot_formats.recording.errors import RecordingError
 __all__ = ["build_parser", "choose_source_spec", "config_from_args", "main", "recover_leftovers", "run"]
 
 log = logging.getLogger("oculus_server")
+HOT_RELOAD_STOP_S = 10.0  # --hot-reload: SIGTERM to the old daemon → SIGKILL, s
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--assist-toggle", dest="assist_toggle_button", metavar="BUTTON",
                    help="controller button that switches assist on/off (X with the right controller, A with the left)")
     a.add_argument("--assist-fps", type=float, metavar="HZ", help="frames sent to the service per second (15)")
+    a.add_argument("--assist-catalog", metavar="FILE",
+                   help="model catalog of the local --debug service (e.g. one with a policy you trained)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -104,6 +108,7 @@ ASSIST_FLAGS = {
     "assist_min_score": ("min_score", "--assist-min-score"),
     "assist_toggle_button": ("toggle_button", "--assist-toggle"),
     "assist_fps": ("fps", "--assist-fps"),
+    "assist_catalog": ("catalog", "--assist-catalog"),
 }
 
 
@@ -194,7 +199,7 @@ def run(cfg: DaemonConfig) -> int:
             from oculus_server.assist.local_service import LocalService
 
             assert assist.model is not None
-            service = LocalService(assist.model, tier=assist.service_tier)
+            service = LocalService(assist.model, tier=assist.service_tier, catalog=assist.catalog)
             service.launch()  # starts while the simulator does
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
@@ -310,13 +315,7 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
                 if snapshot_mtimes(watched_files(cfg_path)) != before:
                     changed = True
                     break
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            stop_child(child, HOT_RELOAD_STOP_S)
             if stop["flag"] or not changed:
                 return child.returncode if not stop["flag"] else 0
             log.info("hot reload: change detected, restarting the daemon (robot holds meanwhile)")

@@ -22,8 +22,9 @@ from frankateach.constants import (
     SIM_STATE_PORT,
     STATE_PORT,
 )
+from frankateach.lifeline import stop_child
 from frankateach.port_holder import PortInUseError, check_ports_free
-from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt, terminate
+from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt
 from oculus_server.errors import OculusServerError
 
 log = logging.getLogger(__name__)
@@ -151,4 +152,4 @@ class SimProcess:
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit within `timeout_s`."""
-        terminate(self.proc, timeout_s)
+        stop_child(self.proc, timeout_s)

@@ -63,6 +63,40 @@ def validate_action(action: object) -> np.ndarray:
     return arr
 
 
+def validate_chunk(
+    chunk: object,
+    cols: int = ACTION_DIM,
+    *,
+    at_least: bool = False,
+    meaning: str = "",
+    error: type[ValueError] = ValueError,
+) -> np.ndarray:
+    """Returns a policy's action chunk as a finite (H, `cols`) float64 array, H ≥ 1 (one row,
+    shape (cols,), becomes (1, cols)).
+
+    Args:
+        chunk: the chunk as it came (nested lists, an array).
+        cols: numbers per row.
+        at_least: accept rows with more than `cols` numbers (they are kept).
+        meaning: what the rows hold, appended to the shape error (" (joint velocities + gripper)").
+        error: the ValueError subclass raised.
+
+    Raises:
+        error: not numeric, another shape, or non-finite values; the message starts "actions: ".
+    """
+    try:
+        arr = np.asarray(chunk, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise error(f"actions: expected a numeric (H, {cols}) array, got {type(chunk).__name__}") from exc
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[0] < 1 or (arr.shape[1] < cols if at_least else arr.shape[1] != cols):
+        raise error(f"actions: expected shape (H, {cols}){meaning}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise error("actions: non-finite values in the chunk")
+    return arr
+
+
 def clip_action(action: np.ndarray) -> np.ndarray:
     """Clips every component to [−1, 1] and renormalises the linear and rotation parts to norm ≤ 1."""
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)

@@ -31,6 +31,7 @@ from robot_formats.action_space import (
     GRIPPER_CLOSED,
     GRIPPER_OPEN,
     target_to_action,
+    validate_chunk,
 )
 from robot_formats.kinematics import PandaKinematics
 
@@ -125,16 +126,7 @@ def chunk_to_actions(
     Raises:
         DroidMappingError: not a finite (H, ≥ 8) numeric array.
     """
-    try:
-        arr = np.asarray(chunk, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DroidMappingError(f"actions: expected a numeric (H, 8) array, got {type(chunk).__name__}") from exc
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 8:
-        raise DroidMappingError(f"actions: expected shape (H, 8) (joint velocities + gripper), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise DroidMappingError("actions: non-finite values in the chunk")
+    arr = validate_chunk(chunk, 8, at_least=True, meaning=" (joint velocities + gripper)", error=DroidMappingError)
     q = kin.clip(q0)
     pos, quat = kin.forward(q)
     out = np.zeros((len(arr), ACTION_DIM))

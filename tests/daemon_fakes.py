@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +20,7 @@ from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 from frankateach.messages import FrankaState
 from oculus_server.config import DaemonConfig
 from oculus_server.vr.source import SourceState, SourceStatus, VRSample, VRSource
-from tests.robot_fakes import KinematicBackend
+from tests.robot_fakes import KinematicBackend, free_port_block
 
 
 class LoggingBackend(KinematicBackend):
@@ -125,6 +129,33 @@ def wait_for(pred: Callable[[], bool], timeout_s: float, period_s: float = 0.02)
             return True
         time.sleep(period_s)
     return bool(pred())
+
+
+def record_debug_episode(tmp: Path, seconds: float = 3.5) -> Path:
+    """Runs `oculus-server --debug` (MuJoCo Panda, scripted circle, no cameras, free ports) in `tmp`,
+    recording from the start; stops it with SIGTERM after `seconds` of recording and returns the
+    finished file (with ``/sim/state``)."""
+    port = free_port_block(4) + 1  # sim: state P-1, control P, commanded P+1, sim state P+2
+    cfg = tmp / "daemon.yaml"
+    cfg.write_text("cameras: []\nrealtime_priority: 0\n")
+    rec = tmp / "rec"
+    argv = [sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug", "--vr-source",
+            "scripted:circle", "--no-dashboard", "--no-sim-cameras", "--sim-latency-ms", "0", "--robot-port",
+            str(port), "--recordings-dir", str(rec), "--record-on-start"]
+    with open(tmp / "daemon.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=tmp, env=dict(os.environ, MUJOCO_GL="egl"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            assert wait_for(lambda: bool(list(rec.glob("*.mcap.partial"))) or proc.poll() is not None, 60, 0.1)
+            time.sleep(seconds)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0, (tmp / "daemon.log").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    (path,) = finished_files(rec)
+    return path
 
 
 @dataclass

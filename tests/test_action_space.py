@@ -22,21 +22,11 @@ from robot_formats.action_space import (
     clip_motion,
     target_to_action,
     validate_action,
+    validate_chunk,
 )
+from tests.action_strategies import actions, finite, positions, quat, rotvecs, same_rotation
 
-finite = st.floats(-3.0, 3.0)
-actions = st.lists(finite, min_size=7, max_size=7)
-positions = st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3)
-rotvecs = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3)
 scales = st.tuples(st.floats(0.01, 0.2), st.floats(0.01, 0.5))
-
-
-def quat(rotvec) -> np.ndarray:
-    return Rotation.from_rotvec(rotvec).as_quat()
-
-
-def same_rotation(a, b, tol: float = 1e-9) -> bool:
-    return abs(abs(float(np.dot(a, b))) - 1.0) < tol
 
 
 @settings(max_examples=300, deadline=None)
@@ -124,3 +114,37 @@ def test_clip_motion_is_clip_action_on_floats(values) -> None:
 def test_validate_action_says_what_came(action, words) -> None:
     with pytest.raises(ActionError, match=words):
         validate_action(action)
+
+
+class ChunkError(ValueError):
+    pass
+
+
+@given(st.lists(st.lists(finite, min_size=7, max_size=7), min_size=1, max_size=6))
+def test_validate_chunk_keeps_a_finite_chunk_as_it_came(rows) -> None:
+    arr = validate_chunk(rows)
+    assert arr.dtype == np.float64 and arr.shape == (len(rows), 7)
+    np.testing.assert_array_equal(arr, np.array(rows))
+    np.testing.assert_array_equal(validate_chunk(rows[0]), np.array(rows[:1]))  # one row → (1, 7)
+
+
+@pytest.mark.parametrize(
+    "chunk, kwargs, words",
+    [
+        ("abc", {}, r"numeric \(H, 7\) array, got str"),
+        ([[0.0] * 6], {}, r"shape \(H, 7\), got \(1, 6\)"),
+        ([[0.0] * 8], {}, r"shape \(H, 7\), got \(1, 8\)"),
+        (np.zeros((0, 7)), {}, "got \\(0, 7\\)"),
+        (np.zeros((2, 7, 1)), {}, "got \\(2, 7, 1\\)"),
+        ([[0.0] * 6 + [math.inf]], {}, "non-finite"),
+        ([[0.0] * 7], {"cols": 8, "at_least": True, "meaning": " (joints)"}, r"shape \(H, 8\) \(joints\), got"),
+    ],
+)
+def test_validate_chunk_says_what_came(chunk, kwargs, words) -> None:
+    with pytest.raises(ChunkError, match=words):
+        validate_chunk(chunk, error=ChunkError, **kwargs)
+
+
+def test_validate_chunk_at_least_keeps_the_extra_columns() -> None:
+    arr = validate_chunk(np.ones((3, 9)), 8, at_least=True)
+    assert arr.shape == (3, 9)

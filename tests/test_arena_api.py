@@ -146,3 +146,82 @@ def test_battle_vote_and_leaderboard(client) -> None:  # type: ignore[no-untyped
     assert listed[0]["id"] == bid and listed[0]["episodes"]["a"]["urls"]["video"].endswith("/video")
     status = c.get("/v1/arena/status", headers=reader).json()
     assert status["episodes"]["done"] == 2 and status["capacity"] == 1
+
+
+# -- watching an episode live (`"live": true`) --------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "inline"])
+def test_a_live_episode_streams_its_topics_to_a_foxglove_client_on_loopback(tmp_path: Path, executor: str) -> None:
+    """`"live": true`: the process that runs the episode (a pool worker, the web UI's default, or a
+    thread of the service) serves it on 127.0.0.1 at the configured port or the next free one; a
+    Foxglove protocol client gets the episode's topics in sim time; the view closes at the end."""
+    import statistics
+    import urllib.parse
+
+    from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
+
+    from robot_formats.recording import schemas as S
+    from robot_formats.recording.scene import link_frame
+    from tests.foxglove_ws_client import FoxgloveClient
+    from tests.robot_fakes import free_port_block
+
+    base = free_port_block(4)
+    runtime = ArenaRuntime(ArenaConfig(data_dir=str(tmp_path / "arena"), executor=executor, workers=1,
+                                       provider=ProviderRef("tests.arena_fakes:TestProvider"), live_port=base))
+    keys = KeyStore(tmp_path / "keys.sqlite3")
+    _, admin_key = keys.create("lab-admin", "enterprise", admin=True)
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    app = FastAPI()
+    app.state.keystore = keys
+    app.include_router(create_arena_router(runtime, require_reader, require_admin))
+    try:
+        with TestClient(app) as c:
+            r = c.post("/v1/arena/episodes", json=BODY | {"steps": 40, "control_hz": 10, "live": True}, headers=admin)
+            assert r.status_code == 201, r.text
+            eid = r.json()["id"]
+            assert r.json()["live"] == {"state": "waiting"}
+            deadline = time.monotonic() + 120
+            while (ep := c.get(f"/v1/arena/episodes/{eid}", headers=admin).json()).get("live", {}).get("state") != "on":
+                assert ep["status"] in ("queued", "running") and time.monotonic() < deadline, ep
+                time.sleep(0.05)
+            live = ep["live"]
+            host, port = urllib.parse.urlsplit(live["url"]).hostname, urllib.parse.urlsplit(live["url"]).port
+            assert host == "127.0.0.1" and port is not None and base <= port < base + 16
+            assert live["foxglove_web"] == ("https://app.foxglove.dev/~/view?ds=foxglove-websocket&ds.url="
+                                            + urllib.parse.quote(live["url"], safe=""))
+            client = FoxgloveClient(live["url"])
+            try:
+                topics = [S.TOPIC_JOINT_STATES, S.TOPIC_TF, "/camera/front/image"]
+                client.wait_channels(set(topics))
+                assert "time" in client.server_info["capabilities"]
+                client.subscribe(topics)
+                got = []
+                while not client.closed and time.monotonic() < deadline:
+                    got += client.collect(0.5)
+            finally:
+                client.close()
+            ep = wait_done(c, admin, eid)
+            assert ep["status"] == "done" and "live" not in ep
+            log = "\n".join(c.get(f"/v1/arena/episodes/{eid}/log", headers=admin).json()["lines"])
+            assert f"live view: in Foxglove, Open connection -> Foxglove WebSocket -> {live['url']}" in log
+            assert "live view closed" in log
+    finally:
+        runtime.close()
+    joints = [r for r in got if r.topic == S.TOPIC_JOINT_STATES]
+    assert len(joints) > 10  # 40 steps at 10 Hz: 4 s of sim time, paced to the wall clock, sampled at 30 Hz
+    stamps = [json.loads(r.data)["timestamp"] for r in joints]
+    t = [s["sec"] + s["nsec"] / 1e9 for s in stamps]
+    assert statistics.median(b - a for a, b in zip(t, t[1:])) == pytest.approx(1 / 30, abs=0.002)
+    assert client.times and client.times == sorted(client.times)  # the server's clock is the sim time
+    assert any(r.topic == "/camera/front/image" for r in got)
+    tf = FrameTransforms.FromString([r for r in got if r.topic == S.TOPIC_TF][-1].data)
+    assert link_frame("link7") in {x.child_frame_id for x in tf.transforms}
+
+
+def test_live_is_refused_clearly_when_it_cannot_be_watched(client) -> None:  # type: ignore[no-untyped-def]
+    c, admin, _, _ = client
+    r = c.post("/v1/arena/episodes", json=BODY | {"live": "yes"}, headers=admin)
+    assert r.status_code == 422 and r.json()["detail"] == "live: expected true or false, got 'yes'"
+    r = c.post("/v1/arena/episodes", json=BODY | {"live": True, "trajectory": False}, headers=admin)
+    assert r.status_code == 422 and "publishes the trajectory's topics" in r.json()["detail"]
+    assert c.get("/v1/arena/episodes", headers=admin).json()["total"] == 0  # nothing stored

@@ -160,3 +160,34 @@ def test_trajectory_mcap_has_the_teleop_topics_and_replay_tools_read_it(tmp_path
     assert (tmp_path / "plot.png").stat().st_size > 10_000
     assert replay_main(["export", str(path), "--to", "hdf5", "-o", str(tmp_path / "ep.h5")]) == 0
     assert (tmp_path / "ep.h5").is_file()
+
+
+def test_exported_frames_pair_each_observation_with_the_action_decided_there(tmp_path: Path) -> None:
+    """`teleop-replay export --to lerobot --fps <control rate>` of an arena episode: frame k holds
+    observation k's state and image and the action decided from it (what a policy learns)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    spec = EpisodeSpec(model="reach", instruction="pick up the red cube", steps=8, width=96, height=72,
+                       video=False, scene="shuffled", seed=3)
+    r = run_episode(spec, PROVIDER.policy("reach"), PROVIDER.spec("reach"), tmp_path / "ep", episode_id="pair")
+    out = tmp_path / "ds"
+    assert replay_main(["export", str(r.files["trajectory.mcap"]), "--to", "lerobot", "--fps", "10",
+                        "-o", str(out)]) == 0
+    table = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    actions = np.array(table.column("action").to_pylist())
+    states = np.array(table.column("observation.state").to_pylist())
+    tr = r.trajectory
+    np.testing.assert_allclose(actions[:8], np.array(tr.action), atol=1e-6)
+    np.testing.assert_allclose(states[:8, :3], np.array(tr.obs_tcp_pos), atol=1e-6)
+    assert json.loads((out / "meta/info.json").read_text())["fps"] == 10
+
+
+def test_export_success_only_keeps_the_successful_episodes(tmp_path: Path) -> None:
+    spec = EpisodeSpec(model="reach", instruction="pick up the red cube", steps=4, width=96, height=72, video=False)
+    for i in range(2):
+        run_episode(spec, PROVIDER.policy("reach"), PROVIDER.spec("reach"), tmp_path / "eps" / f"e{i}",
+                    episode_id=f"s{i}")
+    rc = replay_main(["export", str(tmp_path / "eps"), "--to", "lerobot", "--success-only", "-o", str(tmp_path / "d")])
+    assert rc != 0 and not (tmp_path / "d" / "meta").exists()  # 4 steps lift nothing: no episode to export

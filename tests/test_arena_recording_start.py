@@ -3,11 +3,6 @@ records it on /sim/state, and `--from-recording FILE --at SECONDS` hands that mo
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +18,7 @@ from robot_formats.recording.reader import RecordingReader
 from robot_formats.recording.records import ControlMode, RecordTick
 from robot_formats.recording.writer import EpisodeWriter
 from tests.arena_fakes import TestProvider
-from tests.daemon_fakes import finished_files, wait_for
+from tests.daemon_fakes import record_debug_episode
 from tests.robot_fakes import free_port_block
 from vla_server.arena.blob import blob_summary
 from vla_server.arena.cli import main as arena_main
@@ -114,26 +109,7 @@ def test_at_picks_the_newest_blob_at_or_before_the_time(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_debug_recording_starts_an_arena_episode(tmp_path: Path) -> None:
     """`oculus-server --debug` records /sim/state; `vla-arena run --from-recording --at` continues it."""
-    port = free_port_block(4) + 1  # sim: state P-1, control P, commanded P+1, sim state P+2
-    cfg = tmp_path / "daemon.yaml"
-    cfg.write_text("cameras: []\nrealtime_priority: 0\n")
-    rec = tmp_path / "rec"
-    argv = [sys.executable, "-m", "oculus_server.cli", "--config", str(cfg), "--debug", "--vr-source",
-            "scripted:circle", "--no-dashboard", "--no-sim-cameras", "--sim-latency-ms", "0", "--robot-port",
-            str(port), "--recordings-dir", str(rec), "--record-on-start"]
-    with open(tmp_path / "daemon.log", "wb") as log:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=dict(os.environ, MUJOCO_GL="egl"),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            assert wait_for(lambda: bool(list(rec.glob("*.mcap.partial"))) or proc.poll() is not None, 60, 0.1)
-            time.sleep(3.5)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0, (tmp_path / "daemon.log").read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-    (path,) = finished_files(rec)
+    path = record_debug_episode(tmp_path)
     with RecordingReader(path) as r:
         n = r.topic_counts().get(S.TOPIC_SIM_STATE, 0)
         samples = [m for _, _, _, _, m in r.messages([S.TOPIC_SIM_STATE])]

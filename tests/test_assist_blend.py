@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial.transform import Rotation
 
 from oculus_server.assist.blend import (
     as_action,
@@ -23,19 +22,7 @@ from robot_formats.action_space import (
     clip_action,
     clip_motion,
 )
-
-finite = st.floats(-3.0, 3.0)
-actions = st.lists(finite, min_size=7, max_size=7)
-positions = st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3)
-rotvecs = st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3)
-
-
-def quat(rotvec) -> np.ndarray:
-    return Rotation.from_rotvec(rotvec).as_quat()
-
-
-def same_rotation(a, b, tol: float = 1e-9) -> bool:
-    return abs(abs(float(np.dot(a, b))) - 1.0) < tol
+from tests.action_strategies import actions, positions, quat, rotvecs
 
 
 @settings(max_examples=200, deadline=None)

@@ -107,3 +107,24 @@ def test_the_service_and_its_workers_die_with_a_killed_parent(tmp_path: Path) ->
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_a_model_from_the_assist_catalog_is_served(tmp_path: Path) -> None:
+    """--assist-catalog: the local service loads its models from that file (e.g. a trained policy)."""
+    import yaml
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"models": [{"id": "my-reach", "backend": "scripted",
+                                                   "params": {"action": [0.1, 0, 0, 0, 0, 0, 1]}}]}))
+    svc = LocalService("my-reach", log_path=tmp_path / "svc.log", catalog=str(catalog))
+    svc.start(timeout_s=90)
+    try:
+        with SyncVLAStreamingClient(svc.url, svc.key) as client:
+            client.connect("my-reach", target_fps=10)
+            client.send_frame(JPEG_IMAGE, "pick up the red cube", {"pose": [0.45, 0.0, 0.3, 3.14159, 0.0, 0.0]})
+            assert client.receive_action(timeout=30).action.tolist() == pytest.approx([0.1, 0, 0, 0, 0, 0, 1])
+    finally:
+        svc.stop()
+    refused = LocalService("color-reach", log_path=tmp_path / "svc2.log", catalog=str(catalog))
+    with pytest.raises(OculusServerError, match="'color-reach' is not in the service's catalog"):
+        refused.start(timeout_s=60)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from frankateach.lifeline import EXIT_PARENT_GONE, ParentWatch
+from frankateach.lifeline import EXIT_PARENT_GONE, ParentWatch, stop_child
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXIT_BUDGET_S = 1.0  # the child must be gone this long after its parent's death
@@ -137,3 +137,51 @@ def test_death_signal_is_set_through_prctl() -> None:
         "from frankateach.lifeline import set_parent_death_signal as s; sys.exit(0 if s(15) else 1)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+
+
+STOPPABLE = """
+import signal, sys, time
+if sys.argv[1] == "ignore":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a child whose clean shutdown hangs
+elif sys.argv[1] == "int-exits-0":
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def _stoppable(mode: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", STOPPABLE, mode], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.parametrize(
+    "mode, sig, returncode",
+    [
+        ("plain", signal.SIGTERM, -signal.SIGTERM),  # ends on the signal
+        ("ignore", signal.SIGTERM, -signal.SIGKILL),  # ignores it: SIGKILL after the timeout
+        ("int-exits-0", signal.SIGINT, 0),  # the signal asked for is the one sent
+    ],
+)
+def test_stop_child_signals_then_kills_and_reaps(mode: str, sig: int, returncode: int) -> None:
+    proc = _stoppable(mode)
+    try:
+        stop_child(proc, 0.5, sig=sig)
+        assert proc.returncode == returncode  # reaped: no zombie left
+        assert not alive(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_stop_child_leaves_no_child_and_an_exited_one_alone() -> None:
+    stop_child(None, 1.0)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(30)
+    stop_child(proc, 1.0)  # no signal to a reaped pid (which may belong to another process by now)
+    assert proc.returncode == 0

@@ -11,12 +11,13 @@ import pytest
 from robot_formats.action_space import action_to_target
 from robot_formats.robot_state import pos_quat_to_pose, pose_to_pos_quat
 from tests.fakes.fake_openpi_server import FakeOpenPIServer
+from tests.lerobot_env import tiny_checkpoint
 from tests.policy_sim import HOME_POSE, front_image, observation
 from vla_server.models import BACKENDS, ModelSpec
 from vla_server.policies.base import Observation, Policy
 from vla_server.policies.factory import BUILDERS, build_policy
 
-CASES = ["color-reach", "onnx", "openpi-remote", "scripted", "latency-wrapped"]
+CASES = ["color-reach", "lerobot", "onnx", "openpi-remote", "scripted", "latency-wrapped"]
 
 
 def _droid_policy(obs: dict[str, Any]) -> dict[str, Any]:
@@ -37,12 +38,16 @@ def _spec(case: str, srv: FakeOpenPIServer) -> ModelSpec:
     if case == "scripted":
         return ModelSpec(id="s", backend=case, params={"sequence": [[0.1] * 6 + [1.0], [-0.2] * 6 + [-1.0]],
                                                        "horizon": 2})
+    if case == "lerobot":  # a tiny ACT trained here, in its own env's worker (skips without the env)
+        made = tiny_checkpoint()
+        return ModelSpec(id="act-tiny", backend=case, python=made.python, params={"path": str(made.path)})
     if case == "latency-wrapped":
         return ModelSpec(id="cr-slow", backend="color-reach", latency_ms=2.0)
     return ModelSpec(id=case, backend=case)
 
 
-@pytest.fixture(params=CASES)
+@pytest.fixture(params=[pytest.param(c, marks=[pytest.mark.slow, pytest.mark.timeout(900)]) if c == "lerobot" else c
+                        for c in CASES])
 def policy(request: pytest.FixtureRequest, openpi_server: FakeOpenPIServer) -> Iterator[tuple[Policy, ModelSpec]]:
     spec = _spec(request.param, openpi_server)
     p = build_policy(spec)

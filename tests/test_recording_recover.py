@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcap.reader import NonSeekingReader, make_reader
-from mcap.stream_reader import StreamReader
+from mcap.reader import make_reader
 
 from oculus_server.recording.synthetic import write_synthetic
 from oculus_server.replay.cli import main as replay_main
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.recover import find_partials, recover
+from tests.recording_checks import damaged, read_whole
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,44 +102,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def read_whole(path: Path) -> int:
-    """Reads `path` whole with the official reader, as every tool would, and returns its message count.
-
-    Every record in file order (NonSeekingReader, CRCs checked), then through the summary: every
-    message, metadata record and attachment; the counts must agree with the summary's statistics.
-    """
-    with open(path, "rb") as f:
-        linear = sum(1 for _ in NonSeekingReader(f, validate_crcs=True).iter_messages())
-    with open(path, "rb") as f:
-        for _ in StreamReader(f, validate_crcs=True).records:
-            pass
-    with open(path, "rb") as f:
-        r = make_reader(f)
-        summary = r.get_summary()
-        assert summary is not None
-        indexed = sum(1 for _ in r.iter_messages())
-        metadata = list(r.iter_metadata())
-        attachments = list(r.iter_attachments())
-    assert linear == indexed == summary.statistics.message_count
-    assert len(metadata) == summary.statistics.metadata_count
-    assert len(attachments) == summary.statistics.attachment_count
-    return indexed
-
-
-def _damage(data: bytes, cut: float, flips: list[tuple[str, float]]) -> bytes:
-    """`data` cut at fraction `cut`, with bytes flipped: ("start", u) within its first 4 kB, ("cut", u)
-    within the 4 kB before the cut, ("any", u) anywhere (u in [0, 1])."""
-    out = bytearray(data[: int(cut * len(data))])
-    for where, u in flips:
-        if not out:
-            break
-        span = min(len(out), 4096)
-        at = {"start": int(u * (span - 1)), "cut": len(out) - 1 - int(u * (span - 1))}
-        i = at.get(where, int(u * (len(out) - 1)))
-        out[i] ^= 0x5A
-    return bytes(out)
-
-
 def _total(path: Path) -> int:
     with open(path, "rb") as f:
         return make_reader(f).get_summary().statistics.message_count
@@ -148,12 +110,13 @@ def _total(path: Path) -> int:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     cut=st.floats(0.0, 1.0),
-    flips=st.lists(st.tuples(st.sampled_from(["start", "cut", "any"]), st.floats(0.0, 1.0)), max_size=3),
+    flips=st.lists(st.tuples(st.sampled_from(["start", "cut", "any"]), st.integers(0, 1 << 20)), max_size=3),
 )
 def test_any_truncation_or_damage_recovers_a_file_the_official_reader_reads_whole(
-    finished: Path, cut: float, flips: list[tuple[str, float]]
+    finished: Path, cut: float, flips: list[tuple[str, int]]
 ) -> None:
-    data = _damage(finished.read_bytes(), cut, flips)
+    source = finished.read_bytes()
+    data = damaged(source, int(cut * len(source)), [(where, offset, 0x5A) for where, offset in flips])
     total = _total(finished)
     with tempfile.TemporaryDirectory() as d:
         partial = Path(d) / "x.mcap.partial"

@@ -47,8 +47,9 @@ def test_info_of_a_clean_recording(clean: Path) -> None:
     assert _topic(info, "/robot/command")["rate_median_hz"] == pytest.approx(20.0, rel=1e-3)
     assert info["metadata"]["recording_start"]["task"] == "trace a circle"
     assert info["metadata"]["recording_end"]["topic_counts"]["/control/mode"] == 160
-    vr = _topic(info, "/vr/right/pose")  # 50 Hz source sampled by 40 Hz ticks: 1 in 5 skipped
-    assert vr["seq_missing"] == pytest.approx(40, abs=2)
+    vr = _topic(info, "/vr/right/pose")  # 50 Hz source sampled by 40 Hz ticks: 1 in 5 skipped, by design
+    assert vr["seq_missing"] == 0 and vr["seq_gaps"] == [] and vr["sampled"]
+    assert vr["seq_skipped"] == pytest.approx(40, abs=2) and vr["sample_every"] == pytest.approx(1.25, abs=0.01)
 
 
 def test_info_finds_an_injected_gap(gappy: Path) -> None:
@@ -61,7 +62,9 @@ def test_info_finds_an_injected_gap(gappy: Path) -> None:
     assert gap["at_s"] == pytest.approx(99 / 40 - 0.004, abs=0.01)  # relative to the first message
     assert gap["length_s"] == pytest.approx(21 / 40, abs=1e-3)
     cam = _topic(info, "/camera/front/image")
-    assert cam["seq_missing"] > 0 and cam["time_gap_count"] == 1
+    # camera frames are sampled by design (newest wins): the frames lost with the ticks show as a time gap
+    assert cam["seq_missing"] == 0 and cam["seq_skipped"] > 0 and cam["time_gap_count"] == 1
+    assert _topic(info, "/robot/command")["seq_missing"] > 0  # every command is recorded: lost ones are missing
     fast = recording_info(gappy, sequences=False)  # index only: time gaps still found
     assert _topic(fast, "/control/mode")["time_gap_count"] == 1 and _topic(fast, "/control/mode")["seq_missing"] == 0
 
@@ -71,9 +74,20 @@ def test_info_cli_text_and_json(gappy: Path, capsys: pytest.CaptureFixture) -> N
     text = capsys.readouterr().out
     assert "/control/mode: 20 sequence number(s) missing after 99" in text
     assert "no message for 0.525 s" in text
+    assert "/vr/right/pose: 1 sequence number(s) missing" not in text  # sampled by design, listed apart
     assert main(["info", str(gappy), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["dropped_ticks"] == 20 and data["file"] == str(gappy)
+
+
+def test_info_text_explains_sampled_topics(clean: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["info", str(clean)]) == 0
+    text = capsys.readouterr().out
+    assert "gaps (" not in text  # nothing was lost
+    assert "sampled by design (not data loss):" in text
+    assert "/vr/right/pose: 39 headset samples skipped, by design: each recording tick keeps the newest" in text
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("/vr/right/pose ")]
+    assert row.split()[-3:] == ["0", "0", "sampled"]  # nothing missing, no time gap, sampled by design
 
 
 def test_info_refuses_unfinished_files(tmp_path: Path, clean: Path, capsys: pytest.CaptureFixture) -> None:

@@ -139,11 +139,18 @@ def test_replay_reports_a_biased_robot(recording: Path, server_factory) -> None:
     assert report.max_mm >= report.rms_mm
 
 
-def test_replay_window_errors_and_cli(recording: Path, server_factory, capsys: pytest.CaptureFixture) -> None:
+def test_replay_window_errors_and_cli(
+    recording: Path, server_factory, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     server = server_factory(KinematicBackend(refuse_every=5))
+    # This arm teleports to each target, at 4× the recorded speed: two replies that arrive close
+    # together on a busy machine look faster than an arm turns, so the state check is widened
+    # (through the command's own --config) as in the other tests with this arm.
+    config = tmp_path / "replay.yaml"
+    config.write_text("safety:\n  max_state_speed_m_s: 100.0\n  max_state_speed_rad_s: 100.0\n")
     # commands are made at tc = seq / 20 s and the first message is at -6 ms: [1 s, 2 s] holds seq 20 … 39
     rc = main(["play", str(recording), "--port", str(server.control_port), "--speed", "4", "--start", "1", "--end", "2",
-               "--no-approach", "--json"])
+               "--no-approach", "--json", "--config", str(config)])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["commands_total"] == report["commands_sent"] == 20

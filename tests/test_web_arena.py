@@ -3,8 +3,9 @@
 Start an episode from the form and see its progress move, its log stream in and then its video play
 (`video.currentTime` advances) beside its metrics, with a thumbnail in the history grid; continue from
 its final state blob; see an error shown in the page; start a battle, play both videos in sync, vote
-and see the leaderboard change. Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png
-(docs/images/ with tools/update_ui_screenshots.sh).
+and see the leaderboard change; watch an episode live (the run page links to its Foxglove view).
+Screenshots go to build/screenshots/ui_arena*.png and ui_battles*.png (docs/images/ with
+tools/update_ui_screenshots.sh); the live view's only to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     (root / "recordings").mkdir()
     write_synthetic(root / "recordings" / "no_sim_state.mcap", seconds=1.0, cameras={})
     SIM_TIMES.extend(write_debug_recording(root / "recordings" / "debug_demo.mcap"))
-    with run_service(root) as svc:
+    with run_service(root, **{"server.arena_live_port": 0}) as svc:  # live view: any free port
         yield svc
 
 
@@ -295,3 +296,38 @@ def test_cancel_a_running_episode(service: Service, driver: Any) -> None:
     )
     assert driver.find_element(CSS, "#episode-rerun").is_enabled()
     assert "cancel" in driver.find_element(CSS, "#arena-log").text.lower()
+
+
+def test_run_page_links_to_the_live_view_while_the_episode_runs(service: Service, driver: Any, tmp_path: Path) -> None:
+    """"Watch it live in Foxglove": while the episode runs the page shows the Foxglove links and the
+    ws:// address, which really serves the episode; once it ends the page says the view closed."""
+    import urllib.parse
+
+    from tests.foxglove_ws_client import FoxgloveClient
+
+    set_key(driver, service.url, service.admin_key, "arena")
+    _select(driver, "#arena-model", "color-reach")
+    _type(driver, "#arena-steps", "60")  # 6 s of sim time at 10 Hz, paced to the wall clock
+    driver.find_element(CSS, "#arena-live").click()
+    driver.find_element(CSS, "#arena-run").click()
+    link = wait_for(lambda: driver.find_element(CSS, "#arena-live-link"), 90, what="the live view's link")
+    url = driver.find_element(CSS, "#arena-live-url").text
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    assert url.startswith("ws://") and host == "127.0.0.1" and port
+    href = link.get_attribute("href")
+    assert href == "https://app.foxglove.dev/~/view?ds=foxglove-websocket&ds.url=" + urllib.parse.quote(url, safe="")
+    assert driver.find_element(CSS, "#arena-live-desktop").get_attribute("href").startswith("foxglove://open?")
+    text = driver.find_element(CSS, "#arena-live-on").text
+    assert "Watch it live: open it in Foxglove" in text and f"Open connection → Foxglove WebSocket → {url}" in text
+    client = FoxgloveClient(url)  # what the link opens is there while the page shows it
+    try:
+        assert "/robot/joint_states" in client.wait_channels({"/robot/joint_states"})
+    finally:
+        client.close()
+    assert driver.find_element(CSS, "#arena-episode .badge[data-state='running']")
+    driver.save_screenshot(str(tmp_path / "ui_arena_live.png"))
+    closed = "The live view closed when the episode ended."
+    wait_for(lambda: closed in driver.find_element(CSS, "#arena-live-view").text, 90,
+             what="the page saying the live view closed")
+    assert not driver.find_elements(CSS, "#arena-live-link")
+    assert not _errors(driver)

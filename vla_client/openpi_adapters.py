@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_formats.action_space import ACTION_DIM, GRIPPER_OPEN, clip_action
+from robot_formats.action_space import GRIPPER_OPEN, clip_action, validate_chunk
 from robot_formats.openpi_request import native_request
 from robot_formats.robot_state import RobotStateIn
 
@@ -44,19 +44,8 @@ class NativeAdapter:
         return native_request(image, instruction, state), None
 
     def actions(self, chunk: object, context: Any) -> np.ndarray:
-        try:
-            arr = np.asarray(chunk, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"actions: expected a numeric (H, 7) array, got {type(chunk).__name__}") from exc
-        if arr.ndim == 1:
-            arr = arr[None]
-        if arr.ndim != 2 or arr.shape[1] != ACTION_DIM or arr.shape[0] < 1:
-            raise ValueError(
-                f"actions: expected shape (H, {ACTION_DIM}) in our action space, got {arr.shape}"
-                " (a DROID server answers joint velocities: use DroidAdapter)"
-            )
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("actions: non-finite values in the chunk")
+        arr = validate_chunk(chunk, meaning=" in our action space (a DROID server answers joint velocities: "
+                                            "use DroidAdapter)")
         return np.stack([clip_action(row) for row in arr])
 
 

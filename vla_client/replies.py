@@ -3,10 +3,10 @@ server that breaks the protocol gets a `ProtocolViolation` naming the field, nev
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from robot_formats.stream.errors import InvalidJSON
 from robot_formats.stream.messages import (
     ActionMessage,
     ConnectedMessage,
@@ -14,6 +14,7 @@ from robot_formats.stream.messages import (
     ServerMessage,
     StatsMessage,
 )
+from robot_formats.stream.parse import json_object
 from vla_client.errors import ProtocolViolation
 
 
@@ -51,14 +52,10 @@ def parse_server_message(raw: str | bytes) -> ServerMessage:
     Raises:
         ProtocolViolation: not a JSON object, unknown type, a missing or mistyped field.
     """
-    if not isinstance(raw, str):
-        raise ProtocolViolation("expected a JSON text frame from the server, got a binary frame")
     try:
-        d = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolViolation(f"server sent invalid JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise ProtocolViolation(f"server sent a JSON {type(d).__name__}, expected an object")
+        d = json_object(raw)
+    except InvalidJSON as exc:
+        raise ProtocolViolation(f"server message: {exc}") from None
     kind = d.get("type")
     if kind == "action":
         action = d.get("action")

@@ -131,6 +131,7 @@ def _arena_runtime(config: ServiceConfig) -> Any:
     return ArenaRuntime(ArenaConfig(
         data_dir=str(config.data_path / "arena"), executor=config.server.arena_executor,
         workers=config.server.arena_workers, provider=provider, recordings_dir=config.server.recordings_dir,
+        live_port=config.server.arena_live_port,
     ))
 
 

@@ -18,7 +18,8 @@ catalog, checked by a test)::
 
 Every entry is validated when the catalog loads (keys, types, backend parameters, unique ids); an
 error names the file, the entry and the key. A relative ``params.path`` of an ``onnx`` entry is
-taken relative to the catalog file's folder.
+taken relative to the catalog file's folder; so are a ``lerobot`` entry's ``params.path`` and
+any entry's ``python`` interpreter path (``~`` expanded).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def _parse(
                                "yes/no/on/off/true/false and numbers as such: quote the id)")
         if isinstance(d.get("params"), Mapping):
             d["params"] = _resolve_paths(d, base_dir)
+        if isinstance(d.get("python"), str) and d["python"]:
+            d["python"] = _resolve(d["python"], base_dir) if "/" in d["python"] else d["python"]
         try:
             spec = ModelSpec.from_dict(d)
         except (ModelSpecError, TypeError) as exc:
@@ -128,10 +131,15 @@ def _parse(
 def _resolve_paths(entry: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
     params = dict(entry["params"])
     path = params.get("path")
-    if entry.get("backend") == "onnx" and isinstance(path, str) and base_dir is not None:
-        p = Path(path).expanduser()
-        params["path"] = str(p if p.is_absolute() else (base_dir / p).resolve())
+    if entry.get("backend") in ("onnx", "lerobot") and isinstance(path, str):
+        params["path"] = _resolve(path, base_dir)
     return params
+
+
+def _resolve(path: str, base_dir: Path | None) -> str:
+    """`path` with ``~`` expanded, relative to the catalog file's folder."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() or base_dir is None else (base_dir / p).resolve())
 
 
 def load_catalog(path: str | Path | None = None, include_disabled: bool = False) -> dict[str, ModelSpec]:

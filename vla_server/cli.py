@@ -40,6 +40,7 @@ _SERVE_OVERRIDES = {
     "recordings_dir": "server.recordings_dir",
     "arena_executor": "server.arena_executor",
     "arena_workers": "server.arena_workers",
+    "arena_live_port": "server.arena_live_port",
     "eviction": "registry.eviction",
     "memory_budget_mb": "registry.memory_budget_mb",
     "max_models": "registry.max_models",
@@ -74,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-arena", action="store_true", help="do not mount the arena API")
     s.add_argument("--arena-executor", choices=("local", "inline", "ray"), help="how arena episodes run")
     s.add_argument("--arena-workers", type=int, help="arena process pool size (default: cores - 1)")
+    s.add_argument("--arena-live-port", type=int,
+                   help="first port of an arena episode watched live (127.0.0.1; default 8765, taken: the next free)")
     s.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     s.add_argument("--log-format", choices=("json", "text"))
     s.add_argument("--no-config", action="store_true", help=f"ignore {DEFAULT_CONFIG} (built-in defaults + flags)")

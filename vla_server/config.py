@@ -59,6 +59,8 @@ class ServerConfig:
         arena: mount the arena API (``/v1/arena``; data in ``<data_dir>/arena``).
         arena_executor: ``local`` (process pool), ``inline`` (a thread) or ``ray``.
         arena_workers: arena pool size (None: cores − 1).
+        arena_live_port: first port of an arena episode watched live (127.0.0.1; taken: the next
+            free one; 0: any free port).
         max_json_body_bytes: largest HTTP request body (the API takes JSON only); larger ones
             get 413 before a byte of them is read.
         api_docs: serve the interactive API docs (``/docs``, ``/openapi.json``); off by default.
@@ -78,11 +80,12 @@ class ServerConfig:
     arena: bool = True
     arena_executor: str = "local"
     arena_workers: int | None = None
+    arena_live_port: int = 8765
     max_json_body_bytes: int = MAX_JSON_BODY_BYTES
     api_docs: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("port", "openpi_port"):
+        for name in ("port", "openpi_port", "arena_live_port"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 65535:
                 raise ValueError(f"server.{name}: expected 0..65535, got {v}")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-BACKENDS = ("color-reach", "onnx", "openpi-remote", "scripted")
+BACKENDS = ("color-reach", "lerobot", "onnx", "openpi-remote", "scripted")
 DEVICES = ("cpu", "gpu")
 
 

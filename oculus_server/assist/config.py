@@ -55,6 +55,8 @@ class AssistConfig:
         connect_timeout_s: one connection attempt (socket + auth), seconds.
         service_tier: tier of the temporary key of a local service (``--debug``).
         service_start_timeout_s: how long a local service may take to listen, seconds.
+        catalog: model catalog YAML of the local service (``--assist-catalog``; e.g. one that
+            tools/train_lerobot.py registered a trained policy in); None: the built-in catalog.
     """
 
     model: str | None = None
@@ -75,6 +77,7 @@ class AssistConfig:
     connect_timeout_s: float = 2.0
     service_tier: str = "pro"
     service_start_timeout_s: float = 90.0
+    catalog: str | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -149,7 +152,7 @@ def _check(key: str, value: Any) -> Any:
         if value not in _CHOICES[key]:
             raise _bad(key, value, "one of " + ", ".join(_CHOICES[key]))
         return value
-    if key in ("model", "url", "toggle_button"):
+    if key in ("model", "url", "toggle_button", "catalog"):
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():

@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from frankateach.lifeline import stop_child
 from frankateach.port_holder import PortInUseError, check_ports_free
-from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt, terminate
+from oculus_server.child_process import lifeline_args, log_tail, stop_on_interrupt
 from oculus_server.errors import OculusServerError
 from robot_formats.service_ready import MAX_READY_LINE_BYTES, ReadyLineError, parse_ready_line
 from robot_formats.stream.limits import STREAM_PATH
@@ -54,6 +55,7 @@ class LocalService:
         tier: tier of the temporary key (its fps and session limits).
         log_path: the child's log.
         data_dir: the service's data folder (None: a temporary one, removed by `stop`).
+        catalog: the service's model catalog YAML (None: the built-in one).
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class LocalService:
         tier: str = "pro",
         log_path: Path | None = None,
         data_dir: Path | None = None,
+        catalog: str | None = None,
     ) -> None:
         self.model = model
+        self.catalog = catalog
         self.port = port
         self.tier = tier
         self.log_path = log_path or Path("logs") / "vla-service.log"
@@ -93,6 +97,7 @@ class LocalService:
             "--ready-fd", str(ready_fd),
             "--log-level", "warning", "--log-format", "text",
             *lifeline_args(),
+            *(["--catalog", str(Path(self.catalog).resolve())] if self.catalog else []),
         ]
 
     def start(self, timeout_s: float = 90.0) -> None:
@@ -182,7 +187,7 @@ class LocalService:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM, SIGKILL if it does not exit within `timeout_s`; removes a temporary folder."""
-        terminate(self.proc, timeout_s)
+        stop_child(self.proc, timeout_s)
         if self._ready_r is not None:
             os.close(self._ready_r)
             self._ready_r = None

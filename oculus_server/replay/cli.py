@@ -2,7 +2,7 @@
 
     teleop-replay info FILE [--json]
     teleop-replay play FILE [--host H --port P | --start-sim] [--speed N] [--start S] [--end S]
-    teleop-replay export FILE|DIR --to hdf5|mp4|lerobot [-o OUT] [--images]
+    teleop-replay export FILE|DIR --to hdf5|mp4|lerobot [-o OUT] [--images] [--fps HZ] [--success-only]
     teleop-replay plot FILE -o OUT.png
     teleop-replay recover FILE [-o OUT] [--json]
 
@@ -164,8 +164,12 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             episodes = []
             for path in files:
                 with _bar(progress, f"reading {path.name}") as update:
-                    episodes.append(load_episode(path, images=True, progress=update))
+                    ep = load_episode(path, images=True, progress=update)
+                if not args.success_only or ep.outcome == "success":
+                    episodes.append(ep)
                 progress.advance(overall)
+            if args.success_only:
+                console.print(f"{len(episodes)} of {len(files)} recordings ended in success")
             out = Path(args.out) if args.out else base.with_name((base.name[:-5] if single else base.name) + "_lerobot")
             with _bar(progress, "encoding dataset") as update:
                 written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
@@ -282,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", type=Path, default=None, help="output file (hdf5, one input) or folder")
     s.add_argument("--images", action="store_true", help="hdf5: embed decoded camera images")
     s.add_argument("--fps", type=_positive, default=None, help="lerobot: frame rate (default: the recording rate)")
+    s.add_argument("--success-only", action="store_true",
+                   help="lerobot: only recordings whose outcome is success (arena episodes, marked teleop runs)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("plot", help="overview PNG: rates, latency, pose vs target, gripper, VR inputs")

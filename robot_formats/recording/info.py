@@ -1,4 +1,10 @@
-"""`teleop-replay info`: what a recording holds, how regular it is, and where it has gaps."""
+"""`teleop-replay info`: what a recording holds, how regular it is, and where it has gaps.
+
+A topic declared sampled in `schemas` (``TopicSpec.sampled``: ``/sim/state``, VR, camera frames,
+``/robot/ee_target``) keeps some of its source's sequence numbers by design: its skipped numbers are
+reported as "1 of every N ... recorded, by design" or "N ... skipped, by design", never as missing.
+On every other topic a skipped number is a message that was not recorded.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,11 @@ class TopicInfo:
     rate_min_hz: float | None = None  # 1 / longest interval
     rate_median_hz: float | None = None  # 1 / median interval
     rate_max_hz: float | None = None  # 1 / shortest non-zero interval
-    seq_missing: int = 0  # sequence numbers skipped in total
+    seq_missing: int = 0  # sequence numbers lost in total (topics that record every message; else 0)
+    sampled: str = ""  # plain words: why this topic keeps only some of its source's numbers ("": all)
+    sampled_unit: str = ""  # what those numbers count, e.g. "physics steps"
+    seq_skipped: int = 0  # sampled topics: numbers skipped by design (not counted as missing)
+    sample_every: float | None = None  # sampled topics: mean sequence step ("1 of every N")
     seq_gaps: list[dict[str, int]] = field(default_factory=list)  # largest: {"after": seq, "missing": n}
     seq_gap_count: int = 0
     seq_backwards: int = 0  # sequence went down (a source restarted)
@@ -41,11 +51,21 @@ class TopicInfo:
 
 
 def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR) -> TopicInfo:
-    """Computes one topic's figures from its index."""
+    """Computes one topic's figures from its index.
+
+    On a topic sampled by design (`schemas.TopicSpec.sampled`) skipped sequence numbers are
+    sampling (`seq_skipped`, `sample_every`), never missing: what the recording itself lost shows in
+    the tick sequence (``dropped_ticks``), on the topics that record every message and as time gaps.
+    On every other topic each skipped number is a lost message (`seq_missing`, `seq_gaps`).
+    """
     info = TopicInfo(ix.topic, ix.schema, ix.encoding, ix.count)
+    spec = S.topic_spec(ix.topic)
+    if spec is not None and spec.sampled is not None:
+        info.sampled, info.sampled_unit = spec.sampled.why, spec.sampled.unit
     if ix.count == 0:
         return info
-    t = np.sort(ix.log_ns.astype(np.int64) - t0_ns) / 1e9
+    by_time = np.argsort(ix.log_ns, kind="stable")
+    t = (ix.log_ns.astype(np.int64)[by_time] - t0_ns) / 1e9
     info.first_s, info.last_s = float(t[0]), float(t[-1])
     periodic = ix.topic not in APERIODIC
     if ix.count >= 2 and periodic:
@@ -67,14 +87,22 @@ def topic_info(ix: TopicIndex, t0_ns: int, gap_factor: float = REPLAY_GAP_FACTOR
                     {"at_s": round(float(t[i]), 4), "length_s": round(float(dt[i]), 4)} for i in sorted(order)
                 ]
     if ix.sequence.size >= 2:
-        d = np.diff(ix.sequence.astype(np.int64))
+        seq = ix.sequence.astype(np.int64)
+        if info.sampled:
+            seq = seq[by_time]  # in the order it was recorded
+        d = np.diff(seq)
         d = np.where(d < -(1 << 31), d + (1 << 32), d)  # uint32 wrap-around
+        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
+        if info.sampled:
+            ahead = d[d > 0]
+            info.seq_skipped = int((ahead - 1).sum())
+            info.sample_every = round(float(ahead.mean()), 2) if ahead.size else None
+            return info
         gaps = np.nonzero(d > 1)[0]
         info.seq_missing = int((d[gaps] - 1).sum())
         info.seq_gap_count = int(gaps.size)
-        info.seq_backwards = int((d <= 0).sum()) if ix.topic not in APERIODIC else 0
         order = gaps[np.argsort(-d[gaps])][:MAX_LISTED_GAPS]
-        info.seq_gaps = [{"after": int(ix.sequence[i]), "missing": int(d[i] - 1)} for i in sorted(order)]
+        info.seq_gaps = [{"after": int(seq[i]), "missing": int(d[i] - 1)} for i in sorted(order)]
     return info
 
 
@@ -119,9 +147,7 @@ def recording_info(path: Path | str, sequences: bool = True, gap_factor: float =
             "attachments": [{"name": n, "media_type": m, "size_bytes": s} for n, m, s in r.attachments()],
             "topics": [asdict(ti) for ti in topics],
             "dropped_ticks": tick.seq_missing if tick else None,
-            "gaps_found": any(
-                ti.time_gap_count or (ti.seq_missing and not ti.topic.startswith("/vr/")) for ti in topics
-            ),
+            "gaps_found": any(ti.time_gap_count or ti.seq_missing for ti in topics),
         }
 
 
@@ -152,18 +178,34 @@ def format_info(info: dict[str, Any], verbose: bool = False) -> str:
     for t in info["topics"]:
         rates = f"{_fmt(t['rate_min_hz'])}/{_fmt(t['rate_median_hz'])}/{_fmt(t['rate_max_hz'])}"
         lines.append(
-            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} "
-            f"{t['seq_missing']:>12} {t['time_gap_count']:>9}"
+            f"{t['topic']:34} {t['schema']:28} {t['count']:>7} {rates:>20} {t['seq_missing']:>12} "
+            f"{t['time_gap_count']:>9}" + ("  sampled" if t.get("sampled") else "")
         )
     gap_lines = []
     for t in info["topics"]:
         for g in t["time_gaps"]:
             gap_lines.append(f"  {t['topic']}: no message for {g['length_s']:.3f} s after t={g['at_s']:.3f} s")
         for g in t["seq_gaps"]:
-            if not t["topic"].startswith("/vr/") or verbose:
-                gap_lines.append(f"  {t['topic']}: {g['missing']} sequence number(s) missing after {g['after']}")
+            gap_lines.append(f"  {t['topic']}: {g['missing']} sequence number(s) missing after {g['after']}")
+    sampled_lines = [f"  {line}" for t in info["topics"] if (line := sampled_text(t))]
     if gap_lines:
         lines.append("")
-        lines.append("gaps (largest first per topic; VR sequence skips are normal: 50 Hz source, 40 Hz ticks):")
+        lines.append("gaps (largest first per topic):")
         lines.extend(gap_lines)
+    if sampled_lines:
+        lines.append("")
+        lines.append("sampled by design (not data loss):")
+        lines.extend(sampled_lines)
     return "\n".join(lines)
+
+
+def sampled_text(t: dict[str, Any]) -> str:
+    """One topic's sampling in plain words (from a `TopicInfo` dict), or "" if it is not sampled or
+    skipped nothing by design; e.g. "/sim/state: 1 of every 500 physics steps recorded, by design:
+    the simulator's state is recorded about once a second"."""
+    every = t.get("sample_every")
+    if not t.get("sampled") or not every or not t["seq_skipped"]:
+        return ""
+    share = f"1 of every {every:.0f} {t['sampled_unit']} recorded" if every >= 1.95 else (
+        f"{t['seq_skipped']} {t['sampled_unit']} skipped")
+    return f"{t['topic']}: {share}, by design: {t['sampled']}"

@@ -82,8 +82,11 @@ time; VR samples: their receive time mapped to wall clock; commands: the time th
 tick-level data and camera frames: the recording tick's wall time), ``publish_time`` is when it
 was captured or made (robot measurement time, camera capture time, command creation time), and
 ``sequence`` is the source's own counter where it has one (recording tick seq, VR sample seq,
-the robot thread's send counter for commands, camera frame seq), else a per-topic counter, so a
-gap always means something was not recorded.
+the robot thread's send counter for commands, camera frame seq, physics step), else a per-topic
+counter. A topic whose `TopicSpec.sampled` is set keeps only some of its source's numbers by
+design (``/sim/state``: one physics step a second; VR: the newest sample per tick; camera frames:
+the newest frame when they come faster than they are read; ``/robot/ee_target``: no target for a
+reset); on every other topic a skipped number is a message that was not recorded.
 
 JSON bodies never hold ``null``: a value that is not available (no round trip for a state from
 the PUB feed, jitter before a loop's second tick, ...) is left out, and every JSON schema below
@@ -429,11 +432,34 @@ PROTO_CLASSES: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """Why a topic's sequence numbers skip by design: it records some of a source's numbered items.
+
+    `unit` names what the numbers count (plural, e.g. "physics steps"); `why` says in plain words
+    which of them are recorded.
+    """
+
+    unit: str
+    why: str
+
+
+SIM_STATE_SAMPLING = Sampling("physics steps", "the simulator's state is recorded about once a second")
+VR_SAMPLING = Sampling("headset samples", "each recording tick keeps the newest sample; the headset sends faster")
+CAMERA_SAMPLING = Sampling("camera frames", "the newest frame is kept when frames arrive faster than they are read")
+EE_TARGET_SAMPLING = Sampling("commands sent", "a reset command has no target pose")
+
+
+@dataclass(frozen=True)
 class TopicSpec:
-    """How a topic is encoded: `schema` names a key of JSON_SCHEMAS or PROTO_CLASSES."""
+    """How a topic is encoded: `schema` names a key of JSON_SCHEMAS or PROTO_CLASSES.
+
+    `sampled` is set when the topic's sequence numbers skip by design (see `Sampling`); when None,
+    every number of the sequence is recorded, so a skipped one is a lost message.
+    """
 
     topic: str
     schema: str
+    sampled: Sampling | None = None
 
     @property
     def encoding(self) -> str:
@@ -444,15 +470,15 @@ class TopicSpec:
 FIXED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TOPIC_TF, "foxglove.FrameTransforms"),
     TopicSpec(TOPIC_EE_POSE, "foxglove.PoseInFrame"),
-    TopicSpec(TOPIC_EE_TARGET, "foxglove.PoseInFrame"),
+    TopicSpec(TOPIC_EE_TARGET, "foxglove.PoseInFrame", EE_TARGET_SAMPLING),
     TopicSpec(TOPIC_JOINT_STATES, "teleop.JointStates"),
     TopicSpec(TOPIC_COMMAND, "teleop.RobotCommand"),
     TopicSpec(TOPIC_LATENCY, "teleop.RobotLatency"),
     TopicSpec(TOPIC_ACTION, "teleop.Action"),
     TopicSpec(TOPIC_MODE, "teleop.ControlMode"),
-    TopicSpec(TOPIC_VR_POSE["r"], "foxglove.PoseInFrame"),
-    TopicSpec(TOPIC_VR_POSE["l"], "foxglove.PoseInFrame"),
-    TopicSpec(TOPIC_VR_BUTTONS, "teleop.VRButtons"),
+    TopicSpec(TOPIC_VR_POSE["r"], "foxglove.PoseInFrame", VR_SAMPLING),
+    TopicSpec(TOPIC_VR_POSE["l"], "foxglove.PoseInFrame", VR_SAMPLING),
+    TopicSpec(TOPIC_VR_BUTTONS, "teleop.VRButtons", VR_SAMPLING),
     TopicSpec(TOPIC_EVENTS, "teleop.Event"),
     TopicSpec(TOPIC_LOG, "foxglove.Log"),
     TopicSpec(TOPIC_TIMING, "teleop.Timing"),
@@ -461,7 +487,7 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 
 
 OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first message comes
-    TopicSpec(TOPIC_SIM_STATE, "teleop.SimState"),
+    TopicSpec(TOPIC_SIM_STATE, "teleop.SimState", SIM_STATE_SAMPLING),
     TopicSpec(TOPIC_ASSIST_ACTION, "teleop.AssistAction"),
     TopicSpec(TOPIC_ASSIST_BLEND, "teleop.AssistBlend"),
     TopicSpec(TOPIC_ASSIST_STATUS, "teleop.AssistStatus"),
@@ -472,7 +498,7 @@ OPTIONAL_TOPICS: tuple[TopicSpec, ...] = (  # registered when their first messag
 def camera_topics(name: str) -> tuple[TopicSpec, TopicSpec]:
     """Returns the (image, calibration) topic specs of camera `name`."""
     return (
-        TopicSpec(camera_image_topic(name), "foxglove.CompressedImage"),
+        TopicSpec(camera_image_topic(name), "foxglove.CompressedImage", CAMERA_SAMPLING),
         TopicSpec(camera_calibration_topic(name), "foxglove.CameraCalibration"),
     )
 

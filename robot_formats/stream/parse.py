@@ -47,6 +47,23 @@ class ParseLimits:
     max_instruction_chars: int = MAX_INSTRUCTION_CHARS
 
 
+def json_object(raw: str | bytes) -> dict[str, Any]:
+    """The JSON object in one websocket text frame (either direction of /v1/stream).
+
+    Raises:
+        InvalidJSON: a binary frame, text that is not JSON, or JSON that is not an object.
+    """
+    if not isinstance(raw, str):
+        raise InvalidJSON("expected a JSON text frame, got a binary frame")
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidJSON(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidJSON(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def parse_client_message(raw: str | bytes, limits: ParseLimits = ParseLimits()) -> ClientMessage:
     """Parses one websocket message.
 
@@ -60,14 +77,7 @@ def parse_client_message(raw: str | bytes, limits: ParseLimits = ParseLimits()) 
     size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
     if size > limits.max_message_bytes:
         raise MessageTooLarge(f"message is {size} bytes; the limit is {limits.max_message_bytes} bytes")
-    if isinstance(raw, (bytes, bytearray)):
-        raise InvalidJSON("expected a JSON text frame, got a binary frame")
-    try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidJSON(f"invalid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise InvalidJSON(f"expected a JSON object, got {type(obj).__name__}")
+    obj = json_object(raw)
     kind = obj.get("type")
     if kind is None:
         raise UnknownMessageType(f"missing field 'type'; expected one of {list(CLIENT_TYPES)}")

@@ -10,11 +10,13 @@ method      path                                        what
 GET         /v1/arena/status                            counts per state, executor, workers
 GET         /v1/arena/models                            models the arena runs (default latency)
 POST        /v1/arena/episodes                          new episode (body: `EpisodeSpec` fields,
-                                                        plus ``from_recording`` + ``at_s``)
+                                                        plus ``from_recording`` + ``at_s``, and
+                                                        ``live``: true to watch it in Foxglove)
 GET         /v1/arena/episodes                          list (``model``, ``status``, ``success``,
                                                         ``battle_id``, ``limit``, ``offset``)
 GET         /v1/arena/episodes/{id}                     status, progress (step of total), spec,
-                                                        metrics, files, urls
+                                                        metrics, files, urls, ``live`` (state,
+                                                        ws:// url, Foxglove links) while it runs
 GET         /v1/arena/episodes/{id}/log                 log lines from ``offset``
 GET         /v1/arena/episodes/{id}/events              server-sent events: ``progress``,
                                                         ``log``, then ``end`` with the status
@@ -36,6 +38,11 @@ GET         /v1/arena/leaderboard                       Bradley–Terry table (`
 
 Browsers cannot send headers with ``<video src>`` or ``EventSource``; the auth dependencies also
 accept the key as ``?api_key=`` (see `vla_server.auth.deps`).
+
+An episode posted with ``"live": true`` is served while it runs by the process that runs it (a
+thread of the service, or its pool worker) on a Foxglove WebSocket server at 127.0.0.1 (config
+``server.arena_live_port`` or the next free port), paced to real time; Ray tasks run on other
+machines, whose loopback nobody here can open, so the Ray executor refuses it.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency annotations at run time.
@@ -52,6 +59,7 @@ from starlette.concurrency import run_in_threadpool
 from vla_server.arena.battles import BattleError
 from vla_server.arena.blob import BlobError
 from vla_server.arena.config import EpisodeSpec, SpecError
+from vla_server.arena.live import LiveOptions
 from vla_server.arena.models import ModelNotFound
 from vla_server.arena.recording_start import RecordingStartError
 from vla_server.arena.runtime import ArenaConfig, ArenaRuntime, spec_with_start
@@ -126,16 +134,33 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
     def arena_models() -> dict[str, Any]:
         return {"models": jobs.models()}
 
+    def parse_live(body: dict[str, Any], spec: EpisodeSpec) -> LiveOptions | None:
+        want = body.get("live", False)
+        if not isinstance(want, bool):
+            raise HTTPException(UNPROCESSABLE, f"live: expected true or false, got {want!r}")
+        if not want:
+            return None
+        if runtime.executor.name == "ray":
+            raise HTTPException(UNPROCESSABLE, "live: episodes on the Ray executor run on other machines, whose "
+                                "127.0.0.1 cannot be opened here; serve with --arena-executor local or inline")
+        if not spec.trajectory:
+            raise HTTPException(UNPROCESSABLE, "live: the live view publishes the trajectory's topics; "
+                                "drop trajectory: false")
+        return LiveOptions(port=runtime.config.live_port)
+
     @router.post("/episodes", status_code=status.HTTP_201_CREATED)
     def create_episode(
         body: Annotated[dict[str, Any], Body()], key: Annotated[Any, Depends(require_admin)]
     ) -> dict[str, Any]:
+        body = dict(body)
+        want_live = {"live": body.pop("live")} if "live" in body else {}
         spec = parse_spec(body)
+        live = parse_live(want_live, spec)
         try:
-            eid = jobs.submit(spec)
+            eid = jobs.submit(spec, live=live)
         except ModelNotFound as exc:
             raise HTTPException(UNPROCESSABLE, str(exc)) from None
-        store.append_log(eid, f"requested by {_voter(key) or 'an admin key'}")
+        store.append_log(eid, f"requested by {_voter(key) or 'an admin key'}" + (" (watched live)" if live else ""))
         return _with_urls(jobs.status(eid))
 
     @router.get("/episodes", dependencies=reader)
@@ -161,7 +186,7 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
 
         async def stream() -> AsyncIterator[bytes]:
             sent = offset
-            last_progress = None
+            last_progress: tuple[Any, ...] | None = None
             quiet = 0.0
             while True:
                 ep = await run_in_threadpool(jobs.status, eid)
@@ -169,10 +194,11 @@ def create_arena_router(runtime: ArenaRuntime, require_reader: Callable[..., Any
                 for line in lines:
                     yield _sse("log", {"line": line, "n": sent})
                     sent += 1
-                prog = (ep["status"], ep["step"], ep["total"])
+                prog = (ep["status"], ep["step"], ep["total"], json.dumps(ep.get("live")))
                 if prog != last_progress:
                     last_progress = prog
-                    yield _sse("progress", {"status": ep["status"], "step": ep["step"], "total": ep["total"]})
+                    yield _sse("progress", {"status": ep["status"], "step": ep["step"], "total": ep["total"]}
+                               | ({"live": ep["live"]} if "live" in ep else {}))
                     quiet = 0.0
                 if ep["status"] in FINISHED:
                     yield _sse("end", _with_urls(ep))

@@ -124,6 +124,7 @@ def run_episode(
     log_line: LogFn | None = None,
     cancelled: Callable[[], bool] | None = None,
     time_base: float | None = None,
+    live: arena_live.ArenaLive | None = None,
 ) -> EpisodeResult:
     """Runs one episode.
 
@@ -138,6 +139,7 @@ def run_episode(
         log_line: receives human-readable log lines.
         cancelled: polled once per control step; True stops the episode (`EpisodeCancelled`).
         time_base: wall time that sim time zero maps to in the MCAP (default: now).
+        live: publishes the episode as it runs (default: the view `arena_live.install`ed, if any).
 
     Raises:
         EpisodeCancelled, EpisodeError, BlobError (a start blob from another scene).
@@ -145,9 +147,9 @@ def run_episode(
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="arena-") as tmp:
             return run_episode(spec, policy, model, Path(tmp), episode_id=episode_id, progress=progress,
-                               log_line=log_line, cancelled=cancelled, time_base=time_base)
+                               log_line=log_line, cancelled=cancelled, time_base=time_base, live=live)
     return _Episode(spec, policy, model, Path(out_dir), episode_id, progress, log_line, cancelled,
-                    time.time() if time_base is None else time_base).run()
+                    time.time() if time_base is None else time_base, live).run()
 
 
 class _Episode:
@@ -155,7 +157,7 @@ class _Episode:
 
     def __init__(self, spec: EpisodeSpec, policy: Policy, model: ModelSpec, out_dir: Path, episode_id: str,
                  progress: Progress | None, log_line: LogFn | None, cancelled: Callable[[], bool] | None,
-                 time_base: float) -> None:
+                 time_base: float, live: arena_live.ArenaLive | None = None) -> None:
         self.spec, self.policy, self.model, self.out_dir = spec, policy, model, out_dir
         self.id = episode_id
         self._progress = progress
@@ -172,7 +174,7 @@ class _Episode:
         self.inference_ms: list[float] = []
         self.progress_series: list[float] = []  # task progress at each observation (relative to the start)
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []
-        self.live = arena_live.current()  # `vla-arena run --live`: published as it runs
+        self.live = live or arena_live.current()  # `--live` / API `live`: published as it runs
         self._live_events = 0  # events already published
 
     def say(self, text: str) -> None:
@@ -245,6 +247,7 @@ class _Episode:
         last_state = None
         last_frame: tuple[int, np.ndarray] | None = None
         max_in_flight = len(pipeline)
+        sample_due = False
         try:
             while True:
                 cur = scene.step_count
@@ -257,7 +260,7 @@ class _Episode:
                     if cur < end:
                         self.traj.sample_step.append(cur)
                         self.traj.sample_qpos.append(qpos)
-                        self._sample(scene, cur)
+                        sample_due = True
                     if video is not None:
                         t = time.perf_counter()
                         img = renderer.render(qpos, spec.camera)
@@ -299,6 +302,11 @@ class _Episode:
                     if k % 10 == 0 or k == spec.steps:
                         extra = f", progress {last_state.progress:.0f}" if last_state is not None else ""
                         self.say(f"step {k}/{spec.steps}: t={scene.time:.2f} s, in flight {len(pipeline)}{extra}")
+                if sample_due:
+                    # after the observation: a tick at an observation step carries the action
+                    # decided there and the frame seen there (LeRobot's pairing of a frame)
+                    self._sample(scene, cur)
+                    sample_due = False
                 if cur >= end:
                     break
                 nxt = min(end, frame_step(j), next_obs if k < spec.steps else end)

@@ -19,6 +19,7 @@ from typing import Any
 
 from vla_server.arena.config import LOG_TAIL_LINES, PROGRESS_DB_EVERY_S, EpisodeSpec
 from vla_server.arena.executors.base import Executor
+from vla_server.arena.live import LiveOptions
 from vla_server.arena.models import ModelNotFound, PolicyProvider, ProviderRef
 from vla_server.arena.store import ArenaStore, StoreError
 from vla_server.arena.work import (
@@ -44,6 +45,7 @@ class _Live:
     total: int = 0
     lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
     last_db: float = 0.0
+    live: dict[str, Any] | None = None  # asked to be served live: {} until the worker reports its links
 
 
 class JobManager:
@@ -93,8 +95,9 @@ class JobManager:
         """Calls `hook(episode_id)` after every episode ends (from the executor's thread)."""
         self._hooks.append(hook)
 
-    def submit(self, spec: EpisodeSpec, battle_id: str | None = None, side: str | None = None) -> str:
-        """Stores and queues an episode; returns its id.
+    def submit(self, spec: EpisodeSpec, battle_id: str | None = None, side: str | None = None,
+               live: LiveOptions | None = None) -> str:
+        """Stores and queues an episode (served live by its worker with `live`); returns its id.
 
         Raises:
             ModelNotFound: unknown model (nothing stored).
@@ -102,13 +105,13 @@ class JobManager:
         self.check_model(spec.model)
         eid = self.store.create_episode(spec, battle_id, side)
         self.store.append_log(eid, f"queued on {self.executor.describe()}")
-        self._dispatch(eid, spec)
+        self._dispatch(eid, spec, live)
         return eid
 
-    def _dispatch(self, eid: str, spec: EpisodeSpec) -> None:
+    def _dispatch(self, eid: str, spec: EpisodeSpec, live: LiveOptions | None = None) -> None:
         with self._lock:
-            self._live[eid] = _Live(total=spec.steps)
-        self.executor.submit(JobPayload(eid, spec, self.provider), self._on_event, self._on_done)
+            self._live[eid] = _Live(total=spec.steps, live=None if live is None else {})
+        self.executor.submit(JobPayload(eid, spec, self.provider, live=live), self._on_event, self._on_done)
 
     def rerun(self, episode_id: str) -> None:
         """Queues a finished (failed, cancelled or done) episode again under its id."""
@@ -145,6 +148,8 @@ class JobManager:
                 if now - live.last_db >= PROGRESS_DB_EVERY_S or live.step >= live.total:
                     live.last_db = now
                     self.store.set_progress(eid, live.step, live.total)
+            elif ev.kind == "live":
+                live.live = dict(ev.data)
             elif ev.kind == "log":
                 line = str(ev.data.get("line", ""))
                 self.store.append_log(eid, line)
@@ -182,12 +187,19 @@ class JobManager:
 
     # -- reading --------------------------------------------------------------------------------
     def status(self, episode_id: str) -> dict[str, Any]:
-        """The stored episode with live progress when it is running."""
+        """The stored episode with live progress when it is running, and ``live`` while an episode
+        asked to be watched is queued or running: ``{"state": "waiting"}`` (queued or starting),
+        ``{"state": "on", "url", "foxglove_web", "foxglove_desktop"}`` or ``{"state":
+        "unavailable", "error"}``."""
         row = self.store.episode(episode_id)
         with self._lock:
             live = self._live.get(episode_id)
             if live is not None and row["status"] == RUNNING:
                 row["step"], row["total"] = live.step, live.total or row["total"]
+            if live is not None and live.live is not None and row["status"] in (QUEUED, RUNNING):
+                view = live.live
+                state = "unavailable" if "error" in view else "on" if "url" in view else "waiting"
+                row["live"] = {"state": state, **view}
         return row
 
     def log_lines(self, episode_id: str, offset: int = 0) -> list[str]:

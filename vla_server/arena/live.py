@@ -7,22 +7,71 @@ times are the episode's time base plus sim time, and the server tells clients th
 (Foxglove's time capability). With `realtime` the episode is paced so sim time runs no faster
 than the wall clock (watchable; the trajectory is the same either way: pacing only waits).
 
-The live view belongs to the process that runs the episode, so it needs the inline executor; the
-CLI installs it with `install` and episodes pick it up through `current`.
+The live view belongs to the process that runs the episode. The CLI (inline executor) installs one
+with `install` and episodes pick it up through `current`. Episodes from the HTTP API / web UI ask
+for it with `LiveOptions` in their job payload: the process that runs the job (a thread of the
+service, or a worker of the local pool) serves that episode on 127.0.0.1 with `serve_episode`, at
+the configured port or the next free one, and reports the address (`links`) as a job event.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from robot_formats.recording.live import LiveServer
+from robot_formats.recording.errors import RecordingError
+from robot_formats.recording.live import DEFAULT_PORT, LiveServer, advertised_topics
 from robot_formats.recording.mapping import TickMapper
 from robot_formats.recording.scene import ScenePainter
 from vla_server.arena.trajectory import McapSample, SampleTicks
 
 _current: ArenaLive | None = None
+
+LIVE_HOST = "127.0.0.1"  # the protocol has no authentication: episodes from the API serve loopback only
+PORT_TRIES = 16  # the configured port, then the next ones (another episode or the daemon may hold it)
+FOXGLOVE_WEB = "https://app.foxglove.dev/~/view"
+FOXGLOVE_DESKTOP = "foxglove://open"
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """An API episode's live view: first port to try (0: any free port), paced to the wall clock."""
+
+    port: int = DEFAULT_PORT
+    realtime: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"port": self.port, "realtime": self.realtime}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LiveOptions:
+        return cls(int(d["port"]), bool(d.get("realtime", True)))
+
+
+def serve_episode(options: LiveOptions, tries: int = PORT_TRIES) -> LiveServer:
+    """A Foxglove WebSocket server on 127.0.0.1 at `options.port` or the next free port.
+
+    Raises:
+        RecordingError: none of `tries` ports could be bound (the message names them).
+    """
+    ports = [0] if options.port == 0 else [p for p in range(options.port, options.port + tries) if p <= 65535]
+    last = ""
+    for port in ports:
+        try:
+            return LiveServer(LIVE_HOST, port, topics=advertised_topics(["front"]), name="vla-arena",
+                              time_capability=True)
+        except RecordingError as exc:
+            last = str(exc)
+    raise RecordingError(f"live view: no free port in {ports[0]}..{ports[-1]} on {LIVE_HOST} ({last})")
+
+
+def links(ws_url: str) -> dict[str, str]:
+    """How to open `ws_url`: the address, the Foxglove web app and desktop app links."""
+    query = urllib.parse.urlencode({"ds": "foxglove-websocket", "ds.url": ws_url})
+    return {"url": ws_url, "foxglove_web": f"{FOXGLOVE_WEB}?{query}", "foxglove_desktop": f"{FOXGLOVE_DESKTOP}?{query}"}
 
 
 class ArenaLive:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from robot_formats.recording.live import DEFAULT_PORT
 from vla_server.arena.battles import Battles
 from vla_server.arena.config import EpisodeSpec, SpecError, default_data_dir
 from vla_server.arena.executors import EXECUTORS, make_executor
@@ -37,6 +38,8 @@ class ArenaConfig:
         ray_runtime_env: Ray runtime environment for the tasks.
         provider: which policies the jobs get (default: the service's catalog).
         recordings_dir: folder API clients may start episodes from recordings in (None: refused).
+        live_port: first port an API episode with ``live`` is served on (127.0.0.1; taken: the
+            next free one; 0: any free port).
     """
 
     data_dir: str = field(default_factory=default_data_dir)
@@ -46,12 +49,15 @@ class ArenaConfig:
     ray_runtime_env: dict[str, Any] | None = None
     provider: ProviderRef = field(default_factory=ProviderRef)
     recordings_dir: str | None = None
+    live_port: int = DEFAULT_PORT
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ValueError(f"arena executor: expected one of {EXECUTORS}, got {self.executor!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"arena workers: expected an integer >= 1, got {self.workers!r}")
+        if not isinstance(self.live_port, int) or not 0 <= self.live_port <= 65535:
+            raise ValueError(f"arena live_port: expected 0..65535, got {self.live_port!r}")
 
 
 class ArenaRuntime:

@@ -41,21 +41,31 @@ def _openpi_remote(spec: ModelSpec) -> Policy:
     return OpenPIRemotePolicy(parse_params(OpenPIRemoteParams, spec.params, spec.id))
 
 
+def _lerobot(spec: ModelSpec) -> Policy:
+    from vla_server.policies.lerobot_policy import LeRobotParams, LeRobotPolicy
+
+    return LeRobotPolicy(parse_params(LeRobotParams, spec.params, spec.id))
+
+
 BUILDERS: dict[str, Callable[[ModelSpec], Policy]] = {
     "color-reach": _color_reach,
+    "lerobot": _lerobot,
     "onnx": _onnx,
     "openpi-remote": _openpi_remote,
     "scripted": _scripted,
 }
 
 
-def build_policy(spec: ModelSpec, emulate_latency: bool = True) -> Policy:
+def build_policy(spec: ModelSpec, emulate_latency: bool = True, isolate: bool = True) -> Policy:
     """Builds (does not load) the policy `spec` names.
 
     Args:
         spec: the catalog entry.
         emulate_latency: wrap it in the latency wrapper when ``spec.latency_ms > 0`` (the service
             does; the arena counts latency in sim time instead).
+        isolate: a spec naming another interpreter (``python:``) gives a `WorkerPolicy` that runs
+            the model in a worker subprocess of that interpreter (the arena); False builds the
+            backend here (the worker process itself does).
 
     Raises:
         ValueError: the backend is not available in this build.
@@ -64,7 +74,12 @@ def build_policy(spec: ModelSpec, emulate_latency: bool = True) -> Policy:
     builder = BUILDERS.get(spec.backend)
     if builder is None:
         raise ValueError(f"model {spec.id!r}: backend {spec.backend!r} is not available; built: {sorted(BUILDERS)}")
-    policy = builder(spec)
+    policy = builder(spec)  # checks the parameters even when the model runs elsewhere
+    if isolate and spec.python:
+        from vla_server.workers.local import WorkerPolicy
+
+        policy.close()
+        policy = WorkerPolicy(spec)
     if emulate_latency and spec.latency_ms > 0:
         from vla_server.policies.latency import LatencyPolicy
 

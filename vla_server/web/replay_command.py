@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from frankateach.lifeline import child_death_signal
+from frankateach.lifeline import child_death_signal, stop_child
 from robot_formats.recording.errors import RecordingError
 
 COMMAND = "teleop-replay"
 POLL_S = 0.2  # how often a silent child is checked (deadline, cancellation), s
-STOP_WAIT_S = 2.0  # SIGTERM → SIGKILL, s
+STOP_WAIT_S = 2.0  # SIGTERM → SIGKILL, and SIGKILL → reaped, s
 MAX_STDERR_CHARS = 2000  # of the child's error output, quoted in the error
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total); may raise to cancel
@@ -105,7 +105,7 @@ def run_replay(
             except subprocess.TimeoutExpired:
                 raise RecordingError(f"{COMMAND} {args[0]} did not finish within {timeout_s:.0f} s") from None
         except BaseException:
-            _stop(proc)
+            stop_child(proc, STOP_WAIT_S, kill_wait_s=STOP_WAIT_S)
             raise
         finally:
             proc.stdout.close()
@@ -132,15 +132,3 @@ def _take_line(line: str, last: tuple[str, int, int], out: list[str]) -> tuple[s
     if line.strip():
         out.append(line)
     return last
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after `STOP_WAIT_S` (no-op once it has exited)."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(STOP_WAIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_WAIT_S)

@@ -154,6 +154,15 @@ class _Worker:
             elif op == "end_session":
                 policy.end_session(str(msg.get("session", "")))
                 self.send({"op": "ok", "id": rid})
+            elif op == "export_session":  # a policy without memory exports nothing
+                export = getattr(policy, "export_session", None)
+                data = bytes(export(str(msg.get("session", "")))) if callable(export) else b""
+                self.send({"op": "ok", "id": rid, "data": data})
+            elif op == "import_session":
+                restore = getattr(policy, "import_session", None)
+                if callable(restore):
+                    restore(str(msg.get("session", "")), bytes(msg.get("data") or b""))
+                self.send({"op": "ok", "id": rid})
             else:
                 self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
         except self.wire.BadObservation as exc:  # the client's frame, not the model, is at fault
@@ -190,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = ModelSpec.from_json(args.spec)
         t0 = time.perf_counter()
-        policy = build_policy(spec)
+        policy = build_policy(spec, isolate=False)  # this process is the model's own interpreter
         policy.load()
         load_ms = (time.perf_counter() - t0) * 1000.0
         info = policy.info()

@@ -1,6 +1,8 @@
 // Arena: a form for a new episode (model, instruction, latency, steps, start from the default scene, a
 // state blob or a teleop recording at a time); the running episode's progress and log, live; then its
 // video with the metrics beside it; and a history grid of past episodes with thumbnails and filters.
+// "Watch it live in Foxglove" serves the episode on a Foxglove WebSocket while it runs; the run page
+// shows the links to open it.
 
 import { blobUrl, download, get, post, sse } from "../api.js";
 import { arena, episodeView, metricRows } from "../arena_api.js";
@@ -33,6 +35,7 @@ export default {
     const blob = h("textarea#arena-blob", { name: "start_blob", rows: 3, placeholder: "paste a state blob, or use “continue from here” on a finished episode" });
     const recording = h("select#arena-recording", { name: "recording" });
     const at = h("input#arena-at", { name: "at_s", type: "number", min: 0, step: 0.1, value: 0 });
+    const liveBox = h("input#arena-live", { type: "checkbox", name: "live" });
     const startKind = (v) => h("input", { type: "radio", name: "start", value: v, checked: v === "scene", onchange: syncStart });
     const radios = ["scene", "blob", "recording"].map(startKind);
     const startParts = {
@@ -54,7 +57,8 @@ export default {
         h("fieldset.wide", h("legend", "start from"),
           h("div.row", h("label.radio", radios[0], "default scene"), h("label.radio", radios[1], "state blob"),
             h("label.radio", radios[2], "teleop recording at a time")),
-          startParts.scene, startParts.blob, startParts.recording)),
+          startParts.scene, startParts.blob, startParts.recording),
+        h("label.radio.wide", liveBox, "watch it live in Foxglove while it runs (paced to real time)")),
       h("div.row.end", { style: { marginTop: "10px" } }, h("span.muted.small#arena-admin-note"), submit));
     syncStart();
 
@@ -66,6 +70,7 @@ export default {
         seed: Number(seed.value || 0), width: w, height: hgt, camera: camera.value,
       };
       if (latency.value !== "") spec.latency_ms = Number(latency.value);
+      if (liveBox.checked) spec.live = true;
       const kind = radios.find((r) => r.checked).value;
       if (kind === "scene") spec.scene = scene.value;
       else if (kind === "blob") {
@@ -109,9 +114,11 @@ export default {
       if (!id) { fill(detail, h("div.panel.empty", "Run an episode, or pick one from the history below.")); return; }
       const head = h("div.row");
       const prog = h("div#arena-progress");
+      const liveView = h("div#arena-live-view");
+      let sawLive = false;
       const log = h("pre.log#arena-log");
       const result = h("div#arena-result");
-      fill(detail, h("div.panel", head, prog), result, h("div.panel", h("h3", "Log"), log));
+      fill(detail, h("div.panel", head, prog, liveView), result, h("div.panel", h("h3", "Log"), log));
       const local = new AbortController();
       let streaming = false;
       let finished = false;
@@ -160,6 +167,13 @@ export default {
             h("span#arena-step", e.steps ? `step ${e.step ?? 0} of ${e.steps}` : "")),
           progressBar(e.fraction, e.done ? (e.failed ? "failed" : "done") : ""),
           e.error ? h("p.error-text", e.error) : null);
+        const live = e.raw.live;
+        sawLive = sawLive || Boolean(live);
+        const liveSig = JSON.stringify([live, e.done && sawLive]);
+        if (liveView.dataset.sig !== liveSig) { // rebuilt only on change: a link is never replaced under the pointer
+          liveView.dataset.sig = liveSig;
+          fill(liveView, liveLines(live, e.done && sawLive));
+        }
         if (!streaming) startLog();
         window.__vla.updates.push({ page: "arena", t: performance.now(), step: e.step });
         if (e.done) {
@@ -170,6 +184,21 @@ export default {
         }
       }, STATUS_MS);
       watch = { id, stop() { status.stop(); local.abort(); } };
+    }
+
+    /** What the run page says about an episode's live view (`live` from the API; `ended`: it was on). */
+    function liveLines(live, ended) {
+      if (ended) return h("p.small.muted", "The live view closed when the episode ended.");
+      if (!live) return null;
+      if (live.state === "unavailable") return h("p.error-text", `Live view unavailable: ${live.error}. The episode runs without it.`);
+      if (live.state !== "on") return h("p.small.muted", "Live view: it starts in Foxglove when the episode starts.");
+      return h("div.small#arena-live-on",
+        h("p", h("strong", "Watch it live: "),
+          h("a#arena-live-link", { href: live.foxglove_web, target: "_blank", rel: "noopener" }, "open it in Foxglove"),
+          " (web app) or ",
+          h("a#arena-live-desktop", { href: live.foxglove_desktop }, "in the Foxglove desktop app"), "."),
+        h("p.muted", "Or in Foxglove: Open connection → Foxglove WebSocket → ", h("code#arena-live-url", live.url),
+          ". The address is on the machine that runs this service; layout: configs/foxglove_layout.json."));
     }
 
     async function showResult(e, box, signal) {

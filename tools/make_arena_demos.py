@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Demonstrations from the arena: a policy (color-reach) on shuffled scenes → one LeRobot dataset.
+
+    .venv/bin/python tools/make_arena_demos.py --episodes 40 --out datasets/arena_demos
+
+Runs `--episodes` arena episodes in-process (sim time, deterministic: seed i shuffles the cubes
+and the cube to lift is red / green / blue in turn), writes each one's trajectory MCAP (the
+teleop recording format) under ``<out>_episodes/``, then exports the successful ones with the
+same code as ``teleop-replay export --to lerobot --success-only --fps <control rate>`` into a
+LeRobot v3.0 dataset: ``observation.images.front`` (what the policy saw), ``observation.state``
+[x, y, z, qx, qy, qz, qw, gripper −1…1], ``action`` (the 7-D action space of
+`robot_formats.action_space`, decided at that frame). One frame per control step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CUBES = ("red", "green", "blue")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to create (must not exist or be empty)")
+    p.add_argument("--episodes", type=int, default=40, help="episodes to run (default 40)")
+    p.add_argument("--model", default="color-reach", help="the demonstrating policy (catalog id)")
+    p.add_argument("--catalog", default=None, help="model catalog YAML (default: the built-in one)")
+    p.add_argument("--scene", default="shuffled", choices=("default", "shuffled"))
+    p.add_argument("--seed", type=int, default=1000, help="first seed (episode i uses seed + i)")
+    p.add_argument("--steps", type=int, default=50, help="control steps per episode")
+    p.add_argument("--hz", type=float, default=10.0, help="control rate, Hz (the dataset's fps)")
+    p.add_argument("--width", type=int, default=160, help="observation width, px")
+    p.add_argument("--height", type=int, default=120, help="observation height, px")
+    p.add_argument("--cubes", default=",".join(CUBES), help="cubes to lift in turn (comma-separated)")
+    p.add_argument("--all", action="store_true", help="keep failed episodes too (default: successes only)")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error("--episodes: expected >= 1")
+
+    from oculus_server.replay.lerobot import export_lerobot
+    from robot_formats.recording.episode import load_episode
+    from vla_server.arena.config import EpisodeSpec
+    from vla_server.arena.episode import run_episode
+    from vla_server.arena.models import CatalogProvider
+
+    provider = CatalogProvider(args.catalog)
+    model = provider.spec(args.model)
+    policy = provider.policy(args.model)
+    cubes = [c.strip() for c in args.cubes.split(",") if c.strip()]
+    ep_dir = args.out.with_name(args.out.name + "_episodes")
+    t0 = time.perf_counter()
+    kept = []
+    for i in range(args.episodes):
+        cube = cubes[i % len(cubes)]
+        spec = EpisodeSpec(model=args.model, instruction=f"pick up the {cube} cube", steps=args.steps,
+                           control_hz=args.hz, width=args.width, height=args.height, seed=args.seed + i,
+                           scene=args.scene, video=False, latency_ms=0.0)
+        out = ep_dir / f"ep{i:04d}"
+        (out / "trajectory.mcap").unlink(missing_ok=True)
+        result = run_episode(spec, policy, model, out, episode_id=f"demo-{i}")
+        ok = bool(result.metrics["success"])
+        print(f"episode {i + 1}/{args.episodes}: seed {spec.seed}, {cube}: "
+              f"{'success' if ok else 'failure'} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if ok or args.all:
+            kept.append(out / "trajectory.mcap")
+    if not kept:
+        print("no successful episode to export", file=sys.stderr)
+        return 1
+    episodes = [load_episode(path, images=True) for path in kept]
+    export_lerobot(episodes, args.out, fps=args.hz)
+    print(f"wrote {args.out}: {len(kept)} of {args.episodes} episodes "
+          f"({sum(1 for _ in kept)} kept), {time.perf_counter() - t0:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
