@@ -14,6 +14,7 @@ quaternions (x, y, z, w), joints in radians, finger openings in metres (each fin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,15 +89,42 @@ def _joints(q: Sequence[float] | np.ndarray) -> np.ndarray:
     return arr
 
 
+_Vec = tuple[float, float, float]
+_Mat = tuple[_Vec, _Vec, _Vec]
+# the same offsets as plain floats: seven 3×3 products are cheaper in floats than numpy calls
+_JOINT_OFFSETS_F: tuple[tuple[_Vec, _Mat], ...] = tuple(
+    ((float(o[0]), float(o[1]), float(o[2])), tuple((float(r[0]), float(r[1]), float(r[2])) for r in f))  # type: ignore[misc]
+    for o, f in _JOINT_OFFSETS
+)
+
+
+def _chain_floats(q: np.ndarray) -> list[tuple[_Vec, _Mat]]:
+    """(position, rotation rows) of link0 … link7 for joints `q` (validated), as floats."""
+    p0 = p1 = p2 = 0.0
+    r: _Mat = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    out = [((p0, p1, p2), r)]
+    for qi, (o, f) in zip(q.tolist(), _JOINT_OFFSETS_F):
+        (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = r
+        p0, p1, p2 = (p0 + a0 * o[0] + a1 * o[1] + a2 * o[2], p1 + b0 * o[0] + b1 * o[1] + b2 * o[2],
+                      p2 + c0 * o[0] + c1 * o[1] + c2 * o[2])
+        c, s = math.cos(qi), math.sin(qi)
+        (f00, f01, f02), (f10, f11, f12), (f20, f21, f22) = f
+        # m = f @ rot_z(qi): only the first two columns turn
+        m00, m01 = f00 * c + f01 * s, f01 * c - f00 * s
+        m10, m11 = f10 * c + f11 * s, f11 * c - f10 * s
+        m20, m21 = f20 * c + f21 * s, f21 * c - f20 * s
+        r = (
+            (a0 * m00 + a1 * m10 + a2 * m20, a0 * m01 + a1 * m11 + a2 * m21, a0 * f02 + a1 * f12 + a2 * f22),
+            (b0 * m00 + b1 * m10 + b2 * m20, b0 * m01 + b1 * m11 + b2 * m21, b0 * f02 + b1 * f12 + b2 * f22),
+            (c0 * m00 + c1 * m10 + c2 * m20, c0 * m01 + c1 * m11 + c2 * m21, c0 * f02 + c1 * f12 + c2 * f22),
+        )
+        out.append(((p0, p1, p2), r))
+    return out
+
+
 def _chain(q: np.ndarray) -> list[Pose]:
     """Poses of link0 … link7 for joints `q` (validated)."""
-    pos, rot = np.zeros(3), np.eye(3)
-    out = [Pose(pos, rot)]
-    for qi, (offset, fixed) in zip(q, _JOINT_OFFSETS):
-        pos = pos + rot @ offset
-        rot = rot @ fixed @ rot_z(float(qi))
-        out.append(Pose(pos, rot))
-    return out
+    return [Pose(np.array(p), np.array(r)) for p, r in _chain_floats(q)]
 
 
 def link_poses(q: Sequence[float] | np.ndarray, finger_m: float = FINGER_OPEN_M) -> dict[str, Pose]:
@@ -126,8 +154,9 @@ def tcp_pose(q: Sequence[float] | np.ndarray) -> Pose:
     Raises:
         ValueError: `q` is not 7 finite numbers.
     """
-    hand = _chain(_joints(q))[-1]
-    return Pose(hand.pos + hand.rot @ _TCP_POS, hand.rot @ _HAND_ROT)
+    p, r = _chain_floats(_joints(q))[-1]
+    rot = np.array(r)
+    return Pose(np.array(p) + rot @ _TCP_POS, rot @ _HAND_ROT)
 
 
 def forward(q: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,6 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import FastAPI
-
 from robot_formats.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
 from robot_formats.kinematics import forward as forward_kinematics
 from robot_formats.openpi_request import (
@@ -32,6 +30,7 @@ from vla_server.auth.pacing import RequestPacer
 from vla_server.auth.store import ApiKey, KeyStore
 from vla_server.constants import MAX_FRAME_PIXELS
 from vla_server.openpi.server import (
+    OpenPIApp,
     OpenPIRequestError,
     OpenPIServerConfig,
     SessionCloser,
@@ -116,7 +115,7 @@ class OpenPISession:
 def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: str,
                            max_message_bytes: int, infer_timeout_s: float, *,
                            sessions: SessionManager | None = None,
-                           max_frame_pixels: int = MAX_FRAME_PIXELS) -> FastAPI:
+                           max_frame_pixels: int = MAX_FRAME_PIXELS) -> OpenPIApp:
     """The openpi-protocol app serving `registry`'s models (`model` unless the client asks ``?model=``).
 
     Args:

@@ -1,5 +1,6 @@
-"""Runs the service: the main app (HTTP + ``/v1/stream``) and the openpi-compatible app on a
-second port, both uvicorn servers in one process and one event loop (so they share the registry).
+"""Runs the service: the main app (HTTP + ``/v1/stream``, uvicorn) and the openpi-compatible
+endpoint on a second port (a `websockets` server, no ASGI stack), in one process and one event
+loop (so they share the registry).
 
 Shutdown (SIGINT / SIGTERM, or one listener failing): every stream session gets an `error` and a
 close (1001, "server shutting down"), both servers stop accepting and finish, then the app's
@@ -18,9 +19,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from websockets.asyncio.server import Server as WebSocketServer
 
 from vla_server.app import create_app
 from vla_server.config import ServiceConfig
+from vla_server.openpi.server import OpenPIApp
 from vla_server.openpi_endpoint import create_openpi_endpoint
 
 log = logging.getLogger("vla_server.serve")
@@ -72,6 +75,7 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
                                   timeout_graceful_shutdown=math.ceil(config.server.shutdown_timeout_s)))
     servers: list[tuple[_Server, socket.socket]] = [(main, main_sock)]
     ports = {"port": main_sock.getsockname()[1], "openpi_port": None}
+    bridge: OpenPIApp | None = None
     if config.server.openpi_port is not None:
         model = config.server.openpi_model or next(iter(app.state.catalog), None)
         if model is None or model not in app.state.catalog:
@@ -87,8 +91,6 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
             raise
         socks.append(openpi_sock)
         ports["openpi_port"] = openpi_sock.getsockname()[1]
-        servers.append((_Server(uvicorn.Config(bridge, log_config=None, ws="websockets-sansio", ws_max_size=ws_max,
-                                               lifespan="off", timeout_graceful_shutdown=2)), openpi_sock))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
@@ -107,12 +109,15 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
             loop.add_signal_handler(sig, on_signal, sig)
     tasks = [loop.create_task(srv.serve(sockets=[sock]), name=f"uvicorn-{sock.getsockname()[1]}")
              for srv, sock in servers]
+    openpi_server: WebSocketServer | None = None
     try:
         while not all(srv.started for srv, _ in servers):
             if any(t.done() for t in tasks) or stop.is_set():
                 break
             await asyncio.sleep(0.02)
         else:
+            if bridge is not None:  # the openpi endpoint: a websockets server in this loop, once the app is up
+                openpi_server = await bridge.serve(openpi_sock, ws_max)
             log.info("listening", extra={"event": "listening", "host": config.server.host, **ports})
             if ready is not None:
                 ready(dict(ports))  # type: ignore[arg-type]
@@ -122,6 +127,10 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
         await app.state.sessions.close_all("server shutting down", timeout_s=config.server.shutdown_timeout_s)
         for srv, _ in servers:
             srv.should_exit = True
+        if openpi_server is not None:
+            openpi_server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(openpi_server.wait_closed(), 2.0)
         results: list[Any] = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,4 @@
-"""An ASGI app that speaks openpi's policy-server protocol, so the unmodified ``openpi-client``
+"""A `websockets` server that speaks openpi's policy-server protocol, so the unmodified ``openpi-client``
 (``WebsocketClientPolicy(host, port, api_key).infer(obs)``) can use our models.
 
 Protocol (read from openpi's ``serving/websocket_policy_server.py`` and
@@ -39,12 +39,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
-from fastapi import FastAPI, WebSocket
-from starlette.responses import PlainTextResponse, Response
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 
@@ -77,8 +80,8 @@ class OpenPIServerConfig:
     Attributes:
         model: model id served when the client names none.
         allow_model_query: accept ``?model=ID`` in the connection URL.
-        max_message_bytes: largest observation accepted (bytes); the transport limit (uvicorn's
-            ``ws_max_size``) should be at least this.
+        max_message_bytes: largest observation accepted (bytes); the transport limit (`OpenPIApp.serve`'s
+            ``max_size``) should be at least this.
         infer_timeout_s: an inference taking longer fails the request (error frame, close 1011).
     """
 
@@ -140,6 +143,183 @@ def _check_reply(reply: object, model_id: str) -> dict[str, Any]:
     return dict(reply)
 
 
+class OpenPIApp:
+    """The openpi endpoint: a `websockets` asyncio server (as openpi's own server), no ASGI stack.
+
+    Authentication (``process_request``: 401 before the handshake completes), admission
+    (``process_response``: 429 when `open_session` refuses) and ``GET /healthz`` happen during the
+    opening handshake; the connection handler then serves request/reply. `serve` runs it on a
+    listening socket in the running event loop.
+    """
+
+    def __init__(self, infer: InferFn, metadata: MetadataArg, check_key: CheckKeyFn | None,
+                 config: OpenPIServerConfig, end_session: EndSessionFn | None,
+                 open_session: OpenSessionFn | None) -> None:
+        self.config = config
+        self.stats = OpenPIEndpointStats()
+        self._infer = infer
+        self._metadata = metadata
+        self._check_key = check_key
+        self._end_session = end_session
+        self._open_session = open_session
+        self._principals: dict[int, Any] = {}  # id(connection) -> principal, between the two hooks
+        self._admitted: dict[int, tuple[str, str]] = {}  # id(connection) -> (model id, session id)
+
+    # ---- opening handshake ------------------------------------------------------------------
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            return conn.respond(HTTPStatus.OK, "OK\n")
+        if url.path != "/":
+            return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {url.path!r}; the openpi endpoint is '/'\n")
+        principal: Any = True
+        if self._check_key is not None:
+            key = parse_api_key(request.headers.get("Authorization"))
+            principal = await _maybe_await(self._check_key(key))
+            if not principal:
+                self.stats.auth_failures += 1
+                why = "missing API key (send 'Authorization: Api-Key <key>')" if key is None else "invalid API key"
+                log.warning("openpi auth refused peer=%s reason=%r", conn.remote_address, why)
+                return conn.respond(HTTPStatus.UNAUTHORIZED, why + "\n")
+        self._principals[id(conn)] = principal
+        return None
+
+    async def _process_response(self, conn: ServerConnection, request: Request, response: Response) -> Response | None:
+        principal = self._principals.pop(id(conn), None)
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            return None
+        model_id = self.config.model
+        requested = parse_qs(urlsplit(request.path).query).get("model")
+        if requested and requested[0] and self.config.allow_model_query:
+            model_id = requested[0]
+        session_id = str(uuid.uuid4())
+        if self._open_session is not None:
+
+            async def close(message: str, code: int) -> None:
+                await self._fail(conn, message, code)
+
+            refusal = await _maybe_await(self._open_session(principal, model_id, session_id, close))
+            if refusal is not None:
+                log.warning("openpi session refused peer=%s reason=%r", conn.remote_address, refusal)
+                await self._ended(model_id, session_id)
+                return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, refusal + "\n")
+        self._admitted[id(conn)] = (model_id, session_id)
+        return None
+
+    async def _ended(self, model_id: str, session_id: str) -> None:
+        if self._end_session is not None:
+            with contextlib.suppress(Exception):
+                await _maybe_await(self._end_session(model_id, session_id))
+
+    # ---- one connection ---------------------------------------------------------------------
+
+    async def _handler(self, conn: ServerConnection) -> None:
+        admitted = self._admitted.pop(id(conn), None)
+        if admitted is None:  # not admitted (cannot happen after a 101), nothing to serve
+            return
+        model_id, session_id = admitted
+        current_session.set(session_id)
+        stats = self.stats
+        stats.connections_total += 1
+        stats.connections_open += 1
+        log.info("openpi session open session=%s model=%s peer=%s", session_id, model_id, conn.remote_address)
+        try:
+            await self._serve(conn, model_id)
+        finally:
+            stats.connections_open -= 1
+            log.info("openpi session closed session=%s", session_id)
+            await self._ended(model_id, session_id)
+
+    async def _serve(self, conn: ServerConnection, model_id: str) -> None:
+        try:
+            meta = self._metadata(model_id) if callable(self._metadata) else self._metadata
+            meta = await _maybe_await(meta)
+            await conn.send(packb(dict(meta)))
+        except ConnectionClosed:
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the client
+            await self._fail(conn, f"metadata for model {model_id!r}: {type(exc).__name__}: {exc}")
+            return
+        prev_total_ms: float | None = None
+        while True:
+            try:
+                data = await conn.recv()
+            except ConnectionClosed:
+                return
+            t0 = time.monotonic()
+            try:
+                reply, infer_ms = await self._answer(data, model_id)
+            except OpenPIRequestError as exc:
+                await self._fail(conn, str(exc))
+                return
+            timing: dict[str, float] = {"infer_ms": infer_ms}
+            if prev_total_ms is not None:
+                timing["prev_total_ms"] = prev_total_ms
+            reply["server_timing"] = timing
+            try:
+                await conn.send(packb(reply))
+            except OpenPICodecError as exc:
+                await self._fail(conn, f"model {model_id!r} reply cannot be encoded: {exc}")
+                return
+            except ConnectionClosed:
+                return
+            prev_total_ms = (time.monotonic() - t0) * 1000.0
+
+    async def _answer(self, data: str | bytes, model_id: str) -> tuple[dict[str, Any], float]:
+        """Decodes one request, runs the model; returns (reply, inference time in ms)."""
+        cfg = self.config
+        if isinstance(data, str):
+            raise OpenPIRequestError("expected a binary msgpack observation, got a text frame")
+        if len(data) > cfg.max_message_bytes:
+            raise OpenPIRequestError(f"observation of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes}")
+        try:
+            obs = unpackb(data)
+        except OpenPICodecError as exc:
+            raise OpenPIRequestError(f"bad observation: {exc}") from exc
+        if not isinstance(obs, dict):
+            raise OpenPIRequestError(f"expected the observation as a msgpack map, got {type(obs).__name__}")
+        stats = self.stats
+        stats.requests += 1
+        stats.by_model[model_id] = stats.by_model.get(model_id, 0) + 1
+        t = time.monotonic()
+        try:
+            async with asyncio.timeout(cfg.infer_timeout_s):
+                raw = await self._infer(model_id, obs)
+        except TimeoutError as exc:
+            raise OpenPIRequestError(f"model {model_id!r} did not answer within {cfg.infer_timeout_s:g} s") from exc
+        except OpenPIRequestError:
+            raise
+        except Exception as exc:
+            raise OpenPIRequestError(f"model {model_id!r} failed: {type(exc).__name__}: {exc}") from exc
+        infer_ms = (time.monotonic() - t) * 1000.0
+        return _check_reply(raw, model_id), infer_ms
+
+    async def _fail(self, conn: ServerConnection, message: str, code: int = CLOSE_INTERNAL_ERROR) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        log.warning("openpi error: %s", message)
+        with contextlib.suppress(Exception):
+            await conn.send(message)  # the client adds "Error in inference server:" itself
+            reason = "Internal server error; message in previous frame" if code == CLOSE_INTERNAL_ERROR else message
+            await conn.close(code=code, reason=reason.encode()[:_MAX_REASON_BYTES].decode(errors="ignore"))
+
+    # ---- serving ----------------------------------------------------------------------------
+
+    async def serve(self, sock: socket.socket, max_size: int | None = None) -> Server:
+        """Starts serving on the listening `sock` in the running loop; returns the `websockets`
+        server (``close()`` then ``await wait_closed()`` ends it, open connections with 1001).
+
+        Args:
+            max_size: transport limit of one message, bytes (default: the config's limit).
+        """
+        return await ws_serve(
+            self._handler, sock=sock, process_request=self._process_request,
+            process_response=self._process_response, compression=None,
+            max_size=max_size or self.config.max_message_bytes, server_header=None,
+        )
+
+
 def create_openpi_app(
     infer: InferFn,
     metadata: MetadataArg,
@@ -149,8 +329,8 @@ def create_openpi_app(
     model: str | None = None,
     end_session: EndSessionFn | None = None,
     open_session: OpenSessionFn | None = None,
-) -> FastAPI:
-    """Builds the openpi-protocol app.
+) -> OpenPIApp:
+    """Builds the openpi-protocol endpoint.
 
     Args:
         infer: ``await infer(model_id, obs)``, obs the decoded request map.
@@ -164,145 +344,13 @@ def create_openpi_app(
             function that ends the connection from outside (revocation, shutdown).
 
     Returns:
-        A FastAPI app; ``app.state.openpi_stats`` holds its `OpenPIEndpointStats`.
+        An `OpenPIApp`; ``.stats`` holds its `OpenPIEndpointStats`.
     """
     if config is None:
         if model is None:
             raise ValueError("create_openpi_app: give a config or a model id")
         config = OpenPIServerConfig(model=model)
-    cfg = config
-    app = FastAPI(title="openpi-compatible policy endpoint", docs_url=None, redoc_url=None, openapi_url=None)
-    stats = OpenPIEndpointStats()
-    app.state.openpi_stats = stats
-    app.state.openpi_config = cfg
-
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return PlainTextResponse("OK\n")
-
-    @app.websocket("/")
-    async def policy_socket(ws: WebSocket) -> None:
-        key = parse_api_key(ws.headers.get("authorization"))
-        principal: Any = None
-        if check_key is not None:
-            principal = await _maybe_await(check_key(key))
-            if not principal:
-                stats.auth_failures += 1
-                why = "missing API key (send 'Authorization: Api-Key <key>')" if key is None else "invalid API key"
-                log.warning("openpi auth refused peer=%s reason=%r", ws.client, why)
-                await ws.send_denial_response(PlainTextResponse(why + "\n", status_code=401))
-                return
-        model_id = cfg.model
-        requested = ws.query_params.get("model")
-        if requested and cfg.allow_model_query:
-            model_id = requested
-        session_id = str(uuid.uuid4())
-        if open_session is not None:
-
-            async def close(message: str, code: int) -> None:
-                await _fail(ws, message, code)
-
-            refusal = await _maybe_await(open_session(principal, model_id, session_id, close))
-            if refusal is not None:
-                log.warning("openpi session refused peer=%s reason=%r", ws.client, refusal)
-                await ws.send_denial_response(PlainTextResponse(refusal + "\n", status_code=429))
-                if end_session is not None:
-                    with contextlib.suppress(Exception):
-                        await _maybe_await(end_session(model_id, session_id))
-                return
-        current_session.set(session_id)
-        stats.connections_total += 1
-        stats.connections_open += 1
-        log.info("openpi session open session=%s model=%s peer=%s", session_id, model_id, ws.client)
-        try:
-            await _serve(ws, model_id, session_id)
-        finally:
-            stats.connections_open -= 1
-            log.info("openpi session closed session=%s", session_id)
-            if end_session is not None:
-                with contextlib.suppress(Exception):
-                    await _maybe_await(end_session(model_id, session_id))
-
-    async def _serve(ws: WebSocket, model_id: str, session_id: str) -> None:
-        try:
-            meta = metadata(model_id) if callable(metadata) else metadata
-            meta = await _maybe_await(meta)
-            await ws.accept()
-            await ws.send_bytes(packb(dict(meta)))
-        except WebSocketDisconnect:
-            return
-        except Exception as exc:  # noqa: BLE001 - reported to the client, not raised into uvicorn
-            await _fail(ws, f"metadata for model {model_id!r}: {type(exc).__name__}: {exc}")
-            return
-        prev_total_ms: float | None = None
-        while True:
-            try:
-                msg = await ws.receive()
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            if msg["type"] == "websocket.disconnect":
-                return
-            t0 = time.monotonic()
-            try:
-                reply, infer_ms = await _answer(msg, model_id)
-            except OpenPIRequestError as exc:
-                await _fail(ws, str(exc))
-                return
-            timing: dict[str, float] = {"infer_ms": infer_ms}
-            if prev_total_ms is not None:
-                timing["prev_total_ms"] = prev_total_ms
-            reply["server_timing"] = timing
-            try:
-                await ws.send_bytes(packb(reply))
-            except OpenPICodecError as exc:
-                await _fail(ws, f"model {model_id!r} reply cannot be encoded: {exc}")
-                return
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            prev_total_ms = (time.monotonic() - t0) * 1000.0
-
-    async def _answer(msg: Mapping[str, Any], model_id: str) -> tuple[dict[str, Any], float]:
-        """Decodes one request, runs the model; returns (reply, inference time in ms)."""
-        data = msg.get("bytes")
-        if data is None:
-            raise OpenPIRequestError("expected a binary msgpack observation, got a text frame")
-        if len(data) > cfg.max_message_bytes:
-            raise OpenPIRequestError(f"observation of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes}")
-        try:
-            obs = unpackb(data)
-        except OpenPICodecError as exc:
-            raise OpenPIRequestError(f"bad observation: {exc}") from exc
-        if not isinstance(obs, dict):
-            raise OpenPIRequestError(f"expected the observation as a msgpack map, got {type(obs).__name__}")
-        stats.requests += 1
-        stats.by_model[model_id] = stats.by_model.get(model_id, 0) + 1
-        t = time.monotonic()
-        try:
-            raw = await asyncio.wait_for(infer(model_id, obs), timeout=cfg.infer_timeout_s)
-        except TimeoutError as exc:
-            raise OpenPIRequestError(f"model {model_id!r} did not answer within {cfg.infer_timeout_s:g} s") from exc
-        except OpenPIRequestError:
-            raise
-        except Exception as exc:
-            raise OpenPIRequestError(f"model {model_id!r} failed: {type(exc).__name__}: {exc}") from exc
-        infer_ms = (time.monotonic() - t) * 1000.0
-        return _check_reply(raw, model_id), infer_ms
-
-    async def _fail(ws: WebSocket, message: str, code: int = CLOSE_INTERNAL_ERROR) -> None:
-        stats.errors += 1
-        stats.last_error = message
-        log.warning("openpi error: %s", message)
-        if ws.application_state == WebSocketState.DISCONNECTED:
-            return
-        if ws.application_state != WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.accept()
-        with contextlib.suppress(Exception):
-            await ws.send_text(message)  # the client adds "Error in inference server:" itself
-            reason = "Internal server error; message in previous frame" if code == CLOSE_INTERNAL_ERROR else message
-            await ws.close(code=code, reason=reason.encode()[:_MAX_REASON_BYTES].decode(errors="ignore"))
-
-    return app
+    return OpenPIApp(infer, metadata, check_key, config, end_session, open_session)
 
 
 def bind_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -316,43 +364,46 @@ def bind_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socke
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: Any, host: str = "127.0.0.1", port: int = 0, ws_max_size: int = 32 * 1024 * 1024, start_timeout_s: float = 10.0
+    app: OpenPIApp, host: str = "127.0.0.1", port: int = 0, ws_max_size: int = 32 * 1024 * 1024,
+    start_timeout_s: float = 10.0,
 ) -> Iterator[int]:
-    """Runs `app` under uvicorn in a background thread; yields the port; stops it on exit.
+    """Runs `app` in a background thread with its own event loop; yields the port; stops it on exit.
 
-    For tests and for embedding; the service's CLI runs uvicorn itself.
+    For tests and for embedding; the service runs the endpoint in its own loop (`vla_server.serve`).
     """
-    import uvicorn
-
     sock = bind_loopback_socket(host, port)
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", ws_max_size=ws_max_size, lifespan="off")
-    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
     errors: list[BaseException] = []
+
+    async def main() -> None:
+        server = await app.serve(sock, ws_max_size)
+        started.set()
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
 
     def run() -> None:
         try:
-            server.run(sockets=[sock])
+            loop.run_until_complete(main())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             errors.append(exc)
+        finally:
+            loop.close()
 
-    thread = threading.Thread(target=run, name=f"uvicorn-{bound_port}", daemon=True)
+    thread = threading.Thread(target=run, name=f"openpi-{bound_port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + start_timeout_s
-    while not server.started:
-        if errors or not thread.is_alive():
-            sock.close()
-            raise RuntimeError(f"uvicorn did not start on {host}:{bound_port}: {errors[:1]}")
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError(f"uvicorn did not start on {host}:{bound_port} within {start_timeout_s} s")
-        time.sleep(0.01)
+    if not started.wait(start_timeout_s) or errors:
+        sock.close()
+        raise RuntimeError(f"openpi endpoint did not start on {host}:{bound_port}: {errors[:1]}")
     try:
         yield bound_port
     finally:
-        server.should_exit = True
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10.0)
         sock.close()
         if thread.is_alive():
-            raise RuntimeError(f"uvicorn on port {bound_port} did not stop within 10 s")
+            raise RuntimeError(f"openpi endpoint on port {bound_port} did not stop within 10 s")

@@ -4,8 +4,8 @@ Each tenant (an API key; a session when there is no key) has its own FIFO; `get`
 oldest request of the tenant served *least recently* among those waiting (ties: first come).
 So a tenant that comes back after each reply (one request in flight per session) is served
 next, not behind another tenant's backlog: with N busy tenants each gets about 1/N of the
-worker's time, whatever its number of sessions or frame rate. Thread-safe (the worker's reader
-thread puts, its main thread gets); numpy-free so it runs in any worker environment.
+worker's time, whatever its number of sessions or frame rate. Thread-safe (the worker's main
+thread and its watcher thread put, the main thread gets); numpy-free so it runs in any worker environment.
 """
 
 from __future__ import annotations
@@ -45,18 +45,26 @@ class FairQueue(Generic[T]):
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            if self._closed:
-                return None
-            tenant = min(self._queues, key=lambda t: self._last_served.get(t, 0))  # min keeps arrival order on ties
-            q = self._queues[tenant]
-            item = q.popleft()
-            if not q:
-                del self._queues[tenant]
-            self._last_served[tenant] = next(self._turn)
-            if len(self._last_served) > _MAX_REMEMBERED:
-                for t in [t for t in self._last_served if t not in self._queues][: _MAX_REMEMBERED // 2]:
-                    del self._last_served[t]
-            return item
+            return self._take()
+
+    def get_nowait(self) -> T | None:
+        """The next request, or None when none waits or once closed."""
+        with self._cond:
+            return self._take()
+
+    def _take(self) -> T | None:
+        if self._closed or not self._queues:
+            return None
+        tenant = min(self._queues, key=lambda t: self._last_served.get(t, 0))  # min keeps arrival order on ties
+        q = self._queues[tenant]
+        item = q.popleft()
+        if not q:
+            del self._queues[tenant]
+        self._last_served[tenant] = next(self._turn)
+        if len(self._last_served) > _MAX_REMEMBERED:
+            for t in [t for t in self._last_served if t not in self._queues][: _MAX_REMEMBERED // 2]:
+                del self._last_served[t]
+        return item
 
     def close(self) -> None:
         """Wakes the getter; `get` returns None from now on."""

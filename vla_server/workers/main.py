@@ -2,8 +2,10 @@
 
 Builds one policy from its `ModelSpec` (through `vla_server.policies.factory.build_policy`),
 loads it, says ``ready`` over the inherited socket (fd N) and serves requests until told to shut
-down. A reader thread answers ``ping`` at once even while the main thread is inside a long
-`infer`, so the service's health check tells a slow model from a dead one. Requests wait in a
+down. The main thread reads the socket itself (no thread handoff per request); while a job runs
+longer than `_WATCH_AFTER_S` (or the policy loads) a watcher thread reads instead, so ``ping`` is
+answered within ~`_WATCH_AFTER_S` even while the main thread is inside a long `infer`, and the
+service's health check tells a slow model from a dead one. Requests wait in a
 `FairQueue` keyed by their ``tenant``: served round-robin across tenants, so one tenant cannot
 take more than its share of the model's time.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import select
 import signal
 import socket
 import sys
@@ -33,6 +36,8 @@ from vla_server.workers.fair_queue import FairQueue
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
+_WATCH_AFTER_S = 0.02  # a job running longer than this: the watcher thread reads the socket meanwhile
+_WATCH_POLL_S = 0.01  # the watcher's period, s
 
 
 def set_parent_death_signal(parent_pid: int) -> None:
@@ -47,15 +52,22 @@ def set_parent_death_signal(parent_pid: int) -> None:
 
 
 class _Worker:
+    """Serves one policy. The main thread reads the socket itself (no thread handoff per request):
+    it blocks on the socket while idle, and before each job takes every request already waiting
+    into the `FairQueue`. While a job runs longer than `_WATCH_AFTER_S`, the watcher thread takes
+    over reading (under `read_lock`), so pings are answered and requests queue meanwhile."""
+
     def __init__(self, sock: socket.socket) -> None:
         from vla_server.workers import wire
 
         self.wire = wire
         self.sock = sock
         self.send_lock = threading.Lock()
+        self.read_lock = threading.Lock()  # one reader of the socket at a time: whole messages
         self.jobs: FairQueue[dict[str, Any]] = FairQueue()
         self.stop = threading.Event()
         self.busy = False
+        self.busy_since = 0.0  # monotonic start of the running job
         self.slots: Any = None  # ImageSlots shared with the service, when it gave one
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -63,34 +75,58 @@ class _Worker:
         with self.send_lock:
             self.sock.sendall(data)
 
-    def reader(self) -> None:
-        """Reads requests; pings are answered here, the rest queued for the main thread."""
-        self.sock.settimeout(_POLL_S)
+    def _read_one(self) -> bool:
+        """Reads one message (caller holds `read_lock`; the socket is readable or may block up to
+        its timeout) and dispatches it: pings answered, shutdown done, the rest queued. False on
+        a timeout."""
+        try:
+            msg = self.wire.recv_message_sync(self.sock)
+        except TimeoutError:
+            return False
+        except (EOFError, OSError):
+            os._exit(0)  # the service is gone: nothing to clean up that the kernel will not
+        except self.wire.WireError as exc:
+            self.send({"op": "error", "id": -1, "error": f"worker could not decode a request: {exc}"})
+            return True
+        op = msg["op"]
+        if op == "ping":
+            self.send({"op": "pong", "id": msg.get("id"), "busy": self.busy})
+        elif op == "shutdown":
+            self.stop.set()
+            self.jobs.close()
+            self.send({"op": "ok", "id": msg.get("id")})
+        else:
+            self.jobs.put(str(msg.get("tenant") or ""), msg)
+        return True
+
+    def _readable(self, timeout_s: float) -> bool:
+        return bool(select.select([self.sock], [], [], timeout_s)[0])
+
+    def pump(self, block: bool) -> None:
+        """Main thread: reads what is waiting (all of it, for fairness); `block`: waits up to
+        `_POLL_S` for a first message."""
+        with self.read_lock:
+            if block:
+                self._read_one()
+            while not self.stop.is_set() and self._readable(0):
+                self._read_one()
+
+    def watcher(self) -> None:
+        """Reads the socket while the main thread is inside a long job (pings answered at once)."""
         while not self.stop.is_set():
-            try:
-                msg = self.wire.recv_message_sync(self.sock)
-            except TimeoutError:
-                continue
-            except (EOFError, OSError):
-                os._exit(0)  # the service is gone: nothing to clean up that the kernel will not
-            except self.wire.WireError as exc:
-                self.send({"op": "error", "id": -1, "error": f"worker could not decode a request: {exc}"})
-                continue
-            op = msg["op"]
-            if op == "ping":
-                self.send({"op": "pong", "id": msg.get("id"), "busy": self.busy})
-            elif op == "shutdown":
-                self.stop.set()
-                self.jobs.close()
-                self.send({"op": "ok", "id": msg.get("id")})
-                return
-            else:
-                self.jobs.put(str(msg.get("tenant") or ""), msg)
+            time.sleep(_WATCH_POLL_S)
+            while self.busy and time.monotonic() - self.busy_since > _WATCH_AFTER_S and not self.stop.is_set():
+                if self._readable(_WATCH_POLL_S) and self.busy:
+                    with self.read_lock:
+                        if self._readable(0):
+                            self._read_one()
 
     def serve(self, policy: Any) -> None:
-        """Main-thread loop: runs queued requests one at a time."""
+        """Main-thread loop: reads requests and runs them one at a time, fairest tenant first."""
+        self.sock.settimeout(_POLL_S)
         while not self.stop.is_set():
-            msg = self.jobs.get(_POLL_S)
+            self.pump(block=len(self.jobs) == 0)
+            msg = self.jobs.get_nowait()
             if msg is not None:
                 self.handle(policy, msg)
 
@@ -101,6 +137,7 @@ class _Worker:
         try:
             if op == "infer":
                 obs = self.wire.observation_from_wire(msg["obs"], self.slots)
+                self.busy_since = time.monotonic()
                 self.busy = True
                 t0 = time.perf_counter()
                 try:
@@ -152,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         from vla_server.workers.shm import ImageSlots
 
         worker.slots = ImageSlots.attach(args.shm_fd, args.shm_slots, args.shm_slot_bytes)
-    threading.Thread(target=worker.reader, name="worker-reader", daemon=True).start()
+    # until the policy is loaded, the watcher answers pings (and queues requests): the load is a long job
+    worker.busy_since, worker.busy = time.monotonic(), True
+    worker.sock.settimeout(_POLL_S)
+    threading.Thread(target=worker.watcher, name="worker-watcher", daemon=True).start()
     try:
         # the factory imports only the backend this spec names
         from vla_server.policies.factory import build_policy
@@ -163,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         policy.load()
         load_ms = (time.perf_counter() - t0) * 1000.0
         info = policy.info()
+        worker.busy = False
         worker.send({
             "op": "ready",
             "pid": os.getpid(),

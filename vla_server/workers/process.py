@@ -259,7 +259,7 @@ class WorkerProcess:
         return actions.astype(np.float64, copy=False), float(reply.get("model_ms", 0.0))
 
     async def ping(self, timeout_s: float) -> float:
-        """Round trip of a ping, ms (answered by the worker's reader thread even while busy)."""
+        """Round trip of a ping, ms (answered even while the worker is busy: its watcher thread reads then)."""
         t0 = time.perf_counter()
         await self._request({"op": "ping"}, timeout_s)
         return (time.perf_counter() - t0) * 1000.0
@@ -280,8 +280,9 @@ class WorkerProcess:
         self._pending[rid] = fut
         try:
             self._writer.write(wire.pack({**msg, "id": rid}))
-            await asyncio.wait_for(self._writer.drain(), timeout_s)
-            reply = await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):  # one deadline, no task per wait (unlike wait_for)
+                await self._writer.drain()
+                reply = await fut
         except TimeoutError:
             raise WorkerTimeout(f"model {self.spec.id!r}: no reply to {msg['op']!r} within {timeout_s:.1f} s") from None
         except (ConnectionError, OSError) as exc:
