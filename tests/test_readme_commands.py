@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.debug_demo import ROOT, default_ports_lock, demo_outcome, run_debug_demo, venv_missing
@@ -152,3 +153,196 @@ def test_vla_arena_run_lifts_the_red_cube_from_a_plain_shell(tmp_path: Path) -> 
     with open(episode / "trajectory.mcap", "rb") as f:
         r = make_reader(f)
         assert r.get_summary().statistics.message_count == sum(1 for _ in r.iter_messages()) > 0
+
+
+# -- the README's daemon examples -------------------------------------------------------------------
+
+RUN_SERVER = "./run_server.sh --debug"
+TICK_TOPIC = "/control/mode"  # one message per recording tick
+PATH_TOL_M = 0.025  # the replayed hand's path within this of the recorded one (measured 0.6 cm)
+
+
+def _sandbox_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+
+
+def _episodes(box: Path) -> list[Path]:
+    return sorted((box / "recordings").glob("*/*.mcap"), key=lambda p: p.name)
+
+
+def _metadata(path: Path) -> dict[str, dict[str, str]]:
+    from mcap.reader import make_reader
+
+    with open(path, "rb") as f:
+        return {m.name: dict(m.metadata) for m in make_reader(f).iter_metadata()}
+
+
+def _json_messages(path: Path, topic: str) -> list[tuple[int, dict]]:
+    """(log time ns, message) of every JSON message on `topic`, read with the official reader."""
+    import json
+
+    from mcap.reader import make_reader
+
+    with open(path, "rb") as f:
+        return [(m.log_time, json.loads(m.data)) for _, _, m in make_reader(f).iter_messages(topics=[topic])]
+
+
+def _run_to_exit(box: Path, argv: list[str], log_path: Path, timeout_s: float = 240.0) -> tuple[int, str]:
+    """Runs `argv` in the sandbox with no terminal until it exits by itself (SIGKILL after `timeout_s`)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return rc, log_path.read_text(errors="replace")
+
+
+class TimedRun:
+    """`./run_server.sh --debug --performance --vr-source scripted:pick_place --duration 30 --no-dashboard`."""
+
+    def __init__(self, tmp: Path, busy: bool = False) -> None:
+        from tests.debug_demo import sandbox
+
+        self.argv = readme_line(f"{RUN_SERVER} --performance --vr-source scripted:pick_place")
+        assert self.argv[2:] == ["--performance", "--vr-source", "scripted:pick_place", "--duration", "30",
+                                 "--no-dashboard"], self.argv
+        self.box = sandbox(tmp)
+        load = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdin=subprocess.DEVNULL) if busy else None
+        try:
+            with default_ports_lock():
+                self.returncode, self.log = _run_to_exit(self.box, self.argv, tmp / "run_server.log")
+        finally:
+            if load is not None:
+                load.kill()
+                load.wait()
+        self.episodes = _episodes(self.box)
+
+
+def _check_timed_performance_run(run: TimedRun) -> None:
+    """What the README promises for the command: it exits by itself, cleanly, after 30 s (`--duration`),
+    printing the compact status line (`--no-dashboard`); scripted sources record from the start
+    (`--record-on-start` default); 40 Hz control and recording (`--performance`), every tick built and
+    every command sent (consecutive `send_seq`) recorded; pick_place stacks the red cube and presses B (success)."""
+    from tests.recording_checks import read_whole, validate_json_messages
+
+    assert run.returncode == 0, run.log[-4000:]
+    assert "duration of 30.0 s reached: stopping" in run.log, run.log[-4000:]
+    assert "Traceback" not in run.log, run.log[-4000:]
+    assert re.search(r"INFO oculus_server: t=\d+s \| ", run.log), "no --no-dashboard status line:\n" + run.log[-4000:]
+    assert len(run.episodes) == 1, run.episodes
+    (episode,) = run.episodes
+    assert episode.parent.name == "success", (episode, run.log[-4000:])
+    assert f"recording saved: recordings/success/{episode.name}" in run.log
+    assert read_whole(episode) > 0
+    validate_json_messages(episode)
+    meta = _metadata(episode)
+    start, end = meta["recording_start"], meta["recording_end"]
+    assert start["mode"] == "performance" and start["rates_hz"] == "vr=50.0 control=40.0 record=40.0", start
+    assert end["outcome"] == "success", end
+    ticks = _json_messages(episode, TICK_TOPIC)
+    assert len(ticks) == int(end["ticks_last_seq"]) + 1, "ticks built but not recorded"
+    assert {g["value"] for _, m in ticks for g in m["gains"] if g["name"] == "control_hz"} == {40.0}
+    periods_ms = np.diff([t for t, _ in ticks]) / 1e6
+    # The ticks' own log times: 40 Hz is a 25 ms period (the median ignores a late tick on a busy VM;
+    # at 20 Hz it would be 50 ms).
+    assert 22.5 < float(np.median(periods_ms)) < 27.5, np.percentile(periods_ms, [1, 50, 99])
+    sent = [m["send_seq"] for _, m in _json_messages(episode, "/robot/command")]
+    assert len(sent) > 50 and sent == list(range(len(sent))), sent  # every command sent, once, in order
+    outcome = demo_outcome(episode)
+    print(f"{episode.name}: {len(ticks)} ticks, median period {np.median(periods_ms):.2f} ms, "
+          f"{len(sent)} commands; {outcome.describe()}")
+    assert outcome.stacked, outcome.describe()
+
+
+@pytest.fixture(scope="module")
+def timed_run(tmp_path_factory: pytest.TempPathFactory) -> TimedRun:
+    """One run of the README's timed example, shared by the tests that check it and replay it."""
+    return TimedRun(tmp_path_factory.mktemp("timed"))
+
+
+def test_run_server_debug_performance_duration_30_exits_by_itself_with_a_40_hz_recording(timed_run: TimedRun) -> None:
+    _check_timed_performance_run(timed_run)
+
+
+def test_run_server_debug_performance_duration_30_beside_a_cpu_bound_process(tmp_path: Path) -> None:
+    _check_timed_performance_run(TimedRun(tmp_path, busy=True))
+
+
+def _hand_path(path: Path) -> np.ndarray:
+    """(n, 3) measured hand positions (robot base, m) while the arm followed the controller."""
+    from robot_formats.recording.reader import RecordingReader
+
+    with RecordingReader(path) as r:
+        events = [(log_ns, m["message"]) for _, log_ns, _, _, m in r.messages(["/events"]) if m["kind"] == "control"]
+        engaged = next(t for t, what in events if what == "engaged")
+        released = next((t for t, what in events if what == "disengaged" and t > engaged), None)
+        return np.array([(m.pose.position.x, m.pose.position.y, m.pose.position.z)
+                         for _, log_ns, _, _, m in r.messages(["/robot/ee_pose"])
+                         if log_ns >= engaged and (released is None or log_ns <= released)])
+
+
+def _poses(path: Path, topic: str) -> list[tuple[float, ...]]:
+    from robot_formats.recording.reader import RecordingReader
+
+    with RecordingReader(path) as r:
+        return [(p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y, p.orientation.z,
+                 p.orientation.w) for _, _, _, _, m in r.messages([topic]) for p in [m.pose]]
+
+
+def _run_until(box: Path, argv: list[str], log_path: Path, done: str, timeout_s: float = 180.0) -> tuple[int, str]:
+    """Runs `argv` in the sandbox with no terminal until its output contains `done`, then Ctrl-C."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None and done not in log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no {done!r} in {timeout_s} s:\n" + log_path.read_text()[-4000:]
+            time.sleep(0.25)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return rc, log_path.read_text(errors="replace")
+
+
+def test_run_server_debug_replay_source_moves_the_arm_as_the_recording_did(timed_run: TimedRun,
+                                                                           tmp_path: Path) -> None:
+    """`--vr-source replay:recordings/success/FILE.mcap` replays the controller of the timed example's
+    episode: the new episode's controller poses are the recorded ones, the hand follows the recorded
+    hand's path, and the replayed B marks it a success."""
+    import shutil
+
+    from tests.debug_demo import sandbox
+
+    argv = readme_line(f"{RUN_SERVER} --vr-source replay:")
+    assert argv[3].startswith("replay:recordings/success/") and argv[3].endswith(".mcap"), argv
+    (original,) = timed_run.episodes
+    box = sandbox(tmp_path)
+    (box / "recordings" / "success").mkdir(parents=True)
+    shutil.copy2(original, box / "recordings" / "success" / original.name)
+    argv[3] = f"replay:recordings/success/{original.name}"
+    with default_ports_lock():
+        # The status line says vr=finished once the replay's last frame has played; then Ctrl-C.
+        rc, log = _run_until(box, argv, tmp_path / "run_server.log", "vr=finished")
+    assert rc == 0, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    (replayed,) = [p for p in _episodes(box) if p.name != original.name]
+    assert replayed.parent.name == "success", (replayed, log[-4000:])  # the recorded B, replayed
+    assert _metadata(replayed)["recording_start"]["vr_source"].startswith(f"replay:recordings/success/{original.name}")
+    recorded, played = _poses(original, "/vr/right/pose"), _poses(replayed, "/vr/right/pose")
+    assert set(played) <= set(recorded), "the replay recorded controller poses the recording does not hold"
+    assert len(set(played)) >= 0.5 * len(set(recorded)), (len(set(played)), len(set(recorded)))
+    a, b = _hand_path(original), _hand_path(replayed)
+    gap = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+    worst_a, worst_b = float(gap.min(axis=1).max()), float(gap.min(axis=0).max())
+    print(f"{replayed.name}: hand path within {worst_a * 100:.1f} / {worst_b * 100:.1f} cm of the recorded one "
+          f"({len(a)} / {len(b)} states); {demo_outcome(replayed).describe()}")
+    assert worst_a < PATH_TOL_M and worst_b < PATH_TOL_M, (worst_a, worst_b)
