@@ -346,3 +346,102 @@ def test_run_server_debug_replay_source_moves_the_arm_as_the_recording_did(timed
     print(f"{replayed.name}: hand path within {worst_a * 100:.1f} / {worst_b * 100:.1f} cm of the recorded one "
           f"({len(a)} / {len(b)} states); {demo_outcome(replayed).describe()}")
     assert worst_a < PATH_TOL_M and worst_b < PATH_TOL_M, (worst_a, worst_b)
+
+
+class Terminal:
+    """A pseudo-terminal (80×200) for a child: what it prints is drained into `output` by a thread."""
+
+    def __init__(self) -> None:
+        import fcntl
+        import struct
+        import termios
+        import threading
+
+        self.master, self.slave = os.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 80, 200, 0, 0))
+        self.settings = termios.tcgetattr(self.slave)
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every copy of the slave side is closed
+                return
+            if not data:
+                return
+            self._chunks.append(data)
+
+    @property
+    def output(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def wait_for(self, pattern: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> None:
+        """Waits until the output matches the regular expression `pattern`."""
+        deadline = time.monotonic() + timeout_s
+        while not re.search(pattern, self.output):
+            assert proc.poll() is None, f"exited ({proc.returncode}) before {pattern!r}:\n{self.output[-4000:]}"
+            assert time.monotonic() < deadline, f"no {pattern!r} in {timeout_s} s:\n{self.output[-4000:]}"
+            time.sleep(0.1)
+
+    def type(self, keys: str, gap_s: float = 0.1) -> None:
+        for key in keys:
+            os.write(self.master, key.encode())
+            time.sleep(gap_s)
+
+    def close(self) -> None:
+        os.close(self.slave)
+        self._reader.join(timeout=10)
+        os.close(self.master)
+
+
+def test_run_server_debug_keyboard_source_in_a_terminal_drives_the_arm_and_names_the_task(tmp_path: Path) -> None:
+    """`--vr-source keyboard --task "stack the red cube"` at a terminal (a pty): space starts an episode,
+    g holds the deadman, w moves the arm forward 1 cm a press, b marks success, space stops; the
+    episode carries the task, and the terminal's settings are restored at exit."""
+    import termios
+
+    from tests.debug_demo import sandbox
+
+    argv = readme_line(f"{RUN_SERVER} --vr-source keyboard")
+    assert argv[2:] == ["--vr-source", "keyboard", "--task", "stack the red cube"], argv
+    box = sandbox(tmp_path)
+    term = Terminal()
+    with default_ports_lock():
+        proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=term.slave, stdout=term.slave,
+                                stderr=term.slave, start_new_session=True)
+        try:
+            term.wait_for("daemon running", proc)
+            term.type(" ")  # A: start an episode
+            term.wait_for(r"episode \d{8}-\d{6}-\d{3}_stack-the-red-cube started", proc)
+            term.type("g", gap_s=1.0)  # the deadman (grip) on; its press anchors the origin
+            term.type("w" * 10)  # ten presses, 1 cm each, forward
+            time.sleep(3.0)  # the arm gets there (a ~150 ms round trip)
+            term.type("g", gap_s=0.5)
+            term.type("b", gap_s=1.0)  # B: success
+            term.type(" ")  # A: stop
+            deadline = time.monotonic() + 60
+            while not _episodes(box):
+                assert proc.poll() is None and time.monotonic() < deadline, term.output[-4000:]
+                time.sleep(0.25)
+            os.killpg(proc.pid, signal.SIGINT)
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            restored = termios.tcgetattr(term.slave)
+            term.close()
+    assert rc == 0, term.output[-4000:]
+    assert restored == term.settings, "the terminal was left in cbreak mode"
+    (episode,) = _episodes(box)
+    assert episode.parent.name == "success" and episode.stem.endswith("_stack-the-red-cube"), episode
+    start = _metadata(episode)["recording_start"]
+    assert start["task"] == "stack the red cube" and start["vr_source"].startswith("keyboard"), start
+    hand = _hand_path(episode)
+    moved = hand[-1] - hand[0]
+    print(f"{episode.name}: the hand moved {np.round(moved * 100, 1)} cm while the deadman was held")
+    assert 0.07 < moved[0] < 0.13, moved  # forward (robot +x) by the ten presses
+    assert abs(moved[1]) < 0.02 and abs(moved[2]) < 0.02, moved
