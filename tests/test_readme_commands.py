@@ -47,12 +47,20 @@ def readme_block(after: str, lang: str) -> str:
 
 
 def readme_line(prefix: str) -> list[str]:
-    """The README command line that starts with `prefix`, split into words (its comment dropped)."""
-    for line in README.splitlines():
-        if line.startswith(prefix):
-            import shlex
+    """The README command that starts with `prefix` (with its `\\` continuation lines), split into
+    words (comments dropped)."""
+    import shlex
 
-            return shlex.split(line.split("  #")[0])
+    lines = README.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(prefix):
+            words = []
+            for part in lines[i:]:
+                text = part.split("  #")[0].rstrip()
+                words.append(text.removesuffix("\\"))
+                if not text.endswith("\\"):
+                    break
+            return shlex.split(" ".join(words))
     raise AssertionError(f"README.md has no line starting with {prefix!r}")
 
 
@@ -294,13 +302,14 @@ def _poses(path: Path, topic: str) -> list[tuple[float, ...]]:
 
 
 def _run_until(box: Path, argv: list[str], log_path: Path, done: str, timeout_s: float = 180.0) -> tuple[int, str]:
-    """Runs `argv` in the sandbox with no terminal until its output contains `done`, then Ctrl-C."""
+    """Runs `argv` in the sandbox with no terminal until its output matches the regular expression
+    `done`, then Ctrl-C."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout_s
-        while proc.poll() is None and done not in log_path.read_text(errors="replace"):
+        while proc.poll() is None and not re.search(done, log_path.read_text(errors="replace")):
             assert time.monotonic() < deadline, f"no {done!r} in {timeout_s} s:\n" + log_path.read_text()[-4000:]
             time.sleep(0.25)
         if proc.poll() is None:
@@ -331,7 +340,7 @@ def test_run_server_debug_replay_source_moves_the_arm_as_the_recording_did(timed
     argv[3] = f"replay:recordings/success/{original.name}"
     with default_ports_lock():
         # The status line says vr=finished once the replay's last frame has played; then Ctrl-C.
-        rc, log = _run_until(box, argv, tmp_path / "run_server.log", "vr=finished")
+        rc, log = _run_until(box, argv, tmp_path / "run_server.log", r"\| vr=finished ")
     assert rc == 0, log[-4000:]
     assert "Traceback" not in log, log[-4000:]
     (replayed,) = [p for p in _episodes(box) if p.name != original.name]
@@ -445,3 +454,39 @@ def test_run_server_debug_keyboard_source_in_a_terminal_drives_the_arm_and_names
     print(f"{episode.name}: the hand moved {np.round(moved * 100, 1)} cm while the deadman was held")
     assert 0.07 < moved[0] < 0.13, moved  # forward (robot +x) by the ten presses
     assert abs(moved[1]) < 0.02 and abs(moved[2]) < 0.02, moved
+
+
+def test_run_server_debug_assists_with_a_lerobot_policy_from_the_catalog(tmp_path: Path) -> None:
+    """Step 6 of *Training a policy* with the catalog that step 3 writes (here: the tests' tiny ACT,
+    registered as act-arena in the sandbox's models/catalog.yaml): the daemon's local service loads
+    the LeRobot policy and its actions are blended into the operator's motion (α → 0.3). Stopped
+    with Ctrl-C once the status line shows the assist on at full α."""
+    import yaml
+
+    from robot_formats.recording.reader import RecordingReader
+    from tests.debug_demo import sandbox
+    from tests.lerobot_env import tiny_checkpoint
+
+    argv = readme_line(f"{RUN_SERVER} --assist act-arena")
+    assert argv[2:6] == ["--assist", "act-arena", "--assist-catalog", "models/catalog.yaml"], argv
+    made = tiny_checkpoint()  # skips, naming tools/make_lerobot_env.sh, without the LeRobot env
+    catalog = yaml.safe_load(made.catalog.read_text())
+    (entry,) = [e for e in catalog["models"] if e["id"] == made.model_id]
+    entry["id"] = "act-arena"
+    box = sandbox(tmp_path)
+    (box / "models").mkdir()
+    (box / "models" / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+    with default_ports_lock():
+        rc, log = _run_until(box, argv, tmp_path / "run_server.log", r"assist: on α=0\.30 act-arena ")
+    assert rc == 0, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    assert re.search(r"vla stream session \S+ model=act-arena", log), log[-4000:]
+    (episode,) = _episodes(box)  # open at Ctrl-C: finalized and kept
+    with RecordingReader(episode) as r:
+        blends = [m for _, _, _, _, m in r.messages(["/assist/blend"])]
+        actions = sum(1 for _ in r.messages(["/assist/action"]))
+    used = [m for m in blends if m["engaged"] and m["state"] == "on" and m["alpha"] > 0]
+    moved = [m for m in used if m["blended"] != m["operator"]]
+    print(f"{episode.name}: {actions} act-arena actions, {len(used)} ticks blended, {len(moved)} changed the command")
+    assert actions > 0 and moved, {m["state"] for m in blends}
+    assert max(m["alpha"] for m in used) == pytest.approx(0.3)  # the README's default α
