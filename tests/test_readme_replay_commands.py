@@ -401,3 +401,33 @@ def test_play_start_sim_goes_through_the_safety_section_of_config(debug_recordin
     departure = PLAY_DEPARTURE.search(run.stdout)
     assert departure, run.stdout
     assert float(departure.group(2)) > 0.5 * (max(ys) - y_max) * 1e3  # held back from the recorded path
+
+
+@pytest.mark.slow
+def test_export_dir_success_only_applies_to_hdf5_and_mp4_too(tmp_path: Path) -> None:
+    """README: ``teleop-replay export FILE_OR_DIR --to hdf5|mp4|lerobot [-o OUT] [--fps HZ] [--success-only]``:
+    --success-only keeps the successful recordings whatever the format; --fps (the dataset's frame rate)
+    is refused where it cannot apply instead of being ignored."""
+    recordings = tmp_path / "recordings"
+    for name in ("success/a.mcap", "failure/b.mcap", "success/c.mcap"):
+        (recordings / name).parent.mkdir(parents=True, exist_ok=True)
+        write_synthetic(recordings / name, seconds=1.0, cameras={"front": CAMS["front"]}, outcome=name.split("/")[0])
+    run = teleop_replay(["export", "recordings", "--to", "hdf5", "--success-only", "-o", "h5"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "2 of 3 recordings ended in success" in run.stderr
+    assert sorted(p.name for p in (tmp_path / "h5").iterdir()) == ["a.h5", "c.h5"]
+    for name in ("a", "c"):
+        with h5py.File(tmp_path / "h5" / f"{name}.h5", "r") as f:
+            assert f.attrs["outcome"] == "success" and len(f["timestamps"]) == 40
+
+    run = teleop_replay(["export", "recordings", "--to", "mp4", "--success-only", "-o", "mp4"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "mp4").glob("*.mp4")) == ["a.front.mp4", "c.front.mp4"]
+
+    run = teleop_replay(["export", "recordings/failure", "--to", "hdf5", "--success-only", "-o", "none"], tmp_path)
+    assert run.returncode == 1 and "none of the 1 recordings" in run.stderr and "ended in success" in run.stderr
+    assert not (tmp_path / "none").exists()
+
+    run = teleop_replay(["export", "recordings", "--to", "mp4", "--fps", "10", "-o", "fps"], tmp_path)
+    assert run.returncode == 2 and "--fps sets the frame rate of a LeRobot dataset" in run.stderr, run.stderr
+    assert not (tmp_path / "fps").exists()
