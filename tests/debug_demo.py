@@ -71,6 +71,15 @@ def venv_missing() -> str | None:
     return None
 
 
+def user_shell_env() -> dict[str, str]:
+    """The environment of a user's plain shell with .venv/bin on PATH: no MUJOCO_GL (only
+    run_server.sh sets it), no display, nothing this test process added."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY",
+                                                          "WAYLAND_DISPLAY", "VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
 def wait_ports_free(ports: dict[str, int], timeout_s: float = 30.0) -> None:
     """Waits until the default ports are free (a previous run may still be closing them).
 

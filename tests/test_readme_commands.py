@@ -20,22 +20,20 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.debug_demo import ROOT, default_ports_lock, demo_outcome, run_debug_demo, venv_missing
+from tests.debug_demo import (
+    ROOT,
+    default_ports_lock,
+    demo_outcome,
+    run_debug_demo,
+    user_shell_env,
+    venv_missing,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(venv_missing() is not None, reason=venv_missing() or "")]
 
 BUSY_LOOP = "while 1: pass"
 BIN = ROOT / ".venv" / "bin"
 README = (ROOT / "README.md").read_text()
-
-
-def user_shell_env() -> dict[str, str]:
-    """The environment of a user's plain shell with .venv/bin on PATH: no MUJOCO_GL (only
-    run_server.sh sets it), no display, nothing this test process added."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY",
-                                                          "WAYLAND_DISPLAY", "VIRTUAL_ENV", "PYTHONPATH")}
-    env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-    return env
 
 
 def readme_block(after: str, lang: str) -> str:

@@ -169,9 +169,11 @@ def write_synthetic(
     drop_ticks: set[int] | frozenset[int] = frozenset(),
     t0_wall: float | None = None,
     metadata: Mapping[str, str] | None = None,
+    outcome: str = "success",
     **writer_kwargs: object,
 ) -> Path:
-    """Records a synthetic episode as fast as possible and returns the finished file's path."""
+    """Records a synthetic episode as fast as possible, closes it with `outcome` and returns the
+    finished file's path."""
     from robot_formats.recording.writer import EpisodeWriter
 
     ep = SyntheticEpisode(hz=hz, cameras=cameras, t0_wall=t0_wall, drop_ticks=drop_ticks)
@@ -180,7 +182,7 @@ def write_synthetic(
     w = EpisodeWriter(path, meta, cameras=cams, **writer_kwargs)  # type: ignore[arg-type]
     for tick in ep.ticks(int(round(seconds * hz))):
         w.write(tick)
-    return w.close("success")
+    return w.close(outcome)
 
 
 def main(argv: list[str] | None = None) -> int:

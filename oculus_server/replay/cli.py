@@ -148,14 +148,37 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _successful(files: list[Path]) -> list[Path]:
+    """The recordings of `files` whose outcome (``recording_end`` metadata) is "success"."""
+    from robot_formats.recording.reader import RecordingReader
+
+    kept = []
+    for path in files:
+        with RecordingReader(path) as r:
+            if r.metadata().get("recording_end", {}).get("outcome") == "success":
+                kept.append(path)
+    return kept
+
+
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from oculus_server.replay.export import export_hdf5, export_mp4
     from oculus_server.replay.lerobot import export_lerobot
     from robot_formats.recording.episode import load_episode
 
+    if args.fps is not None and args.to != "lerobot":
+        print(f"error: --fps sets the frame rate of a LeRobot dataset (--to lerobot); --to {args.to} keeps "
+              "the recorded timing (hdf5: one row per recorded tick, mp4: every frame at its capture time)",
+              file=sys.stderr)
+        return 2
     files = recordings_in(Path(args.target))
     base = Path(args.target)
     single = base.is_file()
+    if args.success_only:
+        found = len(files)
+        files = _successful(files)
+        console.print(f"{len(files)} of {found} recordings ended in success")
+        if not files:
+            raise FrankaTeachError(f"none of the {found} recordings in {base} ended in success; nothing to export")
     images = args.to in ("mp4", "lerobot") or args.images
     written: list[Path] = []
     with _progress(console, args.progress) as progress:
@@ -164,12 +187,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
             episodes = []
             for path in files:
                 with _bar(progress, f"reading {path.name}") as update:
-                    ep = load_episode(path, images=True, progress=update)
-                if not args.success_only or ep.outcome == "success":
-                    episodes.append(ep)
+                    episodes.append(load_episode(path, images=True, progress=update))
                 progress.advance(overall)
-            if args.success_only:
-                console.print(f"{len(episodes)} of {len(files)} recordings ended in success")
             out = Path(args.out) if args.out else base.with_name((base.name[:-5] if single else base.name) + "_lerobot")
             with _bar(progress, "encoding dataset") as update:
                 written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
@@ -285,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", required=True, choices=("hdf5", "mp4", "lerobot"))
     s.add_argument("-o", "--out", type=Path, default=None, help="output file (hdf5, one input) or folder")
     s.add_argument("--images", action="store_true", help="hdf5: embed decoded camera images")
-    s.add_argument("--fps", type=_positive, default=None, help="lerobot: frame rate (default: the recording rate)")
+    s.add_argument("--fps", type=_positive, default=None,
+                   help="lerobot only: frame rate (default: the recording rate)")
     s.add_argument("--success-only", action="store_true",
-                   help="lerobot: only recordings whose outcome is success (arena episodes, marked teleop runs)")
+                   help="only recordings whose outcome is success (arena episodes, teleop runs marked with B)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("plot", help="overview PNG: rates, latency, pose vs target, gripper, VR inputs")

@@ -85,6 +85,7 @@ class Episode:
     events: list[tuple[float, str, str, dict[str, Any]]]  # (wall t, kind, message, data)
     cameras: dict[str, CameraStream] = field(default_factory=dict)
     joint_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))  # (M, 7) rad/s as recorded; NaN if unknown
+    transport_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (L,) measurement -> receipt, ms
 
     @property
     def task(self) -> str:
@@ -153,7 +154,8 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
     L: dict[str, list[Any]] = {k: [] for k in (
         "tick_t", "tick_seq", "tick_pred", "tick_eng", "robot_t", "robot_meas_t", "ee_pos", "ee_quat",
         "gripper", "joints", "cmd_t", "cmd_made_t", "cmd_seq", "tpos", "tquat", "tgrip", "treset",
-        "action_t", "action", "vr_t", "rg", "rt", "lg", "lt", "lat_t", "rtt", "age", "timing_t", "joint_vel")}
+        "action_t", "action", "vr_t", "rg", "rt", "lg", "lt", "lat_t", "rtt", "age", "transport", "timing_t",
+        "joint_vel")}
     timing_rows: list[dict[str, Any]] = []
     events: list[tuple[float, str, str, dict[str, Any]]] = []
     cams: dict[str, dict[str, Any]] = {}
@@ -217,6 +219,7 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
                 L["lat_t"].append(t)
                 L["rtt"].append(_num(m.get("rtt_ms")))
                 L["age"].append(_num(m.get("state_age_ms")))
+                L["transport"].append(_num(m.get("transport_ms")))
             elif topic == S.TOPIC_TIMING:
                 L["timing_t"].append(t)
                 timing_rows.append(m)
@@ -273,7 +276,7 @@ def load_episode(path: Path | str, images: bool = True, progress: Progress | Non
         vr_left_grip=_arr(L["lg"]), vr_left_trigger=_arr(L["lt"]),
         latency_t=_arr(L["lat_t"]), rtt_ms=_arr(L["rtt"]), state_age_ms=_arr(L["age"]),
         timing_t=_arr(L["timing_t"]), loop_hz=loop_hz, loop_jitter_p99_ms=loop_jit, counters=counters,
-        events=events, cameras=cameras, joint_vel=_arr(L["joint_vel"], (7,)),
+        events=events, cameras=cameras, joint_vel=_arr(L["joint_vel"], (7,)), transport_ms=_arr(L["transport"]),
     )
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from robot_formats.recording.errors import RecordingError
-from robot_formats.recording.live import LiveServer, advertised_topics
 from vla_server.arena.blob import BlobError, blob_summary
 from vla_server.arena.config import (
     CAMERAS,
@@ -39,7 +38,7 @@ from vla_server.arena.config import (
     default_data_dir,
 )
 from vla_server.arena.executors import EXECUTORS
-from vla_server.arena.live import ArenaLive
+from vla_server.arena.live import ArenaLive, episode_server
 from vla_server.arena.live import install as install_live
 from vla_server.arena.models import DEFAULT_PROVIDER, ModelNotFound, ProviderRef
 from vla_server.arena.recording_start import RecordingStartError
@@ -218,8 +217,7 @@ def _start_live(args: argparse.Namespace) -> ArenaLive | None:
     if args.no_trajectory:
         raise SpecError("--live publishes the trajectory's topics: drop --no-trajectory")
     try:
-        server = LiveServer(args.live_host, args.live_port, topics=advertised_topics(["front"]), name="vla-arena",
-                            time_capability=True)
+        server = episode_server(args.live_host, args.live_port)
     except RecordingError as exc:
         raise SpecError(str(exc)) from None
     print(f"live view: in Foxglove, Open connection -> {server.url} (layout: configs/foxglove_layout.json)",

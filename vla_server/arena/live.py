@@ -51,6 +51,15 @@ class LiveOptions:
         return cls(int(d["port"]), bool(d.get("realtime", True)))
 
 
+def episode_server(host: str, port: int) -> LiveServer:
+    """A Foxglove WebSocket server for an arena episode at `host:port` (its topics, sim-time clock).
+
+    Raises:
+        RecordingError: the port could not be bound.
+    """
+    return LiveServer(host, port, topics=advertised_topics(["front"]), name="vla-arena", time_capability=True)
+
+
 def serve_episode(options: LiveOptions, tries: int = PORT_TRIES) -> LiveServer:
     """A Foxglove WebSocket server on 127.0.0.1 at `options.port` or the next free port.
 
@@ -61,8 +70,7 @@ def serve_episode(options: LiveOptions, tries: int = PORT_TRIES) -> LiveServer:
     last = ""
     for port in ports:
         try:
-            return LiveServer(LIVE_HOST, port, topics=advertised_topics(["front"]), name="vla-arena",
-                              time_capability=True)
+            return episode_server(LIVE_HOST, port)
         except RecordingError as exc:
             last = str(exc)
     raise RecordingError(f"live view: no free port in {ports[0]}..{ports[-1]} on {LIVE_HOST} ({last})")

@@ -37,7 +37,8 @@ from vla_server.workers.fair_queue import FairQueue
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
 _WATCH_AFTER_S = 0.02  # a job running longer than this: the watcher thread reads the socket meanwhile
-_WATCH_POLL_S = 0.01  # the watcher's period, s
+_WATCH_POLL_S = 0.01  # while a long job runs, how long the watcher waits for the socket at a time, s
+_IDLE_WAIT_S = 0.5  # an idle watcher sleeps until a job starts (waking this often to see `stop`)
 
 
 def set_parent_death_signal(parent_pid: int) -> None:
@@ -68,6 +69,7 @@ class _Worker:
         self.stop = threading.Event()
         self.busy = False
         self.busy_since = 0.0  # monotonic start of the running job
+        self.job_started = threading.Event()  # wakes the watcher (set by `begin_job`)
         self.slots: Any = None  # ImageSlots shared with the service, when it gave one
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -111,11 +113,23 @@ class _Worker:
             while not self.stop.is_set() and self._readable(0):
                 self._read_one()
 
+    def begin_job(self) -> None:
+        """Marks the main thread busy from now (a job or the policy's load): the watcher wakes."""
+        self.busy_since, self.busy = time.monotonic(), True
+        self.job_started.set()
+
     def watcher(self) -> None:
-        """Reads the socket while the main thread is inside a long job (pings answered at once)."""
+        """Reads the socket while the main thread is inside a long job (pings answered at once);
+        sleeps while the worker is idle."""
         while not self.stop.is_set():
-            time.sleep(_WATCH_POLL_S)
-            while self.busy and time.monotonic() - self.busy_since > _WATCH_AFTER_S and not self.stop.is_set():
+            if not self.job_started.wait(_IDLE_WAIT_S):
+                continue
+            self.job_started.clear()
+            while self.busy and not self.stop.is_set():
+                young_s = self.busy_since + _WATCH_AFTER_S - time.monotonic()
+                if young_s > 0:  # short jobs never need the watcher
+                    time.sleep(young_s)
+                    continue
                 if self._readable(_WATCH_POLL_S) and self.busy:
                     with self.read_lock:
                         if self._readable(0):
@@ -137,8 +151,7 @@ class _Worker:
         try:
             if op == "infer":
                 obs = self.wire.observation_from_wire(msg["obs"], self.slots)
-                self.busy_since = time.monotonic()
-                self.busy = True
+                self.begin_job()
                 t0 = time.perf_counter()
                 try:
                     actions = policy.infer(obs)
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
         worker.slots = ImageSlots.attach(args.shm_fd, args.shm_slots, args.shm_slot_bytes)
     # until the policy is loaded, the watcher answers pings (and queues requests): the load is a long job
-    worker.busy_since, worker.busy = time.monotonic(), True
+    worker.begin_job()
     worker.sock.settimeout(_POLL_S)
     threading.Thread(target=worker.watcher, name="worker-watcher", daemon=True).start()
     try:
