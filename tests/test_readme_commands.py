@@ -8,12 +8,14 @@ machine-wide lock (`tests/debug_demo.default_ports_lock`), so they never run at 
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -193,17 +195,39 @@ def _json_messages(path: Path, topic: str) -> list[tuple[int, dict]]:
         return [(m.log_time, json.loads(m.data)) for _, _, m in make_reader(f).iter_messages(topics=[topic])]
 
 
+@contextlib.contextmanager
+def _reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Kills `proc`'s process group (SIGKILL) if it is still running when the block ends."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _ctrl_c(proc: subprocess.Popen) -> int:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) unless it has exited; its exit code."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(timeout=60)
+
+
+def _sequences(path: Path, topic: str) -> list[tuple[int, int]]:
+    """(message sequence, log time ns) of every message on `topic`, read with the official reader."""
+    from mcap.reader import make_reader
+
+    with open(path, "rb") as f:
+        return [(m.sequence, m.log_time) for _, _, m in make_reader(f).iter_messages(topics=[topic])]
+
+
 def _run_to_exit(box: Path, argv: list[str], log_path: Path, timeout_s: float = 240.0) -> tuple[int, str]:
     """Runs `argv` in the sandbox with no terminal until it exits by itself (SIGKILL after `timeout_s`)."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _reaped(proc):
         rc = proc.wait(timeout=timeout_s)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     return rc, log_path.read_text(errors="replace")
 
 
@@ -256,8 +280,13 @@ def _check_timed_performance_run(run: TimedRun) -> None:
     # The ticks' own log times: 40 Hz is a 25 ms period (the median ignores a late tick on a busy VM;
     # at 20 Hz it would be 50 ms).
     assert 22.5 < float(np.median(periods_ms)) < 27.5, np.percentile(periods_ms, [1, 50, 99])
-    sent = [m["send_seq"] for _, m in _json_messages(episode, "/robot/command")]
-    assert len(sent) > 50 and sent == list(range(len(sent))), sent  # every command sent, once, in order
+    # Every command sent while the episode was open, once, in send order: `send_seq` consecutive (from
+    # the first command after the episode opened: one may have been sent before) and equal to the
+    # message sequence, as the README's topic table says.
+    commands = _json_messages(episode, "/robot/command")
+    sent = [m["send_seq"] for _, m in commands]
+    assert len(sent) > 50 and sent == list(range(sent[0], sent[0] + len(sent))), sent
+    assert [seq for seq, _ in _sequences(episode, "/robot/command")] == sent
     outcome = demo_outcome(episode)
     print(f"{episode.name}: {len(ticks)} ticks, median period {np.median(periods_ms):.2f} ms, "
           f"{len(sent)} commands; {outcome.describe()}")
@@ -305,18 +334,12 @@ def _run_until(box: Path, argv: list[str], log_path: Path, done: str, timeout_s:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _reaped(proc):
         deadline = time.monotonic() + timeout_s
         while proc.poll() is None and not re.search(done, log_path.read_text(errors="replace")):
             assert time.monotonic() < deadline, f"no {done!r} in {timeout_s} s:\n" + log_path.read_text()[-4000:]
             time.sleep(0.25)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-        rc = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        rc = _ctrl_c(proc)
     return rc, log_path.read_text(errors="replace")
 
 
@@ -420,25 +443,22 @@ def test_run_server_debug_keyboard_source_in_a_terminal_drives_the_arm_and_names
         proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=term.slave, stdout=term.slave,
                                 stderr=term.slave, start_new_session=True)
         try:
-            term.wait_for("daemon running", proc)
-            term.type(" ")  # A: start an episode
-            term.wait_for(r"episode \d{8}-\d{6}-\d{3}_stack-the-red-cube started", proc)
-            term.type("g", gap_s=1.0)  # the deadman (grip) on; its press anchors the origin
-            term.type("w" * 10)  # ten presses, 1 cm each, forward
-            time.sleep(3.0)  # the arm gets there (a ~150 ms round trip)
-            term.type("g", gap_s=0.5)
-            term.type("b", gap_s=1.0)  # B: success
-            term.type(" ")  # A: stop
-            deadline = time.monotonic() + 60
-            while not _episodes(box):
-                assert proc.poll() is None and time.monotonic() < deadline, term.output[-4000:]
-                time.sleep(0.25)
-            os.killpg(proc.pid, signal.SIGINT)
-            rc = proc.wait(timeout=60)
+            with _reaped(proc):
+                term.wait_for("daemon running", proc)
+                term.type(" ")  # A: start an episode
+                term.wait_for(r"episode \d{8}-\d{6}-\d{3}_stack-the-red-cube started", proc)
+                term.type("g", gap_s=1.0)  # the deadman (grip) on; its press anchors the origin
+                term.type("w" * 10)  # ten presses, 1 cm each, forward
+                time.sleep(3.0)  # the arm gets there (a ~150 ms round trip)
+                term.type("g", gap_s=0.5)
+                term.type("b", gap_s=1.0)  # B: success
+                term.type(" ")  # A: stop
+                deadline = time.monotonic() + 60
+                while not _episodes(box):
+                    assert proc.poll() is None and time.monotonic() < deadline, term.output[-4000:]
+                    time.sleep(0.25)
+                rc = _ctrl_c(proc)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
             restored = termios.tcgetattr(term.slave)
             term.close()
     assert rc == 0, term.output[-4000:]
