@@ -104,6 +104,25 @@ def test_nothing_is_sent_before_the_robot_answers() -> None:
     assert rig.state.safety.status().held == "robot state not yet received"
 
 
+def test_episode_buttons_pressed_before_the_robot_answers_are_not_lost() -> None:
+    """A (episode) and B (success) pressed while no robot state has come yet (a slow start-up)
+    still reach the recorder: one request per press, and still nothing is sent."""
+    rig = ControlRig()
+    rig.vr(I4)
+    assert rig.tick() == []
+    rig.vr(I4, A=True)
+    assert rig.tick() == []
+    rig.vr(I4, A=True)  # still held: no second toggle
+    rig.tick()
+    rig.vr(I4, B=True)
+    rig.tick()
+    assert rig.state.episode.take_requests() == ["toggle", "success"]
+    rig.robot()  # the robot answers: the held A is not a new press either
+    rig.vr(I4)
+    rig.tick()
+    assert rig.state.episode.take_requests() == []
+
+
 def test_first_command_holds_then_the_arm_follows_the_hand_every_tick() -> None:
     rig = ControlRig()
     rig.robot()

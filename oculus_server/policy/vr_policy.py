@@ -50,7 +50,7 @@ from oculus_server.policy.droid import (
     droid_action,
     vr_state,
 )
-from oculus_server.policy.sample import SampleKeys, parse_sample
+from oculus_server.policy.sample import ParsedSample, SampleKeys, parse_sample
 from robot_formats.action_space import action_to_target
 from robot_formats.recording.records import ControlMode, Vector, VRSample
 from robot_formats.rotations import Quat, quat_normalize
@@ -177,6 +177,22 @@ class VRPolicy:
         """True while the DROID-style calibration tracks the controller pose."""
         return self._calib.armed
 
+    def observe(self, sample: VRSample | None, *, now: float) -> tuple[str, ...]:
+        """A step without a robot state (none received yet): tracks the link and the buttons
+        (episode, success, deadman, calibration edges) so that no press is lost while the robot
+        has not answered; returns the events. Nothing is commanded.
+
+        Args:
+            sample: newest VR sample (the same one may be passed again), or None if none yet.
+            now: monotonic time of this step, seconds.
+        """
+        events: list[str] = []
+        parsed, link_ok, _ = self._link(sample, now, events)
+        if link_ok and parsed is not None:
+            self._process_buttons(parsed.pose, parsed.raw_pos, parsed.grip, parsed.joystick, parsed.episode,
+                                  parsed.success, events)
+        return tuple(events)
+
     def step(
         self,
         sample: VRSample | None,
@@ -229,31 +245,7 @@ class VRPolicy:
             rob_pos = _floats(robot_pos, 3, "robot_pos")
             rob_quat = quat_normalize(_floats(robot_quat, 4, "robot_quat"))
 
-        # -- link: fresh, valid sample? ----------------------------------------------------------
-        age = math.nan
-        parsed = None
-        if sample is not None:
-            age = now - sample.t_recv
-            if age <= self.config.link_timeout_s:
-                parsed = parse_sample(sample, self._keys)
-                if parsed is None:
-                    st["invalid_samples"] += 1
-                    events.append(EVENT_INVALID_SAMPLE)
-                else:
-                    self._last_good_t = sample.t_recv
-        link_ok = self._last_good_t is not None and now - self._last_good_t <= self.config.link_timeout_s
-        if self._link_ok and not link_ok:
-            st["link_losses"] += 1
-            events.append(EVENT_LINK_LOST)
-            self._need_regrip = True
-            self._seen_release = False
-            self._movement = False
-            self._calib.cancel_capture()
-            log.warning("VR link lost: no valid sample for %.2f s; holding", self.config.link_timeout_s)
-        elif link_ok and not self._link_ok and self._need_regrip:
-            events.append(EVENT_LINK_RESTORED)
-            log.info("VR link restored; release and press the grip to move again")
-        self._link_ok = link_ok
+        parsed, link_ok, age = self._link(sample, now, events)
 
         info = {
             "hold_reason": "",
@@ -341,6 +333,35 @@ class VRPolicy:
         )
 
     # -- step pieces ---------------------------------------------------------------------------
+
+    def _link(self, sample: VRSample | None, now: float, events: list[str]) -> tuple[ParsedSample | None, bool, float]:
+        """Parses a fresh sample and tracks the link: (parsed sample or None, link ok, sample age s)."""
+        st = self.stats
+        age = math.nan
+        parsed: ParsedSample | None = None
+        if sample is not None:
+            age = now - sample.t_recv
+            if age <= self.config.link_timeout_s:
+                parsed = parse_sample(sample, self._keys)
+                if parsed is None:
+                    st["invalid_samples"] += 1
+                    events.append(EVENT_INVALID_SAMPLE)
+                else:
+                    self._last_good_t = sample.t_recv
+        link_ok = self._last_good_t is not None and now - self._last_good_t <= self.config.link_timeout_s
+        if self._link_ok and not link_ok:
+            st["link_losses"] += 1
+            events.append(EVENT_LINK_LOST)
+            self._need_regrip = True
+            self._seen_release = False
+            self._movement = False
+            self._calib.cancel_capture()
+            log.warning("VR link lost: no valid sample for %.2f s; holding", self.config.link_timeout_s)
+        elif link_ok and not self._link_ok and self._need_regrip:
+            events.append(EVENT_LINK_RESTORED)
+            log.info("VR link restored; release and press the grip to move again")
+        self._link_ok = link_ok
+        return parsed, link_ok, age
 
     def _process_buttons(
         self,

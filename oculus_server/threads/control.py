@@ -125,11 +125,13 @@ class ControlThread(RateThread):
         view = self._robot_view(now)
         self.command_out.set_mode(view.mode)
         obs = view.obs
-        if obs is None:
-            self._publish_status(view.why, False)
-            return  # nothing to anchor a target to yet
-
         sample = self.vr.sample()
+        if obs is None:  # nothing to anchor a target to yet; the buttons still count (A, B)
+            for ev in self.policy.observe(sample, now=now):
+                self._on_policy_event(ev)
+            self._publish_status(view.why, False)
+            return
+
         last = self.gate.last_sent
         ref_pos: Vector = obs.state.pos
         ref_quat: Vector = obs.state.quat
