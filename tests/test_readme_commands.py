@@ -71,7 +71,8 @@ def _check_first_episode_stacks(tmp_path: Path) -> None:
     assert "looping the scripted pick-and-place demo" in run.log
     outcome = demo_outcome(run.episode)
     print(f"{run.episode.name}: {outcome.describe()} ({run.wall_s:.0f} s)")
-    assert outcome.stacked, outcome.describe()
+    waits = [ln for ln in run.log.splitlines() if "scripted" in ln or "overran" in ln][-20:]
+    assert outcome.stacked, outcome.describe() + "\n" + "\n".join(waits)
     assert run.episode.parent.name == "success"
 
 
