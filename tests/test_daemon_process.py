@@ -231,7 +231,7 @@ def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(
     if "frankateach-sim started" in d.log():
         pytest.skip("the simulator was ready before the interrupt could land")
     d.proc.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal delivers
-    code = d.wait_exit(15.0, "Ctrl-C at start-up")
+    code = d.wait_exit(15.0, f"Ctrl-C at start-up (sent at {time.strftime('%H:%M:%S')}.{time.time() % 1:.3f})")
     log = d.log()
     print(f"Ctrl-C at start-up: exit code {code}")
     assert code == 130, log
@@ -241,6 +241,27 @@ def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(
     if "interrupted while the simulator was starting" not in log:
         assert "frankateach-sim started" in log and "interrupted during start-up" in log, log
         pytest.skip("the simulator became ready just before the interrupt landed")
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.1, 0.25])
+def test_ctrl_c_just_after_the_simulator_is_ready_is_never_lost(daemon_process, after_s):
+    """Ctrl-C in the window between the simulator's ready line and the running daemon (its objects
+    being built, its threads starting): the daemon stops either way, within the bound, and leaves
+    no simulator and no partial file (under load such a Ctrl-C was once lost: the daemon ran on)."""
+    d = daemon_process()
+    assert wait_for(lambda: "frankateach-sim started" in d.log() or d.proc.poll() is not None, START_TIMEOUT_S,
+                    0.005), d.log()
+    m = re.search(r"frankateach-sim started \(pid (\d+)", d.log())
+    assert m, d.log()
+    d.sim_pid = int(m.group(1))
+    time.sleep(after_s)
+    d.proc.send_signal(signal.SIGINT)
+    code = d.wait_exit(15.0, f"Ctrl-C {after_s:.2f} s after the simulator was ready")
+    log = d.log()
+    assert code in (0, 130), log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert wait_for(lambda: not _alive(d.sim_pid), 5.0), f"simulator {d.sim_pid} orphaned:\n{log}"
+    assert not d.partials()
 
 
 def test_a_burst_of_ctrl_c_stops_cleanly(daemon_process):
