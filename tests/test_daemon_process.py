@@ -278,3 +278,18 @@ def test_a_burst_of_ctrl_c_stops_cleanly(daemon_process):
     assert code == 0, d.log()
     assert not partial.exists() and len(finished_files(d.rec)) == 1
     assert wait_for(lambda: not _alive(d.sim_pid), 2.0), "the simulator outlived the daemon"
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_daemon_runs_on(daemon_process):
+    """README (*Command line*): `kill -USR1 PID` prints every thread's stack to stderr; the daemon
+    keeps running and still stops cleanly."""
+    d = daemon_process()
+    d.wait_recording()
+    d.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: "Current thread" in d.log(), 10.0), d.log()[-3000:]
+    log = d.log()
+    assert "oculus_server/cli.py" in log and "threads/base.py" in log, log[-3000:]  # main and loop threads
+    time.sleep(0.5)
+    assert d.proc.poll() is None, log[-3000:]
+    d.proc.send_signal(signal.SIGINT)
+    assert d.wait_exit(15.0, "SIGINT after SIGUSR1") == 0, d.log()[-3000:]
