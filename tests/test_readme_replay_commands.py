@@ -351,6 +351,7 @@ def test_export_dir_to_lerobot_success_only_at_10_fps(tmp_path: Path) -> None:
 PLAY_SENT = re.compile(r"sent (\d+)/(\d+) commands in ([\d.]+) s \(([\d.]+) s recorded, speed ([\d.]+)×\), "
                        r"(\d+) errors, (\d+) timeouts")
 PLAY_DEPARTURE = re.compile(r"RMS ([\d.]+) mm, max ([\d.]+) mm, final ([\d.]+) mm \((\d+) samples\)")
+PLAY_PATH = re.compile(r"paths lie within ([\d.]+) mm of each other; at rest ([\d.]+) mm from the last target")
 
 
 def motion_extent_mm(path: Path) -> float:
@@ -382,8 +383,14 @@ def test_play_start_sim_re_runs_every_command_and_the_arm_follows(
     assert wall >= recorded / shown_speed - 0.05  # paced on the recorded spacing, never faster
     rms, mx, final, samples = (float(g) for g in departure.groups())
     assert samples == commands
-    # An arm left where it started would be at least half the motion's extent away at some point.
-    assert mx < 0.4 * extent and final < 0.4 * extent, (run.stdout, extent)
+    path = PLAY_PATH.search(run.stdout)
+    assert path, run.stdout
+    path_mm, rest_mm = (float(g) for g in path.groups())
+    print(f"speed {shown_speed:g}: timed departure max {mx:.1f} mm, final {final:.1f} mm; path within "
+          f"{path_mm:.1f} mm, at rest {rest_mm:.1f} mm from the last target (motion extent {extent:.0f} mm)")
+    # The arm traces the recorded path and ends where it ended, however late the clock finds it (a
+    # loaded machine, twice the speed): an arm left where it started would be half the extent off.
+    assert path_mm < 0.25 * extent and rest_mm < 0.15 * extent, (run.stdout, extent)
     assert "safety: 0 withheld" in run.stdout and " box " not in run.stdout
 
 

@@ -3,7 +3,12 @@
 The commands (``/robot/command``: pose target + gripper) are sent with their recorded spacing
 divided by `speed`. Every reply carries the measured state; its position is compared with the
 recorded measured position at the same recording time (linear interpolation), giving RMS and
-maximum departure in millimetres.
+maximum departure in millimetres. After the last command the arm is given up to `SETTLE_S` to come
+to rest (the state polled until it moves less than `SETTLE_STEP_M` between polls), and the
+*path* departure is measured without time: the farthest any measured position lies from the
+recorded hand's path, and the farthest any recorded position lies from the measured path. At
+`--speed 2` or on a busy machine the arm lags the clock (the timed departure grows) yet can still
+trace the same path.
 
 A recording is not trusted: every target passes the live command path's checks (`ReplayGuard`:
 the same `StateCheck` and `CommandGate` as the control thread, with the daemon's default
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int], None]  # (commands sent, commands total)
 APPROACH_TOLERANCE_M = 0.005
+SETTLE_S = 3.0  # after the last command, how long the arm is given to come to rest, s
+SETTLE_STEP_M = 0.0005  # ... at rest: it moved less than this between two polls 50 ms apart
 MAX_CONSECUTIVE_FAILURES = 10
 
 
@@ -57,6 +64,8 @@ class PlayReport:
     max_mm: float
     final_mm: float
     approach_mm: float  # distance to the first target when the replay started
+    path_mm: float = float("nan")  # time-free: the farthest either path lies from the other (after settling)
+    settled_final_mm: float = float("nan")  # the hand at rest vs the last command's target
     withheld: int = 0  # commands the gate let nothing out for (state not believed, arm outside the box)
     interventions: dict[str, int] = field(default_factory=dict)  # safety kind -> count
 
@@ -70,6 +79,8 @@ class PlayReport:
             f"{self.timeouts} timeouts\n"
             f"departure from the recorded measured trajectory: RMS {self.rms_mm:.2f} mm, max {self.max_mm:.2f} mm, "
             f"final {self.final_mm:.2f} mm ({self.samples} samples)\n"
+            f"path: the measured and recorded hand paths lie within {self.path_mm:.2f} mm of each other; "
+            f"at rest {self.settled_final_mm:.2f} mm from the last target\n"
             f"safety: {self.withheld} withheld; "
             + (", ".join(f"{k} {n}" for k, n in sorted(self.interventions.items())) or "no interventions")
         )
@@ -271,6 +282,7 @@ def play(
         if on_step is not None:
             on_step(sent, idx.size)
     wall = time.monotonic() - t_start
+    settled = _settle(exchange, stop) if got else []
     rms = mx = final = float("nan")
     if got and ep.robot_t.size >= 2:
         q = np.asarray(rec_t)
@@ -279,10 +291,45 @@ def play(
             ref = np.stack([np.interp(q[inside], ep.robot_t, ep.ee_pos[:, a]) for a in range(3)], axis=1)
             d = np.linalg.norm(np.asarray(got)[inside] - ref, axis=1) * 1e3
             rms, mx, final = float(np.sqrt(np.mean(d**2))), float(d.max()), float(d[-1])
+    path_mm = settled_mm = float("nan")
+    # The recorded hand from the first command until it came to rest after the last (as the replay's).
+    window = (ep.robot_t >= made[0]) & (ep.robot_t <= made[-1] + SETTLE_S)
+    if got and window.any():
+        from scipy.spatial import cKDTree
+
+        measured = np.asarray(got + settled)
+        # The recorded hand's path, ending at the last target: a recording may stop before its arm
+        # arrives, the replay's arm is given the time to (1 mm steps from the last recorded point).
+        last, goal = ep.ee_pos[window][-1], ep.target_pos[int(idx[-1])]
+        steps = max(1, int(np.linalg.norm(goal - last) / 0.001))
+        recorded = np.concatenate([ep.ee_pos[window], last + np.outer(np.arange(1, steps + 1) / steps, goal - last)])
+        away = cKDTree(recorded).query(measured)[0].max()  # a measured point off the recorded path
+        missed = cKDTree(measured).query(recorded)[0].max()  # a recorded point the arm never came near
+        path_mm = float(max(away, missed) * 1e3)
+        settled_mm = float(np.linalg.norm(measured[-1] - goal) * 1e3)
     return PlayReport(
         commands_total=int(idx.size), commands_sent=sent - (guard.withheld - withheld_before), errors=errors,
         timeouts=timeouts, speed=float(speed), wall_s=wall, recorded_span_s=float(made[-1] - made[0]),
         samples=len(got), rms_mm=rms, max_mm=mx, final_mm=final, approach_mm=approach_mm,
+        path_mm=path_mm, settled_final_mm=settled_mm,
         withheld=guard.withheld - withheld_before,
         interventions=dict(guard.interventions),
     )
+
+
+def _settle(exchange: Callable[[FrankaAction | None], np.ndarray | None],
+            stop: Callable[[], bool] | None) -> list[np.ndarray]:
+    """After the last command: the measured positions while the arm comes to rest (at most
+    `SETTLE_S`; the robot keeps its last target)."""
+    out: list[np.ndarray] = []
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline and not (stop is not None and stop()):
+        time.sleep(0.05)
+        pos = exchange(None)
+        if pos is None:
+            continue
+        if out and np.linalg.norm(pos - out[-1]) < SETTLE_STEP_M:
+            out.append(pos)
+            break
+        out.append(pos)
+    return out
