@@ -178,7 +178,7 @@ class WorkerProcess:
         self._adopted: dict[str, Adopted] = {}
         self._adopt_replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._overran_s: float | None = None
-        self.on_requests: Callable[[int], None] | None = None  # requests served on handed-over connections
+        self.on_requests: Callable[[int], None] | None = None  # observations run on handed-over connections
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -401,8 +401,8 @@ class WorkerProcess:
         if adopted is None or not isinstance(counts, list) or len(counts) != 2:
             return
         requests, steps = counts
-        if isinstance(requests, int) and isinstance(steps, int) and requests >= adopted.requests:
-            new = requests - adopted.requests
+        if isinstance(requests, int) and isinstance(steps, int) and steps >= adopted.steps:
+            new = steps - adopted.steps  # observations that reached the model
             adopted.requests, adopted.steps = requests, steps
             if new and self.on_requests is not None:
                 self.on_requests(new)
