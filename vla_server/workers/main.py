@@ -9,12 +9,17 @@ service's health check tells a slow model from a dead one. Requests wait in a
 `FairQueue` keyed by their ``tenant``: served round-robin across tenants, so one tenant cannot
 take more than its share of the model's time.
 
+With ``--openpi-fd`` it also serves the openpi connections the service hands over
+(`vla_server.workers.openpi_host`, a thread of its own); the policy is then shared through a
+`PolicyGate` (one call at a time, FIFO turns between the two threads).
+
 It never outlives the service: PR_SET_PDEATHSIG(SIGKILL) is set first thing, the parent pid is
 checked against ``--parent`` (the parent may have died before prctl), and EOF on the socket (the
 parent's end closes when the parent dies) ends the process at once.
 
 The interpreter running this may be another environment's (`ModelSpec.python`); it needs numpy,
-scipy and msgpack, and finds `vla_server` through PYTHONPATH, which the service sets.
+scipy and msgpack (and ``websockets`` to serve openpi connections), and finds `vla_server` through
+PYTHONPATH, which the service sets.
 """
 
 from __future__ import annotations
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worker.serve(policy)
     finally:
+        worker.gate.enter()  # the openpi host's call in flight (if any) ends first; none starts after
         policy.close()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown (tens of ms of module finalisers): eviction is faster
