@@ -92,7 +92,7 @@ def check_reply(reply: object, model_id: str) -> dict[str, Any]:
     if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.dtype.kind not in "iuf":
         got = f"{type(actions).__name__} {getattr(actions, 'shape', '')}"
         raise OpenPIRequestError(f"model {model_id!r} returned actions {got}, expected an (H, D) numeric array")
-    if not np.all(np.isfinite(actions)):
+    if not np.isfinite(actions).all():
         raise OpenPIRequestError(f"model {model_id!r} returned non-finite actions")
     return dict(reply)
 
