@@ -242,8 +242,17 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
 
     async def handoff(conn: ServerConnection, model_id: str, session_id: str) -> Awaitable[Any] | None:
         session = live.get(session_id)
-        if session is None or session.closing:
+        if session is None:
             return None
+        ended = await try_handoff(conn, model_id, session)
+        if ended is None:  # served here: its share of the key's rate is here
+            rebalance(session.key)
+        return ended
+
+    async def try_handoff(conn: ServerConnection, model_id: str, session: OpenPISession) -> Awaitable[Any] | None:
+        if session.closing:
+            return None
+        session_id = session.session_id
         try:
             worker = await registry.worker_for(model_id)
             meta = metadata(model_id)
@@ -265,13 +274,11 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
             adopted = await worker.adopt(sock, params, ADOPT_TIMEOUT_S)
         except WorkerCrashed as exc:
             app.note_error(str(exc))
-            adopted = None
             conn.transport.abort()
             session.handed_over(None)
             return conn.wait_closed()
         if adopted is None:
             session.handed_over(None)
-            rebalance(key)
             return None
         conn.transport.abort()  # ours is closed; the worker's copy (and the kept one) serve on
         session.handed_over(adopted)
