@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -334,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oculus-server: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level, cfg.dashboard and sys.stdout.isatty())
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a daemon that seems stuck is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         if cfg.hot_reload:

@@ -288,7 +288,8 @@ def render(state: SharedState, uptime_s: float, title: str = "oculus-server", he
     err = state.events.last_error()
     if err:
         parts.append(Text(f"last error: {err}", style="red"))
-    events = state.events.recent()[-4:]
+    # Overruns have their own line above: they would push the operator's events out of this one.
+    events = [e for e in state.events.recent() if e.kind != OVERRUN][-4:]
     if events:
         parts.append(
             Text(

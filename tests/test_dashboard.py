@@ -178,3 +178,18 @@ def test_live_view_subscriptions_and_drops_are_shown_only_when_it_serves():
     assert "live subs=3 sent=1200 dropped=17 ticks overflows=1" in line
     text = _text(dashboard.render(st, 1.0))
     assert "live view (80)" in text and "dropped 17 ticks" in text and "client overflows 1" in text
+
+
+def test_loop_overruns_never_push_the_operators_events_out_of_the_events_line():
+    """Under load overrun events come several a second; they have their own line, so the events
+    line still shows the episode start after them."""
+    from oculus_server.threads.overrun import KIND as OVERRUN
+
+    st = SharedState()
+    st.events.add("episode_start", "episode 20250101-120000-000_stack started")
+    for k in range(6):
+        st.events.add(OVERRUN, f"vr loop overran: a tick started up to {30 + k} ms late")
+    text = _text(dashboard.render(st, 1.0))
+    events_line = next(ln for ln in text.splitlines() if ln.startswith("events:"))
+    assert "episode 20250101-120000-000_stack started" in events_line and "overran" not in events_line
+    assert "loop overruns:" in text and "35 ms late" in text  # the newest overrun, on its own line

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -71,7 +71,8 @@ def _check_first_episode_stacks(tmp_path: Path) -> None:
     assert "looping the scripted pick-and-place demo" in run.log
     outcome = demo_outcome(run.episode)
     print(f"{run.episode.name}: {outcome.describe()} ({run.wall_s:.0f} s)")
-    assert outcome.stacked, outcome.describe()
+    waits = [ln for ln in run.log.splitlines() if "scripted" in ln or "overran" in ln][-20:]
+    assert outcome.stacked, outcome.describe() + "\n" + "\n".join(waits)
     assert run.episode.parent.name == "success"
 
 
@@ -410,10 +411,14 @@ class Terminal:
 
     def wait_for(self, pattern: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> None:
         """Waits until the output matches the regular expression `pattern`."""
+        self.wait_until(lambda: re.search(pattern, self.output) is not None, repr(pattern), proc, timeout_s)
+
+    def wait_until(self, done: Callable[[], bool], what: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+        """Waits until `done()` while the child runs; the assertion names `what` and shows the output."""
         deadline = time.monotonic() + timeout_s
-        while not re.search(pattern, self.output):
-            assert proc.poll() is None, f"exited ({proc.returncode}) before {pattern!r}:\n{self.output[-4000:]}"
-            assert time.monotonic() < deadline, f"no {pattern!r} in {timeout_s} s:\n{self.output[-4000:]}"
+        while not done():
+            assert proc.poll() is None, f"exited ({proc.returncode}) before {what}:\n{self.output[-4000:]}"
+            assert time.monotonic() < deadline, f"no {what} in {timeout_s} s:\n{self.output[-4000:]}"
             time.sleep(0.1)
 
     def type(self, keys: str, gap_s: float = 0.1) -> None:
@@ -445,18 +450,16 @@ def test_run_server_debug_keyboard_source_in_a_terminal_drives_the_arm_and_names
         try:
             with _reaped(proc):
                 term.wait_for("daemon running", proc)
-                term.type(" ")  # A: start an episode
-                term.wait_for(r"episode \d{8}-\d{6}-\d{3}_stack-the-red-cube started", proc)
+                term.type(" ")  # A: start an episode: its file is open under recordings/
+                term.wait_until(lambda: any((box / "recordings").glob("*_stack-the-red-cube.mcap.partial")),
+                                "open episode file", proc)
                 term.type("g", gap_s=1.0)  # the deadman (grip) on; its press anchors the origin
                 term.type("w" * 10)  # ten presses, 1 cm each, forward
                 time.sleep(3.0)  # the arm gets there (a ~150 ms round trip)
                 term.type("g", gap_s=0.5)
                 term.type("b", gap_s=1.0)  # B: success
                 term.type(" ")  # A: stop
-                deadline = time.monotonic() + 60
-                while not _episodes(box):
-                    assert proc.poll() is None and time.monotonic() < deadline, term.output[-4000:]
-                    time.sleep(0.25)
+                term.wait_until(lambda: bool(_episodes(box)), "finished episode file", proc)
                 rc = _ctrl_c(proc)
         finally:
             restored = termios.tcgetattr(term.slave)

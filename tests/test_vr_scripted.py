@@ -340,6 +340,21 @@ def test_pick_place_waits_for_a_slow_arm_before_closing_the_fingers() -> None:
     assert waited["approach"][1] and waited["down"][1] and waited["down"][0] > 0.5
 
 
+def test_a_gate_waits_past_its_timeout_for_an_arm_that_keeps_coming_closer() -> None:
+    """A slow arm (a busy machine) takes longer than the timeout to reach a gate: it is still
+    moving, so the gate keeps waiting, and the fingers close at the cube."""
+    grasp = np.array([*RED_CUBE_XY, GRASP_Z])
+    clock = ManualClock()
+    arm = LaggingArm(0.01)  # 1 cm/s: ~2 mm every 0.2 s, far slower than the 2 s timeout allows
+    src = ScriptedSource("pick_place", clock=clock, gate_timeout_s=2.0)
+    src.watch_robot(lambda: arm.pos.copy())
+    src.start()
+    at_close = _closing_starts(src, arm, clock)
+    assert np.linalg.norm(at_close - grasp) <= GATE_TOL_M
+    assert all(ok for _, _, ok in src.gate_waits), src.gate_waits
+    assert max(s for _, s, _ in src.gate_waits) > 2.0, src.gate_waits
+
+
 def test_a_gate_gives_up_after_its_timeout_and_no_state_plays_on_the_clock() -> None:
     clock = ManualClock()
     src = ScriptedSource("pick_place", clock=clock, gate_timeout_s=2.0)

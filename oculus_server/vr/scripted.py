@@ -20,7 +20,15 @@ import numpy as np
 from oculus_server.constants import VR_FREQ
 from oculus_server.errors import ConfigError
 from oculus_server.vr.source import SourceStatus, VRSample, VRSource, playback_state
-from oculus_server.vr.trajectories import GATE_TIMEOUT_S, GRIP_PRESS_T, Gate, Trajectory, get_trajectory
+from oculus_server.vr.trajectories import (
+    GATE_MAX_WAIT_S,
+    GATE_PROGRESS_M,
+    GATE_TIMEOUT_S,
+    GRIP_PRESS_T,
+    Gate,
+    Trajectory,
+    get_trajectory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,8 @@ class ScriptedSource(VRSource):
             `alternate`, e.g. pick_place / place_back, so the scene is restored every other run).
         left: the left controller performs the motion (X/Y/LG/LTr buttons) instead of the right.
         clock: monotonic clock, seconds (default `time.monotonic`).
-        gate_timeout_s: wall seconds a gate waits for the arm at most.
+        gate_timeout_s: wall seconds a gate waits for an arm that comes no closer
+            (`GATE_PROGRESS_M`); `GATE_MAX_WAIT_S` at most in all.
     """
 
     def __init__(
@@ -83,6 +92,8 @@ class ScriptedSource(VRSource):
         self._origin: np.ndarray | None = None  # measured hand at this run's grip press
         self._passed = 0  # gates of this run already passed
         self._waiting_since: float | None = None  # when the current gate started holding
+        self._progress_at = 0.0  # when the arm last came closer to the current gate
+        self._closest = math.inf  # the arm's closest distance to the current gate, m
         self.gate_waits: list[tuple[str, float, bool]] = []  # (gate, wall s held, reached) per gate held
 
     @property
@@ -136,29 +147,34 @@ class ScriptedSource(VRSource):
             return False  # the arm was not seen at the grip press: play on the clock
         while self._passed < len(trajectory.gates) and trajectory.gates[self._passed].t <= t:
             gate = trajectory.gates[self._passed]
-            reached = self._at(gate)
+            error = self._error(gate)
+            reached = error <= gate.tol_m
             if self._waiting_since is None and not reached:
-                self._waiting_since = now
+                self._waiting_since = self._progress_at = now
+                self._closest = error
+            elif error < self._closest - GATE_PROGRESS_M:  # the arm is still on its way
+                self._progress_at, self._closest = now, error
             waited = 0.0 if self._waiting_since is None else now - self._waiting_since
-            if not reached and waited < self.gate_timeout_s:
+            coming = now - self._progress_at < self.gate_timeout_s and waited < GATE_MAX_WAIT_S
+            if not reached and coming:
                 self._held_s += (t - gate.t) / self.speed  # hold the controller at the gate
                 return True
             if self._waiting_since is not None:
                 self.gate_waits.append((gate.name, waited, reached))
                 if not reached:
-                    log.warning("scripted %s: the arm did not reach the end of %r within %.1f s; going on",
-                                trajectory.name, gate.name, waited)
+                    log.warning("scripted %s: the arm did not reach the end of %r (%.1f cm away after %.1f s); "
+                                "going on", trajectory.name, gate.name, error * 100, waited)
             self._waiting_since = None
             self._passed += 1
         return False
 
-    def _at(self, gate: Gate) -> bool:
-        """True if the measured hand is within the gate's tolerance of its pose."""
+    def _error(self, gate: Gate) -> float:
+        """How far (m) the measured hand is from the gate's pose (inf while it is not seen)."""
         measured = self._measured() if self._measured is not None else None
         if measured is None or self._origin is None:
-            return False
+            return math.inf
         error = np.asarray(measured, dtype=float) - (np.asarray(self._origin, dtype=float) + gate.displacement)
-        return bool(np.linalg.norm(error) <= gate.tol_m)
+        return float(np.linalg.norm(error))
 
     def poll(self) -> VRSample | None:
         """Returns the newest grid sample not yet returned, or None (also once finished)."""

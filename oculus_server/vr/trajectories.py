@@ -50,8 +50,10 @@ cube. Like an operator who watches the arm, `pick_place` and `place_back` have *
 end of each move phase (`Trajectory.gates`): when the source can see the measured hand
 (`ScriptedSource.watch_robot`), it holds the controller still at a gate until the hand is within
 the gate's tolerance of where the motion leads (the displacement from the hand's pose at the grip
-press), at most `GATE_TIMEOUT_S`; then the trajectory goes on. Without the arm's state the
-trajectory plays on the clock, as in the table.
+press). It waits as long as the arm keeps coming closer (by `GATE_PROGRESS_M` within every
+`GATE_TIMEOUT_S`; `GATE_MAX_WAIT_S` at most), so a slow arm on a busy machine is waited for and a
+stuck one is not; then the trajectory goes on. Without the arm's state the trajectory plays on the
+clock, as in the table.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ GRASP_Z = 0.06  # TCP height that closes the simulated fingers around a cube on 
 RELEASE_CLEARANCE_M = 0.01  # a placed cube is let go this far above its resting height
 GATE_TOL_M = 0.006  # the hand must be this close to the grasp / release pose before the fingers move
 GATE_TOL_TRAVEL_M = 0.015  # ... and to the other waypoints before the next move starts
-GATE_TIMEOUT_S = 6.0  # wall seconds a gate waits for the arm at most (then the trajectory goes on)
+GATE_TIMEOUT_S = 6.0  # wall seconds a gate waits for an arm that comes no closer (then the trajectory goes on)
+GATE_PROGRESS_M = 0.002  # ... closer by this much counts as coming closer (a slow arm on a busy machine)
+GATE_MAX_WAIT_S = 60.0  # wall seconds a gate waits at most, however the arm moves
 
 
 @dataclass(frozen=True)
