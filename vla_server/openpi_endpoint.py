@@ -168,6 +168,8 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
         ws_max_size: the transport's message limit, bytes (default `max_message_bytes`).
     """
     ws_max_size = ws_max_size or max_message_bytes
+    if handover:
+        registry.hand_over_openpi = True
     manager = sessions if sessions is not None else SessionManager()
     live: dict[str, OpenPISession] = {}
     pacer = RequestPacer()

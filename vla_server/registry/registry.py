@@ -91,6 +91,7 @@ class ModelRegistry:
         self.supervisor = Supervisor(self)
         self._admission = asyncio.Lock()
         self._listeners: list[Callable[[ModelEvent], None]] = []
+        self.hand_over_openpi = False  # workers started from now on can serve openpi connections
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -431,6 +432,7 @@ class ModelRegistry:
         worker = await WorkerProcess.start(
             e.spec, device=e.device or "cpu", load_timeout_s=self.config.load_timeout_s,
             log_dir=self.log_dir, on_exit=lambda w, ex: self.supervisor.on_worker_exit(e, w, ex),
+            openpi_host=self.hand_over_openpi,
         )
         cold_ms = (time.perf_counter() - t0) * 1000.0
         worker.on_requests = lambda n: self._note_requests(e, n)

@@ -191,18 +191,21 @@ class WorkerProcess:
         load_timeout_s: float = 120.0,
         log_dir: Path | None = None,
         on_exit: Callable[[WorkerProcess, WorkerExit], None] | None = None,
+        openpi_host: bool = False,
     ) -> WorkerProcess:
-        """Spawns the worker and waits until its policy is loaded.
+        """Spawns the worker and waits until its policy is loaded. `openpi_host`: give it a
+        hand-over channel, so it can serve openpi connections (`adopt`).
 
         Raises:
             WorkerStartError: load failed, the process exited, or `load_timeout_s` passed.
         """
         slots = ImageSlots.create()
-        ctl, ctl_child = handover.channel()
+        ctl, ctl_child = handover.channel() if openpi_host else (None, None)
         try:
             proc, parent_sock, log_path = spawn_worker(spec, device, log_dir, slots, ctl_child)
         except BaseException:
-            ctl.close()
+            if ctl is not None:
+                ctl.close()
             if slots is not None:
                 slots.close()
             raise
@@ -237,7 +240,7 @@ class WorkerProcess:
             raise WorkerStartError(f"model {spec.id!r}: loading failed: {error}{self._log_tail()}")
         self.info = dict(first.get("info") or {})
         self.load_ms = float(first.get("load_ms", 0.0))
-        if self.info.get("openpi_host") is True:
+        if ctl is not None and self.info.get("openpi_host") is True:
             ctl.setblocking(False)
             asyncio.get_running_loop().add_reader(ctl.fileno(), self._on_ctl)
         else:
