@@ -28,7 +28,6 @@ from tests.vla_serve_process import (
     droid_obs,
     openpi_connect,
     openpi_infer,
-    scripted_service,
     serve_process,
     write_catalog,
 )
@@ -39,9 +38,14 @@ from vla_server.workers.gate import PolicyGate
 WAIT_S = 30.0  # generous bounds for a loaded machine; no test depends on them being tight
 
 
+CATALOG = ("  - {id: arm, backend: scripted, params: {horizon: 2}}\n"
+           "  - {id: slow, backend: scripted, params: {horizon: 2, infer_ms: 40}}\n")
+
+
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with scripted_service(tmp_path_factory.mktemp("handover"), "--no-web", "--no-arena") as s:
+    tmp = tmp_path_factory.mktemp("handover")
+    with serve_process(tmp, write_catalog(tmp / "models.yaml", CATALOG), "--no-web", "--no-arena") as s:
         yield s
 
 
@@ -127,6 +131,57 @@ def test_a_keys_connections_share_its_rate(svc: ServeProcess) -> None:
     assert not errors, errors
     # at most RATE_BURST_FRAMES early: two connections together are held to the key's 30 Hz
     assert elapsed >= (2 * n - RATE_BURST_FRAMES) / 30.0 - 0.05, f"{2 * n} requests in {elapsed:.2f} s at 30 Hz"
+
+
+def test_tenants_take_turns_at_a_slow_model_and_a_revoked_key_is_closed_mid_request(svc: ServeProcess) -> None:
+    """Three connections of one key and one of another share a 40 ms model (run off the worker's
+    loop): each key gets about half of its time (in arrival order the first would get three
+    quarters); revoking the first key closes its connections while their requests run."""
+    busy, other = svc.new_key("busy", "enterprise"), svc.new_key("other", "enterprise")
+    assert svc.openpi_port is not None
+    conns = [("busy", openpi_connect(svc.openpi_port, busy, query="?model=slow")[0]) for _ in range(3)]
+    conns.append(("other", openpi_connect(svc.openpi_port, other, query="?model=slow")[0]))
+    counts = {"busy": 0, "other": 0}
+    closed: dict[str, list[tuple[str, int | None]]] = {"busy": [], "other": []}
+    counting, stop = threading.Event(), threading.Event()
+    lock = threading.Lock()
+
+    def drive(name: str, ws: ClientConnection) -> None:
+        try:
+            while not stop.is_set():
+                ws.send(packb(droid_obs()))
+                reply = ws.recv(timeout=WAIT_S)
+                if isinstance(reply, str):  # the error text; the close follows
+                    with pytest.raises(ConnectionClosed) as info:
+                        ws.recv(timeout=WAIT_S)
+                    closed[name].append((reply, info.value.rcvd.code if info.value.rcvd else None))
+                    return
+                if counting.is_set():
+                    with lock:
+                        counts[name] += 1
+        except ConnectionClosed as exc:
+            closed[name].append(("", exc.rcvd.code if exc.rcvd else None))
+
+    threads = [threading.Thread(target=drive, args=c, daemon=True) for c in conns]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # everyone queued
+    counting.set()
+    time.sleep(4.0)
+    counting.clear()
+    assert counts["busy"] > 10 and counts["other"] > 10, counts
+    share = counts["other"] / (counts["busy"] + counts["other"])
+    assert share > 0.38, f"the one-connection key got {share:.0%} of the model: {counts}"
+    svc.cli("keys", "revoke", "busy")
+    for t in threads[:3]:
+        t.join(timeout=WAIT_S)
+    assert [c[1] for c in closed["busy"]] == [4001] * 3, closed
+    assert all("API key revoked" in text for text, _ in closed["busy"]), closed
+    stop.set()
+    threads[3].join(timeout=WAIT_S)
+    assert closed["other"] == [] and not any(t.is_alive() for t in threads)
+    for _, ws in conns:
+        ws.close()
 
 
 def test_a_client_sending_before_the_metadata_is_answered_in_order(svc: ServeProcess) -> None:
