@@ -1,5 +1,6 @@
 """Side-by-side run for `bench_openpi.py --reference`: our openpi endpoint (``vla-server serve``,
-auth, tier, validation, a worker process) against openpi's own server, both answering a
+auth, tier, validation, the connection handed to the model's worker process — or, with
+``--no-handover``, every request through the service) against openpi's own server, both answering a
 zero-time policy, driven by the unmodified ``openpi-client`` (PyPI) in its own virtual
 environment.
 
@@ -238,7 +239,8 @@ def run_reference(args: Any) -> None:
         try:
             assert ref.stdout is not None and ref.stdout.readline().strip() == "ready"
             time.sleep(0.5)
-            with serve_process(tmp, catalog, "--no-web", "--no-arena", "--openpi-model", "zero",
+            extra = ("--no-openpi-handover",) if getattr(args, "no_handover", False) else ()
+            with serve_process(tmp, catalog, "--no-web", "--no-arena", "--openpi-model", "zero", *extra,
                                log_level="info") as svc:
                 key = svc.new_key("bench", "enterprise")
                 assert svc.openpi_port is not None
@@ -257,7 +259,8 @@ def run_reference(args: Any) -> None:
             ref.wait(timeout=10)
     med = {n: {k: float(np.median([m[k] for m in v])) for k in v[0]} for n, v in results.items()}
     o, f = med["ours"], med["ref"]
-    print(f"reference: {ref_label}; medians of {args.rounds} alternated rounds")
+    mode = "requests through the service" if getattr(args, "no_handover", False) else "connections handed to the worker"
+    print(f"reference: {ref_label}; ours: {mode}; medians of {args.rounds} alternated rounds")
     print(f"round trip p50  {o['p50']:.3f} vs {f['p50']:.3f} ms  ratio {o['p50'] / f['p50']:.2f}x  (goal <= 1.3x)")
     print(f"round trip p99  {o['p99']:.3f} vs {f['p99']:.3f} ms  ratio {o['p99'] / f['p99']:.2f}x")
     print(f"4-client infer/s {o['throughput']:.0f} vs {f['throughput']:.0f}  ratio "
