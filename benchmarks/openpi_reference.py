@@ -168,31 +168,28 @@ def tree_cpu_s(pid: int) -> float:
     return total / CLK_TCK
 
 
-def tree_rss_mib(pid: int) -> float:
+def _tree_kib_field(pid: int, proc_file: str, field_name: str) -> float:
+    """The sum of one ``Name: N kB`` line of ``/proc/<p>/<proc_file>`` over `pid` and its descendants, MiB."""
     total = 0
     for p in tree_pids(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{proc_file}").read_text().splitlines():
+                if line.startswith(field_name + ":"):
                     total += int(line.split()[1])
         except OSError:
             continue
     return total / 1024
+
+
+def tree_rss_mib(pid: int) -> float:
+    return _tree_kib_field(pid, "status", "VmRSS")
 
 
 def tree_pss_mib(pid: int) -> float:
     """Proportional set size of `pid` and its descendants, MiB: a page shared by n processes counts
     1/n in each, so the shared libraries both our processes map (libpython, NumPy, OpenBLAS) count
     once in the sum instead of twice as in `tree_rss_mib`."""
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return _tree_kib_field(pid, "smaps_rollup", "Pss")
 
 
 def free_port() -> int:
