@@ -161,6 +161,7 @@ class OpenPIHost:
         self._watch = threading.Event()  # set while connections are open
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._serving: asyncio.Event | None = None  # set while connections are open (the loop's twin of `_watch`)
 
     def start(self) -> None:
         """Serves in a daemon thread (the main thread goes on with the service's requests)."""
@@ -181,6 +182,7 @@ class OpenPIHost:
 
     async def _main(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        self._serving = asyncio.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="openpi-slow")
         self._ctl.setblocking(False)
         loop.add_reader(self._ctl.fileno(), self._on_ctl)
@@ -232,6 +234,8 @@ class OpenPIHost:
         self._conns[adoption.session] = conn
         self._rates[adoption.tenant] = adoption.rate_hz
         self._watch.set()
+        assert self._serving is not None
+        self._serving.set()
         self._send({"op": "adopted", "session": adoption.session})
         assert self._loop is not None
         self._loop.create_task(self._serve(conn, sock), name=f"openpi-{adoption.session[:8]}")
@@ -247,7 +251,9 @@ class OpenPIHost:
         self._loop.create_task(send_error(conn.ws, message, code))
 
     async def _push_counts(self) -> None:
+        assert self._serving is not None
         while True:
+            await self._serving.wait()  # no wake-ups while no connection is open
             await asyncio.sleep(handover.COUNTS_PERIOD_S)
             changed = {}
             for sid, c in self._conns.items():
@@ -299,6 +305,8 @@ class OpenPIHost:
             self._conns.pop(a.session, None)
             if not self._conns:
                 self._watch.clear()
+                if self._serving is not None:
+                    self._serving.clear()
             if not any(c.adoption.tenant == a.tenant for c in self._conns.values()):
                 self._pacer.forget(a.tenant)
                 self._rates.pop(a.tenant, None)
