@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -134,7 +135,7 @@ class _Conn:
         self.steps = 0
         self.reported = (0, 0)
         self.ws: _HostConnection | None = None
-        self.closing: tuple[str, int] | None = None  # asked by the service before the connection was up
+        self.closing: tuple[str, int] | None = None  # (text, close code) the service asked for
 
 
 class OpenPIHost:
@@ -162,6 +163,7 @@ class OpenPIHost:
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._serving: asyncio.Event | None = None  # set while connections are open (the loop's twin of `_watch`)
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps only weak ones)
 
     def start(self) -> None:
         """Serves in a daemon thread (the main thread goes on with the service's requests)."""
@@ -212,10 +214,20 @@ class OpenPIHost:
                 continue
             for fd in fds:
                 os.close(fd)
-            if op == "pace":
-                self._rates[str(msg.get("tenant"))] = None if msg.get("rate_hz") is None else float(msg["rate_hz"])
-            elif op == "close":
-                self._close(str(msg.get("session")), str(msg.get("message", "")), int(msg.get("code", 1000)))
+            try:
+                if op == "pace":
+                    rate = msg.get("rate_hz")
+                    self._rates[str(msg.get("tenant"))] = None if rate is None else float(rate)
+                elif op == "close":
+                    self._close(str(msg.get("session")), str(msg.get("message", "")), int(msg.get("code", 1000)))
+            except (TypeError, ValueError) as exc:
+                print(f"openpi host: bad {op!r} message: {exc}", file=sys.stderr, flush=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _adopt(self, msg: dict[str, Any], fds: list[int]) -> None:
         session = str(msg.get("session", ""))
@@ -237,18 +249,15 @@ class OpenPIHost:
         assert self._serving is not None
         self._serving.set()
         self._send({"op": "adopted", "session": adoption.session})
-        assert self._loop is not None
-        self._loop.create_task(self._serve(conn, sock), name=f"openpi-{adoption.session[:8]}")
+        self._spawn(self._serve(conn, sock), f"openpi-{adoption.session[:8]}")
 
     def _close(self, session: str, message: str, code: int) -> None:
         conn = self._conns.get(session)
-        if conn is None:
+        if conn is None or conn.closing is not None:
             return
-        if conn.ws is None:
-            conn.closing = (message, code)
-            return
-        assert self._loop is not None
-        self._loop.create_task(send_error(conn.ws, message, code))
+        conn.closing = (message, code)
+        if conn.ws is not None:  # else `_serve` sends it once the connection is up
+            self._spawn(send_error(conn.ws, message, code), f"openpi-close-{session[:8]}")
 
     async def _push_counts(self) -> None:
         assert self._serving is not None
@@ -294,7 +303,8 @@ class OpenPIHost:
                 await ws.send(frame)
                 prev_total_ms = (time.monotonic() - t0) * 1000.0
         except ConnectionClosed:
-            pass
+            if conn.closing is not None:
+                error = conn.closing[0]
         except OSError as exc:
             error = f"connection failed: {exc}"
         finally:
