@@ -34,6 +34,16 @@ class SignalFlag:
         if self.signum is None:
             self.signum = signum
 
+    def raise_if_requested(self) -> None:
+        """Turns a recorded stop signal into the exception Python's own handlers would raise, at a
+        point of the caller's choosing (e.g. a start-up wait loop): KeyboardInterrupt for SIGINT,
+        SystemExit(128 + signum) for any other."""
+        if self.signum is None:
+            return
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + self.signum)
+
     def install(self, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> bool:
         """Installs the handler for `signums`; only possible from the main thread.
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
+import io
 import logging
 import os
 import signal
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 from frankateach.lifeline import stop_child
+from frankateach.signals import SignalFlag
 from oculus_server.config import DaemonConfig, assist_config, load_config
 from oculus_server.errors import ConfigError, OculusServerError
 from oculus_server.recording.leftovers import recover_leftovers
@@ -174,10 +177,6 @@ def setup_logging(level: str, rich_console: bool) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, handlers=handlers, force=True)
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def run(cfg: DaemonConfig) -> int:
     """Runs one daemon (no hot reload); returns the exit code."""
     from oculus_server import dashboard
@@ -186,9 +185,12 @@ def run(cfg: DaemonConfig) -> int:
     from oculus_server.sim_process import SimProcess
     from oculus_server.vr import make_source
 
+    # SIGINT / SIGTERM are recorded from here on, never lost wherever they land: each start-up wait
+    # turns a recorded one into KeyboardInterrupt (exit 130) / SystemExit(143), stopping what it
+    # started; the running daemon's wait loop into a clean stop.
+    signals = SignalFlag()
+    signals.install()
     recover_leftovers(Path(cfg.recordings_dir))
-    # Until the daemon's own handler is installed, SIGTERM unwinds (exit 143) so the simulator is stopped.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
     sim = None
     service = None
     # The simulated scene (MJCF + camera mounts) is described by a child process while the
@@ -205,11 +207,11 @@ def run(cfg: DaemonConfig) -> int:
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
                              control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
-            sim.start()
+            sim.start(check=signals.raise_if_requested)
             cfg = cfg.replace(robot_host="127.0.0.1")
         if service is not None:
             assert assist is not None
-            service.wait_ready(assist.service_start_timeout_s)
+            service.wait_ready(assist.service_start_timeout_s, check=signals.raise_if_requested)
             cfg = cfg.replace(assist={**cfg.assist, "url": service.url, "key": service.key})
         spec, why = choose_source_spec(cfg)
         if why:
@@ -217,14 +219,14 @@ def run(cfg: DaemonConfig) -> int:
         if spec != cfg.vr_source:
             cfg = cfg.replace(vr_source=spec)
         source = make_source(spec, left=cfg.left_controller, ip=cfg.quest_ip)
-        daemon = Daemon(cfg, source, sim_scene=scene)
+        signals.raise_if_requested()  # interrupted during start-up: nothing is started
+        daemon = Daemon(cfg, source, sim_scene=scene, signals=signals)
         attach = getattr(source, "attach_feedback", None)
         if attach is not None:  # the WebXR page shows the daemon's view (arm follows, recording)
             from oculus_server.vr.webxr_feedback import operator_feedback
 
             attach(lambda: operator_feedback(daemon.state.commands, daemon.state.safety, daemon.state.episode))
 
-        daemon.signals.install()  # the handler only records the signal; Daemon.wait stops
         use_dashboard = cfg.dashboard and sys.stdout.isatty()
         help_text = getattr(source, "help_text", "") if spec == "keyboard" else ""
         if use_dashboard:
@@ -336,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(args.log_level, cfg.dashboard and sys.stdout.isatty())
     # `kill -USR1 PID` prints every thread's stack to stderr: where a daemon that seems stuck is.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(io.UnsupportedOperation, AttributeError, ValueError):  # stderr without a file
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr.fileno(), all_threads=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         if cfg.hot_reload:

@@ -178,6 +178,7 @@ class Daemon:
         client_factory: Callable[[], RobotClient] | None = None,
         writer_factory: WriterFactory | None = None,
         sim_scene: SimSceneFetch | None = None,
+        signals: SignalFlag | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -185,8 +186,9 @@ class Daemon:
         self.supervisor = Supervisor()
         self.stop_event = self.supervisor.stop
         # SIGINT/SIGTERM are recorded here by the CLI's handler (no lock taken in a handler);
-        # `wait` turns them into stop_event.set().
-        self.signals = SignalFlag()
+        # `wait` turns them into stop_event.set(). The CLI passes the flag it installed at its
+        # start, so a signal that came during start-up is not lost.
+        self.signals = signals if signals is not None else SignalFlag()
         self.writer_stop = threading.Event()
         self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from frankateach.constants import (
@@ -98,7 +99,7 @@ class SimProcess:
             *self.extra_args,
         ]
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self, timeout_s: float = 60.0, check: Callable[[], None] | None = None) -> None:
         """Starts the simulator and waits until it logs that it is ready.
 
         Raises:
@@ -106,6 +107,9 @@ class SimProcess:
                 was not ready within `timeout_s` (with the tail of its log).
             SystemExit: 130 when interrupted (Ctrl-C) while waiting: the simulator is stopped
                 and the program exits quietly, as after any Ctrl-C.
+
+        `check` is called every poll (0.1 s) while waiting; what it raises (e.g. a recorded stop
+        signal's KeyboardInterrupt, `SignalFlag.raise_if_requested`) stops the simulator likewise.
         """
         try:
             check_ports_free(SIM_HOST, self.ports())
@@ -130,6 +134,8 @@ class SimProcess:
             finally:
                 logf.close()
             while time.monotonic() < deadline:
+                if check is not None:
+                    check()
                 if self.proc.poll() is not None:
                     raise OculusServerError(
                         f"frankateach-sim exited with code {self.proc.returncode} during start-up; "

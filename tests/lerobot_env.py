@@ -4,18 +4,21 @@
 (``./run_tests.sh`` does), else the tests skip with that command. `tiny_checkpoint()` records two
 short arena episodes (tools/make_arena_demos.py: color-reach, 64×48 frames), exports them as a
 LeRobot dataset and trains a small ACT for a few steps with ``lerobot-train``
-(tools/train_lerobot.py), once per test process; ~1-2 min on 2 cores.
+(tools/train_lerobot.py), once per test run (the xdist workers share it); ~30 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,14 +65,58 @@ def _run(cmd: list[str], what: str) -> None:
         raise RuntimeError(f"{what} failed (exit {r.returncode}):\n{r.stdout[-4000:]}")
 
 
+STALE_S = 6 * 3600.0  # a shared checkpoint folder of an earlier test run is removed after this
+
+
+def _shared_root() -> Path | None:
+    """The folder all xdist workers of this test run share (None outside xdist): the checkpoint
+    is made once per run, not once per worker."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not uid:
+        return None
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob("lerobot-tiny-run-*"):  # earlier runs' (nobody removes a shared one at exit)
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+    return tmp / f"lerobot-tiny-run-{uid}"
+
+
 def tiny_checkpoint() -> TinyCheckpoint:
-    """The tiny ACT checkpoint (made on first use in this process; skips without the env)."""
+    """The tiny ACT checkpoint (made on first use in this test run; skips without the env)."""
     python = require_lerobot()
     with _lock:
         if _made:
             return _made[0]
-        root = Path(tempfile.mkdtemp(prefix="lerobot-tiny-"))
-        atexit.register(shutil.rmtree, root, True)
+        shared = _shared_root()
+        if shared is None:
+            root = Path(tempfile.mkdtemp(prefix="lerobot-tiny-"))
+            atexit.register(shutil.rmtree, root, True)
+            _made.append(_make(python, root))
+            return _made[0]
+        shared.mkdir(exist_ok=True)
+        with open(shared / ".lock", "a+b") as lock:  # another worker may be making it
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                done = shared / "made"
+                made = _checkpoint(python, shared)
+                if not done.exists():
+                    made = _make(python, shared)
+                    done.touch()
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        _made.append(made)
+        return made
+
+
+def _checkpoint(python: str, root: Path) -> TinyCheckpoint:
+    return TinyCheckpoint(python, root / "train" / "checkpoints" / "last" / "pretrained_model",
+                          root / "catalog.yaml", root / "demos")
+
+
+def _make(python: str, root: Path) -> TinyCheckpoint:
+    """Records the demos and trains the tiny ACT under `root`."""
+    try:
         dataset = root / "demos"
         _run([sys.executable, "tools/make_arena_demos.py", "--out", str(dataset), "--episodes", "2", "--steps", "12",
               "--width", "64", "--height", "48", "--all"], "recording the demonstrations")
@@ -78,6 +125,12 @@ def tiny_checkpoint() -> TinyCheckpoint:
               "--steps", "3", "--batch-size", "4", "--catalog", str(catalog), "--id", "act-tiny", "--",
               "--policy.dim_model=32", "--policy.dim_feedforward=64", "--policy.n_heads=2",
               "--policy.n_decoder_layers=1", "--policy.n_encoder_layers=1"], "training the tiny ACT")
-        made = TinyCheckpoint(python, root / "train" / "checkpoints" / "last" / "pretrained_model", catalog, dataset)
-        _made.append(made)
-        return made
+        return _checkpoint(python, root)
+    except BaseException:  # a half-made folder must not pass for a checkpoint (another worker retries)
+        for part in ("demos", "train", "catalog.yaml"):
+            target = root / part
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        raise

@@ -231,7 +231,7 @@ def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(
     if "frankateach-sim started" in d.log():
         pytest.skip("the simulator was ready before the interrupt could land")
     d.proc.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal delivers
-    code = d.wait_exit(15.0, "Ctrl-C at start-up")
+    code = d.wait_exit(15.0, f"Ctrl-C at start-up (sent at {time.strftime('%H:%M:%S')}.{time.time() % 1:.3f})")
     log = d.log()
     print(f"Ctrl-C at start-up: exit code {code}")
     assert code == 130, log
@@ -241,6 +241,27 @@ def test_ctrl_c_during_simulator_start_up_exits_quietly_and_leaves_no_simulator(
     if "interrupted while the simulator was starting" not in log:
         assert "frankateach-sim started" in log and "interrupted during start-up" in log, log
         pytest.skip("the simulator became ready just before the interrupt landed")
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.1, 0.25])
+def test_ctrl_c_just_after_the_simulator_is_ready_is_never_lost(daemon_process, after_s):
+    """Ctrl-C in the window between the simulator's ready line and the running daemon (its objects
+    being built, its threads starting): the daemon stops either way, within the bound, and leaves
+    no simulator and no partial file (under load such a Ctrl-C was once lost: the daemon ran on)."""
+    d = daemon_process()
+    assert wait_for(lambda: "frankateach-sim started" in d.log() or d.proc.poll() is not None, START_TIMEOUT_S,
+                    0.005), d.log()
+    m = re.search(r"frankateach-sim started \(pid (\d+)", d.log())
+    assert m, d.log()
+    d.sim_pid = int(m.group(1))
+    time.sleep(after_s)
+    d.proc.send_signal(signal.SIGINT)
+    code = d.wait_exit(15.0, f"Ctrl-C {after_s:.2f} s after the simulator was ready")
+    log = d.log()
+    assert code in (0, 130), log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert wait_for(lambda: not _alive(d.sim_pid), 5.0), f"simulator {d.sim_pid} orphaned:\n{log}"
+    assert not d.partials()
 
 
 def test_a_burst_of_ctrl_c_stops_cleanly(daemon_process):
@@ -257,3 +278,18 @@ def test_a_burst_of_ctrl_c_stops_cleanly(daemon_process):
     assert code == 0, d.log()
     assert not partial.exists() and len(finished_files(d.rec)) == 1
     assert wait_for(lambda: not _alive(d.sim_pid), 2.0), "the simulator outlived the daemon"
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_daemon_runs_on(daemon_process):
+    """README (*Command line*): `kill -USR1 PID` prints every thread's stack to stderr; the daemon
+    keeps running and still stops cleanly."""
+    d = daemon_process()
+    d.wait_recording()
+    d.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: "Current thread" in d.log(), 10.0), d.log()[-3000:]
+    log = d.log()
+    assert "oculus_server/cli.py" in log and "threads/base.py" in log, log[-3000:]  # main and loop threads
+    time.sleep(0.5)
+    assert d.proc.poll() is None, log[-3000:]
+    d.proc.send_signal(signal.SIGINT)
+    assert d.wait_exit(15.0, "SIGINT after SIGUSR1") == 0, d.log()[-3000:]

@@ -46,7 +46,10 @@ def _spec(case: str, srv: FakeOpenPIServer) -> ModelSpec:
     return ModelSpec(id=case, backend=case)
 
 
-@pytest.fixture(params=[pytest.param(c, marks=[pytest.mark.slow, pytest.mark.timeout(900)]) if c == "lerobot" else c
+# One loaded instance per backend for the module (loading the LeRobot worker takes seconds): the
+# tests use distinct sessions, so sharing it also checks that sessions do not leak into each other.
+@pytest.fixture(scope="module",
+                params=[pytest.param(c, marks=[pytest.mark.slow, pytest.mark.timeout(900)]) if c == "lerobot" else c
                         for c in CASES])
 def policy(request: pytest.FixtureRequest, openpi_server: FakeOpenPIServer) -> Iterator[tuple[Policy, ModelSpec]]:
     spec = _spec(request.param, openpi_server)

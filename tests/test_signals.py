@@ -59,3 +59,18 @@ def test_install_refuses_outside_the_main_thread() -> None:
     t.start()
     t.join(2.0)
     assert result == [False]
+
+
+def test_raise_if_requested_turns_the_recorded_signal_into_pythons_own_exception() -> None:
+    import pytest
+
+    flag = SignalFlag()
+    flag.raise_if_requested()  # nothing recorded: nothing raised
+    flag.handler(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        flag.raise_if_requested()
+    term = SignalFlag()
+    term.handler(signal.SIGTERM, None)
+    with pytest.raises(SystemExit) as exc:
+        term.raise_if_requested()
+    assert exc.value.code == 128 + signal.SIGTERM

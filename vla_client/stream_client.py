@@ -241,15 +241,19 @@ class VLAStreamingClient:
     async def send_prepared(self, prepared: str) -> int:
         """Sends a frame made by `prepare_frame`; returns its frame id (see `send_frame`)."""
         ws = self._check_usable()
+        frame_id = self._frames_this_session
+        # The send time is taken and kept before the send: awaiting it may yield to the receiver
+        # until after this frame's action came (the round trip then read ~0 or was lost).
+        self._sent_at[frame_id] = self._clock()
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 await ws.send(prepared)
         except TimeoutError as exc:
+            self._sent_at.pop(frame_id, None)
             raise Timeout(f"sending a frame took longer than {self.send_timeout_s} s") from exc
         except websockets.ConnectionClosed as exc:
+            self._sent_at.pop(frame_id, None)
             raise ConnectionLost(f"connection to {self.url} lost while sending: {exc}") from exc
-        frame_id = self._frames_this_session
-        self._sent_at[frame_id] = self._clock()
         if len(self._sent_at) > SENT_TIMES_KEPT:
             del self._sent_at[next(iter(self._sent_at))]
         self._frames_this_session += 1

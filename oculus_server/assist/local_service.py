@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from frankateach.lifeline import stop_child
@@ -134,27 +135,31 @@ class LocalService:
             os.close(write_end)  # the child holds its copy: EOF here when it exits
         self._ready_r = read_end
 
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
+    def wait_ready(self, timeout_s: float = 90.0, check: Callable[[], None] | None = None) -> None:
         """Waits for the launched service's ready line: its port and the temporary key.
 
         Raises:
             OculusServerError: the service exited (e.g. an unknown model) or did not listen within
                 `timeout_s` (with the tail of its log), or its ready line was malformed.
             SystemExit: 130 when interrupted (Ctrl-C) while waiting (the service is stopped).
+
+        `check` is called every poll (0.1 s); what it raises stops the service likewise.
         """
         assert self.proc is not None and self._ready_r is not None, "launch() first"
         deadline = time.monotonic() + timeout_s
         with stop_on_interrupt(self.stop, "the inference service"):
-            self._wait_ready(deadline, timeout_s)
+            self._wait_ready(deadline, timeout_s, check)
         log.info("inference service started for assist (pid %d, %s, model %s, log %s)",
                  self.proc.pid, self.url, self.model, self.log_path)
 
-    def _wait_ready(self, deadline: float, timeout_s: float) -> None:
+    def _wait_ready(self, deadline: float, timeout_s: float, check: Callable[[], None] | None) -> None:
         proc, fd = self.proc, self._ready_r
         assert proc is not None and fd is not None
         buf = b""
         try:
             while b"\n" not in buf and len(buf) <= MAX_READY_LINE_BYTES:
+                if check is not None:
+                    check()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise OculusServerError(f"the inference service did not listen within {timeout_s:.0f} s; "
