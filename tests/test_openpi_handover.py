@@ -82,7 +82,7 @@ def test_a_killed_worker_closes_its_connections_with_the_reason_and_the_service_
         text, code = text_then_close(ws)  # the worker served it: the connection ends with the worker
     assert "model 'arm' worker killed by SIGKILL" in text and code == 1011
     assert svc.proc.poll() is None
-    again, _ = openpi_connect(svc.openpi_port, key)  # waits for the restart, then the new worker serves
+    again, _ = openpi_connect(svc.openpi_port, key, timeout_s=WAIT_S)  # waits for the restart; the new worker serves
     with again:
         assert openpi_infer(again, droid_obs())["actions"].shape == (2, 7)
     assert model_status(svc, admin)["pid"] not in (None, pid)
@@ -99,7 +99,7 @@ def test_unloading_the_model_closes_its_connections_and_the_next_one_loads_it(sv
         assert r.status_code == 200 and r.json()["state"] == "cold"
         text, code = text_then_close(ws)
     assert "model 'arm' was unloaded; connect again" in text and code == 1001
-    again, _ = openpi_connect(svc.openpi_port, key)
+    again, _ = openpi_connect(svc.openpi_port, key, timeout_s=WAIT_S)
     with again:
         assert openpi_infer(again, droid_obs())["actions"].shape == (2, 7)
     assert model_status(svc, admin)["state"] == "warm"
@@ -213,53 +213,47 @@ def test_sigterm_closes_handed_over_connections_with_1001(tmp_path: Path) -> Non
 # ---- the parts ------------------------------------------------------------------------------------
 
 
+def _until_waiting(gate: PolicyGate, n: int) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while gate.waiting < n:
+        assert time.monotonic() < deadline, f"{gate.waiting} waiting, expected {n}"
+        time.sleep(0.005)
+
+
 def test_the_policy_gate_gives_turns_in_arrival_order() -> None:
     gate = PolicyGate()
     order: list[str] = []
     assert gate.try_enter() and not gate.try_enter()
-    started: list[threading.Event] = []
 
     def thread_waiter(name: str) -> None:
-        started[-1].set()
         gate.enter()
         order.append(name)
         gate.leave()
 
-    loop_thread_ready = threading.Event()
-    result: list[BaseException | None] = []
+    loop_errors: list[BaseException | None] = []
 
-    def run_loop() -> None:
+    def loop_waiter() -> None:
         async def main() -> None:
-            fut = gate.enter_async()  # queued second, after "a"
-            loop_thread_ready.set()
-            await fut
+            await gate.enter_async()
             order.append("loop")
             gate.leave()
         try:
             asyncio.run(main())
-            result.append(None)
-        except BaseException as exc:  # noqa: BLE001
-            result.append(exc)
+            loop_errors.append(None)
+        except BaseException as exc:  # noqa: BLE001 -- reported below
+            loop_errors.append(exc)
 
-    started.append(threading.Event())
-    a = threading.Thread(target=thread_waiter, args=("a",))
-    a.start()
-    started[-1].wait(5)
-    time.sleep(0.05)  # "a" is queued (it cannot enter: the gate is held)
-    b_loop = threading.Thread(target=run_loop)
-    b_loop.start()
-    assert loop_thread_ready.wait(5)
-    started.append(threading.Event())
-    c = threading.Thread(target=thread_waiter, args=("c",))
-    c.start()
-    started[-1].wait(5)
-    time.sleep(0.05)
-    assert order == []
+    threads = [threading.Thread(target=thread_waiter, args=("a",)), threading.Thread(target=loop_waiter),
+               threading.Thread(target=thread_waiter, args=("c",))]
+    for k, t in enumerate(threads, start=1):
+        t.start()
+        _until_waiting(gate, k)  # queued in this order, behind the holder
+    assert order == [] and not gate.try_enter()
     gate.leave()
-    for t in (a, b_loop, c):
-        t.join(timeout=10)
-    assert result == [None] and order == ["a", "loop", "c"]
-    assert gate.try_enter()  # free again
+    for t in threads:
+        t.join(timeout=WAIT_S)
+    assert loop_errors == [None] and order == ["a", "loop", "c"]
+    assert gate.waiting == 0 and gate.try_enter()  # free again
 
 
 def test_the_handover_channel_carries_a_socket_and_refuses_garbage() -> None:

@@ -58,6 +58,12 @@ class PolicyGate:
             self._waiters.append(grant)
         return fut
 
+    @property
+    def waiting(self) -> int:
+        """How many wait for a turn now."""
+        with self._lock:
+            return len(self._waiters)
+
     def leave(self) -> None:
         """Ends the holder's turn: the longest waiter gets it, or the gate is free."""
         with self._lock:
