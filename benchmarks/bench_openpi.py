@@ -9,7 +9,8 @@ Run: ``.venv/bin/python benchmarks/bench_openpi.py [--requests N]``.
 openpi-client (`benchmarks/openpi_reference.py`): ``[--openpi-server PATH/TO/openpi/src/openpi/
 serving/websocket_policy_server.py] [--openpi-python VENV_PYTHON] [--rounds 5] [--seconds 5]``
 prints round trip p50/p99, 4-client throughput, server CPU per 1,000 infers and RSS, and the
-ratios.
+ratios; ``--no-handover`` runs our service with ``--no-openpi-handover`` (every request through
+the service, a round trip to the model's worker each).
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def main() -> None:
     ap.add_argument("--openpi-python", help="a Python (or venv) with openpi-client; default: a fresh venv")
     ap.add_argument("--rounds", type=int, default=5, help="alternated rounds (--reference)")
     ap.add_argument("--seconds", type=float, default=5.0, help="4-client throughput run length (--reference)")
+    ap.add_argument("--no-handover", action="store_true",
+                    help="serve ours with --no-openpi-handover: every request through the service (--reference)")
     args = ap.parse_args()
     if args.reference:
         from benchmarks.openpi_reference import run_reference

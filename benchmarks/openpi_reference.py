@@ -1,5 +1,6 @@
 """Side-by-side run for `bench_openpi.py --reference`: our openpi endpoint (``vla-server serve``,
-auth, tier, validation, a worker process) against openpi's own server, both answering a
+auth, tier, validation, the connection handed to the model's worker process — or, with
+``--no-handover``, every request through the service) against openpi's own server, both answering a
 zero-time policy, driven by the unmodified ``openpi-client`` (PyPI) in its own virtual
 environment.
 
@@ -15,7 +16,8 @@ The reference server is, in order of preference:
 
 Figures (medians over alternated rounds, reference first in odd rounds, ours first in even
 ones): round trip p50/p99 (one client), 4-client throughput (infer/s), server CPU per 1,000
-infers (process tree: the service and its worker), RSS (tree) at start and after.
+infers (process tree: the service and its worker), RSS (tree) at start and after, and PSS (tree)
+after (shared library pages counted once, where RSS counts them in each process).
 """
 
 from __future__ import annotations
@@ -166,16 +168,28 @@ def tree_cpu_s(pid: int) -> float:
     return total / CLK_TCK
 
 
-def tree_rss_mib(pid: int) -> float:
+def _tree_kib_field(pid: int, proc_file: str, field_name: str) -> float:
+    """The sum of one ``Name: N kB`` line of ``/proc/<p>/<proc_file>`` over `pid` and its descendants, MiB."""
     total = 0
     for p in tree_pids(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{proc_file}").read_text().splitlines():
+                if line.startswith(field_name + ":"):
                     total += int(line.split()[1])
         except OSError:
             continue
     return total / 1024
+
+
+def tree_rss_mib(pid: int) -> float:
+    return _tree_kib_field(pid, "status", "VmRSS")
+
+
+def tree_pss_mib(pid: int) -> float:
+    """Proportional set size of `pid` and its descendants, MiB: a page shared by n processes counts
+    1/n in each, so the shared libraries both our processes map (libpython, NumPy, OpenBLAS) count
+    once in the sum instead of twice as in `tree_rss_mib`."""
+    return _tree_kib_field(pid, "smaps_rollup", "Pss")
 
 
 def free_port() -> int:
@@ -201,7 +215,7 @@ def measure(py: Path, driver: Path, port: int, key: str, server_pid: int, reques
     proc.wait(timeout=60)
     return {"p50": lat["p50"], "p99": lat["p99"], "throughput": thr["count"] / thr["seconds"],
             "cpu_per_1000": (cpu1 - cpu0) / thr["count"] * 1000, "rss_start": rss_start,
-            "rss_end": tree_rss_mib(server_pid)}
+            "rss_end": tree_rss_mib(server_pid), "pss_end": tree_pss_mib(server_pid)}
 
 
 def run_reference(args: Any) -> None:
@@ -222,7 +236,8 @@ def run_reference(args: Any) -> None:
         try:
             assert ref.stdout is not None and ref.stdout.readline().strip() == "ready"
             time.sleep(0.5)
-            with serve_process(tmp, catalog, "--no-web", "--no-arena", "--openpi-model", "zero",
+            extra = ("--no-openpi-handover",) if getattr(args, "no_handover", False) else ()
+            with serve_process(tmp, catalog, "--no-web", "--no-arena", "--openpi-model", "zero", *extra,
                                log_level="info") as svc:
                 key = svc.new_key("bench", "enterprise")
                 assert svc.openpi_port is not None
@@ -234,13 +249,15 @@ def run_reference(args: Any) -> None:
                         results[name].append(m)
                         print(f"round {r + 1} {name:4s}: p50 {m['p50']:6.3f} ms  p99 {m['p99']:6.3f} ms  "
                               f"4 clients {m['throughput']:7.0f} infer/s  CPU {m['cpu_per_1000']:5.3f} s/1000  "
-                              f"RSS {m['rss_start']:5.0f} -> {m['rss_end']:5.0f} MiB", flush=True)
+                              f"RSS {m['rss_start']:5.0f} -> {m['rss_end']:5.0f} MiB  PSS {m['pss_end']:4.0f} MiB",
+                              flush=True)
         finally:
             ref.terminate()
             ref.wait(timeout=10)
     med = {n: {k: float(np.median([m[k] for m in v])) for k in v[0]} for n, v in results.items()}
     o, f = med["ours"], med["ref"]
-    print(f"reference: {ref_label}; medians of {args.rounds} alternated rounds")
+    mode = "requests through the service" if getattr(args, "no_handover", False) else "connections handed to the worker"
+    print(f"reference: {ref_label}; ours: {mode}; medians of {args.rounds} alternated rounds")
     print(f"round trip p50  {o['p50']:.3f} vs {f['p50']:.3f} ms  ratio {o['p50'] / f['p50']:.2f}x  (goal <= 1.3x)")
     print(f"round trip p99  {o['p99']:.3f} vs {f['p99']:.3f} ms  ratio {o['p99'] / f['p99']:.2f}x")
     print(f"4-client infer/s {o['throughput']:.0f} vs {f['throughput']:.0f}  ratio "
@@ -249,3 +266,5 @@ def run_reference(args: Any) -> None:
           f"{o['cpu_per_1000'] / f['cpu_per_1000']:.2f}x  (goal <= 1.5x)")
     print(f"RSS             {o['rss_start']:.0f} -> {o['rss_end']:.0f} vs "
           f"{f['rss_start']:.0f} -> {f['rss_end']:.0f} MiB  ratio {o['rss_end'] / f['rss_end']:.2f}x  (goal <= 2x)")
+    print(f"PSS (after)     {o['pss_end']:.0f} vs {f['pss_end']:.0f} MiB  ratio {o['pss_end'] / f['pss_end']:.2f}x  "
+          "(shared pages counted once across the tree)")

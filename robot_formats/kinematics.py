@@ -84,7 +84,7 @@ class Pose:
 
 def _joints(q: Sequence[float] | np.ndarray) -> np.ndarray:
     arr = np.asarray(q, dtype=np.float64).reshape(-1)
-    if arr.shape != (ARM_DOF,) or not np.all(np.isfinite(arr)):
+    if arr.shape != (ARM_DOF,) or not np.isfinite(arr).all():
         raise ValueError(f"expected {ARM_DOF} finite joint angles (rad), got {arr.tolist()}")
     return arr
 

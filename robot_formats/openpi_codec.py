@@ -45,8 +45,22 @@ class OpenPICodecError(ValueError):
     """A message that is not valid openpi msgpack-numpy, or a value that cannot be sent as such."""
 
 
+_DTYPES: dict[object, np.dtype] = {}  # dtype strings already accepted (a handful: "<f4", "|u1", …)
+_MAX_CACHED_DTYPES = 256
+
+
 def _check_dtype(raw: object) -> np.dtype:
     """Parses an array-protocol dtype string, refusing anything but plain numbers and strings."""
+    known = _DTYPES.get(raw) if isinstance(raw, (str, bytes)) else None
+    if known is not None:
+        return known
+    dt = _parse_dtype(raw)
+    if len(_DTYPES) < _MAX_CACHED_DTYPES:
+        _DTYPES[raw] = dt
+    return dt
+
+
+def _parse_dtype(raw: object) -> np.dtype:
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("ascii")

@@ -90,7 +90,7 @@ def _vector(obs: Mapping[str, Any], key: str, sizes: tuple[int, ...]) -> np.ndar
         ) from exc
     if arr.size not in sizes:
         raise OpenPIObservationError(f"{key}: expected {' or '.join(map(str, sizes))} numbers, got {arr.size}")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise OpenPIObservationError(f"{key}: expected finite numbers, got {arr.tolist()}")
     return arr
 
@@ -98,7 +98,7 @@ def _vector(obs: Mapping[str, Any], key: str, sizes: tuple[int, ...]) -> np.ndar
 def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn | None:
     if STATE_KEY in obs:
         s = _vector(obs, STATE_KEY, (6, 7))
-        gripper = float(np.clip(s[6], GRIPPER_OPEN, GRIPPER_CLOSED)) if s.size == 7 else None
+        gripper = min(max(float(s[6]), GRIPPER_OPEN), GRIPPER_CLOSED) if s.size == 7 else None  # finite: checked
         return RobotStateIn(pose=tuple(float(x) for x in s[:6]), gripper=gripper)  # type: ignore[arg-type]
     if JOINTS_KEY in obs:
         if fk is None:
@@ -109,7 +109,7 @@ def _state(obs: Mapping[str, Any], fk: ForwardKinematics | None) -> RobotStateIn
         pos, quat = fk(q)
         gripper = None
         if DROID_GRIPPER_KEY in obs:
-            g = float(np.clip(_vector(obs, DROID_GRIPPER_KEY, (1,))[0], 0.0, 1.0))
+            g = min(max(float(_vector(obs, DROID_GRIPPER_KEY, (1,))[0]), 0.0), 1.0)
             gripper = GRIPPER_OPEN + g * (GRIPPER_CLOSED - GRIPPER_OPEN)
         return RobotStateIn(pose=pos_quat_to_pose(pos, quat), gripper=gripper)
     return None
@@ -164,6 +164,6 @@ def reply_from_chunk(actions: np.ndarray) -> dict[str, Any]:
     arr = np.asarray(actions, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != ACTION_DIM or arr.shape[0] < 1 or not np.all(np.isfinite(arr)):
+    if arr.ndim != 2 or arr.shape[1] != ACTION_DIM or arr.shape[0] < 1 or not np.isfinite(arr).all():
         raise ValueError(f"policy chunk: expected a finite (H, {ACTION_DIM}) array, got shape {arr.shape}")
     return {"actions": arr.astype(np.float32)}

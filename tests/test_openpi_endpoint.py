@@ -33,10 +33,13 @@ from vla_server.auth.pacing import RequestPacer
 from vla_server.constants import MAX_FRAME_PIXELS, RATE_BURST_FRAMES
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+@pytest.fixture(scope="module", params=["handed-to-worker", "in-service"])
+def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """The service as configured by default (connections handed to the model's worker) and with
+    ``--no-openpi-handover`` (every request through the service)."""
     tmp = tmp_path_factory.mktemp("openpi-endpoint")
-    with scripted_service(tmp, "--no-web", "--no-arena") as s:
+    extra = ("--no-openpi-handover",) if request.param == "in-service" else ()
+    with scripted_service(tmp, "--no-web", "--no-arena", *extra) as s:
         yield s
 
 

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--openpi-port", type=int, help="openpi-compatible endpoint port")
     s.add_argument("--no-openpi", action="store_true", help="do not serve the openpi-compatible endpoint")
     s.add_argument("--openpi-model", help="model the openpi endpoint serves by default")
+    s.add_argument("--no-openpi-handover", action="store_true",
+                   help="answer openpi requests in the service (a round trip to the worker each) instead of "
+                        "handing connections to the model's worker")
     s.add_argument("--data-dir", help="keys database, worker logs")
     s.add_argument("--catalog", help="model catalog YAML (default: the built-in catalog)")
     s.add_argument("--eviction", choices=EVICTION_POLICIES)
@@ -123,6 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, flag) for flag, key in _SERVE_OVERRIDES.items() if getattr(args, flag) is not None}
     if args.no_openpi:
         overrides["server.openpi_port"] = None
+    if args.no_openpi_handover:
+        overrides["server.openpi_handover"] = False
     if args.no_web:
         overrides["server.web"] = False
     if args.no_arena:

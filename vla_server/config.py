@@ -50,6 +50,9 @@ class ServerConfig:
         host, port: the HTTP + ``/v1/stream`` listener.
         openpi_port: the openpi-compatible listener (root path); None disables it.
         openpi_model: model served there when the client names none (default: first in the catalog).
+        openpi_handover: hand each admitted openpi connection to its model's worker process, which
+            answers its requests itself; off: every request passes through the service (a round
+            trip to the worker each).
         data_dir: keys database, worker logs, arena data.
         catalog: model catalog YAML; None = the built-in catalog.
         log_level, log_format: structured logs (``json`` lines) or ``text``.
@@ -70,6 +73,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     openpi_port: int | None = DEFAULT_OPENPI_PORT
     openpi_model: str | None = None
+    openpi_handover: bool = True
     data_dir: str = DEFAULT_DATA_DIR
     catalog: str | None = None
     log_level: str = "info"

@@ -83,7 +83,8 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
             raise ValueError(f"server.openpi_model: {model!r} is not in the catalog {sorted(app.state.catalog)}")
         bridge = create_openpi_endpoint(app.state.registry, app.state.keystore, model, ws_max,
                                         config.registry.infer_timeout_s, sessions=app.state.sessions,
-                                        max_frame_pixels=config.stream.max_frame_pixels)
+                                        max_frame_pixels=config.stream.max_frame_pixels, ws_max_size=ws_max,
+                                        handover=config.server.openpi_handover)
         try:
             openpi_sock = bind(config.server.host, config.server.openpi_port)
         except PortInUse:

@@ -43,18 +43,26 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
+from robot_formats.openpi_codec import packb
+from vla_server.openpi.requests import (
+    CLOSE_INTERNAL_ERROR,
+    OpenPIRequestError,
+    check_reply,
+    decode_message,
+    reply_frame,
+    send_error,
+)
+
+__all__ = ["CLOSE_INTERNAL_ERROR", "OpenPIApp", "OpenPIRequestError", "OpenPIServerConfig", "create_openpi_app",
+           "current_session", "parse_api_key", "serve_in_thread"]
 
 log = logging.getLogger(__name__)
 
-CLOSE_INTERNAL_ERROR = 1011  # openpi's server closes with this after the error text frame
-_MAX_REASON_BYTES = 123  # RFC 6455: a close reason fits in a control frame
 API_KEY_SCHEME = "api-key"  # "Authorization: Api-Key <key>", scheme compared case-insensitively
 
 InferFn = Callable[[str, dict[str, Any]], Awaitable[Mapping[str, Any]]]
@@ -69,6 +77,10 @@ OpenSessionFn = Callable[[Any, str, str, SessionCloser], str | None | Awaitable[
 connection (tier limits); a refusal text answers the handshake with HTTP 429."""
 MetadataArg = Mapping[str, Any] | Callable[[str], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 EndSessionFn = Callable[[str, str], None | Awaitable[None]]
+HandoffFn = Callable[[ServerConnection, str, str], Awaitable[Awaitable[Any] | None]]
+"""``await handoff(conn, model_id, session_id)``: gives an admitted connection (handshake done,
+reading paused, nothing buffered) to whoever serves it from now on; returns what to await until
+that connection ends, or None to serve it here."""
 
 current_session: contextvars.ContextVar[str] = contextvars.ContextVar("openpi_session", default="")
 
@@ -112,10 +124,6 @@ class OpenPIEndpointStats:
     by_model: dict[str, int] = field(default_factory=dict)
 
 
-class OpenPIRequestError(Exception):
-    """A request the endpoint answers with an error frame (bad observation, bad reply)."""
-
-
 def parse_api_key(header: str | None) -> str | None:
     """The key from an ``Authorization: Api-Key <key>`` header, or None when absent or another scheme."""
     if not header:
@@ -130,19 +138,6 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _check_reply(reply: object, model_id: str) -> dict[str, Any]:
-    """Validates what `infer` returned and copies it (we add ``server_timing``)."""
-    if not isinstance(reply, Mapping):
-        raise OpenPIRequestError(f"model {model_id!r} returned {type(reply).__name__}, expected a mapping")
-    actions = reply.get("actions")
-    if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.dtype.kind not in "iuf":
-        got = f"{type(actions).__name__} {getattr(actions, 'shape', '')}"
-        raise OpenPIRequestError(f"model {model_id!r} returned actions {got}, expected an (H, D) numeric array")
-    if not np.all(np.isfinite(actions)):
-        raise OpenPIRequestError(f"model {model_id!r} returned non-finite actions")
-    return dict(reply)
-
-
 class OpenPIApp:
     """The openpi endpoint: a `websockets` asyncio server (as openpi's own server), no ASGI stack.
 
@@ -154,7 +149,7 @@ class OpenPIApp:
 
     def __init__(self, infer: InferFn, metadata: MetadataArg, check_key: CheckKeyFn | None,
                  config: OpenPIServerConfig, end_session: EndSessionFn | None,
-                 open_session: OpenSessionFn | None) -> None:
+                 open_session: OpenSessionFn | None, handoff: HandoffFn | None = None) -> None:
         self.config = config
         self.stats = OpenPIEndpointStats()
         self._infer = infer
@@ -162,6 +157,7 @@ class OpenPIApp:
         self._check_key = check_key
         self._end_session = end_session
         self._open_session = open_session
+        self._handoff = handoff
         self._principals: dict[int, Any] = {}  # id(connection) -> principal, between the two hooks
         self._admitted: dict[int, tuple[str, str]] = {}  # id(connection) -> (model id, session id)
 
@@ -205,6 +201,8 @@ class OpenPIApp:
                 await self._ended(model_id, session_id)
                 return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, refusal + "\n")
         self._admitted[id(conn)] = (model_id, session_id)
+        if self._handoff is not None:  # nothing of the client's is read here before the hand-off
+            conn.transport.pause_reading()
         return None
 
     async def _ended(self, model_id: str, session_id: str) -> None:
@@ -225,7 +223,14 @@ class OpenPIApp:
         stats.connections_open += 1
         log.info("openpi session open session=%s model=%s peer=%s", session_id, model_id, conn.remote_address)
         try:
-            await self._serve(conn, model_id)
+            ended = None
+            if self._handoff is not None:
+                ended = await self._handoff(conn, model_id, session_id)
+            if ended is not None:
+                await ended
+            else:
+                conn.transport.resume_reading()  # paused at admission for a hand-off
+                await self._serve(conn, model_id)
         finally:
             stats.connections_open -= 1
             log.info("openpi session closed session=%s", session_id)
@@ -250,18 +255,12 @@ class OpenPIApp:
             t0 = time.monotonic()
             try:
                 reply, infer_ms = await self._answer(data, model_id)
+                frame = reply_frame(reply, model_id, infer_ms, prev_total_ms)
             except OpenPIRequestError as exc:
                 await self._fail(conn, str(exc))
                 return
-            timing: dict[str, float] = {"infer_ms": infer_ms}
-            if prev_total_ms is not None:
-                timing["prev_total_ms"] = prev_total_ms
-            reply["server_timing"] = timing
             try:
-                await conn.send(packb(reply))
-            except OpenPICodecError as exc:
-                await self._fail(conn, f"model {model_id!r} reply cannot be encoded: {exc}")
-                return
+                await conn.send(frame)
             except ConnectionClosed:
                 return
             prev_total_ms = (time.monotonic() - t0) * 1000.0
@@ -269,16 +268,7 @@ class OpenPIApp:
     async def _answer(self, data: str | bytes, model_id: str) -> tuple[dict[str, Any], float]:
         """Decodes one request, runs the model; returns (reply, inference time in ms)."""
         cfg = self.config
-        if isinstance(data, str):
-            raise OpenPIRequestError("expected a binary msgpack observation, got a text frame")
-        if len(data) > cfg.max_message_bytes:
-            raise OpenPIRequestError(f"observation of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes}")
-        try:
-            obs = unpackb(data)
-        except OpenPICodecError as exc:
-            raise OpenPIRequestError(f"bad observation: {exc}") from exc
-        if not isinstance(obs, dict):
-            raise OpenPIRequestError(f"expected the observation as a msgpack map, got {type(obs).__name__}")
+        obs = decode_message(data, cfg.max_message_bytes)
         stats = self.stats
         stats.requests += 1
         stats.by_model[model_id] = stats.by_model.get(model_id, 0) + 1
@@ -293,16 +283,17 @@ class OpenPIApp:
         except Exception as exc:
             raise OpenPIRequestError(f"model {model_id!r} failed: {type(exc).__name__}: {exc}") from exc
         infer_ms = (time.monotonic() - t) * 1000.0
-        return _check_reply(raw, model_id), infer_ms
+        return check_reply(raw, model_id), infer_ms
 
     async def _fail(self, conn: ServerConnection, message: str, code: int = CLOSE_INTERNAL_ERROR) -> None:
+        self.note_error(message)
+        await send_error(conn, message, code)
+
+    def note_error(self, message: str) -> None:
+        """Counts an error sent to a client (here or by whoever serves a handed-over connection)."""
         self.stats.errors += 1
         self.stats.last_error = message
         log.warning("openpi error: %s", message)
-        with contextlib.suppress(Exception):
-            await conn.send(message)  # the client adds "Error in inference server:" itself
-            reason = "Internal server error; message in previous frame" if code == CLOSE_INTERNAL_ERROR else message
-            await conn.close(code=code, reason=reason.encode()[:_MAX_REASON_BYTES].decode(errors="ignore"))
 
     # ---- serving ----------------------------------------------------------------------------
 
@@ -329,6 +320,7 @@ def create_openpi_app(
     model: str | None = None,
     end_session: EndSessionFn | None = None,
     open_session: OpenSessionFn | None = None,
+    handoff: HandoffFn | None = None,
 ) -> OpenPIApp:
     """Builds the openpi-protocol endpoint.
 
@@ -342,6 +334,7 @@ def create_openpi_app(
         end_session: ``end_session(model_id, session_id)`` when a connection ends.
         open_session: admits an authenticated connection (see `OpenSessionFn`); it also gets the
             function that ends the connection from outside (revocation, shutdown).
+        handoff: gives admitted connections to another server (a model's worker process), see `HandoffFn`.
 
     Returns:
         An `OpenPIApp`; ``.stats`` holds its `OpenPIEndpointStats`.
@@ -350,7 +343,7 @@ def create_openpi_app(
         if model is None:
             raise ValueError("create_openpi_app: give a config or a model id")
         config = OpenPIServerConfig(model=model)
-    return OpenPIApp(infer, metadata, check_key, config, end_session, open_session)
+    return OpenPIApp(infer, metadata, check_key, config, end_session, open_session, handoff)
 
 
 def bind_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

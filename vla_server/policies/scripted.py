@@ -48,6 +48,7 @@ class ScriptedPolicy(Policy):
         self._horizon = int(p.get("horizon", 1))
         if self._horizon < 1:
             raise ValueError(f"scripted horizon: expected >= 1, got {self._horizon}")
+        self._offsets = np.arange(self._horizon)
         self._infer_s = float(p.get("infer_ms", 0.0)) / 1000.0
         self._load_s = float(p.get("load_ms", 0.0)) / 1000.0
         self._memory_mb = float(p.get("memory_mb", 0.0))
@@ -78,8 +79,7 @@ class ScriptedPolicy(Policy):
             time.sleep(self._infer_s)
         if self._fail and self._fail in obs.instruction:
             raise RuntimeError(f"scripted failure requested by instruction {obs.instruction!r}")
-        n = len(self._sequence)
-        chunk = np.stack([self._sequence[(obs.step + k) % n] for k in range(self._horizon)])
+        chunk = self._sequence[(obs.step + self._offsets) % len(self._sequence)]  # a copy (fancy indexing)
         if self._nan and self._nan in obs.instruction:
             chunk[:] = np.nan
         return chunk

@@ -91,6 +91,7 @@ class ModelRegistry:
         self.supervisor = Supervisor(self)
         self._admission = asyncio.Lock()
         self._listeners: list[Callable[[ModelEvent], None]] = []
+        self.hand_over_openpi = False  # workers started from now on can serve openpi connections
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -218,6 +219,21 @@ class ModelRegistry:
         if e.state is ModelState.WARM and e.worker is not None:
             with contextlib.suppress(WorkerCrashed, WorkerTimeout, WorkerRequestError):
                 await e.worker.end_session(session, self.config.ping_timeout_s)
+
+    async def worker_for(self, model_id: str) -> WorkerProcess:
+        """The model's live worker, loading it first (for handing it a connection).
+
+        Raises:
+            UnknownModel, CapacityError, ModelLoadError, RegistryClosed.
+        """
+        return await self._ensure_warm(self._get(model_id))
+
+    def _note_requests(self, e: ModelEntry, n: int) -> None:
+        """`n` requests served on connections handed to `e`'s worker (they count as use)."""
+        e.use_count += n
+        e.last_used = self._clock()
+        e.last_used_wall = time.time()
+        e.stats.requests += n
 
     # ---- inference ----------------------------------------------------------------------------
 
@@ -416,8 +432,10 @@ class ModelRegistry:
         worker = await WorkerProcess.start(
             e.spec, device=e.device or "cpu", load_timeout_s=self.config.load_timeout_s,
             log_dir=self.log_dir, on_exit=lambda w, ex: self.supervisor.on_worker_exit(e, w, ex),
+            openpi_host=self.hand_over_openpi,
         )
         cold_ms = (time.perf_counter() - t0) * 1000.0
+        worker.on_requests = lambda n: self._note_requests(e, n)
         e.worker, e.state, e.last_error, e.reserved_mb = worker, ModelState.WARM, None, 0.0
         e.use_count, e.last_used, e.last_used_wall = 0, self._clock(), time.time()
         e.loaded_at_wall = time.time()

@@ -9,12 +9,17 @@ service's health check tells a slow model from a dead one. Requests wait in a
 `FairQueue` keyed by their ``tenant``: served round-robin across tenants, so one tenant cannot
 take more than its share of the model's time.
 
+With ``--openpi-fd`` it also serves the openpi connections the service hands over
+(`vla_server.workers.openpi_host`, a thread of its own); the policy is then shared through a
+`PolicyGate` (one call at a time, FIFO turns between the two threads).
+
 It never outlives the service: PR_SET_PDEATHSIG(SIGKILL) is set first thing, the parent pid is
 checked against ``--parent`` (the parent may have died before prctl), and EOF on the socket (the
 parent's end closes when the parent dies) ends the process at once.
 
 The interpreter running this may be another environment's (`ModelSpec.python`); it needs numpy,
-scipy and msgpack, and finds `vla_server` through PYTHONPATH, which the service sets.
+scipy and msgpack (and ``websockets`` to serve openpi connections), and finds `vla_server` through
+PYTHONPATH, which the service sets.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from vla_server.models import ModelSpec
 from vla_server.workers.fair_queue import FairQueue
+from vla_server.workers.gate import PolicyGate
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
@@ -71,6 +77,15 @@ class _Worker:
         self.busy_since = 0.0  # monotonic start of the running job
         self.job_started = threading.Event()  # wakes the watcher (set by `begin_job`)
         self.slots: Any = None  # ImageSlots shared with the service, when it gave one
+        self.gate = PolicyGate()  # the policy is shared with the openpi host's thread, when there is one
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` (a policy method) in this thread's turn at the policy."""
+        self.gate.enter()
+        try:
+            return fn(*args)
+        finally:
+            self.gate.leave()
 
     def send(self, msg: dict[str, Any]) -> None:
         data = self.wire.pack(msg)
@@ -151,13 +166,15 @@ class _Worker:
         try:
             if op == "infer":
                 obs = self.wire.observation_from_wire(msg["obs"], self.slots)
-                self.begin_job()
+                self.begin_job()  # from here: the watcher answers pings, also while waiting for the turn
+                self.gate.enter()
                 t0 = time.perf_counter()
                 try:
                     actions = policy.infer(obs)
                 finally:
+                    model_ms = (time.perf_counter() - t0) * 1000.0
+                    self.gate.leave()
                     self.busy = False
-                model_ms = (time.perf_counter() - t0) * 1000.0
                 arr = np.asarray(actions, dtype=np.float64)
                 if arr.ndim == 1:
                     arr = arr[None, :]
@@ -165,16 +182,16 @@ class _Worker:
                     raise ValueError(f"policy returned shape {arr.shape}; expected (H, 7) with H >= 1")
                 self.send({"op": "result", "id": rid, "actions": arr, "model_ms": model_ms})
             elif op == "end_session":
-                policy.end_session(str(msg.get("session", "")))
+                self.call(policy.end_session, str(msg.get("session", "")))
                 self.send({"op": "ok", "id": rid})
             elif op == "export_session":  # a policy without memory exports nothing
                 export = getattr(policy, "export_session", None)
-                data = bytes(export(str(msg.get("session", "")))) if callable(export) else b""
+                data = bytes(self.call(export, str(msg.get("session", "")))) if callable(export) else b""
                 self.send({"op": "ok", "id": rid, "data": data})
             elif op == "import_session":
                 restore = getattr(policy, "import_session", None)
                 if callable(restore):
-                    restore(str(msg.get("session", "")), bytes(msg.get("data") or b""))
+                    self.call(restore, str(msg.get("session", "")), bytes(msg.get("data") or b""))
                 self.send({"op": "ok", "id": rid})
             else:
                 self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
@@ -182,6 +199,22 @@ class _Worker:
             self.send({"op": "error", "id": rid, "kind": "bad_input", "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 -- a policy error is reported, the worker lives on
             self.send({"op": "error", "id": rid, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def start_openpi_host(fd: int | None, policy: Any, gate: PolicyGate, model_id: str) -> bool:
+    """Starts serving handed-over openpi connections on the channel `fd`; False when none was given
+    or this interpreter lacks what it needs (``websockets``): the service then serves them itself."""
+    if fd is None:
+        return False
+    ctl = socket.socket(fileno=fd)
+    try:
+        from vla_server.workers.openpi_host import OpenPIHost
+    except ImportError as exc:
+        print(f"openpi connections stay with the service: {exc}", file=sys.stderr, flush=True)
+        ctl.close()
+        return False
+    OpenPIHost(ctl, policy, gate, model_id).start()
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shm-fd", type=int, help="inherited shared-memory file for images (ImageSlots)")
     parser.add_argument("--shm-slots", type=int, default=0)
     parser.add_argument("--shm-slot-bytes", type=int, default=0)
+    parser.add_argument("--openpi-fd", type=int, help="inherited hand-over channel: serve openpi connections")
     args = parser.parse_args(argv)
     set_parent_death_signal(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
@@ -216,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         policy.load()
         load_ms = (time.perf_counter() - t0) * 1000.0
         info = policy.info()
+        host = start_openpi_host(args.openpi_fd, policy, worker.gate, spec.id)
         worker.busy = False
         worker.send({
             "op": "ready",
@@ -227,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 "backend": info.backend,
                 "action_horizon": int(info.action_horizon),
                 "description": info.description,
+                "openpi_host": host,
             },
         })
     except Exception as exc:  # noqa: BLE001 -- reported to the service, which shows it
@@ -237,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worker.serve(policy)
     finally:
+        worker.gate.enter()  # the openpi host's call in flight (if any) ends first; none starts after
         policy.close()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown (tens of ms of module finalisers): eviction is faster

@@ -5,6 +5,12 @@ authenticate) and speaks `vla_server.workers.wire`. A reader task owns the recei
 resolves pending requests by id; when the socket reaches EOF (the process died) every pending
 request fails with `WorkerCrashed` and `on_exit` is called once — unless `stop` was asked for.
 All waits are bounded by timeouts.
+
+A second channel (`vla_server.workers.handover`) hands admitted openpi connections to the worker
+(`adopt`), which serves them itself when it says it can (``info["openpi_host"]``). The service
+keeps a copy of each handed-over socket: when the worker dies, the client still gets the error
+text and a close (`vla_server.openpi.requests.error_frames`) from here; when the worker is
+stopped (unload, eviction, shutdown), its connections are closed first (text, then 1001).
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import numpy as np
 
 import vla_server
 from vla_server.models import ModelSpec
+from vla_server.openpi.requests import error_frames
 from vla_server.policies.base import Observation
-from vla_server.workers import wire
+from vla_server.workers import handover, wire
 from vla_server.workers.errors import (
     WorkerBadInput,
     WorkerCrashed,
@@ -42,6 +49,8 @@ from vla_server.workers.shm import ImageSlots
 _EXIT_WAIT_S = 2.0  # after EOF, how long to wait for the exit status
 _READER_LIMIT = 1024 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
 _SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # socketpair buffers: an observation (two 224² images) in one go
+_UNLOAD_CLOSE_S = 1.0  # a stopping worker's handed-over connections get this long to close cleanly
+CLOSE_GOING_AWAY = 1001
 REPO_ROOT = Path(vla_server.__file__).resolve().parent.parent
 
 
@@ -76,10 +85,24 @@ def device_env(device: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Adopted:
+    """An openpi connection served by the worker: the service's copy of its socket, the counters
+    the worker reports, and `done` (the error text the client got, or None) once it ended."""
+
+    session: str
+    keep: socket.socket
+    done: asyncio.Future[str | None]
+    requests: int = 0
+    steps: int = 0
+
+
 def spawn_worker(
-    spec: ModelSpec, device: str, log_dir: Path | None, slots: ImageSlots | None = None
+    spec: ModelSpec, device: str, log_dir: Path | None, slots: ImageSlots | None = None,
+    handover_end: socket.socket | None = None,
 ) -> tuple[subprocess.Popen[bytes], socket.socket, Path | None]:
     """Starts the worker process; returns (process, the service's socket end, log path).
+    `handover_end`: the worker's end of a hand-over channel (closed here once inherited).
 
     Deliberately synchronous and called from the event-loop thread: PR_SET_PDEATHSIG fires when
     the *thread* that forked the child exits, so a worker must not be spawned from a pool thread.
@@ -106,6 +129,9 @@ def spawn_worker(
     if slots is not None:
         cmd += ["--shm-fd", str(slots.fd), "--shm-slots", str(slots.slots), "--shm-slot-bytes", str(slots.slot_bytes)]
         fds.append(slots.fd)
+    if handover_end is not None:
+        cmd += ["--openpi-fd", str(handover_end.fileno())]
+        fds.append(handover_end.fileno())
     try:
         proc = subprocess.Popen(
             cmd, pass_fds=tuple(fds), env=env, stdin=subprocess.DEVNULL,
@@ -117,6 +143,8 @@ def spawn_worker(
         raise WorkerStartError(f"model {spec.id!r}: cannot start worker with {python!r}: {exc}") from None
     finally:
         child_sock.close()
+        if handover_end is not None:
+            handover_end.close()
         if log_file:
             log_file.close()
     return proc, parent_sock, log_path
@@ -146,6 +174,11 @@ class WorkerProcess:
         self.exit: WorkerExit | None = None
         self._slots: ImageSlots | None = None
         self._slot_of: dict[int, int] = {}  # request id -> image slot, freed when its reply comes
+        self._ctl: socket.socket | None = None  # the hand-over channel, once the worker said it serves openpi
+        self._adopted: dict[str, Adopted] = {}
+        self._adopt_replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._overran_s: float | None = None
+        self.on_requests: Callable[[int], None] | None = None  # observations run on handed-over connections
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -158,22 +191,28 @@ class WorkerProcess:
         load_timeout_s: float = 120.0,
         log_dir: Path | None = None,
         on_exit: Callable[[WorkerProcess, WorkerExit], None] | None = None,
+        openpi_host: bool = False,
     ) -> WorkerProcess:
-        """Spawns the worker and waits until its policy is loaded.
+        """Spawns the worker and waits until its policy is loaded. `openpi_host`: give it a
+        hand-over channel, so it can serve openpi connections (`adopt`).
 
         Raises:
             WorkerStartError: load failed, the process exited, or `load_timeout_s` passed.
         """
         slots = ImageSlots.create()
+        ctl, ctl_child = handover.channel() if openpi_host else (None, None)
         try:
-            proc, parent_sock, log_path = spawn_worker(spec, device, log_dir, slots)
+            proc, parent_sock, log_path = spawn_worker(spec, device, log_dir, slots, ctl_child)
         except BaseException:
+            if ctl is not None:
+                ctl.close()
             if slots is not None:
                 slots.close()
             raise
         reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=_READER_LIMIT)
         self = cls(spec, device, proc, reader, writer, log_path)
         self._slots = slots
+        self._ctl = ctl
         try:
             first = await asyncio.wait_for(wire.read_message(reader), load_timeout_s)
         except asyncio.CancelledError:  # the service is stopping while this model loads
@@ -201,13 +240,24 @@ class WorkerProcess:
             raise WorkerStartError(f"model {spec.id!r}: loading failed: {error}{self._log_tail()}")
         self.info = dict(first.get("info") or {})
         self.load_ms = float(first.get("load_ms", 0.0))
+        if ctl is not None and self.info.get("openpi_host") is True:
+            ctl.setblocking(False)
+            asyncio.get_running_loop().add_reader(ctl.fileno(), self._on_ctl)
+        else:
+            self._close_ctl()
         self._on_exit = on_exit
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(), name=f"worker-{spec.id}")
         return self
 
     async def stop(self, timeout_s: float = 2.0) -> WorkerExit:
-        """Asks the worker to shut down; kills it if it has not exited within `timeout_s`."""
+        """Asks the worker to shut down (its openpi connections closed first: text, then 1001); kills
+        it if it has not exited within `timeout_s`."""
         self._stopping = True
+        if self._adopted and self.alive:
+            message = f"model {self.spec.id!r} was unloaded; connect again to load it"
+            for session in list(self._adopted):
+                self.close_adopted(session, message, CLOSE_GOING_AWAY)
+            await asyncio.wait([a.done for a in self._adopted.values()], timeout=_UNLOAD_CLOSE_S)
         if self.exit is None and self.proc.poll() is None:
             try:
                 await self._request({"op": "shutdown"}, timeout_s)
@@ -257,6 +307,128 @@ class WorkerProcess:
         if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[1] != 7:
             raise WorkerRequestError(f"model {self.spec.id!r}: reply without an (H, 7) 'actions' array")
         return actions.astype(np.float64, copy=False), float(reply.get("model_ms", 0.0))
+
+    # ---- handed-over openpi connections -------------------------------------------------------
+
+    @property
+    def hosts_openpi(self) -> bool:
+        """Whether this worker serves handed-over openpi connections."""
+        return self._ctl is not None and self.alive and not self._stopping
+
+    async def adopt(self, sock: socket.socket, params: dict[str, Any], timeout_s: float) -> Adopted | None:
+        """Hands the connected `sock` (its handshake done, nothing of it read or buffered here) to
+        the worker with `params` (the ``adopt`` fields of `vla_server.workers.handover`); returns its
+        `Adopted`, or None when the worker refused it (the caller still owns `sock` then).
+
+        Raises:
+            WorkerCrashed: the worker did not answer; the connection was shut down.
+        """
+        if not self.hosts_openpi or self._ctl is None:
+            return None
+        session = str(params["session"])
+        loop = asyncio.get_running_loop()
+        adopted = Adopted(session, sock.dup(), loop.create_future())
+        reply_fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._adopted[session] = adopted  # before the worker can report it closed
+        self._adopt_replies[session] = reply_fut
+        try:
+            handover.send(self._ctl, {"op": "adopt", **params}, [adopted.keep.fileno()])
+            async with asyncio.timeout(timeout_s):
+                reply = await reply_fut
+        except (OSError, TimeoutError, handover.HandoverError) as exc:
+            self._adopted.pop(session, None)
+            with contextlib.suppress(OSError):
+                adopted.keep.shutdown(socket.SHUT_RDWR)  # whoever holds it now: the connection ends
+            adopted.keep.close()
+            raise WorkerCrashed(f"model {self.spec.id!r}: worker did not take the connection ({exc!r})") from None
+        finally:
+            self._adopt_replies.pop(session, None)
+        if reply.get("op") != "adopted":
+            self._adopted.pop(session, None)
+            adopted.keep.close()
+            return None
+        return adopted
+
+    def close_adopted(self, session: str, message: str, code: int) -> None:
+        """Asks the worker to send `message`, then close `session`'s connection with `code`."""
+        if session not in self._adopted:
+            return
+        try:
+            if self._ctl is None:
+                raise OSError("no hand-over channel")
+            handover.send(self._ctl, {"op": "close", "session": session, "message": message, "code": code})
+        except OSError:
+            self._end_adopted(session, message, code)
+
+    def set_rate(self, tenant: str, rate_hz: float | None) -> None:
+        """`tenant`'s request rate on this worker's openpi connections (None: unlimited)."""
+        if self._ctl is not None:
+            with contextlib.suppress(OSError):
+                handover.send(self._ctl, {"op": "pace", "tenant": tenant, "rate_hz": rate_hz})
+
+    def _on_ctl(self) -> None:
+        while self._ctl is not None:
+            try:
+                got = handover.receive(self._ctl)
+            except handover.HandoverError:
+                continue
+            if got is None:
+                return
+            msg, fds = got
+            for fd in fds:
+                os.close(fd)
+            if msg is None:  # the worker is gone; the wire socket's EOF does the rest
+                self._close_ctl()
+                return
+            op, session = msg["op"], str(msg.get("session", ""))
+            if op in ("adopted", "refused"):
+                fut = self._adopt_replies.get(session)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+            elif op == "counts" and isinstance(msg.get("sessions"), dict):
+                for sid, counts in msg["sessions"].items():
+                    self._count(str(sid), counts)
+            elif op == "closed":
+                self._count(session, [msg.get("requests"), msg.get("steps")])
+                adopted = self._adopted.pop(session, None)
+                if adopted is not None:
+                    adopted.keep.close()
+                    if not adopted.done.done():
+                        adopted.done.set_result(msg.get("error") if isinstance(msg.get("error"), str) else None)
+            elif op == "overran":
+                with contextlib.suppress(TypeError, ValueError):
+                    self._overran_s = float(msg.get("timeout_s"))  # type: ignore[arg-type]
+
+    def _count(self, session: str, counts: object) -> None:
+        adopted = self._adopted.get(session)
+        if adopted is None or not isinstance(counts, list) or len(counts) != 2:
+            return
+        requests, steps = counts
+        if isinstance(requests, int) and isinstance(steps, int) and steps >= adopted.steps:
+            new = steps - adopted.steps  # observations that reached the model
+            adopted.requests, adopted.steps = requests, steps
+            if new and self.on_requests is not None:
+                self.on_requests(new)
+
+    def _end_adopted(self, session: str, message: str, code: int) -> None:
+        """Tells the client `message` and closes (with the service's copy: the worker cannot)."""
+        adopted = self._adopted.pop(session, None)
+        if adopted is None:
+            return
+        with contextlib.suppress(OSError):
+            adopted.keep.send(error_frames(message, code), socket.MSG_DONTWAIT)
+        with contextlib.suppress(OSError):
+            adopted.keep.shutdown(socket.SHUT_RDWR)
+        adopted.keep.close()
+        if not adopted.done.done():
+            adopted.done.set_result(message)
+
+    def _close_ctl(self) -> None:
+        ctl, self._ctl = self._ctl, None
+        if ctl is not None:
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(ctl.fileno())
+            ctl.close()
 
     async def ping(self, timeout_s: float) -> float:
         """Round trip of a ping, ms (answered even while the worker is busy: its watcher thread reads then)."""
@@ -320,11 +492,24 @@ class WorkerProcess:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(WorkerCrashed(f"model {self.spec.id!r}: worker {self.exit.reason}"))
+        self._end_all_adopted()
         self._close()
         if not self._stopping and self._on_exit is not None:
             self._on_exit(self, self.exit)
 
     # ---- helpers ------------------------------------------------------------------------------
+
+    def _end_all_adopted(self) -> None:
+        """The worker is gone: its connections get the reason from here."""
+        if self._stopping:
+            message, code = f"model {self.spec.id!r} was unloaded; connect again to load it", CLOSE_GOING_AWAY
+        elif self._overran_s is not None:
+            message, code = f"model {self.spec.id!r} did not answer within {self._overran_s:g} s", 1011
+        else:
+            reason = self.exit.reason if self.exit is not None else "ended"
+            message, code = f"model {self.spec.id!r} worker {reason}", 1011
+        for session in list(self._adopted):
+            self._end_adopted(session, message, code)
 
     async def _wait_exit(self, timeout_s: float) -> int | None:
         deadline = time.monotonic() + timeout_s
@@ -341,6 +526,9 @@ class WorkerProcess:
     def _close(self) -> None:
         if self._reader_task is not None and self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()
+        if self.proc.poll() is not None:
+            self._end_all_adopted()
+        self._close_ctl()
         if self._slots is not None and self.proc.poll() is not None:  # the worker no longer maps it
             self._slots.close()
             self._slots = None
