@@ -149,7 +149,28 @@ def test_arena_episode_from_the_form(service: Service, driver: Any) -> None:
     assert not _errors(driver)
 
 
+def _finished_episode(service: Service, steps: int = 3) -> str:
+    """Runs an episode through the API and waits until it is done (the history then holds one
+    whatever order the module's tests run in); returns its id."""
+    import httpx
+
+    headers = {"X-API-Key": service.admin_key}
+    r = httpx.post(f"{service.url}/v1/arena/episodes", headers=headers, timeout=30,
+                   json={"model": "color-reach", "instruction": "pick up the red cube", "steps": steps})
+    assert r.status_code == 201, r.text
+    eid = r.json()["id"]
+
+    def done() -> bool:
+        status = httpx.get(f"{service.url}/v1/arena/episodes/{eid}", headers=headers, timeout=10).json()["status"]
+        assert status in ("queued", "running", "done"), status
+        return status == "done"
+
+    wait_for(done, 120, what=f"episode {eid} done")
+    return eid
+
+
 def test_arena_continue_from_the_final_state(service: Service, driver: Any) -> None:
+    _finished_episode(service)
     set_key(driver, service.url, service.admin_key, "arena")
     wait_for(
         lambda: driver.find_element(CSS, "#arena-history .tile[data-status='done']"), 20, what="a finished episode"
@@ -186,12 +207,7 @@ def test_arena_errors_show_in_the_page(service: Service, driver: Any) -> None:
 
 
 def test_arena_needs_an_admin_key_to_run(service: Service, driver: Any) -> None:
-    import httpx
-
-    # The history must hold an episode whatever order the module's tests run in: one through the API.
-    r = httpx.post(f"{service.url}/v1/arena/episodes", headers={"X-API-Key": service.admin_key}, timeout=30,
-                   json={"model": "color-reach", "instruction": "pick up the red cube", "steps": 3})
-    assert r.status_code == 201, r.text
+    _finished_episode(service)  # the history must hold an episode whatever order the module's tests run in
     set_key(driver, service.url, service.reader_key, "arena")
     wait_for(lambda: driver.find_elements(CSS, "#arena-history .tile"), 20, what="history readable with a reader key")
     assert not driver.find_element(CSS, "#arena-run").is_enabled()
