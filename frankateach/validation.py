@@ -78,7 +78,7 @@ def flag(name: str, value: Any) -> bool:
 def unit_quat(name: str, value: Any) -> np.ndarray:
     """Checks an xyzw quaternion of norm 1 ± QUAT_NORM_TOLERANCE; returns it renormalised."""
     q = vector(name, value, 4)
-    norm = float(np.linalg.norm(q))
+    norm = math.hypot(*(float(v) for v in q))  # no overflow for huge components (the norm is said as it is)
     if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
         raise ProtocolError(f"field '{name}': expected a unit quaternion (xyzw), got norm {norm:.6g}")
     return q / norm
