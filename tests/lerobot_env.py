@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_COMMAND = "tools/make_lerobot_env.sh"
-SKIP_REASON = f"the LeRobot environment is not built: run `{ENV_COMMAND}` (~5 min, ~1.8 GB; ./run_tests.sh --all does it)"
+SKIP_REASON = (f"the LeRobot environment is not built: run `{ENV_COMMAND}` (~5 min, ~1.8 GB; "
+               "./run_tests.sh --all does it)")
 
 
 @dataclass(frozen=True)
