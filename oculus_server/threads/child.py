@@ -2,22 +2,42 @@
 (the daemon has running threads), one pipe down (what the daemon forwards) and one pipe up (what
 the child reports). The pipes are the daemon's alone: a child never inherits another's ends, so a
 child's ``recv`` ends (EOF) exactly when the daemon's end closes, whatever the reason — that is how
-every child dies with the daemon.
+every child dies with the daemon. Each child names itself (``/proc/PID/comm``, what ``ps`` and
+``top`` show: ``mcap-writer``, ``live-view``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+PR_SET_NAME = 15  # <linux/prctl.h>
+
+
+def name_process(name: str) -> bool:
+    """Sets this process's name as ``ps``/``top`` show it (Linux; at most 15 bytes kept)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _child_entry(name: str, target: Callable[..., None], *args: Any) -> None:
+    name_process(name)
+    target(*args)
+
 
 def spawn_child(target: Callable[..., None], name: str,
                 args: tuple[Any, ...]) -> tuple[BaseProcess, Connection, Connection]:
-    """Starts `target(items, status, *args)` in a spawned process.
+    """Starts `target(items, status, *args)` in a spawned process called `name`.
 
     Returns:
         the process, the daemon's sending end of `items` and its receiving end of `status`.
@@ -25,7 +45,7 @@ def spawn_child(target: Callable[..., None], name: str,
     ctx = multiprocessing.get_context("spawn")
     status_r, status_w = ctx.Pipe(duplex=False)
     items_r, items_w = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=target, name=name, args=(items_r, status_w, *args), daemon=True)
+    proc = ctx.Process(target=_child_entry, name=name, args=(name, target, items_r, status_w, *args), daemon=True)
     proc.start()
     items_r.close()
     status_w.close()
