@@ -77,3 +77,16 @@ class StatusSender:
                 self._conn.send(msg)
             except (OSError, ValueError):  # the daemon is gone: nothing to report to
                 pass
+
+
+def receive_status(conn: Connection, apply: Callable[[tuple], None]) -> bool:
+    """Applies each message the child reports until its last (``("done", …)``): True; False when
+    the pipe ends first (the child died or was killed)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return False
+        apply(msg)
+        if msg[0] == "done":
+            return True

@@ -35,8 +35,8 @@ from typing import Any
 
 from oculus_server.state import Counters, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.threads.child import StatusSender, end_child, spawn_child
-from oculus_server.threads.live_sink import LIVE_QUEUE_SIZE, LiveSinkThread
+from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
+from oculus_server.threads.live_sink import LIVE_QUEUE_SIZE, LiveSinkThread, offer
 from robot_formats.recording.live import LiveServer, advertised_topics
 from robot_formats.recording.mapping import TickMapper
 from robot_formats.recording.records import RecordTick
@@ -187,12 +187,8 @@ class LiveProcessThread(DaemonThread):
 
     def offer_tick(self, tick: RecordTick) -> None:
         """Queues a tick for the viewers; never blocks (a full queue drops it, counted)."""
-        if not self.wanted:
-            return
-        try:
-            self.queue.put_nowait(tick)
-        except queue.Full:
-            self.counters.count("live_ticks_dropped")
+        if self.wanted:
+            offer(self.queue, tick, self.counters)
 
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
@@ -244,14 +240,8 @@ class LiveProcessThread(DaemonThread):
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
         assert self._status is not None
-        while True:
-            try:
-                msg = self._status.recv()
-            except (EOFError, OSError):
-                break
-            self._apply(msg)
-            if msg[0] == "done":
-                return
+        if receive_status(self._status, self._apply):
+            return
         if self.proc is not None:
             self.proc.join(1.0)  # for its exit code
         self._lost("the live-view process exited unexpectedly")

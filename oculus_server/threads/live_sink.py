@@ -39,6 +39,14 @@ class LiveCounters(Protocol):
         ...
 
 
+def offer(q: queue.Queue[RecordTick], tick: RecordTick, counters: LiveCounters) -> None:
+    """Queues `tick` without waiting: a full queue drops it, counted as ``live_ticks_dropped``."""
+    try:
+        q.put_nowait(tick)
+    except queue.Full:
+        counters.count("live_ticks_dropped")
+
+
 class LiveSinkThread(DaemonThread):
     """Owns the `LiveServer` from `open` to stop; maps and publishes the ticks offered.
 
@@ -78,12 +86,8 @@ class LiveSinkThread(DaemonThread):
 
     def offer_tick(self, tick: RecordTick) -> None:
         """Queues a tick for the viewers; never blocks (a full queue drops it, counted)."""
-        if not self.wanted:
-            return
-        try:
-            self.queue.put_nowait(tick)
-        except queue.Full:
-            self.counters.count("live_ticks_dropped")
+        if self.wanted:
+            offer(self.queue, tick, self.counters)
 
     def body(self) -> None:
         server = self.server

@@ -33,7 +33,7 @@ from typing import Any
 
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
-from oculus_server.threads.child import StatusSender, end_child, spawn_child
+from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
 from oculus_server.threads.mcap_writer import McapWriterThread, RecordingFault
 from robot_formats.recording.records import EpisodeStart, Event
 from robot_formats.recording.writer import EpisodeWriter, Finalized
@@ -237,14 +237,8 @@ class WriterProcessThread(DaemonThread):
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
         assert self._status is not None
-        while True:
-            try:
-                msg = self._status.recv()
-            except (EOFError, OSError):
-                break
-            self._apply(msg)
-            if msg[0] == "done":
-                return
+        if receive_status(self._status, self._apply):
+            return
         if not self._done.is_set():
             self._lost("the recording process exited unexpectedly")
 
