@@ -6,11 +6,13 @@ never fails the daemon; the child dies with the daemon (SIGKILL)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from oculus_server.threads.base import Supervisor
 from oculus_server.threads.live_process import LiveProcessThread, LiveSettings
 from robot_formats.recording import schemas as S
 from robot_formats.recording.live import LiveServer
+from robot_formats.recording.records import Event
 from robot_formats.recording.scene import ScenePainter
 from robot_formats.recording.writer import EpisodeWriter
 from tests.daemon_fakes import wait_for
@@ -84,6 +87,25 @@ def test_the_child_publishes_the_files_bytes_and_subscriptions_and_counters_cros
     with open(writer.close("success"), "rb") as f:
         in_file = [(c.topic, m.data) for _s, c, m in make_reader(f).iter_messages(log_time_order=False)]
     assert sorted((r.topic, r.data) for r in got) == sorted(in_file)  # one mapping: the file's bytes
+
+
+def test_a_tick_that_cannot_cross_the_pipe_is_dropped_and_counted_and_the_view_goes_on() -> None:
+    w, st, sv = _live()
+    ep = SyntheticEpisode()
+    bad = dataclasses.replace(ep.tick(0), events=(Event("note", "x", 0.0, {"lock": threading.Lock()}),))
+    client = _serving(w)
+    try:
+        client.subscribe([S.TOPIC_MODE])
+        assert wait_for(lambda: w.wanted, 10.0)
+        w.offer_tick(bad)  # a lock cannot be pickled
+        for i in range(1, 6):
+            w.offer_tick(ep.tick(i))
+        got = [r for r in client.collect(2.0) if r.topic == S.TOPIC_MODE]
+    finally:
+        client.close()
+        _stop(w, sv)
+    assert len(got) == 5 and st.counters.snapshot()["live_ticks_dropped"] == 1
+    assert not sv.failures() and w.proc is not None and w.proc.exitcode == 0
 
 
 def test_a_stalled_child_never_blocks_a_producer_and_is_killed_at_shutdown() -> None:

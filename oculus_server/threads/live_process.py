@@ -153,7 +153,7 @@ class LiveProcessThread(DaemonThread):
 
     Args:
         settings: what the child serves.
-        mapper_options: called once (in this thread, before the first tick is forwarded): the
+        mapper_options: called once (in this thread, when the first tick is forwarded): the
             `TickMapper` keyword arguments (policy gains, camera mounts, the 3D scene).
         supervisor: the daemon's.
         counters: where the live view's figures go; events: where its warnings go.
@@ -184,6 +184,7 @@ class LiveProcessThread(DaemonThread):
         self._done = threading.Event()
         self._ending = threading.Lock()  # the forwarder and the receiver may both see the end
         self._broken = False
+        self._unsent = 0
 
     def offer_tick(self, tick: RecordTick) -> None:
         """Queues a tick for the viewers; never blocks (a full queue drops it, counted)."""
@@ -195,23 +196,40 @@ class LiveProcessThread(DaemonThread):
         self.proc, self._items, self._status = spawn_child(child_main, "live-view", (self.settings,))
         self._rx = threading.Thread(target=self._receive, name="live-sink-rx", daemon=True)
         self._rx.start()
-        self._send(("mapper", self.mapper_options()))  # waits for the simulator's scene (bounded)
+        mapper_sent = False
         while not self.stop_event.is_set() and not self._done.is_set():
             try:
                 tick = self.queue.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if not mapper_sent:  # once, when the first viewer comes (as the recording, at its start)
+                self._send(("mapper", self._mapper_options()))
+                mapper_sent = True
             self._send(("tick", tick))
             self.counters.set_queue_depth("live", self.queue.qsize())
+
+    def _mapper_options(self) -> dict[str, Any]:
+        """The mapper's keyword arguments (waits for the simulator's scene, bounded); a problem
+        there costs the view its 3D scene, never the daemon."""
+        try:
+            return self.mapper_options()
+        except Exception:  # noqa: BLE001
+            log.exception("live view: no mapper options; the view goes on without the 3D scene")
+            return {}
 
     def _send(self, msg: tuple) -> None:
         if self._broken or self._items is None:
             return
         try:
-            self._items.send(msg)
+            self._items.send(msg)  # pickled whole first: a failed pickle leaves the pipe as it was
         except (OSError, ValueError) as exc:  # the child died (or was killed by `abandon`)
             self._broken = True
             self._lost(f"the live-view process is gone ({type(exc).__name__})")
+        except Exception:  # noqa: BLE001 - a tick that cannot cross is the viewer's loss only
+            self.counters.count("live_ticks_dropped")
+            self._unsent += 1
+            if self._unsent <= 3:
+                log.exception("live view: a message could not be sent to the live-view process")
 
     def abandon(self) -> None:
         """Kills a child that does not go (called at shutdown, e.g. a stalled one the forwarder
