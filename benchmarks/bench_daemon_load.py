@@ -56,7 +56,10 @@ SCHEDS = {
     "normal": {"realtime_priority": 0},
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
     "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 1.0},
+    "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
+    "normal-nogroup": {"realtime_priority": 0},
 }
+ENVS = {"normal-nogroup": {"OCULUS_HELPER_OWN_GROUP": "0"}}  # XXX experiment
 
 
 def _die_with_parent() -> None:
@@ -175,7 +178,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     cmd = [sys.executable, "-m", "oculus_server.cli", "--debug", "--performance", "--vr-source",
            "scripted:circle@loop=1", "--no-dashboard", "--record-on-start", "--recordings-dir", str(out),
            "--duration", str(duration), "--config", str(cfg), "--robot-port", str(port)]
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), **ENVS.get(sched, {}))
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)

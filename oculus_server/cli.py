@@ -206,7 +206,8 @@ def run(cfg: DaemonConfig) -> int:
             service.launch()  # starts while the simulator does
         if cfg.debug and cfg.start_sim:
             sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
+                             control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec,
+                             camera_nice=cfg.helper_nice)
             sim.start(check=signals.raise_if_requested)
             cfg = cfg.replace(robot_host="127.0.0.1")
         if service is not None:
@@ -299,7 +300,8 @@ def run_hot_reload(argv: list[str], cfg: DaemonConfig, cfg_path: Path | None) ->
     sim = None
     if cfg.debug and cfg.start_sim:
         sim = SimProcess(cfg.sim_latency_ms, cameras=cfg.sim_cameras and bool(cfg.cameras),
-                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec)
+                         control_port=cfg.robot_port, camera_port_offset=cfg.camera_port_offset, codec=cfg.codec,
+                         camera_nice=cfg.helper_nice)
         try:
             sim.start()
         except BaseException:

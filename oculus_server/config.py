@@ -158,6 +158,9 @@ class DaemonConfig:
     writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
     loop_slice_ms: float = _rule(0.0, Rule("float", lo=0.0, hi=100.0, unit="ms"),
                                  "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")
+    helper_nice: int = _rule(5, Rule("int", lo=0, hi=19),
+                             "nice value of the helper processes that can wait (recording, live view, "
+                             "the simulator's camera renderer; 0: the daemon's)")
     live: bool | None = _rule(None, Rule("bool", optional=True),
                               "live view in Foxglove over WebSocket (null: on with debug)")
     live_host: str = _rule("127.0.0.1", Rule("str", nonempty=True), "address the live view binds")

@@ -245,7 +245,8 @@ class Daemon:
         if cfg.effective_live:
             names = tuple(camera_names(cfg).values())
             self.live = LiveProcessThread(LiveSettings(cfg.live_host, cfg.live_port, names),
-                                          lambda: self._mapper_options(self._scene()), sv, st.counters, st.events)
+                                          lambda: self._mapper_options(self._scene()), sv, st.counters, st.events,
+                                          nice=cfg.helper_nice)
         live = self.live
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
@@ -258,6 +259,7 @@ class Daemon:
             self.writer = WriterProcessThread(
                 self.mcap_queue, sv, st.counters, st.episode, st.events, Path(cfg.recordings_dir),
                 self._writer_options, base_metadata=metadata, realtime_priority=max(0, rt - 2),
+                nice=cfg.helper_nice,
             )
         else:
             self.writer = McapWriterThread(

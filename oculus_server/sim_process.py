@@ -48,6 +48,8 @@ class SimProcess:
             relative to it (control − 1, control + 1) and cameras at `camera_port_offset` + id.
         codec: the daemon's wire codec, so both ends speak it ("pickle": Franka-Teach's format,
             cameras included).
+        camera_nice: nice value of the simulator's camera renderer (config ``helper_nice``): the
+            rendering gives way to the daemon's loops and the simulator's answers.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class SimProcess:
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
         codec: str = "msgpack",
+        camera_nice: int = 0,
     ) -> None:
         self.latency_ms = latency_ms
         self.cameras = cameras
@@ -67,6 +70,7 @@ class SimProcess:
         self.log_path = log_path or Path("logs") / "frankateach-sim.log"
         self.extra_args = extra_args or []
         self.codec = codec
+        self.camera_nice = camera_nice
         self.proc: subprocess.Popen | None = None
 
     def ports(self) -> dict[str, int]:
@@ -95,6 +99,7 @@ class SimProcess:
             "--camera-port-offset", str(self.camera_port_offset),
             "--cameras" if self.cameras else "--no-cameras",
             "--codec", self.codec,
+            "--camera-nice", str(self.camera_nice),
             *lifeline_args(),
             *self.extra_args,
         ]

@@ -46,6 +46,8 @@ class CameraConfig:
         width, height: image size, pixels.
         fps: frames per second per camera.
         jpeg_quality: Pillow JPEG quality (1–95).
+        nice: the render process's nice value (0: the simulator's; above: rendering gives way to
+            the simulator's answers and to other processes' loops, see `frankateach.background`).
         wire_format: "msgpack" (this project's frames) or "franka_teach" (``b"rgb_image " +
             pickle``, what Franka-Teach's camera server publishes; used in pickle mode).
     """
@@ -58,10 +60,13 @@ class CameraConfig:
     fps: float = SIM_CAMERA_FPS
     jpeg_quality: int = SIM_JPEG_QUALITY
     wire_format: str = "msgpack"
+    nice: int = 0
 
     def __post_init__(self) -> None:
         if self.wire_format not in CAMERA_FORMATS:
             raise ValueError(f"camera wire format must be one of {CAMERA_FORMATS}, got {self.wire_format!r}")
+        if not 0 <= self.nice <= 19:
+            raise ValueError(f"camera render nice must be 0..19, got {self.nice}")
 
     def port(self, camera_id: int) -> int:
         return self.port_offset + camera_id
@@ -100,7 +105,10 @@ def render_main(
         death_signal: signal the kernel sends when the parent's starting thread exits (0: none).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    from frankateach.background import run_in_background
     from frankateach.lifeline import ParentWatch
+
+    run_in_background(config.nice)  # before any thread: they inherit it
 
     watch = ParentWatch(parent_pid, lambda: None, death_signal=death_signal, grace_s=RENDER_EXIT_GRACE_S)
     watch.start()

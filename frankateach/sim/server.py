@@ -164,6 +164,7 @@ def start_sim_server(
     gl_backends: Sequence[str] | None = None,
     sim_state_port: int | None = None,
     sim_state_period_s: float = SIM_STATE_PERIOD_S,
+    camera_nice: int = 0,
 ) -> SimServer:
     """Starts a simulator server in this process and returns once it serves.
 
@@ -180,6 +181,7 @@ def start_sim_server(
         camera_fps, camera_width, camera_height: camera rate (Hz) and image size (pixels).
         require_cameras: raise instead of running without cameras when rendering fails.
         gl_backends: MUJOCO_GL values to try for the cameras (default: $MUJOCO_GL, egl, osmesa).
+        camera_nice: nice value of the camera render process (0–19; 0: this process's).
 
     Raises:
         ProtocolError: unknown codec.
@@ -193,7 +195,7 @@ def start_sim_server(
         chosen = ports or find_free_ports(host)
         try:
             sim = _start(host, chosen, codec, latency_ms, cameras, camera_fps, camera_width,
-                         camera_height, require_cameras, gl_backends)
+                         camera_height, require_cameras, gl_backends, camera_nice)
             if sim_state_port:
                 try:
                     sim.state_publisher = SimStatePublisher(sim.backend, host, sim_state_port, sim_state_period_s)
@@ -212,7 +214,7 @@ def start_sim_server(
 
 def _start(
     host: str, ports: SimPorts, codec: str, latency_ms: float, cameras: bool, camera_fps: float,
-    width: int, height: int, require_cameras: bool, gl_backends: Sequence[str] | None,
+    width: int, height: int, require_cameras: bool, gl_backends: Sequence[str] | None, camera_nice: int = 0,
 ) -> SimServer:
     backend = SimBackend(build_model(cameras=False))
     server = RobotServer(
@@ -224,7 +226,7 @@ def _start(
         if cameras:
             streamer = CameraStreamer(
                 CameraConfig(host=host, port_offset=ports.camera_offset, width=width,
-                             height=height, fps=camera_fps,
+                             height=height, fps=camera_fps, nice=camera_nice,
                              wire_format="franka_teach" if codec == "pickle" else "msgpack"),
                 backend.model.nq,
                 gl_backends,
@@ -264,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-fps", type=float, default=SIM_CAMERA_FPS)
     p.add_argument("--camera-width", type=int, default=SIM_CAMERA_WIDTH)
     p.add_argument("--camera-height", type=int, default=SIM_CAMERA_HEIGHT)
+    p.add_argument("--camera-nice", type=int, default=0,
+                   help="nice value of the camera render process, 0-19 (default 0: the simulator's); "
+                   "above 0 rendering gives way to the simulator's answers and to other programs")
     p.add_argument("--control-port", type=int, default=CONTROL_PORT)
     p.add_argument("--state-port", type=int, default=STATE_PORT)
     p.add_argument("--commanded-port", type=int, default=COMMANDED_STATE_PORT)
@@ -299,6 +304,8 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         v = getattr(a, name)
         if not 1 <= v <= 65535 - len(SIM_CAMERAS):
             p.error(f"--{name.replace('_', '-')} must be a port number, got {v}")
+    if not 0 <= a.camera_nice <= 19:
+        p.error(f"--camera-nice must be 0..19, got {a.camera_nice}")
     if a.duration < 0:
         p.error(f"--duration must be >= 0, got {a.duration}")
     if a.parent_pid < 0:
@@ -329,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host, ports=ports, codec=args.codec, latency_ms=args.latency_ms,
             cameras=args.cameras, camera_fps=args.camera_fps, camera_width=args.camera_width,
             camera_height=args.camera_height, sim_state_port=args.sim_state_port or None,
-            sim_state_period_s=args.sim_state_period,
+            sim_state_period_s=args.sim_state_period, camera_nice=args.camera_nice,
         )
     except FrankaTeachError as exc:
         log.error("frankateach-sim could not start: %s", exc)

@@ -3,7 +3,9 @@
 the child reports). The pipes are the daemon's alone: a child never inherits another's ends, so a
 child's ``recv`` ends (EOF) exactly when the daemon's end closes, whatever the reason — that is how
 every child dies with the daemon. Each child names itself (``/proc/PID/comm``, what ``ps`` and
-``top`` show: ``mcap-writer``, ``live-view``).
+``top`` show: ``mcap-writer``, ``live-view``) and, with a `nice` above 0, gives way to the
+daemon's loops (`frankateach.background`: its own nice, and its own scheduling group where Linux
+groups by session): its work can wait, theirs cannot.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+from frankateach.background import run_in_background
 
 PR_SET_NAME = 15  # <linux/prctl.h>
 
@@ -30,14 +34,16 @@ def name_process(name: str) -> bool:
         return False
 
 
-def _child_entry(name: str, target: Callable[..., None], *args: Any) -> None:
+def _child_entry(name: str, nice: int, target: Callable[..., None], *args: Any) -> None:
     name_process(name)
+    run_in_background(nice)
     target(*args)
 
 
-def spawn_child(target: Callable[..., None], name: str,
-                args: tuple[Any, ...]) -> tuple[BaseProcess, Connection, Connection]:
-    """Starts `target(items, status, *args)` in a spawned process called `name`.
+def spawn_child(target: Callable[..., None], name: str, args: tuple[Any, ...],
+                nice: int = 0) -> tuple[BaseProcess, Connection, Connection]:
+    """Starts `target(items, status, *args)` in a spawned process called `name`, at `nice`
+    (0: the daemon's priority; above: it gives way to the daemon's loops, see `run_in_background`).
 
     Returns:
         the process, the daemon's sending end of `items` and its receiving end of `status`.
@@ -45,7 +51,7 @@ def spawn_child(target: Callable[..., None], name: str,
     ctx = multiprocessing.get_context("spawn")
     status_r, status_w = ctx.Pipe(duplex=False)
     items_r, items_w = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_entry, name=name, args=(name, target, items_r, status_w, *args), daemon=True)
+    proc = ctx.Process(target=_child_entry, name=name, args=(name, nice, target, items_r, status_w, *args), daemon=True)
     proc.start()
     items_r.close()
     status_w.close()

@@ -158,6 +158,7 @@ class LiveProcessThread(DaemonThread):
         supervisor: the daemon's.
         counters: where the live view's figures go; events: where its warnings go.
         queue_size: ticks queued here before the recorder's offers are dropped (counted).
+        nice: the live-view process's nice value (0: the daemon's; see `spawn_child`).
     """
 
     def __init__(
@@ -168,9 +169,11 @@ class LiveProcessThread(DaemonThread):
         counters: Counters,
         events: EventLog,
         queue_size: int = LIVE_QUEUE_SIZE,
+        nice: int = 0,
     ) -> None:
         super().__init__("live-sink", supervisor, realtime_priority=0)
         self.settings = settings
+        self.nice = nice
         self.mapper_options = mapper_options
         self.counters, self.events = counters, events
         self.queue: queue.Queue[RecordTick] = queue.Queue(maxsize=queue_size)
@@ -193,7 +196,7 @@ class LiveProcessThread(DaemonThread):
 
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
-        self.proc, self._items, self._status = spawn_child(child_main, "live-view", (self.settings,))
+        self.proc, self._items, self._status = spawn_child(child_main, "live-view", (self.settings,), nice=self.nice)
         self._rx = threading.Thread(target=self._receive, name="live-sink-rx", daemon=True)
         self._rx.start()
         mapper_sent = False

@@ -133,6 +133,7 @@ class WriterProcessThread(DaemonThread):
             arguments (attachments, policy gains, camera mounts).
         base_metadata: metadata of every recording.
         drain_s: at shutdown, how long the child writes what is still queued, seconds.
+        nice: the recording process's nice value (0: the daemon's; see `spawn_child`).
     """
 
     def __init__(
@@ -147,8 +148,10 @@ class WriterProcessThread(DaemonThread):
         base_metadata: dict[str, Any] | None = None,
         drain_s: float = 0.5,
         realtime_priority: int = 0,
+        nice: int = 0,
     ) -> None:
         super().__init__("mcap-writer", supervisor, realtime_priority)
+        self.nice = nice
         self.queue = mcap_queue
         self.counters, self.episode_status, self.events = counters, episode, events
         self.dir = Path(recordings_dir)
@@ -170,7 +173,7 @@ class WriterProcessThread(DaemonThread):
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
         self.proc, self._items, self._status = spawn_child(
-            child_main, "mcap-writer", (str(self.dir), self.base_metadata, self.drain_s))
+            child_main, "mcap-writer", (str(self.dir), self.base_metadata, self.drain_s), nice=self.nice)
         self._rx = threading.Thread(target=self._receive, name="mcap-writer-rx", daemon=True)
         self._rx.start()
         while not self.stop_event.is_set():

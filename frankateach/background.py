@@ -1,0 +1,75 @@
+"""A helper process that can wait gives way to the ones that keep time (no privilege needed).
+
+`run_in_background(nice)` is called first thing in a helper process (the daemon's MCAP writer and
+live view, the simulator's camera renderer), before it starts any thread: Linux keeps a nice
+value per thread and a new thread inherits its creator's, so the whole process then runs at
+`nice`. Raising a nice value is always allowed; lowering it again is not (so it is never lowered).
+
+Linux shares the CPU between *groups* first, then between the tasks of a group: with autogroup
+(``/proc/sys/kernel/sched_autogroup_enabled`` = 1, tasks in the root cgroup) a group is a
+session, otherwise a cgroup (a systemd scope or service). A nice value only weighs a task against
+the others of its group, so with autogroup a helper also leaves its parent's session (``setsid``:
+a group of its own, whose weight is the autogroup's nice, ``/proc/self/autogroup``, set to the
+same value): its work no longer uses up the share of the group the time-keeping loops are in.
+A helper in a new session still dies with its parent (the daemon's children on their pipe's EOF,
+the renderer by `frankateach.lifeline`); it only stops receiving the terminal's signals, which its
+parent forwards as it decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAX_NICE = 19
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_SELF = Path("/proc/self/autogroup")
+
+
+def autogroup_enabled() -> bool:
+    """True where Linux groups tasks by session for fairness (autogroup on)."""
+    try:
+        return AUTOGROUP_SWITCH.read_text().strip() == "1" and AUTOGROUP_SELF.exists()
+    except OSError:
+        return False
+
+
+def run_in_background(nice: int, own_group: bool = True) -> bool:
+    """Lowers this process's CPU priority to `nice` (0–19; 0: leaves everything as it is).
+
+    Call it before the process starts threads. With autogroup and `own_group`, the process also
+    moves to a session (a scheduling group) of its own, at the same nice. Returns True if this
+    thread now runs at nice ≥ `nice`; a refusal is logged and harmless.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return nice <= 0
+    nice = min(nice, MAX_NICE)
+    own_group = own_group and os.environ.get("OCULUS_HELPER_OWN_GROUP", "1") == "1"  # XXX experiment
+    if own_group and autogroup_enabled():
+        try:
+            if os.getsid(0) != os.getpid():
+                os.setsid()
+            with open(AUTOGROUP_SELF, "w") as f:
+                f.write(str(nice))
+        except OSError as exc:
+            log.warning("could not give this process a scheduling group of its own at nice %d: %s", nice, exc)
+    try:
+        # PRIO_PROCESS with who 0: the calling thread on Linux (threads it starts inherit it).
+        if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return os.getpriority(os.PRIO_PROCESS, 0) >= nice
+    except OSError as exc:
+        log.warning("could not lower this process's priority to nice %d: %s", nice, exc)
+        return False
+
+
+def group_nice(pid: int) -> int | None:
+    """The autogroup nice of process `pid` (None without autogroup)."""
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text()  # "/autogroup-123 nice 5"
+    except OSError:
+        return None
+    return int(text.split()[-1]) if "nice" in text else None
