@@ -13,12 +13,18 @@ Loads (``--load``, repeatable):
 * ``none`` — nothing beside the daemon.
 
 Scheduling (``--sched``): ``fifo`` (the default config: SCHED_FIFO where permitted), ``normal``
-(a config with ``realtime_priority: 0``: what an operator without privileges gets),
+(a config with ``realtime_priority: 0``: what an operator without privileges gets; the helper
+processes at the default ``helper_nice``), ``normal-nice0`` (also ``helper_nice: 0``: the
+recording, live-view and camera render processes at the daemon's priority, as before),
 ``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
 before), ``normal-slice`` (``loop_slice_ms: 1``: short EEVDF time slices for the loops), or ``all``.
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
+    python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched normal-nice0 --sched normal --rounds 3
+
+The period max is printed with when it happened (s after the first tick): a stall in the first
+seconds is start-up (imports of the helper processes), one later is the load.
 
 Every load process dies with this script (parent-death signal, own process group). Not a test:
 it prints figures and exits 0 unless a daemon run failed.
@@ -57,9 +63,7 @@ SCHEDS = {
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
     "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 1.0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
-    "normal-nogroup": {"realtime_priority": 0},
 }
-ENVS = {"normal-nogroup": {"OCULUS_HELPER_OWN_GROUP": "0"}}  # XXX experiment
 
 
 def _die_with_parent() -> None:
@@ -155,6 +159,7 @@ class Result:
     rate_hz: float
     period_p99_ms: float
     period_max_ms: float
+    max_at_s: float  # when the longest period ended, s after the first tick
     late: int  # recording ticks later than 1.5 periods
     missing: int  # recording ticks missing (seq gaps)
     overruns: int  # loop_overrun events
@@ -178,7 +183,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     cmd = [sys.executable, "-m", "oculus_server.cli", "--debug", "--performance", "--vr-source",
            "scripted:circle@loop=1", "--no-dashboard", "--record-on-start", "--recordings-dir", str(out),
            "--duration", str(duration), "--config", str(cfg), "--robot-port", str(port)]
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"), **ENVS.get(sched, {}))
+    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)
@@ -186,7 +191,8 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     files = sorted(out.glob("*/*.mcap"))
     if not files:
         print(f"  no recording ({out / 'daemon.log'})")
-        return Result(load, sched, float("nan"), float("nan"), float("nan"), -1, -1, -1, "", 0, 0, "", code)
+        nan = float("nan")
+        return Result(load, sched, nan, nan, nan, nan, -1, -1, -1, "", 0, 0, "", code)
     path = max(files, key=lambda p: p.stat().st_size)
     res = analyse(path, RECORD_HZ)
     with open(path, "rb") as f:
@@ -198,8 +204,9 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     ctl = (f"p99 {control['run_jitter_p99_ms']:.1f} / max {control['run_jitter_max_ms']:.1f} ms jitter, "
            f"{control['late']} late" if control else "-")
     return Result(load, sched, res["recording"]["achieved_hz"], float(np.percentile(d, 99) * 1e3),
-                  float(d.max() * 1e3), int((d > 1.5 / RECORD_HZ).sum()), res["missing_ticks"], len(ev),
-                  ",".join(loops), res["commands_recorded"], res["commands_span"], ctl, code)
+                  float(d.max() * 1e3), float(t[int(np.argmax(d)) + 1] - t[0]), int((d > 1.5 / RECORD_HZ).sum()),
+                  res["missing_ticks"], len(ev), ",".join(loops), res["commands_recorded"], res["commands_span"],
+                  ctl, code)
 
 
 def main() -> int:
@@ -249,7 +256,8 @@ def main() -> int:
 
 
 def fmt(r: Result) -> str:
-    return (f"{r.rate_hz:.3f} Hz, period p99 {r.period_p99_ms:.1f} / max {r.period_max_ms:.1f} ms, late {r.late}, "
+    return (f"{r.rate_hz:.3f} Hz, period p99 {r.period_p99_ms:.1f} / max {r.period_max_ms:.1f} ms "
+            f"(at {r.max_at_s:.1f} s), late {r.late}, "
             f"missing {r.missing}, overrun events {r.overruns}, commands {r.recorded}/{r.sent}, control {r.control}")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,14 @@ def autogroup_enabled() -> bool:
 def run_in_background(nice: int, own_group: bool = True) -> bool:
     """Lowers this process's CPU priority to `nice` (0–19; 0: leaves everything as it is).
 
-    Call it before the process starts threads. With autogroup and `own_group`, the process also
+    Call it first thing (threads started later inherit the nice; those already there are set
+    too). With autogroup and `own_group`, the process also
     moves to a session (a scheduling group) of its own, at the same nice. Returns True if this
     thread now runs at nice ≥ `nice`; a refusal is logged and harmless.
     """
     if nice <= 0 or not hasattr(os, "setpriority"):
         return nice <= 0
     nice = min(nice, MAX_NICE)
-    own_group = own_group and os.environ.get("OCULUS_HELPER_OWN_GROUP", "1") == "1"  # XXX experiment
     if own_group and autogroup_enabled():
         try:
             if os.getsid(0) != os.getpid():
@@ -56,14 +57,31 @@ def run_in_background(nice: int, own_group: bool = True) -> bool:
                 f.write(str(nice))
         except OSError as exc:
             log.warning("could not give this process a scheduling group of its own at nice %d: %s", nice, exc)
-    try:
-        # PRIO_PROCESS with who 0: the calling thread on Linux (threads it starts inherit it).
-        if os.getpriority(os.PRIO_PROCESS, 0) < nice:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-        return os.getpriority(os.PRIO_PROCESS, 0) >= nice
-    except OSError as exc:
-        log.warning("could not lower this process's priority to nice %d: %s", nice, exc)
-        return False
+    me = threading.get_native_id()
+    ok = True
+    # Linux keeps a nice per thread: set it on each thread there already is (an import may have
+    # started some, e.g. OpenBLAS's), the caller's last; threads started later inherit it.
+    for tid in sorted(thread_nices(os.getpid()) or {me: 0}, key=lambda t: t == me):
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError as exc:  # a thread that ended meanwhile is no loss
+            if tid == me:
+                log.warning("could not lower this process's priority to nice %d: %s", nice, exc)
+                ok = False
+    return ok and os.getpriority(os.PRIO_PROCESS, me) >= nice
+
+
+def thread_nices(pid: int) -> dict[int, int]:
+    """Thread id → nice value of every thread of process `pid` (``/proc/PID/task/*/stat``; Linux)."""
+    out: dict[int, int] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        out[int(stat.parent.name)] = int(fields[16])  # field 19 of proc_pid_stat(5): nice
+    return out
 
 
 def group_nice(pid: int) -> int | None:

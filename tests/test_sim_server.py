@@ -16,6 +16,7 @@ import pytest
 import zmq
 from PIL import Image
 
+from frankateach.background import thread_nices
 from frankateach.client import RobotClient
 from frankateach.constants import GET_STATE, HOME_JOINTS, SIM_CAMERAS
 from frankateach.errors import FrankaTeachError, ProtocolError, RobotServerError
@@ -183,10 +184,15 @@ def test_camera_frames_decode_to_the_configured_size() -> None:
     usable, why = _renderer_usable()
     if not usable:
         pytest.skip(f"no offscreen OpenGL on this machine: {why}")
+    base = os.getpriority(os.PRIO_PROCESS, 0)
     sim = start_sim_server(HOST, cameras=True, camera_width=160, camera_height=120,
-                           camera_fps=15.0, require_cameras=True)
+                           camera_fps=15.0, require_cameras=True, camera_nice=base + 3)
     subs = [Subscriber(HOST, sim.ports.camera_offset + i) for i in range(len(SIM_CAMERAS))]
     try:
+        # The renderer gives way (camera_nice): every thread of it; the simulator's are unchanged.
+        assert sim.cameras is not None
+        assert set(thread_nices(sim.cameras.pid).values()) == {base + 3}
+        assert set(thread_nices(os.getpid()).values()) == {base}
         for i, sub in enumerate(subs):
             data = sub.recv(20.0)
             assert data is not None, f"no frame from camera {i}"
@@ -246,7 +252,7 @@ def test_a_taken_camera_port_disables_cameras_with_the_reason() -> None:
 
 def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--latency-ms", "-5"], ["--codec", "json"], ["--camera-fps", "0"],
-                 ["--control-port", "70000"]):
+                 ["--control-port", "70000"], ["--camera-nice", "20"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mcap.reader import make_reader
 
+from frankateach.background import autogroup_enabled, group_nice, thread_nices
 from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
@@ -34,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 START_S = 60.0  # the child imports the recording stack: slow on a loaded machine
 
 
-def _live(port: int = 0, queue_size: int = 80) -> tuple[LiveProcessThread, SharedState, Supervisor]:
+def _live(port: int = 0, queue_size: int = 80, nice: int = 0) -> tuple[LiveProcessThread, SharedState, Supervisor]:
     sv, st = Supervisor(), SharedState()
     w = LiveProcessThread(LiveSettings("127.0.0.1", port, ("front",)), lambda: {"scene": ScenePainter()},
-                          sv, st.counters, st.events, queue_size=queue_size)
+                          sv, st.counters, st.events, queue_size=queue_size, nice=nice)
     return w, st, sv
 
 
@@ -87,6 +88,23 @@ def test_the_child_publishes_the_files_bytes_and_subscriptions_and_counters_cros
     with open(writer.close("success"), "rb") as f:
         in_file = [(c.topic, m.data) for _s, c, m in make_reader(f).iter_messages(log_time_order=False)]
     assert sorted((r.topic, r.data) for r in got) == sorted(in_file)  # one mapping: the file's bytes
+
+
+def test_the_child_runs_at_the_configured_nice() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    w, st, sv = _live(nice=8)
+    client = _serving(w)  # the child's server threads run by now
+    try:
+        assert w.proc is not None and w.proc.pid is not None
+        nices = thread_nices(w.proc.pid)
+        assert len(nices) >= 2 and set(nices.values()) == {max(8, base)}, nices
+        if autogroup_enabled():
+            assert group_nice(w.proc.pid) == 8 and os.getsid(w.proc.pid) == w.proc.pid
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the daemon's side is unchanged
+    finally:
+        client.close()
+        _stop(w, sv)
+    assert not sv.failures() and not w.error
 
 
 def test_a_tick_that_cannot_cross_the_pipe_is_dropped_and_counted_and_the_view_goes_on() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mcap.reader import make_reader
 
+from frankateach.background import autogroup_enabled, group_nice, thread_nices
 from oculus_server.recording.synthetic import SyntheticEpisode
 from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
@@ -26,10 +27,10 @@ from tests.daemon_fakes import wait_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _writer(folder: Path, q: queue.Queue) -> tuple[WriterProcessThread, SharedState, Supervisor]:
+def _writer(folder: Path, q: queue.Queue, nice: int = 0) -> tuple[WriterProcessThread, SharedState, Supervisor]:
     sv, st = Supervisor(), SharedState()
     w = WriterProcessThread(q, sv, st.counters, st.episode, st.events, folder, lambda: {"policy_gains": {"g": 1.0}},
-                            base_metadata={"operator": "test"})
+                            base_metadata={"operator": "test"}, nice=nice)
     return w, st, sv
 
 
@@ -59,6 +60,32 @@ def test_the_child_writes_the_episode_and_reports_back(tmp_path: Path) -> None:
     with open(saved, "rb") as f:
         meta = {m.name: dict(m.metadata) for m in make_reader(f).iter_metadata()}
     assert meta["recording_start"]["operator"] == "test"
+
+
+def test_the_child_runs_at_the_configured_nice_and_still_writes_every_tick(tmp_path: Path) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    want = max(6, base)
+    q: queue.Queue = queue.Queue(maxsize=1000)
+    w, st, sv = _writer(tmp_path, q, nice=6)
+    ep = SyntheticEpisode()
+    w.start()
+    q.put(EpisodeStart("n", time.time()))
+    for i in range(20):
+        q.put(ep.tick(i))
+    assert wait_for(lambda: st.episode.status().messages > 0, 60.0)  # its writer thread runs by now
+    assert w.proc is not None and w.proc.pid is not None
+    nices = thread_nices(w.proc.pid)
+    assert len(nices) >= 2 and set(nices.values()) == {want}, nices  # every thread, the writer's too
+    if autogroup_enabled():
+        assert group_nice(w.proc.pid) == 6 and os.getsid(w.proc.pid) == w.proc.pid
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the daemon's side is unchanged
+    q.put(EpisodeStop("success", True))
+    assert wait_for(lambda: bool(w.saved), 30.0)
+    sv.stop.set()
+    w.join(10.0)
+    with open(w.saved[0], "rb") as f:
+        seqs = [m.sequence for _s, c, m in make_reader(f).iter_messages(topics=["/control/mode"])]
+    assert len(seqs) == 20 and not w.faults
 
 
 def test_a_stalled_child_never_blocks_a_producer_and_is_killed_and_reported_at_shutdown(tmp_path: Path) -> None:
@@ -98,7 +125,8 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
         import queue, sys, time
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from oculus_server.recording.synthetic import SyntheticEpisode
+        from frankateach.background import autogroup_enabled, group_nice, thread_nices
+from oculus_server.recording.synthetic import SyntheticEpisode
         from oculus_server.state import SharedState
         from oculus_server.threads.base import Supervisor
         from oculus_server.threads.writer_process import WriterProcessThread

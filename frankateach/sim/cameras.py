@@ -163,6 +163,11 @@ class CameraStreamer:
         return kind, detail
 
     @property
+    def pid(self) -> int | None:
+        """The render process's pid (None when not running)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 

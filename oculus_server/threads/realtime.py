@@ -10,9 +10,10 @@ the normal policy. Two things still help there and need no privilege:
   than the default gets an earlier virtual deadline, so when it wakes at its tick it preempts a
   CPU-bound process instead of waiting for that process's slice to end. Its fair share of CPU is
   unchanged (that is what nice sets);
-* **a higher nice value** for work that can wait (`lower_priority`; raising nice is always
-  allowed, lowering it back is not). Only for processes that do not share the daemon's GIL: a
-  thread of this process preempted while holding the GIL would stall every loop behind it.
+* **a higher nice value** for work that can wait: the helper processes (recording, live view, the
+  simulator's camera renderer) run at ``helper_nice`` (`frankateach.background`; raising nice is
+  always allowed, lowering it back is not). Only for processes that do not share the daemon's GIL:
+  a thread of this process preempted while holding the GIL would stall every loop behind it.
 
 `describe_fix` is the one-line remedy the daemon prints once at start when it has no real-time
 scheduling.
@@ -105,21 +106,6 @@ def set_slice(seconds: float) -> bool:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.syscall(nr, 0, ctypes.byref(attr), 0)) == 0
     except (OSError, AttributeError):
-        return False
-
-
-def lower_priority(nice: int, pid: int = 0) -> bool:
-    """Raises the nice value of process `pid` (0: this process's calling thread) to at least `nice`.
-
-    Never lowers it (that needs privilege). Returns True if it is now at least `nice`.
-    """
-    who = pid or threading.get_native_id()
-    try:
-        if os.getpriority(os.PRIO_PROCESS, who) >= nice:
-            return True
-        os.setpriority(os.PRIO_PROCESS, who, nice)
-        return True
-    except OSError:
         return False
 
 
