@@ -168,6 +168,7 @@ class Result:
     sent: int  # send counters spanned (first..last): every command sent in the episode
     control: str  # the control loop's own figures (run p99 / max jitter, late)
     code: int
+    camera_fps: str = ""  # camera frames recorded per second, per camera (the renderer's share of CPU)
 
 
 def events(path: Path) -> list[dict]:
@@ -197,6 +198,13 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     res = analyse(path, RECORD_HZ)
     with open(path, "rb") as f:
         t = np.array([m.log_time / 1e9 for _s, _c, m in make_reader(f).iter_messages(topics=["/control/mode"])])
+    with open(path, "rb") as f:
+        frames: dict[str, int] = {}
+        for _s, c, _m in make_reader(f).iter_messages():
+            if c.topic.startswith("/camera/") and c.topic.endswith("/image"):
+                frames[c.topic.split("/")[2]] = frames.get(c.topic.split("/")[2], 0) + 1
+    span = float(t[-1] - t[0]) if t.size > 1 else float("nan")
+    cams = " ".join(f"{k} {v / span:.1f}" for k, v in sorted(frames.items()))
     d = np.diff(t)
     ev = [e for e in events(path) if e.get("kind") == "loop_overrun"]
     loops = sorted({str(e.get("data", {}).get("loop", "?")) for e in ev})
@@ -206,7 +214,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     return Result(load, sched, res["recording"]["achieved_hz"], float(np.percentile(d, 99) * 1e3),
                   float(d.max() * 1e3), float(t[int(np.argmax(d)) + 1] - t[0]), int((d > 1.5 / RECORD_HZ).sum()),
                   res["missing_ticks"], len(ev), ",".join(loops), res["commands_recorded"], res["commands_span"],
-                  ctl, code)
+                  ctl, code, cams)
 
 
 def main() -> int:
@@ -246,11 +254,11 @@ def main() -> int:
                     results.append(r)
                     print(f"  {fmt(r)}", flush=True)
     print(f"\n{'load':<8}{'sched':<16}{'rate Hz':>9}{'p99 ms':>8}{'max ms':>8}{'late':>6}{'miss':>6}"
-          f"{'overrun ev':>11}  commands recorded/sent  control loop")
+          f"{'overrun ev':>11}  commands recorded/sent  control loop  camera fps")
     for r in results:
         print(f"{r.load:<8}{r.sched:<16}{r.rate_hz:>9.3f}{r.period_p99_ms:>8.1f}{r.period_max_ms:>8.1f}{r.late:>6}"
               f"{r.missing:>6}{r.overruns:>11}  {r.recorded}/{r.sent}"
-              f"{'' if r.recorded == r.sent else ' (MISSING)'}  {r.control}"
+              f"{'' if r.recorded == r.sent else ' (MISSING)'}  {r.control}  {r.camera_fps}"
               + (f"  overran: {r.overrun_loops}" if r.overrun_loops else "") + (f"  exit {r.code}" if r.code else ""))
     return 0 if all(r.code == 0 for r in results) else 1
 
@@ -258,7 +266,8 @@ def main() -> int:
 def fmt(r: Result) -> str:
     return (f"{r.rate_hz:.3f} Hz, period p99 {r.period_p99_ms:.1f} / max {r.period_max_ms:.1f} ms "
             f"(at {r.max_at_s:.1f} s), late {r.late}, "
-            f"missing {r.missing}, overrun events {r.overruns}, commands {r.recorded}/{r.sent}, control {r.control}")
+            f"missing {r.missing}, overrun events {r.overruns}, commands {r.recorded}/{r.sent}, control {r.control}, "
+            f"camera fps {r.camera_fps}")
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def run(cfg: DaemonConfig) -> int:
     service = None
     # The simulated scene (MJCF + camera mounts) is described by a child process while the
     # simulator starts, so the daemon never builds the MuJoCo model itself.
-    scene = SimSceneFetch().start() if cfg.debug and (cfg.record or cfg.effective_live) else None
+    scene = SimSceneFetch(nice=cfg.helper_nice).start() if cfg.debug and (cfg.record or cfg.effective_live) else None
     try:
         assist = assist_config(cfg)
         if assist is not None and assist.url is None:  # --debug without --assist-url: a local service

@@ -201,7 +201,8 @@ class Daemon:
         pc = policy_config(cfg)
         self._own_scene = sim_scene is None and cfg.debug and writer_factory is None and (
             cfg.record or cfg.effective_live)
-        self.sim_scene = SimSceneFetch().start() if self._own_scene else (sim_scene if cfg.debug else None)
+        own = SimSceneFetch(nice=cfg.helper_nice).start() if self._own_scene else None
+        self.sim_scene = own or (sim_scene if cfg.debug else None)
         self._gains = policy_gains(pc)
         self.writer_factory = writer_factory or self._make_writer
         # Recordings are written in a helper process unless a test injects its own writer.

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from frankateach.background import run_in_background
 from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from robot_formats.recording.scene import SceneModel, scene_model_from_dict
 
@@ -66,11 +67,12 @@ class SimSceneFetch:
 
     `start()` returns at once; `result(timeout_s)` waits for the answer (None when it failed or
     is not ready in time). `close()` kills a child still running. The child also exits by itself
-    if this process dies.
+    if this process dies. It runs at `nice` (config ``helper_nice``): it can wait, the loops cannot.
     """
 
-    def __init__(self, timeout_s: float = SCENE_TIMEOUT_S) -> None:
+    def __init__(self, timeout_s: float = SCENE_TIMEOUT_S, nice: int = 0) -> None:
         self.timeout_s = timeout_s
+        self.nice = nice
         self._done = threading.Event()
         self._scene: SimScene | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -89,7 +91,7 @@ class SimSceneFetch:
                 if self._closed:
                     return
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "oculus_server.recording.sim_scene", str(os.getpid())],
+                    [sys.executable, "-m", "oculus_server.recording.sim_scene", str(os.getpid()), str(self.nice)],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
                 )
@@ -207,7 +209,10 @@ def _bodies(model: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m oculus_server.recording.sim_scene [PARENT_PID [NICE]]``: prints the scene as JSON."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) > 1:
+        run_in_background(int(args[1]))
     if args:
         _watch_parent(int(args[0]))
     sys.stdout.write(json.dumps(describe_scene()))
