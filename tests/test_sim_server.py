@@ -189,10 +189,12 @@ def test_camera_frames_decode_to_the_configured_size() -> None:
                            camera_fps=15.0, require_cameras=True, camera_nice=base + 3)
     subs = [Subscriber(HOST, sim.ports.camera_offset + i) for i in range(len(SIM_CAMERAS))]
     try:
-        # The renderer gives way (camera_nice): every thread of it; the simulator's are unchanged.
-        assert sim.cameras is not None
-        assert set(thread_nices(sim.cameras.pid).values()) == {base + 3}
-        assert set(thread_nices(os.getpid()).values()) == {base}
+        # The renderer gives way (camera_nice): every thread of it (Mesa may put its own helper
+        # threads even lower, at 19); the simulator's priority is unchanged.
+        assert sim.cameras is not None and sim.cameras.pid is not None
+        nices = thread_nices(sim.cameras.pid)
+        assert nices[sim.cameras.pid] == base + 3 and min(nices.values()) == base + 3, nices
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base
         for i, sub in enumerate(subs):
             data = sub.recv(20.0)
             assert data is not None, f"no frame from camera {i}"

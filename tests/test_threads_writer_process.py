@@ -125,8 +125,7 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
         import queue, sys, time
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from frankateach.background import autogroup_enabled, group_nice, thread_nices
-from oculus_server.recording.synthetic import SyntheticEpisode
+        from oculus_server.recording.synthetic import SyntheticEpisode
         from oculus_server.state import SharedState
         from oculus_server.threads.base import Supervisor
         from oculus_server.threads.writer_process import WriterProcessThread
