@@ -25,6 +25,7 @@ import numpy as np
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.policies.scripted_params import parse_scripted_params
 
+
 class ScriptedPolicy(Policy):
     """Returns parameter-defined actions; see the module docstring for `params`."""
 

@@ -39,6 +39,7 @@ from typing import Any
 from vla_server.models import ModelSpec
 from vla_server.workers.fair_queue import FairQueue
 from vla_server.workers.gate import PolicyGate
+from vla_server.workers.memory import release_free_memory
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         policy.load()
         load_ms = (time.perf_counter() - t0) * 1000.0
         info = policy.info()
+        release_free_memory()  # the load's temporaries: the registry measures the settled size
         host = start_openpi_host(args.openpi_fd, policy, worker.gate, spec.id)
         worker.busy = False
         worker.send({
