@@ -3,14 +3,33 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/bootstrap.sh
+# Two tiers. By default the tests not marked `slow` (about 4 min here on 2 cores). `--all` adds the
+# slow ones (each README command run as written, the LeRobot backend, browser walks, daemon runs of
+# tens of seconds; about 11 min): CI runs `./run_tests.sh --all`. Naming test files or node ids
+# runs those whatever their mark (and, like --all, builds the LeRobot env they may need).
+tier=fast
+args=()
+for a in "$@"; do
+  if [[ "$a" == "--all" ]]; then
+    tier=all
+  else
+    args+=("$a")
+    if [[ "$a" == *::* || ( "$a" != -* && -e "${a%%::*}" ) ]]; then tier=named; fi
+  fi
+done
+if [[ "$tier" == fast ]]; then
+  set -- -m "not slow" ${args[@]+"${args[@]}"}
+else
+  set -- ${args[@]+"${args[@]}"}
+fi
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
 # The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
 # The LeRobot environment (tools/make_lerobot_env.sh: CPU torch + LeRobot, ~1.7 GB under ~/.cache, reused
 # by every clone on this machine; a few minutes the first time) for the lerobot backend's tests, which
-# skip without it. SKIP_LEROBOT_ENV=1 skips building it.
-[[ -n "${SKIP_LEROBOT_ENV:-}" ]] || tools/make_lerobot_env.sh >/dev/null \
+# skip without it. SKIP_LEROBOT_ENV=1 skips building it; the default tier does not need it.
+[[ -n "${SKIP_LEROBOT_ENV:-}" || "$tier" == fast ]] || tools/make_lerobot_env.sh >/dev/null \
   || echo "[lerobot-env] could not be built; the lerobot tests will skip" >&2
 # Lint and type-check first (pyproject.toml: [tool.ruff], [tool.mypy]); SKIP_LINT=1 skips them.
 if [[ -z "${SKIP_LINT:-}" ]]; then

@@ -10,8 +10,9 @@ Runs the daemon once per mode, the modes interleaved, each round with the same s
 Prints per run: what the client received (/control/mode and each camera, Hz from the messages'
 log times), the recording's achieved rate, missing ticks and period jitter p99/max (from the
 recording's own timestamps), the daemon's CPU (utime + stime of the daemon process only, over
-the steady window, % of one core) and RSS before / during / after the stall, and the live view's
-counters (messages sent, dropped, client backlog overflows) from the last `/timing`.
+the steady window, % of one core) and beside it that of its helper processes (``live-view``: the
+live view's mapping and server; ``mcap-writer``: the recording) and RSS before / during / after
+the stall, and the live view's counters (messages sent, dropped, client backlog overflows) from the last `/timing`.
 
     python benchmarks/bench_live.py --duration 40 --rounds 2
 
@@ -66,6 +67,38 @@ class Reader(threading.Thread):
                 self.got.append((r.topic, r.log_ns, r.t_recv))
 
 
+HELPERS = ("live-view", "mcap-writer")  # the daemon's spawned helper processes, by name (comm)
+
+
+def helpers(pid: int) -> dict[str, int]:
+    """The daemon's helper processes, name → pid (children of any of its threads)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                name = Path(f"/proc/{kid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name in HELPERS:
+                out[name] = kid
+    return out
+
+
+def helper_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each helper (NaN for one that is gone)."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = cpu_seconds(pid)
+        except OSError:
+            out[name] = float("nan")
+    return out
+
+
 def hz(log_ns: list[int]) -> float:
     t = np.sort(np.array(log_ns, dtype=float)) / 1e9
     return float((t.size - 1) / (t[-1] - t[0])) if t.size > 1 else float("nan")
@@ -105,7 +138,8 @@ def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
         reader.start()
     time.sleep(2.0)
     window = duration - (time.monotonic() - t_start) - 2.0
-    t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
+    kids = helpers(proc.pid)
+    t0, c0, k0 = time.monotonic(), cpu_seconds(proc.pid), helper_cpu(kids)
     rss = {"before": rss_kib(proc.pid)}
     stall = None
     if mode == "stalled":
@@ -128,7 +162,10 @@ def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
     else:
         time.sleep(max(1.0, window))
         rss["after"] = rss_kib(proc.pid)
-    cpu = (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100
+    elapsed = time.monotonic() - t0
+    cpu = (cpu_seconds(proc.pid) - c0) / elapsed * 100
+    k1 = helper_cpu(kids)
+    helper_pct = {name: (k1[name] - k0[name]) / elapsed * 100 for name in kids}
     code = proc.wait(timeout=60)
     if reader is not None:
         reader.stop.set()
@@ -141,6 +178,7 @@ def run(mode: str, duration: float, out_root: Path, stall_s: float) -> dict:
         for topic, log_ns, _t in reader.got:
             got.setdefault(topic, []).append(log_ns)
     return {"mode": mode, "code": code, "recorded_hz": recorded_hz(path, CAMERA_TOPICS), "cpu_pct": cpu,
+            "helper_cpu_pct": helper_pct,
             "rss_kib": rss, "rec": res["recording"],
             "missing_ticks": res["missing_ticks"], "counters": counters, "got": got, "log": out / "daemon.log"}
 
@@ -157,7 +195,8 @@ def show(r: dict) -> None:
     print(f"{'':8s} received: {recv}  live sent={c.get('live_messages', 0):.0f} "
           f"ticks_dropped={c.get('live_ticks_dropped', 0):.0f} overflows={c.get('queue_live_client_overflows', 0):.0f}"
           f"  messages received={sum(len(v) for v in got.values())}")
-    print(f"{'':8s} recorded: {recorded}")
+    helper = " ".join(f"{n}={v:.1f}%" for n, v in sorted(r["helper_cpu_pct"].items())) or "-"
+    print(f"{'':8s} recorded: {recorded}  helper cpu: {helper}")
 
 
 def main() -> int:

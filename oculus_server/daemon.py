@@ -18,9 +18,10 @@ mcap-writer    queue      forwards the MCAP queue to the recording process, whic
 cameras        frames     camera SUB sockets (newest frame per camera)
 assist         fps        the VLA client (only with --assist): newest frame + state out,
                           newest policy action into SharedState.assist
-live-sink      queue      the Foxglove WebSocket server (live view, --live / on with --debug):
-                          maps the ticks the recorder offers while a viewer is subscribed
-                          (queue of 80 ticks, drops counted) and publishes; normal priority
+live-sink      queue      forwards the ticks the recorder offers while a viewer is subscribed
+                          (queue of 80 ticks, drops counted) to the live-view process, which
+                          owns the Foxglove WebSocket server (live view, --live / on with
+                          --debug), maps and publishes; normal priority
 =============  =========  ===============================================================
 
 The shared state is split by concern (`oculus_server.state`); each thread is handed only the
@@ -66,7 +67,7 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
-from oculus_server.threads.live_sink import LiveSinkThread
+from oculus_server.threads.live_process import LiveProcessThread, LiveSettings
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.realtime import describe_fix, realtime_error, reset_normal, try_realtime
@@ -78,8 +79,6 @@ from oculus_server.threads.vr import VRThread
 from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
 from robot_formats.recording.camera_mounts import CameraMount
-from robot_formats.recording.live import LiveServer, advertised_topics
-from robot_formats.recording.mapping import TickMapper
 from robot_formats.recording.scene import ScenePainter
 from robot_formats.recording.writer import EpisodeWriter
 
@@ -241,12 +240,12 @@ class Daemon:
             idle_poll_s=1.0 / cfg.effective_control_hz, realtime_priority=max(0, rt - 1),
         )
         # Live view: the recording's topics over Foxglove's WebSocket protocol (never fatal).
-        self.live: LiveSinkThread | None = None
+        # It runs in its own process; the daemon only forwards ticks while a viewer is subscribed.
+        self.live: LiveProcessThread | None = None
         if cfg.effective_live:
-            names = list(camera_names(cfg).values())
-            self.live = LiveSinkThread(
-                lambda: LiveServer(cfg.live_host, cfg.live_port, topics=advertised_topics(names)),
-                self._make_live_mapper, sv, st.counters)
+            names = tuple(camera_names(cfg).values())
+            self.live = LiveProcessThread(LiveSettings(cfg.live_host, cfg.live_port, names),
+                                          lambda: self._mapper_options(self._scene()), sv, st.counters, st.events)
         live = self.live
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
@@ -318,11 +317,11 @@ class Daemon:
         sizes = {name: (SIM_CAMERA_WIDTH, SIM_CAMERA_HEIGHT) for name in SIM_CAMERAS} if self.cfg.debug else {}
         return ScenePainter(mounts, sizes, scene.bodies if scene else None)
 
-    def _make_live_mapper(self) -> TickMapper:
-        """The live view's mapper, one per viewing session (runs in the live-sink thread)."""
-        scene = self._scene()
+    def _mapper_options(self, scene: SimScene | None) -> dict[str, Any]:
+        """`TickMapper` keyword arguments: policy gains, camera mounts (the simulator's, then the
+        configured ones), the 3D scene (the arm by FK, target, frusta; the sim's table and cubes)."""
         mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
-        return TickMapper(policy_gains=self._gains, camera_mounts=mounts, scene=self._painter(scene, mounts))
+        return {"policy_gains": self._gains, "camera_mounts": mounts, "scene": self._painter(scene, mounts)}
 
     def _assist_event(self, message: str, what: str) -> None:
         """An assist state change from the control thread: logged and shown (dashboard, /events)."""
@@ -331,16 +330,14 @@ class Daemon:
 
     @property
     def threads(self) -> list[DaemonThread]:
-        live = [self.live] if self.live is not None and self.live.server is not None else []
+        live = [self.live] if self.live is not None else []
         return [*self.loop_threads, self.writer, *live]
 
     def _writer_options(self) -> dict[str, Any]:
         """`EpisodeWriter` keyword arguments for a new episode: the simulator's scene (waited for,
-        with --debug), policy gains, camera mounts, the 3D scene (runs in the MCAP-writer thread)."""
+        with --debug) as attachments, and the mapper's (runs in the MCAP-writer thread)."""
         scene = self._scene()
-        mounts = {**(scene.cameras if scene else {}), **self.cfg.camera_mounts}
-        return {"attachments": scene.attachments() if scene else (), "policy_gains": self._gains,
-                "camera_mounts": mounts, "scene": self._painter(scene, mounts)}
+        return {"attachments": scene.attachments() if scene else (), **self._mapper_options(scene)}
 
     def _make_writer(self, path: Path, meta: dict) -> EpisodeWriter:
         """The writer factory of an in-process writer thread."""
@@ -368,8 +365,6 @@ class Daemon:
         try_realtime(max(0, self.cfg.realtime_priority - 2))
         self._say_scheduling()
         self.started_at = time.monotonic()
-        if self.live is not None and not self.live.open():  # a taken port: teleoperation goes on
-            self.state.events.add("live_warning", self.live.error, source="live")
         for t in self.threads:
             t.start()
         log.info(
@@ -419,8 +414,11 @@ class Daemon:
                 self.writer.join(timeout=2.0)
         else:
             self.writer.join(timeout=max(1.0, deadline + 0.4 - time.monotonic()))
-        if self.live is not None and self.live.server is not None:
+        if self.live is not None:
             self.live.join(timeout=1.0)
+            if self.live.is_alive():  # its forwarder waits on a stalled child: kill the child
+                self.live.abandon()
+                self.live.join(timeout=2.0)
         alive = [t.name for t in self.threads if t.is_alive()]
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))

@@ -256,10 +256,17 @@ class PandaKinematics:
         while it < iterations and (np.linalg.norm(e_pos) >= 5e-5 or np.linalg.norm(e_rot) >= 5e-4):
             it += 1
             jac = jacobian(q)
-            jjt = jac @ jac.T + damping**2 * np.eye(6)
-            pinv = np.linalg.solve(jjt, jac).T
-            pull = nullspace_gain * (self.home - q)
-            dq = pinv @ np.concatenate([e_pos, e_rot]) + pull - pinv @ (jac @ pull)
+            free = np.ones(len(q), dtype=bool)
+            for _ in range(2):  # a joint at a limit that the step pushes further out is held there
+                jac_free = jac * free
+                jjt = jac_free @ jac_free.T + damping**2 * np.eye(6)
+                pinv = np.linalg.solve(jjt, jac_free).T
+                pull = nullspace_gain * (self.home - q) * free
+                dq = pinv @ np.concatenate([e_pos, e_rot]) + pull - pinv @ (jac_free @ pull)
+                blocked = ((q <= self.lower) & (dq < 0)) | ((q >= self.upper) & (dq > 0))
+                if not np.any(blocked & free):
+                    break
+                free &= ~blocked
             step = float(np.max(np.abs(dq)))
             if step > 0.3:
                 dq *= 0.3 / step

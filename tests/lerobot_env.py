@@ -1,7 +1,7 @@
 """The LeRobot environment and a tiny checkpoint made by real LeRobot training, for the tests.
 
 `lerobot_python()` is the env's interpreter when ``tools/make_lerobot_env.sh`` has built it
-(``./run_tests.sh`` does), else the tests skip with that command. `tiny_checkpoint()` records two
+(``./run_tests.sh --all`` does), else the tests skip with that command. `tiny_checkpoint()` records two
 short arena episodes (tools/make_arena_demos.py: color-reach, 64×48 frames), exports them as a
 LeRobot dataset and trains a small ACT for a few steps with ``lerobot-train``
 (tools/train_lerobot.py), once per test run (the xdist workers share it); ~30 s on 2 cores.
@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_COMMAND = "tools/make_lerobot_env.sh"
-SKIP_REASON = f"the LeRobot environment is not built: run `{ENV_COMMAND}` (~5 min, ~1.8 GB; ./run_tests.sh does it)"
+SKIP_REASON = (f"the LeRobot environment is not built: run `{ENV_COMMAND}` (~5 min, ~1.8 GB; "
+               "./run_tests.sh --all does it)")
 
 
 @dataclass(frozen=True)

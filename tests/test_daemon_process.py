@@ -137,10 +137,12 @@ def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process)
 
 
 def test_sigkill_the_recording_process_finalizes_the_episode_and_exits(daemon_process):
-    d = daemon_process()
+    d = daemon_process("live_port: 0\n")  # --debug serves the live view: any free port
     partial = d.wait_recording()
     time.sleep(2.5)
     (writer,) = _writer_children(d.proc.pid)
+    assert wait_for(lambda: len(_writer_children(d.proc.pid, "live-view")) == 1, 30.0), d.log()
+    (live,) = _writer_children(d.proc.pid, "live-view")
     t_kill = time.time()
     d.proc.send_signal(signal.SIGKILL)
     assert d.proc.wait(timeout=5.0) == -signal.SIGKILL
@@ -151,6 +153,7 @@ def test_sigkill_the_recording_process_finalizes_the_episode_and_exits(daemon_pr
     assert not partial.exists() and path.parent.name == "failure"
     assert path.name == partial.name.removesuffix(".partial")
     assert wait_for(lambda: not _alive(writer), 5.0), "the recording process outlived the daemon"
+    assert wait_for(lambda: not _alive(live), 5.0), "the live-view process outlived the daemon"
     ep = read_episode(path)
     end = ep.metadata["recording_end"]
     assert end["outcome"] == "crashed" and "killed or crashed" in end["ended_by"]
@@ -161,15 +164,23 @@ def test_sigkill_the_recording_process_finalizes_the_episode_and_exits(daemon_pr
     assert seqs == list(range(len(seqs))) and len(seqs) > 40
 
 
-def _writer_children(daemon_pid: int) -> list[int]:
-    """The daemon's spawned recording process (a child started by multiprocessing's spawn)."""
+def _writer_children(daemon_pid: int, name: str = "mcap-writer") -> list[int]:
+    """The daemon's spawned helper processes called `name` (the recording process; the live view's:
+    ``live-view``), children started by multiprocessing's spawn."""
     kids: list[int] = []
     for task in Path(f"/proc/{daemon_pid}/task").glob("*"):  # children are listed by the thread that started them
         try:
             kids += [int(p) for p in (task / "children").read_text().split()]
         except OSError:
             continue
-    return [p for p in kids if "multiprocessing.spawn import spawn_main" in _cmdline(p)]
+    return [p for p in kids if "multiprocessing.spawn import spawn_main" in _cmdline(p) and _comm(p) == name]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _cmdline(pid: int) -> str:

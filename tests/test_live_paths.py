@@ -138,7 +138,8 @@ def test_state_blob_constants_are_mujocos_and_decoding_needs_no_mujoco():
     assert SB.STATE_SPEC == int(mujoco.mjtState.mjSTATE_INTEGRATION)
     assert SB.STATE_TIME == int(mujoco.mjtState.mjSTATE_TIME)
     code = ("import sys, robot_formats.recording.scene, robot_formats.recording.live, "
-            "oculus_server.threads.live_sink; assert 'mujoco' not in sys.modules, 'mujoco imported'")
+            "oculus_server.threads.live_sink, oculus_server.threads.live_process; "
+            "assert 'mujoco' not in sys.modules, 'mujoco imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

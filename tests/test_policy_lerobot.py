@@ -63,14 +63,20 @@ def test_catalog_resolves_the_checkpoint_and_interpreter_beside_the_file(tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
-def test_reads_features_from_the_checkpoint_config() -> None:
+def test_reads_features_from_the_checkpoint_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made = tiny_checkpoint()
     cfg = json.loads((made.path / "config.json").read_text())
     assert cfg["type"] == "act" and cfg["pretrained_backbone_weights"] is None
+    worker_tmp = tmp_path / "tmp"
+    worker_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_tmp))  # the worker's temporary folder
     p = build_policy(ModelSpec(id="act-tiny", backend="lerobot", python=made.python,
                                params={"path": str(made.path.parents[2])}))  # the training folder
     p.load()
     try:
+        # torch keeps one cache folder there (torchinductor_<user>), reused; nothing per load
+        left = [f.name for f in worker_tmp.iterdir() if not f.name.startswith("torchinductor_")]
+        assert left == [], f"loading the checkpoint left {left} in the temporary folder"
         info = p.info()
         assert info.backend == "lerobot" and info.action_horizon == cfg["n_action_steps"] == 10
         image, _ = front_image()

@@ -35,7 +35,7 @@ def test_keys_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["keys", "--data-dir", data, "list"]) == 0
     out, _ = capsys.readouterr()
-    assert "lab-a" in out and "ops" in out and key not in out and key.split("_")[2] not in out
+    assert "lab-a" in out and "ops" in out and key not in out and key.split("_", 2)[2] not in out
     assert main(["keys", "--data-dir", data, "revoke", "lab-a"]) == 0
     capsys.readouterr()
     assert main(["keys", "--data-dir", data, "list", "--active"]) == 0

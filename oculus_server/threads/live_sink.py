@@ -1,11 +1,11 @@
-"""Live-sink thread: maps the recorder's ticks with the recording's `TickMapper` and publishes them.
+"""Live-sink thread: maps ticks with the recording's `TickMapper` and publishes them.
 
-The recorder offers every tick while a viewer is subscribed (episode or not); `offer_tick` never
-blocks: with nobody subscribed it returns at once (nothing is even built upstream), and a full
-queue drops the tick and counts it (`live_ticks_dropped`), so a slow viewer can never hold up the
-recorder. This thread alone maps (the same `TickMapper` + `ScenePainter` the recording's writer
-uses, so the bytes are the file's) and talks to the `LiveServer`. It runs at normal priority,
-below every loop; the recording itself is written elsewhere (its own process by default).
+It runs in the live-view process (`oculus_server.threads.live_process`), never in the daemon:
+the daemon forwards the recorder's ticks there and this thread maps and encodes them (the same
+`TickMapper` + `ScenePainter` the recording's writer uses, so the bytes are the file's) and talks
+to the `LiveServer`. `offer_tick` never blocks: with nobody subscribed it returns at once, and a
+full queue drops the tick and counts it (`live_ticks_dropped`), so a slow viewer can never hold up
+whoever offers.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
-from oculus_server.state.counters import Counters
 from oculus_server.threads.base import DaemonThread, Supervisor
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.live import LiveServer
@@ -25,6 +25,26 @@ from robot_formats.recording.records import RecordTick
 log = logging.getLogger(__name__)
 
 LIVE_QUEUE_SIZE = 80  # ticks: 2 s at 40 Hz
+
+
+class LiveCounters(Protocol):
+    """Where the live sink's figures go (`oculus_server.state.Counters`, or the live process's relay)."""
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Adds `n` to counter `name`."""
+        ...
+
+    def set_queue_depth(self, name: str, depth: int) -> None:
+        """Sets gauge ``queue_<name>``."""
+        ...
+
+
+def offer(q: queue.Queue[RecordTick], tick: RecordTick, counters: LiveCounters) -> None:
+    """Queues `tick` without waiting: a full queue drops it, counted as ``live_ticks_dropped``."""
+    try:
+        q.put_nowait(tick)
+    except queue.Full:
+        counters.count("live_ticks_dropped")
 
 
 class LiveSinkThread(DaemonThread):
@@ -37,7 +57,7 @@ class LiveSinkThread(DaemonThread):
     """
 
     def __init__(self, server_factory: Callable[[], LiveServer], mapper_factory: Callable[[], TickMapper],
-                 supervisor: Supervisor, counters: Counters, queue_size: int = LIVE_QUEUE_SIZE) -> None:
+                 supervisor: Supervisor, counters: LiveCounters, queue_size: int = LIVE_QUEUE_SIZE) -> None:
         super().__init__("live-sink", supervisor, realtime_priority=0)
         self._factory = server_factory
         self._mapper_factory = mapper_factory
@@ -56,8 +76,6 @@ class LiveSinkThread(DaemonThread):
             self.error = str(exc)
             log.error("%s", exc)
             return False
-        log.info("live view: in Foxglove, Open connection -> %s (layout: configs/foxglove_layout.json)",
-                 self.server.url)
         return True
 
     @property
@@ -68,12 +86,8 @@ class LiveSinkThread(DaemonThread):
 
     def offer_tick(self, tick: RecordTick) -> None:
         """Queues a tick for the viewers; never blocks (a full queue drops it, counted)."""
-        if not self.wanted:
-            return
-        try:
-            self.queue.put_nowait(tick)
-        except queue.Full:
-            self.counters.count("live_ticks_dropped")
+        if self.wanted:
+            offer(self.queue, tick, self.counters)
 
     def body(self) -> None:
         server = self.server

@@ -21,18 +21,19 @@ drain budget and exits. At shutdown a child that does not finish in time is kill
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
 from oculus_server.threads.mcap_writer import McapWriterThread, RecordingFault
 from robot_formats.recording.records import EpisodeStart, Event
 from robot_formats.recording.writer import EpisodeWriter, Finalized
@@ -43,19 +44,8 @@ FINALIZE_S = 3.0  # after the drain budget, how long the child may take to final
 START_S = 60.0  # how long the child may take to import and answer at start (a busy machine)
 
 
-class _Relay:
+class _Relay(StatusSender):
     """The child's counters, episode status and events: each update goes back to the daemon."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
-
-    def send(self, msg: tuple) -> None:
-        with self._lock:
-            try:
-                self._conn.send(msg)
-            except (OSError, ValueError):  # the daemon is gone: nothing to report to
-                pass
 
     def count(self, name: str, n: int = 1) -> None:
         self.send(("count", name, n))
@@ -167,7 +157,7 @@ class WriterProcessThread(DaemonThread):
         self.drain_s = drain_s
         self.faults: list[RecordingFault] = []
         self.saved: list[Path] = []
-        self.proc: multiprocessing.process.BaseProcess | None = None
+        self.proc: BaseProcess | None = None
         self._items: Connection | None = None
         self._status: Connection | None = None
         self._rx: threading.Thread | None = None
@@ -179,16 +169,8 @@ class WriterProcessThread(DaemonThread):
 
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process with running threads
-        status_r, status_w = ctx.Pipe(duplex=False)
-        items_r, items_w = ctx.Pipe(duplex=False)
-        self._items, self._status = items_w, status_r
-        self.proc = ctx.Process(target=child_main, name="mcap-writer",
-                                args=(items_r, status_w, str(self.dir), self.base_metadata, self.drain_s),
-                                daemon=True)
-        self.proc.start()
-        items_r.close()
-        status_w.close()
+        self.proc, self._items, self._status = spawn_child(
+            child_main, "mcap-writer", (str(self.dir), self.base_metadata, self.drain_s))
         self._rx = threading.Thread(target=self._receive, name="mcap-writer-rx", daemon=True)
         self._rx.start()
         while not self.stop_event.is_set():
@@ -255,14 +237,8 @@ class WriterProcessThread(DaemonThread):
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
         assert self._status is not None
-        while True:
-            try:
-                msg = self._status.recv()
-            except (EOFError, OSError):
-                break
-            self._apply(msg)
-            if msg[0] == "done":
-                return
+        if receive_status(self._status, self._apply):
+            return
         if not self._done.is_set():
             self._lost("the recording process exited unexpectedly")
 
@@ -292,11 +268,7 @@ class WriterProcessThread(DaemonThread):
             self._done.set()
 
     def cleanup(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.join(1.0)
-            if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join(2.0)
+        end_child(self.proc, 1.0)
         if self._rx is not None:
             self._rx.join(1.0)
         for c in (self._items, self._status):

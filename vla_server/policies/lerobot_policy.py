@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,21 @@ class LeRobotParams:
             raise ValueError(f"threads: expected >= 1, got {self.threads}")
         if self.max_sessions < 1:
             raise ValueError(f"max_sessions: expected >= 1, got {self.max_sessions}")
+
+
+def _load_config(config_cls: Any, folder: Path) -> Any:
+    """``PreTrainedConfig.from_pretrained`` with its temporary file kept in a folder of our own.
+
+    LeRobot 0.4.4 writes the config it parses to a ``NamedTemporaryFile(delete=False)`` and never
+    removes it: one ~1 KB ``tmp*.json`` left in the system's temporary folder per load.
+    """
+    with tempfile.TemporaryDirectory(prefix="lerobot-config-") as tmp:
+        saved = tempfile.tempdir
+        tempfile.tempdir = tmp
+        try:
+            return config_cls.from_pretrained(str(folder), local_files_only=True)
+        finally:
+            tempfile.tempdir = saved
 
 
 def find_pretrained(path: Path) -> Path:
@@ -186,7 +202,7 @@ class LeRobotPolicy(Policy):
         folder = find_pretrained(self.path)
         torch.set_num_threads(self.params.threads)
         try:
-            cfg = PreTrainedConfig.from_pretrained(str(folder), local_files_only=True)
+            cfg = _load_config(PreTrainedConfig, folder)
             cfg.device = "cpu"
             if hasattr(cfg, "pretrained_backbone_weights"):
                 cfg.pretrained_backbone_weights = None  # the checkpoint holds the trained backbone
