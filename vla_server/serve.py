@@ -25,7 +25,6 @@ from vla_server.app import create_app
 from vla_server.config import ServiceConfig
 from vla_server.openpi.server import OpenPIApp
 from vla_server.openpi_endpoint import create_openpi_endpoint
-from vla_server.workers.memory import release_free_memory
 
 log = logging.getLogger("vla_server.serve")
 
@@ -120,7 +119,6 @@ async def run_service(config: ServiceConfig, *, ready: Callable[[dict[str, int]]
         else:
             if bridge is not None:  # the openpi endpoint: a websockets server in this loop, once the app is up
                 openpi_server = await bridge.serve(openpi_sock, ws_max)
-            release_free_memory()  # start-up's temporaries (imports, app and catalog set-up)
             log.info("listening", extra={"event": "listening", "host": config.server.host, **ports})
             if ready is not None:
                 ready(dict(ports))  # type: ignore[arg-type]
