@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -93,8 +94,11 @@ def dataclass_replace(s: EpisodeSpec, **kw: object) -> EpisodeSpec:
 
 
 @pytest.mark.slow
-def test_pool_cancel_kill_and_rerun(tmp_path: Path) -> None:
+def test_pool_cancel_kill_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = ArenaStore(tmp_path)
+    system_tmp = tmp_path / "tmp"  # the pool's temporary files go here (and must not stay)
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     pool = LocalPoolExecutor(workers=1)
     jobs = JobManager(store, pool, TEST_PROVIDER)
     try:
@@ -116,6 +120,10 @@ def test_pool_cancel_kill_and_rerun(tmp_path: Path) -> None:
         ep = jobs.wait(c, 60)
         assert ep["status"] == FAILED and "worker process died (exit code -9)" in ep["error"]
         wait_until(lambda: pool.pids() and pool.pids()[0] != victim, 30, "replacement worker")
+        pool_dirs = list(system_tmp.iterdir())
+        assert len(pool_dirs) == 1 and pool_dirs[0].name.startswith("arena-pool-")
+        workers = list(pool_dirs[0].iterdir())  # the killed worker's episode folder is gone with it
+        assert len(workers) == 1 and list(workers[0].iterdir()) == [], workers
 
         jobs.rerun(b)
         ep = jobs.wait(b, 120)
@@ -124,6 +132,7 @@ def test_pool_cancel_kill_and_rerun(tmp_path: Path) -> None:
     finally:
         jobs.shutdown()
         store.close()
+    assert list(system_tmp.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -10,6 +10,10 @@ the job's sequence number; the episode checks it once per control step.
 Workers never outlive the service: each watches its parent (`frankateach.lifeline.ParentWatch`:
 a kernel death signal when started from the main thread, and parent-pid polling), and
 `shutdown` stops, then terminates, then kills them.
+
+Each worker's temporary files (an episode's folder) live in a folder of the pool's own
+(``arena-pool-*/worker-N-*``, its ``TMPDIR``): a killed worker's leftovers are removed when its
+replacement starts, the whole folder at `shutdown`.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from frankateach.lifeline import child_death_signal
@@ -36,8 +43,11 @@ POLL_S = 0.2  # dispatcher wake-up when idle; worker parent checks
 START_TIMEOUT_S = 60.0
 
 
-def _worker_main(idx: int, tasks: Any, events: Any, cancel_cell: Any, parent_pid: int, death_signal: int) -> None:
+def _worker_main(idx: int, tasks: Any, events: Any, cancel_cell: Any, parent_pid: int, death_signal: int,
+                 tmp_dir: str) -> None:
     """Entry point of a worker process: run jobs from `tasks` until None or the parent is gone."""
+    os.environ["TMPDIR"] = tmp_dir  # the pool's folder for this worker (removed by the parent)
+    tempfile.tempdir = tmp_dir
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     os.environ.setdefault("LP_NUM_THREADS", "1")  # one software-render thread per worker
@@ -78,6 +88,7 @@ class _Worker:
     proc: Any
     conn: Any  # parent's end of the task pipe
     cancel: Any  # shared int: sequence number of the job to cancel
+    tmp: Path  # this worker's temporary folder (the parent removes it when the worker is gone)
     job: tuple[int, JobPayload, OnEvent, OnDone] | None = None
     ready: bool = False
 
@@ -101,6 +112,7 @@ class LocalPoolExecutor(Executor):
         self._queue: collections.deque[tuple[int, JobPayload, OnEvent, OnDone]] = collections.deque()
         self._seq = 0
         self._stop = threading.Event()
+        self._tmp_root = Path(tempfile.mkdtemp(prefix="arena-pool-"))
         self._workers = [self._start_worker(i) for i in range(self.size)]
         self._thread = threading.Thread(target=self._dispatch_loop, name="arena-pool", daemon=True)
         self._thread.start()
@@ -116,13 +128,14 @@ class LocalPoolExecutor(Executor):
     def _start_worker(self, idx: int) -> _Worker:
         recv, send = self._ctx.Pipe(duplex=False)
         cancel = self._ctx.Value("q", -1, lock=False)
+        tmp = Path(tempfile.mkdtemp(prefix=f"worker-{idx}-", dir=self._tmp_root))
         proc = self._ctx.Process(
             target=_worker_main, name=f"arena-worker-{idx}", daemon=True,
-            args=(idx, recv, self._events, cancel, os.getpid(), child_death_signal(signal.SIGKILL)),
+            args=(idx, recv, self._events, cancel, os.getpid(), child_death_signal(signal.SIGKILL), str(tmp)),
         )
         proc.start()
         recv.close()
-        return _Worker(idx, proc, send, cancel)
+        return _Worker(idx, proc, send, cancel, tmp)
 
     # -- API ------------------------------------------------------------------------------------
     def submit(self, payload: JobPayload, on_event: OnEvent, on_done: OnDone) -> None:
@@ -182,6 +195,7 @@ class LocalPoolExecutor(Executor):
             w.conn.close()
         self._events.close()
         self._events.join_thread()
+        shutil.rmtree(self._tmp_root, ignore_errors=True)
 
     # -- dispatcher -----------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
@@ -234,6 +248,7 @@ class LocalPoolExecutor(Executor):
             with self._lock:
                 w.job = None
             w.conn.close()
+            shutil.rmtree(w.tmp, ignore_errors=True)  # what the dead worker's episode left
             self._workers[i] = self._start_worker(i)
             if job is not None:
                 job[3](
