@@ -16,8 +16,9 @@ The reference server is, in order of preference:
 
 Figures (medians over alternated rounds, reference first in odd rounds, ours first in even
 ones): round trip p50/p99 (one client), 4-client throughput (infer/s), server CPU per 1,000
-infers (process tree: the service and its worker), RSS (tree) at start and after, and PSS (tree)
-after (shared library pages counted once, where RSS counts them in each process).
+infers (process tree: the service and its worker), RSS (tree) at start and after, PSS (tree)
+after (shared library pages counted once, where RSS counts them in each process) and peak RSS
+(VmHWM summed over the tree: memory held during the run and handed back since still counts).
 """
 
 from __future__ import annotations
@@ -185,6 +186,12 @@ def tree_rss_mib(pid: int) -> float:
     return _tree_kib_field(pid, "status", "VmRSS")
 
 
+def tree_hwm_mib(pid: int) -> float:
+    """Peak resident set size (VmHWM, each process's own peak) summed over `pid` and its
+    descendants, MiB: memory a process held during the run and handed back since counts here."""
+    return _tree_kib_field(pid, "status", "VmHWM")
+
+
 def tree_pss_mib(pid: int) -> float:
     """Proportional set size of `pid` and its descendants, MiB: a page shared by n processes counts
     1/n in each, so the shared libraries both our processes map (libpython, NumPy, OpenBLAS) count
@@ -215,7 +222,8 @@ def measure(py: Path, driver: Path, port: int, key: str, server_pid: int, reques
     proc.wait(timeout=60)
     return {"p50": lat["p50"], "p99": lat["p99"], "throughput": thr["count"] / thr["seconds"],
             "cpu_per_1000": (cpu1 - cpu0) / thr["count"] * 1000, "rss_start": rss_start,
-            "rss_end": tree_rss_mib(server_pid), "pss_end": tree_pss_mib(server_pid)}
+            "rss_end": tree_rss_mib(server_pid), "pss_end": tree_pss_mib(server_pid),
+            "hwm_end": tree_hwm_mib(server_pid)}
 
 
 def run_reference(args: Any) -> None:
@@ -249,7 +257,8 @@ def run_reference(args: Any) -> None:
                         results[name].append(m)
                         print(f"round {r + 1} {name:4s}: p50 {m['p50']:6.3f} ms  p99 {m['p99']:6.3f} ms  "
                               f"4 clients {m['throughput']:7.0f} infer/s  CPU {m['cpu_per_1000']:5.3f} s/1000  "
-                              f"RSS {m['rss_start']:5.0f} -> {m['rss_end']:5.0f} MiB  PSS {m['pss_end']:4.0f} MiB",
+                              f"RSS {m['rss_start']:5.0f} -> {m['rss_end']:5.0f} MiB  PSS {m['pss_end']:4.0f} MiB  "
+                              f"peak {m['hwm_end']:4.0f} MiB",
                               flush=True)
         finally:
             ref.terminate()
@@ -268,3 +277,5 @@ def run_reference(args: Any) -> None:
           f"{f['rss_start']:.0f} -> {f['rss_end']:.0f} MiB  ratio {o['rss_end'] / f['rss_end']:.2f}x  (goal <= 2x)")
     print(f"PSS (after)     {o['pss_end']:.0f} vs {f['pss_end']:.0f} MiB  ratio {o['pss_end'] / f['pss_end']:.2f}x  "
           "(shared pages counted once across the tree)")
+    print(f"peak RSS        {o['hwm_end']:.0f} vs {f['hwm_end']:.0f} MiB  ratio {o['hwm_end'] / f['hwm_end']:.2f}x  "
+          "(VmHWM summed over the tree: what each process held at its most, start-up included)")

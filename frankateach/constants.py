@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from frankateach.workspace import ROBOT_WORKSPACE_MAX_M, ROBOT_WORKSPACE_MIN_M
+
 # --- Network (wire-compatible in content with NYU Franka-Teach) -------------------------------
 HOST = "127.0.0.1"  # default robot host; --robot-host overrides
 STATE_PORT = 8900  # PUB: measured FrankaState at STATE_PUB_FREQ
@@ -28,9 +30,9 @@ STATE_PUB_FREQ = 100
 STATUS_LOG_PERIOD_S = 5.0
 
 # --- Robot --------------------------------------------------------------------------------------
-# Franka-Teach's workspace box for the hand position (robot base frame, metres).
-ROBOT_WORKSPACE_MIN = np.array([0.2, -0.4, 0.05])
-ROBOT_WORKSPACE_MAX = np.array([0.75, 0.4, 0.7])
+# Franka-Teach's workspace box for the hand position (robot base frame, metres; `frankateach.workspace`).
+ROBOT_WORKSPACE_MIN = np.array(ROBOT_WORKSPACE_MIN_M)
+ROBOT_WORKSPACE_MAX = np.array(ROBOT_WORKSPACE_MAX_M)
 GRIPPER_OPEN = -1.0
 GRIPPER_CLOSE = 1.0
 # deoxys' reset joint configuration (real-arm joint convention), rad.

@@ -233,7 +233,7 @@ class Daemon:
             self.policy, self.commands, sv, vr=st.vr, robot=st.robot, command_out=st.commands,
             counters=st.counters, interventions=st.safety, events=st.events, episode=st.episode, rates=st.rates,
             hz=cfg.effective_control_hz, hold_after_s=cfg.hold_after_s, safety=self.safety, realtime_priority=rt,
-            assist=self.blender, overruns=self.overruns,
+            assist=self.blender, overruns=self.overruns, reanchor_on_restore=not source.keeps_anchor,
         )
         self.robot = RobotCommThread(
             self.client_factory, self.commands, sv, robot=st.robot, sent=st.sent, counters=st.counters,

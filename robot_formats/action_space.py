@@ -27,6 +27,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from robot_formats.action_limits import (  # the scalars, defined once there (numpy-free)
+    ACTION_DIM,
+    GRIPPER_CLOSED,
+    GRIPPER_INDEX,
+    GRIPPER_OPEN,
+    MAX_LIN_STEP_M,
+    MAX_ROT_STEP_RAD,
+    MOTION_DIM,  # noqa: F401 -- re-exported: the action space's importers find it here
+)
 from robot_formats.rotations import (
     Floats,
     Quat,
@@ -37,14 +46,6 @@ from robot_formats.rotations import (
     quat_normalize,
     quat_to_euler_xyz,
 )
-
-ACTION_DIM = 7
-MOTION_DIM = 6
-GRIPPER_INDEX = 6
-GRIPPER_OPEN = -1.0
-GRIPPER_CLOSED = 1.0
-MAX_LIN_STEP_M = 0.075  # a full-scale (norm 1) linear action moves the target this far per step
-MAX_ROT_STEP_RAD = 0.15  # a full-scale (norm 1) rotation action turns the target this far per step
 
 Motion = tuple[float, float, float, float, float, float]
 

@@ -28,15 +28,16 @@ from typing import Any
 import numpy as np
 
 from robot_formats.action_space import ACTION_DIM, GRIPPER_CLOSED, GRIPPER_OPEN
+from robot_formats.openpi_keys import (  # defined once there (numpy-free)
+    DROID_GRIPPER_KEY,
+    IMAGE_KEYS,
+    JOINTS_KEY,
+    PROMPT_KEY,
+    STATE_KEY,
+    WRIST_KEYS,
+)
 from robot_formats.robot_state import RobotStateIn, pos_quat_to_pose
 from robot_formats.stream.limits import MAX_IMAGE_SIDE_PX, MAX_INSTRUCTION_CHARS
-
-IMAGE_KEYS = ("observation/image", "observation/exterior_image_1_left", "image")
-WRIST_KEYS = ("observation/wrist_image", "observation/wrist_image_left", "wrist_image")
-STATE_KEY = "observation/state"
-JOINTS_KEY = "observation/joint_position"
-DROID_GRIPPER_KEY = "observation/gripper_position"
-PROMPT_KEY = "prompt"
 
 ForwardKinematics = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(7,) joints, rad → ((3,) position m, (4,) quaternion xyzw) of the TCP, base frame."""

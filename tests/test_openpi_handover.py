@@ -210,6 +210,26 @@ def test_sigterm_closes_handed_over_connections_with_1001(tmp_path: Path) -> Non
     assert "server shutting down" in text and code == 1001
 
 
+def test_the_service_maps_no_numpy_while_its_worker_serves_openpi(tmp_path: Path) -> None:
+    """The service only admits and hands over: numpy, Pillow and the codec stay in the worker
+    (the service's memory against openpi's own server, `bench_openpi.py --reference`)."""
+    catalog = write_catalog(tmp_path / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
+    with serve_process(tmp_path, catalog, "--no-web", "--no-arena") as svc:
+        key = svc.new_key("lean", "pro")
+        assert svc.openpi_port is not None
+        ws, meta = openpi_connect(svc.openpi_port, key)
+        with ws:
+            assert meta["model"] == "arm" and "observation/image" in meta["image_keys"]
+            for seed in range(3):
+                assert openpi_infer(ws, droid_obs(seed=seed))["actions"].shape == (2, 7)
+        listing = httpx.get(svc.http + "/v1/sessions", headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S)
+        assert listing.status_code == 200
+        maps = Path(f"/proc/{svc.pid}/maps").read_text()
+        loaded = sorted({line.rsplit("/", 2)[-2] for line in maps.splitlines()
+                         if "/site-packages/" in line and ("numpy" in line or "PIL" in line)})
+        assert loaded == [], f"the service mapped {loaded}"
+
+
 # ---- the parts ------------------------------------------------------------------------------------
 
 

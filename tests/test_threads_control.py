@@ -44,7 +44,8 @@ def vr_pose(pos=(0.0, 0.0, 0.0)) -> np.ndarray:
 class ControlRig:
     """A `ControlThread` stepped by hand on virtual time."""
 
-    def __init__(self, hz: float = 20.0, hold_after_s: float = 0.5, safety: SafetyConfig | None = None) -> None:
+    def __init__(self, hz: float = 20.0, hold_after_s: float = 0.5, safety: SafetyConfig | None = None,
+                 reanchor_on_restore: bool = True) -> None:
         self.hz = hz
         self.clock = FakeClock(start=100.0)
         self.state = SharedState()
@@ -53,6 +54,7 @@ class ControlRig:
         self.thread = ControlThread(
             self.policy, self.commands, Supervisor(), **control_parts(self.state), hz=hz,
             hold_after_s=hold_after_s, safety=safety, clock=self.clock, wall=lambda: 1.7e9 + self.clock.now(),
+            reanchor_on_restore=reanchor_on_restore,
         )
         self.vr_seq = 0
         self.epoch = 1
@@ -168,6 +170,55 @@ def test_a_down_or_silent_link_sends_nothing_and_the_return_holds_the_fresh_pose
     rig.vr(vr_pose((0.04, 0, 0)), RG=True)
     assert rig.tick(0.6) == []
     assert rig.state.safety.status().held.startswith("no robot state for 0.6")
+
+
+def _follow(rig: ControlRig, hand: np.ndarray, ticks: int) -> GatedCommand:
+    """Holds the hand at `hand` with the grip pressed for `ticks` ticks, the arm where it was sent."""
+    pos = rig.state.commands.command().target.pos
+    for _ in range(ticks):
+        rig.vr(hand, RG=True)
+        rig.robot(pos=pos)
+        (c,) = rig.tick()
+        pos = c.command.target.pos
+    return c
+
+
+@pytest.mark.parametrize(("played", "back_at"), [(True, (0.0, 0.0, 0.0)), (False, (0.0, 0.0, 0.0)),
+                                               (True, (0.0, 0.05, 0.0))])
+def test_after_an_outage_a_played_source_resumes_its_motion_and_a_person_is_re_anchored(
+        played: bool, back_at: tuple[float, float, float]) -> None:
+    """The hand moved 6 cm while the link was down and the arm stood. A played source (a script, a
+    recording: `VRSource.keeps_anchor`) means the arm's motion from the grip press: after the restore
+    hold the arm goes (step-limited) where that motion says, instead of carrying the 6 cm lag as an
+    offset ever after (the --debug demo then missed the cube for a whole run). A person's source is
+    re-anchored at the held pose: the arm stays where it stood until the hand moves on; so is a
+    played one when the arm comes back 5 cm from where it was (a restarted robot: no catching up)."""
+    ramp = [vr_pose((0.01 * k, 0.0, 0.0)) for k in range(1, 7)]  # 1 cm per tick, as a hand moves
+    hand = ramp[-1]
+    ref = ControlRig()
+    ref.engage()
+    for pose in ramp:
+        _follow(ref, pose, 1)
+    expected = _follow(ref, hand, 40).command.target.pos  # the same motion with no outage
+    assert distance(expected, HOME) > 0.05
+
+    rig = ControlRig(reanchor_on_restore=not played)
+    rig.engage()
+    rig.link_down()
+    for pose in ramp:
+        rig.vr(pose, RG=True)
+        assert rig.tick() == []
+    back = HOME + np.array(back_at)
+    rig.robot(pos=back, epoch=2)  # the link is back; the arm did not move (or a restarted robot's is elsewhere)
+    rig.vr(hand, RG=True)
+    (held,) = rig.tick()
+    assert held.command.interventions == (kinds.HOLD_RESTORE,)
+    np.testing.assert_allclose(held.command.target.pos, back)
+    end = _follow(rig, hand, 40).command.target.pos
+    if played and not any(back_at):
+        assert distance(end, expected) < 1e-6, (end, expected)
+    else:
+        assert distance(end, back) < 1e-6, end
 
 
 def test_predictive_reference_is_the_last_target_that_left() -> None:

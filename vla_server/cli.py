@@ -173,12 +173,15 @@ def _check_pinned(config: ServiceConfig) -> None:
 
 
 async def _run(config: ServiceConfig, args: argparse.Namespace, key: str | None) -> int:
-    from vla_server.child_mode import ready_writer, watch_parent
     from vla_server.serve import run_service
 
     stop = asyncio.Event()
-    watch = watch_parent(args.parent_pid, args.parent_death_signal, stop) if args.parent_pid is not None else None
-    ready = ready_writer(args.ready_fd, key) if args.ready_fd is not None or key is not None else None
+    watch = ready = None
+    if args.parent_pid is not None or args.ready_fd is not None or key is not None:  # run as a child
+        from vla_server.child_mode import ready_writer, watch_parent
+
+        watch = watch_parent(args.parent_pid, args.parent_death_signal, stop) if args.parent_pid is not None else None
+        ready = ready_writer(args.ready_fd, key) if args.ready_fd is not None or key is not None else None
     try:
         return await run_service(config, ready=ready, stop=stop)
     finally:

@@ -32,7 +32,7 @@ from vla_server.constants import (
 from vla_server.registry.config import RegistryConfig
 from vla_server.registry.devices import DeviceSpec
 from vla_server.stream.config import StreamConfig
-from vla_server.stream.safety import SafetyLimits
+from vla_server.stream.safety_limits import SafetyLimits
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")

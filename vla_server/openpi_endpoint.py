@@ -32,13 +32,12 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from robot_formats.action_space import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
-from robot_formats.kinematics import forward as forward_kinematics
-from robot_formats.openpi_request import IMAGE_KEYS, reply_from_chunk
+from robot_formats.action_limits import MAX_LIN_STEP_M, MAX_ROT_STEP_RAD
+from robot_formats.openpi_keys import IMAGE_KEYS
 from vla_server.auth.pacing import RequestPacer
 from vla_server.auth.store import ApiKey, KeyStore
 from vla_server.constants import MAX_FRAME_PIXELS
-from vla_server.openpi.requests import OpenPIRequestError, check_pixel_budget, observation_from_request
+from vla_server.openpi.errors import OpenPIRequestError
 from vla_server.openpi.server import (
     OpenPIApp,
     OpenPIServerConfig,
@@ -52,7 +51,7 @@ from vla_server.stream.manager import SessionManager
 from vla_server.workers.errors import WorkerCrashed
 from vla_server.workers.process import Adopted, WorkerProcess
 
-__all__ = ["ACTION_SPACE", "OpenPISession", "check_pixel_budget", "create_openpi_endpoint"]
+__all__ = ["ACTION_SPACE", "OpenPISession", "create_openpi_endpoint"]
 
 ADOPT_TIMEOUT_S = 5.0  # a worker that does not take a handed-over connection in this long: it is closed
 
@@ -174,7 +173,6 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
     live: dict[str, OpenPISession] = {}
     pacer = RequestPacer()
     local_rate: dict[str, float] = {}  # key id -> its rate on connections served here
-    fk = forward_kinematics
 
     def rebalance(key: ApiKey) -> None:
         """Splits the key's request rate over where its connections are served (here, workers)."""
@@ -195,6 +193,11 @@ def create_openpi_endpoint(registry: ModelRegistry, keystore: KeyStore, model: s
                 w.set_rate(key.key_id, share)
 
     async def infer(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        # numpy, the codec and the kinematics only for requests served here (a hand-over needs none)
+        from robot_formats.kinematics import forward as fk
+        from robot_formats.openpi_request import reply_from_chunk
+        from vla_server.openpi.requests import observation_from_request
+
         session = live[current_session.get()]
         rate = session.key.tier.max_request_hz
         if rate is not None:

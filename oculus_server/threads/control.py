@@ -52,6 +52,7 @@ from robot_formats.recording.records import ControlMode, RobotObservation, Safet
 
 log = logging.getLogger(__name__)
 
+KEEP_ANCHOR_M = 0.03  # a played source keeps its origin when the arm is back within this of where it was, m
 _POLICY_EVENTS = ("link_lost", "link_restored", "calibrated", "pose_jump", "non_finite", "engaged", "disengaged")
 
 
@@ -76,6 +77,11 @@ class ControlThread(RateThread):
         assist: blends the VLA policy's newest action into the operator's proposal before the
             gate (`oculus_server.assist.blender`); None: assist off, the path is unchanged.
         overruns: reports ticks that start more than a period late (None: not reported).
+        reanchor_on_restore: after an outage, a state fault or a robot restart the gate holds the
+            measured pose once; True re-anchors the VR policy's origin there (a person's source).
+            False (a played source, `VRSource.keeps_anchor`) keeps the origin when the arm is back
+            within `KEEP_ANCHOR_M` of its last measured pose or last target (a hiccup: the arm then
+            resumes the played motion) and re-anchors only when it is elsewhere (a restarted robot).
     """
 
     def __init__(
@@ -100,12 +106,15 @@ class ControlThread(RateThread):
         realtime_priority: int = 0,
         assist: AssistBlender | None = None,
         overruns: OverrunReporter | None = None,
+        reanchor_on_restore: bool = True,
     ) -> None:
         super().__init__("control", hz, supervisor, rates, clock=clock, realtime_priority=realtime_priority,
                          overruns=overruns)
         self.vr, self.robot, self.command_out, self.counters = vr, robot, command_out, counters
         self.interventions, self.events, self.episode = interventions, events, episode
         self.assist = assist  # VLA assist: blends the newest policy action in before the gate
+        self.reanchor_on_restore = reanchor_on_restore
+        self._last_seen: tuple[Vector, Vector] | None = None  # measured pose, target of the last command
         self.policy = policy
         self.commands = commands
         self.period = 1.0 / hz
@@ -168,12 +177,13 @@ class ControlThread(RateThread):
         result = self.gate.admit(proposal, view, now)
         if self.assist is not None:
             self.assist.commit(result.command.command.seq if result.command is not None else -1)
-        if result.reanchor:
+        if result.reanchor and self._should_reanchor(obs.state.pos):
             self.policy.reset_origin()
         if result.records:
             self._publish_records(result.records)
         gated = result.command
         if gated is not None:
+            self._last_seen = (obs.state.pos, gated.command.target.pos)
             self.command_out.set_command(gated.command)
             dropped = put_freshest(self.commands, gated)
             if dropped:
@@ -185,6 +195,12 @@ class ControlThread(RateThread):
         self.counters.set_queue_depth("command", self.commands.qsize())
 
     # -- pieces ----------------------------------------------------------------------------------
+
+    def _should_reanchor(self, measured: Vector) -> bool:
+        """Whether the gate's hold re-anchors the VR policy (see `reanchor_on_restore`)."""
+        if self.reanchor_on_restore or self._last_seen is None:
+            return True
+        return min(math.dist(measured, p) for p in self._last_seen) > KEEP_ANCHOR_M
 
     def _robot_view(self, now: float) -> RobotView:
         """Judges a new state and says whether the robot may be commanded now."""

@@ -90,6 +90,8 @@ class ReplaySource(VRSource):
         name: source name for the dashboard.
     """
 
+    keeps_anchor = True  # the recording means the arm's motion from the grip press (see VRSource)
+
     def __init__(
         self,
         frames: Iterable[ReplayFrame],

@@ -51,6 +51,8 @@ class ScriptedSource(VRSource):
             (`GATE_PROGRESS_M`); `GATE_MAX_WAIT_S` at most in all.
     """
 
+    keeps_anchor = True  # the script means the arm's motion from the grip press (see VRSource)
+
     def __init__(
         self,
         trajectory: str | Trajectory = "circle",

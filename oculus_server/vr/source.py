@@ -69,6 +69,12 @@ class VRSource(ABC):
     """
 
     name: str = "vr"
+    # True for a source whose motion is played, not performed (a script, a recording): it means the
+    # arm's pose relative to where it was at the grip press, so after a link outage or a robot
+    # restart the VR policy keeps its origin and the arm resumes that motion (step-limited from where
+    # it stands) instead of carrying the lag it had at the outage as an offset ever after. A person
+    # (headset, keyboard, browser) watches the arm: their origin is re-anchored at the held pose.
+    keeps_anchor: bool = False
 
     def start(self) -> None:
         """Opens the device or stream. Called once, from the VR thread."""

@@ -5,36 +5,32 @@ error texts of every place that serves openpi connections: the service's endpoin
 worker imports it.
 
 An error is an `OpenPIRequestError` whose text goes to the client as one text frame, then a close
-(`send_error`); the client adds "Error in inference server:" itself, so texts carry no prefix.
+(`send_error`, in the numpy-free `vla_server.openpi.errors`, re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from websockets.frames import Close, Frame, Opcode
 
 from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 from robot_formats.openpi_request import ForwardKinematics, OpenPIObservationError, parse_request
+from vla_server.openpi.errors import (
+    CLOSE_INTERNAL_ERROR,
+    MAX_REASON_BYTES,
+    ClosableConnection,
+    OpenPIRequestError,
+    close_reason,
+    error_frames,
+    send_error,
+)
 from vla_server.policies.base import Observation
 
-CLOSE_INTERNAL_ERROR = 1011  # openpi's server closes with this after the error text frame
-MAX_REASON_BYTES = 123  # RFC 6455: a close reason fits in a control frame
-
-
-class OpenPIRequestError(Exception):
-    """A request the endpoint answers with an error frame (bad observation, bad reply)."""
-
-
-class ClosableConnection(Protocol):
-    """What `send_error` needs of a `websockets` asyncio connection."""
-
-    async def send(self, message: str) -> None: ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+__all__ = ["CLOSE_INTERNAL_ERROR", "MAX_REASON_BYTES", "ClosableConnection", "OpenPIRequestError", "check_pixel_budget",
+           "check_reply", "close_reason", "decode_message", "error_frames", "observation_from_request", "reply_frame",
+           "send_error"]
 
 
 def decode_message(data: str | bytes, max_message_bytes: int) -> dict[str, Any]:
@@ -112,24 +108,3 @@ def reply_frame(reply: dict[str, Any], model_id: str, infer_ms: float, prev_tota
         return packb(reply)
     except OpenPICodecError as exc:
         raise OpenPIRequestError(f"model {model_id!r} reply cannot be encoded: {exc}") from None
-
-
-def close_reason(message: str, code: int) -> str:
-    """The close frame's reason after the error text `message` (it fits a control frame)."""
-    reason = "Internal server error; message in previous frame" if code == CLOSE_INTERNAL_ERROR else message
-    return reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
-
-
-async def send_error(conn: ClosableConnection, message: str, code: int = CLOSE_INTERNAL_ERROR) -> None:
-    """`message` as a text frame, then close with `code` (errors of an already closed connection ignored)."""
-    with contextlib.suppress(Exception):
-        await conn.send(message)
-        await conn.close(code=code, reason=close_reason(message, code))
-
-
-def error_frames(message: str, code: int = CLOSE_INTERNAL_ERROR) -> bytes:
-    """What `send_error` sends, as the raw server-side frames (for a connection no `websockets`
-    object serves any more: its worker died)."""
-    text = Frame(Opcode.TEXT, message.encode())
-    close = Frame(Opcode.CLOSE, Close(code, close_reason(message, code)).serialize())
-    return text.serialize(mask=False) + close.serialize(mask=False)

@@ -48,15 +48,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from robot_formats.openpi_codec import packb
-from vla_server.openpi.requests import (
-    CLOSE_INTERNAL_ERROR,
-    OpenPIRequestError,
-    check_reply,
-    decode_message,
-    reply_frame,
-    send_error,
-)
+from vla_server.openpi.errors import CLOSE_INTERNAL_ERROR, OpenPIRequestError, send_error
 
 __all__ = ["CLOSE_INTERNAL_ERROR", "OpenPIApp", "OpenPIRequestError", "OpenPIServerConfig", "create_openpi_app",
            "current_session", "parse_api_key", "serve_in_thread"]
@@ -237,6 +229,10 @@ class OpenPIApp:
             await self._ended(model_id, session_id)
 
     async def _serve(self, conn: ServerConnection, model_id: str) -> None:
+        # numpy and the codec only where requests are answered here (a hand-over needs neither)
+        from robot_formats.openpi_codec import packb
+        from vla_server.openpi.requests import reply_frame
+
         try:
             meta = self._metadata(model_id) if callable(self._metadata) else self._metadata
             meta = await _maybe_await(meta)
@@ -267,6 +263,8 @@ class OpenPIApp:
 
     async def _answer(self, data: str | bytes, model_id: str) -> tuple[dict[str, Any], float]:
         """Decodes one request, runs the model; returns (reply, inference time in ms)."""
+        from vla_server.openpi.requests import check_reply, decode_message
+
         cfg = self.config
         obs = decode_message(data, cfg.max_message_bytes)
         stats = self.stats

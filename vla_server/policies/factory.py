@@ -8,10 +8,13 @@ parameters (`check_spec`); the heavy part (weights, scene, connections) happens 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Policy
 from vla_server.policies.params import PolicyParamsError, parse_params
+
+if TYPE_CHECKING:  # the backends import numpy; checking a spec needs none (`CHECKERS`)
+    from vla_server.policies.base import Policy
 
 
 def _scripted(spec: ModelSpec) -> Policy:
@@ -56,6 +59,19 @@ BUILDERS: dict[str, Callable[[ModelSpec], Policy]] = {
 }
 
 
+def _check_scripted(spec: ModelSpec) -> None:
+    from vla_server.policies.scripted_params import parse_scripted_params
+
+    try:
+        parse_scripted_params(spec.params)
+    except (TypeError, ValueError) as exc:
+        raise PolicyParamsError(f"model {spec.id!r}: {exc}") from exc
+
+
+CHECKERS: dict[str, Callable[[ModelSpec], None]] = {"scripted": _check_scripted}
+"""Backends whose parameters are checked without building the policy (nor importing numpy)."""
+
+
 def build_policy(spec: ModelSpec, emulate_latency: bool = True, isolate: bool = True) -> Policy:
     """Builds (does not load) the policy `spec` names.
 
@@ -93,4 +109,8 @@ def check_spec(spec: ModelSpec) -> None:
     Raises:
         ValueError: unknown backend or bad parameters (the message names the model and key).
     """
+    check = CHECKERS.get(spec.backend)
+    if check is not None and not spec.python:
+        check(spec)
+        return
     build_policy(spec, emulate_latency=False).close()

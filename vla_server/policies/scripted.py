@@ -22,39 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from robot_formats.action_space import ACTION_DIM, GRIPPER_OPEN
 from vla_server.policies.base import Observation, Policy, PolicyInfo
-
-_KNOWN = {"action", "sequence", "horizon", "infer_ms", "load_ms", "memory_mb", "fail_instruction",
-          "nan_instruction", "load_error"}
+from vla_server.policies.scripted_params import parse_scripted_params
 
 
 class ScriptedPolicy(Policy):
     """Returns parameter-defined actions; see the module docstring for `params`."""
 
     def __init__(self, name: str = "scripted", params: Mapping[str, Any] | None = None) -> None:
-        p = dict(params or {})
-        unknown = set(p) - _KNOWN
-        if unknown:
-            raise ValueError(f"scripted params: unknown keys {sorted(unknown)}; allowed {sorted(_KNOWN)}")
+        p = parse_scripted_params(params)
         self.name = name
-        default = [0.0] * (ACTION_DIM - 1) + [GRIPPER_OPEN]
-        rows = p.get("sequence") or [p.get("action", default)]
-        self._sequence = np.asarray(rows, dtype=np.float64)
-        if self._sequence.ndim != 2 or self._sequence.shape[1] != ACTION_DIM or len(self._sequence) == 0:
-            raise ValueError(
-                f"scripted action/sequence: expected rows of {ACTION_DIM} numbers, got shape {self._sequence.shape}"
-            )
-        self._horizon = int(p.get("horizon", 1))
-        if self._horizon < 1:
-            raise ValueError(f"scripted horizon: expected >= 1, got {self._horizon}")
+        self._sequence = np.asarray(p.rows, dtype=np.float64)
+        self._horizon = p.horizon
         self._offsets = np.arange(self._horizon)
-        self._infer_s = float(p.get("infer_ms", 0.0)) / 1000.0
-        self._load_s = float(p.get("load_ms", 0.0)) / 1000.0
-        self._memory_mb = float(p.get("memory_mb", 0.0))
-        self._fail = p.get("fail_instruction")
-        self._nan = p.get("nan_instruction")
-        self._load_error = p.get("load_error")
+        self._infer_s = p.infer_s
+        self._load_s = p.load_s
+        self._memory_mb = p.memory_mb
+        self._fail = p.fail_instruction
+        self._nan = p.nan_instruction
+        self._load_error = p.load_error
         self._ballast: np.ndarray | None = None
 
     def info(self) -> PolicyInfo:

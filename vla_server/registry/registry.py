@@ -22,10 +22,9 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vla_server.models import ModelSpec
-from vla_server.policies.base import Observation
 from vla_server.registry.config import RegistryConfig
 from vla_server.registry.devices import DeviceInventory, NoDeviceError
 from vla_server.registry.entry import ModelEntry
@@ -50,7 +49,10 @@ from vla_server.workers.errors import (
     WorkerTimeout,
 )
 from vla_server.workers.process import WorkerProcess
-from vla_server.workers.wire import EncodedObservation
+
+if TYPE_CHECKING:  # types only: numpy is imported when a frame first needs it
+    from vla_server.policies.base import Observation
+    from vla_server.workers.wire import EncodedObservation
 
 log = logging.getLogger("vla_server.registry")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # types only: the service imports numpy when a frame first needs it
+    import numpy as np
 
-from vla_server.policies.base import Observation
-from vla_server.workers.wire import EncodedObservation
+    from vla_server.policies.base import Observation
+    from vla_server.workers.wire import EncodedObservation
 
 
 class ModelState(str, enum.Enum):

@@ -13,7 +13,7 @@ from vla_server.constants import (
     MAX_FRAME_PIXELS,
     OUTBOX_MAX_SIZE,
 )
-from vla_server.stream.safety import SafetyLimits
+from vla_server.stream.safety_limits import SafetyLimits
 
 
 @dataclass(frozen=True)

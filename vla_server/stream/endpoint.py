@@ -1,5 +1,8 @@
 """The FastAPI websocket route ``/v1/stream``: adapts Starlette's `WebSocket` to `Transport` and
-runs a `StreamSession` on it. Services come from ``app.state`` (see `vla_server.app`)."""
+runs a `StreamSession` on it. Services come from ``app.state`` (see `vla_server.app`).
+
+The session module (numpy, image decoding, the safety score) is imported by the first session:
+a service that only serves openpi connections by hand-over never loads it."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from robot_formats.stream.limits import STREAM_PATH
-from vla_server.stream.session import StreamSession
 
 _MAX_REASON_BYTES = 123  # RFC 6455: the close reason fits in a control frame
 
@@ -48,6 +50,8 @@ def stream_router() -> APIRouter:
 
     @router.websocket(STREAM_PATH)
     async def stream(ws: WebSocket) -> None:
+        from vla_server.stream.session import StreamSession
+
         state = ws.app.state
         await ws.accept()
         client = f"{ws.client.host}:{ws.client.port}" if ws.client else ""

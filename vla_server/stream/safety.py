@@ -24,12 +24,10 @@ the limit). Checks that need ``robot_state`` or a previous action are 1 when tho
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from frankateach.constants import ROBOT_WORKSPACE_MAX, ROBOT_WORKSPACE_MIN
 from robot_formats.action_space import (
     ACTION_DIM,
     MAX_LIN_STEP_M,
@@ -38,39 +36,11 @@ from robot_formats.action_space import (
     clip_action,
 )
 from robot_formats.robot_state import RobotStateIn
-from vla_server.constants import (
-    SAFETY_MAX_ANG_SPEED_RAD_S,
-    SAFETY_MAX_JUMP,
-    SAFETY_MAX_LIN_SPEED_M_S,
-    SAFETY_MAX_MEASURED_LIN_SPEED_M_S,
-    SAFETY_WORKSPACE_MARGIN_M,
-)
+from vla_server.stream.safety_limits import SafetyLimits
 
+_DEFAULT_LIMITS = SafetyLimits()
 
-@dataclass(frozen=True)
-class SafetyLimits:
-    """Limits of the checks (m, m/s, rad/s, action units)."""
-
-    workspace_min: tuple[float, float, float] = tuple(float(v) for v in ROBOT_WORKSPACE_MIN)  # type: ignore[assignment]
-    workspace_max: tuple[float, float, float] = tuple(float(v) for v in ROBOT_WORKSPACE_MAX)  # type: ignore[assignment]
-    workspace_margin_m: float = SAFETY_WORKSPACE_MARGIN_M
-    max_lin_speed_m_s: float = SAFETY_MAX_LIN_SPEED_M_S
-    max_ang_speed_rad_s: float = SAFETY_MAX_ANG_SPEED_RAD_S
-    max_measured_lin_speed_m_s: float = SAFETY_MAX_MEASURED_LIN_SPEED_M_S
-    max_jump: float = SAFETY_MAX_JUMP
-
-    def __post_init__(self) -> None:
-        for name in ("workspace_margin_m", "max_lin_speed_m_s", "max_ang_speed_rad_s",
-                     "max_measured_lin_speed_m_s", "max_jump"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"safety.{name}: expected a positive number, got {value!r}")
-        if len(self.workspace_min) != 3 or len(self.workspace_max) != 3 or any(
-            lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max, strict=True)
-        ):
-            raise ValueError(
-                f"safety workspace: expected min < max per axis, got {self.workspace_min} / {self.workspace_max}"
-            )
+__all__ = ["SafetyLimits", "SafetyReport", "assess", "next_position", "ratio_factor", "sanitize_action"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +81,7 @@ def assess(
     previous_sent: np.ndarray | None,
     state: RobotStateIn | None,
     fps: float,
-    limits: SafetyLimits = SafetyLimits(),
+    limits: SafetyLimits = _DEFAULT_LIMITS,
 ) -> SafetyReport:
     """Scores the action `sent` (after clipping and smoothing) produced from model output `raw`.
 

@@ -24,7 +24,6 @@ PYTHONPATH, which the service sets.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import select
@@ -34,11 +33,13 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from vla_server.models import ModelSpec
 from vla_server.workers.fair_queue import FairQueue
 from vla_server.workers.gate import PolicyGate
+from vla_server.workers.memory import release_free_memory
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 1.0  # every blocking wait in here gives up after this long and re-checks the stop flag
@@ -217,17 +218,56 @@ def start_openpi_host(fd: int | None, policy: Any, gate: PolicyGate, model_id: s
     return True
 
 
+@dataclass(frozen=True)
+class WorkerArgs:
+    """The command line `spawn_worker` writes (``--fd N --spec JSON --parent PID ...``).
+
+    Attributes:
+        fd: the inherited socket to the service. spec: the `ModelSpec` as JSON. parent: the
+        service's pid. device: assigned by the registry. shm_fd / shm_slots / shm_slot_bytes: the
+        inherited shared-memory file for images (`ImageSlots`). openpi_fd: the inherited hand-over
+        channel (serve openpi connections).
+    """
+
+    fd: int
+    spec: str
+    parent: int
+    device: str = "cpu"
+    shm_fd: int | None = None
+    shm_slots: int = 0
+    shm_slot_bytes: int = 0
+    openpi_fd: int | None = None
+
+
+_INT_FLAGS = ("fd", "parent", "shm_fd", "shm_slots", "shm_slot_bytes", "openpi_fd")
+_FLAGS = {"--" + name.replace("_", "-"): name for name in (*_INT_FLAGS, "spec", "device")}
+
+
+def parse_args(argv: list[str]) -> WorkerArgs:
+    """``--flag value`` pairs (no argparse: the worker imports only what it serves with); exits 2
+    with the reason on an unknown flag, a missing value or a missing ``--fd/--spec/--parent``."""
+    values: dict[str, Any] = {}
+    pairs = iter(argv)
+    for flag in pairs:
+        name, value = _FLAGS.get(flag), next(pairs, None)
+        try:
+            if name is None or value is None:
+                raise ValueError(f"expected --flag value pairs of {sorted(_FLAGS)}, got {flag!r}")
+            if name in _INT_FLAGS and not value.lstrip("-").isdigit():
+                raise ValueError(f"{flag}: expected an integer, got {value!r}")
+            values[name] = int(value) if name in _INT_FLAGS else value
+        except ValueError as exc:
+            print(f"vla_server.workers.main: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    missing = sorted({"fd", "spec", "parent"} - set(values))
+    if missing:
+        print(f"vla_server.workers.main: missing {', '.join('--' + m for m in missing)}", file=sys.stderr)
+        raise SystemExit(2)
+    return WorkerArgs(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--fd", type=int, required=True, help="inherited socket fd")
-    parser.add_argument("--spec", required=True, help="ModelSpec as JSON")
-    parser.add_argument("--parent", type=int, required=True, help="the service's pid")
-    parser.add_argument("--device", default="cpu", help="device assigned by the registry")
-    parser.add_argument("--shm-fd", type=int, help="inherited shared-memory file for images (ImageSlots)")
-    parser.add_argument("--shm-slots", type=int, default=0)
-    parser.add_argument("--shm-slot-bytes", type=int, default=0)
-    parser.add_argument("--openpi-fd", type=int, help="inherited hand-over channel: serve openpi connections")
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     set_parent_death_signal(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the service stops us
     sock = socket.socket(fileno=args.fd)
@@ -250,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         policy.load()
         load_ms = (time.perf_counter() - t0) * 1000.0
         info = policy.info()
+        release_free_memory()  # the load's temporaries: the registry measures the settled size
         host = start_openpi_host(args.openpi_fd, policy, worker.gate, spec.id)
         worker.busy = False
         worker.send({

@@ -51,6 +51,7 @@ from vla_server.policies.base import Observation, Policy
 from vla_server.workers import handover
 from vla_server.workers.fair_queue import FairQueue
 from vla_server.workers.gate import PolicyGate
+from vla_server.workers.memory import release_free_memory
 
 FAST_JOB_S = 0.02  # a policy call under this runs on the host's loop; slower ones in a helper thread
 _WATCHDOG_S = 0.25  # how often an inline call is checked against its timeout
@@ -317,6 +318,7 @@ class OpenPIHost:
                 self._watch.clear()
                 if self._serving is not None:
                     self._serving.clear()
+                release_free_memory()  # the connections' message buffers: back to the kernel while idle
             if not any(c.adoption.tenant == a.tenant for c in self._conns.values()):
                 self._pacer.forget(a.tenant)
                 self._rates.pop(a.tenant, None)

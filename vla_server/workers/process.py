@@ -9,7 +9,7 @@ All waits are bounded by timeouts.
 A second channel (`vla_server.workers.handover`) hands admitted openpi connections to the worker
 (`adopt`), which serves them itself when it says it can (``info["openpi_host"]``). The service
 keeps a copy of each handed-over socket: when the worker dies, the client still gets the error
-text and a close (`vla_server.openpi.requests.error_frames`) from here; when the worker is
+text and a close (`vla_server.openpi.errors.error_frames`) from here; when the worker is
 stopped (unload, eviction, shutdown), its connections are closed first (text, then 1001).
 """
 
@@ -27,14 +27,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 import vla_server
 from vla_server.models import ModelSpec
-from vla_server.openpi.requests import error_frames
-from vla_server.policies.base import Observation
+from vla_server.openpi.errors import error_frames
 from vla_server.workers import handover, wire
 from vla_server.workers.errors import (
     WorkerBadInput,
@@ -45,6 +42,11 @@ from vla_server.workers.errors import (
 )
 from vla_server.workers.memory import rss_mb
 from vla_server.workers.shm import ImageSlots
+
+if TYPE_CHECKING:  # numpy comes with the first frame (a service serving openpi by hand-over needs none)
+    import numpy as np
+
+    from vla_server.policies.base import Observation
 
 _EXIT_WAIT_S = 2.0  # after EOF, how long to wait for the exit status
 _READER_LIMIT = 1024 * 1024  # asyncio stream buffer; frames are read with readexactly anyway
@@ -297,6 +299,10 @@ class WorkerProcess:
             WorkerBadInput: the observation's JPEG did not decode; WorkerRequestError: the policy
             failed; WorkerTimeout; WorkerCrashed.
         """
+        import numpy as np
+
+        from vla_server.policies.base import Observation
+
         placed = None
         if self._slots is not None and isinstance(obs, Observation):
             placed = self._slots.put([obs.image] if obs.wrist_image is None else [obs.image, obs.wrist_image])

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import mmap
 import os
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where images are (creating the slots needs none)
+    import numpy as np
 
 DEFAULT_SLOTS = 8
 DEFAULT_SLOT_BYTES = 4 * 1024 * 1024  # two 640×480 RGB frames fit
@@ -67,6 +69,8 @@ class ImageSlots:
             return None
         slot = self._free.pop()
         offset = slot * self.slot_bytes
+        import numpy as np
+
         refs = []
         for img in images:
             arr = np.ascontiguousarray(img, dtype=np.uint8)
@@ -93,6 +97,8 @@ class ImageSlots:
         n = h * w * 3
         if h < 1 or w < 1 or offset + n > self.size:
             raise ShmError(f"image slot reference {ref} lies outside the shared file of {self.size} bytes")
+        import numpy as np
+
         return np.frombuffer(self._mm, dtype=np.uint8, count=n, offset=offset).reshape(h, w, 3).copy()
 
     def close(self) -> None:

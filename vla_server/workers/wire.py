@@ -22,19 +22,21 @@ import asyncio
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
-import numpy as np
 
-from robot_formats.robot_state import RobotStateIn
 from vla_server.constants import WIRE_MAX_FRAME_BYTES
-from vla_server.policies.base import Observation
 from vla_server.workers.shm import ImageSlots, ShmError
 
-ALLOWED_DTYPES = frozenset(
-    np.dtype(t).str for t in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "?")
-)
+if TYPE_CHECKING:  # numpy is imported where arrays are (the service's control messages need none)
+    import numpy as np
+
+    from robot_formats.robot_state import RobotStateIn
+    from vla_server.policies.base import Observation
+
+# numpy's ``dtype.str`` of u1 i1 u2 i2 u4 i4 u8 i8 f2 f4 f8 bool, little-endian
+ALLOWED_DTYPES = frozenset(("|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "|b1"))
 _HEADER = struct.Struct(">I")
 
 
@@ -64,6 +66,8 @@ class EncodedObservation:
 
 
 def _default(obj: object) -> Any:
+    import numpy as np
+
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         if arr.dtype.str not in ALLOWED_DTYPES:
@@ -86,6 +90,8 @@ def _hook(d: dict[str, Any]) -> Any:
         raise WireError(f"array shape must be a list of non-negative ints, got {shape!r}")
     if not isinstance(data, bytes):
         raise WireError("array data must be bytes")
+    import numpy as np
+
     dt = np.dtype(dtype)
     if int(np.prod(shape, dtype=np.int64)) * dt.itemsize != len(data):
         raise WireError(
@@ -175,6 +181,8 @@ def observation_to_wire(obs: Observation | EncodedObservation,
         out["image_shm"] = shm_refs[0]
         out["wrist_shm"] = shm_refs[1] if len(shm_refs) > 1 else None
     else:
+        import numpy as np
+
         out["image"] = np.asarray(obs.image, dtype=np.uint8)
         out["wrist_image"] = None if obs.wrist_image is None else np.asarray(obs.wrist_image, dtype=np.uint8)
     return out
@@ -204,6 +212,11 @@ def _from_slots(slots: ImageSlots | None, ref: object, path: str) -> np.ndarray:
 def observation_from_wire(d: dict[str, Any], slots: ImageSlots | None = None) -> Observation:
     """Inverse of `observation_to_wire` (JPEGs decoded here, shared-memory images copied out of
     `slots`); raises `WireError` on a malformed map, `BadObservation` on a JPEG that does not decode."""
+    import numpy as np
+
+    from robot_formats.robot_state import RobotStateIn
+    from vla_server.policies.base import Observation
+
     try:
         if "image_jpeg" in d:
             image = _decode(d["image_jpeg"], "image")
