@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 source tools/bootstrap.sh
 # Two tiers. By default the tests not marked `slow` (3½–4 min here on 2 cores). `--all` adds the
 # slow ones (each README command run as written, the LeRobot backend, browser walks, daemon runs of
-# tens of seconds; 12–14 min in all): CI runs `./run_tests.sh --all`. Naming test files or node ids
+# tens of seconds; 12–14 min in all). CI runs ./run_tests.sh as the README shows it. Naming test files or node ids
 # runs those whatever their mark (and, like --all, builds the LeRobot env they may need).
 tier=fast
 args=()
