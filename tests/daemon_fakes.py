@@ -131,6 +131,18 @@ def wait_for(pred: Callable[[], bool], timeout_s: float, period_s: float = 0.02)
     return bool(pred())
 
 
+def child_of_a_killed_parent(script: str, cwd: Path) -> int:
+    """Runs `script` (it starts a helper process and prints its pid) in a Python of its own,
+    SIGKILLs that parent once the pid is printed, and returns the helper's pid."""
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=cwd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline() if parent.stdout else ""
+        return int(line)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+
+
 def record_debug_episode(tmp: Path, seconds: float = 3.5) -> Path:
     """Runs `oculus-server --debug` (MuJoCo Panda, scripted circle, no cameras, free ports) in `tmp`,
     recording from the start; stops it with SIGTERM after `seconds` of recording and returns the

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -28,7 +26,7 @@ from robot_formats.recording.live import LiveServer
 from robot_formats.recording.records import Event
 from robot_formats.recording.scene import ScenePainter
 from robot_formats.recording.writer import EpisodeWriter
-from tests.daemon_fakes import wait_for
+from tests.daemon_fakes import child_of_a_killed_parent, wait_for
 from tests.foxglove_ws_client import FoxgloveClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,11 +194,5 @@ def test_the_child_dies_with_the_daemon() -> None:
             print(w.proc.pid, flush=True)
             time.sleep(60)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        line = parent.stdout.readline() if parent.stdout else ""
-        child = int(line)
-    finally:
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(10)
+    child = child_of_a_killed_parent(script, ROOT)
     assert wait_for(lambda: not Path(f"/proc/{child}").exists(), 20.0), "the live-view process outlived the daemon"

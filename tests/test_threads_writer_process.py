@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.writer_process import WriterProcessThread
 from robot_formats.recording.records import EpisodeStart, EpisodeStop
-from tests.daemon_fakes import wait_for
+from tests.daemon_fakes import child_of_a_killed_parent, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,13 +144,7 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
             print(w.proc.pid, flush=True)
             time.sleep(60)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        line = parent.stdout.readline() if parent.stdout else ""
-        child = int(line)
-    finally:
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(10)
+    child = child_of_a_killed_parent(script, ROOT)
     assert wait_for(lambda: not Path(f"/proc/{child}").exists(), 20.0), "the recording process outlived the daemon"
     kept = tmp_path / "failure" / "c.mcap"
     assert kept.exists() and _end(kept)["outcome"] == "crashed" and "killed or crashed" in _end(kept)["ended_by"]
