@@ -169,6 +169,7 @@ class Result:
     control: str  # the control loop's own figures (run p99 / max jitter, late)
     code: int
     camera_fps: str = ""  # camera frames recorded per second, per camera (the renderer's share of CPU)
+    late_at: str = ""  # when each late tick ended (s after the first tick) and its period (ms)
 
 
 def events(path: Path) -> list[dict]:
@@ -206,6 +207,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     span = float(t[-1] - t[0]) if t.size > 1 else float("nan")
     cams = " ".join(f"{k} {v / span:.1f}" for k, v in sorted(frames.items()))
     d = np.diff(t)
+    late_at = " ".join(f"{t[i + 1] - t[0]:.1f}s:{d[i] * 1e3:.0f}ms" for i in np.flatnonzero(d > 1.5 / RECORD_HZ))
     ev = [e for e in events(path) if e.get("kind") == "loop_overrun"]
     loops = sorted({str(e.get("data", {}).get("loop", "?")) for e in ev})
     control = next((lp for lp in (res["timing"] or {}).get("loops", []) if lp["name"] == "control"), None)
@@ -214,7 +216,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     return Result(load, sched, res["recording"]["achieved_hz"], float(np.percentile(d, 99) * 1e3),
                   float(d.max() * 1e3), float(t[int(np.argmax(d)) + 1] - t[0]), int((d > 1.5 / RECORD_HZ).sum()),
                   res["missing_ticks"], len(ev), ",".join(loops), res["commands_recorded"], res["commands_span"],
-                  ctl, code, cams)
+                  ctl, code, cams, late_at)
 
 
 def main() -> int:
@@ -267,7 +269,7 @@ def fmt(r: Result) -> str:
     return (f"{r.rate_hz:.3f} Hz, period p99 {r.period_p99_ms:.1f} / max {r.period_max_ms:.1f} ms "
             f"(at {r.max_at_s:.1f} s), late {r.late}, "
             f"missing {r.missing}, overrun events {r.overruns}, commands {r.recorded}/{r.sent}, control {r.control}, "
-            f"camera fps {r.camera_fps}")
+            f"camera fps {r.camera_fps}" + (f", late ticks at {r.late_at}" if r.late_at else ""))
 
 
 if __name__ == "__main__":

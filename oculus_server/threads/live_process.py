@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
@@ -260,6 +261,7 @@ class LiveProcessThread(DaemonThread):
 
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
+        set_os_thread_name("live-sink-rx")
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return

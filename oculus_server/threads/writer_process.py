@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
@@ -239,6 +240,7 @@ class WriterProcessThread(DaemonThread):
 
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
+        set_os_thread_name("mcap-writer-rx")
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return
