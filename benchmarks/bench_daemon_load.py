@@ -61,7 +61,7 @@ SCHEDS = {
     "fifo": {},
     "normal": {"realtime_priority": 0},
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
-    "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 1.0},
+    "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 0.2},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
 }
 

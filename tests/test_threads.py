@@ -296,3 +296,24 @@ def test_record_on_start_waits_for_the_robot_then_opens():
     st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
     rec.step()
     assert rec.open and isinstance(q.get_nowait(), EpisodeStart)
+
+
+def test_record_on_start_also_waits_for_the_recording_process_at_most_start_wait_s():
+    from frankateach.messages import FrankaState
+    from oculus_server.robot_link import RobotLink
+    from oculus_server.threads.recorder import START_WAIT_S
+    from robot_formats.recording.records import RobotObservation
+
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    ready = [False]
+    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True, ready=lambda: ready[0])
+    state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    rec.step()
+    assert not rec.open and q.empty()  # the robot answered, the recording process has not started
+    now = time.monotonic()
+    assert not rec._may_open(now) and rec._may_open(now + START_WAIT_S + 0.1)  # never waits forever
+    ready[0] = True
+    rec.step()
+    assert rec.open and isinstance(q.get_nowait(), EpisodeStart)

@@ -93,7 +93,8 @@ class SimSceneFetch:
                 cmd = [sys.executable, "-m", "oculus_server.recording.sim_scene", str(os.getpid()), str(self.nice)]
                 env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
                 self._proc = start_niced(  # at its nice from the first import on
-                    lambda: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env),
+                    lambda: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                             start_new_session=True),  # a scheduling group of its own
                     self.nice)
             try:
                 out, err = self._proc.communicate(timeout=self.timeout_s)

@@ -30,6 +30,7 @@ import math
 import queue
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from oculus_server.constants import RECORD_FREQ
@@ -41,6 +42,7 @@ from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTic
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
+START_WAIT_S = 10.0  # --record-on-start waits at most this long for the recording process, s
 KEPT_WHILE_IDLE = ("scheduling",)  # event kinds (besides errors) kept for the next episode
 
 
@@ -80,6 +82,7 @@ class RecorderThread(RateThread):
         robot_label: str = "the robot",
         overruns: OverrunReporter | None = None,
         live: LiveTicks | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority,
                          overruns=overruns)
@@ -105,8 +108,13 @@ class RecorderThread(RateThread):
         self._next_timing = 0.0
         self._wall_at_tick = time.time()
         # --record-on-start opens the episode once the robot has answered (at most 2 s after
-        # start), so a recording does not begin with ticks that have no robot state.
-        self._pending_start: float | None = (time.monotonic() + 2.0) if enabled and record_on_start else None
+        # start), so a recording does not begin with ticks that have no robot state, and once
+        # `ready()` (the recording process has started: at most START_WAIT_S), so it does not
+        # begin while the helper processes are still starting and ticks wait in the queue.
+        now = time.monotonic()
+        self._pending_start: float | None = (now + 2.0) if enabled and record_on_start else None
+        self._ready = ready
+        self._ready_by = now + START_WAIT_S
 
     # -- episodes -------------------------------------------------------------------------------
     def _control(self, item: object) -> None:
@@ -266,9 +274,7 @@ class RecorderThread(RateThread):
 
     def step(self) -> None:
         self._wall_at_tick = time.time()
-        if self._pending_start is not None and (
-            self.state.robot.observation() is not None or time.monotonic() >= self._pending_start
-        ):
+        if self._pending_start is not None and self._may_open(time.monotonic()):
             self._pending_start = None  # --record-on-start: once the robot answers (or 2 s)
             self.state.episode.request("start")
         self._handle_requests()
@@ -287,6 +293,13 @@ class RecorderThread(RateThread):
             self.state.safety.take()
             self.state.assist.take()
         self.state.counters.set_queue_depth("mcap", self.queue.qsize())
+
+    def _may_open(self, now: float) -> bool:
+        """--record-on-start: the robot has answered (or 2 s passed) and the helpers are ready
+        (or START_WAIT_S passed)."""
+        assert self._pending_start is not None
+        robot = self.state.robot.observation() is not None or now >= self._pending_start
+        return robot and (self._ready is None or now >= self._ready_by or self._ready())
 
     def finish(self, reason: str = "daemon stopped") -> None:
         """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'.
