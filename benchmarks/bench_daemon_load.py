@@ -17,7 +17,8 @@ Scheduling (``--sched``): ``fifo`` (the default config: SCHED_FIFO where permitt
 processes at the default ``helper_nice``), ``normal-nice0`` (also ``helper_nice: 0``: the
 recording, live-view and camera render processes at the daemon's priority, as before),
 ``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
-before), ``normal-slice`` (``loop_slice_ms: 1``: short EEVDF time slices for the loops), or ``all``.
+before), ``normal-noslice`` (``loop_slice_ms: 0``: the kernel's time slice for the loops, as
+before), or ``all``.
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
@@ -61,7 +62,7 @@ SCHEDS = {
     "fifo": {},
     "normal": {"realtime_priority": 0},
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
-    "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 0.2},
+    "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
 }
 
