@@ -99,8 +99,12 @@ def worker_fsync(path: Path, size: int = 1 << 20, period_s: float = 0.2) -> None
 
 
 def worker_arena(data: Path) -> None:
-    """Runs arena episodes (640×480 video, software EGL) one after another, forever."""
-    env = dict(os.environ, MUJOCO_GL="egl", LIBGL_ALWAYS_SOFTWARE="1")
+    """Runs arena episodes (640×480 video, software EGL) one after another, forever; their
+    temporary folders go under `data` (this script's own, removed at the end: the runs are
+    SIGKILLed mid-episode and cannot clean up themselves)."""
+    scratch = data / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MUJOCO_GL="egl", LIBGL_ALWAYS_SOFTWARE="1", TMPDIR=str(scratch))
     exe = str(Path(sys.executable).with_name("vla-arena"))
     seed = 0
     while True:
