@@ -317,3 +317,26 @@ def test_record_on_start_also_waits_for_the_recording_process_at_most_start_wait
     ready[0] = True
     rec.step()
     assert rec.open and isinstance(q.get_nowait(), EpisodeStart)
+
+
+def test_a_pending_record_on_start_episode_gets_the_events_and_refusals_of_the_start_up():
+    from frankateach.messages import FrankaState
+    from oculus_server.robot_link import RobotLink
+    from robot_formats.recording.records import RobotObservation, SafetyRecord
+
+    sv, st = Supervisor(), SharedState()
+    q: queue.Queue = queue.Queue(maxsize=100)
+    ready = [False]
+    rec = RecorderThread(q, sv, st, hz=100.0, record_on_start=True, ready=lambda: ready[0])
+    state = FrankaState(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), -1.0, time.time(), True, np.zeros(7))
+    st.robot.set_reply(RobotObservation(state, time.monotonic(), time.time()), RobotLink(up=True))
+    st.events.add("state_feed", "state feed live", live=True)
+    st.safety.add([SafetyRecord(kind="implausible_state", message="outside the workspace box", t_wall=time.time())])
+    rec.step()  # pending: the recording process has not started
+    assert not rec.open
+    ready[0] = True
+    rec.step()
+    rec.step()
+    ticks = [i for i in _drain(q) if isinstance(i, RecordTick)]
+    assert any(e.kind == "state_feed" for t in ticks for e in t.events)
+    assert any(r.kind == "implausible_state" for t in ticks for r in t.safety)

@@ -93,7 +93,7 @@ class RecorderThread(RateThread):
         self._live_seq = 0
         self._last_live_sim: object = None
         self._pending_control: deque[object] = deque()  # control items waiting for queue room
-        self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
+        self._idle_errors: deque = deque(maxlen=64)  # events kept while no episode is open (`_kept`)
         self._sent_carry: tuple[SentCommand, ...] = ()  # sent commands of a dropped tick
         self.enabled = enabled
         self.task = task
@@ -215,7 +215,7 @@ class RecorderThread(RateThread):
         events = self.state.events.take()
         sim_state = None
         if live:
-            self._idle_errors.extend(e for e in events if kept_while_idle(e.kind))
+            self._idle_errors.extend(e for e in events if self._kept(e.kind))
             sim_state = self.state.sim.peek()
             if sim_state is self._last_live_sim:
                 sim_state = None
@@ -289,10 +289,17 @@ class RecorderThread(RateThread):
             self.state.cameras.take_new()  # nothing to record: don't let frames pile up
             self.state.measured.take()
             self._take_sent()
-            self._idle_errors.extend(e for e in self.state.events.take() if kept_while_idle(e.kind))
-            self.state.safety.take()
+            self._idle_errors.extend(e for e in self.state.events.take() if self._kept(e.kind))
+            if self._pending_start is None:  # a pending --record-on-start episode gets them
+                self.state.safety.take()
             self.state.assist.take()
         self.state.counters.set_queue_depth("mcap", self.queue.qsize())
+
+    def _kept(self, kind: str) -> bool:
+        """Whether an event that happens while no episode is open goes into the next one: errors
+        and the scheduling note always; every event while --record-on-start's episode is pending
+        (start-up: the link, the state feed, the safety gate's first refusals belong in it)."""
+        return self._pending_start is not None or kept_while_idle(kind)
 
     def _may_open(self, now: float) -> bool:
         """--record-on-start: the robot has answered (or 2 s passed) and the helpers are ready
