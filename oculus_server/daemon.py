@@ -261,7 +261,7 @@ class Daemon:
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
             record_on_start=cfg.effective_record_on_start, task=cfg.task, realtime_priority=rt,
             robot_label=f"the robot at {cfg.robot_host}:{cfg.robot_port}", overruns=self.overruns,
-            live=live, ready=self._recording_ready,
+            live=live,
         )
         self.writer: McapWriterThread | WriterProcessThread
         if self._writer_process:
@@ -312,10 +312,6 @@ class Daemon:
                                        frames=st.cameras, robot=st.robot, channel=st.assist, events=st.events,
                                        rates=st.rates, realtime_priority=max(0, rt - 3))
             self.loop_threads.append(self.assist)
-
-    def _recording_ready(self) -> bool:
-        """The recording process has started (always true for the in-process writer)."""
-        return not isinstance(self.writer, WriterProcessThread) or self.writer.ready
 
     def _scene(self) -> SimScene | None:
         """The simulator's scene (waits for it at most SCENE_WAIT_S; None without one)."""

@@ -30,7 +30,6 @@ import math
 import queue
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol
 
 from oculus_server.constants import RECORD_FREQ
@@ -42,7 +41,6 @@ from robot_formats.recording.records import EpisodeStart, EpisodeStop, RecordTic
 log = logging.getLogger(__name__)
 
 CONTROL_MARGIN = 8  # queue slots kept free for episode start/stop items
-START_WAIT_S = 10.0  # --record-on-start waits at most this long for the recording process, s
 KEPT_WHILE_IDLE = ("scheduling",)  # event kinds (besides errors) kept for the next episode
 
 
@@ -82,7 +80,6 @@ class RecorderThread(RateThread):
         robot_label: str = "the robot",
         overruns: OverrunReporter | None = None,
         live: LiveTicks | None = None,
-        ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__("recording", hz, supervisor, state.rates, realtime_priority=realtime_priority,
                          overruns=overruns)
@@ -93,7 +90,7 @@ class RecorderThread(RateThread):
         self._live_seq = 0
         self._last_live_sim: object = None
         self._pending_control: deque[object] = deque()  # control items waiting for queue room
-        self._idle_errors: deque = deque(maxlen=64)  # events kept while no episode is open (`_kept`)
+        self._idle_errors: deque = deque(maxlen=32)  # error events while no episode is open
         self._sent_carry: tuple[SentCommand, ...] = ()  # sent commands of a dropped tick
         self.enabled = enabled
         self.task = task
@@ -108,13 +105,8 @@ class RecorderThread(RateThread):
         self._next_timing = 0.0
         self._wall_at_tick = time.time()
         # --record-on-start opens the episode once the robot has answered (at most 2 s after
-        # start), so a recording does not begin with ticks that have no robot state, and once
-        # `ready()` (the recording process has started: at most START_WAIT_S), so it does not
-        # begin while the helper processes are still starting and ticks wait in the queue.
-        now = time.monotonic()
-        self._pending_start: float | None = (now + 2.0) if enabled and record_on_start else None
-        self._ready = ready
-        self._ready_by = now + START_WAIT_S
+        # start), so a recording does not begin with ticks that have no robot state.
+        self._pending_start: float | None = (time.monotonic() + 2.0) if enabled and record_on_start else None
 
     # -- episodes -------------------------------------------------------------------------------
     def _control(self, item: object) -> None:
@@ -215,7 +207,7 @@ class RecorderThread(RateThread):
         events = self.state.events.take()
         sim_state = None
         if live:
-            self._idle_errors.extend(e for e in events if self._kept(e.kind))
+            self._idle_errors.extend(e for e in events if kept_while_idle(e.kind))
             sim_state = self.state.sim.peek()
             if sim_state is self._last_live_sim:
                 sim_state = None
@@ -274,7 +266,9 @@ class RecorderThread(RateThread):
 
     def step(self) -> None:
         self._wall_at_tick = time.time()
-        if self._pending_start is not None and self._may_open(time.monotonic()):
+        if self._pending_start is not None and (
+            self.state.robot.observation() is not None or time.monotonic() >= self._pending_start
+        ):
             self._pending_start = None  # --record-on-start: once the robot answers (or 2 s)
             self.state.episode.request("start")
         self._handle_requests()
@@ -289,24 +283,10 @@ class RecorderThread(RateThread):
             self.state.cameras.take_new()  # nothing to record: don't let frames pile up
             self.state.measured.take()
             self._take_sent()
-            self._idle_errors.extend(e for e in self.state.events.take() if self._kept(e.kind))
-            if self._pending_start is None:  # a pending --record-on-start episode gets them
-                self.state.safety.take()
+            self._idle_errors.extend(e for e in self.state.events.take() if kept_while_idle(e.kind))
+            self.state.safety.take()
             self.state.assist.take()
         self.state.counters.set_queue_depth("mcap", self.queue.qsize())
-
-    def _kept(self, kind: str) -> bool:
-        """Whether an event that happens while no episode is open goes into the next one: errors
-        and the scheduling note always; every event while --record-on-start's episode is pending
-        (start-up: the link, the state feed, the safety gate's first refusals belong in it)."""
-        return self._pending_start is not None or kept_while_idle(kind)
-
-    def _may_open(self, now: float) -> bool:
-        """--record-on-start: the robot has answered (or 2 s passed) and the helpers are ready
-        (or START_WAIT_S passed)."""
-        assert self._pending_start is not None
-        robot = self.state.robot.observation() is not None or now >= self._pending_start
-        return robot and (self._ready is None or now >= self._ready_by or self._ready())
 
     def finish(self, reason: str = "daemon stopped") -> None:
         """Called by the daemon after the thread stopped: closes an open episode as 'shutdown'.

@@ -171,11 +171,6 @@ class WriterProcessThread(DaemonThread):
         self._path = ""
         self._broken = False
 
-    @property
-    def ready(self) -> bool:
-        """The recording process has started and said so."""
-        return self._ready.is_set()
-
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
         self.proc, self._items, self._status = spawn_child(
