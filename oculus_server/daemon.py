@@ -202,6 +202,7 @@ class Daemon:
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
         self.started_at = time.monotonic()
         self._switch_interval = sys.getswitchinterval()  # restored by shutdown()
+        self._stopped_in_start = False  # a stop came while start() waited for the helpers
         codec = make_codec(cfg.codec)
         self.client_factory = client_factory or (
             lambda: RobotClient(cfg.robot_host, cfg.robot_port, codec=codec, timeout_s=cfg.request_timeout_s)
@@ -365,6 +366,11 @@ class Daemon:
     def start(self) -> None:
         """Starts the helper processes, then every thread."""
         self._start_helpers()
+        # A stop (Ctrl-C) while the helpers started: the loops start and end at once, and the
+        # robot not having been asked is no fault.
+        self._stopped_in_start = self.stop_event.is_set()
+        if self._stopped_in_start:
+            log.info("interrupted during start-up: stopping before the loops ran")
         # Python hands the GIL over every 5 ms by default: a loop thread waking on its deadline
         # could wait that long behind the writer. 0.5 ms keeps wake-up jitter well under 1 ms.
         # A full garbage collection walks every tracked object (hundreds of thousands after
@@ -463,7 +469,7 @@ class Daemon:
         faults = self.writer.faults
         for fault in faults:
             log.error("recording fault: %s", fault.describe())
-        never = self.state.robot.observation() is None
+        never = self.state.robot.observation() is None and not self._stopped_in_start
         if never:
             link = self.state.robot.link()
             log.error("the robot at %s:%d never answered (%d requests timed out, %d failed): nothing "
