@@ -9,7 +9,13 @@ teleop recording format) under ``<out>_episodes/``, then exports the successful 
 same code as ``teleop-replay export --to lerobot --success-only --fps <control rate>`` into a
 LeRobot v3.0 dataset: ``observation.images.front`` (what the policy saw), ``observation.state``
 [x, y, z, qx, qy, qz, qw, gripper −1…1], ``action`` (the 7-D action space of
-`robot_formats.action_space`, decided at that frame). One frame per control step.
+`robot_formats.action_space`, decided at that frame) and ``observation.environment_state``, the
+one-hot of the instruction (which cube), since ACT and Diffusion read no language
+(``--no-task-feature`` leaves it out). One frame per control step. Images are stored as PNG in
+the data parquet by default (``--image-storage png``: no video decoding per training sample,
+several times faster to train on a CPU); ``--image-storage video`` writes one MP4 per camera.
+The same dataset from the episodes' MCAPs: ``teleop-replay export <out>_episodes --to lerobot
+--fps 10 --success-only --image-storage png --task-feature -o DATASET``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=120, help="observation height, px")
     p.add_argument("--cubes", default=",".join(CUBES), help="cubes to lift in turn (comma-separated)")
     p.add_argument("--all", action="store_true", help="keep failed episodes too (default: successes only)")
+    p.add_argument("--image-storage", choices=("png", "video"), default="png",
+                   help="camera frames as PNG in the data parquet (default; fast to train on) or MP4 videos")
+    p.add_argument("--no-task-feature", action="store_true",
+                   help="leave out observation.environment_state (the one-hot of the instruction)")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes: expected >= 1")
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no successful episode to export", file=sys.stderr)
         return 1
     episodes = [load_episode(path, images=True) for path in kept]
-    export_lerobot(episodes, args.out, fps=args.hz)
+    export_lerobot(episodes, args.out, fps=args.hz, image_storage=args.image_storage,
+                   task_feature=not args.no_task_feature)
     print(f"wrote {args.out}: {len(kept)} of {args.episodes} episodes "
           f"({sum(1 for _ in kept)} kept), {time.perf_counter() - t0:.0f} s in all")
     return 0

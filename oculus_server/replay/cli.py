@@ -3,6 +3,7 @@
     teleop-replay info FILE [--json]
     teleop-replay play FILE [--host H --port P | --start-sim] [--speed N] [--start S] [--end S]
     teleop-replay export FILE|DIR --to hdf5|mp4|lerobot [-o OUT] [--images] [--fps HZ] [--success-only]
+                  [--image-storage video|png] [--task-feature]
     teleop-replay plot FILE -o OUT.png
     teleop-replay recover FILE [-o OUT] [--json]
 
@@ -170,6 +171,10 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
               "the recorded timing (hdf5: one row per recorded tick, mp4: every frame at its capture time)",
               file=sys.stderr)
         return 2
+    if args.to != "lerobot" and (args.image_storage != "video" or args.task_feature):
+        print(f"error: --image-storage and --task-feature shape a LeRobot dataset (--to lerobot), not --to {args.to}",
+              file=sys.stderr)
+        return 2
     files = recordings_in(Path(args.target))
     base = Path(args.target)
     single = base.is_file()
@@ -191,7 +196,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
                 progress.advance(overall)
             out = Path(args.out) if args.out else base.with_name((base.name[:-5] if single else base.name) + "_lerobot")
             with _bar(progress, "encoding dataset") as update:
-                written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
+                written.append(export_lerobot(episodes, out, fps=args.fps, progress=update,
+                                              image_storage=args.image_storage, task_feature=args.task_feature))
         else:
             out_dir = (
                 Path(args.out) if args.out and not (single and args.to == "hdf5") else (base.parent if single else base)
@@ -308,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lerobot only: frame rate (default: the recording rate)")
     s.add_argument("--success-only", action="store_true",
                    help="only recordings whose outcome is success (arena episodes, teleop runs marked with B)")
+    s.add_argument("--image-storage", choices=("video", "png"), default="video",
+                   help="lerobot only: camera frames as one MP4 per camera (default) or PNG per frame in the "
+                        "data parquet (no video decoding when training: faster on a CPU)")
+    s.add_argument("--task-feature", action="store_true",
+                   help="lerobot only: add observation.environment_state, the one-hot of each episode's task "
+                        "(instruction), so ACT / Diffusion learn which object the instruction names")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("plot", help="overview PNG: rates, latency, pose vs target, gripper, VR inputs")

@@ -16,6 +16,14 @@ unnormalise actions. The mapping to and from this project:
   ``teleop-replay export --to lerobot`` writes), 7 = [x, y, z, roll, pitch, yaw, gripper],
   6 = the pose only. The quaternion's sign is the one nearest the training mean (q and −q are
   one rotation). A missing robot state or gripper becomes the training mean.
+* ``observation.environment_state`` = the one-hot of the session's instruction over the tasks
+  the policy was trained on (``teleop-replay export --to lerobot --task-feature``): ACT and
+  Diffusion read no language, so this input is how they know which cube "pick up the red cube"
+  names. The vocabulary is ``task_vocabulary.json`` in the checkpoint folder (written by
+  tools/train_lerobot.py from the dataset's feature names); an instruction matches a task when
+  both are equal after `normalize_task` (case, spaces, a final period); any other instruction is
+  a clear error listing the vocabulary. An empty instruction becomes the training mean (as a
+  missing robot state does).
 * action of 7 = this project's action space (`robot_formats.action_space`), clipped; 8 = an
   absolute target [x, y, z, qx, qy, qz, qw, gripper], turned into actions from the observed pose.
 
@@ -47,6 +55,9 @@ from vla_server.policies.session_memory import SessionMemory
 ENV_COMMAND = "tools/make_lerobot_env.sh"
 SESSION_FORMAT = 1
 STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"
+VOCABULARY_FILE = "task_vocabulary.json"
+VOCABULARY_FORMAT = "one-hot task (instruction) of observation.environment_state"
 
 
 class LeRobotPolicyError(RuntimeError):
@@ -98,6 +109,51 @@ def _load_config(config_cls: Any, folder: Path) -> Any:
             return config_cls.from_pretrained(str(folder), local_files_only=True)
         finally:
             tempfile.tempdir = saved
+
+
+def normalize_task(text: str) -> str:
+    """An instruction as the task vocabulary compares it: case-folded, spaces collapsed, no final
+    period ("Pick up the  red cube." → "pick up the red cube")."""
+    return " ".join(text.split()).rstrip(".").strip().casefold()
+
+
+def write_vocabulary(folder: Path, tasks: list[str], mean: list[float] | None = None) -> Path:
+    """Writes ``task_vocabulary.json`` into `folder`: the tasks (index i = component i of the
+    one-hot) and the feature's training mean (each task's share of the frames; the input for an
+    empty instruction)."""
+    path = Path(folder) / VOCABULARY_FILE
+    tmp = path.with_suffix(".tmp")
+    doc = {"feature": ENV_STATE_KEY, "encoding": VOCABULARY_FORMAT, "tasks": list(tasks),
+           "mean": [float(m) for m in mean] if mean is not None else [1.0 / len(tasks)] * len(tasks)}
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def read_vocabulary(folder: Path, size: int) -> tuple[list[str], np.ndarray]:
+    """The task vocabulary of the checkpoint in `folder` and its training mean, checked against
+    the feature's `size`.
+
+    Raises:
+        LeRobotPolicyError: the file is missing, malformed or of another size.
+    """
+    path = Path(folder) / VOCABULARY_FILE
+    if not path.is_file():
+        raise LeRobotPolicyError(
+            f"{folder}: the policy takes {ENV_STATE_KEY} ({size} values) but {VOCABULARY_FILE} is missing; "
+            f"this backend fills {ENV_STATE_KEY} only as the one-hot of the instruction (datasets exported "
+            "with --task-feature; tools/train_lerobot.py writes the file into every checkpoint)")
+    try:
+        doc = json.loads(path.read_text())
+        tasks = [str(t) for t in doc["tasks"]]
+        mean = np.asarray(doc.get("mean") or [1.0 / max(1, size)] * size, np.float32).reshape(-1)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LeRobotPolicyError(f"{path}: expected {{\"tasks\": [instruction, ...]}}, got an unreadable file "
+                                 f"({type(exc).__name__}: {exc})") from exc
+    if len(tasks) != size or len({normalize_task(t) for t in tasks}) != size or mean.shape != (size,):
+        raise LeRobotPolicyError(f"{path}: {len(tasks)} tasks ({len({normalize_task(t) for t in tasks})} distinct), "
+                                 f"{mean.size} mean values for a {ENV_STATE_KEY} of {size} values")
+    return tasks, mean
 
 
 def find_pretrained(path: Path) -> Path:
@@ -168,6 +224,8 @@ class LeRobotPolicy(Policy):
         self._n_obs = 1
         self._n_act = 1
         self._ignored: list[str] = []  # input features the policy's model does not read
+        self._tasks: list[str] = []  # the one-hot vocabulary of observation.environment_state
+        self._task_mean: np.ndarray | None = None
         self._sessions: SessionMemory[_Session] = SessionMemory(_Session, params.max_sessions)
 
     # ---- loading ---------------------------------------------------------------------------------
@@ -179,7 +237,7 @@ class LeRobotPolicy(Policy):
             description=f"LeRobot {self._type} checkpoint {self.path}",
             extra={"path": str(self.path), "type": self._type, "images": {k: list(v) for k, v in self._images.items()},
                    "state_dim": self._state_dim, "action_dim": self._action_dim, "n_obs_steps": self._n_obs,
-                   "ignored_features": list(self._ignored)},
+                   "ignored_features": list(self._ignored), "tasks": list(self._tasks)},
         )
 
     def load(self) -> None:
@@ -225,9 +283,8 @@ class LeRobotPolicy(Policy):
                 if self._state_dim not in (6, 7, 8):
                     raise LeRobotPolicyError(f"{folder}: {STATE_KEY} has {self._state_dim} values; "
                                              "expected 8 (pos, quat xyzw, gripper), 7 (pos, rpy, gripper) or 6")
-            elif key == "observation.environment_state":
-                raise LeRobotPolicyError(f"{folder}: the policy takes {key}, which has no source here; "
-                                         f"fed: image features and {STATE_KEY}")
+            elif key == ENV_STATE_KEY:
+                self._tasks, self._task_mean = read_vocabulary(folder, int(feat.shape[0]))
             else:  # e.g. observation.joint_positions: listed by the dataset, read by no policy input
                 self._ignored.append(key)
         if not self._images:
@@ -242,7 +299,7 @@ class LeRobotPolicy(Policy):
         self._action_dim = int(action.shape[0])
         self._n_obs = max(1, int(getattr(cfg, "n_obs_steps", 1)))
         self._n_act = max(1, int(getattr(cfg, "n_action_steps", 1)))
-        self._state_mean = self._read_state_mean(folder)
+        self._state_mean = self._read_mean(folder, STATE_KEY, self._state_dim)
         self._policy, self._pre, self._post, self._torch = policy, pre, post, torch
 
     def _pick(self, given: str, word: str, folder: Path, required: bool) -> str:
@@ -258,17 +315,19 @@ class LeRobotPolicy(Policy):
             return (others or list(self._images))[0]
         return ""
 
-    def _read_state_mean(self, folder: Path) -> np.ndarray | None:
-        if not self._state_dim:
+    @staticmethod
+    def _read_mean(folder: Path, key: str, dim: int) -> np.ndarray | None:
+        """The training mean of input `key` (dim values) from the saved preprocessor (zeros if absent)."""
+        if not dim:
             return None
         from safetensors.numpy import load_file
 
         for f in sorted(folder.glob("policy_preprocessor*.safetensors")):
             tensors = load_file(str(f))
             for k, v in tensors.items():
-                if k.startswith(STATE_KEY) and k.endswith(".mean") and v.shape == (self._state_dim,):
+                if k.startswith(key + ".") and k.endswith(".mean") and v.shape == (dim,):
                     return np.asarray(v, np.float32)
-        return np.zeros(self._state_dim, np.float32)
+        return np.zeros(dim, np.float32)
 
     # ---- observation mapping ------------------------------------------------------------------
     def _state(self, obs: Observation) -> np.ndarray | None:
@@ -312,8 +371,27 @@ class LeRobotPolicy(Policy):
         }
         if frame.state is not None:
             batch[STATE_KEY] = torch.from_numpy(frame.state)[None]
+        if self._tasks:
+            batch[ENV_STATE_KEY] = torch.from_numpy(self.task_one_hot(instruction))[None]
         batch["task"] = instruction
         return dict(self._pre(batch))
+
+    def task_one_hot(self, instruction: str) -> np.ndarray:
+        """(K,) float32 one-hot of `instruction` over the checkpoint's tasks (the training mean when empty).
+
+        Raises:
+            LeRobotPolicyError: the instruction is none of the tasks the policy was trained on.
+        """
+        wanted = normalize_task(instruction)
+        if not wanted and self._task_mean is not None:
+            return self._task_mean.copy()
+        names = [normalize_task(t) for t in self._tasks]
+        if wanted not in names:
+            raise LeRobotPolicyError(f"{self.path}: instruction {instruction!r} is not one this policy was trained on; "
+                                     f"it knows {self._tasks} ({VOCABULARY_FILE})")
+        out = np.zeros(len(names), np.float32)
+        out[names.index(wanted)] = 1.0
+        return out
 
     # ---- inference ---------------------------------------------------------------------------------
     def infer(self, obs: Observation) -> np.ndarray:
