@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
-
-import io
 
 import av
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from PIL import Image
 
 from oculus_server.recording.synthetic import SyntheticEpisode, write_synthetic

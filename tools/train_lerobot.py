@@ -59,7 +59,8 @@ def train_command(python: str, args: argparse.Namespace) -> list[str]:
            "--dataset.video_backend=pyav", f"--policy.type={args.policy}", "--policy.device=cpu",
            "--policy.push_to_hub=false", f"--output_dir={args.out.resolve()}", f"--job_name={args.out.name}",
            f"--steps={args.steps}", f"--batch_size={args.batch_size}", "--num_workers=0",
-           f"--save_freq={args.save_freq or args.steps}", f"--log_freq={max(1, min(100, args.steps // 10))}", "--eval_freq=0",
+           f"--save_freq={args.save_freq or args.steps}", f"--log_freq={max(1, min(100, args.steps // 10))}",
+           "--eval_freq=0",
            "--wandb.enable=false", f"--seed={args.seed}"]
     if args.lr:  # the policy's optimizer preset is used (use_policy_training_preset): set its rates
         cmd.append(f"--policy.optimizer_lr={args.lr}")

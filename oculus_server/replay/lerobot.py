@@ -44,6 +44,7 @@ from PIL import Image
 
 from oculus_server.replay.ticks import TickTable, tick_table
 from oculus_server.replay.video import Mp4Writer, codec_label, decode_jpeg
+from robot_formats.image import resize_rgb
 from robot_formats.recording.episode import Episode, hold_index
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.schemas import ACTION_FIELDS
@@ -154,6 +155,7 @@ def export_lerobot(
     progress: Progress | None = None,
     image_storage: str = "video",
     task_feature: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> Path:
     """Writes `episodes` as one LeRobot v3.0 dataset rooted at `out`.
 
@@ -165,11 +167,15 @@ def export_lerobot(
         progress: progress(frames done, frames total).
         image_storage: "video" (one MP4 per camera) or "png" (PNG bytes per frame in the parquet).
         task_feature: add ``observation.environment_state`` = one-hot of the episode's task.
+        size: (width, height) every camera's frames are resized to (`robot_formats.image.resize_rgb`,
+            as the ``lerobot`` policy backend resizes observations); None keeps the recorded size.
 
     Raises:
         RecordingError: no episodes, inconsistent cameras, or `out` not empty.
         ValueError: `image_storage` is neither "video" nor "png".
     """
+    if size is not None and (len(size) != 2 or min(size) < 2):
+        raise ValueError(f"size: expected (width, height) of at least 2 px, got {size!r}")
     if image_storage not in IMAGE_STORAGE:
         raise ValueError(f"image_storage: expected one of {IMAGE_STORAGE}, got {image_storage!r}")
     out = Path(out)
@@ -190,7 +196,7 @@ def export_lerobot(
             cam = fr.episode.cameras[name]
             if len(cam.jpeg) != cam.log_t.size:
                 raise RecordingError(f"camera {name}: images were not loaded (load episodes with images=True)")
-            h, w = decode_jpeg(cam.jpeg[0]).shape[:2]
+            h, w = decode_jpeg(cam.jpeg[0]).shape[:2] if size is None else (size[1], size[0])
             w, h = w - w % 2, h - h % 2
             if sizes.setdefault(name, (w, h)) != (w, h):
                 raise RecordingError(f"camera {name} is {w}×{h} in {fr.episode.path}, {sizes[name]} elsewhere")
@@ -257,7 +263,9 @@ def export_lerobot(
                 last_k, img, png = -1, np.zeros((h, w, 3), np.uint8), b""
                 for i, k in enumerate(idx):
                     if k != last_k:
-                        last_k, img = int(k), np.ascontiguousarray(decode_jpeg(cam.jpeg[int(k)])[:h, :w])
+                        img = decode_jpeg(cam.jpeg[int(k)])
+                        img = resize_rgb(img, w, h) if size is not None else np.ascontiguousarray(img[:h, :w])
+                        last_k = int(k)
                         png = b"" if videos else _png(img)
                     if vw is not None:
                         vw.write(img)

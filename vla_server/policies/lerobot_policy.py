@@ -11,7 +11,8 @@ unnormalise actions. The mapping to and from this project:
 
 * image features: the front camera goes to the feature named by ``camera_key`` (default: the
   one whose name contains "front", else the first), the wrist camera to ``wrist_key``; frames are
-  resized (bilinear) to the feature's size, RGB in [0, 1].
+  resized to the feature's size with `robot_formats.image.resize_rgb` (the resize
+  ``teleop-replay export --to lerobot --size`` makes datasets with), RGB in [0, 1].
 * ``observation.state`` of 8 = [x, y, z, qx, qy, qz, qw, gripper −1…1] (what
   ``teleop-replay export --to lerobot`` writes), 7 = [x, y, z, roll, pitch, yaw, gripper],
   6 = the pose only. The quaternion's sign is the one nearest the training mean (q and −q are
@@ -43,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from robot_formats.action_space import ACTION_DIM, GRIPPER_INDEX, clip_action, target_to_action
+from robot_formats.image import resize_rgb
 from robot_formats.robot_state import pose_to_pos_quat
 from robot_formats.rotations import euler_xyz_to_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
@@ -359,9 +360,7 @@ class LeRobotPolicy(Policy):
             img = np.asarray(src)
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
-            if img.shape[:2] != (h, w):
-                img = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR))
-            images[key] = img
+            images[key] = resize_rgb(img, w, h)
         return _Frame(images, self._state(obs))
 
     def _batch(self, frame: _Frame, instruction: str) -> dict[str, Any]:
