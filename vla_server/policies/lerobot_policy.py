@@ -13,8 +13,10 @@ unnormalise actions. The mapping to and from this project:
   one whose name contains "front", else the first), the wrist camera to ``wrist_key``; frames are
   resized to the feature's size with `robot_formats.image.resize_rgb` (the resize
   ``teleop-replay export --to lerobot --size`` makes datasets with), RGB in [0, 1].
-* ``observation.state`` of 8 = [x, y, z, qx, qy, qz, qw, gripper −1…1] (what
-  ``teleop-replay export --to lerobot`` writes), 7 = [x, y, z, roll, pitch, yaw, gripper],
+* ``observation.state`` of 8 = [x, y, z, qx, qy, qz, qw, gripper 0 open … 1 closed] (what
+  ``teleop-replay export --to lerobot`` writes: DROID's gripper convention, so the robot state's
+  −1 … +1 is mapped with `robot_formats.droid.gripper_to_droid`), 7 = [x, y, z, roll, pitch,
+  yaw, gripper 0…1],
   6 = the pose only. The quaternion's sign is the one nearest the training mean (q and −q are
   one rotation). A missing robot state or gripper becomes the training mean.
 * ``observation.environment_state`` = the one-hot of the session's instruction over the tasks
@@ -26,7 +28,8 @@ unnormalise actions. The mapping to and from this project:
   a clear error listing the vocabulary. An empty instruction becomes the training mean (as a
   missing robot state does).
 * action of 7 = this project's action space (`robot_formats.action_space`), clipped; 8 = an
-  absolute target [x, y, z, qx, qy, qz, qw, gripper], turned into actions from the observed pose.
+  absolute target [x, y, z, qx, qy, qz, qw, gripper 0…1] (the export's ``action.target``),
+  turned into actions from the observed pose.
 
 The chunk returned is ``n_action_steps`` rows. Session memory: the last ``n_obs_steps − 1``
 observations (none for ACT, whose single-frame policy is stateless); `export_session` /
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from robot_formats.action_space import ACTION_DIM, GRIPPER_INDEX, clip_action, target_to_action
+from robot_formats.droid import droid_to_gripper, gripper_to_droid
 from robot_formats.image import resize_rgb
 from robot_formats.robot_state import pose_to_pos_quat
 from robot_formats.rotations import euler_xyz_to_quat
@@ -63,6 +67,10 @@ VOCABULARY_FORMAT = "one-hot task (instruction) of observation.environment_state
 
 class LeRobotPolicyError(RuntimeError):
     """The checkpoint cannot be loaded or its features do not map to this project's."""
+
+
+class UnknownInstruction(LeRobotPolicyError, ValueError):
+    """The instruction is none of the tasks a task-conditioned checkpoint was trained on (bad input)."""
 
 
 class LeRobotEnvMissing(LeRobotPolicyError):
@@ -339,7 +347,7 @@ class LeRobotPolicy(Policy):
         if rs is None:
             return mean.copy()
         pos = np.asarray(rs.pose[:3], np.float64)
-        grip = float(mean[-1]) if rs.gripper is None else float(rs.gripper)
+        grip = float(mean[-1]) if rs.gripper is None else gripper_to_droid(float(rs.gripper))
         if self._state_dim == 8:
             q = np.asarray(euler_xyz_to_quat(tuple(float(v) for v in rs.pose[3:6])), np.float64)
             if float(np.dot(q, mean[3:7])) < 0:
@@ -379,14 +387,14 @@ class LeRobotPolicy(Policy):
         """(K,) float32 one-hot of `instruction` over the checkpoint's tasks (the training mean when empty).
 
         Raises:
-            LeRobotPolicyError: the instruction is none of the tasks the policy was trained on.
+            UnknownInstruction: the instruction is none of the tasks the policy was trained on.
         """
         wanted = normalize_task(instruction)
         if not wanted and self._task_mean is not None:
             return self._task_mean.copy()
         names = [normalize_task(t) for t in self._tasks]
         if wanted not in names:
-            raise LeRobotPolicyError(f"{self.path}: instruction {instruction!r} is not one this policy was trained on; "
+            raise UnknownInstruction(f"{self.path}: instruction {instruction!r} is not one this policy was trained on; "
                                      f"it knows {self._tasks} ({VOCABULARY_FILE})")
         out = np.zeros(len(names), np.float32)
         out[names.index(wanted)] = 1.0
@@ -439,7 +447,7 @@ class LeRobotPolicy(Policy):
         if self._action_dim == ACTION_DIM:
             return clip_action(row)
         # absolute target [x, y, z, qx, qy, qz, qw, gripper] -> action from the observed pose
-        grip = float(np.clip(row[7], -1.0, 1.0))
+        grip = droid_to_gripper(float(row[7]), binarize=False)
         hold = np.r_[np.zeros(GRIPPER_INDEX), grip]
         if obs.robot_state is None:
             return clip_action(hold)
