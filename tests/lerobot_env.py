@@ -3,8 +3,9 @@
 `lerobot_python()` is the env's interpreter when ``tools/make_lerobot_env.sh`` has built it
 (``./run_tests.sh --all`` does), else the tests skip with that command. `tiny_checkpoint()` records two
 short arena episodes (tools/make_arena_demos.py: color-reach, 64×48 frames, one red and one
-green cube to lift), exports them as a LeRobot dataset (PNG frames, the instruction's one-hot) and trains a small ACT for a few steps with ``lerobot-train``
-(tools/train_lerobot.py), once per test run (the xdist workers share it); ~30 s on 2 cores.
+green cube to lift), exports them as a LeRobot dataset (PNG frames, the instruction's one-hot)
+and trains a small ACT for a few steps with ``lerobot-train`` (tools/train_lerobot.py), once
+per test run (the xdist workers share it); ~30 s on 2 cores.
 """
 
 from __future__ import annotations
