@@ -128,7 +128,6 @@ def test_the_instruction_selects_the_task_input(tmp_path: Path) -> None:
                                params={"path": str(made.path)}), emulate_latency=False)
     p.load()
     try:
-        assert p.info().extra["tasks"] == vocab["tasks"]
         image, _ = front_image()
         red = p.infer(observation(image, "pick up the red cube", session="a"))
         again = p.infer(observation(image, "Pick up the RED cube.", session="b"))
