@@ -355,6 +355,7 @@ def test_export_dir_to_lerobot_png_frames_task_one_hot_at_80x60(tmp_path: Path) 
     assert ("teleop-replay export DIR --to lerobot --fps 10 --success-only --image-storage png --task-feature "
             "--size 80x60 -o DATASET") in " ".join(README.split())
     recordings = tmp_path / "recordings"
+    recordings.mkdir()
     for name, task in (("a.mcap", "pick up the red cube"), ("b.mcap", "pick up the blue cube")):
         write_synthetic(recordings / name, seconds=1.0, cameras={"front": CAMS["front"]}, outcome="success",
                         metadata={"task": task})
