@@ -31,7 +31,7 @@ from vla_server.policies.lerobot_policy import (
     read_vocabulary,
     write_vocabulary,
 )
-from vla_server.workers.errors import WorkerStartError
+from vla_server.workers.errors import WorkerRequestError, WorkerStartError
 from vla_server.workers.local import WorkerPolicy
 
 
@@ -117,8 +117,8 @@ def test_reads_features_from_the_checkpoint_config(tmp_path: Path, monkeypatch: 
 def test_the_instruction_selects_the_task_input(tmp_path: Path) -> None:
     """The tiny ACT was trained on red and green episodes with the instruction's one-hot: the
     checkpoint carries that vocabulary, the instruction picks the input (the chunk changes with the
-    cube named, not with case or a final period), an instruction outside it is a clear bad-input
-    error, and a checkpoint without the vocabulary file does not load."""
+    cube named, not with case or a final period), an instruction outside it is a clear error
+    naming the tasks, and a checkpoint without the vocabulary file does not load."""
     made = tiny_checkpoint()
     vocab = json.loads((made.path / VOCABULARY_FILE).read_text())
     assert vocab["tasks"] == ["pick up the red cube", "pick up the green cube"]
@@ -134,7 +134,8 @@ def test_the_instruction_selects_the_task_input(tmp_path: Path) -> None:
         green = p.infer(observation(image, "pick up the green cube", session="c"))
         np.testing.assert_array_equal(red, again)
         assert not np.array_equal(red, green)
-        with pytest.raises(ValueError, match="'pick up the blue cube' is not one this policy was trained on"):
+        with pytest.raises(WorkerRequestError,
+                           match="UnknownInstruction: .*'pick up the blue cube' is not one this policy was trained on"):
             p.infer(observation(image, "pick up the blue cube", session="d"))
     finally:
         p.close()
