@@ -17,7 +17,8 @@ Scheduling (``--sched``): ``fifo`` (the default config: SCHED_FIFO where permitt
 processes at the default ``helper_nice``), ``normal-nice0`` (also ``helper_nice: 0``: the
 recording, live-view and camera render processes at the daemon's priority, as before),
 ``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
-before), ``normal-slice`` (``loop_slice_ms: 1``: short EEVDF time slices for the loops), or ``all``.
+before), ``normal-noslice`` (``loop_slice_ms: 0``: the kernel's time slice for the loops, as
+before), or ``all``.
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
@@ -61,7 +62,7 @@ SCHEDS = {
     "fifo": {},
     "normal": {"realtime_priority": 0},
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
-    "normal-slice": {"realtime_priority": 0, "loop_slice_ms": 1.0},
+    "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
 }
 
@@ -98,8 +99,12 @@ def worker_fsync(path: Path, size: int = 1 << 20, period_s: float = 0.2) -> None
 
 
 def worker_arena(data: Path) -> None:
-    """Runs arena episodes (640×480 video, software EGL) one after another, forever."""
-    env = dict(os.environ, MUJOCO_GL="egl", LIBGL_ALWAYS_SOFTWARE="1")
+    """Runs arena episodes (640×480 video, software EGL) one after another, forever; their
+    temporary folders go under `data` (this script's own, removed at the end: the runs are
+    SIGKILLed mid-episode and cannot clean up themselves)."""
+    scratch = data / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MUJOCO_GL="egl", LIBGL_ALWAYS_SOFTWARE="1", TMPDIR=str(scratch))
     exe = str(Path(sys.executable).with_name("vla-arena"))
     seed = 0
     while True:
@@ -169,6 +174,7 @@ class Result:
     control: str  # the control loop's own figures (run p99 / max jitter, late)
     code: int
     camera_fps: str = ""  # camera frames recorded per second, per camera (the renderer's share of CPU)
+    late_at: str = ""  # when each late tick ended (s after the first tick) and its period (ms)
 
 
 def events(path: Path) -> list[dict]:
@@ -206,6 +212,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     span = float(t[-1] - t[0]) if t.size > 1 else float("nan")
     cams = " ".join(f"{k} {v / span:.1f}" for k, v in sorted(frames.items()))
     d = np.diff(t)
+    late_at = " ".join(f"{t[i + 1] - t[0]:.1f}s:{d[i] * 1e3:.0f}ms" for i in np.flatnonzero(d > 1.5 / RECORD_HZ))
     ev = [e for e in events(path) if e.get("kind") == "loop_overrun"]
     loops = sorted({str(e.get("data", {}).get("loop", "?")) for e in ev})
     control = next((lp for lp in (res["timing"] or {}).get("loops", []) if lp["name"] == "control"), None)
@@ -214,7 +221,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     return Result(load, sched, res["recording"]["achieved_hz"], float(np.percentile(d, 99) * 1e3),
                   float(d.max() * 1e3), float(t[int(np.argmax(d)) + 1] - t[0]), int((d > 1.5 / RECORD_HZ).sum()),
                   res["missing_ticks"], len(ev), ",".join(loops), res["commands_recorded"], res["commands_span"],
-                  ctl, code, cams)
+                  ctl, code, cams, late_at)
 
 
 def main() -> int:
@@ -267,7 +274,7 @@ def fmt(r: Result) -> str:
     return (f"{r.rate_hz:.3f} Hz, period p99 {r.period_p99_ms:.1f} / max {r.period_max_ms:.1f} ms "
             f"(at {r.max_at_s:.1f} s), late {r.late}, "
             f"missing {r.missing}, overrun events {r.overruns}, commands {r.recorded}/{r.sent}, control {r.control}, "
-            f"camera fps {r.camera_fps}")
+            f"camera fps {r.camera_fps}" + (f", late ticks at {r.late_at}" if r.late_at else ""))
 
 
 if __name__ == "__main__":

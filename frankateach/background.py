@@ -14,6 +14,10 @@ same value): its work no longer uses up the share of the group the time-keeping 
 A helper in a new session still dies with its parent (the daemon's children on their pipe's EOF,
 the renderer by `frankateach.lifeline`); it only stops receiving the terminal's signals, which its
 parent forwards as it decides.
+
+`start_niced` starts a child from a short-lived thread at the helper's nice, so the child runs at
+that nice from its first instruction: a spawned Python child spends its first second importing,
+which would otherwise compete at the parent's priority.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 MAX_NICE = 19
+START_TIMEOUT_S = 30.0  # `start_niced`: longest a child's start (fork + exec) may take, s
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 AUTOGROUP_SELF = Path("/proc/self/autogroup")
 
@@ -91,3 +100,37 @@ def group_nice(pid: int) -> int | None:
     except OSError:
         return None
     return int(text.split()[-1]) if "nice" in text else None
+
+
+def start_niced(start: Callable[[], T], nice: int) -> T:
+    """Runs `start` (which starts a child process) in a new thread at `nice` and returns its result.
+
+    A child inherits the nice value of the thread that forks it, so it runs at `nice` from its
+    first instruction, imports included; the caller's own priority is untouched (a nice value is
+    per thread on Linux). `nice` 0 (or no `setpriority`) runs `start` in the caller. Exceptions
+    raised by `start` are raised here. Not for a child that asks for ``PR_SET_PDEATHSIG``: that
+    fires when the thread that forked it ends, which here is at once.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return start()
+    out: list[T] = []
+    err: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(nice, MAX_NICE))
+            except OSError as exc:  # harmless: the child lowers its own priority when it can
+                log.warning("could not start a helper at nice %d: %s", nice, exc)
+            out.append(start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            err.append(exc)
+
+    t = threading.Thread(target=body, name="start-niced", daemon=True)
+    t.start()
+    t.join(START_TIMEOUT_S)
+    if t.is_alive():
+        raise TimeoutError(f"starting a helper process took over {START_TIMEOUT_S:.0f} s")
+    if err:
+        raise err[0]
+    return out[0]

@@ -32,6 +32,7 @@ from frankateach.errors import FrankaTeachError
 from frankateach.messages import Codec, FrankaAction, FrankaState, MsgpackCodec
 from frankateach.network import Publisher, serve_rep
 from frankateach.port_holder import PortInUseError
+from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import Ticker
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class RobotServer:
 
     # -- threads --------------------------------------------------------------------------------
     def _publish_state(self, pub: Publisher) -> None:
+        set_os_thread_name("state-pub")
         ticker = Ticker(self.state_hz, name="state-pub")
         try:
             while ticker.wait(self.stop_event):
@@ -165,6 +167,7 @@ class RobotServer:
         bind_error: list[BaseException] = []
 
         def serve() -> None:
+            set_os_thread_name("rep")
             try:
                 serve_rep(self.host, self.control_port, self.handle, self.stop_event, ready=ready)
             except (zmq.ZMQError, FrankaTeachError) as exc:  # bind failed (or the socket died)

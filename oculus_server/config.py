@@ -156,7 +156,7 @@ class DaemonConfig:
                                 "no fresh robot state for this long: hold the arm")
     realtime_priority: int = _rule(10, Rule("int", lo=0, hi=99), "SCHED_FIFO priority (0: off)")
     writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
-    loop_slice_ms: float = _rule(0.0, Rule("float", lo=0.0, hi=100.0, unit="ms"),
+    loop_slice_ms: float = _rule(0.2, Rule("float", lo=0.0, hi=100.0, unit="ms"),
                                  "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")
     helper_nice: int = _rule(5, Rule("int", lo=0, hi=19),
                              "nice value of the helper processes that can wait (recording, live view, "

@@ -5,15 +5,18 @@ groups by session (autogroup); nice 0 changes nothing; a nice is never lowered."
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 
-from frankateach.background import autogroup_enabled, group_nice, thread_nices
+from frankateach.background import autogroup_enabled, group_nice, start_niced, thread_nices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +75,45 @@ def test_thread_nices_reads_this_process() -> None:
     assert nices and set(nices.values()) >= {os.getpriority(os.PRIO_PROCESS, 0)}
     assert thread_nices(2**22 + 12345) == {}  # no such process
     assert group_nice(2**22 + 12345) is None
+
+
+# -- start_niced: the child is niced from its first instruction, the caller is not --------------
+FIRST_LINE = "import os, threading; print(os.getpriority(os.PRIO_PROCESS, 0), flush=True)"
+
+
+def test_a_child_started_niced_runs_at_that_nice_from_its_first_line_and_the_caller_keeps_its_own() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    me = threading.get_native_id()
+    proc = start_niced(lambda: subprocess.Popen([sys.executable, "-c", FIRST_LINE], stdout=subprocess.PIPE,
+                                                 text=True), 6)
+    out, _ = proc.communicate(timeout=60)
+    assert int(out) == max(base, 6)
+    assert os.getpriority(os.PRIO_PROCESS, me) == base  # the calling thread: untouched
+
+
+def test_a_spawned_helper_imports_at_its_nice() -> None:
+    """`spawn_child` starts the daemon's helpers this way: the nice shows before `run_in_background`."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    ctx = multiprocessing.get_context("spawn")
+    r, w = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_report_nice, args=(w,), daemon=True)
+    start_niced(proc.start, 4)
+    w.close()
+    assert r.poll(60)
+    assert r.recv() == max(base, 4)
+    proc.join(10)
+
+
+def _report_nice(conn: Connection) -> None:
+    conn.send(os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def test_start_niced_at_zero_runs_in_the_caller_and_errors_reach_the_caller() -> None:
+    assert start_niced(threading.get_native_id, 0) == threading.get_native_id()
+    assert start_niced(threading.get_native_id, 3) != threading.get_native_id()
+
+    def fails() -> None:
+        raise FileNotFoundError("no such program")
+
+    with pytest.raises(FileNotFoundError, match="no such program"):
+        start_niced(fails, 3)

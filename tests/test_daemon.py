@@ -21,6 +21,7 @@ import pytest
 from frankateach.messages import CameraFrame, encode_camera_frame
 from frankateach.network import Publisher
 from oculus_server.daemon import Daemon
+from oculus_server.threads.writer_process import WriterProcessThread
 from oculus_server.vr import make_source
 from robot_formats.recording.records import ControlMode
 from robot_formats.recording.schemas import TOPIC_EE_POSE, TOPIC_EVENTS, TOPIC_MODE
@@ -346,3 +347,35 @@ def test_debug_names_franka_teach_camera_frames_as_the_simulator_does(tmp_path: 
     assert not [m for m in ep.messages if m.topic.startswith("/camera/cam_")]
     plain = Daemon(daemon_config(tmp_path / "plain", port, cameras=(0,)), make_source(cfg.vr_source))
     assert plain.cameras is not None and plain.cameras.decoders[0].name == "cam_0"
+
+
+def test_without_realtime_every_time_keeping_loop_runs_with_the_configured_slice(tmp_path: Path, robot):
+    from tests.test_realtime import kernel_slice_ns
+
+    port, _backend, _ = robot
+    cfg = daemon_config(tmp_path, port, control_hz=40.0, loop_slice_ms=0.3)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))
+    daemon.start()
+    try:
+        assert wait_for(lambda: all(t.short_slice for t in daemon.timekeepers), 5.0)
+        if kernel_slice_ns(threading.get_native_id()) is not None:
+            assert {kernel_slice_ns(t.native_id) for t in daemon.timekeepers} == {300_000}
+        assert not daemon.writer.short_slice  # only the loops that keep time
+    finally:
+        daemon.stop_event.set()
+        assert daemon.shutdown() == 0
+
+
+def test_the_recording_process_is_up_before_any_loop_runs(tmp_path: Path, robot):
+    """Its start-up (imports: about a second of CPU) must not compete with the loops' first ticks."""
+    port, _backend, _ = robot
+    cfg = daemon_config(tmp_path, port, control_hz=40.0)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))
+    daemon.start()
+    try:
+        assert isinstance(daemon.writer, WriterProcessThread)
+        assert daemon.writer.wait_started(0.0)  # already: start() waited for it
+        assert daemon.writer.proc is not None and daemon.writer.proc.is_alive()
+    finally:
+        daemon.stop_event.set()
+        assert daemon.shutdown() == 0

@@ -33,6 +33,7 @@ from frankateach.sim.controller import (
     quat_wxyz_to_xyzw,
 )
 from frankateach.sim.model import SimIndex, build_model, reset_to_home
+from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import RateStats, Ticker
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class SimBackend(RobotBackend):
         self._thread.start()
 
     def _run_realtime(self) -> None:
+        set_os_thread_name("sim-physics")
         try:
             self._realtime_loop()
         except Exception:  # keep the reason; read_state then goes stale (old timestamps)

@@ -14,6 +14,7 @@ from frankateach.network import Publisher
 from frankateach.sim import state_blob as SB
 from frankateach.sim.backend import SimBackend
 from frankateach.sim.state_message import SimStateSample
+from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import Ticker
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class SimStatePublisher:
         return SimStateSample(snap.time, snap.physics_step, time.time(), self._hash, SB.encode(snap))
 
     def _run(self) -> None:
+        set_os_thread_name("sim-state")
         ticker = Ticker(1.0 / self.period_s, name="sim-state")
         while ticker.wait(self._stop):
             try:

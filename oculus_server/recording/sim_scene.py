@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from frankateach.background import run_in_background
+from frankateach.background import run_in_background, start_niced
 from robot_formats.recording.camera_mounts import CameraMount, camera_mounts_from_dict
 from robot_formats.recording.scene import SceneModel, scene_model_from_dict
 
@@ -90,11 +90,12 @@ class SimSceneFetch:
             with self._lock:
                 if self._closed:
                     return
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "oculus_server.recording.sim_scene", str(os.getpid()), str(self.nice)],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                    env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
-                )
+                cmd = [sys.executable, "-m", "oculus_server.recording.sim_scene", str(os.getpid()), str(self.nice)]
+                env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+                self._proc = start_niced(  # at its nice from the first import on
+                    lambda: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                             start_new_session=True),  # a scheduling group of its own
+                    self.nice)
             try:
                 out, err = self._proc.communicate(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:

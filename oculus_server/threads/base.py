@@ -13,6 +13,7 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import RateBoard
 from oculus_server.threads.overrun import OverrunReporter
@@ -66,6 +67,7 @@ class DaemonThread(threading.Thread, ABC):
         self.short_slice = False
 
     def run(self) -> None:
+        set_os_thread_name(self.name)  # `top -H`, py-spy and `perf sched` show which loop it is
         try:
             self.realtime = try_realtime(self.realtime_priority)
             if not self.realtime and self.slice_s > 0:

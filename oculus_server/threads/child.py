@@ -10,32 +10,19 @@ groups by session): its work can wait, theirs cannot.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
-import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from frankateach.background import run_in_background
-
-PR_SET_NAME = 15  # <linux/prctl.h>
-
-
-def name_process(name: str) -> bool:
-    """Sets this process's name as ``ps``/``top`` show it (Linux; at most 15 bytes kept)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+from frankateach.background import run_in_background, start_niced
+from frankateach.thread_name import set_os_thread_name
 
 
 def _child_entry(name: str, nice: int, target: Callable[..., None], *args: Any) -> None:
-    name_process(name)
+    set_os_thread_name(name)  # the main thread's name is the process's (``ps``, ``top``)
     run_in_background(nice)
     target(*args)
 
@@ -52,7 +39,7 @@ def spawn_child(target: Callable[..., None], name: str, args: tuple[Any, ...],
     status_r, status_w = ctx.Pipe(duplex=False)
     items_r, items_w = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_entry, name=name, args=(name, nice, target, items_r, status_w, *args), daemon=True)
-    proc.start()
+    start_niced(proc.start, nice)  # at `nice` from its first import on
     items_r.close()
     status_w.close()
     return proc, items_w, status_r

@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
@@ -185,6 +186,7 @@ class LiveProcessThread(DaemonThread):
         self._status: Connection | None = None
         self._rx: threading.Thread | None = None
         self._done = threading.Event()
+        self._up = threading.Event()  # the child serves, could not bind, or ended
         self._ending = threading.Lock()  # the forwarder and the receiver may both see the end
         self._broken = False
         self._unsent = 0
@@ -194,11 +196,22 @@ class LiveProcessThread(DaemonThread):
         if self.wanted:
             offer(self.queue, tick, self.counters)
 
-    # -- the forwarder (this thread) ----------------------------------------------------------
-    def body(self) -> None:
+    def launch(self) -> None:
+        """Starts the live-view process and its status receiver (once; `body` does it if nobody
+        did). The daemon calls it before its loops start: see `wait_started`."""
+        if self.proc is not None:
+            return
         self.proc, self._items, self._status = spawn_child(child_main, "live-view", (self.settings,), nice=self.nice)
         self._rx = threading.Thread(target=self._receive, name="live-sink-rx", daemon=True)
         self._rx.start()
+
+    def wait_started(self, timeout_s: float) -> bool:
+        """Waits at most `timeout_s` until the live-view process serves, could not, or ended."""
+        return self._up.wait(timeout_s)
+
+    # -- the forwarder (this thread) ----------------------------------------------------------
+    def body(self) -> None:
+        self.launch()
         mapper_sent = False
         while not self.stop_event.is_set() and not self._done.is_set():
             try:
@@ -252,6 +265,7 @@ class LiveProcessThread(DaemonThread):
             if self._done.is_set():
                 return
             self._done.set()
+        self._up.set()
         code = self.proc.exitcode if self.proc is not None else None
         self.error = why + (f" (exit code {code})" if code is not None else "")
         message = f"live view stopped: {self.error}; teleoperation and recording go on"
@@ -260,6 +274,7 @@ class LiveProcessThread(DaemonThread):
 
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
+        set_os_thread_name("live-sink-rx")
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return
@@ -269,6 +284,8 @@ class LiveProcessThread(DaemonThread):
 
     def _apply(self, msg: tuple) -> None:
         kind = msg[0]
+        if kind in ("serving", "error", "done"):
+            self._up.set()
         if kind == "wanted":
             self.wanted = bool(msg[1]) and not self._broken and not self._done.is_set()
         elif kind == "counters":

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
@@ -170,12 +171,27 @@ class WriterProcessThread(DaemonThread):
         self._path = ""
         self._broken = False
 
-    # -- the forwarder (this thread) ----------------------------------------------------------
-    def body(self) -> None:
+    def launch(self) -> None:
+        """Starts the recording process and its status receiver (once; `body` does it if nobody
+        did). The daemon calls it before its loops start: see `wait_started`."""
+        if self.proc is not None:
+            return
         self.proc, self._items, self._status = spawn_child(
             child_main, "mcap-writer", (str(self.dir), self.base_metadata, self.drain_s), nice=self.nice)
         self._rx = threading.Thread(target=self._receive, name="mcap-writer-rx", daemon=True)
         self._rx.start()
+
+    def wait_started(self, timeout_s: float) -> bool:
+        """Waits at most `timeout_s` until the recording process has started (True) or ended."""
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if self._done.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
+
+    # -- the forwarder (this thread) ----------------------------------------------------------
+    def body(self) -> None:
+        self.launch()
         while not self.stop_event.is_set():
             try:
                 item = self.queue.get(timeout=0.1)
@@ -239,6 +255,7 @@ class WriterProcessThread(DaemonThread):
 
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
+        set_os_thread_name("mcap-writer-rx")
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return
