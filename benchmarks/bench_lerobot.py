@@ -7,7 +7,7 @@ Runs `--episodes` (default 20) arena episodes of `--steps` control steps on shuf
 by default), the cube to lift red / green / blue in turn, with the model in its own worker
 interpreter (`WorkerPolicy`, as the arena runs it), and prints:
 
-* success rate (the cube named in the instruction lifted) and mean final progress;
+* success rate (the cube named in the instruction lifted), per cube too, and mean final progress;
 * inference latency p50 / p95 / max measured inside the worker (the model's own time) and
   round trip as the arena sees it (plus the IPC);
 * the worker's resident memory after loading and at the end, and its load time.
@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=5000, help="first scene seed (demos use 1000 onwards)")
+    p.add_argument("--cubes", default=",".join(CUBES), help="cubes to lift in turn (comma-separated)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
+    cubes = [c.strip() for c in args.cubes.split(",") if c.strip()]
+    if args.episodes < 1 or not cubes:
+        p.error("expected --episodes >= 1 and at least one cube")
     provider = CatalogProvider(args.catalog)
     spec = provider.spec(args.model)
     t0 = time.perf_counter()
@@ -62,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-lerobot-") as tmp:
         for i in range(args.episodes):
-            cube = CUBES[i % len(CUBES)]
+            cube = cubes[i % len(cubes)]
             ep = EpisodeSpec(model=args.model, instruction=f"pick up the {cube} cube", steps=args.steps,
                              seed=args.seed + i, scene="shuffled", video=False, trajectory=False)
             r = run_episode(ep, policy, spec, Path(tmp) / f"ep{i}", episode_id=f"bench-{i}")
-            results.append(r.metrics)
+            results.append(dict(r.metrics, cube=cube))
             round_trip.extend([r.metrics["inference_ms_p50"]])
             if not args.json:
                 print(f"episode {i + 1}/{args.episodes} ({cube}, seed {ep.seed}): success {r.metrics['success']}, "
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "success_rate": successes / len(results),
         "successes": successes,
+        "per_cube": {c: f"{sum(1 for m in results if m['cube'] == c and m['success'])}/"
+                        f"{sum(1 for m in results if m['cube'] == c)}" for c in cubes},
         "mean_progress": statistics.fmean(float(m["progress"] or 0.0) for m in results),
         "worker_infer_ms_p50": percentile(worker_ms, 50),
         "worker_infer_ms_p95": percentile(worker_ms, 95),
@@ -96,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
     else:
         print(f"\n{args.model} ({spec.backend}): success {successes}/{len(results)} "
-              f"({100 * figures['success_rate']:.0f} %), mean progress {figures['mean_progress']:.0f}")
+              f"({100 * figures['success_rate']:.0f} %; per cube {figures['per_cube']}), "
+              f"mean progress {figures['mean_progress']:.0f}")
         if worker_ms:
             print(f"inference in the worker: p50 {figures['worker_infer_ms_p50']:.1f} ms, "
                   f"p95 {figures['worker_infer_ms_p95']:.1f} ms, max {figures['worker_infer_ms_max']:.1f} ms "

@@ -3,6 +3,9 @@
 Parsing is split so the cheap part runs on every frame and the expensive part only on frames that
 reach the model: `parse_data_url` (strict base64) and `probe_jpeg` (header only: format and size)
 on receipt; `decode_jpeg` (full decode) when the frame is taken for inference.
+
+`resize_rgb` is the one resize that datasets are exported with and that policies resize their
+observations with (bilinear, Pillow), so a model sees at inference what it was trained on.
 """
 
 from __future__ import annotations
@@ -77,3 +80,12 @@ def encode_jpeg_data_url(image: np.ndarray, quality: int = 85) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB").save(buf, format="JPEG", quality=quality)
     return JPEG_PREFIX + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (height, width, 3), bilinear (Pillow; antialiased when shrinking).
+    The image itself when it already has that size."""
+    img = np.asarray(image, dtype=np.uint8)
+    if img.shape[:2] == (height, width):
+        return img
+    return np.asarray(Image.fromarray(img, "RGB").resize((width, height), Image.Resampling.BILINEAR))

@@ -2,9 +2,10 @@
 
 `lerobot_python()` is the env's interpreter when ``tools/make_lerobot_env.sh`` has built it
 (``./run_tests.sh --all`` does), else the tests skip with that command. `tiny_checkpoint()` records two
-short arena episodes (tools/make_arena_demos.py: color-reach, 64×48 frames), exports them as a
-LeRobot dataset and trains a small ACT for a few steps with ``lerobot-train``
-(tools/train_lerobot.py), once per test run (the xdist workers share it); ~30 s on 2 cores.
+short arena episodes (tools/make_arena_demos.py: color-reach, 64×48 frames, one red and one
+green cube to lift), exports them as a LeRobot dataset (PNG frames, the instruction's one-hot)
+and trains a small ACT for a few steps with ``lerobot-train`` (tools/train_lerobot.py), once
+per test run (the xdist workers share it); ~30 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _make(python: str, root: Path) -> TinyCheckpoint:
     try:
         dataset = root / "demos"
         _run([sys.executable, "tools/make_arena_demos.py", "--out", str(dataset), "--episodes", "2", "--steps", "12",
-              "--width", "64", "--height", "48", "--all"], "recording the demonstrations")
+              "--width", "64", "--height", "48", "--size", "64x48", "--all"], "recording the demonstrations")
         catalog = root / "catalog.yaml"
         _run([sys.executable, "tools/train_lerobot.py", "--dataset", str(dataset), "--out", str(root / "train"),
               "--steps", "3", "--batch-size", "4", "--catalog", str(catalog), "--id", "act-tiny", "--",

@@ -60,3 +60,14 @@ def test_arbitrary_bytes_never_escape_as_other_errors(blob: bytes) -> None:
         decode_jpeg(data)
     except BadImage:
         pass
+
+
+def test_resize_rgb_shrinks_bilinearly_and_keeps_a_same_size_image() -> None:
+    from robot_formats.image import resize_rgb
+
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[:, 160:] = 200  # right half bright
+    small = resize_rgb(img, 80, 60)
+    assert small.shape == (60, 80, 3) and small.dtype == np.uint8
+    assert small[:, :39].max() == 0 and small[:, 41:].min() == 200  # the edge blends only where it lies
+    assert resize_rgb(small, 80, 60) is small  # already that size: no copy, no resampling

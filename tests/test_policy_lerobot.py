@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,15 @@ from tests.policy_sim import front_image, observation
 from vla_server.catalog import CatalogError, load_catalog
 from vla_server.models import ModelSpec
 from vla_server.policies.factory import build_policy
-from vla_server.policies.lerobot_policy import LeRobotEnvMissing, LeRobotPolicyError
-from vla_server.workers.errors import WorkerStartError
+from vla_server.policies.lerobot_policy import (
+    VOCABULARY_FILE,
+    LeRobotEnvMissing,
+    LeRobotPolicyError,
+    normalize_task,
+    read_vocabulary,
+    write_vocabulary,
+)
+from vla_server.workers.errors import WorkerRequestError, WorkerStartError
 from vla_server.workers.local import WorkerPolicy
 
 
@@ -58,6 +66,24 @@ def test_catalog_resolves_the_checkpoint_and_interpreter_beside_the_file(tmp_pat
         load_catalog(cat)
 
 
+def test_task_vocabulary_round_trip_and_clear_errors(tmp_path: Path) -> None:
+    assert normalize_task("  Pick up the  RED cube. ") == "pick up the red cube"
+    write_vocabulary(tmp_path, ["pick up the red cube", "pick up the blue cube"], [0.25, 0.75])
+    tasks, mean = read_vocabulary(tmp_path, 2)
+    assert tasks == ["pick up the red cube", "pick up the blue cube"] and mean.tolist() == [0.25, 0.75]
+    with pytest.raises(LeRobotPolicyError, match="2 tasks .* of 3 values"):
+        read_vocabulary(tmp_path, 3)
+    write_vocabulary(tmp_path, ["pick up the red cube", "Pick up the red cube."])
+    with pytest.raises(LeRobotPolicyError, match="1 distinct"):
+        read_vocabulary(tmp_path, 2)
+    (tmp_path / VOCABULARY_FILE).write_text("{not json")
+    with pytest.raises(LeRobotPolicyError, match="unreadable"):
+        read_vocabulary(tmp_path, 2)
+    (tmp_path / VOCABULARY_FILE).unlink()
+    with pytest.raises(LeRobotPolicyError, match=f"{VOCABULARY_FILE} is missing.*--task-feature"):
+        read_vocabulary(tmp_path, 2)
+
+
 # ---- with the env: a checkpoint trained here ------------------------------------------------------
 
 
@@ -84,6 +110,41 @@ def test_reads_features_from_the_checkpoint_config(tmp_path: Path, monkeypatch: 
         assert chunk.shape == (10, 7) and np.all(np.abs(chunk) <= 1.0)
     finally:
         p.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the first one makes the checkpoint (~1-3 min); workers load torch
+def test_the_instruction_selects_the_task_input(tmp_path: Path) -> None:
+    """The tiny ACT was trained on red and green episodes with the instruction's one-hot: the
+    checkpoint carries that vocabulary, the instruction picks the input (the chunk changes with the
+    cube named, not with case or a final period), an instruction outside it is a clear error
+    naming the tasks, and a checkpoint without the vocabulary file does not load."""
+    made = tiny_checkpoint()
+    vocab = json.loads((made.path / VOCABULARY_FILE).read_text())
+    assert vocab["tasks"] == ["pick up the red cube", "pick up the green cube"]
+    cfg = json.loads((made.path / "config.json").read_text())
+    assert cfg["input_features"]["observation.environment_state"]["shape"] == [2]
+    p = build_policy(ModelSpec(id="act-tiny", backend="lerobot", python=made.python,
+                               params={"path": str(made.path)}), emulate_latency=False)
+    p.load()
+    try:
+        image, _ = front_image()
+        red = p.infer(observation(image, "pick up the red cube", session="a"))
+        again = p.infer(observation(image, "Pick up the RED cube.", session="b"))
+        green = p.infer(observation(image, "pick up the green cube", session="c"))
+        np.testing.assert_array_equal(red, again)
+        assert not np.array_equal(red, green)
+        with pytest.raises(WorkerRequestError,
+                           match="UnknownInstruction: .*'pick up the blue cube' is not one this policy was trained on"):
+            p.infer(observation(image, "pick up the blue cube", session="d"))
+    finally:
+        p.close()
+    copy = tmp_path / "pretrained_model"
+    shutil.copytree(made.path, copy)
+    (copy / VOCABULARY_FILE).unlink()
+    q = WorkerPolicy(ModelSpec(id="novocab", backend="lerobot", python=made.python, params={"path": str(copy)}))
+    with pytest.raises(WorkerStartError, match=f"{VOCABULARY_FILE} is missing"):
+        q.load()
 
 
 @pytest.mark.slow

@@ -347,6 +347,38 @@ def test_export_dir_to_lerobot_success_only_at_10_fps(tmp_path: Path) -> None:
     assert decoded == sum(frames)
 
 
+@pytest.mark.slow
+def test_export_dir_to_lerobot_png_frames_task_one_hot_at_80x60(tmp_path: Path) -> None:
+    """README (Training a policy, step 2): ``teleop-replay export DIR --to lerobot --fps 10
+    --success-only --image-storage png --task-feature --size 80x60 -o DATASET``: the frames as 80×60
+    PNGs in the data parquet (no videos) and the one-hot of each recording's task."""
+    assert ("teleop-replay export DIR --to lerobot --fps 10 --success-only --image-storage png --task-feature "
+            "--size 80x60 -o DATASET") in " ".join(README.split())
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for name, task in (("a.mcap", "pick up the red cube"), ("b.mcap", "pick up the blue cube")):
+        write_synthetic(recordings / name, seconds=1.0, cameras={"front": CAMS["front"]}, outcome="success",
+                        metadata={"task": task})
+    run = teleop_replay(["export", "recordings", "--to", "lerobot", "--fps", "10", "--success-only",
+                         "--image-storage", "png", "--task-feature", "--size", "80x60", "-o", "DATASET"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    ds = tmp_path / "DATASET"
+    info = json.loads((ds / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.front"]["dtype"] == "image"
+    assert info["features"]["observation.images.front"]["shape"] == [60, 80, 3]
+    assert info["features"]["observation.environment_state"]["names"] == ["pick up the red cube",
+                                                                          "pick up the blue cube"]
+    assert not (ds / "videos").exists()
+    data = pq.read_table(ds / "data" / "chunk-000" / "file-000.parquet").to_pydict()
+    one_hot = np.asarray(data["observation.environment_state"])
+    assert one_hot.shape == (info["total_frames"], 2)
+    np.testing.assert_array_equal(one_hot, np.eye(2)[data["task_index"]])
+    png = data["observation.images.front"][0]["bytes"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = teleop_replay(["export", "recordings", "--to", "lerobot", "--size", "80", "-o", "D2"], tmp_path)
+    assert bad.returncode == 2 and "expected WIDTHxHEIGHT such as 80x60, got '80'" in bad.stderr, bad.stderr
+
+
 # -- play ---------------------------------------------------------------------------------------------------
 PLAY_SENT = re.compile(r"sent (\d+)/(\d+) commands in ([\d.]+) s \(([\d.]+) s recorded, speed ([\d.]+)×\), "
                        r"(\d+) errors, (\d+) timeouts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from oculus_server.recording.synthetic import SyntheticEpisode, write_synthetic
 from oculus_server.replay.cli import main
@@ -124,6 +126,41 @@ def test_lerobot_dataset_from_a_folder(recordings: Path, tmp_path: Path) -> None
         assert len(frames) == 140 and (frames[0].width, frames[0].height) == (w, h)
     stats = json.loads((out / "meta/stats.json").read_text())
     assert stats["observation.state"]["count"] == [140] and len(stats["observation.images.front"]["mean"]) == 3
+
+
+def test_lerobot_png_images_and_the_task_one_hot(recordings: Path, tmp_path: Path) -> None:
+    """``--image-storage png --task-feature``: each frame's image as PNG bytes in the data parquet
+    (LeRobot's ``image`` dtype, no videos) equal to the MP4 export's source frame, and
+    ``observation.environment_state`` = the one-hot of the episode's task, the tasks as its names."""
+    out = tmp_path / "dataset"
+    assert main(["export", str(recordings), "--to", "lerobot", "--fps", "10", "--image-storage", "png",
+                 "--task-feature", "-o", str(out)]) == 0
+    info = json.loads((out / "meta/info.json").read_text())
+    feats = info["features"]
+    assert info["video_path"] is None and not (out / "videos").exists()
+    assert feats["observation.images.front"] == {"dtype": "image", "shape": [64, 96, 3],
+                                                 "names": ["height", "width", "channels"]}
+    assert feats["observation.environment_state"] == {"dtype": "float32", "shape": [2],
+                                                      "names": ["trace a circle", "open the drawer"]}
+    data = pq.read_table(out / "data/chunk-000/file-000.parquet").to_pydict()
+    n = info["total_frames"]
+    assert n == 20 + 15 and len(data["observation.images.wrist"]) == n
+    one_hot = np.asarray(data["observation.environment_state"])
+    np.testing.assert_array_equal(one_hot, np.eye(2)[data["task_index"]])
+    assert data["task_index"] == [0] * 20 + [1] * 15
+    ep = load_episode(recordings / "ep2.mcap", images=True)
+    first = np.asarray(Image.open(io.BytesIO(data["observation.images.front"][20]["bytes"])))
+    from oculus_server.replay.video import decode_jpeg
+
+    np.testing.assert_array_equal(first, decode_jpeg(ep.cameras["front"].jpeg[0]))  # lossless
+    assert first.shape == (64, 96, 3)
+    episodes = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").column_names
+    assert not [c for c in episodes if c.startswith("videos/")]
+    stats = json.loads((out / "meta/stats.json").read_text())
+    assert stats["observation.environment_state"]["mean"] == pytest.approx([20 / 35, 15 / 35])
+    assert main(["export", str(recordings), "--to", "mp4", "--task-feature", "-o", str(tmp_path / "m")]) == 2
+    with pytest.raises(ValueError, match="image_storage"):
+        export_lerobot([ep], tmp_path / "x", image_storage="jpeg")
 
 
 def test_lerobot_refuses_mismatched_cameras_and_non_empty_folder(recordings: Path, tmp_path: Path) -> None:

@@ -9,7 +9,16 @@ teleop recording format) under ``<out>_episodes/``, then exports the successful 
 same code as ``teleop-replay export --to lerobot --success-only --fps <control rate>`` into a
 LeRobot v3.0 dataset: ``observation.images.front`` (what the policy saw), ``observation.state``
 [x, y, z, qx, qy, qz, qw, gripper −1…1], ``action`` (the 7-D action space of
-`robot_formats.action_space`, decided at that frame). One frame per control step.
+`robot_formats.action_space`, decided at that frame) and ``observation.environment_state``, the
+one-hot of the instruction (which cube), since ACT and Diffusion read no language
+(``--no-task-feature`` leaves it out). One frame per control step. Frames are rendered at the
+arena's size (320×240, what `vla-arena` and benchmarks/bench_lerobot.py render) and resized to
+``--size`` (80×60) with the resize the ``lerobot`` backend applies to observations, so training
+and evaluation images match. Images are stored as PNG in
+the data parquet by default (``--image-storage png``: no video decoding per training sample,
+several times faster to train on a CPU); ``--image-storage video`` writes one MP4 per camera.
+The same dataset from the episodes' MCAPs: ``teleop-replay export <out>_episodes --to lerobot
+--fps 10 --success-only --image-storage png --task-feature --size 80x60 -o DATASET``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from oculus_server.replay.cli import image_size  # noqa: E402
 
 CUBES = ("red", "green", "blue")
 
@@ -35,10 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000, help="first seed (episode i uses seed + i)")
     p.add_argument("--steps", type=int, default=50, help="control steps per episode")
     p.add_argument("--hz", type=float, default=10.0, help="control rate, Hz (the dataset's fps)")
-    p.add_argument("--width", type=int, default=160, help="observation width, px")
-    p.add_argument("--height", type=int, default=120, help="observation height, px")
+    p.add_argument("--width", type=int, default=320, help="rendered observation width, px (the arena's default)")
+    p.add_argument("--height", type=int, default=240, help="rendered observation height, px (the arena's default)")
+    p.add_argument("--size", type=image_size, default=(80, 60), metavar="WxH",
+                   help="the dataset's image size (frames resized as the lerobot backend resizes; default 80x60)")
     p.add_argument("--cubes", default=",".join(CUBES), help="cubes to lift in turn (comma-separated)")
     p.add_argument("--all", action="store_true", help="keep failed episodes too (default: successes only)")
+    p.add_argument("--image-storage", choices=("png", "video"), default="png",
+                   help="camera frames as PNG in the data parquet (default; fast to train on) or MP4 videos")
+    p.add_argument("--no-task-feature", action="store_true",
+                   help="leave out observation.environment_state (the one-hot of the instruction)")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes: expected >= 1")
@@ -73,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no successful episode to export", file=sys.stderr)
         return 1
     episodes = [load_episode(path, images=True) for path in kept]
-    export_lerobot(episodes, args.out, fps=args.hz)
+    export_lerobot(episodes, args.out, fps=args.hz, image_storage=args.image_storage,
+                   task_feature=not args.no_task_feature, size=args.size)
     print(f"wrote {args.out}: {len(kept)} of {args.episodes} episodes "
           f"({sum(1 for _ in kept)} kept), {time.perf_counter() - t0:.0f} s in all")
     return 0

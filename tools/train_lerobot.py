@@ -11,11 +11,17 @@ The checkpoint lands in ``<out>/checkpoints/last/pretrained_model``. Then the mo
 into `--catalog` (created from the built-in catalog when missing, so color-reach and onnx-tiny
 stay beside it for battles) as ``backend: lerobot`` with the env's interpreter as ``python:``.
 Serve or evaluate it with ``--catalog``: ``vla-arena --catalog FILE battle --model-a ID ...``.
+
+A dataset exported with ``--task-feature`` (make_arena_demos.py does) has
+``observation.environment_state`` = the one-hot of the instruction; its names (the tasks) are
+written as ``task_vocabulary.json`` into every saved checkpoint (``--save-freq`` ones too, as
+they appear), which is what the ``lerobot`` backend maps a session's instruction with.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -53,13 +59,36 @@ def train_command(python: str, args: argparse.Namespace) -> list[str]:
            "--dataset.video_backend=pyav", f"--policy.type={args.policy}", "--policy.device=cpu",
            "--policy.push_to_hub=false", f"--output_dir={args.out.resolve()}", f"--job_name={args.out.name}",
            f"--steps={args.steps}", f"--batch_size={args.batch_size}", "--num_workers=0",
-           f"--save_freq={args.steps}", f"--log_freq={max(1, min(100, args.steps // 10))}", "--eval_freq=0",
+           f"--save_freq={args.save_freq or args.steps}", f"--log_freq={max(1, min(100, args.steps // 10))}",
+           "--eval_freq=0",
            "--wandb.enable=false", f"--seed={args.seed}"]
     if args.lr:  # the policy's optimizer preset is used (use_policy_training_preset): set its rates
         cmd.append(f"--policy.optimizer_lr={args.lr}")
         if args.policy == "act":
             cmd.append(f"--policy.optimizer_lr_backbone={args.lr}")
     return cmd + POLICY_FLAGS[args.policy] + list(args.extra)
+
+
+def dataset_tasks(dataset: Path) -> tuple[list[str], list[float] | None]:
+    """The one-hot task vocabulary of `dataset` (its ``observation.environment_state`` names) and
+    that feature's mean from stats.json; ([], None) when the dataset has no such feature."""
+    from vla_server.policies.lerobot_policy import ENV_STATE_KEY
+
+    feature = json.loads((dataset / "meta" / "info.json").read_text())["features"].get(ENV_STATE_KEY)
+    tasks = [str(n) for n in (feature or {}).get("names") or []]
+    stats_file = dataset / "meta" / "stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    mean = (stats.get(ENV_STATE_KEY) or {}).get("mean")
+    return tasks, ([float(m) for m in mean] if tasks and mean and len(mean) == len(tasks) else None)
+
+
+def add_vocabulary(out: Path, tasks: list[str], mean: list[float] | None) -> None:
+    """Writes the vocabulary into every checkpoint under `out` that lacks it."""
+    from vla_server.policies.lerobot_policy import VOCABULARY_FILE, write_vocabulary
+
+    for folder in (out / "checkpoints").glob("*/pretrained_model"):
+        if (folder / "config.json").is_file() and not (folder / VOCABULARY_FILE).is_file():
+            write_vocabulary(folder, tasks, mean)
 
 
 def register(catalog: Path, model_id: str, python: str, checkpoint: Path, description: str) -> None:
@@ -90,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the policy's preset)")
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--save-freq", type=int, default=None, help="save a checkpoint every N steps (default: at the end)")
     p.add_argument("--catalog", type=Path, default=None, help="catalog YAML to register the model in")
     p.add_argument("--id", default=None, help="model id in the catalog (default: lerobot-<out name>)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -106,8 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     print("running:", " ".join(cmd), flush=True)
+    tasks, mean = dataset_tasks(args.dataset)
     t0 = time.perf_counter()
-    rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
+    with subprocess.Popen(cmd, env=env, cwd=str(ROOT)) as proc:
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=5.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    if tasks:
+                        add_vocabulary(args.out.resolve(), tasks, mean)
+        except BaseException:
+            proc.terminate()
+            raise
+    if tasks:
+        add_vocabulary(args.out.resolve(), tasks, mean)
     took = time.perf_counter() - t0
     if rc != 0:
         print(f"lerobot-train failed (exit {rc}) after {took:.0f} s", file=sys.stderr)

@@ -3,6 +3,7 @@
     teleop-replay info FILE [--json]
     teleop-replay play FILE [--host H --port P | --start-sim] [--speed N] [--start S] [--end S]
     teleop-replay export FILE|DIR --to hdf5|mp4|lerobot [-o OUT] [--images] [--fps HZ] [--success-only]
+                  [--image-storage video|png] [--task-feature] [--size WxH]
     teleop-replay plot FILE -o OUT.png
     teleop-replay recover FILE [-o OUT] [--json]
 
@@ -98,6 +99,18 @@ def _bar(progress: Progress | JsonProgress, description: str) -> Iterator:
     yield update
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """``"80x60"`` → (80, 60): an image size W×H, each side 2…4096 px (argparse type)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 80x60, got {text!r}") from None
+    if not (2 <= w <= 4096 and 2 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"expected each side in 2..4096 px, got {text!r}")
+    return w, h
+
+
 def recordings_in(target: Path) -> list[Path]:
     """`target` itself if it is a file, else its finished ``*.mcap`` recordings (recursively, sorted).
 
@@ -170,6 +183,10 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
               "the recorded timing (hdf5: one row per recorded tick, mp4: every frame at its capture time)",
               file=sys.stderr)
         return 2
+    if args.to != "lerobot" and (args.image_storage != "video" or args.task_feature or args.size):
+        print(f"error: --image-storage, --task-feature and --size shape a LeRobot dataset (--to lerobot), "
+              f"not --to {args.to}", file=sys.stderr)
+        return 2
     files = recordings_in(Path(args.target))
     base = Path(args.target)
     single = base.is_file()
@@ -191,7 +208,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
                 progress.advance(overall)
             out = Path(args.out) if args.out else base.with_name((base.name[:-5] if single else base.name) + "_lerobot")
             with _bar(progress, "encoding dataset") as update:
-                written.append(export_lerobot(episodes, out, fps=args.fps, progress=update))
+                written.append(export_lerobot(episodes, out, fps=args.fps, progress=update,
+                                              image_storage=args.image_storage, task_feature=args.task_feature,
+                                              size=args.size))
         else:
             out_dir = (
                 Path(args.out) if args.out and not (single and args.to == "hdf5") else (base.parent if single else base)
@@ -308,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lerobot only: frame rate (default: the recording rate)")
     s.add_argument("--success-only", action="store_true",
                    help="only recordings whose outcome is success (arena episodes, teleop runs marked with B)")
+    s.add_argument("--image-storage", choices=("video", "png"), default="video",
+                   help="lerobot only: camera frames as one MP4 per camera (default) or PNG per frame in the "
+                        "data parquet (no video decoding when training: faster on a CPU)")
+    s.add_argument("--task-feature", action="store_true",
+                   help="lerobot only: add observation.environment_state, the one-hot of each episode's task "
+                        "(instruction), so ACT / Diffusion learn which object the instruction names")
+    s.add_argument("--size", type=image_size, default=None, metavar="WxH",
+                   help="lerobot only: resize every camera's frames to W×H (e.g. 80x60; default: as recorded)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("plot", help="overview PNG: rates, latency, pose vs target, gripper, VR inputs")

@@ -8,18 +8,29 @@ reaches its size limit)::
     meta/tasks.parquet                                task (index) → task_index
     meta/episodes/chunk-000/file-000.parquet          one row per episode
     data/chunk-000/file-000.parquet                   one row per frame
-    videos/observation.images.<camera>/chunk-000/file-000.mp4
+    videos/observation.images.<camera>/chunk-000/file-000.mp4    (image_storage "video")
 
 Frames are the recording ticks resampled onto an exact 1/fps grid (fps = the recording rate,
 40 Hz by default; sample-and-hold, so a dropped tick repeats the previous one). Features:
 ``observation.state`` = [x, y, z, qx, qy, qz, qw, gripper 0…1] (measured, base frame),
 ``observation.joint_positions`` (7, rad), ``action`` = the 7-D policy action [lin xyz, rot xyz,
 gripper] in [-1, 1], ``action.target`` = commanded [x, y, z, qx, qy, qz, qw, gripper 0…1],
-one video per camera.
+one video per camera — or, with ``image_storage="png"``, each frame's image as PNG bytes in the
+data parquet (LeRobot's ``image`` dtype: no video decoding when training, which on a small CPU is
+most of a training step's time).
+
+``task_feature=True`` adds ``observation.environment_state``: the one-hot of the episode's task
+(its instruction; index = ``task_index``), with the tasks as the feature's ``names`` in
+info.json. It is how a policy that reads no language (ACT, Diffusion) learns which object an
+instruction names: LeRobot feeds ``observation.environment_state`` to those policies as its own
+input, and the ``lerobot`` backend builds the same vector from a session's instruction (the
+vocabulary, these names, travels with the checkpoint: tools/train_lerobot.py writes it there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,9 +40,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from oculus_server.replay.ticks import TickTable, tick_table
 from oculus_server.replay.video import Mp4Writer, codec_label, decode_jpeg
+from robot_formats.image import resize_rgb
 from robot_formats.recording.episode import Episode, hold_index
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.schemas import ACTION_FIELDS
@@ -41,6 +54,8 @@ CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 STATE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw", "gripper"]
 JOINT_NAMES = [f"joint_{i}" for i in range(1, 8)]
+ENV_STATE_KEY = "observation.environment_state"
+IMAGE_STORAGE = ("video", "png")
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 
@@ -97,6 +112,12 @@ def _image_stats(samples: list[np.ndarray]) -> dict[str, Any]:
     }
 
 
+def _png(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def _tasks_table(tasks: list[str]) -> pa.Table:
     table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())})
     pandas_meta = {  # lets pandas read "task" back as the index, as LeRobot expects
@@ -132,6 +153,9 @@ def export_lerobot(
     fps: float | None = None,
     robot_type: str = "franka_panda",
     progress: Progress | None = None,
+    image_storage: str = "video",
+    task_feature: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> Path:
     """Writes `episodes` as one LeRobot v3.0 dataset rooted at `out`.
 
@@ -141,10 +165,19 @@ def export_lerobot(
         fps: frame rate (default: the first episode's recording rate, rounded to an integer).
         robot_type: info.json's robot_type.
         progress: progress(frames done, frames total).
+        image_storage: "video" (one MP4 per camera) or "png" (PNG bytes per frame in the parquet).
+        task_feature: add ``observation.environment_state`` = one-hot of the episode's task.
+        size: (width, height) every camera's frames are resized to (`robot_formats.image.resize_rgb`,
+            as the ``lerobot`` policy backend resizes observations); None keeps the recorded size.
 
     Raises:
         RecordingError: no episodes, inconsistent cameras, or `out` not empty.
+        ValueError: `image_storage` is neither "video" nor "png".
     """
+    if size is not None and (len(size) != 2 or min(size) < 2):
+        raise ValueError(f"size: expected (width, height) of at least 2 px, got {size!r}")
+    if image_storage not in IMAGE_STORAGE:
+        raise ValueError(f"image_storage: expected one of {IMAGE_STORAGE}, got {image_storage!r}")
     out = Path(out)
     if not episodes:
         raise RecordingError("no recordings to export")
@@ -163,7 +196,7 @@ def export_lerobot(
             cam = fr.episode.cameras[name]
             if len(cam.jpeg) != cam.log_t.size:
                 raise RecordingError(f"camera {name}: images were not loaded (load episodes with images=True)")
-            h, w = decode_jpeg(cam.jpeg[0]).shape[:2]
+            h, w = decode_jpeg(cam.jpeg[0]).shape[:2] if size is None else (size[1], size[0])
             w, h = w - w % 2, h - h % 2
             if sizes.setdefault(name, (w, h)) != (w, h):
                 raise RecordingError(f"camera {name} is {w}×{h} in {fr.episode.path}, {sizes[name]} elsewhere")
@@ -172,10 +205,11 @@ def export_lerobot(
         if fr.episode.task not in tasks:
             tasks.append(fr.episode.task)
     total = sum(fr.length for fr in frames)
+    videos = image_storage == "video"
     for sub in (
         "meta/episodes/chunk-000",
         "data/chunk-000",
-        *(f"videos/observation.images.{c}/chunk-000" for c in cams),
+        *(f"videos/observation.images.{c}/chunk-000" for c in cams if videos),
     ):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -202,53 +236,66 @@ def export_lerobot(
         a = a.astype(np.float32)
         return pa.FixedSizeListArray.from_arrays(pa.array(a.reshape(-1)), a.shape[1]).cast(pa.list_(pa.float32()))
 
-    data = pa.table(
-        {
-            "observation.state": vec(cat["state"]),
-            "observation.joint_positions": vec(cat["joints"]),
-            "action": vec(cat["action"]),
-            "action.target": vec(cat["target"]),
-            "timestamp": pa.array(cat["ts"].astype(np.float32)),
-            "frame_index": pa.array(cat["fi"].astype(np.int64)),
-            "episode_index": pa.array(cat["ei"].astype(np.int64)),
-            "index": pa.array(cat["ix"].astype(np.int64)),
-            "task_index": pa.array(cat["ti"].astype(np.int64)),
-        }
-    )
-    pq.write_table(data, out / DATA_PATH.format(chunk_index=0, file_index=0))
+    columns: dict[str, pa.Array] = {
+        "observation.state": vec(cat["state"]),
+        "observation.joint_positions": vec(cat["joints"]),
+        "action": vec(cat["action"]),
+        "action.target": vec(cat["target"]),
+    }
+    one_hot = np.eye(len(tasks), dtype=np.float32)[cat["ti"]]
+    if task_feature:
+        columns[ENV_STATE_KEY] = vec(one_hot)
     pq.write_table(_tasks_table(tasks), out / "meta/tasks.parquet")
 
-    # --- videos ------------------------------------------------------------------------------------
+    # --- images: videos, or PNG bytes in the data parquet ---------------------------------------
     done = 0
     codec = ""
     image_samples: dict[str, list[np.ndarray]] = {c: [] for c in cams}
     for name in cams:
         w, h = sizes[name]
+        pngs: list[bytes] = []
         path = out / VIDEO_PATH.format(video_key=f"observation.images.{name}", chunk_index=0, file_index=0)
-        with Mp4Writer(path, w, h, fps) as vw:
-            codec = vw.codec
+        with Mp4Writer(path, w, h, fps) if videos else contextlib.nullcontext() as vw:
+            codec = vw.codec if vw is not None else ""
             for fr in frames:
                 cam = fr.episode.cameras[name]
                 idx = fr.table.frame_index[name][fr.rows]
-                last_k, img = -1, None
+                last_k, img, png = -1, np.zeros((h, w, 3), np.uint8), b""
                 for i, k in enumerate(idx):
                     if k != last_k:
-                        last_k, img = int(k), decode_jpeg(cam.jpeg[int(k)])
-                    vw.write(img)  # type: ignore[arg-type]
+                        img = decode_jpeg(cam.jpeg[int(k)])
+                        img = resize_rgb(img, w, h) if size is not None else np.ascontiguousarray(img[:h, :w])
+                        last_k = int(k)
+                        png = b"" if videos else _png(img)
+                    if vw is not None:
+                        vw.write(img)
+                    else:
+                        pngs.append(png)
                     if i % 20 == 0:
-                        image_samples[name].append(img[:h, :w])  # type: ignore[index]
+                        image_samples[name].append(img)
                     done += 1
                     if progress is not None and done % 50 == 0:
                         progress(done, total * max(1, len(cams)))
+        if not videos:
+            columns[f"observation.images.{name}"] = pa.StructArray.from_arrays(
+                [pa.array(pngs, pa.binary()), pa.array([None] * len(pngs), pa.string())], names=["bytes", "path"])
     if progress is not None:
         progress(total * max(1, len(cams)), total * max(1, len(cams)))
+    columns.update({
+        "timestamp": pa.array(cat["ts"].astype(np.float32)),
+        "frame_index": pa.array(cat["fi"].astype(np.int64)),
+        "episode_index": pa.array(cat["ei"].astype(np.int64)),
+        "index": pa.array(cat["ix"].astype(np.int64)),
+        "task_index": pa.array(cat["ti"].astype(np.int64)),
+    })
+    pq.write_table(pa.table(columns), out / DATA_PATH.format(chunk_index=0, file_index=0))
 
     # --- episodes ------------------------------------------------------------------------------------
     ep_cols: dict[str, list[Any]] = {
         "episode_index": [], "tasks": [], "length": [], "data/chunk_index": [], "data/file_index": [],
         "dataset_from_index": [], "dataset_to_index": [],
     }
-    for name in cams:
+    for name in cams if videos else ():
         for k in ("chunk_index", "file_index", "from_timestamp", "to_timestamp"):
             ep_cols[f"videos/observation.images.{name}/{k}"] = []
     ep_cols["meta/episodes/chunk_index"] = []
@@ -262,7 +309,7 @@ def export_lerobot(
         ep_cols["data/file_index"].append(0)
         ep_cols["dataset_from_index"].append(start)
         ep_cols["dataset_to_index"].append(start + fr.length)
-        for name in cams:
+        for name in cams if videos else ():
             ep_cols[f"videos/observation.images.{name}/chunk_index"].append(0)
             ep_cols[f"videos/observation.images.{name}/file_index"].append(0)
             ep_cols[f"videos/observation.images.{name}/from_timestamp"].append(start / fps)
@@ -282,8 +329,13 @@ def export_lerobot(
         "action": _feature("float32", list(ACTION_FIELDS), [7]),
         "action.target": _feature("float32", STATE_NAMES, [8]),
     }
+    if task_feature:
+        features[ENV_STATE_KEY] = _feature("float32", tasks, [len(tasks)])
     for name in cams:
         w, h = sizes[name]
+        if not videos:
+            features[f"observation.images.{name}"] = _feature("image", ["height", "width", "channels"], [h, w, 3])
+            continue
         features[f"observation.images.{name}"] = {
             "dtype": "video",
             "shape": [h, w, 3],
@@ -313,7 +365,7 @@ def export_lerobot(
         "fps": int(fps),
         "splits": {"train": f"0:{len(frames)}"},
         "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH if cams else None,
+        "video_path": VIDEO_PATH if cams and videos else None,
         "features": features,
     }
     (out / "meta/info.json").write_text(json.dumps(info, indent=4))
@@ -322,6 +374,7 @@ def export_lerobot(
         "observation.joint_positions": _stats(cat["joints"]),
         "action": _stats(cat["action"]),
         "action.target": _stats(cat["target"]),
+        **({ENV_STATE_KEY: _stats(one_hot)} if task_feature else {}),
         "timestamp": _stats(cat["ts"][:, None]),
         "frame_index": _stats(cat["fi"][:, None]),
         "episode_index": _stats(cat["ei"][:, None]),

@@ -11,13 +11,25 @@ unnormalise actions. The mapping to and from this project:
 
 * image features: the front camera goes to the feature named by ``camera_key`` (default: the
   one whose name contains "front", else the first), the wrist camera to ``wrist_key``; frames are
-  resized (bilinear) to the feature's size, RGB in [0, 1].
-* ``observation.state`` of 8 = [x, y, z, qx, qy, qz, qw, gripper −1…1] (what
-  ``teleop-replay export --to lerobot`` writes), 7 = [x, y, z, roll, pitch, yaw, gripper],
+  resized to the feature's size with `robot_formats.image.resize_rgb` (the resize
+  ``teleop-replay export --to lerobot --size`` makes datasets with), RGB in [0, 1].
+* ``observation.state`` of 8 = [x, y, z, qx, qy, qz, qw, gripper 0 open … 1 closed] (what
+  ``teleop-replay export --to lerobot`` writes: DROID's gripper convention, so the robot state's
+  −1 … +1 is mapped with `robot_formats.droid.gripper_to_droid`), 7 = [x, y, z, roll, pitch,
+  yaw, gripper 0…1],
   6 = the pose only. The quaternion's sign is the one nearest the training mean (q and −q are
   one rotation). A missing robot state or gripper becomes the training mean.
+* ``observation.environment_state`` = the one-hot of the session's instruction over the tasks
+  the policy was trained on (``teleop-replay export --to lerobot --task-feature``): ACT and
+  Diffusion read no language, so this input is how they know which cube "pick up the red cube"
+  names. The vocabulary is ``task_vocabulary.json`` in the checkpoint folder (written by
+  tools/train_lerobot.py from the dataset's feature names); an instruction matches a task when
+  both are equal after `normalize_task` (case, spaces, a final period); any other instruction is
+  a clear error listing the vocabulary. An empty instruction becomes the training mean (as a
+  missing robot state does).
 * action of 7 = this project's action space (`robot_formats.action_space`), clipped; 8 = an
-  absolute target [x, y, z, qx, qy, qz, qw, gripper], turned into actions from the observed pose.
+  absolute target [x, y, z, qx, qy, qz, qw, gripper 0…1] (the export's ``action.target``),
+  turned into actions from the observed pose.
 
 The chunk returned is ``n_action_steps`` rows. Session memory: the last ``n_obs_steps − 1``
 observations (none for ACT, whose single-frame policy is stateless); `export_session` /
@@ -35,9 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from robot_formats.action_space import ACTION_DIM, GRIPPER_INDEX, clip_action, target_to_action
+from robot_formats.droid import droid_to_gripper, gripper_to_droid
+from robot_formats.image import resize_rgb
 from robot_formats.robot_state import pose_to_pos_quat
 from robot_formats.rotations import euler_xyz_to_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
@@ -47,10 +60,17 @@ from vla_server.policies.session_memory import SessionMemory
 ENV_COMMAND = "tools/make_lerobot_env.sh"
 SESSION_FORMAT = 1
 STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"
+VOCABULARY_FILE = "task_vocabulary.json"
+VOCABULARY_FORMAT = "one-hot task (instruction) of observation.environment_state"
 
 
 class LeRobotPolicyError(RuntimeError):
     """The checkpoint cannot be loaded or its features do not map to this project's."""
+
+
+class UnknownInstruction(LeRobotPolicyError, ValueError):
+    """The instruction is none of the tasks a task-conditioned checkpoint was trained on (bad input)."""
 
 
 class LeRobotEnvMissing(LeRobotPolicyError):
@@ -98,6 +118,51 @@ def _load_config(config_cls: Any, folder: Path) -> Any:
             return config_cls.from_pretrained(str(folder), local_files_only=True)
         finally:
             tempfile.tempdir = saved
+
+
+def normalize_task(text: str) -> str:
+    """An instruction as the task vocabulary compares it: case-folded, spaces collapsed, no final
+    period ("Pick up the  red cube." → "pick up the red cube")."""
+    return " ".join(text.split()).rstrip(".").strip().casefold()
+
+
+def write_vocabulary(folder: Path, tasks: list[str], mean: list[float] | None = None) -> Path:
+    """Writes ``task_vocabulary.json`` into `folder`: the tasks (index i = component i of the
+    one-hot) and the feature's training mean (each task's share of the frames; the input for an
+    empty instruction)."""
+    path = Path(folder) / VOCABULARY_FILE
+    tmp = path.with_suffix(".tmp")
+    doc = {"feature": ENV_STATE_KEY, "encoding": VOCABULARY_FORMAT, "tasks": list(tasks),
+           "mean": [float(m) for m in mean] if mean is not None else [1.0 / len(tasks)] * len(tasks)}
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def read_vocabulary(folder: Path, size: int) -> tuple[list[str], np.ndarray]:
+    """The task vocabulary of the checkpoint in `folder` and its training mean, checked against
+    the feature's `size`.
+
+    Raises:
+        LeRobotPolicyError: the file is missing, malformed or of another size.
+    """
+    path = Path(folder) / VOCABULARY_FILE
+    if not path.is_file():
+        raise LeRobotPolicyError(
+            f"{folder}: the policy takes {ENV_STATE_KEY} ({size} values) but {VOCABULARY_FILE} is missing; "
+            f"this backend fills {ENV_STATE_KEY} only as the one-hot of the instruction (datasets exported "
+            "with --task-feature; tools/train_lerobot.py writes the file into every checkpoint)")
+    try:
+        doc = json.loads(path.read_text())
+        tasks = [str(t) for t in doc["tasks"]]
+        mean = np.asarray(doc.get("mean") or [1.0 / max(1, size)] * size, np.float32).reshape(-1)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LeRobotPolicyError(f"{path}: expected {{\"tasks\": [instruction, ...]}}, got an unreadable file "
+                                 f"({type(exc).__name__}: {exc})") from exc
+    if len(tasks) != size or len({normalize_task(t) for t in tasks}) != size or mean.shape != (size,):
+        raise LeRobotPolicyError(f"{path}: {len(tasks)} tasks ({len({normalize_task(t) for t in tasks})} distinct), "
+                                 f"{mean.size} mean values for a {ENV_STATE_KEY} of {size} values")
+    return tasks, mean
 
 
 def find_pretrained(path: Path) -> Path:
@@ -168,6 +233,8 @@ class LeRobotPolicy(Policy):
         self._n_obs = 1
         self._n_act = 1
         self._ignored: list[str] = []  # input features the policy's model does not read
+        self._tasks: list[str] = []  # the one-hot vocabulary of observation.environment_state
+        self._task_mean: np.ndarray | None = None
         self._sessions: SessionMemory[_Session] = SessionMemory(_Session, params.max_sessions)
 
     # ---- loading ---------------------------------------------------------------------------------
@@ -179,7 +246,7 @@ class LeRobotPolicy(Policy):
             description=f"LeRobot {self._type} checkpoint {self.path}",
             extra={"path": str(self.path), "type": self._type, "images": {k: list(v) for k, v in self._images.items()},
                    "state_dim": self._state_dim, "action_dim": self._action_dim, "n_obs_steps": self._n_obs,
-                   "ignored_features": list(self._ignored)},
+                   "ignored_features": list(self._ignored), "tasks": list(self._tasks)},
         )
 
     def load(self) -> None:
@@ -225,9 +292,8 @@ class LeRobotPolicy(Policy):
                 if self._state_dim not in (6, 7, 8):
                     raise LeRobotPolicyError(f"{folder}: {STATE_KEY} has {self._state_dim} values; "
                                              "expected 8 (pos, quat xyzw, gripper), 7 (pos, rpy, gripper) or 6")
-            elif key == "observation.environment_state":
-                raise LeRobotPolicyError(f"{folder}: the policy takes {key}, which has no source here; "
-                                         f"fed: image features and {STATE_KEY}")
+            elif key == ENV_STATE_KEY:
+                self._tasks, self._task_mean = read_vocabulary(folder, int(feat.shape[0]))
             else:  # e.g. observation.joint_positions: listed by the dataset, read by no policy input
                 self._ignored.append(key)
         if not self._images:
@@ -242,7 +308,7 @@ class LeRobotPolicy(Policy):
         self._action_dim = int(action.shape[0])
         self._n_obs = max(1, int(getattr(cfg, "n_obs_steps", 1)))
         self._n_act = max(1, int(getattr(cfg, "n_action_steps", 1)))
-        self._state_mean = self._read_state_mean(folder)
+        self._state_mean = self._read_mean(folder, STATE_KEY, self._state_dim)
         self._policy, self._pre, self._post, self._torch = policy, pre, post, torch
 
     def _pick(self, given: str, word: str, folder: Path, required: bool) -> str:
@@ -258,17 +324,19 @@ class LeRobotPolicy(Policy):
             return (others or list(self._images))[0]
         return ""
 
-    def _read_state_mean(self, folder: Path) -> np.ndarray | None:
-        if not self._state_dim:
+    @staticmethod
+    def _read_mean(folder: Path, key: str, dim: int) -> np.ndarray | None:
+        """The training mean of input `key` (dim values) from the saved preprocessor (zeros if absent)."""
+        if not dim:
             return None
         from safetensors.numpy import load_file
 
         for f in sorted(folder.glob("policy_preprocessor*.safetensors")):
             tensors = load_file(str(f))
             for k, v in tensors.items():
-                if k.startswith(STATE_KEY) and k.endswith(".mean") and v.shape == (self._state_dim,):
+                if k.startswith(key + ".") and k.endswith(".mean") and v.shape == (dim,):
                     return np.asarray(v, np.float32)
-        return np.zeros(self._state_dim, np.float32)
+        return np.zeros(dim, np.float32)
 
     # ---- observation mapping ------------------------------------------------------------------
     def _state(self, obs: Observation) -> np.ndarray | None:
@@ -279,7 +347,7 @@ class LeRobotPolicy(Policy):
         if rs is None:
             return mean.copy()
         pos = np.asarray(rs.pose[:3], np.float64)
-        grip = float(mean[-1]) if rs.gripper is None else float(rs.gripper)
+        grip = float(mean[-1]) if rs.gripper is None else gripper_to_droid(float(rs.gripper))
         if self._state_dim == 8:
             q = np.asarray(euler_xyz_to_quat(tuple(float(v) for v in rs.pose[3:6])), np.float64)
             if float(np.dot(q, mean[3:7])) < 0:
@@ -300,9 +368,7 @@ class LeRobotPolicy(Policy):
             img = np.asarray(src)
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
-            if img.shape[:2] != (h, w):
-                img = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR))
-            images[key] = img
+            images[key] = resize_rgb(img, w, h)
         return _Frame(images, self._state(obs))
 
     def _batch(self, frame: _Frame, instruction: str) -> dict[str, Any]:
@@ -312,8 +378,27 @@ class LeRobotPolicy(Policy):
         }
         if frame.state is not None:
             batch[STATE_KEY] = torch.from_numpy(frame.state)[None]
+        if self._tasks:
+            batch[ENV_STATE_KEY] = torch.from_numpy(self.task_one_hot(instruction))[None]
         batch["task"] = instruction
         return dict(self._pre(batch))
+
+    def task_one_hot(self, instruction: str) -> np.ndarray:
+        """(K,) float32 one-hot of `instruction` over the checkpoint's tasks (the training mean when empty).
+
+        Raises:
+            UnknownInstruction: the instruction is none of the tasks the policy was trained on.
+        """
+        wanted = normalize_task(instruction)
+        if not wanted and self._task_mean is not None:
+            return self._task_mean.copy()
+        names = [normalize_task(t) for t in self._tasks]
+        if wanted not in names:
+            raise UnknownInstruction(f"{self.path}: instruction {instruction!r} is not one this policy was trained on; "
+                                     f"it knows {self._tasks} ({VOCABULARY_FILE})")
+        out = np.zeros(len(names), np.float32)
+        out[names.index(wanted)] = 1.0
+        return out
 
     # ---- inference ---------------------------------------------------------------------------------
     def infer(self, obs: Observation) -> np.ndarray:
@@ -362,7 +447,7 @@ class LeRobotPolicy(Policy):
         if self._action_dim == ACTION_DIM:
             return clip_action(row)
         # absolute target [x, y, z, qx, qy, qz, qw, gripper] -> action from the observed pose
-        grip = float(np.clip(row[7], -1.0, 1.0))
+        grip = droid_to_gripper(float(row[7]), binarize=False)
         hold = np.r_[np.zeros(GRIPPER_INDEX), grip]
         if obs.robot_state is None:
             return clip_action(hold)
