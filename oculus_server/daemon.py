@@ -407,8 +407,10 @@ class Daemon:
             while not h.wait_started(min(0.1, max(0.0, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
                     break
-        if self.sim_scene is not None:
-            self.sim_scene.result(max(0.0, deadline - time.monotonic()))
+        scene = self.sim_scene
+        while scene is not None and scene.result(min(0.1, max(0.0, deadline - time.monotonic()))) is None:
+            if scene.error or time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
+                break
 
     def _say_scheduling(self) -> None:
         """Without real-time scheduling, says once what that means and the command that fixes it."""
