@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from robot_formats.stats import percentile  # noqa: E402
 from vla_server.arena.config import EpisodeSpec  # noqa: E402
 from vla_server.arena.episode import run_episode  # noqa: E402
-from vla_server.arena.metrics import percentile  # noqa: E402
 from vla_server.arena.models import CatalogProvider  # noqa: E402
 from vla_server.workers.local import WorkerPolicy  # noqa: E402
 from vla_server.workers.memory import rss_mb  # noqa: E402

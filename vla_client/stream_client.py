@@ -27,6 +27,7 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from robot_formats.stats import percentile
 from robot_formats.stream import limits as L
 from robot_formats.stream.messages import (
     ActionMessage,
@@ -65,11 +66,6 @@ DEFAULT_URL = f"ws://{L.DEFAULT_HOST}:{L.DEFAULT_PORT}{L.STREAM_PATH}"
 RTT_WINDOW = 256  # client round-trip samples kept for p50/p95
 SENT_TIMES_KEPT = 1024  # frame send times remembered to measure round trips
 CLOSE_WAIT_S = 1.0  # after an `error` reply to auth, how long to wait for the close that may follow
-
-
-def percentile(samples: deque[float] | list[float], q: float) -> float | None:
-    """The `q`-th percentile (0..100) of `samples`, None when there are none."""
-    return float(np.percentile(np.fromiter(samples, float), q)) if samples else None
 
 
 def counts_to_stats(

@@ -39,6 +39,7 @@ from robot_formats.action_space import (
     clip_action,
     validate_action,
 )
+from robot_formats.stats import percentile
 from vla_server.arena import live as arena_live
 from vla_server.arena.blob import EpisodeRuntime, decode_blob, encode_blob, new_rng
 from vla_server.arena.config import (
@@ -49,7 +50,7 @@ from vla_server.arena.config import (
     EpisodeSpec,
 )
 from vla_server.arena.latency import ActionPipeline, LatencyModel, PendingAction
-from vla_server.arena.metrics import TaskEvaluator, parse_task, percentile
+from vla_server.arena.metrics import TaskEvaluator, parse_task
 from vla_server.arena.render.camera import renderer_for
 from vla_server.arena.render.video import VideoEncoder, jpeg, thumbnail_jpeg
 from vla_server.arena.scene import ArenaScene, Kinematics

@@ -147,6 +147,3 @@ def battle_outcome(a: dict, b: dict, margin: float = PROGRESS_MARGIN) -> str:
     return "tie"
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile, or None for no values."""
-    return float(np.percentile(np.asarray(values, float), q)) if values else None

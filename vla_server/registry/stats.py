@@ -7,16 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from robot_formats.stats import percentile
 from vla_server.constants import LATENCY_WINDOW
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """q-th percentile (0..100) of non-empty sorted samples, interpolated linearly between the two
-    nearest ranks (numpy's default method; pure Python: the service needs no numpy for its stats)."""
-    pos = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 class Window:
@@ -33,9 +25,7 @@ class Window:
 
     def percentile(self, q: float) -> float | None:
         """q-th percentile (0..100) of the window, None when empty."""
-        if not self._values:
-            return None
-        return percentile(sorted(self._values), q)
+        return percentile(self._values, q)
 
     def mean(self) -> float | None:
         return math.fsum(self._values) / len(self._values) if self._values else None
