@@ -18,6 +18,8 @@ Modules (one concept each; see docs/ARCHITECTURE.md, "Layers"):
 * `openpi_codec` — openpi's msgpack-numpy wire codec (no pickle).
 * `openpi_request` — openpi request keys (ours and DROID's) and the reply.
 * `droid` — a DROID policy server's observation keys and joint-velocity chunks ↔ our actions.
+* `lerobot_keys` — LeRobot dataset names the exporter writes and the `lerobot` backend fills.
+* `stats` — the one percentile the client, the service and the arena report with.
 * `service_ready` — the line `vla-server serve` writes to the parent that started it.
 * `recording` — the teleop recording format: topics and schemas, records, writer, reader, recovery.
 """

@@ -72,7 +72,7 @@ def train_command(python: str, args: argparse.Namespace) -> list[str]:
 def dataset_tasks(dataset: Path) -> tuple[list[str], list[float] | None]:
     """The one-hot task vocabulary of `dataset` (its ``observation.environment_state`` names) and
     that feature's mean from stats.json; ([], None) when the dataset has no such feature."""
-    from vla_server.policies.lerobot_policy import ENV_STATE_KEY
+    from robot_formats.lerobot_keys import ENV_STATE_KEY
 
     feature = json.loads((dataset / "meta" / "info.json").read_text())["features"].get(ENV_STATE_KEY)
     tasks = [str(n) for n in (feature or {}).get("names") or []]

@@ -45,6 +45,7 @@ from PIL import Image
 from oculus_server.replay.ticks import TickTable, tick_table
 from oculus_server.replay.video import Mp4Writer, codec_label, decode_jpeg
 from robot_formats.image import resize_rgb
+from robot_formats.lerobot_keys import ENV_STATE_KEY
 from robot_formats.recording.episode import Episode, hold_index
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.schemas import ACTION_FIELDS
@@ -54,7 +55,6 @@ CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 STATE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw", "gripper"]
 JOINT_NAMES = [f"joint_{i}" for i in range(1, 8)]
-ENV_STATE_KEY = "observation.environment_state"
 IMAGE_STORAGE = ("video", "png")
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"

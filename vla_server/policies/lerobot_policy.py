@@ -51,6 +51,7 @@ import numpy as np
 from robot_formats.action_space import ACTION_DIM, GRIPPER_INDEX, clip_action, target_to_action
 from robot_formats.droid import droid_to_gripper, gripper_to_droid
 from robot_formats.image import resize_rgb
+from robot_formats.lerobot_keys import ENV_STATE_KEY
 from robot_formats.robot_state import pose_to_pos_quat
 from robot_formats.rotations import euler_xyz_to_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
@@ -60,7 +61,6 @@ from vla_server.policies.session_memory import SessionMemory
 ENV_COMMAND = "tools/make_lerobot_env.sh"
 SESSION_FORMAT = 1
 STATE_KEY = "observation.state"
-ENV_STATE_KEY = "observation.environment_state"
 VOCABULARY_FILE = "task_vocabulary.json"
 VOCABULARY_FORMAT = "one-hot task (instruction) of observation.environment_state"
 
