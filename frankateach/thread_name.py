@@ -5,7 +5,9 @@ Python process shows as ``python``)."""
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+import threading
 
 PR_SET_NAME = 15  # <linux/prctl.h>
 MAX_NAME_BYTES = 15  # the kernel keeps 16 bytes, the last one the terminating NUL
@@ -29,9 +31,6 @@ def set_os_thread_name(name: str) -> bool:
 
 def os_thread_name(tid: int | None = None) -> str:
     """The kernel's name of thread `tid` of this process (the calling thread by default)."""
-    import os
-    import threading
-
     tid = threading.get_native_id() if tid is None else tid
     with open(f"/proc/{os.getpid()}/task/{tid}/comm", encoding="utf-8") as f:
         return f.read().rstrip("\n")

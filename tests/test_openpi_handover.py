@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -38,14 +39,21 @@ from vla_server.workers.gate import PolicyGate
 WAIT_S = 30.0  # generous bounds for a loaded machine; no test depends on them being tight
 
 
-CATALOG = ("  - {id: arm, backend: scripted, params: {horizon: 2}}\n"
-           "  - {id: slow, backend: scripted, params: {horizon: 2, infer_ms: 40}}\n")
+ARM = "  - {id: arm, backend: scripted, params: {horizon: 2}}\n"
+CATALOG = ARM + "  - {id: slow, backend: scripted, params: {horizon: 2, infer_ms: 40}}\n"
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     tmp = tmp_path_factory.mktemp("handover")
     with serve_process(tmp, write_catalog(tmp / "models.yaml", CATALOG), "--no-web", "--no-arena") as s:
+        yield s
+
+
+@contextmanager
+def own_service(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A service of the test's own (one it stops, or looks at whole), serving `arm` only."""
+    with serve_process(tmp_path, write_catalog(tmp_path / "models.yaml", ARM), "--no-web", "--no-arena") as s:
         yield s
 
 
@@ -197,8 +205,7 @@ def test_a_client_sending_before_the_metadata_is_answered_in_order(svc: ServePro
 
 
 def test_sigterm_closes_handed_over_connections_with_1001(tmp_path: Path) -> None:
-    catalog = write_catalog(tmp_path / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
-    with serve_process(tmp_path, catalog, "--no-web", "--no-arena") as svc:
+    with own_service(tmp_path) as svc:
         key = svc.new_key("stopping", "pro")
         assert svc.openpi_port is not None
         ws, _ = openpi_connect(svc.openpi_port, key)
@@ -213,8 +220,7 @@ def test_sigterm_closes_handed_over_connections_with_1001(tmp_path: Path) -> Non
 def test_the_service_maps_no_numpy_while_its_worker_serves_openpi(tmp_path: Path) -> None:
     """The service only admits and hands over: numpy, Pillow and the codec stay in the worker
     (the service's memory against openpi's own server, `bench_openpi.py --reference`)."""
-    catalog = write_catalog(tmp_path / "models.yaml", "  - {id: arm, backend: scripted, params: {horizon: 2}}\n")
-    with serve_process(tmp_path, catalog, "--no-web", "--no-arena") as svc:
+    with own_service(tmp_path) as svc:
         key = svc.new_key("lean", "pro")
         assert svc.openpi_port is not None
         ws, meta = openpi_connect(svc.openpi_port, key)

@@ -182,11 +182,13 @@ class WriterProcessThread(DaemonThread):
         self._rx.start()
 
     def wait_started(self, timeout_s: float) -> bool:
-        """Waits at most `timeout_s` until the recording process has started (True) or ended."""
+        """Waits at most `timeout_s` until the recording process has started or ended (True: nothing
+        left to wait for; as `LiveProcessThread.wait_started`)."""
         deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
-            if self._done.is_set() or time.monotonic() >= deadline:
+        while not (self._ready.is_set() or self._done.is_set()):
+            if time.monotonic() >= deadline:
                 return False
+            self._ready.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         return True
 
     # -- the forwarder (this thread) ----------------------------------------------------------
