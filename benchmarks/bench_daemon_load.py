@@ -18,10 +18,16 @@ processes at the default ``helper_nice``), ``normal-nice0`` (also ``helper_nice:
 recording, live-view and camera render processes at the daemon's priority, as before),
 ``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
 before), ``normal-noslice`` (``loop_slice_ms: 0``: the kernel's time slice for the loops, as
-before), or ``all``.
+before), ``normal-cg`` (as ``normal``, the daemon and its children in the cgroup ``--cgroup``:
+a group with a larger CPU weight, what ``systemd-run --user --scope -p CPUWeight=1000`` gives
+an operator on a systemd desktop), or ``all`` (all but ``normal-cg``).
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
+    # as root, without systemd: a cgroup-v1 group with 10x the default weight (v2: cpu.weight 1000)
+    mkdir /sys/fs/cgroup/cpu/daemon && echo 10240 > /sys/fs/cgroup/cpu/daemon/cpu.shares
+    python benchmarks/bench_daemon_load.py --load mixed --sched normal --sched normal-cg \
+        --cgroup /sys/fs/cgroup/cpu/daemon --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched normal-nice0 --sched normal --rounds 3
 
 The period max is printed with when it happened (s after the first tick): a stall in the first
@@ -43,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +71,9 @@ SCHEDS = {
     "normal-thread": {"realtime_priority": 0, "writer_process": "false"},
     "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
+    "normal-cg": {"realtime_priority": 0},
 }
+IN_CGROUP = {"normal-cg"}  # modes whose daemon runs in --cgroup
 
 
 def _die_with_parent() -> None:
@@ -182,7 +191,16 @@ def events(path: Path) -> list[dict]:
         return [json.loads(m.data) for _s, _c, m in make_reader(f).iter_messages(topics=["/events"])]
 
 
-def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
+def _join_cgroup(cgroup: Path | None) -> Callable[[], None]:
+    """A child's first step: dies with this script and, with `cgroup`, moves into that cgroup."""
+    def pre() -> None:
+        _die_with_parent()
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    return pre
+
+
+def run_daemon(load: str, sched: str, duration: float, tmp: Path, cgroup: Path | None = None) -> Result:
     out = Path(tempfile.mkdtemp(prefix=f"rec_{sched}_", dir=tmp))
     cfg = out / "sched.yaml"
     port = free_robot_port()  # other daemons may run on this machine
@@ -193,7 +211,7 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path) -> Result:
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_join_cgroup(cgroup if sched in IN_CGROUP else None))
         code = proc.wait(duration + 120)
     files = sorted(out.glob("*/*.mcap"))
     if not files:
@@ -231,6 +249,7 @@ def main() -> int:
     ap.add_argument("--load", action="append", help="mixed | cpu:N | none (repeatable; default mixed)")
     ap.add_argument("--sched", action="append", choices=[*SCHEDS, "all"], help="repeatable; default all")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--cgroup", type=Path, help="cgroup directory (writable) the normal-cg runs' daemon joins")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds the load runs before the daemon starts")
     args = ap.parse_args()
     if args.worker is not None:
@@ -243,7 +262,9 @@ def main() -> int:
             worker_arena(Path(rest[0]))
         return 0
 
-    scheds = list(SCHEDS) if not args.sched or "all" in args.sched else args.sched
+    scheds = [s for s in SCHEDS if s not in IN_CGROUP] if not args.sched or "all" in args.sched else args.sched
+    if IN_CGROUP & set(scheds) and (args.cgroup is None or not (args.cgroup / "cgroup.procs").is_file()):
+        raise SystemExit(f"--sched normal-cg needs --cgroup DIR, a cgroup directory; got {args.cgroup}")
     loads = args.load or ["mixed"]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench_daemon_load_") as td:
@@ -255,7 +276,7 @@ def main() -> int:
                     procs = start_load(load, tmp)
                     try:
                         time.sleep(args.warmup if procs else 0.0)
-                        r = run_daemon(load, sched, args.duration, tmp)
+                        r = run_daemon(load, sched, args.duration, tmp, args.cgroup)
                     finally:
                         stop_load(procs)
                     results.append(r)
