@@ -67,6 +67,7 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
+from oculus_server.threads.cpu_weight import describe_weight, own_weight, systemd_hint
 from oculus_server.threads.live_process import LiveProcessThread, LiveSettings
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.overrun import OverrunReporter
@@ -417,9 +418,10 @@ class Daemon:
         why = realtime_error(self.cfg.realtime_priority)
         if not why:
             return
-        message = describe_fix(why)
+        weight = own_weight()
+        message = describe_fix(why) + describe_weight(weight, systemd_hint())
         log.warning("%s", message)
-        self.state.events.add("scheduling", message, realtime=False, reason=why)
+        self.state.events.add("scheduling", message, realtime=False, reason=why, cpu_weight=weight)
 
     def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
         """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""

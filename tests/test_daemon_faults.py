@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from oculus_server.daemon import Daemon
+from oculus_server.threads.cpu_weight import own_weight
 from oculus_server.vr import make_source
 from robot_formats.recording.records import RecordTick
 from robot_formats.recording.schemas import TOPIC_EVENTS
@@ -186,5 +187,7 @@ def test_without_real_time_scheduling_the_daemon_says_once_what_it_means_and_how
     said = [r.message for r in caplog.records if "no real-time scheduling" in r.message]
     assert len(said) == 1 and "realtime_priority is 0" in said[0] and "tens of ms" in said[0]
     (path,) = finished_files(tmp_path)
-    kinds = [m.body["kind"] for m in read_episode(path).topic(TOPIC_EVENTS)]
-    assert kinds.count("scheduling") == 1  # in the recording too
+    bodies = [m.body for m in read_episode(path).topic(TOPIC_EVENTS)]
+    assert [b["kind"] for b in bodies].count("scheduling") == 1  # in the recording too
+    (sched,) = [b for b in bodies if b["kind"] == "scheduling"]
+    assert sched["data"]["cpu_weight"] == own_weight()  # the cgroup's weight, as this machine has it
