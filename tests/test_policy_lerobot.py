@@ -31,7 +31,7 @@ from vla_server.policies.lerobot_policy import (
     read_vocabulary,
     write_vocabulary,
 )
-from vla_server.workers.errors import WorkerRequestError, WorkerStartError
+from vla_server.workers.errors import WorkerBadInput, WorkerStartError
 from vla_server.workers.local import WorkerPolicy
 
 
@@ -134,7 +134,8 @@ def test_the_instruction_selects_the_task_input(tmp_path: Path) -> None:
         green = p.infer(observation(image, "pick up the green cube", session="c"))
         np.testing.assert_array_equal(red, again)
         assert not np.array_equal(red, green)
-        with pytest.raises(WorkerRequestError,
+        assert p.info().extra["tasks"] == ["pick up the red cube", "pick up the green cube"]  # through the worker
+        with pytest.raises(WorkerBadInput,
                            match="UnknownInstruction: .*'pick up the blue cube' is not one this policy was trained on"):
             p.infer(observation(image, "pick up the blue cube", session="d"))
     finally:

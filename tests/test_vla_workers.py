@@ -80,9 +80,10 @@ def test_describe_returncode_and_device_env() -> None:
 def test_worker_serves_infer_ping_and_policy_errors() -> None:
     async def main() -> None:
         w = await WorkerProcess.start(_spec(sequence=[[0.1, 0, 0, 0, 0, 0, 1], [0.2, 0, 0, 0, 0, 0, -1]], horizon=3,
-                                            fail_instruction="explode"))
+                                            fail_instruction="explode", reject_instruction="juggle"))
         try:
             assert w.info["backend"] == "scripted" and w.info["action_horizon"] == 3 and w.alive
+            assert w.info["extra"] == {"memory_mb": 0.0, "infer_ms": 0.0}  # the backend's own fields
             actions, model_ms = await w.infer(OBS, timeout_s=10)
             assert actions.shape == (3, 7) and actions.dtype == np.float64 and model_ms >= 0
             np.testing.assert_allclose(actions[:, 0], [0.2, 0.1, 0.2])  # step 7 -> sequence[1], [0], [1]
@@ -90,6 +91,10 @@ def test_worker_serves_infer_ping_and_policy_errors() -> None:
             with pytest.raises(WorkerRequestError, match="scripted failure requested"):
                 await w.infer(Observation(image=OBS.image, instruction="explode"), timeout_s=10)
             assert w.alive and (await w.infer(OBS, 10))[0].shape == (3, 7)  # still serving
+            # the request's fault (an instruction the policy does not know), not the model's
+            with pytest.raises(WorkerBadInput, match="BadInput: instruction 'juggle the cubes' is not one"):
+                await w.infer(Observation(image=OBS.image, instruction="juggle the cubes"), timeout_s=10)
+            assert w.alive and (await w.infer(OBS, 10))[0].shape == (3, 7)
             assert (w.rss_mb() or 0) > 10
         finally:
             exit_info = await w.stop()

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ep_dir = args.out.with_name(args.out.name + "_episodes")
     t0 = time.perf_counter()
     kept = []
+    successes = 0
     for i in range(args.episodes):
         cube = cubes[i % len(cubes)]
         spec = EpisodeSpec(model=args.model, instruction=f"pick up the {cube} cube", steps=args.steps,
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "trajectory.mcap").unlink(missing_ok=True)
         result = run_episode(spec, policy, model, out, episode_id=f"demo-{i}")
         ok = bool(result.metrics["success"])
+        successes += ok
         print(f"episode {i + 1}/{args.episodes}: seed {spec.seed}, {cube}: "
               f"{'success' if ok else 'failure'} ({time.perf_counter() - t0:.0f} s)", flush=True)
         if ok or args.all:
@@ -92,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     episodes = [load_episode(path, images=True) for path in kept]
     export_lerobot(episodes, args.out, fps=args.hz, image_storage=args.image_storage,
                    task_feature=not args.no_task_feature, size=args.size)
-    print(f"wrote {args.out}: {len(kept)} of {args.episodes} episodes "
-          f"({sum(1 for _ in kept)} kept), {time.perf_counter() - t0:.0f} s in all")
+    print(f"wrote {args.out}: {len(kept)} episodes of the {args.episodes} run ({successes} successful), "
+          f"{time.perf_counter() - t0:.0f} s in all")
     return 0
 
 

@@ -56,6 +56,12 @@ class PolicyInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class BadInput(ValueError):
+    """The request, not the model, is at fault (e.g. an instruction outside a task-conditioned
+    checkpoint's vocabulary): a policy raises it from `infer`, and the service answers it as bad
+    input (counted in `bad_inputs`, not as a failure)."""
+
+
 class Policy(ABC):
     """A policy backend. Not thread-safe: one owner calls it (a worker's loop, an arena episode)."""
 

@@ -54,7 +54,7 @@ from robot_formats.image import resize_rgb
 from robot_formats.lerobot_keys import ENV_STATE_KEY
 from robot_formats.robot_state import pose_to_pos_quat
 from robot_formats.rotations import euler_xyz_to_quat
-from vla_server.policies.base import Observation, Policy, PolicyInfo
+from vla_server.policies.base import BadInput, Observation, Policy, PolicyInfo
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 
@@ -69,7 +69,7 @@ class LeRobotPolicyError(RuntimeError):
     """The checkpoint cannot be loaded or its features do not map to this project's."""
 
 
-class UnknownInstruction(LeRobotPolicyError, ValueError):
+class UnknownInstruction(LeRobotPolicyError, BadInput):
     """The instruction is none of the tasks a task-conditioned checkpoint was trained on (bad input)."""
 
 

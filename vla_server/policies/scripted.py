@@ -10,6 +10,7 @@ Params (all optional):
     load_ms: wall time `load` takes (cold-start stand-in; default 0).
     memory_mb: MiB allocated and touched at load, so the worker's measured RSS grows (default 0).
     fail_instruction: `infer` raises RuntimeError when the instruction contains this text.
+    reject_instruction: `infer` raises `BadInput` (the request's fault) when the instruction contains it.
     nan_instruction: `infer` returns NaN actions when the instruction contains this text.
     load_error: `load` raises RuntimeError with this text.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_server.policies.base import Observation, Policy, PolicyInfo
+from vla_server.policies.base import BadInput, Observation, Policy, PolicyInfo
 from vla_server.policies.scripted_params import parse_scripted_params
 
 
@@ -39,6 +40,7 @@ class ScriptedPolicy(Policy):
         self._load_s = p.load_s
         self._memory_mb = p.memory_mb
         self._fail = p.fail_instruction
+        self._reject = p.reject_instruction
         self._nan = p.nan_instruction
         self._load_error = p.load_error
         self._ballast: np.ndarray | None = None
@@ -65,6 +67,8 @@ class ScriptedPolicy(Policy):
             time.sleep(self._infer_s)
         if self._fail and self._fail in obs.instruction:
             raise RuntimeError(f"scripted failure requested by instruction {obs.instruction!r}")
+        if self._reject and self._reject in obs.instruction:
+            raise BadInput(f"instruction {obs.instruction!r} is not one this policy knows")
         chunk = self._sequence[(obs.step + self._offsets) % len(self._sequence)]  # a copy (fancy indexing)
         if self._nan and self._nan in obs.instruction:
             chunk[:] = np.nan

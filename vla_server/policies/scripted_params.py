@@ -11,7 +11,7 @@ from typing import Any
 from robot_formats.action_limits import ACTION_DIM, GRIPPER_OPEN
 
 KNOWN = frozenset({"action", "sequence", "horizon", "infer_ms", "load_ms", "memory_mb", "fail_instruction",
-                   "nan_instruction", "load_error"})
+                   "reject_instruction", "nan_instruction", "load_error"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class ScriptedParams:
     load_s: float
     memory_mb: float
     fail_instruction: Any
+    reject_instruction: Any
     nan_instruction: Any
     load_error: Any
 
@@ -57,6 +58,7 @@ def parse_scripted_params(params: Mapping[str, Any] | None) -> ScriptedParams:
         load_s=float(p.get("load_ms", 0.0)) / 1000.0,
         memory_mb=float(p.get("memory_mb", 0.0)),
         fail_instruction=p.get("fail_instruction"),
+        reject_instruction=p.get("reject_instruction"),
         nan_instruction=p.get("nan_instruction"),
         load_error=p.get("load_error"),
     )

@@ -180,6 +180,7 @@ class ModelRegistry:
             "uptime_s": None if e.loaded_at_wall is None or w is None else round(now_wall - e.loaded_at_wall, 1),
             "latency_ms": e.spec.latency_ms,
             "action_horizon": (w.info.get("action_horizon") if w is not None else None),
+            "info": (dict(w.info.get("extra") or {}) if w is not None else None),  # the backend's own (e.g. tasks)
             "last_error": e.last_error,
             "stats": e.stats.to_dict(),
         }

@@ -24,4 +24,5 @@ class WorkerTimeout(WorkerError):
 
 
 class WorkerBadInput(WorkerRequestError):
-    """The request's observation was unusable (a JPEG that does not decode); the model is fine."""
+    """The request was unusable (a JPEG that does not decode, an instruction the policy does not
+    know: `vla_server.policies.base.BadInput`); the model is fine."""

@@ -21,7 +21,7 @@ import numpy as np
 from vla_server.models import ModelSpec
 from vla_server.policies.base import Observation, Policy, PolicyInfo
 from vla_server.workers import wire
-from vla_server.workers.errors import WorkerCrashed, WorkerRequestError, WorkerStartError
+from vla_server.workers.errors import WorkerBadInput, WorkerCrashed, WorkerRequestError, WorkerStartError
 
 
 class WorkerPolicy(Policy):
@@ -54,7 +54,7 @@ class WorkerPolicy(Policy):
         return PolicyInfo(name=str(i.get("name", self.spec.id)), backend=str(i.get("backend", self.spec.backend)),
                           action_horizon=int(i.get("action_horizon", 1)),
                           description=str(i.get("description", self.spec.description)),
-                          extra={"python": self.spec.python, "pid": self.pid})
+                          extra={**dict(i.get("extra") or {}), "python": self.spec.python, "pid": self.pid})
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +102,7 @@ class WorkerPolicy(Policy):
                                 f"({type(exc).__name__}: {exc}; exit {code})") from None
         if reply.get("op") == "error":
             if reply.get("kind") == "bad_input":
-                raise ValueError(str(reply.get("error")))
+                raise WorkerBadInput(f"model {self.spec.id!r}: {reply.get('error')}")
             raise WorkerRequestError(f"model {self.spec.id!r}: {reply.get('error')}")
         return reply
 

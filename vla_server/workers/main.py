@@ -25,6 +25,7 @@ PYTHONPATH, which the service sets.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import select
 import signal
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vla_server.models import ModelSpec
+from vla_server.policies.base import BadInput
 from vla_server.workers.fair_queue import FairQueue
 from vla_server.workers.gate import PolicyGate
 from vla_server.workers.memory import release_free_memory
@@ -198,6 +200,8 @@ class _Worker:
                 self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
         except self.wire.BadObservation as exc:  # the client's frame, not the model, is at fault
             self.send({"op": "error", "id": rid, "kind": "bad_input", "error": str(exc)})
+        except BadInput as exc:  # what the request asks for, e.g. an unknown instruction
+            self.send({"op": "error", "id": rid, "kind": "bad_input", "error": f"{type(exc).__name__}: {exc}"})
         except Exception as exc:  # noqa: BLE001 -- a policy error is reported, the worker lives on
             self.send({"op": "error", "id": rid, "error": f"{type(exc).__name__}: {exc}"})
 
@@ -303,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 "backend": info.backend,
                 "action_horizon": int(info.action_horizon),
                 "description": info.description,
+                "extra": json.loads(json.dumps(dict(info.extra), default=str)),  # plain data, e.g. tasks
                 "openpi_host": host,
             },
         })
