@@ -405,13 +405,17 @@ class Daemon:
             h.launch()
         deadline = time.monotonic() + HELPERS_START_S
         for h in helpers:
-            while not h.wait_started(min(0.1, max(0.0, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
-                    break
+            self._wait_or_stop(h.wait_started, deadline)
         scene = self.sim_scene
-        while scene is not None and scene.result(min(0.1, max(0.0, deadline - time.monotonic()))) is None:
-            if scene.error or time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
-                break
+        if scene is not None:
+            self._wait_or_stop(lambda t: scene.result(t) is not None or bool(scene.error), deadline)
+
+    def _wait_or_stop(self, done: Callable[[float], bool], deadline: float) -> None:
+        """Calls `done(timeout_s)` (at most 0.1 s each) until it is True, `deadline` (monotonic, s)
+        passes or a stop comes."""
+        while not done(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
+                return
 
     def _say_scheduling(self) -> None:
         """Without real-time scheduling, says once what that means and the command that fixes it."""

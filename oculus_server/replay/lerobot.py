@@ -242,8 +242,8 @@ def export_lerobot(
         "action": vec(cat["action"]),
         "action.target": vec(cat["target"]),
     }
-    one_hot = np.eye(len(tasks), dtype=np.float32)[cat["ti"]]
-    if task_feature:
+    one_hot = np.eye(len(tasks), dtype=np.float32)[cat["ti"]] if task_feature else None
+    if one_hot is not None:
         columns[ENV_STATE_KEY] = vec(one_hot)
     pq.write_table(_tasks_table(tasks), out / "meta/tasks.parquet")
 
@@ -374,7 +374,7 @@ def export_lerobot(
         "observation.joint_positions": _stats(cat["joints"]),
         "action": _stats(cat["action"]),
         "action.target": _stats(cat["target"]),
-        **({ENV_STATE_KEY: _stats(one_hot)} if task_feature else {}),
+        **({ENV_STATE_KEY: _stats(one_hot)} if one_hot is not None else {}),
         "timestamp": _stats(cat["ts"][:, None]),
         "frame_index": _stats(cat["fi"][:, None]),
         "episode_index": _stats(cat["ei"][:, None]),

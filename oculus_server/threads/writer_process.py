@@ -167,6 +167,7 @@ class WriterProcessThread(DaemonThread):
         self._rx: threading.Thread | None = None
         self._done = threading.Event()
         self._ready = threading.Event()
+        self._up = threading.Event()  # the child started, or ended: nothing left to wait for
         self._episode = ""  # the open episode's name and file, for a fault if the child dies
         self._path = ""
         self._broken = False
@@ -184,12 +185,7 @@ class WriterProcessThread(DaemonThread):
     def wait_started(self, timeout_s: float) -> bool:
         """Waits at most `timeout_s` until the recording process has started or ended (True: nothing
         left to wait for; as `LiveProcessThread.wait_started`)."""
-        deadline = time.monotonic() + timeout_s
-        while not (self._ready.is_set() or self._done.is_set()):
-            if time.monotonic() >= deadline:
-                return False
-            self._ready.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        return True
+        return self._up.wait(timeout_s)
 
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
@@ -243,6 +239,7 @@ class WriterProcessThread(DaemonThread):
         if self._done.is_set():
             return
         self._done.set()
+        self._up.set()
         code = self.proc.exitcode if self.proc is not None else None
         problem = why + (f" (exit code {code})" if code is not None else "")
         path = Path(self._path) if self._path else None
@@ -280,6 +277,7 @@ class WriterProcessThread(DaemonThread):
             self.events.put(msg[1])
         elif kind == "ready":
             self._ready.set()
+            self._up.set()
         elif kind == "fault":
             self.faults.append(msg[1])
         elif kind == "saved":
@@ -288,6 +286,7 @@ class WriterProcessThread(DaemonThread):
             for f in msg[1]:
                 log.error("recording process: %s", f)
             self._done.set()
+            self._up.set()
 
     def cleanup(self) -> None:
         end_child(self.proc, 1.0)
