@@ -155,6 +155,8 @@ class DaemonConfig:
     hold_after_s: float = _rule(VR_LINK_TIMEOUT_S, Rule("float", lo=0.0, hi=60.0, lo_open=True, unit="s"),
                                 "no fresh robot state for this long: hold the arm")
     realtime_priority: int = _rule(10, Rule("int", lo=0, hi=99), "SCHED_FIFO priority (0: off)")
+    rtkit: bool = _rule(True, Rule("bool"),
+                        "without the privilege for SCHED_FIFO: ask RealtimeKit (rtkit, on desktops) for SCHED_RR")
     writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
     loop_slice_ms: float = _rule(0.2, Rule("float", lo=0.0, hi=100.0, unit="ms"),
                                  "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")

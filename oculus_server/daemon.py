@@ -67,13 +67,13 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
-from oculus_server.threads.cpu_weight import describe_weight, own_weight, systemd_hint
 from oculus_server.threads.live_process import LiveProcessThread, LiveSettings
 from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.overrun import OverrunReporter
-from oculus_server.threads.realtime import describe_fix, realtime_error, reset_normal, try_realtime
+from oculus_server.threads.realtime import reset_normal
 from oculus_server.threads.recorder import RecorderThread
 from oculus_server.threads.robot_comm import RobotCommThread
+from oculus_server.threads.scheduling import Report, Scheduling
 from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
@@ -204,6 +204,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self._switch_interval = sys.getswitchinterval()  # restored by shutdown()
         self._stopped_in_start = False  # a stop came while start() waited for the helpers
+        self.scheduling = Scheduling(cfg.realtime_priority, cfg.rtkit)
         codec = make_codec(cfg.codec)
         self.client_factory = client_factory or (
             lambda: RobotClient(cfg.robot_host, cfg.robot_port, codec=codec, timeout_s=cfg.request_timeout_s)
@@ -382,12 +383,16 @@ class Daemon:
         gc.collect()
         gc.freeze()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Each thread asks for real-time scheduling as it starts (SCHED_FIFO, else RealtimeKit).
+        grant = self.scheduling.setup()
+        for t in self.threads:
+            t.grant = grant
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
-        try_realtime(max(0, self.cfg.realtime_priority - 2))
-        self._say_scheduling()
+        grant(max(0, self.cfg.realtime_priority - 2))
         self.started_at = time.monotonic()
         for t in self.threads:
             t.start()
+        self._say(self.scheduling.report(self.threads))
         log.info(
             "daemon running: vr %s Hz, control %s Hz, recording %s Hz, robot %s:%d, source %s",
             self.cfg.vr_hz, self.cfg.effective_control_hz, self.cfg.record_hz,
@@ -417,20 +422,18 @@ class Daemon:
             if time.monotonic() >= deadline or self.signals.wait(self.stop_event, 0.0):
                 return
 
-    def _say_scheduling(self) -> None:
-        """Without real-time scheduling, says once what that means and the command that fixes it."""
-        why = realtime_error(self.cfg.realtime_priority)
-        if not why:
-            return
-        weight = own_weight()
-        message = describe_fix(why) + describe_weight(weight, systemd_hint())
-        log.warning("%s", message)
-        self.state.events.add("scheduling", message, realtime=False, reason=why, cpu_weight=weight)
+    def _say(self, report: Report | None) -> None:
+        """Tells the operator how the loops are scheduled (log, dashboard, /events, the recording):
+        once at start, without real-time scheduling what that means and the command that fixes it."""
+        if report is not None:
+            log.log(report.level, "%s", report.message)
+            self.state.events.add("scheduling", report.message, **report.data)
 
     def wait(self, tick: Callable[[], None] | None = None, period_s: float = 0.25) -> None:
         """Blocks until the stop event (calling `tick` every `period_s`) or `cfg.duration`."""
         end = None if self.cfg.duration is None else self.started_at + self.cfg.duration
         while not self.signals.wait(self.stop_event, period_s):
+            self._say(self.scheduling.take_demotion())
             if tick is not None:
                 tick()
             if end is not None and time.monotonic() >= end:
@@ -468,6 +471,7 @@ class Daemon:
         if alive:
             log.error("threads still running after shutdown: %s", ", ".join(alive))
         reset_normal()  # the main thread goes back to normal scheduling
+        self.scheduling.close()
         sys.setswitchinterval(self._switch_interval)
         if self._own_scene and self.sim_scene is not None:
             self.sim_scene.close()

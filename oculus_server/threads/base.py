@@ -11,6 +11,7 @@ import logging
 import threading
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from frankateach.thread_name import set_os_thread_name
@@ -61,6 +62,9 @@ class DaemonThread(threading.Thread, ABC):
         self.stop_event = supervisor.stop
         self.realtime_priority = realtime_priority
         self.realtime = False
+        # How the thread asks for real-time scheduling (the daemon's `RealtimeGrant`: SCHED_FIFO, else rtkit).
+        self.grant: Callable[[int], bool] = try_realtime
+        self.scheduled = threading.Event()  # set once the thread has asked (`realtime` says what it got)
         # A time-keeping thread without SCHED_FIFO asks for short time slices, so it preempts a
         # CPU-bound process when it wakes at its deadline (no privilege needed; see `set_slice`).
         self.slice_s = 0.0
@@ -69,9 +73,12 @@ class DaemonThread(threading.Thread, ABC):
     def run(self) -> None:
         set_os_thread_name(self.name)  # `top -H`, py-spy and `perf sched` show which loop it is
         try:
-            self.realtime = try_realtime(self.realtime_priority)
-            if not self.realtime and self.slice_s > 0:
-                self.short_slice = set_slice(self.slice_s)
+            try:
+                self.realtime = self.grant(self.realtime_priority)
+                if not self.realtime and self.slice_s > 0:
+                    self.short_slice = set_slice(self.slice_s)
+            finally:
+                self.scheduled.set()
             self.body()
         except BaseException as exc:  # noqa: BLE001 - everything must reach the main thread
             self.supervisor.fail(self.name, exc)

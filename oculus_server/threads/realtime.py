@@ -15,6 +15,10 @@ the normal policy. Two things still help there and need no privilege:
   always allowed, lowering it back is not). Only for processes that do not share the daemon's GIL:
   a thread of this process preempted while holding the GIL would stall every loop behind it.
 
+Where the process may not ask for SCHED_FIFO itself, RealtimeKit (rtkit, `oculus_server.threads.rtkit`),
+the service desktop Linux runs for PipeWire, grants SCHED_RR to a user's threads without any set-up:
+`RealtimeGrant` tries SCHED_FIFO first and rtkit second, for each thread that asks.
+
 `describe_fix` is the one-line remedy the daemon prints once at start when it has no real-time
 scheduling.
 """
@@ -25,8 +29,12 @@ import ctypes
 import logging
 import os
 import platform
+import resource
+import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +137,65 @@ def reset_normal() -> None:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         except OSError:
             pass
+
+
+class Kit(Protocol):
+    """What `RealtimeGrant` needs of rtkit (`oculus_server.threads.rtkit.RealtimeKit`)."""
+
+    def make_realtime(self, tid: int, priority: int) -> None: ...
+
+
+class RealtimeGrant:
+    """Real-time scheduling for the calling thread: SCHED_FIFO if this process may ask for it,
+    else SCHED_RR from rtkit (`kit`, priorities capped at `max_priority`); thread-safe.
+
+    `granted` lists the threads rtkit made real-time; `error` is rtkit's first refusal ("" if none).
+    """
+
+    def __init__(self, kit: Kit | None = None, max_priority: int = 99) -> None:
+        self.kit = kit
+        self.max_priority = max_priority
+        self.granted: list[int] = []
+        self.error = ""
+        self._lock = threading.RLock()  # `demote` may run in a signal handler of a thread inside `__call__`
+
+    def __call__(self, priority: int) -> bool:
+        """Asks for the calling thread at `priority` (0: don't); True if it now runs real-time."""
+        if try_realtime(priority):
+            return True
+        if self.kit is None or priority <= 0:
+            return False
+        tid = threading.get_native_id()
+        try:
+            self.kit.make_realtime(tid, min(priority, self.max_priority))
+        except RuntimeError as exc:  # RtkitError: refused, gone, or no answer in time
+            with self._lock:
+                self.error = self.error or str(exc)
+            return False
+        with self._lock:
+            self.granted.append(tid)
+        return True
+
+    def demote(self) -> list[int]:
+        """Returns every thread rtkit made real-time to normal scheduling; the ones that were."""
+        with self._lock:
+            tids, self.granted = self.granted, []
+        for tid in tids:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:  # the thread ended meanwhile
+                pass
+        return tids
+
+
+RT_SOFT_FRACTION = 0.5  # SIGXCPU at this fraction of rtkit's RLIMIT_RTTIME; the kernel kills at the whole
+
+
+def limit_rt_runtime(usec_max: int, on_overrun: Callable[[], None]) -> None:
+    """Sets this process's RLIMIT_RTTIME as rtkit requires (hard `usec_max` µs) and calls `on_overrun`
+    (in the main thread) when a real-time thread runs half of that without sleeping (SIGXCPU), so it
+    can go back to normal scheduling before the kernel kills the process. Call from the main thread.
+    """
+    soft = max(1, int(usec_max * RT_SOFT_FRACTION))
+    resource.setrlimit(resource.RLIMIT_RTTIME, (soft, usec_max))
+    signal.signal(signal.SIGXCPU, lambda _sig, _frame: on_overrun())

@@ -1,0 +1,122 @@
+"""How the daemon's threads get real-time scheduling, and what the operator is told about it.
+
+In order: SCHED_FIFO asked by each thread itself (root, CAP_SYS_NICE or an rtprio limit); else,
+with ``rtkit: true``, SCHED_RR from RealtimeKit (`oculus_server.threads.rtkit`), which a desktop
+grants a user without any set-up; else normal scheduling, which on a busy machine can delay a tick
+by tens of ms (`realtime.describe_fix` says so once, with the fix).
+
+`Scheduling.setup` runs in the main thread before the loops start; `Scheduling.report` after they
+asked (each thread sets its `scheduled` event once it did); `Scheduling.take_demotion` in the main
+thread's wait loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from oculus_server.threads.cpu_weight import describe_weight, own_weight, systemd_hint
+from oculus_server.threads.realtime import RealtimeGrant, describe_fix, limit_rt_runtime, realtime_error
+from oculus_server.threads.rtkit import RealtimeKit, RtkitError
+
+log = logging.getLogger(__name__)
+
+ASKED_TIMEOUT_S = 6.0  # longest `report` waits for the threads to have asked (an rtkit call: ≤ 5 s)
+
+
+@dataclass
+class Report:
+    """What the operator is told at start: a log line (`level`) and a ``scheduling`` event's fields."""
+
+    level: int
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Scheduling:
+    """The daemon's real-time set-up for loops asking at `priority` (0: none asked)."""
+
+    def __init__(self, priority: int, use_rtkit: bool = True) -> None:
+        self.priority = priority
+        self.use_rtkit = use_rtkit
+        self.grant = RealtimeGrant()
+        self.fifo_error = ""  # why SCHED_FIFO is refused ("" if it is not)
+        self.rtkit_error = ""  # why rtkit was not used ("" if it was, or not needed)
+        self._kit: RealtimeKit | None = None
+        self._demoted: list[int] = []
+        self._lock = threading.RLock()  # RLock: `_on_rt_overrun` is a signal handler in the main thread
+
+    def setup(self) -> RealtimeGrant:
+        """Finds out how threads get real-time scheduling (main thread only: it may install a
+        SIGXCPU handler); returns the grant each thread calls with its priority."""
+        self.fifo_error = realtime_error(self.priority)
+        if not self.fifo_error or self.priority <= 0:
+            return self.grant
+        if not self.use_rtkit:
+            self.rtkit_error = "rtkit is false in the config"
+            return self.grant
+        if not sys.platform.startswith("linux"):
+            self.rtkit_error = f"no RealtimeKit on {sys.platform}"
+            return self.grant
+        try:
+            self._kit = RealtimeKit.connect()
+            limit_rt_runtime(self._kit.limits.rttime_usec_max, self._on_rt_overrun)
+        except (RtkitError, OSError, ValueError) as exc:
+            self.rtkit_error = str(exc)
+            self.close()
+            return self.grant
+        self.grant = RealtimeGrant(self._kit, self._kit.limits.max_priority)
+        return self.grant
+
+    def report(self, threads: Sequence[Any]) -> Report | None:
+        """What to tell the operator once `threads` (each with `name`, `realtime_priority`,
+        `realtime` and a `scheduled` event) have asked; None when every loop runs real-time by
+        SCHED_FIFO or none asked."""
+        if not self.fifo_error:
+            return None
+        for t in threads:
+            t.scheduled.wait(ASKED_TIMEOUT_S)
+        asked = [t for t in threads if t.realtime_priority > 0]
+        normal = [t.name for t in asked if not t.realtime]
+        rtkit_error = self.rtkit_error or self.grant.error
+        if self._kit is not None and asked and not normal:
+            lim = self._kit.limits
+            return Report(logging.INFO,
+                          f"real-time scheduling from RealtimeKit (SCHED_RR, priority capped at {lim.max_priority}; "
+                          f"SCHED_FIFO itself: {self.fifo_error}); a thread running {lim.rttime_usec_max // 1000} ms "
+                          "without sleeping would be killed, so at half of that every loop goes back to normal",
+                          {"realtime": True, "via": "rtkit", "reason": self.fifo_error})
+        weight = own_weight()
+        why = self.fifo_error + (f"; RealtimeKit: {rtkit_error}" if rtkit_error else "")
+        message = describe_fix(why) + describe_weight(weight, systemd_hint())
+        if self._kit is not None and len(normal) < len(asked):
+            message = (f"only some loops run real-time (RealtimeKit refused {', '.join(normal)}). " + message)
+        return Report(logging.WARNING, message,
+                      {"realtime": False, "reason": why, "cpu_weight": weight, "normal": normal})
+
+    def _on_rt_overrun(self) -> None:
+        """SIGXCPU (main thread): a real-time thread ran too long without sleeping; every thread
+        rtkit made real-time goes back to normal before the kernel's hard limit kills the process."""
+        tids = self.grant.demote()
+        with self._lock:
+            self._demoted.extend(tids)
+
+    def take_demotion(self) -> Report | None:
+        """A report of threads `_on_rt_overrun` demoted since the last call (None if none)."""
+        with self._lock:
+            tids, self._demoted = self._demoted, []
+        if not tids:
+            return None
+        return Report(logging.ERROR,
+                      f"a real-time thread ran over half of RLIMIT_RTTIME without sleeping: the {len(tids)} "
+                      "threads RealtimeKit made real-time are back to normal scheduling",
+                      {"realtime": False, "reason": "RLIMIT_RTTIME", "threads": tids})
+
+    def close(self) -> None:
+        if self._kit is not None:
+            self._kit.close()
+            self._kit = None
