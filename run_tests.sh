@@ -24,6 +24,9 @@ else
 fi
 # The browser tests (tests/test_web_*.py) drive Debian's Chromium; install it when root (CI), else they skip.
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_browser.sh || true
+# The RealtimeKit tests (tests/test_rtkit.py) start Debian's dbus-daemon, polkitd and rtkit-daemon on a
+# private bus; install them when root (CI), else they skip.
+[[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_debs.sh rtkit dbus-daemon polkitd rtkit || true
 # The WebXR browser tests load Meta's WebXR emulation runtime (npm `iwer`) into .cache/iwer (git-ignored).
 [[ -n "${SKIP_BROWSER_INSTALL:-}" ]] || tools/install_iwer.sh || true
 # The LeRobot environment (tools/make_lerobot_env.sh: CPU torch + LeRobot, ~1.7 GB under ~/.cache, reused

@@ -20,7 +20,10 @@ recording, live-view and camera render processes at the daemon's priority, as be
 before), ``normal-noslice`` (``loop_slice_ms: 0``: the kernel's time slice for the loops, as
 before), ``normal-cg`` (as ``normal``, the daemon and its children in the cgroup ``--cgroup``:
 a group with a larger CPU weight, what ``systemd-run --user --scope -p CPUWeight=1000`` gives
-an operator on a systemd desktop), or ``all`` (all but ``normal-cg``).
+an operator on a systemd desktop), ``rtkit`` (the default config, the daemon without CAP_SYS_NICE:
+it may not ask for SCHED_FIFO, so RealtimeKit grants SCHED_RR, as on a desktop; as root this
+script starts a private rtkit, ``tests/rtkit_sandbox.py``, unless ``--rtkit-bus`` names one), or
+``all`` (all but ``normal-cg``).
 
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched all --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load cpu:2 --sched normal
@@ -29,6 +32,7 @@ an operator on a systemd desktop), or ``all`` (all but ``normal-cg``).
     python benchmarks/bench_daemon_load.py --load mixed --sched normal --sched normal-cg \
         --cgroup /sys/fs/cgroup/cpu/daemon --rounds 3
     python benchmarks/bench_daemon_load.py --duration 40 --load mixed --sched normal-nice0 --sched normal --rounds 3
+    python benchmarks/bench_daemon_load.py --load mixed --sched normal --sched rtkit --sched fifo --rounds 3
 
 The period max is printed with when it happened (s after the first tick): a stall in the first
 seconds is start-up (imports of the helper processes), one later is the load.
@@ -50,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +68,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_daemon import analyse  # noqa: E402
 
 from frankateach.lifeline import set_parent_death_signal  # noqa: E402
+from tests.rtkit_sandbox import drop_sys_nice as without_sys_nice  # noqa: E402
+from tests.rtkit_sandbox import rtkit_sandbox  # noqa: E402
 
 RECORD_HZ = 40.0
 SCHEDS = {
@@ -72,8 +79,10 @@ SCHEDS = {
     "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
     "normal-cg": {"realtime_priority": 0},
+    "rtkit": {},
 }
 IN_CGROUP = {"normal-cg"}  # modes whose daemon runs in --cgroup
+WITHOUT_SYS_NICE = {"rtkit"}  # modes whose daemon may not ask for SCHED_FIFO itself (no CAP_SYS_NICE)
 
 
 def _die_with_parent() -> None:
@@ -191,16 +200,21 @@ def events(path: Path) -> list[dict]:
         return [json.loads(m.data) for _s, _c, m in make_reader(f).iter_messages(topics=["/events"])]
 
 
-def _join_cgroup(cgroup: Path | None) -> Callable[[], None]:
-    """A child's first step: dies with this script and, with `cgroup`, moves into that cgroup."""
+def _daemon_pre(cgroup: Path | None, drop_sys_nice: bool) -> Callable[[], None]:
+    """A child's first step: dies with this script; with `cgroup`, moves into that cgroup; with
+    `drop_sys_nice` (as root), gives up CAP_SYS_NICE for the program it runs, so that it may not
+    ask for SCHED_FIFO itself (as an operator who is not root)."""
     def pre() -> None:
         _die_with_parent()
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        if drop_sys_nice:
+            without_sys_nice()
     return pre
 
 
-def run_daemon(load: str, sched: str, duration: float, tmp: Path, cgroup: Path | None = None) -> Result:
+def run_daemon(load: str, sched: str, duration: float, tmp: Path, cgroup: Path | None = None,
+               rtkit_bus: str | None = None) -> Result:
     out = Path(tempfile.mkdtemp(prefix=f"rec_{sched}_", dir=tmp))
     cfg = out / "sched.yaml"
     port = free_robot_port()  # other daemons may run on this machine
@@ -209,10 +223,16 @@ def run_daemon(load: str, sched: str, duration: float, tmp: Path, cgroup: Path |
            "scripted:circle@loop=1", "--no-dashboard", "--record-on-start", "--recordings-dir", str(out),
            "--duration", str(duration), "--config", str(cfg), "--robot-port", str(port)]
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+    if rtkit_bus:
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = rtkit_bus
     with open(out / "daemon.log", "wb") as logf:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_join_cgroup(cgroup if sched in IN_CGROUP else None))
+                                preexec_fn=_daemon_pre(cgroup if sched in IN_CGROUP else None,
+                                                       sched in WITHOUT_SYS_NICE))
         code = proc.wait(duration + 120)
+    if sched in WITHOUT_SYS_NICE and b"from RealtimeKit" not in (out / "daemon.log").read_bytes():
+        print(f"  RealtimeKit did not grant real-time scheduling: see {out / 'daemon.log'}")
+        code = code or 3
     files = sorted(out.glob("*/*.mcap"))
     if not files:
         print(f"  no recording ({out / 'daemon.log'})")
@@ -250,6 +270,8 @@ def main() -> int:
     ap.add_argument("--sched", action="append", choices=[*SCHEDS, "all"], help="repeatable; default all")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--cgroup", type=Path, help="cgroup directory (writable) the normal-cg runs' daemon joins")
+    ap.add_argument("--rtkit-bus", help="D-Bus address of the system bus with rtkit for --sched rtkit (default: "
+                    "as root, a private one this script starts (tests/rtkit_sandbox.py); else the system's)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds the load runs before the daemon starts")
     args = ap.parse_args()
     if args.worker is not None:
@@ -267,8 +289,11 @@ def main() -> int:
         raise SystemExit(f"--sched normal-cg needs --cgroup DIR, a cgroup directory; got {args.cgroup}")
     loads = args.load or ["mixed"]
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench_daemon_load_") as td:
+    with tempfile.TemporaryDirectory(prefix="bench_daemon_load_") as td, ExitStack() as stack:
         tmp = Path(td)
+        rtkit_bus = args.rtkit_bus
+        if WITHOUT_SYS_NICE & set(scheds) and rtkit_bus is None and os.geteuid() == 0:
+            rtkit_bus = stack.enter_context(rtkit_sandbox(tmp / "rtkit"))
         for rnd in range(args.rounds):
             for load in loads:
                 for sched in scheds:  # alternate: each round runs every mode under the same load
@@ -276,7 +301,7 @@ def main() -> int:
                     procs = start_load(load, tmp)
                     try:
                         time.sleep(args.warmup if procs else 0.0)
-                        r = run_daemon(load, sched, args.duration, tmp, args.cgroup)
+                        r = run_daemon(load, sched, args.duration, tmp, args.cgroup, rtkit_bus)
                     finally:
                         stop_load(procs)
                     results.append(r)

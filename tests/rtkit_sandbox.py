@@ -10,6 +10,7 @@ process reaches it with ``DBUS_SYSTEM_BUS_ADDRESS`` = the address `rtkit_sandbox
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -30,7 +31,8 @@ DBUS_DAEMON = "/usr/bin/dbus-daemon"
 POLKITD = ("/usr/lib/polkit-1/polkitd", "/usr/libexec/polkitd")
 RTKIT_DAEMON = ("/usr/libexec/rtkit-daemon", "/usr/lib/rtkit/rtkit-daemon")
 START_TIMEOUT_S = 15.0
-INSTALL_HINT = "apt-get install -y dbus-daemon polkitd rtkit   (or: sudo tools/install_debs.sh rtkit rtkit dbus-daemon polkitd)"
+INSTALL_HINT = ("apt-get install -y dbus-daemon polkitd rtkit   "
+                "(or: sudo tools/install_debs.sh rtkit rtkit dbus-daemon polkitd)")
 
 _BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -53,6 +55,18 @@ _RULE = """polkit.addRule(function(action, subject) {{
   }}
 }});
 """
+
+
+_PR_CAPBSET_DROP, _CAP_SYS_NICE = 24, 23  # prctl(2), capability(7)
+
+
+def drop_sys_nice() -> None:
+    """In a child before exec (a `preexec_fn`): as root, takes CAP_SYS_NICE from the program it
+    runs, which then may not ask for SCHED_FIFO itself, as an operator who is not root."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_NICE, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_SYS_NICE)")
 
 
 def _first(paths: tuple[str, ...]) -> str | None:
@@ -93,9 +107,10 @@ def _wait_for_name(address: str, name: str, procs: list[subprocess.Popen], timeo
 
 
 @contextmanager
-def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",)) -> Iterator[str]:
-    """Starts a private system bus with polkitd and rtkit-daemon (rtkit granted to `users`);
-    yields the bus address; stops them all (SIGKILL to each one's process group) on exit."""
+def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",), rtkit: bool = True) -> Iterator[str]:
+    """Starts a private system bus with polkitd and rtkit-daemon (rtkit granted to `users`; with
+    `rtkit` false, the bus alone); yields the bus address; stops them all (SIGKILL to each one's
+    process group) on exit."""
     why = missing()
     if why:
         raise RuntimeError(f"cannot start a private rtkit: {why}")
@@ -122,6 +137,9 @@ def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",)) -> Iterator[str
                 raise RuntimeError("the private dbus-daemon did not start")
             time.sleep(0.02)
         socket.chmod(0o777)  # every user may connect (the bus policy above decides the rest)
+        if not rtkit:
+            yield address
+            return
         polkitd = _first(POLKITD)
         procs.append(_spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                              'mount --bind "$0" /etc/polkit-1/rules.d && exec "$1" --no-debug', str(rules),

@@ -188,12 +188,14 @@ class RealtimeGrant:
         return tids
 
 
-RT_SOFT_FRACTION = 0.5  # SIGXCPU at this fraction of rtkit's RLIMIT_RTTIME; the kernel kills at the whole
+# SIGXCPU at this fraction of rtkit's RLIMIT_RTTIME (the kernel kills at the whole): the handler runs when
+# the main thread next wakes (within `frankateach.signals.POLL_S`, 0.1 s), well before the hard limit
+RT_SOFT_FRACTION = 0.25
 
 
 def limit_rt_runtime(usec_max: int, on_overrun: Callable[[], None]) -> None:
     """Sets this process's RLIMIT_RTTIME as rtkit requires (hard `usec_max` µs) and calls `on_overrun`
-    (in the main thread) when a real-time thread runs half of that without sleeping (SIGXCPU), so it
+    (in the main thread) when a real-time thread runs a quarter of that without sleeping (SIGXCPU), so it
     can go back to normal scheduling before the kernel kills the process. Call from the main thread.
     """
     soft = max(1, int(usec_max * RT_SOFT_FRACTION))

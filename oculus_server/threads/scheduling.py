@@ -88,7 +88,7 @@ class Scheduling:
             return Report(logging.INFO,
                           f"real-time scheduling from RealtimeKit (SCHED_RR, priority capped at {lim.max_priority}; "
                           f"SCHED_FIFO itself: {self.fifo_error}); a thread running {lim.rttime_usec_max // 1000} ms "
-                          "without sleeping would be killed, so at half of that every loop goes back to normal",
+                          "without sleeping would be killed, so at a quarter of that every loop goes back to normal",
                           {"realtime": True, "via": "rtkit", "reason": self.fifo_error})
         weight = own_weight()
         why = self.fifo_error + (f"; RealtimeKit: {rtkit_error}" if rtkit_error else "")
@@ -112,7 +112,7 @@ class Scheduling:
         if not tids:
             return None
         return Report(logging.ERROR,
-                      f"a real-time thread ran over half of RLIMIT_RTTIME without sleeping: the {len(tids)} "
+                      f"a real-time thread ran over a quarter of RLIMIT_RTTIME without sleeping: the {len(tids)} "
                       "threads RealtimeKit made real-time are back to normal scheduling",
                       {"realtime": False, "reason": "RLIMIT_RTTIME", "threads": tids})
 
