@@ -107,10 +107,12 @@ def _wait_for_name(address: str, name: str, procs: list[subprocess.Popen], timeo
 
 
 @contextmanager
-def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",), rtkit: bool = True) -> Iterator[str]:
-    """Starts a private system bus with polkitd and rtkit-daemon (rtkit granted to `users`; with
-    `rtkit` false, the bus alone); yields the bus address; stops them all (SIGKILL to each one's
-    process group) on exit."""
+def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",), rtkit: bool = True,
+                  rtkit_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Starts a private system bus with polkitd and rtkit-daemon (rtkit granted to `users`, with
+    `rtkit_args`, e.g. ``--threads-per-user-max=2``; with `rtkit` false, the bus alone); yields the
+    bus address; stops them all (SIGKILL to each one's process group) on exit. (polkit authorizes
+    root whatever the rules say: a refusal for root comes from rtkit's own limits.)"""
     why = missing()
     if why:
         raise RuntimeError(f"cannot start a private rtkit: {why}")
@@ -145,9 +147,10 @@ def rtkit_sandbox(tmp: Path, users: tuple[str, ...] = ("root",), rtkit: bool = T
                              'mount --bind "$0" /etc/polkit-1/rules.d && exec "$1" --no-debug', str(rules),
                              str(polkitd)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for_name(address, "org.freedesktop.PolicyKit1", procs, START_TIMEOUT_S)
-        # rtkit limits its own file size to 0: its output must go to a pipe or nowhere, never a file
-        procs.append(_spawn([str(_first(RTKIT_DAEMON))], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL))
+        # --no-limit-resources: rtkit otherwise caps the processes of its user at 3, which a second
+        # instance (a parallel test, or the machine's own rtkit) exceeds at its first thread
+        procs.append(_spawn([str(_first(RTKIT_DAEMON)), "--no-limit-resources", *rtkit_args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for_name(address, "org.freedesktop.RealtimeKit1", procs, START_TIMEOUT_S)
         yield address
     finally:

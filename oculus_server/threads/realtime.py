@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 # sched_setattr(2): syscall numbers by machine; struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes).
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
 _SCHED_FLAG_RESET_ON_FORK = 0x01
+# Back to normal keeps SCHED_RESET_ON_FORK: without privilege a thread may not clear it (rtkit sets it)
+_NORMAL = getattr(os, "SCHED_OTHER", 0) | getattr(os, "SCHED_RESET_ON_FORK", 0)
 SLICE_MIN_S, SLICE_MAX_S = 100e-6, 0.1  # what the kernel clamps a requested slice to
 
 
@@ -134,7 +136,7 @@ def reset_normal() -> None:
     """Returns the calling thread to the normal time-sharing policy (no-op if not permitted)."""
     if hasattr(os, "sched_setscheduler"):
         try:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            os.sched_setscheduler(0, _NORMAL, os.sched_param(0))
         except OSError:
             pass
 
@@ -182,7 +184,7 @@ class RealtimeGrant:
             tids, self.granted = self.granted, []
         for tid in tids:
             try:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                os.sched_setscheduler(tid, _NORMAL, os.sched_param(0))
             except OSError:  # the thread ended meanwhile
                 pass
         return tids

@@ -25,6 +25,7 @@ from oculus_server.threads.rtkit import RealtimeKit, RtkitError
 
 log = logging.getLogger(__name__)
 
+MIN_RTTIME_USEC = 20_000  # the shortest RLIMIT_RTTIME rtkit may require that the daemon accepts, µs
 ASKED_TIMEOUT_S = 6.0  # longest `report` waits for the threads to have asked (an rtkit call: ≤ 5 s)
 
 
@@ -64,7 +65,11 @@ class Scheduling:
             return self.grant
         try:
             self._kit = RealtimeKit.connect()
-            limit_rt_runtime(self._kit.limits.rttime_usec_max, self._on_rt_overrun)
+            usec = self._kit.limits.rttime_usec_max
+            if usec < MIN_RTTIME_USEC:
+                raise RtkitError(f"rtkit requires RLIMIT_RTTIME ≤ {usec} µs: too short for the loops "
+                                 f"(expected at least {MIN_RTTIME_USEC} µs)")
+            limit_rt_runtime(usec, self._on_rt_overrun)
         except (RtkitError, OSError, ValueError) as exc:
             self.rtkit_error = str(exc)
             self.close()
@@ -93,8 +98,9 @@ class Scheduling:
         weight = own_weight()
         why = self.fifo_error + (f"; RealtimeKit: {rtkit_error}" if rtkit_error else "")
         message = describe_fix(why) + describe_weight(weight, systemd_hint())
-        if self._kit is not None and len(normal) < len(asked):
-            message = (f"only some loops run real-time (RealtimeKit refused {', '.join(normal)}). " + message)
+        if self.grant.demote():
+            # all or none: a real-time dashboard or writer beside normal loops would preempt them
+            message = (f"RealtimeKit refused {', '.join(normal)}, so no thread runs real-time. " + message)
         return Report(logging.WARNING, message,
                       {"realtime": False, "reason": why, "cpu_weight": weight, "normal": normal})
 
