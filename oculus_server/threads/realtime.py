@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
 _SCHED_FLAG_RESET_ON_FORK = 0x01
 # Back to normal keeps SCHED_RESET_ON_FORK: without privilege a thread may not clear it (rtkit sets it)
-_NORMAL = getattr(os, "SCHED_OTHER", 0) | getattr(os, "SCHED_RESET_ON_FORK", 0)
+_RESET_ON_FORK = getattr(os, "SCHED_RESET_ON_FORK", 0)
+_NORMAL = getattr(os, "SCHED_OTHER", 0) | _RESET_ON_FORK
+_REALTIME = {getattr(os, "SCHED_FIFO", 1), getattr(os, "SCHED_RR", 2)}
 SLICE_MIN_S, SLICE_MAX_S = 100e-6, 0.1  # what the kernel clamps a requested slice to
 
 
@@ -151,13 +153,14 @@ class RealtimeGrant:
     """Real-time scheduling for the calling thread: SCHED_FIFO if this process may ask for it,
     else SCHED_RR from rtkit (`kit`, priorities capped at `max_priority`); thread-safe.
 
-    `granted` lists the threads rtkit made real-time; `error` is rtkit's first refusal ("" if none).
+    `granted` maps the threads rtkit made real-time (kernel thread id) to their names; `error` is
+    rtkit's first refusal ("" if none).
     """
 
     def __init__(self, kit: Kit | None = None, max_priority: int = 99) -> None:
         self.kit = kit
         self.max_priority = max_priority
-        self.granted: list[int] = []
+        self.granted: dict[int, str] = {}
         self.error = ""
         self._lock = threading.RLock()  # `demote` may run in a signal handler of a thread inside `__call__`
 
@@ -175,19 +178,36 @@ class RealtimeGrant:
                 self.error = self.error or str(exc)
             return False
         with self._lock:
-            self.granted.append(tid)
+            self.granted[tid] = threading.current_thread().name
         return True
 
-    def demote(self) -> list[int]:
-        """Returns every thread rtkit made real-time to normal scheduling; the ones that were."""
+    def demote(self) -> list[str]:
+        """Returns every thread rtkit made real-time to normal scheduling; the names of those that were."""
         with self._lock:
-            tids, self.granted = self.granted, []
-        for tid in tids:
+            granted, self.granted = self.granted, {}
+        for tid in granted:
             try:
                 os.sched_setscheduler(tid, _NORMAL, os.sched_param(0))
             except OSError:  # the thread ended meanwhile
                 pass
-        return tids
+        return list(granted.values())
+
+    def lost(self) -> list[str]:
+        """The names of granted threads that no longer run real-time though they still run (rtkit
+        took it back: its watchdog, or ``rtkitctl --reset-known``); they leave `granted`. Threads
+        that ended leave it silently."""
+        out: list[str] = []
+        with self._lock:
+            for tid, name in list(self.granted.items()):
+                try:
+                    policy = os.sched_getscheduler(tid) & ~_RESET_ON_FORK
+                except OSError:  # ended
+                    del self.granted[tid]
+                    continue
+                if policy not in _REALTIME:
+                    del self.granted[tid]
+                    out.append(name)
+        return out
 
 
 # SIGXCPU at this fraction of rtkit's RLIMIT_RTTIME (the kernel kills at the whole): the handler runs when

@@ -48,7 +48,7 @@ class Scheduling:
         self.fifo_error = ""  # why SCHED_FIFO is refused ("" if it is not)
         self.rtkit_error = ""  # why rtkit was not used ("" if it was, or not needed)
         self._kit: RealtimeKit | None = None
-        self._demoted: list[int] = []
+        self._demoted: list[str] = []
         self._lock = threading.RLock()  # RLock: `_on_rt_overrun` is a signal handler in the main thread
 
     def setup(self) -> RealtimeGrant:
@@ -107,20 +107,30 @@ class Scheduling:
     def _on_rt_overrun(self) -> None:
         """SIGXCPU (main thread): a real-time thread ran too long without sleeping; every thread
         rtkit made real-time goes back to normal before the kernel's hard limit kills the process."""
-        tids = self.grant.demote()
+        names = self.grant.demote()
         with self._lock:
-            self._demoted.extend(tids)
+            self._demoted.extend(names)
 
     def take_demotion(self) -> Report | None:
-        """A report of threads `_on_rt_overrun` demoted since the last call (None if none)."""
+        """What to tell the operator if the loops lost real-time scheduling since the last call
+        (None if not): demoted by `_on_rt_overrun`, or taken back by rtkit (then the others are
+        demoted too: all or none). Call from the main thread's wait loop."""
         with self._lock:
-            tids, self._demoted = self._demoted, []
-        if not tids:
+            names, self._demoted = self._demoted, []
+        if names:
+            return Report(logging.ERROR,
+                          "a real-time thread ran over a quarter of RLIMIT_RTTIME without sleeping: the threads "
+                          f"RealtimeKit made real-time ({', '.join(names)}) are back to normal scheduling",
+                          {"realtime": False, "reason": "RLIMIT_RTTIME", "threads": names})
+        lost = self.grant.lost()
+        if not lost:
             return None
+        rest = self.grant.demote()
         return Report(logging.ERROR,
-                      f"a real-time thread ran over a quarter of RLIMIT_RTTIME without sleeping: the {len(tids)} "
-                      "threads RealtimeKit made real-time are back to normal scheduling",
-                      {"realtime": False, "reason": "RLIMIT_RTTIME", "threads": tids})
+                      f"RealtimeKit took real-time scheduling back from {', '.join(lost)} (its watchdog does so "
+                      "when real-time threads starve the machine; or rtkitctl --reset-known): every loop runs at "
+                      "normal scheduling from now on",
+                      {"realtime": False, "reason": "rtkit took it back", "threads": lost + rest})
 
     def close(self) -> None:
         if self._kit is not None:
