@@ -64,7 +64,7 @@ from oculus_server.recording.sim_scene import SimScene, SimSceneFetch
 from oculus_server.safety.config import SafetyConfig
 from oculus_server.sim_process import sim_state_port_for
 from oculus_server.state import SharedState
-from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.base import GIL_HOLDER_PRIORITY, DaemonThread, Supervisor
 from oculus_server.threads.cameras import CameraThread
 from oculus_server.threads.control import ControlThread
 from oculus_server.threads.live_process import LiveProcessThread, LiveSettings
@@ -259,7 +259,7 @@ class Daemon:
             names = tuple(camera_names(cfg).values())
             self.live = LiveProcessThread(LiveSettings(cfg.live_host, cfg.live_port, names),
                                           lambda: self._mapper_options(self._scene()), sv, st.counters, st.events,
-                                          nice=cfg.helper_nice)
+                                          nice=cfg.helper_nice, realtime_priority=min(GIL_HOLDER_PRIORITY, rt))
         live = self.live
         self.recorder = RecorderThread(
             self.mcap_queue, sv, st, hz=cfg.record_hz, enabled=cfg.record,
@@ -303,7 +303,8 @@ class Daemon:
         # --debug: the simulator's state blob (~1 Hz) goes into recordings as /sim/state.
         self.sim_state: SimStateThread | None = None
         if cfg.debug:
-            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st.sim, st.counters)
+            self.sim_state = SimStateThread(cfg.robot_host, sim_state_port_for(cfg.robot_port), sv, st.sim, st.counters,
+                                            realtime_priority=min(GIL_HOLDER_PRIORITY, rt))
             self.loop_threads.append(self.sim_state)
         # VLA assist: streams frames to the inference service; lowest priority of the loops.
         self.assist: AssistThread | None = None
@@ -367,6 +368,11 @@ class Daemon:
 
     def start(self) -> None:
         """Starts the helper processes, then every thread."""
+        # Each thread asks for real-time scheduling as it starts (SCHED_FIFO, else RealtimeKit); the
+        # helpers' receivers start with them.
+        grant = self.scheduling.setup()
+        for t in self.threads:
+            t.grant = grant
         self._start_helpers()
         # A stop (Ctrl-C) while the helpers started: the loops start and end at once, and the
         # robot not having been asked is no fault.
@@ -383,10 +389,6 @@ class Daemon:
         gc.collect()
         gc.freeze()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        # Each thread asks for real-time scheduling as it starts (SCHED_FIFO, else RealtimeKit).
-        grant = self.scheduling.setup()
-        for t in self.threads:
-            t.grant = grant
         # The main thread (dashboard) takes the GIL too: it must not be preempted while holding it.
         grant(max(0, self.cfg.realtime_priority - 2))
         self.started_at = time.monotonic()

@@ -80,3 +80,41 @@ def test_a_loop_without_realtime_runs_with_its_slice() -> None:
 def test_the_default_asks_for_a_slice_shorter_than_the_kernels() -> None:
     """0.2 ms: measured with benchmarks/bench_daemon_load.py (README, scheduling)."""
     assert 0 < DaemonConfig().loop_slice_ms < 0.7
+
+
+def test_with_real_time_loops_the_threads_that_take_the_gil_run_real_time_below_them(tmp_path: Path) -> None:
+    """SCHED_FIFO (this test runs as root, as CI does): the loops at their priorities, and the
+    recording's receiver at GIL_HOLDER_PRIORITY, so no ordinary process preempts it holding the GIL."""
+    import os
+
+    from oculus_server.daemon import Daemon
+    from oculus_server.threads.base import GIL_HOLDER_PRIORITY
+    from oculus_server.threads.realtime import realtime_error
+    from oculus_server.vr import make_source
+    from tests.daemon_fakes import daemon_config, wait_for
+    from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
+
+    if realtime_error(10):
+        pytest.skip(f"no SCHED_FIFO here: {realtime_error(10)}")
+    port = free_port_block()
+    server = start_robot_server(KinematicBackend(), port)
+    cfg = daemon_config(tmp_path, port, realtime_priority=10)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))
+    seen: dict[str, tuple[int, int]] = {}
+    try:
+        daemon.start()
+        assert wait_for(lambda: bool(list(tmp_path.glob("*.partial"))), 10.0)
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                tid = int(task.name)
+                seen[(task / "comm").read_text().strip()] = (
+                    os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK, os.sched_getparam(tid).sched_priority)
+            except OSError:
+                continue
+    finally:
+        daemon.shutdown()
+        server.stop()
+    fifo = os.SCHED_FIFO
+    assert seen["control"] == seen["recording"] == seen["vr"] == (fifo, 10), seen
+    assert seen["robot"] == (fifo, 9) and seen["mcap-writer"] == (fifo, 8), seen
+    assert seen["mcap-writer-rx"] == (fifo, GIL_HOLDER_PRIORITY), seen

@@ -189,6 +189,7 @@ def test_the_daemon_of_an_operator_without_privileges_runs_its_loops_under_rtkit
     assert code == 0, text
     rr = os.SCHED_RR | RESET_ON_FORK
     assert {granted.get(name) for name in loops} == {rr}, granted
+    assert granted["mcap-writer-rx"] == rr  # it takes the GIL: real-time too, below the loops
     assert "real-time scheduling from RealtimeKit" in text and "no real-time scheduling" not in text
     assert {after.get(name, 0) & ~RESET_ON_FORK for name in granted} == {os.SCHED_OTHER}, after
     given, taken = scheduling_events(tmp_path)

@@ -22,6 +22,12 @@ from oculus_server.threads.realtime import set_slice, try_realtime
 
 log = logging.getLogger(__name__)
 
+# Real-time priority of the daemon's threads that keep no time but take the GIL (the helpers'
+# forwarders and receivers, the sim-state subscriber) when the loops run real-time: lowest, but
+# above every ordinary process, which could otherwise preempt one while it holds the GIL and so
+# stall every loop until it runs again.
+GIL_HOLDER_PRIORITY = 1
+
 
 @dataclass(frozen=True)
 class Failure:

@@ -160,6 +160,8 @@ class LiveProcessThread(DaemonThread):
         counters: where the live view's figures go; events: where its warnings go.
         queue_size: ticks queued here before the recorder's offers are dropped (counted).
         nice: the live-view process's nice value (0: the daemon's; see `spawn_child`).
+        realtime_priority: of this thread and the receiver (`base.GIL_HOLDER_PRIORITY` when the loops
+            run real-time: it takes the GIL, so it must not be preempted by an ordinary process).
     """
 
     def __init__(
@@ -171,8 +173,9 @@ class LiveProcessThread(DaemonThread):
         events: EventLog,
         queue_size: int = LIVE_QUEUE_SIZE,
         nice: int = 0,
+        realtime_priority: int = 0,
     ) -> None:
-        super().__init__("live-sink", supervisor, realtime_priority=0)
+        super().__init__("live-sink", supervisor, realtime_priority)
         self.settings = settings
         self.nice = nice
         self.mapper_options = mapper_options
@@ -275,6 +278,7 @@ class LiveProcessThread(DaemonThread):
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
         set_os_thread_name("live-sink-rx")
+        self.grant(self.realtime_priority)
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return

@@ -25,8 +25,8 @@ class SimStateThread(DaemonThread):
     """Subscribes to the simulator's state blobs on `host:port`."""
 
     def __init__(self, host: str, port: int, supervisor: Supervisor, sim: SimStateSlot, counters: Counters,
-                 poll_s: float = 0.2) -> None:
-        super().__init__("sim-state", supervisor)
+                 poll_s: float = 0.2, realtime_priority: int = 0) -> None:
+        super().__init__("sim-state", supervisor, realtime_priority)
         self.sim, self.counters = sim, counters
         self.host, self.port, self.poll_s = host, int(port), poll_s
         self._sock: zmq.Socket | None = None

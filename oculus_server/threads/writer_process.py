@@ -33,7 +33,7 @@ from typing import Any
 
 from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EpisodeChannel, EventLog
-from oculus_server.threads.base import DaemonThread, Supervisor
+from oculus_server.threads.base import GIL_HOLDER_PRIORITY, DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
 from oculus_server.threads.mcap_writer import McapWriterThread, RecordingFault
 from robot_formats.recording.records import EpisodeStart, Event
@@ -255,6 +255,8 @@ class WriterProcessThread(DaemonThread):
     # -- the receiver ---------------------------------------------------------------------------
     def _receive(self) -> None:
         set_os_thread_name("mcap-writer-rx")
+        # it takes the GIL: real-time too (lowest), so an ordinary process never preempts it holding it
+        self.grant(min(GIL_HOLDER_PRIORITY, self.realtime_priority))
         assert self._status is not None
         if receive_status(self._status, self._apply):
             return
