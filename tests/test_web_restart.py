@@ -76,10 +76,15 @@ def test_an_episode_interrupted_by_a_restart_shows_as_failed_with_its_log(tmp_pa
     # stopped mid-episode; the page stays open
     wait_for(lambda: not driver.find_element(CSS, "#service-status").get_attribute("hidden"), 30,
              what="the page noticing the service is gone")
+    # When the service is back the page is mounted afresh (app.js, vla:service-back): its episode
+    # panel is rebuilt, empty until its first poll. The panel there now is marked, so that what is
+    # checked below is the new one (the old one may still show a poll that raced the remount).
+    driver.execute_script("document.getElementById('arena-episode').dataset.before = 'restart'")
+    new_panel = "#arena-episode:not([data-before])"
     with run_service(tmp_path, port=port, reuse_keys=keys):
-        wait_for(lambda: driver.find_elements(CSS, "#arena-episode .badge[data-state='failed']"), 40,
+        wait_for(lambda: driver.find_elements(CSS, f"{new_panel} .badge[data-state='failed']"), 40,
                  what="the badge following the episode to failed")
         assert not driver.find_elements(CSS, "#episode-cancel")  # no live Cancel button for a dead episode
-        assert driver.find_element(CSS, "#episode-rerun").is_enabled()
+        assert driver.find_element(CSS, f"{new_panel} #episode-rerun").is_enabled()
         wait_for(lambda: "interrupted" in driver.find_element(CSS, "#arena-log").text, 20, what="the log saying why")
         assert "interrupted" in driver.find_element(CSS, "#arena-episode").text
