@@ -11,6 +11,7 @@ process reaches it with ``DBUS_SYSTEM_BUS_ADDRESS`` = the address `rtkit_sandbox
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -82,7 +83,21 @@ def missing() -> str:
     absent = [name for name, found in (("dbus-daemon", os.access(DBUS_DAEMON, os.X_OK)),
                                         ("polkitd", _first(POLKITD)), ("rtkit-daemon", _first(RTKIT_DAEMON)),
                                         ("unshare", shutil.which("unshare"))) if not found]
-    return f"missing {', '.join(absent)}: {INSTALL_HINT}" if absent else ""
+    if absent:
+        return f"missing {', '.join(absent)}: {INSTALL_HINT}"
+    return _mount_namespace_error()
+
+
+@functools.cache
+def _mount_namespace_error() -> str:
+    """Why polkitd's private mount namespace cannot be made here ("" if it can): a container
+    without CAP_SYS_ADMIN refuses ``unshare --mount``."""
+    try:
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot make a mount namespace for polkitd: {exc}"
+    return "" if proc.returncode == 0 else f"cannot make a mount namespace for polkitd: {proc.stderr.strip()}"
 
 
 def _spawn(cmd: list[str], **kw: object) -> subprocess.Popen:
