@@ -132,6 +132,19 @@ def test_any_truncation_or_damage_recovers_a_file_the_official_reader_reads_whol
             assert report.exit_code in (0, 3) and not report.dropped
 
 
+def test_a_finished_file_whose_closing_magic_is_damaged_is_repaired_not_passed_as_intact(
+        finished: Path, tmp_path: Path) -> None:
+    """The case hypothesis found in a fresh-clone run: the last byte flipped. The seeking reader
+    still finds the summary (it does not check the closing magic); a streaming reader refuses it."""
+    source = finished.read_bytes()
+    partial = tmp_path / "x.mcap.partial"
+    partial.write_bytes(damaged(source, len(source), [("cut", 0, 0x5A)]))
+    report = recover(partial)
+    assert report.status == "repaired" and report.output is not None
+    assert report.output.read_bytes()[-8:] == source[-8:]
+    assert read_whole(report.output) == report.messages_recovered == _total(finished)
+
+
 def test_damaged_metadata_is_dropped_and_reported_and_the_rest_kept(finished: Path, tmp_path: Path) -> None:
     """The case hypothesis found in a fresh-clone run: a string length inside the start metadata
     grew past its record, so the official reader read into the next record (UnicodeDecodeError)."""

@@ -30,7 +30,7 @@ from mcap.stream_reader import StreamReader
 
 from robot_formats.recording.errors import RecordingError
 from robot_formats.recording.paths import PARTIAL_SUFFIX, is_partial
-from robot_formats.recording.scan import ScanResult, scan, write_tail
+from robot_formats.recording.scan import MAGIC, ScanResult, scan, write_tail
 from robot_formats.recording.sink import fsync_dir, move_into
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,16 @@ def _report(path: Path, output: Path | None, status: str, s: ScanResult) -> Reco
     )
 
 
-def _summary_readable(path: Path) -> bool:
-    """True if the standard reader finds a footer and summary in `path`."""
+def _ends_whole(path: Path) -> bool:
+    """True if `path` ends as a finished MCAP does: the standard reader finds a footer and summary,
+    and the closing magic bytes are intact (that reader does not check them; a streaming reader
+    does, and refuses the file at its very end)."""
     try:
         with open(path, "rb") as f:
-            return make_reader(f).get_summary() is not None
+            if make_reader(f).get_summary() is None:
+                return False
+            f.seek(-len(MAGIC), os.SEEK_END)
+            return f.read(len(MAGIC)) == MAGIC
     except Exception:  # noqa: BLE001 - the mcap library raises many types on a damaged summary
         return False
 
@@ -269,7 +274,7 @@ def recover(path: Path | str, out: Path | str | None = None) -> RecoverReport:
     except OSError as exc:
         raise RecordingError(f"cannot read {path}: {exc}") from exc
     target = Path(out) if out is not None else None
-    if s.complete and not s.dropped and _summary_readable(path):
+    if s.complete and not s.dropped and _ends_whole(path):
         if target is None and is_partial(path):
             target = _default_output(path)  # finished but never renamed (e.g. the move failed)
             if target.exists():
