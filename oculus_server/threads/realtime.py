@@ -134,11 +134,12 @@ def describe_fix(why: str) -> str:
             f"overrun is reported on the dashboard and in /events). To fix it, {fix}")
 
 
-def reset_normal() -> None:
-    """Returns the calling thread to the normal time-sharing policy (no-op if not permitted)."""
+def reset_normal(tid: int = 0) -> None:
+    """Returns thread `tid` (0: the calling thread) to the normal time-sharing policy (no-op if not
+    permitted, or if the thread has ended)."""
     if hasattr(os, "sched_setscheduler"):
         try:
-            os.sched_setscheduler(0, _NORMAL, os.sched_param(0))
+            os.sched_setscheduler(tid, _NORMAL, os.sched_param(0))
         except OSError:
             pass
 
@@ -186,10 +187,7 @@ class RealtimeGrant:
         with self._lock:
             granted, self.granted = self.granted, {}
         for tid in granted:
-            try:
-                os.sched_setscheduler(tid, _NORMAL, os.sched_param(0))
-            except OSError:  # the thread ended meanwhile
-                pass
+            reset_normal(tid)
         return list(granted.values())
 
     def lost(self) -> list[str]:
