@@ -222,11 +222,18 @@ def _sequences(path: Path, topic: str) -> list[tuple[int, int]]:
         return [(m.sequence, m.log_time) for _, _, m in make_reader(f).iter_messages(topics=[topic])]
 
 
-def _run_to_exit(box: Path, argv: list[str], log_path: Path, timeout_s: float = 240.0) -> tuple[int, str]:
-    """Runs `argv` in the sandbox with no terminal until it exits by itself (SIGKILL after `timeout_s`)."""
+def _run_to_exit(box: Path, argv: list[str], log_path: Path, timeout_s: float = 240.0,
+                 rtkit_bus: str | None = None) -> tuple[int, str]:
+    """Runs `argv` in the sandbox with no terminal until it exits by itself (SIGKILL after `timeout_s`).
+    With `rtkit_bus`, as an operator who is not root would on a desktop: without CAP_SYS_NICE, that
+    bus as the system bus (tests/rtkit_sandbox.py)."""
+    from tests.rtkit_sandbox import drop_sys_nice
+
+    env = _sandbox_env() | ({"DBUS_SYSTEM_BUS_ADDRESS": rtkit_bus} if rtkit_bus else {})
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=box, env=_sandbox_env(), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=box, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=drop_sys_nice if rtkit_bus else None)
     with _reaped(proc):
         rc = proc.wait(timeout=timeout_s)
     return rc, log_path.read_text(errors="replace")
@@ -235,7 +242,7 @@ def _run_to_exit(box: Path, argv: list[str], log_path: Path, timeout_s: float = 
 class TimedRun:
     """`./run_server.sh --debug --performance --vr-source scripted:pick_place --duration 30 --no-dashboard`."""
 
-    def __init__(self, tmp: Path, busy: bool = False) -> None:
+    def __init__(self, tmp: Path, busy: bool = False, rtkit_bus: str | None = None) -> None:
         from tests.debug_demo import sandbox
 
         self.argv = readme_line(f"{RUN_SERVER} --performance --vr-source scripted:pick_place")
@@ -245,7 +252,8 @@ class TimedRun:
         load = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdin=subprocess.DEVNULL) if busy else None
         try:
             with default_ports_lock():
-                self.returncode, self.log = _run_to_exit(self.box, self.argv, tmp / "run_server.log")
+                self.returncode, self.log = _run_to_exit(self.box, self.argv, tmp / "run_server.log",
+                                                         rtkit_bus=rtkit_bus)
         finally:
             if load is not None:
                 load.kill()
@@ -306,6 +314,24 @@ def test_run_server_debug_performance_duration_30_exits_by_itself_with_a_40_hz_r
 
 def test_run_server_debug_performance_duration_30_beside_a_cpu_bound_process(tmp_path: Path) -> None:
     _check_timed_performance_run(TimedRun(tmp_path, busy=True))
+
+
+def test_run_server_debug_performance_duration_30_for_an_operator_without_privileges_runs_under_rtkit(
+        tmp_path: Path) -> None:
+    """The README's timed command as written, by a user who may not ask for SCHED_FIFO, on a machine
+    with RealtimeKit (Debian's, on a private bus), beside a CPU-bound process: the same outcome, and
+    the loops real-time from rtkit, as the README's scheduling section says."""
+    from tests.rtkit_sandbox import missing, rtkit_sandbox
+
+    if missing():
+        pytest.skip(f"private rtkit: {missing()}")
+    with rtkit_sandbox(tmp_path / "rtkit") as bus:
+        run = TimedRun(tmp_path, busy=True, rtkit_bus=bus)
+    _check_timed_performance_run(run)
+    assert "real-time scheduling from RealtimeKit (SCHED_RR" in run.log, run.log[-4000:]
+    assert "no real-time scheduling" not in run.log, run.log[-4000:]
+    events = [m for _, m in _json_messages(run.episodes[0], "/events") if m.get("kind") == "scheduling"]
+    assert [(e["data"]["realtime"], e["data"]["via"]) for e in events] == [(True, "rtkit")], events
 
 
 def _hand_path(path: Path) -> np.ndarray:
