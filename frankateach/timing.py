@@ -207,6 +207,7 @@ class Ticker:
         self.last_tick = float("nan")  # clock time of the latest wake-up (what the tick measured)
         self.last_lag = 0.0  # how long after its deadline the latest tick started, seconds (≥ 0)
         self.last_skipped = 0  # grid points skipped before the latest tick (it was that many periods late)
+        self.ticks = 0  # ticks started so far (changes whenever one starts: `oculus_server.threads.wakers`)
 
     def wait(self, stop: threading.Event) -> bool:
         """Sleeps until the next deadline; returns False once `stop` is set.
@@ -216,8 +217,7 @@ class Ticker:
         tick runs immediately; the one after it waits for the next grid point again.
         """
         now = self.clock.now()
-        if self._work_start is not None:
-            self.stats.work(now - self._work_start)
+        self._end_work(now)
         if stop.is_set():
             return False
         self.last_lag, self.last_skipped = 0.0, 0
@@ -240,7 +240,51 @@ class Ticker:
                     return False
                 now = self.clock.now()
             self.last_lag = max(0.0, now - deadline)  # a busy machine can wake a sleeper late, too
+        self._start(now)
+        return True
+
+    def next_deadline(self) -> float:
+        """When the next tick is due, clock seconds (now, before the first tick)."""
+        if self._t0 is None:
+            return self.clock.now()
+        return self._t0 + (self._k + 1) * self.period
+
+    def take(self) -> None:
+        """Starts the tick that is due, without sleeping: for a caller that slept until
+        `next_deadline()` itself (`oculus_server.threads.wakers`).
+
+        A tick taken within a period of its deadline is on time (its lateness goes into
+        `last_lag`, as after a late wake-up in `wait`); later than that, the grid points passed
+        are skipped and counted as in `wait`. Call `finish` when the tick's work is done.
+        """
+        now = self.clock.now()
+        self._end_work(now)
+        self.last_lag, self.last_skipped = 0.0, 0
+        if self._t0 is None:
+            self._t0, self._k = now, 0
+        else:
+            k = self._k + 1
+            deadline = self._t0 + k * self.period
+            latest = max(k, math.floor((now - self._t0) / self.period + self._GRID_TOLERANCE))
+            if latest > k:
+                self.stats.missed += latest - k
+                self.stats.late += 1
+                self.last_skipped = latest - k
+            self._k = latest
+            self.last_lag = max(0.0, now - deadline)
+        self._start(now)
+
+    def finish(self) -> None:
+        """Ends the current tick's work now (`wait` otherwise counts it up to its own call)."""
+        self._end_work(self.clock.now())
+
+    def _end_work(self, now: float) -> None:
+        if self._work_start is not None:
+            self.stats.work(now - self._work_start)
+            self._work_start = None
+
+    def _start(self, now: float) -> None:
         self.stats.tick(now)
         self._work_start = now
         self.last_tick = now
-        return True
+        self.ticks += 1

@@ -160,6 +160,9 @@ class DaemonConfig:
     writer_process: bool = _rule(True, Rule("bool"), "write recordings in a helper process (off: a thread)")
     loop_slice_ms: float = _rule(0.2, Rule("float", lo=0.0, hi=100.0, unit="ms"),
                                  "without SCHED_FIFO: time slice the time-keeping loops ask for (0: the kernel's)")
+    loop_wakers: int = _rule(2, Rule("int", lo=1, hi=64),
+                             "without real-time scheduling: threads, each on its own CPU, that wait for each "
+                             "tick of the control, VR and recording loops (the first awake takes it; 1: one)")
     helper_nice: int = _rule(5, Rule("int", lo=0, hi=19),
                              "nice value of the helper processes that can wait (recording, live view, "
                              "the simulator's camera renderer; 0: the daemon's)")

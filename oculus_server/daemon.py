@@ -77,6 +77,7 @@ from oculus_server.threads.scheduling import Report, Scheduling
 from oculus_server.threads.sim_state import SimStateThread
 from oculus_server.threads.state_feed import StateFeedThread
 from oculus_server.threads.vr import VRThread
+from oculus_server.threads.wakers import pick_cpus
 from oculus_server.threads.writer_process import FINALIZE_S, WriterProcessThread
 from oculus_server.vr.source import VRSource
 from robot_formats.recording.camera_mounts import CameraMount
@@ -292,6 +293,9 @@ class Daemon:
             self.timekeepers.append(self.state_feed)
         for t in self.timekeepers:
             t.slice_s = cfg.loop_slice_ms / 1e3
+        # Without real-time scheduling, each tick of these loops is waited for on several CPUs.
+        for i, loop in enumerate((self.control, self.recorder, self.vr)):
+            loop.waker_cpus = pick_cpus(cfg.loop_wakers, offset=i * cfg.loop_wakers)
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -361,6 +362,51 @@ def test_without_realtime_every_time_keeping_loop_runs_with_the_configured_slice
         if kernel_slice_ns(threading.get_native_id()) is not None:
             assert {kernel_slice_ns(t.native_id) for t in daemon.timekeepers} == {300_000}
         assert not daemon.writer.short_slice  # only the loops that keep time
+    finally:
+        daemon.stop_event.set()
+        assert daemon.shutdown() == 0
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_without_realtime_the_control_recording_and_vr_ticks_are_waited_for_on_two_cpus(tmp_path: Path, robot):
+    port, _backend, _ = robot
+    cfg = daemon_config(tmp_path, port, control_hz=40.0)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))
+    daemon.start()
+    try:
+        loops = (daemon.control, daemon.recorder, daemon.vr)
+        assert wait_for(lambda: all(t.wakers is not None and t.ticker.ticks > 40 for t in loops), 5.0)
+        names = {Path(f"/proc/self/task/{tid}/comm").read_text().strip(): int(tid)
+                 for tid in os.listdir("/proc/self/task") if Path(f"/proc/self/task/{tid}/comm").exists()}
+        for t in loops:
+            assert len(t.waker_cpus) == 2 and t.waker_cpus[0] != t.waker_cpus[1]
+            assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
+            assert os.sched_getaffinity(names[f"{t.name}-2"]) == {t.waker_cpus[1]}
+        assert wait_for(lambda: daemon.recorder.seq > 40, 5.0)
+    finally:
+        daemon.stop_event.set()
+        assert daemon.shutdown() == 0
+    for t in loops:
+        assert sum(t.wakers.taken.values()) == t.ticker.ticks  # every tick taken once, by one of the two
+    (path,) = finished_files(tmp_path)
+    ep = read_episode(path)
+    seqs = [m.sequence for m in ep.topic(TOPIC_MODE)]
+    assert seqs == list(range(len(seqs))) and len(seqs) > 40  # no recording tick lost
+    (sched,) = [b for m in ep.topic(TOPIC_EVENTS) for b in [m.body] if b["kind"] == "scheduling"]
+    assert sched["data"]["wakers"] == {"control": 2, "recording": 2, "vr": 2}
+    assert "is waited for on 2 CPUs" in sched["message"]
+
+
+def test_with_loop_wakers_1_every_loop_keeps_one_thread(tmp_path: Path, robot):
+    port, _backend, _ = robot
+    cfg = daemon_config(tmp_path, port, control_hz=40.0, loop_wakers=1)
+    daemon = Daemon(cfg, make_source(cfg.vr_source))
+    daemon.start()
+    try:
+        assert wait_for(lambda: daemon.recorder.ticker.ticks > 10, 5.0)
+        comms = {Path(f"/proc/self/task/{tid}/comm").read_text().strip() for tid in os.listdir("/proc/self/task")}
+        assert not comms & {"control-2", "recording-2", "vr-2"}
+        assert all(t.wakers is None for t in (daemon.control, daemon.recorder, daemon.vr))
     finally:
         daemon.stop_event.set()
         assert daemon.shutdown() == 0

@@ -201,3 +201,25 @@ def test_whole_run_figures_outlive_the_window():
     assert snap.run_jitter_max_ms == pytest.approx(7.0, abs=1e-6)
     assert snap.run_jitter_p99_ms <= 0.02  # 1 period in 1001: below the 99th percentile
     assert snap.run_hz == pytest.approx(1001 / t)
+
+
+def test_take_starts_the_due_tick_for_a_caller_that_slept_itself_and_finish_ends_its_work():
+    clock = FakeClock(start=10.0)
+    ticker = Ticker(40.0, clock=clock)
+    assert ticker.next_deadline() == 10.0  # before the first tick: due at once
+    ticker.take()
+    clock.advance(0.004)
+    ticker.finish()  # the work ends here, not when the next tick is taken
+    assert ticker.next_deadline() == pytest.approx(10.025)
+    clock.t = 10.025 + 0.003  # woke 3 ms late: on time, the lateness in last_lag
+    ticker.take()
+    assert ticker.ticks == 2 and ticker.last_lag == pytest.approx(0.003) and ticker.last_skipped == 0
+    assert ticker.stats.late == 0 and ticker.stats.missed == 0
+    clock.advance(0.004)
+    ticker.finish()
+    clock.t = 10.0 + 4.2 * 0.025  # more than a period late: points 3 and 4 skipped (ticks 2 to 4)
+    ticker.take()
+    assert ticker.last_skipped == 2 and ticker.stats.missed == 2 and ticker.stats.late == 1
+    assert ticker.next_deadline() == pytest.approx(10.125)
+    works = ticker.stats.snapshot().work_p99_ms
+    assert works == pytest.approx(4.0, abs=0.01)  # only the two measured 4 ms, never the sleeps

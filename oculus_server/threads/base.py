@@ -19,6 +19,7 @@ from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import RateBoard
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.realtime import set_slice, try_realtime
+from oculus_server.threads.wakers import Wakers
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ class DaemonThread(threading.Thread, ABC):
         try:
             try:
                 self.realtime = self.grant(self.realtime_priority)
-                if not self.realtime and self.slice_s > 0:
-                    self.short_slice = set_slice(self.slice_s)
+                self._ask_short_slice()
             finally:
                 self.scheduled.set()
             self.body()
@@ -94,6 +94,10 @@ class DaemonThread(threading.Thread, ABC):
             except Exception as exc:  # noqa: BLE001
                 log.warning("thread %s cleanup failed: %s", self.name, exc)
 
+    def _ask_short_slice(self) -> None:
+        if not self.realtime and self.slice_s > 0:
+            self.short_slice = set_slice(self.slice_s)
+
     @abstractmethod
     def body(self) -> None:
         """The thread's work; returns when the stop event is set."""
@@ -104,7 +108,12 @@ class DaemonThread(threading.Thread, ABC):
 
 class RateThread(DaemonThread):
     """A `DaemonThread` that calls `step()` on absolute deadlines at `hz` (its `RateStats` on `rates`;
-    ticks that start more than a period late go to `overruns`)."""
+    ticks that start more than a period late go to `overruns`).
+
+    With `waker_cpus` (two CPUs or more) and no real-time scheduling, the ticks are waited for on
+    each of those CPUs, one thread each, and `step()` runs in whichever wakes first
+    (`oculus_server.threads.wakers`); `step()` must then not depend on the thread it runs in.
+    """
 
     def __init__(
         self,
@@ -121,13 +130,30 @@ class RateThread(DaemonThread):
         self.stats = RateStats(name, hz)
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
         rates.register(self.stats)
+        self.waker_cpus: tuple[int, ...] = ()  # without real-time scheduling: wait on these CPUs
+        self.wakers: Wakers | None = None  # set when the ticks are waited for on several CPUs
 
     def body(self) -> None:
         self.setup()
+        if len(self.waker_cpus) >= 2 and not self.realtime:
+            self.wakers = Wakers(self.name, self.ticker, self.stop_event, self._tick, self.waker_cpus,
+                                 fail=lambda exc: self.supervisor.fail(self.name, exc),
+                                 on_thread_start=self._start_waker)
+            self.wakers.run()
+            return
         while self.ticker.wait(self.stop_event):
-            if self.overruns is not None:
-                self.overruns.check(self.name, self.ticker)
-            self.step()
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.overruns is not None:
+            self.overruns.check(self.name, self.ticker)
+        self.step()
+
+    def _start_waker(self) -> None:
+        """First thing in another waker's thread: its kernel name and the loop's time slice."""
+        set_os_thread_name(threading.current_thread().name)
+        if self.slice_s > 0:
+            set_slice(self.slice_s)
 
     def setup(self) -> None:
         """Runs once in the thread before the first tick."""

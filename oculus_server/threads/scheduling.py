@@ -98,11 +98,18 @@ class Scheduling:
         weight = own_weight()
         why = self.fifo_error + (f"; RealtimeKit: {rtkit_error}" if rtkit_error else "")
         message = describe_fix(why) + describe_weight(weight, systemd_hint())
+        # loops that did not get real-time scheduling wait for their ticks on several CPUs (`wakers`)
+        spread = {t.name: len(cpus) for t in threads
+                  if not t.realtime and len(cpus := getattr(t, "waker_cpus", ())) > 1}
+        if spread:
+            message += (f" Meanwhile each tick of {', '.join(spread)} is waited for on {max(spread.values())} CPUs "
+                        "and the first thread awake takes it (loop_wakers).")
         if self.grant.demote():
             # all or none: a real-time dashboard or writer beside normal loops would preempt them
             message = (f"RealtimeKit refused {', '.join(normal)}, so no thread runs real-time. " + message)
         return Report(logging.WARNING, message,
-                      {"realtime": False, "reason": why, "cpu_weight": weight, "normal": normal})
+                      {"realtime": False, "reason": why, "cpu_weight": weight, "normal": normal,
+                       "wakers": spread})
 
     def _on_rt_overrun(self) -> None:
         """SIGXCPU (main thread): a real-time thread ran too long without sleeping; every thread
