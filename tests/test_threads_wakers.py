@@ -253,7 +253,9 @@ def test_a_rate_thread_without_realtime_waits_on_each_cpu_and_steps_each_tick_on
         assert thread_comm(t.native_id) == "counting"
         assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
         assert os.sched_getaffinity(other) == {t.waker_cpus[1]}
-        time.sleep(0.5)
+        until = time.monotonic() + 10.0
+        while t.steps < 50 and time.monotonic() < until:
+            time.sleep(0.01)
     finally:
         sv.stop.set()
         t.join(5.0)
@@ -271,8 +273,10 @@ def test_a_real_time_rate_thread_keeps_one_thread():
     t.waker_cpus = (any_cpu(), any_cpu())
     t.start()
     try:
-        time.sleep(0.2)
-        assert t.wakers is None and not tids_named("counting-2") and t.steps > 0
+        until = time.monotonic() + 10.0
+        while t.steps < 5 and time.monotonic() < until:
+            time.sleep(0.01)
+        assert t.wakers is None and not tids_named("counting-2") and t.steps >= 5
     finally:
         sv.stop.set()
         t.join(5.0)
