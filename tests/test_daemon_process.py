@@ -110,10 +110,26 @@ def daemon_process(tmp_path: Path):
         p.cleanup()
 
 
+def _threads(pid: int) -> dict[str, int]:
+    """Kernel name → thread id of process `pid`'s threads."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[(task / "comm").read_text().strip()] = int(task.name)
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return out
+
+
 def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process):
     d = daemon_process()
     partial = d.wait_recording()
     time.sleep(2.0)
+    if len(os.sched_getaffinity(0)) >= 2:  # no real-time scheduling: each loop also waits on the other CPU
+        threads = _threads(d.proc.pid)
+        for loop in ("control", "recording", "vr"):
+            first, second = os.sched_getaffinity(threads[loop]), os.sched_getaffinity(threads[f"{loop}-2"])
+            assert len(first) == len(second) == 1 and first != second, (loop, first, second)
     t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     code = d.wait_exit(15.0, "SIGTERM")
