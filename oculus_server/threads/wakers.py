@@ -86,7 +86,7 @@ class Wakers:
         self.fail = fail
         self.on_thread_start = on_thread_start
         self._lock = threading.Lock()  # held while a tick is taken and worked on
-        self.taken: dict[str, int] = {}  # thread name → ticks it took (the dashboard's and tests' view)
+        self.taken: dict[str, int] = {}  # thread name → ticks it took (read by tests; not on the dashboard)
 
     def run(self) -> None:
         """Runs the first waker in the calling thread and the others in new threads; returns once
