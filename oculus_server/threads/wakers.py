@@ -110,19 +110,19 @@ class Wakers:
         pin_thread(cpu)
         me = threading.current_thread().name
         clock = self.ticker.clock
+        with self._lock:
+            deadline, seen = self.ticker.next_deadline(), self.ticker.ticks
         while True:
-            with self._lock:
-                deadline, seen = self.ticker.next_deadline(), self.ticker.ticks
             if self.stop.is_set() or not clock.sleep_until(deadline, self.stop):
                 return
             with self._lock:
-                if self.ticker.ticks != seen:
-                    continue  # another waker was first
                 if self.stop.is_set():
                     return
-                self.ticker.take()
-                self.taken[me] = self.taken.get(me, 0) + 1
-                try:
-                    self.tick()
-                finally:
-                    self.ticker.finish()
+                if self.ticker.ticks == seen:  # else another waker was first
+                    self.ticker.take()
+                    self.taken[me] = self.taken.get(me, 0) + 1
+                    try:
+                        self.tick()
+                    finally:
+                        self.ticker.finish()
+                deadline, seen = self.ticker.next_deadline(), self.ticker.ticks
