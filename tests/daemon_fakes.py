@@ -121,6 +121,18 @@ def daemon_config(recordings_dir: Path, robot_port: int, **changes: Any) -> Daem
     return DaemonConfig(**base)
 
 
+def threads(pid: int | str = "self") -> list[tuple[str, int]]:
+    """(kernel name, thread id) of each thread of process `pid` (`/proc/PID/task/*/comm`); a thread
+    that ends meanwhile is left out."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out.append(((task / "comm").read_text().strip(), int(task.name)))
+        except OSError:
+            pass
+    return out
+
+
 def wait_for(pred: Callable[[], bool], timeout_s: float, period_s: float = 0.02) -> bool:
     """Polls `pred` until it is true or `timeout_s` passes; returns its last value."""
     deadline = time.monotonic() + timeout_s

@@ -32,6 +32,7 @@ from tests.daemon_fakes import (
     daemon_config,
     finished_files,
     read_episode,
+    threads,
     wait_for,
 )
 from tests.robot_fakes import KinematicBackend, free_port_block, start_robot_server
@@ -367,17 +368,6 @@ def test_without_realtime_every_time_keeping_loop_runs_with_the_configured_slice
         assert daemon.shutdown() == 0
 
 
-def _threads_by_name() -> dict[str, int]:
-    """Kernel name → thread id of this process's threads (`/proc/self/task/*/comm`)."""
-    out = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            out[(task / "comm").read_text().strip()] = int(task.name)
-        except OSError:  # a thread that ended meanwhile
-            pass
-    return out
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_without_realtime_the_control_recording_and_vr_ticks_are_waited_for_on_two_cpus(tmp_path: Path, robot):
     port, _backend, _ = robot
@@ -387,7 +377,7 @@ def test_without_realtime_the_control_recording_and_vr_ticks_are_waited_for_on_t
     try:
         loops = (daemon.control, daemon.recorder, daemon.vr)
         assert wait_for(lambda: all(t.wakers is not None and t.ticker.ticks > 40 for t in loops), 5.0)
-        names = _threads_by_name()
+        names = dict(threads())
         for t in loops:
             assert len(t.waker_cpus) == 2 and t.waker_cpus[0] != t.waker_cpus[1]
             assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
@@ -414,7 +404,7 @@ def test_with_loop_wakers_1_every_loop_keeps_one_thread(tmp_path: Path, robot):
     daemon.start()
     try:
         assert wait_for(lambda: daemon.recorder.ticker.ticks > 10, 5.0)
-        assert not set(_threads_by_name()) & {"control-2", "recording-2", "vr-2"}
+        assert not set(dict(threads())) & {"control-2", "recording-2", "vr-2"}
         assert all(t.wakers is None for t in (daemon.control, daemon.recorder, daemon.vr))
     finally:
         daemon.stop_event.set()

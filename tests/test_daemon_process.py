@@ -18,7 +18,7 @@ import pytest
 from mcap.reader import make_reader
 
 from robot_formats.recording.recover import recover
-from tests.daemon_fakes import finished_files, read_episode, wait_for
+from tests.daemon_fakes import finished_files, read_episode, threads, wait_for
 from tests.robot_fakes import free_port_block
 
 pytestmark = pytest.mark.slow
@@ -110,25 +110,14 @@ def daemon_process(tmp_path: Path):
         p.cleanup()
 
 
-def _threads(pid: int) -> dict[str, int]:
-    """Kernel name → thread id of process `pid`'s threads."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out[(task / "comm").read_text().strip()] = int(task.name)
-        except OSError:  # a thread that ended meanwhile
-            pass
-    return out
-
-
 def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process):
     d = daemon_process()
     partial = d.wait_recording()
     time.sleep(2.0)
     if len(os.sched_getaffinity(0)) >= 2:  # no real-time scheduling: each loop also waits on the other CPU
-        threads = _threads(d.proc.pid)
+        names = dict(threads(d.proc.pid))
         for loop in ("control", "recording", "vr"):
-            first, second = os.sched_getaffinity(threads[loop]), os.sched_getaffinity(threads[f"{loop}-2"])
+            first, second = os.sched_getaffinity(names[loop]), os.sched_getaffinity(names[f"{loop}-2"])
             assert len(first) == len(second) == 1 and first != second, (loop, first, second)
     t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)

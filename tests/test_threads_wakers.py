@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from frankateach.timing import Ticker
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
 from oculus_server.threads.wakers import Wakers, pick_cpus
+from tests.daemon_fakes import threads
 
 HZ = 40.0
 PERIOD = 1.0 / HZ
@@ -223,19 +223,8 @@ class Counting(RateThread):
         self.inside -= 1
 
 
-def thread_comm(tid: int) -> str:
-    return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
-
-
 def tids_named(name: str) -> list[int]:
-    out = []
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            if (task / "comm").read_text().strip() == name:
-                out.append(int(task.name))
-        except OSError:
-            pass
-    return out
+    return [tid for comm, tid in threads() if comm == name]
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
@@ -250,7 +239,7 @@ def test_a_rate_thread_without_realtime_waits_on_each_cpu_and_steps_each_tick_on
         while (t.wakers is None or not tids_named("counting-2")) and time.monotonic() < deadline:
             time.sleep(0.01)
         (other,) = tids_named("counting-2")
-        assert thread_comm(t.native_id) == "counting"
+        assert ("counting", t.native_id) in threads()
         assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
         assert os.sched_getaffinity(other) == {t.waker_cpus[1]}
         until = time.monotonic() + 10.0
