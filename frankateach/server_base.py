@@ -32,6 +32,7 @@ from frankateach.errors import FrankaTeachError
 from frankateach.messages import Codec, FrankaAction, FrankaState, MsgpackCodec
 from frankateach.network import Publisher, serve_rep
 from frankateach.port_holder import PortInUseError
+from frankateach.stop_event import StopEvent
 from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import Ticker
 
@@ -93,7 +94,7 @@ class RobotServer:
         self.latency_s = float(latency_s)
         self.control_port, self.state_port, self.commanded_port = ports
         self.state_hz = state_hz
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self.requests = 0
         self.errors = 0
         self.last_error = ""

@@ -40,7 +40,6 @@ import logging
 import platform
 import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
@@ -53,6 +52,7 @@ from frankateach.client import RobotClient
 from frankateach.constants import SIM_CAMERA_HEIGHT, SIM_CAMERA_WIDTH, SIM_CAMERAS
 from frankateach.messages import make_codec
 from frankateach.signals import SignalFlag
+from frankateach.stop_event import StopEvent
 from oculus_server import __version__
 from oculus_server.assist.blender import AssistBlender
 from oculus_server.assist.config import cadence_warning
@@ -199,7 +199,7 @@ class Daemon:
         # `wait` turns them into stop_event.set(). The CLI passes the flag it installed at its
         # start, so a signal that came during start-up is not lost.
         self.signals = signals if signals is not None else SignalFlag()
-        self.writer_stop = threading.Event()
+        self.writer_stop = StopEvent()
         self.commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE_SIZE)
         self.mcap_queue: queue.Queue = queue.Queue(maxsize=MCAP_QUEUE_SIZE)
         self.started_at = time.monotonic()

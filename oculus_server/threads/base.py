@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from frankateach.stop_event import StopEvent
 from frankateach.thread_name import set_os_thread_name
 from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import RateBoard
@@ -43,7 +44,7 @@ class Supervisor:
     """Holds the shared stop event and the failures of the threads."""
 
     def __init__(self) -> None:
-        self.stop = threading.Event()
+        self.stop = StopEvent()  # every thread sleeps on it: a lock-free wait per thread
         self._lock = threading.Lock()
         self._failures: list[Failure] = []
 

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from frankateach.stop_event import StopEvent
 from frankateach.thread_name import set_os_thread_name
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import GIL_HOLDER_PRIORITY, DaemonThread, Supervisor
@@ -98,7 +99,7 @@ def child_main(items: Connection, status: Connection, recordings_dir: str, base_
     writer = _ChildWriter(q, sv, relay, relay, relay, Path(recordings_dir), factory,
                           base_metadata=base_metadata, drain_s=drain_s)
     writer.relay = relay
-    writer.stop_event = threading.Event()
+    writer.stop_event = StopEvent()
     writer.start()
     relay.send(("ready",))
     try:
