@@ -296,7 +296,6 @@ class Daemon:
         # Without real-time scheduling, each tick of these loops is waited for on several CPUs.
         for i, loop in enumerate((self.control, self.recorder, self.vr)):
             loop.waker_cpus = pick_cpus(cfg.loop_wakers, offset=i * cfg.loop_wakers)
-            loop.waker_spread = cfg.loop_spread
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:

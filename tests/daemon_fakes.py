@@ -133,17 +133,6 @@ def threads(pid: int | str = "self") -> list[tuple[str, int]]:
     return out
 
 
-def resting_cpus(tid: int, timeout_s: float = 2.0) -> set[int]:
-    """The CPUs waker thread `tid` is pinned to between ticks: while it works on a tick it may run
-    on every CPU of its process (`Wakers.spread`), so a mask of the process's CPUs is read again,
-    every ms, until the thread is back between ticks; the process's mask if it never is."""
-    spread = os.sched_getaffinity(int(Path(f"/proc/{tid}/status").read_text().split("Tgid:")[1].split()[0]))
-    deadline = time.monotonic() + timeout_s
-    while (cpus := os.sched_getaffinity(tid)) == spread and time.monotonic() < deadline:
-        time.sleep(0.001)
-    return cpus
-
-
 def wait_for(pred: Callable[[], bool], timeout_s: float, period_s: float = 0.02) -> bool:
     """Polls `pred` until it is true or `timeout_s` passes; returns its last value."""
     deadline = time.monotonic() + timeout_s

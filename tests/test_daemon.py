@@ -32,7 +32,6 @@ from tests.daemon_fakes import (
     daemon_config,
     finished_files,
     read_episode,
-    resting_cpus,
     threads,
     wait_for,
 )
@@ -381,8 +380,8 @@ def test_without_realtime_the_control_recording_and_vr_ticks_are_waited_for_on_t
         names = dict(threads())
         for t in loops:
             assert len(t.waker_cpus) == 2 and t.waker_cpus[0] != t.waker_cpus[1]
-            assert resting_cpus(t.native_id) == {t.waker_cpus[0]}
-            assert resting_cpus(names[f"{t.name}-2"]) == {t.waker_cpus[1]}
+            assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
+            assert os.sched_getaffinity(names[f"{t.name}-2"]) == {t.waker_cpus[1]}
         assert wait_for(lambda: daemon.recorder.seq > 40, 5.0)
     finally:
         daemon.stop_event.set()

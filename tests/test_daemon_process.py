@@ -18,7 +18,7 @@ import pytest
 from mcap.reader import make_reader
 
 from robot_formats.recording.recover import recover
-from tests.daemon_fakes import finished_files, read_episode, resting_cpus, threads, wait_for
+from tests.daemon_fakes import finished_files, read_episode, threads, wait_for
 from tests.robot_fakes import free_port_block
 
 pytestmark = pytest.mark.slow
@@ -117,7 +117,7 @@ def test_sigterm_exits_cleanly_finalizes_and_stops_the_simulator(daemon_process)
     if len(os.sched_getaffinity(0)) >= 2:  # no real-time scheduling: each loop also waits on the other CPU
         names = dict(threads(d.proc.pid))
         for loop in ("control", "recording", "vr"):
-            first, second = resting_cpus(names[loop]), resting_cpus(names[f"{loop}-2"])
+            first, second = os.sched_getaffinity(names[loop]), os.sched_getaffinity(names[f"{loop}-2"])
             assert len(first) == len(second) == 1 and first != second, (loop, first, second)
     t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)

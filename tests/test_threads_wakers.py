@@ -8,15 +8,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from frankateach.timing import Ticker
 from oculus_server.state import SharedState
 from oculus_server.threads.base import RateThread, Supervisor
-from oculus_server.threads.wakers import Wakers, _affinity, pick_cpus
-from tests.daemon_fakes import resting_cpus, threads
+from oculus_server.threads.wakers import Wakers, pick_cpus
+from tests.daemon_fakes import threads
 
 HZ = 40.0
 PERIOD = 1.0 / HZ
@@ -76,10 +75,9 @@ def any_cpu() -> int:
 
 
 class Loop:
-    """Wakers around a recording tick function: who took which tick, whether two overlapped, and
-    the CPUs the thread could run on during each tick."""
+    """Wakers around a recording tick function: who took which tick, and whether two overlapped."""
 
-    def __init__(self, clock: GateClock, fail_on: int = 0, spread: bool = True) -> None:
+    def __init__(self, clock: GateClock, fail_on: int = 0) -> None:
         self.ticker = Ticker(HZ, clock=clock)
         self.stop = threading.Event()
         self.steps: list[tuple[str, int]] = []
@@ -87,10 +85,8 @@ class Loop:
         self.inside = 0
         self.overlaps = 0
         self.fail_on = fail_on
-        self.cpus_in_tick: list[set[int]] = []
-        self.tids: dict[str, int] = {}
         cpu = any_cpu()  # both on one CPU: the claim does not depend on where they run
-        self.wakers = Wakers("loop", self.ticker, self.stop, self.tick, (cpu, cpu), fail=self.fail, spread=spread)
+        self.wakers = Wakers("loop", self.ticker, self.stop, self.tick, (cpu, cpu), fail=self.fail)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="loop", daemon=True)
 
@@ -105,8 +101,6 @@ class Loop:
         self.inside += 1
         self.overlaps += self.inside > 1
         self.steps.append((threading.current_thread().name, self.ticker.ticks))
-        self.cpus_in_tick.append(os.sched_getaffinity(0))
-        self.tids[threading.current_thread().name] = threading.get_native_id()
         self.inside -= 1
         if len(self.steps) == self.fail_on:
             raise RuntimeError(f"boom on tick {self.fail_on}")
@@ -192,86 +186,6 @@ def test_a_failure_in_the_loops_own_thread_propagates(gate: GateClock):
     assert loop.failures == []
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_a_waker_may_run_on_every_cpu_while_it_works_on_a_tick_and_is_pinned_again_after(gate: GateClock):
-    loop = Loop(gate)
-    loop.thread.start()
-    gate.sleeping("loop"), gate.sleeping("loop-2")
-    gate.release("loop-2")
-    gate.sleeping("loop-2")
-    gate.release("loop")  # the tick was taken: it never widens
-    gate.sleeping("loop")
-    gate.t += PERIOD
-    gate.release("loop")
-    gate.sleeping("loop")
-    assert [name for name, _ in loop.steps] == ["loop-2", "loop"]
-    assert loop.cpus_in_tick == [os.sched_getaffinity(0)] * 2  # every CPU of the process
-    for tid in loop.tids.values():  # asleep again: on its own CPU only
-        assert os.sched_getaffinity(tid) == {any_cpu()}
-    loop.stop.set()
-    gate.close()
-    loop.thread.join(5.0)
-    assert loop.error is None and loop.failures == []
-
-
-def test_with_spread_off_a_waker_stays_on_its_cpu_while_it_works(gate: GateClock):
-    loop = Loop(gate, spread=False)
-    loop.thread.start()
-    gate.sleeping("loop"), gate.sleeping("loop-2")
-    gate.release("loop")
-    gate.sleeping("loop")
-    assert loop.cpus_in_tick == [{any_cpu()}]
-    loop.stop.set()
-    gate.close()
-    loop.thread.join(5.0)
-
-
-def test_a_refused_widening_is_logged_and_the_loop_goes_on_pinned(gate: GateClock, caplog: pytest.LogCaptureFixture):
-    loop = Loop(gate)
-    loop.wakers.spread = frozenset({1023})  # no such CPU here: the kernel refuses (EINVAL)
-    loop.thread.start()
-    gate.sleeping("loop"), gate.sleeping("loop-2")
-    for _ in range(3):
-        gate.t += PERIOD
-        gate.release("loop")
-        gate.sleeping("loop")
-    assert [name for name, _ in loop.steps] == ["loop"] * 3
-    assert loop.cpus_in_tick == [{any_cpu()}] * 3
-    refused = [r.getMessage() for r in caplog.records if "could not set its CPUs" in r.getMessage()]
-    assert refused == [f"loop: could not set its CPUs to [1023] ([Errno 22] Invalid argument); "
-                       f"it stays on [{any_cpu()}] from now on"]
-    loop.stop.set()
-    gate.close()
-    loop.thread.join(5.0)
-    assert loop.error is None
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_setting_a_threads_cpus_with_the_gil_released_moves_it():
-    first, second = sorted(os.sched_getaffinity(0))[:2]
-    seen: list[tuple[set[int], int]] = []
-    errors: list[BaseException] = []
-
-    def running_on() -> int:  # the CPU the calling thread runs on: /proc's `processor` field (39th)
-        return int(Path("/proc/thread-self/stat").read_text().rsplit(")", 1)[1].split()[36])
-
-    def body() -> None:
-        try:
-            for cpu in (first, second, first):
-                _affinity(frozenset({cpu}))
-                seen.append((os.sched_getaffinity(0), running_on()))
-            with pytest.raises(OSError, match=r"CPU 5000 is outside 0\.\.1023"):
-                _affinity(frozenset({5000}))
-        except BaseException as exc:  # noqa: BLE001 - the test reads it
-            errors.append(exc)
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join(5.0)
-    assert errors == []
-    assert seen == [({first}, first), ({second}, second), ({first}, first)]
-
-
 @pytest.mark.parametrize(
     "count,offset,allowed,expected",
     [
@@ -326,8 +240,8 @@ def test_a_rate_thread_without_realtime_waits_on_each_cpu_and_steps_each_tick_on
             time.sleep(0.01)
         (other,) = tids_named("counting-2")
         assert ("counting", t.native_id) in threads()
-        assert resting_cpus(t.native_id) == {t.waker_cpus[0]}
-        assert resting_cpus(other) == {t.waker_cpus[1]}
+        assert os.sched_getaffinity(t.native_id) == {t.waker_cpus[0]}
+        assert os.sched_getaffinity(other) == {t.waker_cpus[1]}
         until = time.monotonic() + 10.0
         while t.steps < 50 and time.monotonic() < until:
             time.sleep(0.01)

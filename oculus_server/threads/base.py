@@ -132,7 +132,6 @@ class RateThread(DaemonThread):
         self.ticker = Ticker(hz, clock=clock, name=name, stats=self.stats)
         rates.register(self.stats)
         self.waker_cpus: tuple[int, ...] = ()  # without real-time scheduling: wait on these CPUs
-        self.waker_spread = True  # a waker working on a tick may run on any CPU (see `Wakers`)
         self.wakers: Wakers | None = None  # set when the ticks are waited for on several CPUs
 
     def body(self) -> None:
@@ -140,7 +139,7 @@ class RateThread(DaemonThread):
         if len(self.waker_cpus) >= 2 and not self.realtime:
             self.wakers = Wakers(self.name, self.ticker, self.stop_event, self._tick, self.waker_cpus,
                                  fail=lambda exc: self.supervisor.fail(self.name, exc),
-                                 on_thread_start=self._start_waker, spread=self.waker_spread)
+                                 on_thread_start=self._start_waker)
             self.wakers.run()
             return
         while self.ticker.wait(self.stop_event):

@@ -16,19 +16,10 @@ it never runs twice at once, and each grid point is taken at most once. A tick's
 on any of the wakers' threads: it must not depend on which thread it runs in (the control, VR and
 recording loops only read and write shared state and queues). Real-time loops do not need it and
 keep one thread.
-
-A waker is pinned only while it waits. While it works on a tick it may run on any CPU of the
-process (`spread`): a waker preempted mid-tick holds Python's GIL, and every other loop of the
-daemon waits for it; pinned, it waits for the CPU it was preempted on (54 ms seen under the
-benchmark's mixed load), unpinned, the kernel may move it to the other. Widening keeps the thread
-where it is (no migration, no GIL released); pinning it again afterwards may move it, so that call
-is made with the GIL released (`_affinity`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -62,29 +53,6 @@ def pin_thread(cpu: int) -> bool:
         return False
 
 
-_CPU_SET_BYTES = 128  # glibc's cpu_set_t: 1024 CPUs
-_libc: ctypes.CDLL | None = None
-
-
-def _affinity(cpus: frozenset[int]) -> None:
-    """Sets the calling thread's CPUs like `os.sched_setaffinity`, but with the GIL released (a
-    ctypes call): the kernel moves the thread before the call returns, and a thread that has to
-    wait for its new CPU must not make the other threads wait for the GIL meanwhile.
-    Raises OSError (as `os.sched_setaffinity` does) if refused."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    mask = bytearray(_CPU_SET_BYTES)
-    for cpu in cpus:
-        if not 0 <= cpu < 8 * _CPU_SET_BYTES:
-            raise OSError(f"CPU {cpu} is outside 0..{8 * _CPU_SET_BYTES - 1}")
-        mask[cpu // 8] |= 1 << (cpu % 8)
-    buf = (ctypes.c_char * _CPU_SET_BYTES).from_buffer(mask)
-    if _libc.sched_setaffinity(0, ctypes.c_size_t(_CPU_SET_BYTES), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"sched_setaffinity({sorted(cpus)}): {os.strerror(err)}")
-
-
 class Wakers:
     """The threads that wait for one loop's ticks.
 
@@ -96,8 +64,6 @@ class Wakers:
         cpus: one CPU per waker (at least two); the first is the calling thread's.
         fail: called with an exception raised in a waker other than the first (which raises it).
         on_thread_start: called first in each new waker thread (its kernel name, time slice).
-        spread: while a waker works on a tick, it may run on every CPU the calling thread may run
-            on now (its affinity when `Wakers` is made); pinned again after. False: always pinned.
     """
 
     def __init__(
@@ -109,7 +75,6 @@ class Wakers:
         cpus: Sequence[int],
         fail: Callable[[BaseException], None],
         on_thread_start: Callable[[], None] = lambda: None,
-        spread: bool = True,
     ) -> None:
         if len(cpus) < 2:
             raise ValueError(f"wakers need at least two CPUs, got {list(cpus)}")
@@ -120,7 +85,6 @@ class Wakers:
         self.cpus = tuple(cpus)
         self.fail = fail
         self.on_thread_start = on_thread_start
-        self.spread: frozenset[int] | None = frozenset(os.sched_getaffinity(0)) if spread else None
         self._lock = threading.Lock()  # held while a tick is taken and worked on
         self.taken: dict[str, int] = {}  # thread name → ticks it took (read by tests; not on the dashboard)
 
@@ -148,39 +112,17 @@ class Wakers:
         clock = self.ticker.clock
         with self._lock:
             deadline, seen = self.ticker.next_deadline(), self.ticker.ticks
-        home = frozenset((cpu,))
-        spread = self.spread
         while True:
             if self.stop.is_set() or not clock.sleep_until(deadline, self.stop):
                 return
-            took = False
             with self._lock:
                 if self.stop.is_set():
                     return
                 if self.ticker.ticks == seen:  # else another waker was first
-                    took = True
                     self.ticker.take()
                     self.taken[me] = self.taken.get(me, 0) + 1
-                    if spread is not None:
-                        spread = self._set(spread, spread)
                     try:
                         self.tick()
                     finally:
                         self.ticker.finish()
                 deadline, seen = self.ticker.next_deadline(), self.ticker.ticks
-            if took and spread is not None:
-                spread = self._set(home, spread)
-
-    def _set(self, cpus: frozenset[int], spread: frozenset[int]) -> frozenset[int] | None:
-        """Sets the calling waker's CPUs; returns `spread`, or None (no more widening, and the
-        thread left where it is) if the kernel refused (e.g. a CPU left the process's cpuset)."""
-        try:
-            if cpus == spread:
-                os.sched_setaffinity(0, cpus)  # widening: the thread stays where it is
-            else:
-                _affinity(cpus)
-            return spread
-        except OSError as exc:
-            log.warning("%s: could not set its CPUs to %s (%s); it stays on %s from now on",
-                        threading.current_thread().name, sorted(cpus), exc, sorted(os.sched_getaffinity(0)))
-            return None
