@@ -19,8 +19,7 @@ recording, live-view and camera render processes at the daemon's priority, as be
 ``normal-thread`` (also ``writer_process: false``: the MCAP writer as a thread of the daemon, as
 before), ``normal-noslice`` (``loop_slice_ms: 0``: the kernel's time slice for the loops, as
 before), ``normal-single`` (``loop_wakers: 1``: each loop waits for its ticks in one thread, as
-before, instead of one thread per CPU), ``normal-norescue`` (``loop_rescue: false``: no rescue
-processes, as before), ``normal-cg`` (as ``normal``, the daemon and its
+before, instead of one thread per CPU), ``normal-cg`` (as ``normal``, the daemon and its
 children in the cgroup ``--cgroup``:
 a group with a larger CPU weight, what ``systemd-run --user --scope -p CPUWeight=1000`` gives
 an operator on a systemd desktop), ``rtkit`` (the default config, the daemon without CAP_SYS_NICE:
@@ -82,7 +81,6 @@ SCHEDS = {
     "normal-noslice": {"realtime_priority": 0, "loop_slice_ms": 0},
     "normal-nice0": {"realtime_priority": 0, "helper_nice": 0},
     "normal-single": {"realtime_priority": 0, "loop_wakers": 1},
-    "normal-norescue": {"realtime_priority": 0, "loop_rescue": "false"},
     "normal-cg": {"realtime_priority": 0},
     "rtkit": {},
 }

@@ -163,9 +163,6 @@ class DaemonConfig:
     loop_wakers: int = _rule(2, Rule("int", lo=1, hi=64),
                              "without real-time scheduling: threads, each on its own CPU, that wait for each "
                              "tick of the control, VR and recording loops (the first awake takes it; 1: one)")
-    loop_rescue: bool = _rule(True, Rule("bool"),
-                              "without real-time scheduling: a process per CPU that, when a control tick is "
-                              "3 ms late, moves the daemon's runnable threads to a CPU where the daemon runs")
     helper_nice: int = _rule(5, Rule("int", lo=0, hi=19),
                              "nice value of the helper processes that can wait (recording, live view, "
                              "the simulator's camera renderer; 0: the daemon's)")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import platform
 import queue
 import sys
@@ -73,7 +72,6 @@ from oculus_server.threads.mcap_writer import McapWriterThread, WriterFactory
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.realtime import reset_normal
 from oculus_server.threads.recorder import RecorderThread
-from oculus_server.threads.rescue import RescueProcesses
 from oculus_server.threads.robot_comm import RobotCommThread
 from oculus_server.threads.scheduling import Report, Scheduling
 from oculus_server.threads.sim_state import SimStateThread
@@ -298,12 +296,6 @@ class Daemon:
         # Without real-time scheduling, each tick of these loops is waited for on several CPUs.
         for i, loop in enumerate((self.control, self.recorder, self.vr)):
             loop.waker_cpus = pick_cpus(cfg.loop_wakers, offset=i * cfg.loop_wakers)
-        # Without real-time scheduling, a control tick that is late starts a rescue (`threads.rescue`).
-        rescue_cpus = pick_cpus(len(os.sched_getaffinity(0))) if cfg.loop_rescue else ()
-        self.rescue: RescueProcesses | None = None
-        if rescue_cpus:
-            self.rescue = RescueProcesses(rescue_cpus, self.control.ticker.period)
-            self.control.beat = self.rescue.beat
         # Built only with cameras: an idle camera loop would show (and be recorded) as a dead thread.
         self.cameras: CameraThread | None = None
         if cfg.cameras:
@@ -407,12 +399,6 @@ class Daemon:
         for t in self.threads:
             t.start()
         self._say(self.scheduling.report(self.threads))
-        if self.rescue is not None:
-            self.control.scheduled.wait(5.0)
-            if self.control.realtime:
-                self.control.beat = None
-            else:
-                self.rescue.start()
         log.info(
             "daemon running: vr %s Hz, control %s Hz, recording %s Hz, robot %s:%d, source %s",
             self.cfg.vr_hz, self.cfg.effective_control_hz, self.cfg.record_hz,
@@ -463,8 +449,6 @@ class Daemon:
     def shutdown(self) -> int:
         """Stops and joins everything, finalizes the recording; returns the exit code."""
         self.stop_event.set()
-        if self.rescue is not None:
-            self.rescue.stop()  # each gives the threads it moved their CPUs back
         deadline = time.monotonic() + JOIN_BUDGET_S
         for t in self.loop_threads:
             t.join(timeout=max(0.05, deadline - time.monotonic()))

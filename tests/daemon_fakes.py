@@ -104,8 +104,7 @@ class ManualSource(VRSource):
 
 
 def daemon_config(recordings_dir: Path, robot_port: int, **changes: Any) -> DaemonConfig:
-    """A test config: scripted circle, no cameras, no dashboard, no real-time scheduling, no rescue
-    processes."""
+    """A test config: scripted circle, no cameras, no dashboard, no real-time scheduling."""
     base: dict[str, Any] = dict(
         record_on_start=True,
         vr_source="scripted:circle",
@@ -117,7 +116,6 @@ def daemon_config(recordings_dir: Path, robot_port: int, **changes: Any) -> Daem
         dashboard=False,
         realtime_priority=0,
         request_timeout_s=0.5,
-        loop_rescue=False,  # in-process, a rescue would move the test runner's threads (test_daemon turns it on)
     )
     base.update(changes)
     return DaemonConfig(**base)

@@ -411,41 +411,6 @@ def test_with_loop_wakers_1_every_loop_keeps_one_thread(tmp_path: Path, robot):
         assert daemon.shutdown() == 0
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_without_realtime_a_rescue_process_watches_the_control_ticks_on_each_cpu(tmp_path: Path, robot):
-    port, _backend, _ = robot
-    cfg = daemon_config(tmp_path, port, control_hz=40.0, loop_rescue=True)
-    daemon = Daemon(cfg, make_source(cfg.vr_source))
-    daemon.start()
-    try:
-        assert daemon.rescue is not None
-        procs = list(daemon.rescue.procs)
-        assert len(procs) == len(os.sched_getaffinity(0))
-        for cpu, p in zip(sorted(os.sched_getaffinity(0)), procs, strict=True):
-            assert wait_for(lambda p=p, cpu=cpu: Path(f"/proc/{p.pid}/comm").read_text().strip() == f"rescue-{cpu}",
-                            10.0)
-            assert os.sched_getaffinity(p.pid) == {cpu}
-            assert os.getsid(p.pid) == os.getsid(0)  # the daemon's session: its scheduling group
-        first = daemon.rescue.beat.next_deadline()  # each control tick writes its next deadline
-        assert wait_for(lambda: daemon.rescue.beat.next_deadline() > first > 0, 5.0)
-    finally:
-        daemon.stop_event.set()
-        assert daemon.shutdown() == 0
-    assert all(p.poll() == 0 for p in procs)  # stopped with the daemon, each cleanly
-
-
-def test_with_loop_rescue_false_there_is_no_rescue_process(tmp_path: Path, robot):
-    port, _backend, _ = robot
-    cfg = daemon_config(tmp_path, port, control_hz=40.0, loop_rescue=False)
-    daemon = Daemon(cfg, make_source(cfg.vr_source))
-    daemon.start()
-    try:
-        assert daemon.rescue is None and daemon.control.beat is None
-    finally:
-        daemon.stop_event.set()
-        assert daemon.shutdown() == 0
-
-
 def test_the_recording_process_is_up_before_any_loop_runs(tmp_path: Path, robot):
     """Its start-up (imports: about a second of CPU) must not compete with the loops' first ticks."""
     port, _backend, _ = robot

@@ -20,7 +20,6 @@ from frankateach.timing import MONOTONIC, Clock, RateStats, Ticker
 from oculus_server.state import RateBoard
 from oculus_server.threads.overrun import OverrunReporter
 from oculus_server.threads.realtime import set_slice, try_realtime
-from oculus_server.threads.rescue import Beat
 from oculus_server.threads.wakers import Wakers
 
 log = logging.getLogger(__name__)
@@ -134,7 +133,6 @@ class RateThread(DaemonThread):
         rates.register(self.stats)
         self.waker_cpus: tuple[int, ...] = ()  # without real-time scheduling: wait on these CPUs
         self.wakers: Wakers | None = None  # set when the ticks are waited for on several CPUs
-        self.beat: Beat | None = None  # where each tick's next deadline goes (the rescue processes read it)
 
     def body(self) -> None:
         self.setup()
@@ -148,8 +146,6 @@ class RateThread(DaemonThread):
             self._tick()
 
     def _tick(self) -> None:
-        if self.beat is not None:
-            self.beat.write(self.ticker.next_deadline())
         if self.overruns is not None:
             self.overruns.check(self.name, self.ticker)
         self.step()
