@@ -44,7 +44,7 @@ class Supervisor:
     """Holds the shared stop event and the failures of the threads."""
 
     def __init__(self) -> None:
-        self.stop = StopEvent()  # every thread sleeps on it: a lock-free wait per thread
+        self.stop = StopEvent()  # every thread sleeps on it, each on an event of its own (no shared lock)
         self._lock = threading.Lock()
         self._failures: list[Failure] = []
 
