@@ -229,11 +229,7 @@ class Ticker:
             deadline = self._t0 + k * self.period
             position = (now - self._t0) / self.period  # in periods since t0
             if position > k + self._GRID_TOLERANCE:  # late: the next deadline already passed
-                latest = max(k, math.floor(position + self._GRID_TOLERANCE))
-                self.stats.missed += latest - k
-                self.stats.late += 1
-                self.last_skipped = latest - k
-                self._k = latest
+                self._advance(k, max(k, math.floor(position + self._GRID_TOLERANCE)), late=True)
             else:
                 self._k = k
                 if position < k - self._GRID_TOLERANCE and not self.clock.sleep_until(deadline, stop):
@@ -266,17 +262,22 @@ class Ticker:
             k = self._k + 1
             deadline = self._t0 + k * self.period
             latest = max(k, math.floor((now - self._t0) / self.period + self._GRID_TOLERANCE))
-            if latest > k:
-                self.stats.missed += latest - k
-                self.stats.late += 1
-                self.last_skipped = latest - k
-            self._k = latest
+            self._advance(k, latest, late=latest > k)
             self.last_lag = max(0.0, now - deadline)
         self._start(now)
 
     def finish(self) -> None:
         """Ends the current tick's work now (`wait` otherwise counts it up to its own call)."""
         self._end_work(self.clock.now())
+
+    def _advance(self, k: int, latest: int, late: bool) -> None:
+        """The tick due at grid point `k` starts at grid point `latest` (≥ k): the points between
+        are skipped and counted; `late` counts the tick as late."""
+        if late:
+            self.stats.late += 1
+        self.stats.missed += latest - k
+        self.last_skipped = latest - k
+        self._k = latest
 
     def _end_work(self, now: float) -> None:
         if self._work_start is not None:
