@@ -3,7 +3,10 @@ link loss when the page goes, the daemon's view sent back, HTTPS with the self-s
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import ssl
 import time
 import urllib.error
@@ -174,3 +177,33 @@ def test_a_fixed_token_never_reaches_the_recording_metadata() -> None:
     cfg = DaemonConfig(vr_source="webxr@bind=0.0.0.0,token=abcdefghijklmnopqrstuvwx,port=8443")
     assert cfg.vr_source_public == "webxr@bind=0.0.0.0,token=<set>,port=8443"
     assert "abcdefghijklmnop" not in json.dumps(cfg.to_dict(), default=str)
+
+
+def _upgrade_over_tls(src: WebXRSource, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    """A single-threaded WebSocket upgrade over TLS; returns the socket after the 101 answer."""
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.2", src.port), timeout=5), server_hostname="127.0.0.2")
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /ws?token={src.token} HTTP/1.1\r\nHost: 127.0.0.2:{src.port}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, f"the server closed the connection after {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101 "), head[:80]
+    return sock
+
+
+def test_https_sends_no_session_ticket_after_the_handshake(tmp_path: Path) -> None:
+    """TLS 1.3 tickets come after the handshake, while a threaded client reads and writes at once
+    (websockets' sync client: one connect in ~40 then hung); the server sends none."""
+    src = WebXRSource(bind="127.0.0.2", port=0, https=True, cert_dir=tmp_path)
+    src.start()
+    try:
+        assert src.certificate is not None
+        ctx = ssl.create_default_context(cafile=str(src.certificate.cert))
+        with _upgrade_over_tls(src, ctx) as sock:  # the 101 answer comes after any ticket
+            assert sock.version() == "TLSv1.3"
+            assert sock.session is not None and not sock.session.has_ticket
+    finally:
+        src.close()

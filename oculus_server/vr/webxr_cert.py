@@ -55,8 +55,16 @@ class Certificate:
     fingerprint: str
 
     def server_context(self) -> ssl.SSLContext:
+        """The page server's TLS context: this certificate, and no TLS 1.3 session tickets.
+
+        Tickets arrive after the handshake, while a threaded client (websockets' sync client,
+        openpi-client) already has one thread reading and another writing its upgrade request on
+        the same TLS connection; OpenSSL forbids that, and about one connection in 40 then hung
+        without an answer. One page at a time has no use for session resumption.
+        """
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(self.cert), str(self.key))
+        ctx.num_tickets = 0
         return ctx
 
 
