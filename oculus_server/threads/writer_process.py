@@ -4,12 +4,14 @@ daemon's GIL.
 Profiled under load without real-time scheduling (py-spy ``--gil``), the MCAP writer was the
 thread holding the daemon's GIL most (JSON and protobuf encoding, chunk compression, writes): when
 the machine preempts it while it holds the GIL, every loop waits until it runs again. Here the
-daemon keeps only a forwarder, the ``mcap-writer`` thread: it takes items from the MCAP queue and
-sends them down a pipe to a child process (this program, started by this process: the pipe is
-ours alone) that runs the same `McapWriterThread` logic. What the writer reports — episode status,
-events, counters, faults, saved files — comes back on a second pipe and is applied to the shared
-state by a receiver thread. Nothing the loops do waits on either pipe: the recorder only ever
-`put_nowait`s on the MCAP queue.
+daemon keeps only a forwarder, the ``mcap-writer`` thread: ten times a second it sends what the
+MCAP queue holds, in one message, down a pipe to a child process (this program, started by this
+process: the pipe is ours alone) that runs the same `McapWriterThread` logic. What the writer
+reports — episode status, events, counters, faults, saved files — comes back on a second pipe and
+is applied to the shared state by a receiver thread (counters and progress four times a second,
+the rest as it happens). Both daemon threads take the GIL only a few times a second: a thread the
+machine preempts while it holds the GIL stalls every loop, so the fewer such moments the better.
+Nothing the loops do waits on either pipe: the recorder only ever `put_nowait`s on the MCAP queue.
 
 A stalled child (a hung disk, SIGSTOP) fills the pipe, then the MCAP queue; ticks are dropped and
 counted as with a stalled writer thread, and teleoperation goes on. The child dies with the daemon:
@@ -44,19 +46,60 @@ log = logging.getLogger(__name__)
 
 FINALIZE_S = 3.0  # after the drain budget, how long the child may take to finalize and answer
 START_S = 60.0  # how long the child may take to import and answer at start (a busy machine)
+FORWARD_PERIOD_S = 0.1  # the forwarder sends what is queued this often
+
+
+PROGRESS_KEYS = frozenset({"messages", "bytes_written"})  # episode fields that change at every tick
+REPORT_PERIOD_S = 0.25  # the child reports counters and progress at most this often (4 Hz)
 
 
 class _Relay(StatusSender):
-    """The child's counters, episode status and events: each update goes back to the daemon."""
+    """The child's counters, episode status and events, sent back to the daemon.
+
+    Counters and the episode's progress (`PROGRESS_KEYS`, new at every tick) are held and sent
+    together by `flush` (every `REPORT_PERIOD_S`), so that the daemon's receiver wakes a few times
+    a second instead of at every tick: each wake-up takes the daemon's GIL, and a thread preempted
+    while it holds the GIL stalls every loop. Anything else is sent at once, after what is held,
+    so the daemon sees everything in the order it happened.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self._order = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._progress: dict[str, Any] = {}
+
+    def send(self, msg: tuple) -> None:
+        with self._order:
+            self._send_held()
+            super().send(msg)
+
+    def flush(self) -> None:
+        """Sends the counters and progress held since the last report (nothing if none)."""
+        with self._order:
+            self._send_held()
+
+    def _send_held(self) -> None:
+        counts, self._counts = self._counts, {}
+        progress, self._progress = self._progress, {}
+        if counts:
+            super().send(("counts", counts))
+        if progress:
+            super().send(("episode", progress))
 
     def count(self, name: str, n: int = 1) -> None:
-        self.send(("count", name, n))
+        with self._order:
+            self._counts[name] = self._counts.get(name, 0) + n
 
     def set_queue_depth(self, name: str, depth: int) -> None:
         """Not sent: the daemon shows its own MCAP queue's depth."""
 
     def update(self, **changes: Any) -> None:
-        self.send(("episode", changes))
+        if changes.keys() <= PROGRESS_KEYS:
+            with self._order:
+                self._progress.update(changes)
+        else:
+            self.send(("episode", changes))
 
     def add(self, kind: str, message: str, **data: object) -> Event:
         ev = Event(kind=kind, message=message, t_wall=time.time(), data=dict(data))
@@ -102,21 +145,27 @@ def child_main(items: Connection, status: Connection, recordings_dir: str, base_
     writer.stop_event = StopEvent()
     writer.start()
     relay.send(("ready",))
+    report = time.monotonic() + REPORT_PERIOD_S
     try:
         while True:
             try:
-                msg = items.recv()
+                if not items.poll(max(0.0, report - time.monotonic())):
+                    msg: tuple = ("batch", [])
+                else:
+                    msg = items.recv()
             except (EOFError, OSError):  # the daemon is gone (killed, crashed): finish up
                 writer.finish_outcome = "crashed"
                 writer.finish_reason = "the daemon ended without stopping the episode (killed or crashed)"
                 break
-            if msg[0] == "item":
-                q.put(msg[1])
-            elif msg[0] == "start":
-                options[msg[1].name] = msg[2]
-                q.put(msg[1])
-            elif msg[0] == "stop":
+            if msg[0] == "stop":
                 break
+            for kind, *what in msg[1]:  # ("batch", [("item", x) | ("start", EpisodeStart, options), ...])
+                if kind == "start":
+                    options[what[0].name] = what[1]
+                q.put(what[0])
+            if time.monotonic() >= report:
+                relay.flush()
+                report = max(report + REPORT_PERIOD_S, time.monotonic())
     finally:
         writer.stop_event.set()
         writer.join()
@@ -191,29 +240,32 @@ class WriterProcessThread(DaemonThread):
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
         self.launch()
+        deadline = time.monotonic()
         while not self.stop_event.is_set():
-            try:
-                item = self.queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self._send(item)
-            self.counters.set_queue_depth("mcap", self.queue.qsize())
+            # Every FORWARD_PERIOD_S, what is queued goes down in one message: a few wake-ups a
+            # second, each a short hold of the GIL, instead of one per tick.
+            deadline = max(deadline + FORWARD_PERIOD_S, time.monotonic())
+            self.stop_event.wait(deadline - time.monotonic())
+            self._forward()
         # Shutdown: hand over what is queued (the child writes it within its drain budget).
-        while True:
-            try:
-                self._send(self.queue.get_nowait())
-            except queue.Empty:
-                break
+        self._forward()
         self._send_msg(("stop",))
         wait_s = self.drain_s + FINALIZE_S + (0.0 if self._ready.is_set() else START_S)
         if not self._done.wait(wait_s):
             self.abandon(f"the recording process did not finish within {wait_s:.1f} s")
 
-    def _send(self, item: object) -> None:
-        if isinstance(item, EpisodeStart):
-            self._send_msg(("start", item, self.writer_options()))
-        else:
-            self._send_msg(("item", item))
+    def _forward(self) -> None:
+        """Sends everything queued now as one ``("batch", [...])`` message (nothing if empty)."""
+        batch: list[tuple] = []
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(("start", item, self.writer_options()) if isinstance(item, EpisodeStart) else ("item", item))
+        self.counters.set_queue_depth("mcap", self.queue.qsize())
+        if batch:
+            self._send_msg(("batch", batch))
 
     def _send_msg(self, msg: tuple) -> None:
         if self._broken or self._items is None:
@@ -266,8 +318,9 @@ class WriterProcessThread(DaemonThread):
 
     def _apply(self, msg: tuple) -> None:
         kind = msg[0]
-        if kind == "count":
-            self.counters.count(msg[1], msg[2])
+        if kind == "counts":
+            for name, n in msg[1].items():
+                self.counters.count(name, n)
         elif kind == "episode":
             changes = msg[1]
             if changes.get("active"):
