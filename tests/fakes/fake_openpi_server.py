@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import http
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,8 +42,10 @@ class FakeOpenPIServer:
         latency_s: float = 0.0,
         action_shape: tuple[int, int] = (10, 8),
         host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context  # serve wss:// (a server context) instead of ws://
         self.port = 0
         self.metadata = dict(metadata) if metadata is not None else {"fake": True, "action_horizon": action_shape[0]}
         self.api_key = api_key
@@ -124,7 +127,8 @@ class FakeOpenPIServer:
 
     def start(self) -> Self:
         self._server = serve(
-            self._handle, self.host, 0, compression=None, max_size=None, process_request=self._check
+            self._handle, self.host, 0, compression=None, max_size=None, process_request=self._check,
+            ssl=self.ssl_context,
         )
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openpi", daemon=True)

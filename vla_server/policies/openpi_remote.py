@@ -15,7 +15,9 @@ joints (home at first) are sent. The gripper sent is the reported one, else the 
 commanded one, else open.
 
 Connection: opened in `load` (or the first `infer`); a connection lost between calls is reopened
-once per call. Every blocking step has a timeout.
+once per call. Every blocking step has a timeout. Over ``wss://`` the socket's reads and writes
+take turns (`vla_server.policies.serial_tls`): the client reads in a thread of its own, and OpenSSL
+allows one thread per connection at a time.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from robot_formats.kinematics import PandaKinematics
 from robot_formats.openpi_codec import OpenPICodecError, packb, unpackb
 from robot_formats.robot_state import pose_to_pos_quat
 from vla_server.policies.base import Observation, Policy, PolicyInfo
+from vla_server.policies.serial_tls import serial_tls_context
 from vla_server.policies.session_blob import decode_session, encode_session
 from vla_server.policies.session_memory import SessionMemory
 
@@ -149,6 +152,7 @@ class OpenPIRemotePolicy(Policy):
             ws = stack.enter_context(connect(
                 url, open_timeout=self.params.connect_timeout_s, close_timeout=2.0, compression=None,
                 max_size=int(self.params.max_message_mb * 1024 * 1024), additional_headers=headers,
+                ssl=serial_tls_context() if url.startswith("wss://") else None,
             ))
         except InvalidStatus as exc:
             code = exc.response.status_code
