@@ -20,6 +20,7 @@ from oculus_server.state import SharedState
 from oculus_server.threads.base import Supervisor
 from oculus_server.threads.writer_process import (
     FORWARD_PERIOD_S,
+    MAX_BATCH,
     PROGRESS_KEYS,
     REPORT_PERIOD_S,
     WriterProcessThread,
@@ -68,11 +69,11 @@ def test_the_child_writes_the_episode_and_reports_back(tmp_path: Path) -> None:
 class _Tallied(WriterProcessThread):
     """The real forwarder and receiver, tallying the messages that cross the pipes."""
 
-    sent: list[str]
+    sent: list[tuple[str, int]]  # kind, items in it
     received: list[tuple[str, frozenset[str]]]
 
     def _send_msg(self, msg: tuple) -> None:
-        self.sent.append(msg[0])
+        self.sent.append((msg[0], len(msg[1]) if msg[0] == "batch" else 0))
         super()._send_msg(msg)
 
     def _apply(self, msg: tuple) -> None:
@@ -82,7 +83,8 @@ class _Tallied(WriterProcessThread):
 
 def test_the_daemon_side_wakes_a_few_times_a_second_not_at_every_tick(tmp_path: Path) -> None:
     """Each wake-up of the forwarder or the receiver takes the daemon's GIL: the queue goes down in
-    batches (10 Hz) and counters and progress come back held (4 Hz), nothing lost on the way."""
+    batches (10 Hz; a backlog in pieces of at most MAX_BATCH) and counters and progress come back
+    held (4 Hz), nothing lost on the way."""
     sv, st = Supervisor(), SharedState()
     q: queue.Queue = queue.Queue(maxsize=1000)
     w = _Tallied(q, sv, st.counters, st.episode, st.events, tmp_path, dict)
@@ -92,7 +94,9 @@ def test_the_daemon_side_wakes_a_few_times_a_second_not_at_every_tick(tmp_path: 
     assert w.wait_started(60.0)
     t0 = time.monotonic()
     q.put(EpisodeStart("t", time.time()))
-    for i in range(80):  # 2 s at 40 Hz
+    for i in range(120):  # a backlog, queued at once
+        q.put(ep.tick(i))
+    for i in range(120, 200):  # then 2 s at 40 Hz
         q.put(ep.tick(i))
         time.sleep(0.025)
     q.put(EpisodeStop("success", True))
@@ -100,13 +104,14 @@ def test_the_daemon_side_wakes_a_few_times_a_second_not_at_every_tick(tmp_path: 
     elapsed = time.monotonic() - t0
     sv.stop.set()
     w.join(10.0)
-    batches = w.sent.count("batch")
+    sizes = [n for kind, n in w.sent if kind == "batch"]
     progress = sum(1 for kind, keys in w.received if kind == "episode" and keys <= PROGRESS_KEYS)
-    assert 1 <= batches <= elapsed / FORWARD_PERIOD_S + 3, (batches, elapsed)  # 82 items
-    assert 1 <= progress <= elapsed / REPORT_PERIOD_S + 3, (progress, elapsed)  # 80 updates in the child
+    assert sum(sizes) == 202 and max(sizes) == MAX_BATCH, sizes  # the backlog went in pieces
+    assert len(sizes) <= elapsed / FORWARD_PERIOD_S + 3 + 120 // MAX_BATCH, (sizes, elapsed)
+    assert 1 <= progress <= elapsed / REPORT_PERIOD_S + 3, (progress, elapsed)  # 200 updates in the child
     with open(w.saved[0], "rb") as f:
         seqs = [m.sequence for _s, _c, m in make_reader(f).iter_messages(topics=["/control/mode"])]
-    assert len(seqs) == 80 and not w.faults and not sv.failures()
+    assert len(seqs) == 200 and not w.faults and not sv.failures()
     assert not st.episode.status().active and st.episode.status().last_saved == str(w.saved[0])
 
 
@@ -176,12 +181,7 @@ def test_the_child_finalizes_its_episode_when_the_daemon_is_killed(tmp_path: Pat
         from oculus_server.recording.synthetic import SyntheticEpisode
         from oculus_server.state import SharedState
         from oculus_server.threads.base import Supervisor
-        from oculus_server.threads.writer_process import (
-    FORWARD_PERIOD_S,
-    PROGRESS_KEYS,
-    REPORT_PERIOD_S,
-    WriterProcessThread,
-)
+        from oculus_server.threads.writer_process import WriterProcessThread
         from robot_formats.recording.records import EpisodeStart
 
         if __name__ == "__main__":

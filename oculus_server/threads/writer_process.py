@@ -47,8 +47,7 @@ log = logging.getLogger(__name__)
 FINALIZE_S = 3.0  # after the drain budget, how long the child may take to finalize and answer
 START_S = 60.0  # how long the child may take to import and answer at start (a busy machine)
 FORWARD_PERIOD_S = 0.1  # the forwarder sends what is queued this often
-
-
+MAX_BATCH = 50  # items per message at most (a queue that filled behind a slow child goes in pieces)
 PROGRESS_KEYS = frozenset({"messages", "bytes_written"})  # episode fields that change at every tick
 REPORT_PERIOD_S = 0.25  # the child reports counters and progress at most this often (4 Hz)
 
@@ -255,7 +254,7 @@ class WriterProcessThread(DaemonThread):
             self.abandon(f"the recording process did not finish within {wait_s:.1f} s")
 
     def _forward(self) -> None:
-        """Sends everything queued now as one ``("batch", [...])`` message (nothing if empty)."""
+        """Sends everything queued now in ``("batch", [...])`` messages of at most `MAX_BATCH` items."""
         batch: list[tuple] = []
         while True:
             try:
@@ -263,6 +262,9 @@ class WriterProcessThread(DaemonThread):
             except queue.Empty:
                 break
             batch.append(("start", item, self.writer_options()) if isinstance(item, EpisodeStart) else ("item", item))
+            if len(batch) == MAX_BATCH:
+                self._send_msg(("batch", batch))
+                batch = []
         self.counters.set_queue_depth("mcap", self.queue.qsize())
         if batch:
             self._send_msg(("batch", batch))
