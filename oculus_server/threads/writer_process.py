@@ -35,6 +35,7 @@ from typing import Any
 
 from frankateach.stop_event import StopEvent
 from frankateach.thread_name import set_os_thread_name
+from frankateach.timing import Ticker
 from oculus_server.state import Counters, EpisodeChannel, EventLog
 from oculus_server.threads.base import GIL_HOLDER_PRIORITY, DaemonThread, Supervisor
 from oculus_server.threads.child import StatusSender, end_child, receive_status, spawn_child
@@ -148,20 +149,18 @@ def child_main(items: Connection, status: Connection, recordings_dir: str, base_
     try:
         while True:
             try:
-                if not items.poll(max(0.0, report - time.monotonic())):
-                    msg: tuple = ("batch", [])
-                else:
-                    msg = items.recv()
+                msg = items.recv() if items.poll(max(0.0, report - time.monotonic())) else None
             except (EOFError, OSError):  # the daemon is gone (killed, crashed): finish up
                 writer.finish_outcome = "crashed"
                 writer.finish_reason = "the daemon ended without stopping the episode (killed or crashed)"
                 break
-            if msg[0] == "stop":
-                break
-            for kind, *what in msg[1]:  # ("batch", [("item", x) | ("start", EpisodeStart, options), ...])
-                if kind == "start":
-                    options[what[0].name] = what[1]
-                q.put(what[0])
+            if msg is not None:  # None: nothing came before the next report
+                if msg[0] == "stop":
+                    break
+                for kind, *what in msg[1]:  # ("batch", [("item", x) | ("start", EpisodeStart, options), ...])
+                    if kind == "start":
+                        options[what[0].name] = what[1]
+                    q.put(what[0])
             if time.monotonic() >= report:
                 relay.flush()
                 report = max(report + REPORT_PERIOD_S, time.monotonic())
@@ -239,12 +238,10 @@ class WriterProcessThread(DaemonThread):
     # -- the forwarder (this thread) ----------------------------------------------------------
     def body(self) -> None:
         self.launch()
-        deadline = time.monotonic()
-        while not self.stop_event.is_set():
-            # Every FORWARD_PERIOD_S, what is queued goes down in one message: a few wake-ups a
-            # second, each a short hold of the GIL, instead of one per tick.
-            deadline = max(deadline + FORWARD_PERIOD_S, time.monotonic())
-            self.stop_event.wait(deadline - time.monotonic())
+        # Every FORWARD_PERIOD_S, what is queued goes down in one message: a few wake-ups a second,
+        # each a short hold of the GIL, instead of one per tick.
+        ticker = Ticker(1.0 / FORWARD_PERIOD_S, name="mcap-forward")
+        while ticker.wait(self.stop_event):
             self._forward()
         # Shutdown: hand over what is queued (the child writes it within its drain budget).
         self._forward()
